@@ -1,0 +1,64 @@
+// Lint rules, including the layer import rules of DESIGN.md section 1.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/** Imports that the sans-IO layers (util, wire, core) may never use. */
+const worldImports = [
+  { group: ['node:*', 'fs', 'dgram', 'net', 'crypto', 'os', 'timers', 'perf_hooks'], message: 'core/wire/util are sans-IO: no node:* imports (DESIGN.md section 1).' },
+  { group: ['**/io/**', '**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'core/wire/util may not import io, api, relay, testing or cli (DESIGN.md section 1).' },
+];
+/** Globals that read the world: time, randomness, timers, console. */
+const worldGlobals = [
+  { name: 'Date', message: 'Time is an argument named now (integer microseconds).' },
+  { name: 'performance', message: 'Time is an argument named now (integer microseconds).' },
+  { name: 'setTimeout', message: 'core has no timers: report pollTimeout() instead.' },
+  { name: 'setInterval', message: 'core has no timers: report pollTimeout() instead.' },
+  { name: 'setImmediate', message: 'core has no timers: report pollTimeout() instead.' },
+  { name: 'console', message: 'core reports through events and stats, never the console.' },
+  { name: 'process', message: 'core never reads the process.' },
+];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use as-const objects and unions (erasable TypeScript).' }],
+    },
+  },
+  {
+    files: ['src/util/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [...worldImports, { group: ['**/wire/**', '**/core/**', '**/crypto/**'], message: 'util imports nothing of ours.' }] }],
+      'no-restricted-globals': ['error', ...worldGlobals],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng.' }],
+    },
+  },
+  {
+    files: ['src/wire/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [...worldImports, { group: ['**/core/**', '**/crypto/**'], message: 'wire imports util only.' }] }],
+      'no-restricted-globals': ['error', ...worldGlobals],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng.' }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: worldImports }],
+      'no-restricted-globals': ['error', ...worldGlobals],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng.' }],
+    },
+  },
+  {
+    files: ['src/testing/**/*.ts'],
+    rules: {
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'SimNetwork is seeded: use Rng.' }],
+      'no-restricted-globals': ['error', { name: 'Date', message: 'SimNetwork runs in virtual time.' }],
+    },
+  },
+);

@@ -1,0 +1,50 @@
+import { RangeSet } from '../util/range-set.js';
+
+/** Ranges kept to report in ACK frames; older ones are forgotten (the sender then treats them as lost). */
+const MAX_ACK_RANGES = 32;
+/** Ack after this many ack-eliciting packets without waiting (RFC 9000 section 13.2.2). */
+const ACK_ELICITING_THRESHOLD = 2;
+/** Longest we hold an ack, microseconds. Peers subtract the reported delay from RTT samples. */
+export const MAX_ACK_DELAY_US = 5000;
+/** ACK delay field unit: 8 microseconds (2^3). */
+export const ACK_DELAY_SHIFT = 3;
+
+/**
+ * Receive-side bookkeeping for acknowledgements: which packet numbers arrived, and when an ACK frame
+ * is due (RFC 9000 section 13.2).
+ */
+export class AckTracker {
+  readonly received = new RangeSet();
+  #largestTimeUs = 0;
+  #unackedEliciting = 0;
+  /** There is something in `received` the peer has not been told. */
+  pending = false;
+  /** When an ACK must go out (+Infinity: no deadline). */
+  dueUs = Number.POSITIVE_INFINITY;
+
+  /** Records an accepted packet. */
+  onPacket(now: number, pn: number, ackEliciting: boolean, immediate: boolean): void {
+    const largest = this.received.max();
+    const outOfOrder = largest >= 0 && pn !== largest + 1;
+    this.received.add(pn, pn);
+    this.received.trimOldest(MAX_ACK_RANGES);
+    if (pn > largest) this.#largestTimeUs = now;
+    this.pending = true;
+    if (!ackEliciting) return;
+    this.#unackedEliciting++;
+    if (immediate || outOfOrder || this.#unackedEliciting >= ACK_ELICITING_THRESHOLD) this.dueUs = now;
+    else if (this.dueUs === Number.POSITIVE_INFINITY) this.dueUs = now + MAX_ACK_DELAY_US;
+  }
+
+  /** ACK delay to report, in wire units. */
+  ackDelay(now: number): number {
+    return Math.max(0, now - this.#largestTimeUs) >>> ACK_DELAY_SHIFT;
+  }
+
+  /** An ACK frame describing everything in `received` was sent. */
+  onAckSent(): void {
+    this.pending = false;
+    this.#unackedEliciting = 0;
+    this.dueUs = Number.POSITIVE_INFINITY;
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * Congestion control: a BBR-style model (Cardwell et al., "BBR: Congestion-Based Congestion Control",
+ * ACM Queue 2016; draft-cardwell-iccrg-bbr-congestion-control) with pacing. docs/CONGESTION.md explains
+ * the choice: the model estimates the bottleneck bandwidth and the minimum RTT from delivery-rate samples
+ * and sends at that rate, so random (non-congestive) loss does not collapse the rate the way it does a
+ * loss-based controller such as NewReno or CUBIC.
+ *
+ * The pacing rate is clamped into [SendRateMin, SendRateMax]. Every packet that counts as in flight
+ * (reliable and unreliable data alike) is charged to the window and the pacer.
+ */
+
+const STARTUP_GAIN = 2.885; // 2/ln(2)
+const DRAIN_GAIN = 1 / STARTUP_GAIN;
+const PROBE_BW_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
+const CWND_GAIN = 2;
+const BW_WINDOW_ROUNDS = 10;
+const MIN_RTT_WINDOW_US = 10_000_000;
+const PROBE_RTT_DURATION_US = 200_000;
+const INITIAL_WINDOW_PACKETS = 32;
+const MIN_WINDOW_PACKETS = 4;
+
+const Mode = { Startup: 0, Drain: 1, ProbeBw: 2, ProbeRtt: 3 } as const;
+type Mode = (typeof Mode)[keyof typeof Mode];
+
+/** Per-packet bookkeeping the controller needs to take a delivery-rate sample when the packet is acked. */
+export interface RateSnapshot {
+  /** `delivered` when the packet was sent. */
+  delivered: number;
+  /** `deliveredTimeUs` when the packet was sent. */
+  deliveredTimeUs: number;
+  /** `firstSentTimeUs` when the packet was sent. */
+  firstSentTimeUs: number;
+  appLimited: boolean;
+  timeSentUs: number;
+  size: number;
+}
+
+export class CongestionController {
+  readonly #mtu: number;
+  readonly #rateMin: number;
+  readonly #rateMax: number;
+  #mode: Mode = Mode.Startup;
+
+  /** Bytes acknowledged so far (delivery-rate estimation, draft-cheng-iccrg-delivery-rate-estimation). */
+  delivered = 0;
+  deliveredTimeUs = 0;
+  firstSentTimeUs = 0;
+  /** `delivered` value until which samples are app-limited (0 = not app-limited). */
+  #appLimitedUntil = 0;
+
+  bytesInFlight = 0;
+  /** Congestion window, bytes. */
+  cwnd: number;
+  /** Pacing rate, bytes per second, already clamped. */
+  pacingRate: number;
+
+  // Bandwidth max filter over the last BW_WINDOW_ROUNDS rounds (a small ring of per-round maxima).
+  readonly #bwRounds = new Float64Array(BW_WINDOW_ROUNDS);
+  #btlBw = 0;
+  #round = 0;
+  #nextRoundDelivered = 0;
+  #roundStart = false;
+
+  #minRttUs = Number.POSITIVE_INFINITY;
+  #minRttStampUs = 0;
+  #probeRttDoneUs = 0;
+
+  #fullBw = 0;
+  #fullBwCount = 0;
+  #filledPipe = false;
+  #cycleIndex = 0;
+  #cycleStampUs = 0;
+  #priorCwnd = 0;
+
+  // Pacer: a token bucket refilled at the pacing rate.
+  #tokens: number;
+  #tokensTimeUs = 0;
+
+  constructor(mtu: number, rateMin: number, rateMax: number, initialRttUs: number) {
+    this.#mtu = mtu;
+    this.#rateMin = rateMin;
+    this.#rateMax = rateMax;
+    this.cwnd = INITIAL_WINDOW_PACKETS * mtu;
+    this.pacingRate = this.#clampRate((STARTUP_GAIN * this.cwnd * 1e6) / Math.max(initialRttUs, 1000));
+    this.#tokens = this.#burst();
+  }
+
+  /** Bottleneck bandwidth estimate, bytes per second (0 before the first sample). */
+  get bandwidth(): number {
+    return this.#btlBw;
+  }
+
+  get minRttUs(): number {
+    return this.#minRttUs;
+  }
+
+  get modeName(): string {
+    return ['startup', 'drain', 'probe_bw', 'probe_rtt'][this.#mode] as string;
+  }
+
+  #clampRate(r: number): number {
+    return Math.min(this.#rateMax, Math.max(this.#rateMin, r));
+  }
+
+  /** Pacer burst allowance: two packets or 1 ms at the current rate, whichever is more. */
+  #burst(): number {
+    return Math.max(2 * this.#mtu, Math.min(64 * 1024, this.pacingRate / 1000));
+  }
+
+  #refill(now: number): void {
+    if (now > this.#tokensTimeUs) {
+      this.#tokens = Math.min(this.#burst(), this.#tokens + ((now - this.#tokensTimeUs) * this.pacingRate) / 1e6);
+      this.#tokensTimeUs = now;
+    }
+  }
+
+  /** Bytes the window and the pacer allow right now (never negative). */
+  sendAllowance(now: number): number {
+    this.#refill(now);
+    return Math.max(0, Math.min(this.cwnd - this.bytesInFlight, this.#tokens));
+  }
+
+  /** Whether the window has room for another packet. */
+  windowOpen(): boolean {
+    return this.bytesInFlight + this.#mtu <= this.cwnd;
+  }
+
+  /** When the pacer will allow a packet of `bytes` (now, if it already does). */
+  nextSendTimeUs(now: number, bytes: number): number {
+    this.#refill(now);
+    if (this.#tokens >= bytes) return now;
+    return now + Math.ceil(((bytes - this.#tokens) * 1e6) / this.pacingRate);
+  }
+
+  /** Records a sent packet that counts in flight; fills `snap` for the later rate sample. */
+  onPacketSent(now: number, bytes: number, snap: RateSnapshot): void {
+    this.#refill(now);
+    this.#tokens -= bytes;
+    if (this.bytesInFlight === 0) {
+      this.firstSentTimeUs = now;
+      this.deliveredTimeUs = now;
+    }
+    snap.delivered = this.delivered;
+    snap.deliveredTimeUs = this.deliveredTimeUs;
+    snap.firstSentTimeUs = this.firstSentTimeUs;
+    snap.appLimited = this.#appLimitedUntil !== 0;
+    snap.timeSentUs = now;
+    snap.size = bytes;
+    this.bytesInFlight += bytes;
+  }
+
+  /** Non-congestion-controlled packets (pure acks) still spend pacer tokens. */
+  onUnpacedSent(now: number, bytes: number): void {
+    this.#refill(now);
+    this.#tokens -= bytes;
+  }
+
+  /** The sender has nothing to send: samples taken until this data is delivered are app-limited. */
+  onAppLimited(): void {
+    if (this.bytesInFlight < this.cwnd) this.#appLimitedUntil = Math.max(1, this.delivered + this.bytesInFlight);
+  }
+
+  /** A packet was acknowledged. Call once per newly acked packet, then {@link onAckBatchEnd}. */
+  onPacketAcked(now: number, p: RateSnapshot): void {
+    this.bytesInFlight -= p.size;
+    this.delivered += p.size;
+    this.deliveredTimeUs = now;
+    if (this.#appLimitedUntil !== 0 && this.delivered > this.#appLimitedUntil) this.#appLimitedUntil = 0;
+    // Round counting: a round ends when a packet sent after the previous round's end is acked.
+    if (p.delivered >= this.#nextRoundDelivered) {
+      this.#nextRoundDelivered = this.delivered;
+      this.#round++;
+      this.#roundStart = true;
+      this.#bwRounds[this.#round % BW_WINDOW_ROUNDS] = 0;
+    }
+    const sendElapsed = p.timeSentUs - p.firstSentTimeUs;
+    const ackElapsed = now - p.deliveredTimeUs;
+    const interval = Math.max(sendElapsed, ackElapsed);
+    this.firstSentTimeUs = p.timeSentUs;
+    if (interval < 1000) return; // too short to be meaningful
+    const rate = ((this.delivered - p.delivered) * 1e6) / interval;
+    // App-limited samples only count when they raise the estimate (they underestimate otherwise).
+    if (!p.appLimited || rate > this.#btlBw) {
+      const slot = this.#round % BW_WINDOW_ROUNDS;
+      if (rate > (this.#bwRounds[slot] as number)) this.#bwRounds[slot] = rate;
+      let m = 0;
+      for (let i = 0; i < BW_WINDOW_ROUNDS; i++) if ((this.#bwRounds[i] as number) > m) m = this.#bwRounds[i] as number;
+      this.#btlBw = m;
+    }
+  }
+
+  /** A packet was declared lost: it leaves the flight. BBR does not cut its rate on loss. */
+  onPacketLost(bytes: number): void {
+    this.bytesInFlight = Math.max(0, this.bytesInFlight - bytes);
+  }
+
+  /** A packet left the flight without being acked or lost (connection reset, abandoned probe). */
+  onPacketDiscarded(bytes: number): void {
+    this.bytesInFlight = Math.max(0, this.bytesInFlight - bytes);
+  }
+
+  /** Runs the model after an ack frame was processed. `rttUs` is the latest RTT sample or 0. */
+  onAckBatchEnd(now: number, rttUs: number): void {
+    if (rttUs > 0 && (rttUs <= this.#minRttUs || now - this.#minRttStampUs > MIN_RTT_WINDOW_US)) {
+      const expired = now - this.#minRttStampUs > MIN_RTT_WINDOW_US && rttUs > this.#minRttUs;
+      this.#minRttUs = rttUs;
+      this.#minRttStampUs = now;
+      if (expired && this.#mode !== Mode.ProbeRtt && this.#filledPipe) this.#enterProbeRtt(now);
+    }
+    if (this.#roundStart) {
+      this.#roundStart = false;
+      this.#checkFullPipe();
+    }
+    switch (this.#mode) {
+      case Mode.Startup:
+        if (this.#filledPipe) this.#mode = Mode.Drain;
+        break;
+      case Mode.Drain:
+        if (this.bytesInFlight <= this.#bdp(1)) this.#enterProbeBw(now);
+        break;
+      case Mode.ProbeBw:
+        this.#advanceCycle(now);
+        break;
+      case Mode.ProbeRtt:
+        if (this.#probeRttDoneUs === 0 && this.bytesInFlight <= MIN_WINDOW_PACKETS * this.#mtu) {
+          this.#probeRttDoneUs = now + PROBE_RTT_DURATION_US;
+          this.#nextRoundDelivered = this.delivered;
+        } else if (this.#probeRttDoneUs !== 0) {
+          if (now >= this.#probeRttDoneUs) {
+            this.#minRttStampUs = now;
+            this.cwnd = Math.max(this.cwnd, this.#priorCwnd);
+            if (this.#filledPipe) this.#enterProbeBw(now);
+            else this.#mode = Mode.Startup;
+          }
+        }
+        break;
+    }
+    this.#updateRates();
+  }
+
+  #bdp(gain: number): number {
+    if (this.#btlBw === 0 || !Number.isFinite(this.#minRttUs)) return INITIAL_WINDOW_PACKETS * this.#mtu;
+    return (gain * this.#btlBw * this.#minRttUs) / 1e6;
+  }
+
+  #checkFullPipe(): void {
+    if (this.#filledPipe || this.#appLimitedUntil !== 0) return;
+    if (this.#btlBw >= this.#fullBw * 1.25) {
+      this.#fullBw = this.#btlBw;
+      this.#fullBwCount = 0;
+      return;
+    }
+    if (++this.#fullBwCount >= 3) this.#filledPipe = true;
+  }
+
+  #enterProbeBw(now: number): void {
+    this.#mode = Mode.ProbeBw;
+    // Start at a random-ish phase other than the draining one; determinism matters more than randomness.
+    this.#cycleIndex = 2 + (this.#round % 6);
+    this.#cycleStampUs = now;
+  }
+
+  #advanceCycle(now: number): void {
+    const minRtt = Number.isFinite(this.#minRttUs) ? this.#minRttUs : 100_000;
+    if (now - this.#cycleStampUs > minRtt) {
+      this.#cycleIndex = (this.#cycleIndex + 1) % PROBE_BW_GAINS.length;
+      this.#cycleStampUs = now;
+    }
+  }
+
+  #enterProbeRtt(now: number): void {
+    this.#mode = Mode.ProbeRtt;
+    this.#priorCwnd = this.cwnd;
+    this.#probeRttDoneUs = 0;
+    void now;
+  }
+
+  #updateRates(): void {
+    let pacingGain: number;
+    let cwndGain: number;
+    switch (this.#mode) {
+      case Mode.Startup:
+        pacingGain = STARTUP_GAIN;
+        cwndGain = STARTUP_GAIN;
+        break;
+      case Mode.Drain:
+        pacingGain = DRAIN_GAIN;
+        cwndGain = STARTUP_GAIN;
+        break;
+      case Mode.ProbeBw:
+        pacingGain = PROBE_BW_GAINS[this.#cycleIndex] as number;
+        cwndGain = CWND_GAIN;
+        break;
+      default:
+        pacingGain = 1;
+        cwndGain = 1;
+    }
+    if (this.#btlBw > 0) {
+      // Before the pipe is known to be full, only raise the rate (app-limited starts underestimate).
+      const rate = this.#clampRate(pacingGain * this.#btlBw);
+      if (this.#filledPipe || rate > this.pacingRate) this.pacingRate = rate;
+    }
+    const minWindow = MIN_WINDOW_PACKETS * this.#mtu;
+    if (this.#mode === Mode.ProbeRtt) {
+      this.cwnd = minWindow;
+    } else if (this.#btlBw > 0 && Number.isFinite(this.#minRttUs)) {
+      let target = this.#bdp(cwndGain) + 3 * this.#mtu;
+      // The window must let SendRateMin through whatever the estimate says.
+      target = Math.max(target, (this.#rateMin * this.#minRttUs * 2) / 1e6);
+      if (this.#filledPipe) this.cwnd = Math.max(minWindow, target);
+      else this.cwnd = Math.max(this.cwnd, target, minWindow);
+    }
+  }
+}

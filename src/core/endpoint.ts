@@ -1,0 +1,371 @@
+import { Deque } from '../util/deque.js';
+import { NetlaneError } from '../util/errors.js';
+import type { Rng } from '../util/rng.js';
+import { decodeControl, encodeControl, type ControlPacket } from '../wire/control.js';
+import { WireError } from '../wire/errors.js';
+import { DEFAULT_CONFIG, resolveConfig, type ConfigValues } from './config.js';
+import { Connection, type ConnectionHost } from './connection.js';
+import { PlaintextHandshake, type HandshakeLayer } from './protection.js';
+import type { ConnectionStatus, LaneStatus } from './stats.js';
+import { ConnectionState as S, Result, apiState, sameAddress, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
+
+/** Options of an {@link Endpoint}, resolved once at construction. */
+export interface EndpointOptions {
+  /** Seeded randomness for connection ids and the plaintext cookie secret. */
+  readonly rng: Rng;
+  /** Configuration values for every connection of this endpoint (GNS names). */
+  readonly config?: Partial<Record<string, number>>;
+  /** Accept incoming connections (act as a listen socket). */
+  readonly listen?: boolean;
+  /** The handshake's crypto layer. Defaults to {@link PlaintextHandshake}. */
+  readonly handshake?: HandshakeLayer;
+  /** Stateless replies (CHALLENGE, NO_CONNECTION) allowed per second; bursts of a tenth of it. Default 1000. */
+  readonly statelessReplyRate?: number;
+  /** Most connections the table holds. Default 8191 (as GNS). */
+  readonly maxConnections?: number;
+}
+
+/** Endpoint-wide counters: traffic that never reached a connection. */
+export interface EndpointStats {
+  datagramsReceived: number;
+  /** Datagrams dropped before reaching a connection: malformed, unknown type, too short. */
+  datagramsMalformed: number;
+  /** Data packets for a connection id we do not have. */
+  unknownConnection: number;
+  /** Handshake packets refused: bad cookie, not listening, wrong state. */
+  handshakeRefused: number;
+  statelessRepliesSent: number;
+  /** Stateless replies suppressed by the rate limit. */
+  statelessRepliesLimited: number;
+}
+
+/**
+ * The sans-IO endpoint: one UDP socket's worth of protocol. It owns the connection table, routes
+ * datagrams by destination connection id, answers unknown connections statelessly (rate-limited), and
+ * runs the server side of the handshake without keeping state before a valid cookie.
+ *
+ * Inputs: {@link handleDatagram}, {@link handleTimeout} and the commands. Outputs, drained after every
+ * input: {@link pollTransmit}, {@link pollTimeout}, {@link pollEvent}. Inputs never throw on network input.
+ */
+export class Endpoint implements ConnectionHost {
+  readonly config: ConfigValues;
+  readonly stats: EndpointStats = { datagramsReceived: 0, datagramsMalformed: 0, unknownConnection: 0, handshakeRefused: 0, statelessRepliesSent: 0, statelessRepliesLimited: 0 };
+  readonly #rng: Rng;
+  readonly #handshake: HandshakeLayer;
+  readonly #listen: boolean;
+  readonly #maxConnections: number;
+  readonly #conns = new Map<number, Connection>();
+  /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
+  readonly #byClient = new Map<string, Connection>();
+  /** Connections that may have something to send, in round-robin order. */
+  readonly #dirty = new Set<Connection>();
+  readonly #events = new Deque<EndpointEvent>();
+  readonly #stateless = new Deque<Transmit>();
+  readonly #replyRate: number;
+  #replyTokens: number;
+  #replyTokensUs = 0;
+
+  constructor(options: EndpointOptions) {
+    this.#rng = options.rng;
+    this.config = options.config ? resolveConfig(options.config) : DEFAULT_CONFIG;
+    this.#handshake = options.handshake ?? new PlaintextHandshake(options.rng.nextU32());
+    this.#listen = options.listen ?? false;
+    this.#maxConnections = options.maxConnections ?? 8191;
+    this.#replyRate = options.statelessReplyRate ?? 1000;
+    this.#replyTokens = Math.max(1, this.#replyRate / 10);
+  }
+
+  /** ConnectionHost: queue an event. */
+  emit(event: EndpointEvent): void {
+    this.#events.push(event);
+  }
+
+  get connectionCount(): number {
+    return this.#conns.size;
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  /** Starts a connection to `remote`. Returns its handle. */
+  connect(now: number, remote: SocketAddress, config?: Partial<Record<string, number>>): number {
+    if (this.#conns.size >= this.#maxConnections) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'too many connections');
+    const cfg = config ? resolveConfig(config, this.config) : this.config;
+    const conn = new Connection(this, this.#handshake, this.#newCid(), remote, false, cfg, now);
+    this.#conns.set(conn.localCid, conn);
+    conn.startClient(now);
+    this.#dirty.add(conn);
+    return conn.localCid;
+  }
+
+  /** Accepts an incoming connection (state `Connecting` on a listening endpoint). */
+  accept(now: number, handle: number, config?: Partial<Record<string, number>>): Result {
+    const c = this.#conns.get(handle);
+    if (!c) return Result.InvalidParam;
+    const r = c.accept(now, config ? resolveConfig(config, c.config) : null);
+    this.#dirty.add(c);
+    return r;
+  }
+
+  /** `closeConnection(conn, reason, debug, linger)`. The handle is invalid afterwards. */
+  close(now: number, handle: number, reason = 0, debug = '', linger = false): Result {
+    const c = this.#conns.get(handle);
+    if (!c || !c.close(now, reason, debug, linger)) return Result.InvalidParam;
+    this.#dirty.add(c);
+    return Result.OK;
+  }
+
+  /**
+   * Queues a message (flags from `SendFlags`). Returns the message number (>= 1), or a negated
+   * `Result` code: -LimitExceeded when the send buffer is full, -InvalidParam for a bad lane or size,
+   * -InvalidState when the connection cannot send, -Ignored for a dropped NoDelay message.
+   */
+  send(now: number, handle: number, data: Uint8Array, flags: number, lane = 0): number {
+    const c = this.#conns.get(handle);
+    if (!c) return -Result.InvalidParam;
+    const r = c.send(now, data, flags, lane);
+    if (r > 0) this.#dirty.add(c);
+    return r;
+  }
+
+  /** `flushMessagesOnConnection`: send queued messages without waiting for Nagle. */
+  flush(now: number, handle: number): Result {
+    const c = this.#conns.get(handle);
+    if (!c) return Result.InvalidParam;
+    c.flush(now);
+    this.#dirty.add(c);
+    return Result.OK;
+  }
+
+  /** `configureConnectionLanes`. */
+  configureLanes(handle: number, priorities: readonly number[], weights: readonly number[]): Result {
+    const c = this.#conns.get(handle);
+    if (!c) return Result.InvalidParam;
+    return c.configureLanes(priorities, weights);
+  }
+
+  /** Moves up to `max` received messages of a connection into `out`; returns how many. */
+  receive(handle: number, out: ReceivedMessage[], max = 256): number {
+    const c = this.#conns.get(handle);
+    if (!c || c.state === S.FinWait || c.state === S.Linger || c.state === S.Dead) return 0;
+    return c.receive(out, max);
+  }
+
+  /** API-visible state of a connection (`None` for unknown or closed handles). */
+  state(handle: number): ConnectionState {
+    const c = this.#conns.get(handle);
+    return c ? apiState(c.state) : S.None;
+  }
+
+  /** The end reason and debug text of a connection that closed or failed. */
+  endInfo(handle: number): { reason: number; debug: string } | null {
+    const c = this.#conns.get(handle);
+    return c ? { reason: c.endReason, debug: c.endDebug } : null;
+  }
+
+  remoteAddress(handle: number): SocketAddress | null {
+    return this.#conns.get(handle)?.remote ?? null;
+  }
+
+  status(now: number, handle: number): ConnectionStatus | null {
+    return this.#conns.get(handle)?.status(now) ?? null;
+  }
+
+  laneStatus(handle: number, lane: number): LaneStatus | null {
+    return this.#conns.get(handle)?.laneStatus(lane) ?? null;
+  }
+
+  /** Bytes the connection may send now: congestion window and pacer, less what is queued. */
+  sendBudget(now: number, handle: number): number {
+    return this.#conns.get(handle)?.sendBudget(now) ?? 0;
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  /** A datagram from the network. Never throws; bad input is dropped and counted. */
+  handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
+    this.stats.datagramsReceived++;
+    if (data.length < 5) {
+      this.stats.datagramsMalformed++;
+      return;
+    }
+    const first = data[0] as number;
+    if ((first & 0x80) !== 0) {
+      const cid = (((data[1] as number) << 24) | ((data[2] as number) << 16) | ((data[3] as number) << 8) | (data[4] as number)) >>> 0;
+      const c = this.#conns.get(cid);
+      if (!c) {
+        this.stats.unknownConnection++;
+        // Tell the sender, but never with more bytes than it sent, and rate-limited.
+        if (data.length >= 9) this.#statelessReply(now, from, { type: 'noConnection', destinationCid: 0, sourceCid: cid });
+        return;
+      }
+      if (!sameAddress(c.remote, from)) {
+        // Connection migration is not supported yet: packets from another address are dropped.
+        c.badPackets++;
+        return;
+      }
+      c.handleDatagram(now, data);
+      this.#dirty.add(c);
+      this.#reap(c);
+      return;
+    }
+    let p: ControlPacket;
+    try {
+      p = decodeControl(data);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.stats.datagramsMalformed++;
+      return;
+    }
+    this.#handleControl(now, from, p);
+  }
+
+  #handleControl(now: number, from: SocketAddress, p: ControlPacket): void {
+    switch (p.type) {
+      case 'hello': {
+        if (!this.#listen || p.version !== this.#handshake.protocolVersion) {
+          this.stats.handshakeRefused++;
+          return;
+        }
+        const cookie = this.#handshake.issueCookie(now, from, p.clientCid);
+        this.#statelessReply(now, from, { type: 'challenge', version: this.#handshake.protocolVersion, clientCid: p.clientCid, cookie });
+        return;
+      }
+      case 'connectRequest': {
+        if (!this.#listen || !this.#handshake.checkCookie(now, from, p.clientCid, p.cookie)) {
+          this.stats.handshakeRefused++;
+          return;
+        }
+        const key = `${from.address}|${from.port}|${p.clientCid}`;
+        const existing = this.#byClient.get(key);
+        if (existing) {
+          existing.onDuplicateConnectRequest();
+          this.#dirty.add(existing);
+          return;
+        }
+        if (p.version !== this.#handshake.protocolVersion) {
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: 4006, debug: 'unsupported protocol version' });
+          return;
+        }
+        if (this.#conns.size >= this.#maxConnections) {
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: 5001, debug: 'Too many connections.' });
+          return;
+        }
+        const serverCid = this.#newCid();
+        const out = this.#handshake.acceptClient(p.clientCid, serverCid, p.payload);
+        if (!out.ok) {
+          this.stats.handshakeRefused++;
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: out.reason, debug: out.debug });
+          return;
+        }
+        const conn = new Connection(this, this.#handshake, serverCid, from, true, this.config, now);
+        this.#conns.set(serverCid, conn);
+        this.#byClient.set(key, conn);
+        conn.startServer(now, p.clientCid, out.keys, out.replyPayload);
+        return;
+      }
+      case 'challenge':
+      case 'connectOk':
+      case 'noConnection': {
+        const c = this.#conns.get(p.type === 'noConnection' ? p.destinationCid : p.clientCid);
+        if (!c || c.isServer || !sameAddress(c.remote, from)) {
+          this.stats.handshakeRefused++;
+          return;
+        }
+        if (p.type === 'challenge') c.onChallenge(now, p.cookie);
+        else if (p.type === 'connectOk') c.onConnectOk(now, p.serverCid, p.payload);
+        else c.onNoConnection(now);
+        this.#dirty.add(c);
+        return;
+      }
+      case 'closed': {
+        let c = p.destinationCid !== 0 ? this.#conns.get(p.destinationCid) : undefined;
+        if (!c) c = this.#byClient.get(`${from.address}|${from.port}|${p.sourceCid}`);
+        if (!c || !sameAddress(c.remote, from) || (c.remoteCid !== 0 && c.remoteCid !== p.sourceCid && p.sourceCid !== 0)) {
+          this.stats.handshakeRefused++;
+          return;
+        }
+        c.onClosedControl(now, p.reason, p.debug);
+        this.#dirty.add(c);
+        return;
+      }
+      default: {
+        const never: never = p;
+        void never;
+      }
+    }
+  }
+
+  #statelessReply(now: number, to: SocketAddress, p: ControlPacket): void {
+    if (now > this.#replyTokensUs) {
+      this.#replyTokens = Math.min(Math.max(1, this.#replyRate / 10), this.#replyTokens + ((now - this.#replyTokensUs) * this.#replyRate) / 1e6);
+      this.#replyTokensUs = now;
+    }
+    if (this.#replyTokens < 1) {
+      this.stats.statelessRepliesLimited++;
+      return;
+    }
+    this.#replyTokens -= 1;
+    const buf = new Uint8Array(512);
+    const n = encodeControl(buf, p);
+    this.#stateless.push({ destination: to, data: buf.subarray(0, n) });
+    this.stats.statelessRepliesSent++;
+  }
+
+  /** Fires expired timers of every connection. */
+  handleTimeout(now: number): void {
+    for (const c of this.#conns.values()) {
+      if (c.nextTimeoutUs(now) <= now) {
+        c.handleTimeout(now);
+        this.#dirty.add(c);
+        this.#reap(c);
+      }
+    }
+  }
+
+  #reap(c: Connection): void {
+    if (c.state !== S.Dead) return;
+    this.#conns.delete(c.localCid);
+    this.#dirty.delete(c);
+    for (const [k, v] of this.#byClient) if (v === c) this.#byClient.delete(k);
+  }
+
+  // ---------------------------------------------------------------- outputs
+
+  /** The next datagram to send, or null when there is nothing to send now. */
+  pollTransmit(now: number): Transmit | null {
+    const s = this.#stateless.shift();
+    if (s) return s;
+    for (const c of this.#dirty) {
+      const t = c.pollTransmit(now);
+      this.#dirty.delete(c);
+      if (t) {
+        this.#dirty.add(c); // back of the line: round robin between connections
+        return t;
+      }
+      this.#reap(c);
+    }
+    return null;
+  }
+
+  /** Absolute time (µs) at which `handleTimeout` must be called next, or null if never. */
+  pollTimeout(now: number): number | null {
+    let t = Number.POSITIVE_INFINITY;
+    for (const c of this.#conns.values()) {
+      const ct = c.nextTimeoutUs(now);
+      if (ct < t) t = ct;
+    }
+    return t === Number.POSITIVE_INFINITY ? null : Math.max(now, Math.ceil(t));
+  }
+
+  /** The next event, or null. */
+  pollEvent(): EndpointEvent | null {
+    return this.#events.shift() ?? null;
+  }
+
+  #newCid(): number {
+    for (;;) {
+      const id = this.#rng.nextU32();
+      if (id !== 0 && !this.#conns.has(id)) return id;
+    }
+  }
+}

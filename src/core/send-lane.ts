@@ -1,0 +1,147 @@
+import { Deque } from '../util/deque.js';
+import { RangeSet } from '../util/range-set.js';
+import { StreamBuffer } from './stream-buffer.js';
+
+/** One queued send: a run of reliable stream bytes, or one unreliable message. */
+export interface SendItem {
+  reliable: boolean;
+  /** Reliable: stream offset one past the run's last byte. */
+  end: number;
+  /** Unreliable: the message. */
+  data: Uint8Array | null;
+  messageNumber: number;
+  /** Unreliable: bytes already sent (fragments). */
+  sent: number;
+  latest: boolean;
+  /** Unreliable with NoDelay: drop if not started by this time (µs); otherwise +Infinity. */
+  dropAfterUs: number;
+}
+
+/**
+ * The send side of one lane: a reliable byte stream with retransmission bookkeeping, an unreliable
+ * queue, message numbering, and the lane's scheduling parameters (priority, weight, virtual time).
+ * Reliable and unreliable messages leave in the order they were queued.
+ */
+export class SendLane {
+  readonly index: number;
+  /** Lower values are served first (GNS). */
+  priority = 0;
+  weight = 1;
+  /** Weighted-fair-queueing virtual time: bytes sent divided by weight. */
+  vtime = 0;
+
+  readonly stream = new StreamBuffer();
+  /** First reliable stream byte never sent. */
+  sentOffset = 0;
+  /** Acked stream ranges at or above `stream.base`. */
+  readonly acked = new RangeSet();
+  /** Stream ranges waiting to be sent again. */
+  readonly retransmit = new RangeSet();
+
+  readonly items = new Deque<SendItem>();
+  nextMessageNumber = 1;
+  #lastReliableNumber = 0;
+  pendingUnreliableBytes = 0;
+
+  constructor(index: number) {
+    this.index = index;
+  }
+
+  /** Reliable bytes queued but never sent. */
+  get pendingNewReliableBytes(): number {
+    return this.stream.end - this.sentOffset;
+  }
+
+  /** Reliable bytes waiting for retransmission. */
+  retransmitBytes(): number {
+    let n = 0;
+    const { lo, hi } = this.retransmit;
+    for (let i = 0; i < lo.length; i++) n += (hi[i] as number) - (lo[i] as number) + 1;
+    return n;
+  }
+
+  /** Reliable bytes sent and not yet acknowledged. */
+  sentUnackedBytes(): number {
+    let acked = 0;
+    const { lo, hi } = this.acked;
+    for (let i = 0; i < lo.length; i++) acked += (hi[i] as number) - (lo[i] as number) + 1;
+    return this.sentOffset - this.stream.base - acked;
+  }
+
+  hasData(): boolean {
+    return this.items.length > 0;
+  }
+
+  /** Queues a reliable message; returns its message number. */
+  queueReliable(data: Uint8Array): number {
+    const num = this.nextMessageNumber++;
+    const end = this.stream.appendMessage(data, num - this.#lastReliableNumber);
+    this.#lastReliableNumber = num;
+    const tail = this.items.length > 0 ? this.items.at(this.items.length - 1) : undefined;
+    if (tail && tail.reliable) {
+      tail.end = end; // consecutive reliable messages form one run
+    } else {
+      this.items.push({ reliable: true, end, data: null, messageNumber: num, sent: 0, latest: false, dropAfterUs: Number.POSITIVE_INFINITY });
+    }
+    return num;
+  }
+
+  /** Queues an unreliable message; returns its message number. */
+  queueUnreliable(data: Uint8Array, latest: boolean, dropAfterUs: number): number {
+    const num = this.nextMessageNumber++;
+    this.items.push({ reliable: false, end: 0, data, messageNumber: num, sent: 0, latest, dropAfterUs });
+    this.pendingUnreliableBytes += data.length;
+    return num;
+  }
+
+  /** A sent stream range was acknowledged. */
+  onAcked(offset: number, len: number): void {
+    const last = offset + len - 1;
+    if (last < this.stream.base) return;
+    this.acked.add(Math.max(offset, this.stream.base), last);
+    if (!this.retransmit.isEmpty()) this.retransmit.remove(offset, last);
+    // Release the acknowledged prefix.
+    const lo = this.acked.lo;
+    if (lo.length > 0 && (lo[0] as number) <= this.stream.base) {
+      const newBase = (this.acked.hi[0] as number) + 1;
+      this.acked.removeBelow(newBase);
+      this.stream.release(newBase);
+    }
+  }
+
+  /** A sent stream range was lost: queue the parts not acknowledged since. */
+  onLost(offset: number, len: number): void {
+    let a = Math.max(offset, this.stream.base);
+    const b = offset + len - 1;
+    if (b < a) return;
+    const { lo, hi } = this.acked;
+    for (let i = 0; i < lo.length && a <= b; i++) {
+      const l = lo[i] as number;
+      const h = hi[i] as number;
+      if (h < a) continue;
+      if (l > b) break;
+      if (l > a) this.retransmit.add(a, l - 1);
+      a = h + 1;
+    }
+    if (a <= b) this.retransmit.add(a, b);
+  }
+
+  /** Everything sent has been acknowledged and nothing is queued. */
+  allReliableDone(): boolean {
+    return this.stream.base === this.stream.end;
+  }
+
+  /** Drops all queued unreliable messages (connection ending). Returns how many. */
+  dropUnreliable(): number {
+    let n = 0;
+    const keep: SendItem[] = [];
+    while (this.items.length > 0) {
+      const it = this.items.shift() as SendItem;
+      if (it.reliable) keep.push(it);
+      else n++;
+    }
+    for (const it of keep) this.items.push(it);
+    this.pendingUnreliableBytes = 0;
+    return n;
+  }
+}

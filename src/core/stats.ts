@@ -1,0 +1,83 @@
+/** Real-time status of a connection (GNS `SteamNetConnectionRealTimeStatus_t`, plus netlane extras). */
+export interface ConnectionStatus {
+  state: number;
+  /** Smoothed RTT in ms; -1 before the first sample. */
+  ping: number;
+  /** RTT detail, microseconds. */
+  rttSmoothedUs: number;
+  rttVarianceUs: number;
+  rttMinUs: number;
+  /** Share of the peer's packets that arrived, last interval (0..1); -1 unknown. */
+  connectionQualityLocal: number;
+  /** The same, as the peer reports it about our packets; -1 unknown. */
+  connectionQualityRemote: number;
+  outPacketsPerSec: number;
+  outBytesPerSec: number;
+  inPacketsPerSec: number;
+  inBytesPerSec: number;
+  /** Current pacing rate, bytes per second. */
+  sendRateBytesPerSec: number;
+  /** Congestion window and bytes in flight. */
+  cwndBytes: number;
+  bytesInFlight: number;
+  /** Unsent bytes (unreliable; reliable including retransmissions). */
+  pendingUnreliable: number;
+  pendingReliable: number;
+  sentUnackedReliable: number;
+  /** Estimated µs before a message queued now would be sent. */
+  queueTimeUs: number;
+  /** What `send` may add now without waiting (window and pacer less what is queued). */
+  sendBudgetBytes: number;
+  // Lifetime counters.
+  packetsSent: number;
+  packetsReceived: number;
+  bytesSent: number;
+  bytesReceived: number;
+  packetsLost: number;
+  retransmittedBytes: number;
+  duplicatePackets: number;
+  /** Packets that failed authentication (dropped, counted). */
+  badPackets: number;
+  /** Packets not accepted because receive buffers were full (left unacked). */
+  refusedPackets: number;
+  messagesSent: number;
+  messagesReceived: number;
+  /** Unreliable messages dropped before sending (NoDelay, closing). */
+  unreliableDroppedSend: number;
+  /** Unreliable messages dropped on receive (incomplete, stale Latest, queue full). */
+  unreliableDroppedRecv: number;
+}
+
+/** Per-lane status (GNS `SteamNetConnectionRealTimeLaneStatus_t`). */
+export interface LaneStatus {
+  pendingUnreliable: number;
+  pendingReliable: number;
+  sentUnackedReliable: number;
+  queueTimeUs: number;
+}
+
+/** Rolling per-second rates over fixed intervals. */
+export class RateMeter {
+  #intervalStartUs = 0;
+  #packets = 0;
+  #bytes = 0;
+  packetsPerSec = 0;
+  bytesPerSec = 0;
+
+  add(bytes: number): void {
+    this.#packets++;
+    this.#bytes += bytes;
+  }
+
+  /** Closes the interval if `intervalUs` passed. Returns true when it did. */
+  roll(now: number, intervalUs: number): boolean {
+    const dt = now - this.#intervalStartUs;
+    if (dt < intervalUs) return false;
+    this.packetsPerSec = Math.round((this.#packets * 1e6) / dt);
+    this.bytesPerSec = Math.round((this.#bytes * 1e6) / dt);
+    this.#packets = 0;
+    this.#bytes = 0;
+    this.#intervalStartUs = now;
+    return true;
+  }
+}

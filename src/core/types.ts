@@ -1,0 +1,126 @@
+/**
+ * Public vocabulary of the core: states, end reasons, send flags, result codes, events.
+ * Numeric values follow GameNetworkingSockets so that the facades translate 1:1.
+ */
+
+/**
+ * Connection states (DESIGN.md section 4, docs/STATE_MACHINE.md). Negative values are internal and
+ * appear as `None` through the API.
+ */
+export const ConnectionState = {
+  None: 0,
+  Connecting: 1,
+  FindingRoute: 2,
+  Connected: 3,
+  ClosedByPeer: 4,
+  ProblemDetectedLocally: 5,
+  FinWait: -1,
+  Linger: -2,
+  Dead: -3,
+} as const;
+export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
+
+/** The state the API reports: internal states collapse to `None`. */
+export function apiState(s: ConnectionState): ConnectionState {
+  return s < 0 ? ConnectionState.None : s;
+}
+
+/** Why a connection ended. Ranges as GameNetworkingSockets (`ESteamNetConnectionEnd`). */
+export const EndReason = {
+  Invalid: 0,
+  /** 1000-1999: the application closed the connection normally. */
+  App_Generic: 1000,
+  App_Max: 1999,
+  /** 2000-2999: the application closed it in an unusual way. */
+  AppException_Generic: 2000,
+  AppException_Max: 2999,
+  /** 3000-3999: a problem on this side. */
+  Local_OfflineMode: 3001,
+  Local_NetworkConfig: 3004,
+  /** 4000-4999: a problem with the remote host or between us. */
+  Remote_Timeout: 4001,
+  Remote_BadCrypt: 4002,
+  Remote_BadCert: 4003,
+  Remote_BadProtocolVersion: 4006,
+  /** netlane: the peer sent an authenticated packet that breaks the protocol. */
+  Remote_ProtocolViolation: 4008,
+  /** 5000-5999: everything else. */
+  Misc_Generic: 5001,
+  Misc_InternalError: 5002,
+  Misc_Timeout: 5003,
+  Misc_PeerSentNoConnection: 5010,
+} as const;
+export type EndReason = number;
+
+/**
+ * Flags for `send` (GNS `k_nSteamNetworkingSend_*` values, plus netlane's `Latest`).
+ * `Latest`: unreliable, and an older Latest message on the lane is never delivered after a newer one.
+ */
+export const SendFlags = {
+  Unreliable: 0,
+  NoNagle: 1,
+  UnreliableNoNagle: 1,
+  NoDelay: 4,
+  UnreliableNoDelay: 5,
+  Reliable: 8,
+  ReliableNoNagle: 9,
+  Latest: 64,
+} as const;
+
+/** Result codes (Steam `EResult` values used by GameNetworkingSockets). */
+export const Result = {
+  OK: 1,
+  Fail: 2,
+  NoConnection: 3,
+  InvalidParam: 8,
+  InvalidState: 11,
+  LimitExceeded: 25,
+  Ignored: 41,
+} as const;
+export type Result = (typeof Result)[keyof typeof Result];
+
+/** A UDP address (or a simulated one). */
+export interface SocketAddress {
+  readonly address: string;
+  readonly port: number;
+}
+
+export function sameAddress(a: SocketAddress, b: SocketAddress): boolean {
+  return a.port === b.port && a.address === b.address;
+}
+
+/** A datagram the endpoint wants sent. `data` belongs to the caller. */
+export interface Transmit {
+  readonly destination: SocketAddress;
+  readonly data: Uint8Array;
+}
+
+/** A message delivered to the application. */
+export interface ReceivedMessage {
+  /** Handle of the connection it arrived on. */
+  readonly connection: number;
+  readonly lane: number;
+  /** Per-lane message number assigned by the sender (shared by reliable and unreliable messages). */
+  readonly messageNumber: number;
+  readonly reliable: boolean;
+  readonly data: Uint8Array;
+  /** When the core delivered it (virtual or real microseconds). */
+  readonly receivedAtUs: number;
+}
+
+/** Output events, drained with `Endpoint.pollEvent()`. */
+export type EndpointEvent = ConnectionStatusChangedEvent;
+
+/**
+ * A connection's API-visible state changed. A new incoming connection appears as a change from
+ * `None` to `Connecting`; the application answers with `accept` or `close`.
+ */
+export interface ConnectionStatusChangedEvent {
+  readonly type: 'connectionStatusChanged';
+  readonly connection: number;
+  readonly oldState: ConnectionState;
+  readonly state: ConnectionState;
+  readonly remote: SocketAddress;
+  readonly endReason: EndReason;
+  readonly endDebug: string;
+}

@@ -1,0 +1,18 @@
+/**
+ * API misuse error: thrown for programming mistakes (a bad argument, an unknown config name).
+ * `code` is stable and safe to switch on; messages may change.
+ */
+export class NetlaneError extends Error {
+  readonly code: NetlaneErrorCode;
+
+  constructor(code: NetlaneErrorCode, message: string) {
+    super(message);
+    this.name = 'NetlaneError';
+    this.code = code;
+  }
+}
+
+export type NetlaneErrorCode =
+  | 'ERR_NETLANE_CONFIG'
+  | 'ERR_NETLANE_INVALID_ARGUMENT'
+  | 'ERR_NETLANE_INVALID_STATE';

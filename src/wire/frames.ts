@@ -1,0 +1,299 @@
+import { WireError } from './errors.js';
+import type { Reader } from './reader.js';
+import { varintSize, type Writer } from './writer.js';
+
+/**
+ * Frames inside the (decrypted) payload of a data packet. docs/WIRE_FORMAT.md "Frames" specifies each.
+ * Every frame starts with a type byte:
+ *
+ *   0x00        PADDING     a run of zero bytes
+ *   0x01        PING        asks for an ack now (keepalive, probe)
+ *   0x02        ACK         received packet ranges and the ack delay
+ *   0x03        LANE        selects the lane of the segments that follow (lane 0 at packet start)
+ *   0x04-0x05   RELIABLE    reliable stream segment; bit 0: explicit length
+ *   0x06        CLOSE       reason code and debug text
+ *   0x07        STATS       the sender's view of the link (quality, receive rates)
+ *   0x10-0x1f   UNRELIABLE  unreliable message segment; bit 0: explicit length, bit 1: last fragment,
+ *                           bit 2: offset present, bit 3: Latest delivery
+ *
+ * Anything else is a protocol error. A segment without an explicit length runs to the end of the packet.
+ */
+export const FrameType = {
+  Padding: 0x00,
+  Ping: 0x01,
+  Ack: 0x02,
+  Lane: 0x03,
+  Reliable: 0x04,
+  Close: 0x06,
+  Stats: 0x07,
+  Unreliable: 0x10,
+} as const;
+
+export const SEG_HAS_LENGTH = 0x01;
+export const UNREL_LAST = 0x02;
+export const UNREL_HAS_OFFSET = 0x04;
+export const UNREL_LATEST = 0x08;
+
+/** Lanes are numbered 0..254 (255 lanes). */
+export const MAX_LANES = 255;
+/** Debug text in a CLOSE frame is at most this many UTF-8 bytes. */
+export const MAX_CLOSE_DEBUG_BYTES = 128;
+
+export interface PaddingFrame {
+  type: 'padding';
+  length: number;
+}
+export interface PingFrame {
+  type: 'ping';
+}
+/**
+ * ACK: ranges of received packet numbers, ascending and disjoint (`lo[i]..hi[i]` inclusive); the largest
+ * acknowledged packet is `hi[hi.length - 1]`. `ackDelay` is in units of 8 microseconds.
+ */
+export interface AckFrame {
+  type: 'ack';
+  ackDelay: number;
+  lo: number[];
+  hi: number[];
+}
+export interface LaneFrame {
+  type: 'lane';
+  lane: number;
+}
+export interface ReliableFrame {
+  type: 'reliable';
+  /** Byte offset in the lane's reliable stream. */
+  offset: number;
+  data: Uint8Array;
+  explicitLength: boolean;
+}
+export interface UnreliableFrame {
+  type: 'unreliable';
+  messageNumber: number;
+  /** Byte offset of this fragment within the message. */
+  offset: number;
+  last: boolean;
+  latest: boolean;
+  data: Uint8Array;
+  explicitLength: boolean;
+}
+export interface CloseFrame {
+  type: 'close';
+  reason: number;
+  debug: string;
+}
+/** STATS: `quality` in permille (0..1000) or -1 for unknown; receive rates measured by the sender. */
+export interface StatsFrame {
+  type: 'stats';
+  quality: number;
+  inPacketsPerSec: number;
+  inBytesPerSec: number;
+}
+
+export type Frame = PaddingFrame | PingFrame | AckFrame | LaneFrame | ReliableFrame | UnreliableFrame | CloseFrame | StatsFrame;
+
+const utf8Encoder = new TextEncoder();
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** Decodes one frame. Throws {@link WireError} (and nothing else) on malformed input. */
+export function decodeFrame(r: Reader): Frame {
+  const t = r.u8('frame.type');
+  if (t >= FrameType.Unreliable && t <= 0x1f) {
+    const messageNumber = r.varint('unreliable.messageNumber');
+    const offset = (t & UNREL_HAS_OFFSET) !== 0 ? r.varint('unreliable.offset') : 0;
+    const explicitLength = (t & SEG_HAS_LENGTH) !== 0;
+    const data = explicitLength ? r.bytes(r.varint('unreliable.length'), 'unreliable.data') : r.rest();
+    return { type: 'unreliable', messageNumber, offset, last: (t & UNREL_LAST) !== 0, latest: (t & UNREL_LATEST) !== 0, data, explicitLength };
+  }
+  switch (t) {
+    case FrameType.Padding: {
+      let length = 1;
+      while (r.peek() === 0) {
+        r.skip(1, 'padding');
+        length++;
+      }
+      return { type: 'padding', length };
+    }
+    case FrameType.Ping:
+      return { type: 'ping' };
+    case FrameType.Ack:
+      return decodeAck(r);
+    case FrameType.Lane: {
+      const lane = r.varint('lane.lane');
+      if (lane >= MAX_LANES) throw new WireError('lane.lane', `lane ${lane} >= ${MAX_LANES}`);
+      return { type: 'lane', lane };
+    }
+    case FrameType.Reliable:
+    case FrameType.Reliable | SEG_HAS_LENGTH: {
+      const offset = r.varint('reliable.offset');
+      const explicitLength = (t & SEG_HAS_LENGTH) !== 0;
+      const data = explicitLength ? r.bytes(r.varint('reliable.length'), 'reliable.data') : r.rest();
+      if (offset + data.length > Number.MAX_SAFE_INTEGER) throw new WireError('reliable.offset', 'stream offset overflow');
+      return { type: 'reliable', offset, data, explicitLength };
+    }
+    case FrameType.Close: {
+      const reason = r.varint('close.reason');
+      if (reason > 0xffff) throw new WireError('close.reason', 'reason code above 65535');
+      const n = r.varint('close.debugLength');
+      if (n > MAX_CLOSE_DEBUG_BYTES) throw new WireError('close.debugLength', `debug text over ${MAX_CLOSE_DEBUG_BYTES} bytes`);
+      const bytes = r.bytes(n, 'close.debug');
+      let debug: string;
+      try {
+        debug = utf8Decoder.decode(bytes);
+      } catch {
+        throw new WireError('close.debug', 'not UTF-8');
+      }
+      return { type: 'close', reason, debug };
+    }
+    case FrameType.Stats: {
+      const q = r.varint('stats.quality');
+      if (q > 1001) throw new WireError('stats.quality', 'quality above 1000 permille');
+      const inPacketsPerSec = r.varint('stats.inPacketsPerSec');
+      const inBytesPerSec = r.varint('stats.inBytesPerSec');
+      return { type: 'stats', quality: q - 1, inPacketsPerSec, inBytesPerSec };
+    }
+    default:
+      throw new WireError('frame.type', `unknown frame type 0x${t.toString(16)}`);
+  }
+}
+
+function decodeAck(r: Reader): AckFrame {
+  const largest = r.varint('ack.largest');
+  const ackDelay = r.varint('ack.ackDelay');
+  const count = r.varint('ack.rangeCount');
+  // Each further range takes at least two bytes, so a count beyond that is a lie.
+  if (count > r.remaining / 2) throw new WireError('ack.rangeCount', 'more ranges than bytes');
+  const first = r.varint('ack.firstRange');
+  if (first > largest) throw new WireError('ack.firstRange', 'range below packet number 0');
+  const lo: number[] = new Array<number>(count + 1);
+  const hi: number[] = new Array<number>(count + 1);
+  let curHi = largest;
+  let curLo = largest - first;
+  lo[count] = curLo;
+  hi[count] = curHi;
+  for (let i = count - 1; i >= 0; i--) {
+    const gap = r.varint('ack.gap');
+    const len = r.varint('ack.rangeLength');
+    curHi = curLo - gap - 2;
+    curLo = curHi - len;
+    if (curLo < 0) throw new WireError('ack.gap', 'range below packet number 0');
+    lo[i] = curLo;
+    hi[i] = curHi;
+  }
+  return { type: 'ack', ackDelay, lo, hi };
+}
+
+/**
+ * Writes an ACK frame for the ranges `lo[from..to)`/`hi[from..to)` (ascending), newest first.
+ * Used both for frame values and straight from a RangeSet's arrays on the send path.
+ */
+export function encodeAckRanges(w: Writer, lo: readonly number[], hi: readonly number[], from: number, to: number, ackDelay: number): void {
+  const top = to - 1;
+  const largest = hi[top] as number;
+  w.u8(FrameType.Ack, 'ack.type');
+  w.varint(largest, 'ack.largest');
+  w.varint(ackDelay, 'ack.ackDelay');
+  w.varint(top - from, 'ack.rangeCount');
+  w.varint(largest - (lo[top] as number), 'ack.firstRange');
+  for (let i = top - 1; i >= from; i--) {
+    w.varint((lo[i + 1] as number) - (hi[i] as number) - 2, 'ack.gap');
+    w.varint((hi[i] as number) - (lo[i] as number), 'ack.rangeLength');
+  }
+}
+
+/** Encoded size of an ACK frame over `lo[from..to)`/`hi[from..to)`. */
+export function ackFrameSize(lo: readonly number[], hi: readonly number[], from: number, to: number, ackDelay: number): number {
+  const top = to - 1;
+  const largest = hi[top] as number;
+  let n = 1 + varintSize(largest) + varintSize(ackDelay) + varintSize(top - from) + varintSize(largest - (lo[top] as number));
+  for (let i = top - 1; i >= from; i--) {
+    n += varintSize((lo[i + 1] as number) - (hi[i] as number) - 2) + varintSize((hi[i] as number) - (lo[i] as number));
+  }
+  return n;
+}
+
+/** Writes a RELIABLE segment header; the caller writes `length` data bytes after it. */
+export function encodeReliableHeader(w: Writer, offset: number, length: number, explicitLength: boolean): void {
+  w.u8(FrameType.Reliable | (explicitLength ? SEG_HAS_LENGTH : 0), 'reliable.type');
+  w.varint(offset, 'reliable.offset');
+  if (explicitLength) w.varint(length, 'reliable.length');
+}
+
+/** Size of a RELIABLE segment header. */
+export function reliableHeaderSize(offset: number, length: number, explicitLength: boolean): number {
+  return 1 + varintSize(offset) + (explicitLength ? varintSize(length) : 0);
+}
+
+/** Writes an UNRELIABLE segment header; the caller writes the fragment bytes after it. */
+export function encodeUnreliableHeader(w: Writer, messageNumber: number, offset: number, length: number, last: boolean, latest: boolean, explicitLength: boolean): void {
+  const t = FrameType.Unreliable | (explicitLength ? SEG_HAS_LENGTH : 0) | (last ? UNREL_LAST : 0) | (offset !== 0 ? UNREL_HAS_OFFSET : 0) | (latest ? UNREL_LATEST : 0);
+  w.u8(t, 'unreliable.type');
+  w.varint(messageNumber, 'unreliable.messageNumber');
+  if (offset !== 0) w.varint(offset, 'unreliable.offset');
+  if (explicitLength) w.varint(length, 'unreliable.length');
+}
+
+/** Size of an UNRELIABLE segment header. */
+export function unreliableHeaderSize(messageNumber: number, offset: number, length: number, explicitLength: boolean): number {
+  return 1 + varintSize(messageNumber) + (offset !== 0 ? varintSize(offset) : 0) + (explicitLength ? varintSize(length) : 0);
+}
+
+/** Encodes a CLOSE frame. Debug text is cut to {@link MAX_CLOSE_DEBUG_BYTES} on a character boundary. */
+export function encodeClose(w: Writer, reason: number, debug: string): void {
+  const bytes = utf8Truncate(debug, MAX_CLOSE_DEBUG_BYTES);
+  w.u8(FrameType.Close, 'close.type');
+  w.varint(reason, 'close.reason');
+  w.varint(bytes.length, 'close.debugLength');
+  w.bytes(bytes, 'close.debug');
+}
+
+/** UTF-8 bytes of `s`, cut to at most `max` bytes without splitting a character. */
+export function utf8Truncate(s: string, max: number): Uint8Array {
+  const bytes = utf8Encoder.encode(s);
+  if (bytes.length <= max) return bytes;
+  let end = max;
+  // Step back over continuation bytes (10xxxxxx) so a character is never split.
+  while (end > 0 && ((bytes[end] as number) & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end);
+}
+
+/** Encodes any frame value (tests, vectors, and the rarely used frames on the send path). */
+export function encodeFrame(w: Writer, f: Frame): void {
+  switch (f.type) {
+    case 'padding':
+      w.zeros(f.length, 'padding');
+      return;
+    case 'ping':
+      w.u8(FrameType.Ping, 'ping.type');
+      return;
+    case 'ack':
+      if (f.lo.length === 0 || f.lo.length !== f.hi.length) throw new WireError('ack.ranges', 'an ack needs at least one range');
+      encodeAckRanges(w, f.lo, f.hi, 0, f.lo.length, f.ackDelay);
+      return;
+    case 'lane':
+      w.u8(FrameType.Lane, 'lane.type');
+      w.varint(f.lane, 'lane.lane');
+      return;
+    case 'reliable':
+      encodeReliableHeader(w, f.offset, f.data.length, f.explicitLength);
+      w.bytes(f.data, 'reliable.data');
+      return;
+    case 'unreliable':
+      encodeUnreliableHeader(w, f.messageNumber, f.offset, f.data.length, f.last, f.latest, f.explicitLength);
+      w.bytes(f.data, 'unreliable.data');
+      return;
+    case 'close':
+      encodeClose(w, f.reason, f.debug);
+      return;
+    case 'stats':
+      w.u8(FrameType.Stats, 'stats.type');
+      w.varint(f.quality + 1, 'stats.quality');
+      w.varint(f.inPacketsPerSec, 'stats.inPacketsPerSec');
+      w.varint(f.inBytesPerSec, 'stats.inBytesPerSec');
+      return;
+    default: {
+      const never: never = f;
+      throw new WireError('frame.type', `unknown frame ${(never as Frame).type}`);
+    }
+  }
+}

@@ -1,0 +1,116 @@
+import { WireError } from './errors.js';
+import { VARINT_MAX } from './reader.js';
+
+/** Bytes a varint of this value takes on the wire (RFC 9000 section 16). */
+export function varintSize(v: number): number {
+  if (v < 0x40) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x40000000) return 4;
+  return 8;
+}
+
+/**
+ * A bounds-checked cursor that encodes into a buffer owned by the caller. Nothing here allocates.
+ */
+export class Writer {
+  #buf: Uint8Array;
+  #pos: number;
+  #end: number;
+
+  constructor(buf: Uint8Array, start = 0, end = buf.length) {
+    this.#buf = buf;
+    this.#pos = start;
+    this.#end = end;
+  }
+
+  reset(buf: Uint8Array, start = 0, end = buf.length): void {
+    this.#buf = buf;
+    this.#pos = start;
+    this.#end = end;
+  }
+
+  get position(): number {
+    return this.#pos;
+  }
+
+  set position(p: number) {
+    this.#pos = p;
+  }
+
+  get remaining(): number {
+    return this.#end - this.#pos;
+  }
+
+  /** The bytes written since `start`. */
+  written(start = 0): Uint8Array {
+    return this.#buf.subarray(start, this.#pos);
+  }
+
+  #need(n: number, field: string): void {
+    if (this.#end - this.#pos < n) throw new WireError(field, `needs ${n} bytes, ${this.#end - this.#pos} free`);
+  }
+
+  u8(v: number, field: string): void {
+    this.#need(1, field);
+    this.#buf[this.#pos++] = v;
+  }
+
+  u16(v: number, field: string): void {
+    this.#need(2, field);
+    const b = this.#buf;
+    b[this.#pos++] = v >>> 8;
+    b[this.#pos++] = v;
+  }
+
+  u32(v: number, field: string): void {
+    this.#need(4, field);
+    const b = this.#buf;
+    b[this.#pos++] = v >>> 24;
+    b[this.#pos++] = v >>> 16;
+    b[this.#pos++] = v >>> 8;
+    b[this.#pos++] = v;
+  }
+
+  varint(v: number, field: string): void {
+    if (!(v >= 0 && v <= VARINT_MAX) || !Number.isInteger(v)) throw new WireError(field, `varint out of range: ${v}`);
+    const b = this.#buf;
+    if (v < 0x40) {
+      this.#need(1, field);
+      b[this.#pos++] = v;
+    } else if (v < 0x4000) {
+      this.#need(2, field);
+      b[this.#pos++] = 0x40 | (v >>> 8);
+      b[this.#pos++] = v;
+    } else if (v < 0x40000000) {
+      this.#need(4, field);
+      b[this.#pos++] = 0x80 | (v >>> 24);
+      b[this.#pos++] = v >>> 16;
+      b[this.#pos++] = v >>> 8;
+      b[this.#pos++] = v;
+    } else {
+      this.#need(8, field);
+      const hi = Math.floor(v / 4294967296);
+      const lo = v >>> 0;
+      b[this.#pos++] = 0xc0 | (hi >>> 24);
+      b[this.#pos++] = hi >>> 16;
+      b[this.#pos++] = hi >>> 8;
+      b[this.#pos++] = hi;
+      b[this.#pos++] = lo >>> 24;
+      b[this.#pos++] = lo >>> 16;
+      b[this.#pos++] = lo >>> 8;
+      b[this.#pos++] = lo;
+    }
+  }
+
+  bytes(src: Uint8Array, field: string): void {
+    this.#need(src.length, field);
+    this.#buf.set(src, this.#pos);
+    this.#pos += src.length;
+  }
+
+  zeros(n: number, field: string): void {
+    this.#need(n, field);
+    this.#buf.fill(0, this.#pos, this.#pos + n);
+    this.#pos += n;
+  }
+}
