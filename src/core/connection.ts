@@ -282,6 +282,7 @@ export class Connection implements MessageSink, RecoveryListener {
       return -Result.InvalidParam;
     }
     if (this.#pendingBytes + size > this.config.SendBufferSize) return -Result.LimitExceeded;
+    const wasIdle = lane.items.length === 0;
     let num: number;
     let queued = size;
     if (reliable) {
@@ -303,7 +304,7 @@ export class Connection implements MessageSink, RecoveryListener {
       num = lane.queueUnreliable(data.slice(), (flags & SendFlags.Latest) !== 0, dropAfter);
     }
     this.messagesSent++;
-    if (lane.items.length === 1) this.#activateLane(lane);
+    if (wasIdle) this.#activateLane(lane);
     this.#pendingBytes += queued;
     if ((flags & SendFlags.NoNagle) !== 0) this.#nagleDeadlineUs = now;
     else if (this.#nagleDeadlineUs === NO_TIME) this.#nagleDeadlineUs = now + this.config.NagleTime;
