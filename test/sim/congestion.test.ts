@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConnectionState, SendFlags } from '../../src/core/types.js';
+import { connectedPair, drain, withSeed, seedOr, SERVER_ADDR, type Pair } from '../support/sim.js';
+
+const LINK_BPS = 1_250_000; // 10 Mbit/s
+const BOTTLENECK = { latencyUs: 20_000, bandwidthBytesPerSec: LINK_BPS, queueBytes: 75_000 }; // 40 ms RTT, queue ~1.5 BDP
+const CHUNK = new Uint8Array(1000);
+
+/** Keeps `handle`'s send buffer topped up (a bulk sender). */
+function fill(p: Pair, handle: number): void {
+  while (p.client.endpoint.status(p.sim.now, handle)!.pendingReliable < 200_000) {
+    if (p.client.endpoint.send(p.sim.now, handle, CHUNK, SendFlags.Reliable) < 0) break;
+  }
+}
+
+/** Goodput (message bytes per second delivered to the server) of each server handle over [fromUs, toUs]. */
+function measure(p: Pair, clientHandles: number[], serverHandles: number[], warmUs: number, spanUs: number): { goodput: number[]; linkLoss: number } {
+  const got = serverHandles.map(() => 0);
+  const link = p.sim.linkStats(p.client, p.server);
+  let sent0 = 0;
+  let dropped0 = 0;
+  const start = p.sim.now;
+  let measuring = false;
+  p.sim.runUntil(() => {
+    for (const h of clientHandles) fill(p, h);
+    if (!measuring && p.sim.now - start >= warmUs) {
+      measuring = true;
+      sent0 = link.sent;
+      dropped0 = link.queueDropped + link.dropped;
+    }
+    serverHandles.forEach((s, i) => {
+      for (const m of drain(p.server, s)) if (measuring) got[i]! += m.data.length;
+    });
+    return false;
+  }, warmUs + spanUs);
+  const sent = link.sent - sent0;
+  const lost = link.queueDropped + link.dropped - dropped0;
+  return { goodput: got.map((b) => (b * 1e6) / spanUs), linkLoss: lost / Math.max(1, sent) };
+}
+
+test('congestion: one connection fills >= 85% of a 10 Mbit/s, 40 ms bottleneck with < 2% loss', () => {
+  withSeed(seedOr(51), (seed) => {
+    const p = connectedPair(seed, BOTTLENECK);
+    const { goodput, linkLoss } = measure(p, [p.c], [p.s], 5_000_000, 10_000_000);
+    const util = goodput[0]! / LINK_BPS;
+    console.log(`# one flow: goodput ${(goodput[0]! / 1e6).toFixed(3)} MB/s = ${(util * 100).toFixed(1)}% of the link, steady-state loss ${(linkLoss * 100).toFixed(2)}%`);
+    assert.ok(util >= 0.85, `utilisation ${(util * 100).toFixed(1)}%`);
+    assert.ok(linkLoss < 0.02, `loss ${(linkLoss * 100).toFixed(2)}%`);
+  });
+});
+
+test('congestion: two connections share a bottleneck within 20% of each other', () => {
+  withSeed(seedOr(52), (seed) => {
+    const p = connectedPair(seed, BOTTLENECK);
+    // A second connection from the same client endpoint shares the client->server link and its queue.
+    let s2 = 0;
+    p.server.onEvent = (e) => {
+      if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) {
+        s2 = e.connection;
+        p.server.endpoint.accept(p.sim.now, e.connection);
+      }
+    };
+    const c2 = p.client.endpoint.connect(p.sim.now, SERVER_ADDR);
+    assert.ok(p.sim.runUntil(() => p.client.endpoint.state(c2) === ConnectionState.Connected && s2 !== 0, 5_000_000));
+    const { goodput } = measure(p, [p.c, c2], [p.s, s2], 10_000_000, 20_000_000);
+    const [a, b] = goodput as [number, number];
+    console.log(`# two flows: ${(a / 1e6).toFixed(3)} and ${(b / 1e6).toFixed(3)} MB/s, total ${(((a + b) / LINK_BPS) * 100).toFixed(1)}% of the link`);
+    assert.ok(Math.min(a, b) / Math.max(a, b) >= 0.8, `unfair: ${a} vs ${b}`);
+    assert.ok((a + b) / LINK_BPS >= 0.8, 'the two flows leave the link idle');
+  });
+});
+
+test('congestion: 5% random loss on an uncongested link keeps >= 50% of the lossless throughput', () => {
+  withSeed(seedOr(53), (seed) => {
+    const base = connectedPair(seed, { ...BOTTLENECK, queueBytes: 1 << 22 });
+    const clean = measure(base, [base.c], [base.s], 3_000_000, 10_000_000).goodput[0]!;
+    const lossy = connectedPair(seed, { ...BOTTLENECK, queueBytes: 1 << 22, loss: 0.05 });
+    const withLoss = measure(lossy, [lossy.c], [lossy.s], 3_000_000, 10_000_000).goodput[0]!;
+    console.log(`# random loss: lossless ${(clean / 1e6).toFixed(3)} MB/s, 5% loss ${(withLoss / 1e6).toFixed(3)} MB/s, ratio ${(withLoss / clean).toFixed(2)}`);
+    assert.ok(withLoss / clean >= 0.5, `ratio ${withLoss / clean}`);
+  });
+});
