@@ -177,7 +177,8 @@ export class CongestionController {
     const ackElapsed = now - p.deliveredTimeUs;
     const interval = Math.max(sendElapsed, ackElapsed);
     this.firstSentTimeUs = p.timeSentUs;
-    if (interval < 1000) return; // too short to be meaningful
+    // A sample over less than one minimum RTT is distorted by ack compression (delivery-rate draft 3.3).
+    if (interval <= 0 || interval < Math.min(this.#minRttUs, 1000)) return;
     const rate = ((this.delivered - p.delivered) * 1e6) / interval;
     // App-limited samples only count when they raise the estimate (they underestimate otherwise).
     if (!p.appLimited || rate > this.#btlBw) {

@@ -89,7 +89,12 @@ test('RangeSet matches a plain set under random adds and removes', () => {
       for (const [add, a, len] of ops) {
         if (add) {
           let fresh = 0;
-          for (let v = a; v <= a + len; v++) if (!ref.has(v)) (ref.add(v), fresh++);
+          for (let v = a; v <= a + len; v++) {
+            if (!ref.has(v)) {
+              ref.add(v);
+              fresh++;
+            }
+          }
           assert.equal(rs.add(a, a + len), fresh);
         } else {
           for (let v = a; v <= a + len; v++) ref.delete(v);
