@@ -15,7 +15,7 @@ function nowUs(): number {
 }
 
 function pair(): { a: Endpoint; b: Endpoint; ca: number; cb: number } {
-  const cfg = { SendBufferSize: 16 * 1024 * 1024, RecvBufferSize: 64 * 1024 * 1024, RecvBufferMessages: 1_000_000, RecvMaxMessageSize: 1 << 20 };
+  const cfg = { SendRateMin: 0x10000000, SendRateMax: 0x10000000, SendBufferSize: 16 * 1024 * 1024, RecvBufferSize: 64 * 1024 * 1024, RecvBufferMessages: 1_000_000, RecvMaxMessageSize: 1 << 20 };
   const a = new Endpoint({ rng: new SeededRng(1), config: cfg });
   const b = new Endpoint({ rng: new SeededRng(2), config: cfg, listen: true });
   const ca = a.connect(nowUs(), B);
