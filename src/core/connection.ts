@@ -81,8 +81,6 @@ export class Connection implements MessageSink, RecoveryListener {
   #sendConnectOk = false;
   #connectOkPayload: Uint8Array | null = null;
   #keys: ConnectionKeys | null = null;
-  /** Server: key of this connection in the endpoint's handshake table. */
-  readonly handshakeKey: string;
 
   // Close.
   #closeFramePending = false;
@@ -142,7 +140,6 @@ export class Connection implements MessageSink, RecoveryListener {
     this.remote = remote;
     this.isServer = isServer;
     this.config = config;
-    this.handshakeKey = '';
     this.#scratch = new Uint8Array(config.MTU_PacketSize + 64);
     this.#w = new Writer(this.#scratch);
     this.cc = new CongestionController(config.MTU_PacketSize, config.SendRateMin, config.SendRateMax, 333_000);
