@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 
 /** Imports that the sans-IO layers (util, wire, core) may never use. */
 const worldImports = [
-  { group: ['node:*', 'fs', 'dgram', 'net', 'crypto', 'os', 'timers', 'perf_hooks'], message: 'core/wire/util are sans-IO: no node:* imports (DESIGN.md section 1).' },
+  { group: ['node:*', '/fs', '/dgram', '/net', '/crypto', '/os', '/timers', '/perf_hooks'], message: 'core/wire/util are sans-IO: no node:* imports (DESIGN.md section 1).' },
   { group: ['**/io/**', '**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'core/wire/util may not import io, api, relay, testing or cli (DESIGN.md section 1).' },
 ];
 /** Globals that read the world: time, randomness, timers, console. */
@@ -51,8 +51,24 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/crypto/**/*.ts'],
+    ignores: ['src/crypto/node-provider.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [...worldImports, { group: ['**/core/**'], message: 'crypto imports util and wire only (DESIGN.md section 1).' }] }],
+      'no-restricted-globals': ['error', ...worldGlobals.filter((g) => g.name !== 'Date')],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from the CryptoProvider.' }],
+    },
+  },
+  {
+    files: ['src/crypto/node-provider.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [worldImports[1], { group: ['**/core/**'], message: 'crypto imports util and wire only.' }] }],
+    },
+  },
+  {
     files: ['src/core/**/*.ts'],
     rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/crypto/**'], allowTypeImports: true, message: 'core imports crypto types only: the provider is injected (DESIGN.md section 1).' }] }],
       'no-restricted-imports': ['error', { patterns: worldImports }],
       'no-restricted-globals': ['error', ...worldGlobals],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng.' }],

@@ -6,7 +6,10 @@
 import { Endpoint } from '../src/core/endpoint.js';
 import { ConnectionState, SendFlags, type ReceivedMessage, type SocketAddress } from '../src/core/types.js';
 import { SeededRng } from '../src/util/rng.js';
+import { SecureHandshake } from '../src/crypto/handshake.js';
+import { NodeCryptoProvider } from '../src/crypto/node-provider.js';
 
+const provider = new NodeCryptoProvider();
 const A: SocketAddress = { address: '127.0.0.1', port: 1 };
 const B: SocketAddress = { address: '127.0.0.1', port: 2 };
 
@@ -16,14 +19,14 @@ function nowUs(): number {
 
 function pair(): { a: Endpoint; b: Endpoint; ca: number; cb: number } {
   const cfg = { SendRateMin: 0x10000000, SendRateMax: 0x10000000, SendBufferSize: 16 * 1024 * 1024, RecvBufferSize: 64 * 1024 * 1024, RecvBufferMessages: 1_000_000, RecvMaxMessageSize: 1 << 20 };
-  const a = new Endpoint({ rng: new SeededRng(1), config: cfg });
-  const b = new Endpoint({ rng: new SeededRng(2), config: cfg, listen: true });
+  const a = new Endpoint({ rng: new SeededRng(1), config: cfg, handshake: new SecureHandshake({ provider }) });
+  const b = new Endpoint({ rng: new SeededRng(2), config: cfg, listen: true, handshake: new SecureHandshake({ provider }) });
   const ca = a.connect(nowUs(), B);
   let cb = 0;
   for (let i = 0; i < 100 && (a.state(ca) !== ConnectionState.Connected || cb === 0); i++) {
     pump(a, b);
     for (let e = b.pollEvent(); e; e = b.pollEvent()) {
-      if (e.state === ConnectionState.Connecting) {
+      if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) {
         cb = e.connection;
         b.accept(nowUs(), cb);
       }

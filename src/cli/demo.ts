@@ -5,23 +5,26 @@ import { Endpoint } from '../core/endpoint.js';
 import { ConnectionState, SendFlags, type ReceivedMessage } from '../core/types.js';
 import { SimNetwork } from '../testing/sim-network.js';
 import { SeededRng } from '../util/rng.js';
+import { SecureHandshake } from '../crypto/handshake.js';
+import { NodeCryptoProvider } from '../crypto/node-provider.js';
 
 const seed = Number(process.env['NETLANE_SEED'] ?? 1);
 const sim = new SimNetwork(seed, { latencyUs: 50_000, jitterUs: 5_000, loss: 0.05 });
 const rng = new SeededRng(seed);
 const serverAddr = { address: '10.0.0.2', port: 27015 };
-const server = sim.addHost(serverAddr, new Endpoint({ rng: rng.fork(), listen: true }));
-const client = sim.addHost({ address: '10.0.0.1', port: 50000 }, new Endpoint({ rng: rng.fork() }));
+const server = sim.addHost(serverAddr, new Endpoint({ rng: rng.fork(), listen: true, handshake: new SecureHandshake({ provider: new NodeCryptoProvider() }) }));
+const client = sim.addHost({ address: '10.0.0.1', port: 50000 }, new Endpoint({ rng: rng.fork(), handshake: new SecureHandshake({ provider: new NodeCryptoProvider() }) }));
 
 let serverConn = 0;
 server.onEvent = (e) => {
+  if (e.type !== 'connectionStatusChanged') return;
   console.log(`[server ${(sim.now / 1000).toFixed(0)} ms] connection ${e.connection} ${e.oldState} -> ${e.state}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
   if (e.state === ConnectionState.Connecting) {
     serverConn = e.connection;
     server.endpoint.accept(sim.now, e.connection);
   }
 };
-client.onEvent = (e) => console.log(`[client ${(sim.now / 1000).toFixed(0)} ms] connection ${e.connection} ${e.oldState} -> ${e.state}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
+client.onEvent = (e) => e.type === 'connectionStatusChanged' && console.log(`[client ${(sim.now / 1000).toFixed(0)} ms] connection ${e.connection} ${e.oldState} -> ${e.state}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
 
 const conn = client.endpoint.connect(sim.now, serverAddr);
 sim.runUntil(() => client.endpoint.state(conn) === ConnectionState.Connected && serverConn !== 0, 10_000_000);

@@ -28,6 +28,16 @@ export interface ConfigValues {
   readonly MTU_PacketSize: number;
   /** netlane: ms of silence from the peer after which a keepalive PING is sent. */
   readonly KeepaliveInterval: number;
+  /** 0 = AES only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
+  readonly Unencrypted: number;
+  /** netlane: the preferred AEAD, 2 = AES-256-GCM (default), 3 = ChaCha20-Poly1305. */
+  readonly Cipher: number;
+  /** Peers without a certificate from a trusted authority: 0 = refuse (4003), 1 = allow with a warning, 2 = allow. Flagged `Unauthenticated` either way. */
+  readonly IP_AllowWithoutAuth: number;
+  /** As IP_AllowWithoutAuth, for loopback peers; the more permissive of the two applies. */
+  readonly IPLocalHost_AllowWithoutAuth: number;
+  /** netlane: packets sent under one key before a key update (AES-GCM's limit is 2^23). */
+  readonly KeyUpdatePackets: number;
 }
 
 interface Spec {
@@ -49,6 +59,11 @@ export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: Spec } = {
   NagleTime: { def: 5000, min: 0, max: 20_000 },
   MTU_PacketSize: { def: 1200, min: 576, max: 1400 },
   KeepaliveInterval: { def: 2000, min: 10, max: 600_000 },
+  Unencrypted: { def: 0, min: 0, max: 3 },
+  Cipher: { def: 2, min: 2, max: 3 },
+  IP_AllowWithoutAuth: { def: 2, min: 0, max: 2 },
+  IPLocalHost_AllowWithoutAuth: { def: 2, min: 0, max: 2 },
+  KeyUpdatePackets: { def: 1 << 22, min: 16, max: (1 << 23) - (1 << 20) },
 };
 
 export const DEFAULT_CONFIG: ConfigValues = resolveConfig({});

@@ -20,7 +20,7 @@ import { encodeControl, HELLO_MIN_SIZE, type ControlPacket } from '../wire/contr
 import { AckTracker, ACK_DELAY_SHIFT } from './ack-tracker.js';
 import { CongestionController } from './congestion.js';
 import { MAX_RELIABLE_MESSAGE_SIZE, MAX_UNRELIABLE_MESSAGE_SIZE, type ConfigValues } from './config.js';
-import type { ClientHandshake, ConnectionKeys, HandshakeLayer } from './protection.js';
+import type { ClientHandshake, ConnectionKeys, HandshakeLayer, PeerInfo } from '../crypto/types.js';
 import { ProtocolViolation, RecvLane, type MessageSink } from './recv-lane.js';
 import { Recovery, type RecoveryListener, type SentPacket } from './recovery.js';
 import { SendLane } from './send-lane.js';
@@ -81,6 +81,10 @@ export class Connection implements MessageSink, RecoveryListener {
   #sendConnectOk = false;
   #connectOkPayload: Uint8Array | null = null;
   #keys: ConnectionKeys | null = null;
+  /** The negotiated protocol version (client: from the CHALLENGE). */
+  #version = 0;
+  /** Who the peer is, once the handshake has checked it. */
+  peer: PeerInfo | null = null;
 
   // Close.
   #closeFramePending = false;
@@ -183,7 +187,7 @@ export class Connection implements MessageSink, RecoveryListener {
 
   /** Client: starts connecting. */
   startClient(now: number): void {
-    this.#clientHs = this.#handshake.startClient(this.localCid);
+    this.#clientHs = this.#handshake.startClient(this.localCid, this.remote, this.config);
     this.#setState(now, S.Connecting);
     this.#hsPhase = 'hello';
     this.#sendHello = true;
@@ -191,11 +195,13 @@ export class Connection implements MessageSink, RecoveryListener {
   }
 
   /** Server: a CONNECT_REQUEST with a valid cookie made this connection. */
-  startServer(now: number, clientCid: number, keys: ConnectionKeys, replyPayload: Uint8Array): void {
+  startServer(now: number, clientCid: number, keys: ConnectionKeys, replyPayload: Uint8Array, peer: PeerInfo): void {
     this.remoteCid = clientCid;
     this.#keys = keys;
+    this.peer = peer;
     this.#connectOkPayload = replyPayload;
     this.#setState(now, S.Connecting);
+    if (peer.warning) this.#host.emit({ type: 'warning', connection: this.localCid, message: peer.warning });
   }
 
   /** Server: the application accepted. */
@@ -209,8 +215,13 @@ export class Connection implements MessageSink, RecoveryListener {
   }
 
   /** Client: a CHALLENGE arrived. */
-  onChallenge(now: number, cookie: Uint8Array): void {
+  onChallenge(now: number, version: number, cookie: Uint8Array): void {
     if (this.#state !== S.Connecting || this.isServer || this.#hsPhase === 'done') return;
+    if (version < this.#handshake.minProtocolVersion || version > this.#handshake.maxProtocolVersion) {
+      this.#problem(now, EndReason.Remote_BadProtocolVersion, `server offered protocol ${version}; we speak ${this.#handshake.minProtocolVersion}..${this.#handshake.maxProtocolVersion}`);
+      return;
+    }
+    this.#version = version;
     this.#cookie = cookie.slice();
     this.#cookieAtUs = now;
     if (this.#hsPhase === 'hello') {
@@ -235,6 +246,8 @@ export class Connection implements MessageSink, RecoveryListener {
       return;
     }
     this.#keys = out.keys;
+    this.peer = out.peer;
+    if (out.peer.warning) this.#host.emit({ type: 'warning', connection: this.localCid, message: out.peer.warning });
     this.remoteCid = serverCid;
     this.#hsPhase = 'done';
     this.#hsRetryUs = NO_TIME;
@@ -447,7 +460,7 @@ export class Connection implements MessageSink, RecoveryListener {
       this.badPackets++;
       return;
     }
-    if (data.length - headerLen < keys.recv.overhead + 1) {
+    if (data.length - headerLen < keys.overhead + 1) {
       this.badPackets++;
       return;
     }
@@ -456,7 +469,7 @@ export class Connection implements MessageSink, RecoveryListener {
       this.duplicatePackets++;
       return;
     }
-    const plain = keys.recv.open(pn, data.subarray(0, headerLen), data.subarray(headerLen));
+    const plain = keys.open(pn, data.subarray(0, headerLen), data.subarray(headerLen));
     if (!plain) {
       this.badPackets++;
       return;
@@ -682,7 +695,7 @@ export class Connection implements MessageSink, RecoveryListener {
       this.#sendHello = false;
       return this.#control({
         type: 'hello',
-        version: this.#handshake.protocolVersion,
+        version: this.#handshake.maxProtocolVersion,
         clientCid: this.localCid,
         length: Math.max(HELLO_MIN_SIZE, Math.min(this.config.MTU_PacketSize, 1200)),
       });
@@ -691,7 +704,7 @@ export class Connection implements MessageSink, RecoveryListener {
       this.#sendRequest = false;
       if (this.#hsRequestsSent === 0) this.#hsRequestFirstUs = now;
       this.#hsRequestsSent++;
-      return this.#control({ type: 'connectRequest', version: this.#handshake.protocolVersion, clientCid: this.localCid, cookie: this.#cookie, payload: this.#clientHs.requestPayload });
+      return this.#control({ type: 'connectRequest', version: this.#version, clientCid: this.localCid, cookie: this.#cookie, payload: this.#clientHs.request(this.#cookie, this.#version) });
     }
     if (this.#sendConnectOk && this.#connectOkPayload) {
       this.#sendConnectOk = false;
@@ -738,10 +751,10 @@ export class Connection implements MessageSink, RecoveryListener {
     }
     const pn = this.recovery.nextPn;
     const w = this.#w;
-    const limit = cfg.MTU_PacketSize - keys.send.overhead;
+    const limit = cfg.MTU_PacketSize - keys.overhead;
     w.reset(this.#scratch, 0, limit);
     const hdr = this.#hdr;
-    hdr.keyPhase = false;
+    hdr.keyPhase = keys.sendPhase;
     hdr.destinationCid = this.remoteCid;
     hdr.pnLength = packetNumberLength(pn, this.recovery.largestAcked);
     hdr.truncatedPn = pn;
@@ -773,7 +786,7 @@ export class Connection implements MessageSink, RecoveryListener {
     }
     const payloadLen = w.position - headerLen;
     if (payloadLen === 0) return null; // the unused record is left to the garbage collector
-    const sealedLen = keys.send.seal(pn, this.#scratch.subarray(0, headerLen), this.#scratch.subarray(headerLen), payloadLen);
+    const sealedLen = keys.seal(pn, this.#scratch.subarray(0, headerLen), this.#scratch.subarray(headerLen), payloadLen);
     const total = headerLen + sealedLen;
     sent.ackEliciting = ackEliciting;
     sent.inFlight = ackEliciting;
@@ -972,6 +985,7 @@ export class Connection implements MessageSink, RecoveryListener {
       messagesReceived: this.messagesReceived,
       unreliableDroppedSend: this.unreliableDroppedSend,
       unreliableDroppedRecv: droppedRecv,
+      keyUpdates: this.#keys?.keyUpdates ?? 0,
     };
   }
 

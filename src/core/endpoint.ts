@@ -5,20 +5,20 @@ import { decodeControl, encodeControl, type ControlPacket } from '../wire/contro
 import { WireError } from '../wire/errors.js';
 import { DEFAULT_CONFIG, resolveConfig, type ConfigValues } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
-import { PlaintextHandshake, type HandshakeLayer } from './protection.js';
+import type { HandshakeLayer, PeerInfo } from '../crypto/types.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
-import { ConnectionState as S, Result, apiState, sameAddress, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
+import { ConnectionState as S, EndReason, Result, apiState, sameAddress, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
 /** Options of an {@link Endpoint}, resolved once at construction. */
 export interface EndpointOptions {
-  /** Seeded randomness for connection ids and the plaintext cookie secret. */
+  /** Randomness for connection ids (seeded in tests). Keys and cookies come from the handshake's CryptoProvider. */
   readonly rng: Rng;
   /** Configuration values for every connection of this endpoint (GNS names). */
   readonly config?: Partial<Record<string, number>>;
   /** Accept incoming connections (act as a listen socket). */
   readonly listen?: boolean;
-  /** The handshake's crypto layer. Defaults to {@link PlaintextHandshake}. */
-  readonly handshake?: HandshakeLayer;
+  /** The handshake's crypto layer: a `SecureHandshake` (crypto/), which holds this endpoint's key and certificate. */
+  readonly handshake: HandshakeLayer;
   /** Stateless replies (CHALLENGE, NO_CONNECTION) allowed per second; bursts of a tenth of it. Default 1000. */
   readonly statelessReplyRate?: number;
   /** Most connections the table holds. Default 8191 (as GNS). */
@@ -68,7 +68,7 @@ export class Endpoint implements ConnectionHost {
   constructor(options: EndpointOptions) {
     this.#rng = options.rng;
     this.config = options.config ? resolveConfig(options.config) : DEFAULT_CONFIG;
-    this.#handshake = options.handshake ?? new PlaintextHandshake(options.rng.nextU32());
+    this.#handshake = options.handshake;
     this.#listen = options.listen ?? false;
     this.#maxConnections = options.maxConnections ?? 8191;
     this.#replyRate = options.statelessReplyRate ?? 1000;
@@ -162,6 +162,11 @@ export class Endpoint implements ConnectionHost {
     return c ? { reason: c.endReason, debug: c.endDebug } : null;
   }
 
+  /** What the handshake established about the peer (identity, authentication, cipher), or null before it. */
+  peerInfo(handle: number): PeerInfo | null {
+    return this.#conns.get(handle)?.peer ?? null;
+  }
+
   remoteAddress(handle: number): SocketAddress | null {
     return this.#conns.get(handle)?.remote ?? null;
   }
@@ -222,12 +227,19 @@ export class Endpoint implements ConnectionHost {
   #handleControl(now: number, from: SocketAddress, p: ControlPacket): void {
     switch (p.type) {
       case 'hello': {
-        if (!this.#listen || p.version !== this.#handshake.protocolVersion) {
+        if (!this.#listen) {
           this.stats.handshakeRefused++;
           return;
         }
+        // The HELLO names the newest version the client speaks; we answer with the newest both speak.
+        const version = Math.min(p.version, this.#handshake.maxProtocolVersion);
+        if (version < this.#handshake.minProtocolVersion) {
+          this.stats.handshakeRefused++;
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Remote_BadProtocolVersion, debug: `protocol ${p.version} is older than ${this.#handshake.minProtocolVersion}` });
+          return;
+        }
         const cookie = this.#handshake.issueCookie(now, from, p.clientCid);
-        this.#statelessReply(now, from, { type: 'challenge', version: this.#handshake.protocolVersion, clientCid: p.clientCid, cookie });
+        this.#statelessReply(now, from, { type: 'challenge', version, clientCid: p.clientCid, cookie });
         return;
       }
       case 'connectRequest': {
@@ -242,8 +254,9 @@ export class Endpoint implements ConnectionHost {
           this.#dirty.add(existing);
           return;
         }
-        if (p.version !== this.#handshake.protocolVersion) {
-          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: 4006, debug: 'unsupported protocol version' });
+        if (p.version < this.#handshake.minProtocolVersion || p.version > this.#handshake.maxProtocolVersion) {
+          this.stats.handshakeRefused++;
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Remote_BadProtocolVersion, debug: 'unsupported protocol version' });
           return;
         }
         if (this.#conns.size >= this.#maxConnections) {
@@ -251,7 +264,7 @@ export class Endpoint implements ConnectionHost {
           return;
         }
         const serverCid = this.#newCid();
-        const out = this.#handshake.acceptClient(p.clientCid, serverCid, p.payload);
+        const out = this.#handshake.acceptClient(from, p.clientCid, serverCid, p.version, p.cookie, p.payload, this.config);
         if (!out.ok) {
           this.stats.handshakeRefused++;
           this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: out.reason, debug: out.debug });
@@ -260,7 +273,7 @@ export class Endpoint implements ConnectionHost {
         const conn = new Connection(this, this.#handshake, serverCid, from, true, this.config, now);
         this.#conns.set(serverCid, conn);
         this.#byClient.set(key, conn);
-        conn.startServer(now, p.clientCid, out.keys, out.replyPayload);
+        conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer);
         return;
       }
       case 'challenge':
@@ -271,7 +284,7 @@ export class Endpoint implements ConnectionHost {
           this.stats.handshakeRefused++;
           return;
         }
-        if (p.type === 'challenge') c.onChallenge(now, p.cookie);
+        if (p.type === 'challenge') c.onChallenge(now, p.version, p.cookie);
         else if (p.type === 'connectOk') c.onConnectOk(now, p.serverCid, p.payload);
         else c.onNoConnection(now);
         this.#dirty.add(c);

@@ -46,6 +46,8 @@ export interface ConnectionStatus {
   unreliableDroppedSend: number;
   /** Unreliable messages dropped on receive (incomplete, stale Latest, queue full). */
   unreliableDroppedRecv: number;
+  /** Key updates this side has made (send direction). */
+  keyUpdates: number;
 }
 
 /** Per-lane status (GNS `SteamNetConnectionRealTimeLaneStatus_t`). */

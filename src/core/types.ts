@@ -109,7 +109,14 @@ export interface ReceivedMessage {
 }
 
 /** Output events, drained with `Endpoint.pollEvent()`. */
-export type EndpointEvent = ConnectionStatusChangedEvent;
+export type EndpointEvent = ConnectionStatusChangedEvent | ConnectionWarningEvent;
+
+/** Something the application should know about a connection that is not a state change (for example an unauthenticated peer allowed with `IP_AllowWithoutAuth` = 1). */
+export interface ConnectionWarningEvent {
+  readonly type: 'warning';
+  readonly connection: number;
+  readonly message: string;
+}
 
 /**
  * A connection's API-visible state changed. A new incoming connection appears as a change from

@@ -4,6 +4,8 @@ import { ConnectionState } from '../../src/core/types.js';
 import type { ReceivedMessage } from '../../src/core/types.js';
 import { SimNetwork, type LinkConditions, type SimHost } from '../../src/testing/sim-network.js';
 import { SeededRng } from '../../src/util/rng.js';
+import { seededHandshake } from '../../src/testing/crypto.js';
+import type { SecureHandshakeOptions } from '../../src/crypto/handshake.js';
 
 export interface Pair {
   sim: SimNetwork;
@@ -18,15 +20,21 @@ export interface Pair {
 export const CLIENT_ADDR = { address: '10.0.0.1', port: 40000 };
 export const SERVER_ADDR = { address: '10.0.0.2', port: 27015 };
 
+/** Options for the two sides' SecureHandshake (keys, certificates, authorities, versions). */
+export interface PairHandshakes {
+  client?: Partial<SecureHandshakeOptions>;
+  server?: Partial<SecureHandshakeOptions>;
+}
+
 /**
  * Builds client and server endpoints on `link` (both directions), connects, and accepts.
  * Fails if the handshake does not complete within 30 simulated seconds.
  */
-export function connectedPair(seed: number, link: Partial<LinkConditions>, config: Partial<Record<string, number>> = {}, serverConfig?: Partial<Record<string, number>>): Pair {
+export function connectedPair(seed: number, link: Partial<LinkConditions>, config: Partial<Record<string, number>> = {}, serverConfig?: Partial<Record<string, number>>, hs: PairHandshakes = {}): Pair {
   const sim = new SimNetwork(seed, link);
   const rng = new SeededRng(seed ^ 0x5bd1e995);
-  const server = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config: serverConfig ?? config }));
-  const client = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config }));
+  const server = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config: serverConfig ?? config, handshake: seededHandshake(seed + 1, hs.server) }));
+  const client = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config, handshake: seededHandshake(seed + 2, hs.client) }));
   let s = 0;
   server.onEvent = (e) => {
     if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) {

@@ -9,11 +9,12 @@ import { ReplayWindow } from '../../src/util/replay-window.js';
 import { encodeControl } from '../../src/wire/control.js';
 import { canTransition } from '../../src/core/state.js';
 import { connectedPair, seedOr } from '../support/sim.js';
+import { seededHandshake } from '../../src/testing/crypto.js';
 
 const FROM = { address: '192.0.2.7', port: 5000 };
 
 test('garbage datagrams are dropped and counted, never thrown, never create state', () => {
-  const ep = new Endpoint({ rng: new SeededRng(1), listen: true });
+  const ep = new Endpoint({ rng: new SeededRng(1), listen: true, handshake: seededHandshake(1) });
   const rng = new SeededRng(seedOr(81));
   for (let i = 0; i < 20_000; i++) {
     const b = new Uint8Array(rng.int(0, 1300));
@@ -27,10 +28,10 @@ test('garbage datagrams are dropped and counted, never thrown, never create stat
 });
 
 test('a CONNECT_REQUEST without a valid cookie allocates nothing; stateless replies are rate-limited and never larger than the request', () => {
-  const ep = new Endpoint({ rng: new SeededRng(2), listen: true, statelessReplyRate: 100 });
+  const ep = new Endpoint({ rng: new SeededRng(2), listen: true, statelessReplyRate: 100, handshake: seededHandshake(2) });
   const buf = new Uint8Array(2000);
   for (let i = 0; i < 5000; i++) {
-    const n = encodeControl(buf, { type: 'connectRequest', version: 1, clientCid: i + 1, cookie: new Uint8Array(8).fill(i & 255), payload: new Uint8Array(0) });
+    const n = encodeControl(buf, { type: 'connectRequest', version: 2, clientCid: i + 1, cookie: new Uint8Array(8).fill(i & 255), payload: new Uint8Array(0) });
     ep.handleDatagram(i * 10, { address: `10.0.${i >> 8}.${i & 255}`, port: 4000 }, buf.slice(0, n));
   }
   assert.equal(ep.connectionCount, 0);
@@ -38,7 +39,7 @@ test('a CONNECT_REQUEST without a valid cookie allocates nothing; stateless repl
   // HELLO floods: replies are capped by the rate limit, each no larger than the HELLO.
   let replies = 0;
   for (let i = 0; i < 5000; i++) {
-    const n = encodeControl(buf, { type: 'hello', version: 1, clientCid: i + 1, length: 512 });
+    const n = encodeControl(buf, { type: 'hello', version: 2, clientCid: i + 1, length: 512 });
     ep.handleDatagram(1_000_000 + i * 10, FROM, buf.slice(0, n));
     for (let t = ep.pollTransmit(0); t; t = ep.pollTransmit(0)) {
       replies++;

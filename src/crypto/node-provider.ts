@@ -1,0 +1,165 @@
+// The only file of netlane that imports node:crypto (DESIGN.md section 1).
+import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, hkdfSync, randomFillSync, sign, verify, type KeyObject } from 'node:crypto';
+import { NetlaneError } from '../util/errors.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, isAllZero, isSmallOrderX25519, type Aead, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
+
+// PKCS #8 prefixes for a raw 32-byte private key (RFC 8410): lets a seed become a key object.
+const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const ED25519_PKCS8 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function b64url(b: Uint8Array): string {
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
+}
+
+function rawPublic(key: KeyObject): Uint8Array {
+  const jwk = key.export({ format: 'jwk' });
+  return new Uint8Array(Buffer.from(jwk.x as string, 'base64url'));
+}
+
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+const NODE_CIPHER: Record<number, 'aes-256-gcm' | 'chacha20-poly1305'> = {
+  [AeadCipher.Aes256Gcm]: 'aes-256-gcm',
+  [AeadCipher.ChaCha20Poly1305]: 'chacha20-poly1305',
+};
+
+class NodeAead implements Aead {
+  readonly cipher: AeadCipher;
+  readonly #name: 'aes-256-gcm' | 'chacha20-poly1305';
+  readonly #key: KeyObject;
+
+  constructor(cipher: AeadCipher, key: Uint8Array) {
+    const name = NODE_CIPHER[cipher];
+    if (!name) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `cipher ${cipher} is not an AEAD`);
+    if (key.length !== AEAD_KEY_BYTES) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `AEAD key must be ${AEAD_KEY_BYTES} bytes, got ${key.length}`);
+    this.cipher = cipher;
+    this.#name = name;
+    this.#key = createSecretKey(asBuffer(key));
+  }
+
+  seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number {
+    if (nonce.length !== AEAD_NONCE_BYTES) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `nonce must be ${AEAD_NONCE_BYTES} bytes, got ${nonce.length}`);
+    if (outOffset + plaintext.length + AEAD_TAG_BYTES > out.length) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'output buffer too small for ciphertext and tag');
+    // authTagLength is explicit: Node otherwise accepts (and for GCM produces) other tag lengths.
+    // (The GCM overload types the options; ChaCha20-Poly1305 takes the same ones.)
+    const c = createCipheriv(this.#name as 'aes-256-gcm', this.#key, nonce, { authTagLength: AEAD_TAG_BYTES });
+    c.setAAD(aad, { plaintextLength: plaintext.length });
+    const ct = c.update(plaintext);
+    c.final();
+    out.set(ct, outOffset);
+    out.set(c.getAuthTag(), outOffset + ct.length);
+    return ct.length + AEAD_TAG_BYTES;
+  }
+
+  open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array, outOffset: number): number {
+    if (nonce.length !== AEAD_NONCE_BYTES) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `nonce must be ${AEAD_NONCE_BYTES} bytes, got ${nonce.length}`);
+    const n = sealed.length - AEAD_TAG_BYTES;
+    if (n < 0) return -1; // too short to hold a full tag: never authenticates
+    if (outOffset + n > out.length) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'output buffer too small for plaintext');
+    const d = createDecipheriv(this.#name as 'aes-256-gcm', this.#key, nonce, { authTagLength: AEAD_TAG_BYTES });
+    d.setAuthTag(sealed.subarray(n));
+    d.setAAD(aad, { plaintextLength: n });
+    const pt = d.update(sealed.subarray(0, n));
+    try {
+      d.final();
+    } catch {
+      return -1;
+    }
+    out.set(pt, outOffset);
+    return n;
+  }
+}
+
+/** Options of {@link NodeCryptoProvider}. */
+export interface NodeCryptoProviderOptions {
+  /**
+   * Replaces the random source. For deterministic tests only (netlane/testing seeds it); a
+   * predictable source makes every key predictable.
+   */
+  readonly fillRandom?: (out: Uint8Array) => void;
+}
+
+/** {@link CryptoProvider} on node:crypto (OpenSSL). */
+export class NodeCryptoProvider implements CryptoProvider {
+  readonly name: string;
+  readonly #fill: (out: Uint8Array) => void;
+
+  constructor(options: NodeCryptoProviderOptions = {}) {
+    this.#fill = options.fillRandom ?? ((out) => randomFillSync(out));
+    this.name = options.fillRandom ? 'node:crypto (seeded test randomness)' : 'node:crypto';
+  }
+
+  fillRandom(out: Uint8Array): void {
+    this.#fill(out);
+  }
+
+  generateKeyExchange(): KeyExchangePair {
+    const seed = new Uint8Array(32);
+    this.#fill(seed);
+    const privateKey = createPrivateKey({ key: Buffer.concat([X25519_PKCS8, seed]), format: 'der', type: 'pkcs8' });
+    seed.fill(0);
+    return { publicKey: rawPublic(createPublicKey(privateKey)), privateKey };
+  }
+
+  deriveSharedSecret(own: KeyExchangePair, peerPublicKey: Uint8Array): Uint8Array | null {
+    if (peerPublicKey.length !== 32 || isSmallOrderX25519(peerPublicKey)) return null;
+    let secret: Buffer;
+    try {
+      // A JWK import is an order of magnitude cheaper than SPKI here (reference/machine-facts.md).
+      const pub = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(peerPublicKey) }, format: 'jwk' });
+      secret = diffieHellman({ privateKey: own.privateKey as KeyObject, publicKey: pub });
+    } catch {
+      return null;
+    }
+    return isAllZero(secret) ? null : new Uint8Array(secret);
+  }
+
+  signingKey(seed?: Uint8Array): SigningKey {
+    let s: Uint8Array;
+    if (seed) {
+      if (seed.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `Ed25519 seed must be 32 bytes, got ${seed.length}`);
+      s = seed.slice();
+    } else {
+      s = new Uint8Array(32);
+      this.#fill(s);
+    }
+    const privateKey = createPrivateKey({ key: Buffer.concat([ED25519_PKCS8, s]), format: 'der', type: 'pkcs8' });
+    return { publicKey: rawPublic(createPublicKey(privateKey)), seed: s, privateKey };
+  }
+
+  sign(key: SigningKey, message: Uint8Array): Uint8Array {
+    return new Uint8Array(sign(null, message, key.privateKey as KeyObject));
+  }
+
+  verify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+    if (publicKey.length !== 32 || signature.length !== 64) return false;
+    try {
+      const pub = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: b64url(publicKey) }, format: 'jwk' });
+      return verify(null, message, pub, signature);
+    } catch {
+      return false;
+    }
+  }
+
+  sha256(...parts: readonly Uint8Array[]): Uint8Array {
+    const h = createHash('sha256');
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
+  }
+
+  hmacSha256(key: Uint8Array, ...parts: readonly Uint8Array[]): Uint8Array {
+    const h = createHmac('sha256', key);
+    for (const p of parts) h.update(p);
+    return new Uint8Array(h.digest());
+  }
+
+  hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+    return new Uint8Array(hkdfSync('sha256', ikm, salt, info, length));
+  }
+
+  aead(cipher: AeadCipher, key: Uint8Array): Aead {
+    return new NodeAead(cipher, key);
+  }
+}

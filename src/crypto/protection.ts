@@ -1,0 +1,146 @@
+import type { ConnectionKeys } from './types.js';
+import { AEAD_TAG_BYTES, AeadCipher, type Aead, type CryptoProvider } from './provider.js';
+
+const enc = new TextEncoder();
+const EMPTY = new Uint8Array(0);
+const LABEL_KEY = enc.encode('netlane key');
+const LABEL_IV = enc.encode('netlane iv');
+const LABEL_UPDATE = enc.encode('netlane ku');
+
+/** Packet protection under one key: an AEAD and its IV, and the secret the next key comes from. */
+interface KeyGeneration {
+  readonly aead: Aead;
+  readonly iv: Uint8Array;
+  readonly secret: Uint8Array;
+}
+
+function generation(provider: CryptoProvider, cipher: AeadCipher, secret: Uint8Array): KeyGeneration {
+  return {
+    aead: provider.aead(cipher, provider.hkdf(secret, EMPTY, LABEL_KEY, 32)),
+    iv: provider.hkdf(secret, EMPTY, LABEL_IV, 12),
+    secret,
+  };
+}
+
+function nextGeneration(provider: CryptoProvider, cipher: AeadCipher, g: KeyGeneration): KeyGeneration {
+  return generation(provider, cipher, provider.hkdf(g.secret, EMPTY, LABEL_UPDATE, 32));
+}
+
+/** nonce = IV xor the packet number as a 64-bit big-endian integer in the last 8 bytes. */
+function makeNonce(out: Uint8Array, iv: Uint8Array, pn: number): Uint8Array {
+  const hi = Math.floor(pn / 0x1_0000_0000);
+  const lo = pn >>> 0;
+  for (let i = 0; i < 4; i++) out[i] = iv[i] as number;
+  out[4] = (iv[4] as number) ^ (hi >>> 24);
+  out[5] = (iv[5] as number) ^ ((hi >>> 16) & 0xff);
+  out[6] = (iv[6] as number) ^ ((hi >>> 8) & 0xff);
+  out[7] = (iv[7] as number) ^ (hi & 0xff);
+  out[8] = (iv[8] as number) ^ (lo >>> 24);
+  out[9] = (iv[9] as number) ^ ((lo >>> 16) & 0xff);
+  out[10] = (iv[10] as number) ^ ((lo >>> 8) & 0xff);
+  out[11] = (iv[11] as number) ^ (lo & 0xff);
+  return out;
+}
+
+/** Packets under one key before a key update starts (AES-GCM's confidentiality limit is 2^23). */
+export const DEFAULT_KEY_UPDATE_PACKETS = 1 << 22;
+
+/**
+ * AEAD packet protection with key updates (as QUIC, RFC 9001 section 6). Each direction has a
+ * traffic secret; key and IV come from it by HKDF, and a key update replaces it by HKDF of itself.
+ * The header's key phase bit says which generation sealed a packet. After `updateAfter` packets
+ * under one key, and once the peer has shown (by sending under the current key) that it has it, the
+ * sender moves to the next key and flips the bit; the receiver tries the next key for a flipped bit,
+ * moves to it when a packet authenticates, and answers by updating its own send key. The previous
+ * receive key stays for packets reordered across the update. Nothing changes before a packet
+ * authenticates.
+ */
+export class SessionKeys implements ConnectionKeys {
+  readonly overhead = AEAD_TAG_BYTES;
+  readonly encrypted = true;
+  keyUpdates = 0;
+  readonly #provider: CryptoProvider;
+  readonly #cipher: AeadCipher;
+  readonly #updateAfter: number;
+  #send: KeyGeneration;
+  #sendPhase = false;
+  #sentUnderKey = 0;
+  /** The peer has sent under our current send generation, so it holds that key. */
+  #peerConfirmed = false;
+  #recv: KeyGeneration;
+  #recvPhase = false;
+  #recvPrev: KeyGeneration | null = null;
+  #recvNext: KeyGeneration | null = null;
+  /** Lowest packet number seen under the current receive generation. */
+  #recvFirstPn = 0;
+  readonly #sendNonce = new Uint8Array(12);
+  readonly #recvNonce = new Uint8Array(12);
+  #plain: Uint8Array = new Uint8Array(1500);
+
+  constructor(provider: CryptoProvider, cipher: AeadCipher, sendSecret: Uint8Array, recvSecret: Uint8Array, updateAfter: number) {
+    this.#provider = provider;
+    this.#cipher = cipher;
+    this.#updateAfter = Math.max(1, updateAfter);
+    this.#send = generation(provider, cipher, sendSecret);
+    this.#recv = generation(provider, cipher, recvSecret);
+  }
+
+  get sendPhase(): boolean {
+    return this.#sendPhase;
+  }
+
+  seal(pn: number, header: Uint8Array, payload: Uint8Array, length: number): number {
+    const n = this.#send.aead.seal(makeNonce(this.#sendNonce, this.#send.iv, pn), header, payload.subarray(0, length), payload, 0);
+    if (++this.#sentUnderKey >= this.#updateAfter && this.#peerConfirmed) this.#updateSend();
+    return n;
+  }
+
+  open(pn: number, header: Uint8Array, sealed: Uint8Array): Uint8Array | null {
+    const phase = ((header[0] as number) & 0x40) !== 0;
+    let g: KeyGeneration | null;
+    if (phase === this.#recvPhase) g = this.#recv;
+    else if (pn < this.#recvFirstPn) g = this.#recvPrev;
+    else g = this.#recvNext ??= nextGeneration(this.#provider, this.#cipher, this.#recv);
+    if (!g) return null;
+    if (this.#plain.length < sealed.length) this.#plain = new Uint8Array(sealed.length);
+    const n = g.aead.open(makeNonce(this.#recvNonce, g.iv, pn), header, sealed, this.#plain, 0);
+    if (n < 0) return null;
+    if (g === this.#recvNext) {
+      this.#recvPrev = this.#recv;
+      this.#recv = g;
+      this.#recvNext = null;
+      this.#recvPhase = phase;
+      this.#recvFirstPn = pn;
+      if (this.#sendPhase !== phase) this.#updateSend(); // the peer started an update: follow it
+      this.#peerConfirmed = true;
+    } else if (g === this.#recv) {
+      if (pn < this.#recvFirstPn) this.#recvFirstPn = pn;
+      if (phase === this.#sendPhase) this.#peerConfirmed = true;
+    }
+    return this.#plain.subarray(0, n);
+  }
+
+  #updateSend(): void {
+    this.#send = nextGeneration(this.#provider, this.#cipher, this.#send);
+    this.#sendPhase = !this.#sendPhase;
+    this.#sentUnderKey = 0;
+    this.#peerConfirmed = false;
+    this.keyUpdates++;
+  }
+}
+
+/** No encryption (`Unencrypted`, negotiated by both sides): packets go in the clear, untagged. */
+export const NULL_KEYS: ConnectionKeys = Object.freeze({
+  overhead: 0,
+  sendPhase: false,
+  encrypted: false,
+  keyUpdates: 0,
+  seal: (_pn: number, _header: Uint8Array, _payload: Uint8Array, length: number): number => length,
+  open: (_pn: number, _header: Uint8Array, sealed: Uint8Array): Uint8Array => sealed,
+});
+
+export const CIPHER_NAMES: Readonly<Record<number, string>> = {
+  [AeadCipher.Null]: 'none',
+  [AeadCipher.Aes256Gcm]: 'AES-256-GCM',
+  [AeadCipher.ChaCha20Poly1305]: 'ChaCha20-Poly1305',
+};
