@@ -27,7 +27,7 @@ function nextGeneration(provider: CryptoProvider, cipher: AeadCipher, g: KeyGene
 }
 
 /** nonce = IV xor the packet number as a 64-bit big-endian integer in the last 8 bytes. */
-function makeNonce(out: Uint8Array, iv: Uint8Array, pn: number): Uint8Array {
+export function packetNonce(out: Uint8Array, iv: Uint8Array, pn: number): Uint8Array {
   const hi = Math.floor(pn / 0x1_0000_0000);
   const lo = pn >>> 0;
   for (let i = 0; i < 4; i++) out[i] = iv[i] as number;
@@ -90,7 +90,7 @@ export class SessionKeys implements ConnectionKeys {
   }
 
   seal(pn: number, header: Uint8Array, payload: Uint8Array, length: number): number {
-    const n = this.#send.aead.seal(makeNonce(this.#sendNonce, this.#send.iv, pn), header, payload.subarray(0, length), payload, 0);
+    const n = this.#send.aead.seal(packetNonce(this.#sendNonce, this.#send.iv, pn), header, payload.subarray(0, length), payload, 0);
     if (++this.#sentUnderKey >= this.#updateAfter && this.#peerConfirmed) this.#updateSend();
     return n;
   }
@@ -103,7 +103,7 @@ export class SessionKeys implements ConnectionKeys {
     else g = this.#recvNext ??= nextGeneration(this.#provider, this.#cipher, this.#recv);
     if (!g) return null;
     if (this.#plain.length < sealed.length) this.#plain = new Uint8Array(sealed.length);
-    const n = g.aead.open(makeNonce(this.#recvNonce, g.iv, pn), header, sealed, this.#plain, 0);
+    const n = g.aead.open(packetNonce(this.#recvNonce, g.iv, pn), header, sealed, this.#plain, 0);
     if (n < 0) return null;
     if (g === this.#recvNext) {
       this.#recvPrev = this.#recv;

@@ -96,7 +96,7 @@ interface Link {
 interface SimEvent {
   atUs: number;
   seq: number;
-  kind: 0 | 1; // 0 delivery, 1 timer
+  kind: 0 | 1 | 2; // 0 delivery, 1 timer, 2 injected delivery (no link, no intercept)
   host: SimHost;
   from: SocketAddress | null;
   data: Uint8Array | null;
@@ -246,6 +246,15 @@ export class SimNetwork {
     }
   }
 
+  /**
+   * Delivers `data` to `to` at `atUs` as if sent from `from` (which need not be a host): a spoofed or
+   * replayed datagram. It bypasses link conditions, the intercept hook and the random source, so a run
+   * with injections sees the same randomness as one without.
+   */
+  inject(from: SocketAddress, to: SimHost, data: Uint8Array, atUs: number = this.now): void {
+    this.#push({ atUs: Math.max(this.now, Math.round(atUs)), seq: this.#seq++, kind: 2, host: to, from, data: data.slice() });
+  }
+
   /** Processes the next event. Returns false when nothing is left to do. */
   step(): boolean {
     this.flush();
@@ -265,6 +274,11 @@ export class SimNetwork {
     } else {
       let data = ev.data as Uint8Array;
       const from = ev.from as SocketAddress;
+      if (ev.kind === 2) {
+        h.endpoint.handleDatagram(this.now, from, data);
+        this.#drain(h);
+        return true;
+      }
       if (this.intercept) {
         const d = this.intercept(from, h.address, data, this.now);
         if (!d) return true;

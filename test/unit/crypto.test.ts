@@ -1,0 +1,192 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { AeadCipher, isSmallOrderX25519 } from '../../src/crypto/provider.js';
+import { SessionKeys, packetNonce } from '../../src/crypto/protection.js';
+import { checkCertificate, decodeCertificate, signCertificate, unsignedCertificate } from '../../src/crypto/certificate.js';
+import { derivePeerId, identityToString, parseIdentity } from '../../src/crypto/identity.js';
+import { NetlaneError } from '../../src/util/errors.js';
+import { SeededRng } from '../../src/util/rng.js';
+import { seedOr } from '../support/sim.js';
+
+const provider = new NodeCryptoProvider();
+const NOW = 1_800_000_000;
+
+for (const cipher of [AeadCipher.Aes256Gcm, AeadCipher.ChaCha20Poly1305]) {
+  test(`AEAD ${cipher}: round trip; tags truncated to 12/8/4 bytes, a changed AAD or a flipped bit never open`, () => {
+    const key = new Uint8Array(32).fill(7);
+    const aead = provider.aead(cipher, key);
+    const nonce = new Uint8Array(12).fill(1);
+    const aad = new Uint8Array([0x80, 1, 2, 3, 4, 5, 6]);
+    const pt = new TextEncoder().encode('loot: 3 gold, 1 sword');
+    const out = new Uint8Array(pt.length + 16);
+    assert.equal(aead.seal(nonce, aad, pt, out, 0), pt.length + 16);
+    const back = new Uint8Array(64);
+    assert.equal(aead.open(nonce, aad, out, back, 0), pt.length);
+    assert.deepEqual(back.subarray(0, pt.length), pt);
+    for (const cut of [4, 8, 12]) assert.equal(aead.open(nonce, aad, out.subarray(0, pt.length + 16 - cut), back, 0), -1, `tag cut by ${cut}`);
+    // Node accepts a short GCM tag unless told the length: a ciphertext with only its first 12/8/4 tag bytes must fail too.
+    for (const tagLen of [12, 8, 4]) assert.equal(aead.open(nonce, aad, out.subarray(0, pt.length + tagLen), back, 0), -1);
+    assert.equal(aead.open(nonce, new Uint8Array([0x81, 1, 2, 3, 4, 5, 6]), out, back, 0), -1);
+    for (let bit = 0; bit < out.length * 8; bit += 7) {
+      const t = out.slice();
+      t[bit >> 3] = (t[bit >> 3] as number) ^ (1 << (bit & 7));
+      assert.equal(aead.open(nonce, aad, t, back, 0), -1, `bit ${bit}`);
+    }
+  });
+
+  test(`AEAD ${cipher}: nonces of 8 or 16 bytes and keys of the wrong size are refused with a typed error`, () => {
+    const aead = provider.aead(cipher, new Uint8Array(32));
+    for (const n of [0, 8, 11, 13, 16]) {
+      assert.throws(() => aead.seal(new Uint8Array(n), new Uint8Array(0), new Uint8Array(4), new Uint8Array(64), 0), (e: unknown) => e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT');
+      assert.throws(() => aead.open(new Uint8Array(n), new Uint8Array(0), new Uint8Array(20), new Uint8Array(64), 0), (e: unknown) => e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT');
+    }
+    assert.throws(() => provider.aead(cipher, new Uint8Array(16)), (e: unknown) => e instanceof NetlaneError);
+    assert.throws(() => provider.aead(AeadCipher.Null, new Uint8Array(32)), (e: unknown) => e instanceof NetlaneError);
+  });
+}
+
+test('X25519: all-zero and small-order peer keys give no shared secret; honest keys agree', () => {
+  const a = provider.generateKeyExchange();
+  const b = provider.generateKeyExchange();
+  const ab = provider.deriveSharedSecret(a, b.publicKey);
+  const ba = provider.deriveSharedSecret(b, a.publicKey);
+  assert.ok(ab && ba);
+  assert.deepEqual(ab, ba);
+  const small = [
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+    '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  ];
+  for (const h of small) {
+    const k = new Uint8Array(Buffer.from(h, 'hex'));
+    assert.ok(isSmallOrderX25519(k), h);
+    assert.equal(provider.deriveSharedSecret(a, k), null, h);
+  }
+  assert.equal(provider.deriveSharedSecret(a, new Uint8Array(31)), null);
+  assert.equal(isSmallOrderX25519(b.publicKey), false);
+});
+
+test('Ed25519: a seed gives the same key; signatures verify and a flipped bit or wrong key does not', () => {
+  const seed = new Uint8Array(32).fill(3);
+  const k1 = provider.signingKey(seed);
+  const k2 = provider.signingKey(seed);
+  assert.deepEqual(k1.publicKey, k2.publicKey);
+  const msg = new TextEncoder().encode('hello');
+  const sig = provider.sign(k1, msg);
+  assert.ok(provider.verify(k1.publicKey, msg, sig));
+  const bad = sig.slice();
+  bad[5] = (bad[5] as number) ^ 1;
+  assert.equal(provider.verify(k1.publicKey, msg, bad), false);
+  assert.equal(provider.verify(provider.signingKey().publicKey, msg, sig), false);
+  assert.equal(provider.verify(k1.publicKey, msg, sig.subarray(0, 63)), false);
+  assert.equal(provider.verify(new Uint8Array(32), msg, sig), false);
+});
+
+test('property: packet nonces are distinct for distinct packet numbers (10^6 consecutive and random)', () => {
+  const iv = new Uint8Array(12);
+  provider.fillRandom(iv);
+  const seen = new Set<string>();
+  const n = new Uint8Array(12);
+  for (let pn = 0; pn < 1_000_000; pn++) seen.add(Buffer.from(packetNonce(n, iv, pn)).toString('latin1'));
+  assert.equal(seen.size, 1_000_000);
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), (a, b) => {
+      fc.pre(a !== b);
+      const x = Buffer.from(packetNonce(new Uint8Array(12), iv, a));
+      const y = Buffer.from(packetNonce(new Uint8Array(12), iv, b));
+      return !x.equals(y);
+    }),
+    { seed: seedOr(91), numRuns: 10_000 },
+  );
+});
+
+test('key update: both directions move to new keys under reordering, no packet is lost to the change', () => {
+  const rng = new SeededRng(seedOr(92));
+  const s1 = new Uint8Array(32).fill(1);
+  const s2 = new Uint8Array(32).fill(2);
+  const a = new SessionKeys(provider, AeadCipher.Aes256Gcm, s1, s2, 50);
+  const b = new SessionKeys(provider, AeadCipher.Aes256Gcm, s2, s1, 50);
+  const hdr = (phase: boolean): Uint8Array => new Uint8Array([0x80 | (phase ? 0x40 : 0), 0, 0, 0, 1, 0, 0]);
+  let pnA = 0;
+  let pnB = 0;
+  let opened = 0;
+  let sent = 0;
+  // a -> b and b -> a, each packet delivered within a window of up to 5 later packets (reordering).
+  const inflightAB: { pn: number; h: Uint8Array; c: Uint8Array }[] = [];
+  const inflightBA: { pn: number; h: Uint8Array; c: Uint8Array }[] = [];
+  const seal = (k: SessionKeys, pn: number): { pn: number; h: Uint8Array; c: Uint8Array } => {
+    const h = hdr(k.sendPhase);
+    const buf = new Uint8Array(64);
+    buf.set([pn & 0xff, 42]);
+    const n = k.seal(pn, h, buf, 2);
+    return { pn, h, c: buf.slice(0, n) };
+  };
+  const deliver = (q: typeof inflightAB, k: SessionKeys): void => {
+    const i = rng.int(0, q.length - 1);
+    const p = q.splice(i, 1)[0];
+    if (!p) return;
+    const pt = k.open(p.pn, p.h, p.c);
+    assert.ok(pt, `packet ${p.pn} did not open`);
+    assert.equal(pt[1], 42);
+    opened++;
+  };
+  for (let i = 0; i < 2000; i++) {
+    inflightAB.push(seal(a, pnA++));
+    inflightBA.push(seal(b, pnB++));
+    sent += 2;
+    while (inflightAB.length > 5) deliver(inflightAB, b);
+    while (inflightBA.length > 5) deliver(inflightBA, a);
+  }
+  while (inflightAB.length) deliver(inflightAB, b);
+  while (inflightBA.length) deliver(inflightBA, a);
+  assert.equal(opened, sent);
+  assert.ok(a.keyUpdates >= 4 && b.keyUpdates >= 4, `updates a=${a.keyUpdates} b=${b.keyUpdates}`);
+});
+
+test('identities: string forms round-trip; the peer id is derived from the key', () => {
+  for (const s of ['ip:10.0.0.1:27015', 'ip:[::1]:5000', 'id:76561197960265729', 'str:alice', 'gen:00ff10']) assert.equal(identityToString(parseIdentity(s)), s);
+  for (const s of ['alice', 'id:0', 'id:18446744073709551616', 'str:', 'gen:0', 'ip:1.2.3.4', 'xbox:1']) assert.throws(() => parseIdentity(s), (e: unknown) => e instanceof NetlaneError);
+  const k = provider.signingKey(new Uint8Array(32).fill(9));
+  assert.equal(derivePeerId(provider, k.publicKey), derivePeerId(provider, provider.signingKey(new Uint8Array(32).fill(9)).publicKey));
+  assert.notEqual(derivePeerId(provider, k.publicKey), derivePeerId(provider, provider.signingKey().publicKey));
+});
+
+test('certificates: signed ones check; expired, untrusted, forged, wrong address and claimed ids are refused', () => {
+  const ca = provider.signingKey();
+  const other = provider.signingKey();
+  const peer = provider.signingKey();
+  const fields = { identity: parseIdentity('str:alice'), publicKey: peer.publicKey, createdAt: NOW - 10, expiresAt: NOW + 3600 };
+  const cert = signCertificate(provider, ca, fields);
+  assert.deepEqual(decodeCertificate(cert.encoded).encoded, cert.encoded);
+  assert.deepEqual(checkCertificate(provider, cert, [ca], NOW, '10.0.0.1'), { ok: true, authenticated: true });
+  const refused = (c: ReturnType<typeof checkCertificate>, what: RegExp): void => {
+    assert.equal(c.ok, false);
+    if (!c.ok) assert.match(c.debug, what);
+  };
+  refused(checkCertificate(provider, cert, [other], NOW, '10.0.0.1'), /unknown authority/);
+  refused(checkCertificate(provider, cert, [ca], NOW + 3600, '10.0.0.1'), /expired/);
+  refused(checkCertificate(provider, signCertificate(provider, ca, { ...fields, createdAt: NOW + 3600, expiresAt: NOW + 7200 }), [ca], NOW, '10.0.0.1'), /not valid yet/);
+  const forged = cert.encoded.slice();
+  forged[forged.length - 10] = (forged[forged.length - 10] as number) ^ 0x20;
+  refused(checkCertificate(provider, decodeCertificate(forged), [ca], NOW, '10.0.0.1'), /does not verify/);
+  // Changing the identity in the body breaks the signature.
+  const renamed = signCertificate(provider, ca, { ...fields, identity: parseIdentity('str:mallory') });
+  const spliced = new Uint8Array([...renamed.body, ...cert.encoded.subarray(cert.body.length)]);
+  refused(checkCertificate(provider, decodeCertificate(spliced), [ca], NOW, '10.0.0.1'), /does not verify/);
+  const pinned = signCertificate(provider, ca, { ...fields, addresses: ['10.0.0.1'] });
+  assert.equal(checkCertificate(provider, pinned, [ca], NOW, '10.0.0.1').ok, true);
+  refused(checkCertificate(provider, pinned, [ca], NOW, '10.0.0.2'), /not valid from address/);
+  // Unsigned: never authenticated; may not claim an IP or someone else's id.
+  const own = unsignedCertificate({ identity: { kind: 'id', id: derivePeerId(provider, peer.publicKey) }, publicKey: peer.publicKey, createdAt: NOW, expiresAt: 0 });
+  assert.deepEqual(checkCertificate(provider, own, [ca], NOW, '10.0.0.1'), { ok: true, authenticated: false });
+  const claim = unsignedCertificate({ identity: { kind: 'id', id: derivePeerId(provider, other.publicKey) }, publicKey: peer.publicKey, createdAt: NOW, expiresAt: 0 });
+  refused(checkCertificate(provider, claim, [ca], NOW, '10.0.0.1'), /not the id of the presented key/);
+  refused(checkCertificate(provider, unsignedCertificate({ ...fields, identity: parseIdentity('ip:10.0.0.1:5'), expiresAt: 0 }), [ca], NOW, '10.0.0.1'), /IP identity/);
+  assert.throws(() => signCertificate(provider, ca, { ...fields, expiresAt: fields.createdAt }), (e: unknown) => e instanceof NetlaneError);
+});
