@@ -19,7 +19,7 @@ export interface EndpointOptions {
   readonly listen?: boolean;
   /** The handshake's crypto layer: a `SecureHandshake` (crypto/), which holds this endpoint's key and certificate. */
   readonly handshake: HandshakeLayer;
-  /** Stateless replies (CHALLENGE, NO_CONNECTION) allowed per second; bursts of a tenth of it. Default 1000. */
+  /** Stateless NO_CONNECTION and CLOSED replies allowed per second; bursts of a tenth of it. Default 1000. (A CHALLENGE is always answered: it is smaller than the padded HELLO.) */
   readonly statelessReplyRate?: number;
   /** Most connections the table holds. Default 8191 (as GNS). */
   readonly maxConnections?: number;
@@ -238,8 +238,10 @@ export class Endpoint implements ConnectionHost {
           this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Remote_BadProtocolVersion, debug: `protocol ${p.version} is older than ${this.#handshake.minProtocolVersion}` });
           return;
         }
+        // Not rate-limited: a CHALLENGE is far smaller than the padded HELLO (no amplification), and a
+        // global limit would let a spoofed flood starve real clients of cookies.
         const cookie = this.#handshake.issueCookie(now, from, p.clientCid);
-        this.#statelessReply(now, from, { type: 'challenge', version, clientCid: p.clientCid, cookie });
+        this.#statelessReply(now, from, { type: 'challenge', version, clientCid: p.clientCid, cookie }, false);
         return;
       }
       case 'connectRequest': {
@@ -308,7 +310,11 @@ export class Endpoint implements ConnectionHost {
     }
   }
 
-  #statelessReply(now: number, to: SocketAddress, p: ControlPacket): void {
+  #statelessReply(now: number, to: SocketAddress, p: ControlPacket, limited = true): void {
+    if (!limited) {
+      this.#queueReply(to, p);
+      return;
+    }
     if (now > this.#replyTokensUs) {
       this.#replyTokens = Math.min(Math.max(1, this.#replyRate / 10), this.#replyTokens + ((now - this.#replyTokensUs) * this.#replyRate) / 1e6);
       this.#replyTokensUs = now;
@@ -318,6 +324,10 @@ export class Endpoint implements ConnectionHost {
       return;
     }
     this.#replyTokens -= 1;
+    this.#queueReply(to, p);
+  }
+
+  #queueReply(to: SocketAddress, p: ControlPacket): void {
     const buf = new Uint8Array(512);
     const n = encodeControl(buf, p);
     this.#stateless.push({ destination: to, data: buf.subarray(0, n) });

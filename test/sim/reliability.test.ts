@@ -40,6 +40,7 @@ function pumpReliable(p: Pair, fromHost: SimHost, fromHandle: number, toHost: Si
 test('10,000 reliable messages each way on 3 lanes at 20% loss, 50±10 ms, 5% dup, 5% reorder: exactly once, in order, intact', () => {
   withSeed(seedOr(2024), (seed) => {
     const p = connectedPair(seed, HARSH);
+    assert.equal(p.client.endpoint.peerInfo(p.c)?.cipher, 'AES-256-GCM', 'the scenario runs encrypted');
     for (const [h, x] of [[p.client, p.c], [p.server, p.s]] as const) assert.equal(h.endpoint.configureLanes(x, [0, 0, 0], [1, 1, 1]), 1);
     const a = pumpReliable(p, p.client, p.c, p.server, p.s, 3, 10_000);
     const b = pumpReliable(p, p.server, p.s, p.client, p.c, 3, 10_000);

@@ -6,6 +6,7 @@ import { connectedPair, drain, payload, check, withSeed, seedOr } from '../suppo
 test('soak: 10 simulated minutes at 1000 ms latency, 100 ms jitter, 25% loss, 25% duplication', () => {
   withSeed(seedOr(61), (seed) => {
     const p = connectedPair(seed, { latencyUs: 1_000_000, jitterUs: 100_000, loss: 0.25, duplicate: 0.25, duplicateDelayUs: 100_000 });
+    assert.equal(p.client.endpoint.peerInfo(p.c)?.cipher, 'AES-256-GCM', 'the scenario runs encrypted');
     for (const [h, x] of [[p.client, p.c], [p.server, p.s]] as const) assert.equal(h.endpoint.configureLanes(x, [0, 0], [1, 1]), Result.OK);
     const sides = [
       { from: p.client, fh: p.c, to: p.server, th: p.s },

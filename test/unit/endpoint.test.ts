@@ -36,18 +36,25 @@ test('a CONNECT_REQUEST without a valid cookie allocates nothing; stateless repl
   }
   assert.equal(ep.connectionCount, 0);
   assert.equal(ep.stats.handshakeRefused, 5000);
-  // HELLO floods: replies are capped by the rate limit, each no larger than the HELLO.
+  // Data packets for unknown connections: NO_CONNECTION replies are capped by the rate limit.
   let replies = 0;
+  const data = new Uint8Array(40).fill(0x80);
   for (let i = 0; i < 5000; i++) {
-    const n = encodeControl(buf, { type: 'hello', version: 2, clientCid: i + 1, length: 512 });
-    ep.handleDatagram(1_000_000 + i * 10, FROM, buf.slice(0, n));
+    ep.handleDatagram(1_000_000 + i * 10, FROM, data);
     for (let t = ep.pollTransmit(0); t; t = ep.pollTransmit(0)) {
       replies++;
-      assert.ok(t.data.length <= n);
+      assert.ok(t.data.length <= data.length);
     }
   }
   assert.ok(replies <= 20, `${replies} replies in 50 ms at 100/s`);
   assert.ok(ep.stats.statelessRepliesLimited > 4900);
+  // HELLOs are all answered, each with fewer bytes than the HELLO.
+  for (let i = 0; i < 100; i++) {
+    const n = encodeControl(buf, { type: 'hello', version: 2, clientCid: i + 1, length: 512 });
+    ep.handleDatagram(2_000_000 + i, FROM, buf.slice(0, n));
+    const t = ep.pollTransmit(0);
+    assert.ok(t && t.data.length < n / 10);
+  }
   // A HELLO shorter than the minimum is not answered at all.
   ep.handleDatagram(10_000_000, FROM, buf.slice(0, 100));
   assert.equal(ep.pollTransmit(10_000_000), null);
