@@ -1,0 +1,420 @@
+// Fuzz targets: a seeded mutation loop over a corpus of valid inputs, against every decoder and
+// against Endpoint.handleDatagram before and after decryption. Used by test/fuzz/fuzz.test.ts (time-boxed
+// in `npm test`) and by `npm run fuzz -- --minutes N`.
+import { Endpoint } from '../../src/core/endpoint.js';
+import { ConnectionState, SendFlags } from '../../src/core/types.js';
+import { DEFAULT_CONFIG } from '../../src/core/config.js';
+import type { ClientHandshake, ConnectionKeys, HandshakeConfig, HandshakeLayer, PeerAddress } from '../../src/crypto/types.js';
+import { decodeCertificate, signCertificate } from '../../src/crypto/certificate.js';
+import { decodeHandshakeMessage } from '../../src/crypto/handshake.js';
+import { parseIdentity } from '../../src/crypto/identity.js';
+import { SimNetwork } from '../../src/testing/sim-network.js';
+import { seededCryptoProvider, seededHandshake } from '../../src/testing/crypto.js';
+import { decodeControl, encodeControl } from '../../src/wire/control.js';
+import { WireError } from '../../src/wire/errors.js';
+import { decodeFrame, encodeFrame } from '../../src/wire/frames.js';
+import { decodeDataHeader, encodeDataHeader, type DataHeader } from '../../src/wire/header.js';
+import { Reader } from '../../src/wire/reader.js';
+import { Writer } from '../../src/wire/writer.js';
+import { NetlaneError } from '../../src/util/errors.js';
+import { SeededRng } from '../../src/util/rng.js';
+
+export interface TargetResult {
+  name: string;
+  execs: number;
+  /** Inputs that were accepted (decoded, or changed state) rather than refused. */
+  accepted: number;
+  ms: number;
+}
+
+/** One mutation of `input` (bit flip, interesting byte, insert, delete, duplicate, splice, truncate). */
+export function mutate(rng: SeededRng, input: Uint8Array, corpus: readonly Uint8Array[]): Uint8Array {
+  let d: Uint8Array = input.slice();
+  const rounds = rng.int(1, 4);
+  for (let r = 0; r < rounds; r++) {
+    const n = d.length;
+    switch (rng.int(0, 7)) {
+      case 0:
+        if (n > 0) {
+          const bit = rng.int(0, n * 8 - 1);
+          d[bit >> 3] = (d[bit >> 3] as number) ^ (1 << (bit & 7));
+        }
+        break;
+      case 1:
+        if (n > 0) d[rng.int(0, n - 1)] = [0, 0xff, 0x7f, 0x80, 0x40, 0x3f, 0xc0, 1][rng.int(0, 7)] as number;
+        break;
+      case 2: {
+        const at = rng.int(0, n);
+        const ins = new Uint8Array(rng.int(1, 16));
+        for (let i = 0; i < ins.length; i++) ins[i] = rng.nextU32() & 0xff;
+        d = concat(d.subarray(0, at), ins, d.subarray(at));
+        break;
+      }
+      case 3:
+        if (n > 1) {
+          const at = rng.int(0, n - 1);
+          d = concat(d.subarray(0, at), d.subarray(Math.min(n, at + rng.int(1, 16))));
+        }
+        break;
+      case 4:
+        if (n > 1) {
+          const at = rng.int(0, n - 1);
+          const len = rng.int(1, Math.min(32, n - at));
+          d = concat(d.subarray(0, at + len), d.subarray(at, at + len), d.subarray(at + len));
+        }
+        break;
+      case 5: {
+        const other = corpus[rng.int(0, corpus.length - 1)] as Uint8Array;
+        const at = rng.int(0, n);
+        d = concat(d.subarray(0, at), other.subarray(rng.int(0, other.length)));
+        break;
+      }
+      case 6:
+        d = d.subarray(0, rng.int(0, n)).slice();
+        break;
+      default:
+        if (n > 0) {
+          // A varint-looking run: 0xff bytes make maximal 8-byte varints.
+          const at = rng.int(0, n - 1);
+          for (let i = at; i < Math.min(n, at + rng.int(1, 8)); i++) d[i] = 0xff;
+        }
+    }
+  }
+  return d;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Runs `fn` on mutated corpus entries until `ms` pass. `fn` returns whether the input was accepted; it throws on a broken invariant. */
+function loop(name: string, ms: number, seed: number, corpus: readonly Uint8Array[], fn: (input: Uint8Array) => boolean): TargetResult {
+  const rng = new SeededRng(seed);
+  const start = performance.now();
+  let execs = 0;
+  let accepted = 0;
+  while (performance.now() - start < ms) {
+    for (let k = 0; k < 256; k++) {
+      const input = rng.chance(0.05) ? (corpus[rng.int(0, corpus.length - 1)] as Uint8Array) : mutate(rng, corpus[rng.int(0, corpus.length - 1)] as Uint8Array, corpus);
+      try {
+        if (fn(input)) accepted++;
+      } catch (e) {
+        const hex = Buffer.from(input).toString('hex');
+        throw new Error(`fuzz ${name} (seed ${seed}, exec ${execs}): ${e instanceof Error ? e.stack : String(e)}\ninput: ${hex}`);
+      }
+      execs++;
+    }
+  }
+  return { name, execs, accepted, ms: performance.now() - start };
+}
+
+/** A decoder may return or throw WireError; anything else is a bug. */
+function decoderTarget(decode: (b: Uint8Array) => unknown): (b: Uint8Array) => boolean {
+  return (b) => {
+    try {
+      decode(b);
+      return true;
+    } catch (e) {
+      if (e instanceof WireError) return false;
+      throw e;
+    }
+  };
+}
+
+// ---------------------------------------------------------------- corpora
+
+function controlCorpus(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const buf = new Uint8Array(4096);
+  const cookie = new Uint8Array(19).fill(5);
+  const payload = seededHandshake(1).startClient(7, { address: '10.0.0.2', port: 1 }, DEFAULT_CONFIG).request(cookie, 2);
+  for (const p of [
+    { type: 'hello', version: 2, clientCid: 7, length: 512 },
+    { type: 'challenge', version: 2, clientCid: 7, cookie },
+    { type: 'connectRequest', version: 2, clientCid: 7, cookie, payload },
+    { type: 'connectOk', clientCid: 7, serverCid: 9, payload },
+    { type: 'closed', destinationCid: 7, sourceCid: 9, reason: 4003, debug: 'certificate expired' },
+    { type: 'noConnection', destinationCid: 7, sourceCid: 9 },
+  ] as const) {
+    const n = encodeControl(buf, p);
+    out.push(buf.slice(0, n));
+  }
+  return out;
+}
+
+function frameCorpus(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const frames = [
+    { type: 'ping' },
+    { type: 'ack', ackDelay: 10, lo: [1, 5, 9], hi: [3, 7, 100] },
+    { type: 'lane', lane: 3 },
+    { type: 'reliable', offset: 1000, data: new Uint8Array(40).fill(1), explicitLength: true },
+    { type: 'unreliable', messageNumber: 77, offset: 0, data: new Uint8Array(30).fill(2), last: true, latest: false, explicitLength: true },
+    { type: 'close', reason: 1000, debug: 'bye' },
+    { type: 'stats', quality: 990, inPacketsPerSec: 100, inBytesPerSec: 120000 },
+    { type: 'padding', length: 4 },
+  ];
+  for (const f of frames) {
+    const w = new Writer(new Uint8Array(256));
+    try {
+      encodeFrame(w, f as Parameters<typeof encodeFrame>[1]);
+      out.push(w.written().slice());
+    } catch {
+      /* a frame shape this build does not encode: skip it */
+    }
+  }
+  return out;
+}
+
+function certCorpus(): Uint8Array[] {
+  const p = seededCryptoProvider(3);
+  const ca = p.signingKey();
+  const k = p.signingKey();
+  return [
+    signCertificate(p, ca, { identity: parseIdentity('str:alice'), publicKey: k.publicKey, createdAt: 1, expiresAt: 100, addresses: ['10.0.0.1'] }).encoded,
+    seededHandshake(4).certificate.encoded,
+    signCertificate(p, ca, { identity: parseIdentity('ip:[::1]:5'), publicKey: k.publicKey, createdAt: 1, expiresAt: 100 }).encoded,
+  ];
+}
+
+// ---------------------------------------------------------------- endpoint targets
+
+/** A handshake layer that records the client's keys and every plaintext it seals. */
+class RecordingHandshake implements HandshakeLayer {
+  keys: ConnectionKeys | null = null;
+  readonly plaintexts: Uint8Array[] = [];
+  constructor(readonly inner: HandshakeLayer) {}
+  get minProtocolVersion(): number {
+    return this.inner.minProtocolVersion;
+  }
+  get maxProtocolVersion(): number {
+    return this.inner.maxProtocolVersion;
+  }
+  issueCookie(now: number, from: PeerAddress, cid: number): Uint8Array {
+    return this.inner.issueCookie(now, from, cid);
+  }
+  checkCookie(now: number, from: PeerAddress, cid: number, cookie: Uint8Array): boolean {
+    return this.inner.checkCookie(now, from, cid, cookie);
+  }
+  acceptClient(...args: Parameters<HandshakeLayer['acceptClient']>): ReturnType<HandshakeLayer['acceptClient']> {
+    return this.inner.acceptClient(...args);
+  }
+  startClient(cid: number, remote: PeerAddress, config: HandshakeConfig): ClientHandshake {
+    const hs = this.inner.startClient(cid, remote, config);
+    return {
+      request: (cookie, version) => hs.request(cookie, version),
+      finish: (serverCid, reply) => {
+        const out = hs.finish(serverCid, reply);
+        if (!out.ok) return out;
+        const inner = out.keys;
+        const rec = this.plaintexts;
+        const keys: ConnectionKeys = {
+          get overhead() {
+            return inner.overhead;
+          },
+          get sendPhase() {
+            return inner.sendPhase;
+          },
+          get encrypted() {
+            return inner.encrypted;
+          },
+          get keyUpdates() {
+            return inner.keyUpdates;
+          },
+          seal(pn, header, payload, length) {
+            if (rec.length < 2000) rec.push(payload.slice(0, length));
+            return inner.seal(pn, header, payload, length);
+          },
+          open: (pn, header, sealed) => inner.open(pn, header, sealed),
+        };
+        this.keys = keys;
+        return { ...out, keys };
+      },
+    };
+  }
+}
+
+interface Live {
+  sim: SimNetwork;
+  server: Endpoint;
+  s: number;
+  serverCid: number;
+  keys: ConnectionKeys;
+  datagrams: Uint8Array[];
+  plaintexts: Uint8Array[];
+}
+
+const SERVER = { address: '10.0.0.2', port: 27015 };
+const CLIENT = { address: '10.0.0.1', port: 40000 };
+
+/** A connected pair that has exchanged some traffic, with the client's datagrams and plaintexts recorded. */
+function live(seed: number, traffic = true): Live {
+  const sim = new SimNetwork(seed, { latencyUs: 5000 });
+  const rng = new SeededRng(seed);
+  const sh = sim.addHost(SERVER, new Endpoint({ rng: rng.fork(), listen: true, handshake: seededHandshake(seed + 1) }));
+  const rec = new RecordingHandshake(seededHandshake(seed + 2));
+  const ch = sim.addHost(CLIENT, new Endpoint({ rng: rng.fork(), handshake: rec }));
+  let s = 0;
+  sh.onEvent = (e) => {
+    if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) {
+      s = e.connection;
+      sh.endpoint.accept(sim.now, s);
+    }
+  };
+  const datagrams: Uint8Array[] = [];
+  sim.intercept = (_f, to, data) => {
+    if (to.port === SERVER.port && datagrams.length < 2000) datagrams.push(data.slice());
+    return data;
+  };
+  const c = ch.endpoint.connect(sim.now, SERVER);
+  sim.runUntil(() => ch.endpoint.state(c) === ConnectionState.Connected && s !== 0, 5_000_000);
+  ch.endpoint.configureLanes(c, [0, 1], [1, 1]);
+  sh.endpoint.configureLanes(s, [0, 1], [1, 1]);
+  for (let i = 0; i < (traffic ? 200 : 0); i++) {
+    const data = new Uint8Array(rng.int(1, i % 20 === 0 ? 3000 : 200)).fill(i);
+    ch.endpoint.send(sim.now, c, data, i % 3 === 0 ? SendFlags.Unreliable : SendFlags.Reliable, i % 2);
+    if (i % 10 === 0) ch.endpoint.send(sim.now, c, data, SendFlags.Unreliable | SendFlags.Latest, 1);
+    sim.runFor(2000);
+  }
+  if (traffic) {
+    sim.runFor(200_000);
+    ch.endpoint.close(sim.now, c, 1000, 'bye', false);
+    sim.flush();
+  }
+  sim.intercept = null;
+  if (!rec.keys) throw new Error('fuzz: handshake failed');
+  return { sim, server: sh.endpoint, s, serverCid: s /* a handle is the local connection id */, keys: rec.keys, datagrams, plaintexts: rec.plaintexts };
+}
+
+function drainEndpoint(ep: Endpoint, now: number, handle: number): void {
+  for (let t = ep.pollTransmit(now); t; t = ep.pollTransmit(now)) {
+    /* discard */
+  }
+  while (ep.pollEvent()) {
+    /* discard */
+  }
+  const msgs: { data: Uint8Array }[] = [];
+  ep.receive(handle, msgs as never, 1024);
+  ep.pollTimeout(now);
+}
+
+// ---------------------------------------------------------------- all targets
+
+export type Target = { name: string; run: (ms: number, seed: number) => TargetResult };
+
+export const TARGETS: Target[] = [
+  { name: 'decodeControl', run: (ms, seed) => loop('decodeControl', ms, seed, controlCorpus(), decoderTarget(decodeControl)) },
+  {
+    name: 'decodeFrame',
+    run: (ms, seed) =>
+      loop('decodeFrame', ms, seed, frameCorpus(), decoderTarget((b) => {
+        const r = new Reader(b);
+        while (r.remaining > 0) decodeFrame(r);
+      })),
+  },
+  {
+    name: 'decodeDataHeader',
+    run: (ms, seed) => {
+      const h: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+      const w = new Writer(new Uint8Array(16));
+      encodeDataHeader(w, { keyPhase: true, destinationCid: 0xdeadbeef, truncatedPn: 0x1234, pnLength: 4 });
+      return loop('decodeDataHeader', ms, seed, [w.written().slice()], decoderTarget((b) => decodeDataHeader(new Reader(b), h)));
+    },
+  },
+  { name: 'decodeCertificate', run: (ms, seed) => loop('decodeCertificate', ms, seed, certCorpus(), decoderTarget(decodeCertificate)) },
+  {
+    name: 'decodeHandshakeMessage',
+    run: (ms, seed) => {
+      const c = controlCorpus();
+      const payloads = [decodeControl(c[2] as Uint8Array)].map((p) => (p.type === 'connectRequest' ? p.payload : new Uint8Array(0)));
+      return loop('decodeHandshakeMessage', ms, seed, payloads, decoderTarget(decodeHandshakeMessage));
+    },
+  },
+  {
+    name: 'parseIdentity',
+    run: (ms, seed) => {
+      const enc = new TextEncoder();
+      const dec = new TextDecoder();
+      const corpus = ['ip:10.0.0.1:27015', 'ip:[::1]:5000', 'id:76561197960265729', 'str:alice', 'gen:00ff10'].map((s) => enc.encode(s));
+      return loop('parseIdentity', ms, seed, corpus, (b) => {
+        try {
+          parseIdentity(dec.decode(b));
+          return true;
+        } catch (e) {
+          if (e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT') return false;
+          throw e;
+        }
+      });
+    },
+  },
+  {
+    name: 'handleDatagram (before decryption)',
+    run: (ms, seed) => {
+      const l = live(seed);
+      const from = CLIENT;
+      const before = l.server.status(l.sim.now, l.s)?.packetsReceived ?? 0;
+      let t = l.sim.now;
+      const r = loop('handleDatagram (before decryption)', ms, seed, l.datagrams, (b) => {
+        l.server.handleDatagram(++t, from, b);
+        drainEndpoint(l.server, t, l.s);
+        return false;
+      });
+      const after = l.server.status(t, l.s)?.packetsReceived ?? 0;
+      // Mutated ciphertext never authenticates, and no mutated handshake opens a second connection.
+      if (after !== before) throw new Error(`fuzz: ${after - before} mutated packets were accepted`);
+      if (l.server.connectionCount > 1) throw new Error('fuzz: a mutated handshake packet created a connection');
+      return r;
+    },
+  },
+  {
+    name: 'handleDatagram (after decryption)',
+    run: (ms, seed) => {
+      let l = live(seed);
+      let pn = 50_000_000;
+      let t = l.sim.now;
+      const hdr = new Uint8Array(16);
+      const w = new Writer(hdr);
+      const pkt = new Uint8Array(70_000);
+      let restarts = 0;
+      const corpus = l.plaintexts;
+      const r = loop('handleDatagram (after decryption)', ms, seed, corpus, (plain) => {
+        if (plain.length === 0 || plain.length > 1400) return false;
+        if (l.server.state(l.s) !== ConnectionState.Connected) {
+          l = live(seed + ++restarts, false);
+          pn = 50_000_000;
+          t = l.sim.now;
+        }
+        w.reset(hdr);
+        encodeDataHeader(w, { keyPhase: l.keys.sendPhase, destinationCid: l.serverCid, truncatedPn: pn, pnLength: 4 });
+        const hl = w.position;
+        pkt.set(hdr.subarray(0, hl));
+        pkt.set(plain, hl);
+        const n = l.keys.seal(pn++, pkt.subarray(0, hl), pkt.subarray(hl), plain.length);
+        l.server.handleDatagram(++t, CLIENT, pkt.slice(0, hl + n));
+        drainEndpoint(l.server, t, l.s);
+        return l.server.state(l.s) === ConnectionState.Connected;
+      });
+      return { ...r, name: `${r.name}, ${restarts} reconnects after protocol errors` };
+    },
+  },
+];
+
+/** Runs every target for `totalMs` split evenly. */
+export function runAll(totalMs: number, seed: number, log: (line: string) => void): TargetResult[] {
+  const per = totalMs / TARGETS.length;
+  const out: TargetResult[] = [];
+  for (const t of TARGETS) {
+    const r = t.run(per, seed);
+    log(`${r.name}: ${r.execs.toLocaleString('en-US')} inputs in ${(r.ms / 1000).toFixed(1)} s (${Math.round(r.execs / (r.ms / 1000)).toLocaleString('en-US')}/s), ${r.accepted.toLocaleString('en-US')} accepted`);
+    out.push(r);
+  }
+  return out;
+}
