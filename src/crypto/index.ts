@@ -6,3 +6,4 @@ export { SecureHandshake, PROTOCOL_VERSION, COOKIE_BYTES, type SecureHandshakeOp
 export { parseIdentity, identityToString, checkIdentity, derivePeerId, identitiesEqual, type Identity } from './identity.js';
 export { signCertificate, unsignedCertificate, decodeCertificate, checkCertificate, caKeyId, type Certificate, type CertificateAuthority, type CertificateFields, type CertificateCheck } from './certificate.js';
 export type { ConnectionKeys, HandshakeLayer, ClientHandshake, HandshakeOutcome, HandshakeConfig, PeerInfo, PeerAddress } from './types.js';
+export { encodeKeyFile, decodeKeyFile, encodeCertificateFile, decodeCertificateFile, decodePublicKey, type KeyFile } from './keyfile.js';

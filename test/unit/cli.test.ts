@@ -1,0 +1,59 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { checkCertificate } from '../../src/crypto/certificate.js';
+import { decodeCertificateFile, decodeKeyFile } from '../../src/crypto/keyfile.js';
+import { ConnectionState } from '../../src/core/types.js';
+import { connectedPair } from '../support/sim.js';
+
+const CLI = join('dist', 'src', 'cli', 'netlane.js');
+
+function run(...args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('netlane keygen and netlane cert make keys and certificates that a strict endpoint accepts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netlane-cli-'));
+  try {
+    const f = (n: string): string => join(dir, n);
+    for (const k of ['ca.key', 'alice.key', 'server.key']) assert.equal(run('keygen', '--out', f(k)).status, 0);
+    assert.equal(statSync(f('ca.key')).mode & 0o777, 0o600, 'private keys are written 0600');
+    assert.equal(run('cert', '--ca', f('ca.key'), '--key', f('alice.key'), '--identity', 'str:alice', '--days', '7', '--out', f('alice.cert')).status, 0);
+    const serverKey = JSON.parse(readFileSync(f('server.key'), 'utf8')) as { publicKey: string };
+    const printed = run('cert', '--ca', f('ca.key'), '--public-key', serverKey.publicKey, '--identity', 'str:server');
+    assert.equal(printed.status, 0);
+
+    const provider = new NodeCryptoProvider();
+    const ca = decodeKeyFile(provider, readFileSync(f('ca.key'), 'utf8'));
+    const alice = decodeKeyFile(provider, readFileSync(f('alice.key'), 'utf8'));
+    const aliceCert = decodeCertificateFile(readFileSync(f('alice.cert'), 'utf8'));
+    const serverCert = decodeCertificateFile(printed.stdout);
+    const now = Math.floor(Date.now() / 1000);
+    assert.deepEqual(checkCertificate(provider, aliceCert, [ca], now, '10.0.0.1'), { ok: true, authenticated: true });
+    assert.ok(aliceCert.expiresAt - now <= 7 * 86_400 && aliceCert.expiresAt - now > 6 * 86_400);
+
+    const strict = { IP_AllowWithoutAuth: 0 };
+    const p = connectedPair(5, { latencyUs: 1000 }, strict, strict, {
+      client: { key: alice, certificate: aliceCert, trustedAuthorities: [ca], unixSeconds: () => now },
+      server: { key: decodeKeyFile(provider, readFileSync(f('server.key'), 'utf8')), certificate: serverCert, trustedAuthorities: [ca], unixSeconds: () => now },
+    });
+    assert.equal(p.client.endpoint.state(p.c), ConnectionState.Connected);
+    assert.equal(p.server.endpoint.peerInfo(p.s)?.identity, 'str:alice');
+    assert.equal(p.server.endpoint.peerInfo(p.s)?.authenticated, true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('netlane cert refuses bad arguments with exit code 2 and a message', () => {
+  assert.equal(run('cert', '--identity', 'str:x').status, 2);
+  assert.match(run('cert', '--ca', 'nope.key', '--identity', 'str:x', '--public-key', 'AAAA').stderr, /public key: expected 32 bytes|ENOENT|no such file/);
+  assert.match(run('cert', '--ca', '/dev/null', '--identity', 'bad', '--public-key', Buffer.alloc(32).toString('base64')).stderr, /key file|identity/);
+  assert.equal(run('frobnicate').status, 2);
+  assert.equal(run('keygen', '--bogus', '1').status, 2);
+});
