@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { hkdfSync } from 'node:crypto';
 import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
 import { AeadCipher, isSmallOrderX25519 } from '../../src/crypto/provider.js';
 import { SessionKeys, packetNonce } from '../../src/crypto/protection.js';
@@ -86,6 +87,18 @@ test('Ed25519: a seed gives the same key; signatures verify and a flipped bit or
   assert.equal(provider.verify(provider.signingKey().publicKey, msg, sig), false);
   assert.equal(provider.verify(k1.publicKey, msg, sig.subarray(0, 63)), false);
   assert.equal(provider.verify(new Uint8Array(32), msg, sig), false);
+});
+
+test('HKDF-SHA256 matches RFC 5869 test case 1 and node:crypto hkdfSync', () => {
+  const hex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
+  const okm = provider.hkdf(hex('0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b'), hex('000102030405060708090a0b0c'), hex('f0f1f2f3f4f5f6f7f8f9'), 42);
+  assert.equal(Buffer.from(okm).toString('hex'), '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 1, max: 200 }), (ikm, salt, info, len) => {
+      return Buffer.from(provider.hkdf(ikm, salt, info, len)).equals(Buffer.from(hkdfSync('sha256', ikm, salt, info, len)));
+    }),
+    { seed: seedOr(93), numRuns: 300 },
+  );
 });
 
 test('property: packet nonces are distinct for distinct packet numbers (10^6 consecutive and random)', () => {
