@@ -111,6 +111,45 @@ const om = median(ours);
 console.log(`raw node:crypto AES-256-GCM seal+open  ${fmt(rm)} packets/s (min ${fmt(Math.min(...raw))}, max ${fmt(Math.max(...raw))})`);
 console.log(`netlane SessionKeys AES-256-GCM        ${fmt(om)} packets/s (min ${fmt(Math.min(...ours))}, max ${fmt(Math.max(...ours))}) = ${(om / rm).toFixed(3)} x raw`);
 console.log(`netlane SessionKeys ChaCha20-Poly1305  ${fmt(median(chacha))} packets/s = ${(median(chacha) / rm).toFixed(3)} x raw AES`);
+
+// An alternative provider, measured side by side when it is installed (it is not a dependency):
+//   npm i --no-save sodium-native && npm run bench:crypto
+interface Sodium {
+  crypto_aead_chacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array, nsec: null, npub: Uint8Array, k: Uint8Array): number;
+  crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array, npub: Uint8Array, k: Uint8Array): number;
+}
+let sodium: Sodium | null = null;
+try {
+  const name = 'sodium-native';
+  sodium = ((await import(name)) as { default: Sodium }).default;
+} catch {
+  console.log('sodium-native: not installed (npm i --no-save sodium-native to compare it side by side)');
+}
+if (sodium) {
+  const so = sodium;
+  const sodiumRound = (): number => {
+    const key = randomBytes(32);
+    const nonce = Buffer.alloc(12);
+    const ad = Buffer.alloc(7, 0x80);
+    const m = Buffer.alloc(SIZE - 7 - 16, 3);
+    const c = Buffer.alloc(SIZE - 7);
+    const back = Buffer.alloc(SIZE - 7 - 16);
+    const t0 = performance.now();
+    for (let i = 0; i < N; i++) {
+      nonce.writeUInt32BE(i, 8);
+      so.crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad, null, nonce, key);
+      so.crypto_aead_chacha20poly1305_ietf_decrypt(back, null, c, ad, nonce, key);
+    }
+    return N / ((performance.now() - t0) / 1000);
+  };
+  const sr: number[] = [];
+  const rr: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    rr.push(rawRound());
+    sr.push(sodiumRound());
+  }
+  console.log(`sodium-native ChaCha20-Poly1305 seal+open ${fmt(median(sr))} packets/s = ${(median(sr) / median(rr)).toFixed(2)} x raw node:crypto AES-256-GCM (${fmt(median(rr))}) in the same rounds`);
+}
 handshakes(50);
 const both: number[] = [];
 const serverOnly: number[] = [];

@@ -64,6 +64,8 @@ function receive(): void {
 console.log(`\nsimulated ${(sim.now / 1e6).toFixed(1)} s at 5% loss, 50 ms each way (seed ${seed})`);
 console.log(`sent:      ${tick} position updates (Latest), ${Math.floor(tick / 10)} chat messages (reliable, lane 0), ${Math.floor(tick / 40)} 20 kB blobs (reliable, lane 1)`);
 console.log(`delivered: ${got.positions} position updates, ${got.chat} chat messages, ${got.blobBytes / 20_000} blobs`);
+const peer = client.endpoint.peerInfo(conn);
+if (peer) console.log(`security:  ${peer.cipher}, server identity ${peer.identity} (key ${peer.keyFingerprint}, ${peer.authenticated ? 'authenticated by a trusted authority' : 'unauthenticated: no authority configured'})`);
 const st = client.endpoint.status(sim.now, conn);
 if (st) {
   console.log('\nclient connection status:');
