@@ -6,7 +6,7 @@ import { checkCertificate, concat, decodeCertificate, unsignedCertificate, type 
 import { derivePeerId, identityToString, toHex, type Identity } from './identity.js';
 import { AeadCipher, bytesEqual, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 import { CIPHER_NAMES, NULL_KEYS, SessionKeys } from './protection.js';
-import type { ClientHandshake, ConnectionKeys, HandshakeConfig, HandshakeLayer, HandshakeOutcome, PeerAddress, PeerInfo } from './types.js';
+import { ConnectionInfoFlags, type ClientHandshake, type ConnectionKeys, type HandshakeConfig, type HandshakeLayer, type HandshakeOutcome, type PeerAddress, type PeerInfo } from './types.js';
 
 /** The protocol version of the secure handshake (the plaintext prototype was 1). */
 export const PROTOCOL_VERSION = 2;
@@ -291,6 +291,7 @@ export class SecureHandshake implements HandshakeLayer {
       identity: identityToString(cert.identity),
       keyFingerprint: toHex(this.provider.sha256(cert.publicKey).subarray(0, 8)),
       authenticated,
+      flags: (authenticated ? 0 : ConnectionInfoFlags.Unauthenticated) | (cipher === AeadCipher.Null ? ConnectionInfoFlags.Unencrypted : 0),
       cipher: CIPHER_NAMES[cipher] ?? String(cipher),
       warning,
     };

@@ -5,5 +5,6 @@ export { SessionKeys, NULL_KEYS, DEFAULT_KEY_UPDATE_PACKETS } from './protection
 export { SecureHandshake, PROTOCOL_VERSION, COOKIE_BYTES, type SecureHandshakeOptions } from './handshake.js';
 export { parseIdentity, identityToString, checkIdentity, derivePeerId, identitiesEqual, type Identity } from './identity.js';
 export { signCertificate, unsignedCertificate, decodeCertificate, checkCertificate, caKeyId, type Certificate, type CertificateAuthority, type CertificateFields, type CertificateCheck } from './certificate.js';
+export { ConnectionInfoFlags } from './types.js';
 export type { ConnectionKeys, HandshakeLayer, ClientHandshake, HandshakeOutcome, HandshakeConfig, PeerInfo, PeerAddress } from './types.js';
 export { encodeKeyFile, decodeKeyFile, encodeCertificateFile, decodeCertificateFile, decodePublicKey, type KeyFile } from './keyfile.js';

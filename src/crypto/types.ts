@@ -33,6 +33,9 @@ export interface ConnectionKeys {
   open(pn: number, header: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }
 
+/** `SteamNetConnectionInfo_t::m_nFlags` values the handshake decides. */
+export const ConnectionInfoFlags = { Unauthenticated: 1, Unencrypted: 2 } as const;
+
 /** What the handshake learned about the peer. */
 export interface PeerInfo {
   /** The peer's identity in string form (`id:...`, `str:...`, ...). */
@@ -43,6 +46,8 @@ export interface PeerInfo {
   readonly authenticated: boolean;
   /** Negotiated cipher name. */
   readonly cipher: string;
+  /** GNS connection-info flags: `Unauthenticated` (1) without a trusted certificate, `Unencrypted` (2) with cipher none. */
+  readonly flags: number;
   /** Set when the connection was allowed with a warning (`IP_AllowWithoutAuth` = 1). */
   readonly warning: string | null;
 }

@@ -78,6 +78,7 @@ test('packets are encrypted with AES-256-GCM by default: the payload never appea
       const peer = ep.peerInfo(h);
       assert.equal(peer?.cipher, 'AES-256-GCM');
       assert.equal(peer?.authenticated, false, 'no authority configured: Unauthenticated');
+      assert.equal(peer?.flags, 1, 'connection info flags: Unauthenticated');
     }
     assert.match(p.server.endpoint.peerInfo(p.s)?.identity ?? '', /^id:\d+$/);
   });
@@ -96,6 +97,7 @@ test('ChaCha20-Poly1305 by configuration; Unencrypted only when both sides ask f
     const both = attempt(seed, {}, {}, { Unencrypted: 3 }, { Unencrypted: 1 });
     assert.equal(both.client.state(both.c), ConnectionState.Connected);
     assert.equal(both.client.peerInfo(both.c)?.cipher, 'none');
+    assert.equal(both.client.peerInfo(both.c)?.flags, 1 | 2, 'Unauthenticated | Unencrypted');
     let plain = 0;
     both.sim.intercept = (_f, _t, data) => {
       if (contains(data, MARKER)) plain++;
@@ -121,6 +123,7 @@ test('certificates: CA-signed peers are authenticated; expired, untrusted, forge
     assert.equal(ok.client.state(ok.c), ConnectionState.Connected);
     assert.equal(ok.client.peerInfo(ok.c)?.identity, 'str:server');
     assert.equal(ok.client.peerInfo(ok.c)?.authenticated, true);
+    assert.equal(ok.client.peerInfo(ok.c)?.flags, 0);
     const sHandle = ok.serverEvents.find((e) => e.type === 'connectionStatusChanged')?.connection ?? 0;
     assert.equal(ok.server.peerInfo(sHandle)?.identity, 'str:alice');
     assert.equal(ok.server.peerInfo(sHandle)?.authenticated, true);
