@@ -241,7 +241,7 @@ export class Endpoint implements ConnectionHost {
         // Not rate-limited: a CHALLENGE is far smaller than the padded HELLO (no amplification), and a
         // global limit would let a spoofed flood starve real clients of cookies.
         const cookie = this.#handshake.issueCookie(now, from, p.clientCid);
-        this.#statelessReply(now, from, { type: 'challenge', version, clientCid: p.clientCid, cookie }, false);
+        this.#queueReply(from, { type: 'challenge', version, clientCid: p.clientCid, cookie });
         return;
       }
       case 'connectRequest': {
@@ -310,11 +310,7 @@ export class Endpoint implements ConnectionHost {
     }
   }
 
-  #statelessReply(now: number, to: SocketAddress, p: ControlPacket, limited = true): void {
-    if (!limited) {
-      this.#queueReply(to, p);
-      return;
-    }
+  #statelessReply(now: number, to: SocketAddress, p: ControlPacket): void {
     if (now > this.#replyTokensUs) {
       this.#replyTokens = Math.min(Math.max(1, this.#replyRate / 10), this.#replyTokens + ((now - this.#replyTokensUs) * this.#replyRate) / 1e6);
       this.#replyTokensUs = now;

@@ -2,7 +2,8 @@ import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
 import { NetlaneError } from '../util/errors.js';
-import { checkIdentity, decodeIdentity, derivePeerId, encodeIdentity, identityToString, toHex, type Identity } from './identity.js';
+import { concat, toHex } from '../util/bytes.js';
+import { checkIdentity, decodeIdentity, derivePeerId, encodeIdentity, identityToString, type Identity } from './identity.js';
 import { bytesEqual, type CryptoProvider, type SigningKey } from './provider.js';
 
 /**
@@ -151,12 +152,19 @@ export type CertificateCheck = { readonly ok: true; readonly authenticated: bool
  * 64-bit id other than the one derived from its key (nobody can claim another's peer id without its
  * key). Whether unauthenticated peers are allowed is the caller's decision.
  */
-export function checkCertificate(provider: CryptoProvider, cert: Certificate, trusted: readonly CertificateAuthority[], nowS: number, peerAddress: string): CertificateCheck {
+export function checkCertificate(
+  provider: CryptoProvider,
+  cert: Certificate,
+  trusted: readonly CertificateAuthority[],
+  nowS: number,
+  peerAddress: string,
+  verify: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean = (k, m, sig) => provider.verify(k, m, sig),
+): CertificateCheck {
   if (cert.signature && cert.caKeyId) {
     const caKey = cert.caKeyId;
     const ca = trusted.find((t) => bytesEqual(caKeyId(provider, t.publicKey), caKey));
     if (!ca) return { ok: false, debug: `certificate signed by unknown authority ${toHex(caKey)}` };
-    if (!provider.verify(ca.publicKey, concat(SIG_LABEL, cert.body), cert.signature)) return { ok: false, debug: 'certificate signature does not verify' };
+    if (!verify(ca.publicKey, concat(SIG_LABEL, cert.body), cert.signature)) return { ok: false, debug: 'certificate signature does not verify' };
     if (cert.expiresAt <= nowS) return { ok: false, debug: `certificate for ${identityToString(cert.identity)} expired` };
     if (cert.createdAt > nowS + CERT_CLOCK_SKEW_S) return { ok: false, debug: 'certificate is not valid yet' };
     if (cert.addresses.length > 0 && !cert.addresses.includes(peerAddress)) return { ok: false, debug: `certificate not valid from address ${peerAddress}` };
@@ -168,17 +176,4 @@ export function checkCertificate(provider: CryptoProvider, cert: Certificate, tr
     return { ok: false, debug: `peer id ${cert.identity.id} is not the id of the presented key` };
   }
   return { ok: true, authenticated: false };
-}
-
-/** Concatenates byte strings. */
-export function concat(...parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

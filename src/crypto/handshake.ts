@@ -2,8 +2,9 @@ import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
 import { NetlaneError } from '../util/errors.js';
-import { checkCertificate, concat, decodeCertificate, unsignedCertificate, type Certificate, type CertificateAuthority } from './certificate.js';
-import { derivePeerId, identityToString, toHex, type Identity } from './identity.js';
+import { concat, toHex } from '../util/bytes.js';
+import { checkCertificate, decodeCertificate, unsignedCertificate, type Certificate, type CertificateAuthority } from './certificate.js';
+import { derivePeerId, identityToString, type Identity } from './identity.js';
 import { AeadCipher, bytesEqual, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 import { CIPHER_NAMES, NULL_KEYS, SessionKeys } from './protection.js';
 import { ConnectionInfoFlags, type ClientHandshake, type ConnectionKeys, type HandshakeConfig, type HandshakeLayer, type HandshakeOutcome, type PeerAddress, type PeerInfo } from './types.js';
@@ -260,8 +261,7 @@ export class SecureHandshake implements HandshakeLayer {
 
   /** Checks the peer's certificate and the auth policy. */
   #checkPeer(cert: Certificate, peer: PeerAddress, config: HandshakeConfig): HandshakeOutcome<{ authenticated: boolean; warning: string | null }> {
-    if (cert.signature) this.verifications++;
-    const c = checkCertificate(this.provider, cert, this.#trusted, this.#now(), peer.address);
+    const c = checkCertificate(this.provider, cert, this.#trusted, this.#now(), peer.address, (k, m, s) => this.#verify(k, m, s));
     if (!c.ok) return { ok: false, reason: BAD_CERT, debug: c.debug };
     if (c.authenticated) return { ok: true, authenticated: true, warning: null };
     const allow = Math.max(config.IP_AllowWithoutAuth, isLoopback(peer.address) ? config.IPLocalHost_AllowWithoutAuth : 0);

@@ -2,6 +2,7 @@ import { WireError } from '../wire/errors.js';
 import type { Reader } from '../wire/reader.js';
 import type { Writer } from '../wire/writer.js';
 import { NetlaneError } from '../util/errors.js';
+import { toHex } from '../util/bytes.js';
 import type { CryptoProvider } from './provider.js';
 
 /**
@@ -25,12 +26,6 @@ export const MAX_IDENTITY_BYTES = 32;
 const enc = new TextEncoder();
 const dec = new TextDecoder('utf-8', { fatal: true });
 
-function hex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
 /** The canonical string form of an identity. */
 export function identityToString(id: Identity): string {
   switch (id.kind) {
@@ -41,7 +36,7 @@ export function identityToString(id: Identity): string {
     case 'str':
       return `str:${id.value}`;
     case 'bytes':
-      return `gen:${hex(id.value)}`;
+      return `gen:${toHex(id.value)}`;
   }
 }
 
@@ -160,9 +155,4 @@ export function derivePeerId(provider: CryptoProvider, publicKey: Uint8Array): b
   const h = provider.sha256(PEER_ID_LABEL, publicKey);
   const id = new DataView(h.buffer, h.byteOffset, 8).getBigUint64(0);
   return id === 0n ? 1n : id;
-}
-
-/** Hex of bytes (key ids, fingerprints). */
-export function toHex(b: Uint8Array): string {
-  return hex(b);
 }

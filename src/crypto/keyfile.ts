@@ -1,6 +1,7 @@
 import { NetlaneError } from '../util/errors.js';
 import { caKeyId, decodeCertificate, type Certificate } from './certificate.js';
-import { derivePeerId, identityToString, toHex } from './identity.js';
+import { toHex } from '../util/bytes.js';
+import { derivePeerId, identityToString } from './identity.js';
 import type { CryptoProvider, SigningKey } from './provider.js';
 
 /**

@@ -42,9 +42,6 @@ export function packetNonce(out: Uint8Array, iv: Uint8Array, pn: number): Uint8A
   return out;
 }
 
-/** Packets under one key before a key update starts (AES-GCM's confidentiality limit is 2^23). */
-export const DEFAULT_KEY_UPDATE_PACKETS = 1 << 22;
-
 /**
  * AEAD packet protection with key updates (as QUIC, RFC 9001 section 6). Each direction has a
  * traffic secret; key and IV come from it by HKDF, and a key update replaces it by HKDF of itself.

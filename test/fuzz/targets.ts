@@ -2,7 +2,7 @@
 // against Endpoint.handleDatagram before and after decryption. Used by test/fuzz/fuzz.test.ts (time-boxed
 // in `npm test`) and by `npm run fuzz -- --minutes N`.
 import { Endpoint } from '../../src/core/endpoint.js';
-import { ConnectionState, SendFlags } from '../../src/core/types.js';
+import { ConnectionState, SendFlags, type ReceivedMessage } from '../../src/core/types.js';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import type { ClientHandshake, ConnectionKeys, HandshakeConfig, HandshakeLayer, PeerAddress } from '../../src/crypto/types.js';
 import { decodeCertificate, signCertificate } from '../../src/crypto/certificate.js';
@@ -17,6 +17,7 @@ import { decodeDataHeader, encodeDataHeader, type DataHeader } from '../../src/w
 import { Reader } from '../../src/wire/reader.js';
 import { Writer } from '../../src/wire/writer.js';
 import { NetlaneError } from '../../src/util/errors.js';
+import { concat } from '../../src/util/bytes.js';
 import { SeededRng } from '../../src/util/rng.js';
 
 export interface TargetResult {
@@ -81,18 +82,6 @@ export function mutate(rng: SeededRng, input: Uint8Array, corpus: readonly Uint8
     }
   }
   return d;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 /** Runs `fn` on mutated corpus entries until `ms` pass. `fn` returns whether the input was accepted; it throws on a broken invariant. */
@@ -301,8 +290,8 @@ function drainEndpoint(ep: Endpoint, now: number, handle: number): void {
   while (ep.pollEvent()) {
     /* discard */
   }
-  const msgs: { data: Uint8Array }[] = [];
-  ep.receive(handle, msgs as never, 1024);
+  const msgs: ReceivedMessage[] = [];
+  ep.receive(handle, msgs, 1024);
   ep.pollTimeout(now);
 }
 

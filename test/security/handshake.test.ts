@@ -198,6 +198,7 @@ test('a tampered handshake fails: a flipped bit in CONNECT_REQUEST or CONNECT_OK
   withSeed(seedOr(306), (seed) => {
     for (const type of [ControlType.ConnectRequest, ControlType.ConnectOk]) {
       const rng = new SeededRng(seed + type);
+      let flipped = 0;
       for (let k = 0; k < 20; k++) {
         const a = attempt(seed + k, {}, {}, { TimeoutInitial: 3000 }, {}, (sim) => {
           sim.intercept = (_f, _t, data) => {
@@ -205,11 +206,13 @@ test('a tampered handshake fails: a flipped bit in CONNECT_REQUEST or CONNECT_OK
             const out = data.slice();
             const bit = rng.int(9 * 8, out.length * 8 - 1); // past the type and connection ids
             out[bit >> 3] = (out[bit >> 3] as number) ^ (1 << (bit & 7));
+            flipped++;
             return out;
           };
         });
         assert.notEqual(a.client.state(a.c), ConnectionState.Connected, `type ${type} attempt ${k}`);
       }
+      assert.ok(flipped >= 20, `only ${flipped} packets of type ${type} were altered`);
     }
   });
 });
