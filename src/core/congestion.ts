@@ -37,8 +37,8 @@ export interface RateSnapshot {
 
 export class CongestionController {
   readonly #mtu: number;
-  readonly #rateMin: number;
-  readonly #rateMax: number;
+  #rateMin: number;
+  #rateMax: number;
   #mode: Mode = Mode.Startup;
 
   /** Bytes acknowledged so far (delivery-rate estimation, draft-cheng-iccrg-delivery-rate-estimation). */
@@ -96,6 +96,13 @@ export class CongestionController {
 
   get modeName(): string {
     return ['startup', 'drain', 'probe_bw', 'probe_rtt'][this.#mode] as string;
+  }
+
+  /** Changes the `SendRateMin`/`SendRateMax` clamp of a live connection. */
+  setRateLimits(rateMin: number, rateMax: number): void {
+    this.#rateMin = rateMin;
+    this.#rateMax = rateMax;
+    this.pacingRate = this.#clampRate(this.pacingRate);
   }
 
   #clampRate(r: number): number {

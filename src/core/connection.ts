@@ -31,6 +31,8 @@ import { ConnectionState as S, EndReason, Result, SendFlags, apiState, type Conn
 /** What a connection needs from its endpoint. */
 export interface ConnectionHost {
   emit(event: EndpointEvent): void;
+  /** The connection's receive queue went from empty to non-empty. */
+  readable(conn: Connection): void;
 }
 
 /** Client handshake packets are repeated this often until answered (GNS k_usecConnectRetryInterval). */
@@ -204,10 +206,32 @@ export class Connection implements MessageSink, RecoveryListener {
     if (peer.warning) this.#host.emit({ type: 'warning', connection: this.localCid, message: peer.warning });
   }
 
+  /**
+   * Applies new configuration to a live connection. Values fixed by the handshake or the packet size
+   * (`MTU_PacketSize`, `Unencrypted`, `Cipher`, `IP_AllowWithoutAuth`, `IPLocalHost_AllowWithoutAuth`,
+   * `KeyUpdatePackets`) cannot change once the connection exists: returns false if one would.
+   */
+  reconfigure(next: ConfigValues): boolean {
+    const cur = this.config;
+    if (
+      next.MTU_PacketSize !== cur.MTU_PacketSize ||
+      next.Unencrypted !== cur.Unencrypted ||
+      next.Cipher !== cur.Cipher ||
+      next.IP_AllowWithoutAuth !== cur.IP_AllowWithoutAuth ||
+      next.IPLocalHost_AllowWithoutAuth !== cur.IPLocalHost_AllowWithoutAuth ||
+      next.KeyUpdatePackets !== cur.KeyUpdatePackets
+    ) {
+      return false;
+    }
+    this.config = next;
+    this.cc.setRateLimits(next.SendRateMin, next.SendRateMax);
+    return true;
+  }
+
   /** Server: the application accepted. */
   accept(now: number, config: ConfigValues | null): Result {
     if (!this.isServer || this.#state !== S.Connecting) return Result.InvalidState;
-    if (config) this.config = config;
+    if (config && !this.reconfigure(config)) return Result.InvalidParam;
     this.#setState(now, S.Connected);
     this.#lastRecvUs = now;
     this.#sendConnectOk = true;
@@ -588,6 +612,7 @@ export class Connection implements MessageSink, RecoveryListener {
   /** MessageSink: a lane completed a message. */
   deliver(lane: number, messageNumber: number, reliable: boolean, data: Uint8Array): void {
     this.#recvQueue.push({ connection: this.localCid, lane, messageNumber, reliable, data, receivedAtUs: this.#lastRecvUs });
+    if (this.#recvQueue.length === 1) this.#host.readable(this);
     this.#recvQueueBytes += data.length;
     this.messagesReceived++;
   }

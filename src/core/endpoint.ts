@@ -48,11 +48,11 @@ export interface EndpointStats {
  * input: {@link pollTransmit}, {@link pollTimeout}, {@link pollEvent}. Inputs never throw on network input.
  */
 export class Endpoint implements ConnectionHost {
-  readonly config: ConfigValues;
+  #config: ConfigValues;
   readonly stats: EndpointStats = { datagramsReceived: 0, datagramsMalformed: 0, unknownConnection: 0, handshakeRefused: 0, statelessRepliesSent: 0, statelessRepliesLimited: 0 };
   readonly #rng: Rng;
   readonly #handshake: HandshakeLayer;
-  readonly #listen: boolean;
+  #listen: boolean;
   readonly #maxConnections: number;
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
@@ -60,6 +60,8 @@ export class Endpoint implements ConnectionHost {
   /** Connections that may have something to send, in round-robin order. */
   readonly #dirty = new Set<Connection>();
   readonly #events = new Deque<EndpointEvent>();
+  /** Connections whose receive queue became non-empty since the last `pollReadable`. */
+  readonly #readable = new Deque<number>();
   readonly #stateless = new Deque<Transmit>();
   readonly #replyRate: number;
   #replyTokens: number;
@@ -67,7 +69,7 @@ export class Endpoint implements ConnectionHost {
 
   constructor(options: EndpointOptions) {
     this.#rng = options.rng;
-    this.config = options.config ? resolveConfig(options.config) : DEFAULT_CONFIG;
+    this.#config = options.config ? resolveConfig(options.config) : DEFAULT_CONFIG;
     this.#handshake = options.handshake;
     this.#listen = options.listen ?? false;
     this.#maxConnections = options.maxConnections ?? 8191;
@@ -80,6 +82,45 @@ export class Endpoint implements ConnectionHost {
     this.#events.push(event);
   }
 
+  /** ConnectionHost: a connection has messages to receive. */
+  readable(conn: Connection): void {
+    this.#readable.push(conn.localCid);
+  }
+
+  /** Whether new incoming connections are accepted (HELLOs answered). */
+  get listening(): boolean {
+    return this.#listen;
+  }
+
+  set listening(on: boolean) {
+    this.#listen = on;
+  }
+
+  /** Configuration for connections made or accepted from now on. */
+  get config(): ConfigValues {
+    return this.#config;
+  }
+
+  /** Replaces the configuration new connections start with (a listen socket's scope); unnamed values take their defaults. Throws ERR_NETLANE_CONFIG on a bad value. */
+  setConfig(values: Partial<Record<string, number>>): void {
+    this.#config = resolveConfig(values);
+  }
+
+  /**
+   * Changes configuration values of a live connection. Throws ERR_NETLANE_CONFIG on a bad value;
+   * returns InvalidState if a value fixed at creation would change, InvalidParam for an unknown handle.
+   */
+  reconfigure(handle: number, values: Partial<Record<string, number>>): Result {
+    const c = this.#conns.get(handle);
+    if (!c) return Result.InvalidParam;
+    return c.reconfigure(resolveConfig(values, c.config)) ? Result.OK : Result.InvalidState;
+  }
+
+  /** The current configuration of a connection, or null for an unknown handle. */
+  connectionConfig(handle: number): ConfigValues | null {
+    return this.#conns.get(handle)?.config ?? null;
+  }
+
   get connectionCount(): number {
     return this.#conns.size;
   }
@@ -89,7 +130,7 @@ export class Endpoint implements ConnectionHost {
   /** Starts a connection to `remote`. Returns its handle. */
   connect(now: number, remote: SocketAddress, config?: Partial<Record<string, number>>): number {
     if (this.#conns.size >= this.#maxConnections) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'too many connections');
-    const cfg = config ? resolveConfig(config, this.config) : this.config;
+    const cfg = config ? resolveConfig(config, this.#config) : this.#config;
     const conn = new Connection(this, this.#handshake, this.#newCid(), remote, false, cfg, now);
     this.#conns.set(conn.localCid, conn);
     conn.startClient(now);
@@ -148,6 +189,16 @@ export class Endpoint implements ConnectionHost {
     const c = this.#conns.get(handle);
     if (!c || c.state === S.FinWait || c.state === S.Linger || c.state === S.Dead) return 0;
     return c.receive(out, max);
+  }
+
+  /** Received messages waiting in a connection's queue (0 for an unknown handle). */
+  pendingMessages(handle: number): number {
+    return this.#conns.get(handle)?.pendingReceived ?? 0;
+  }
+
+  /** Lanes configured on a connection (0 for an unknown handle). */
+  laneCount(handle: number): number {
+    return this.#conns.get(handle)?.laneCount ?? 0;
   }
 
   /** API-visible state of a connection (`None` for unknown or closed handles). */
@@ -266,13 +317,13 @@ export class Endpoint implements ConnectionHost {
           return;
         }
         const serverCid = this.#newCid();
-        const out = this.#handshake.acceptClient(from, p.clientCid, serverCid, p.version, p.cookie, p.payload, this.config);
+        const out = this.#handshake.acceptClient(from, p.clientCid, serverCid, p.version, p.cookie, p.payload, this.#config);
         if (!out.ok) {
           this.stats.handshakeRefused++;
           this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: out.reason, debug: out.debug });
           return;
         }
-        const conn = new Connection(this, this.#handshake, serverCid, from, true, this.config, now);
+        const conn = new Connection(this, this.#handshake, serverCid, from, true, this.#config, now);
         this.#conns.set(serverCid, conn);
         this.#byClient.set(key, conn);
         conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer);
@@ -374,6 +425,11 @@ export class Endpoint implements ConnectionHost {
       if (ct < t) t = ct;
     }
     return t === Number.POSITIVE_INFINITY ? null : Math.max(now, Math.ceil(t));
+  }
+
+  /** The handle of a connection that has received messages waiting since it was last reported, or null. */
+  pollReadable(): number | null {
+    return this.#readable.shift() ?? null;
   }
 
   /** The next event, or null. */

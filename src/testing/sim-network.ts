@@ -1,4 +1,5 @@
 import { SeededRng } from '../util/rng.js';
+import { TimeHeap } from '../util/heap.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { EndpointEvent, SocketAddress } from '../core/types.js';
 
@@ -114,7 +115,7 @@ export class SimNetwork {
   readonly #hosts = new Map<string, SimHost>();
   readonly #links = new Map<string, Link>();
   #defaults: LinkConditions;
-  readonly #heap: SimEvent[] = [];
+  readonly #heap = new TimeHeap<SimEvent>();
   #seq = 0;
   #sameTimeSteps = 0;
   intercept: Intercept | null = null;
@@ -201,7 +202,7 @@ export class SimNetwork {
     const when = at === null ? Number.POSITIVE_INFINITY : at;
     if (when !== h.timerAtUs) {
       h.timerAtUs = when;
-      if (when !== Number.POSITIVE_INFINITY) this.#push({ atUs: when, seq: this.#seq++, kind: 1, host: h, from: null, data: null });
+      if (when !== Number.POSITIVE_INFINITY) this.#heap.push({ atUs: when, seq: this.#seq++, kind: 1, host: h, from: null, data: null });
     }
   }
 
@@ -239,10 +240,10 @@ export class SimNetwork {
     const jitter = c.jitterUs > 0 ? (rng.next() * 2 - 1) * c.jitterUs : 0;
     let arrive = departUs + Math.max(0, c.latencyUs + jitter);
     if (rng.chance(c.reorder)) arrive += c.reorderDelayUs;
-    this.#push({ atUs: Math.round(arrive), seq: this.#seq++, kind: 0, host: dest, from: from.address, data: bytes });
+    this.#heap.push({ atUs: Math.round(arrive), seq: this.#seq++, kind: 0, host: dest, from: from.address, data: bytes });
     if (rng.chance(c.duplicate)) {
       link.stats.duplicated++;
-      this.#push({ atUs: Math.round(arrive + rng.next() * c.duplicateDelayUs), seq: this.#seq++, kind: 0, host: dest, from: from.address, data: bytes.slice() });
+      this.#heap.push({ atUs: Math.round(arrive + rng.next() * c.duplicateDelayUs), seq: this.#seq++, kind: 0, host: dest, from: from.address, data: bytes.slice() });
     }
   }
 
@@ -252,13 +253,13 @@ export class SimNetwork {
    * with injections sees the same randomness as one without.
    */
   inject(from: SocketAddress, to: SimHost, data: Uint8Array, atUs: number = this.now): void {
-    this.#push({ atUs: Math.max(this.now, Math.round(atUs)), seq: this.#seq++, kind: 2, host: to, from, data: data.slice() });
+    this.#heap.push({ atUs: Math.max(this.now, Math.round(atUs)), seq: this.#seq++, kind: 2, host: to, from, data: data.slice() });
   }
 
   /** Processes the next event. Returns false when nothing is left to do. */
   step(): boolean {
     this.flush();
-    const ev = this.#pop();
+    const ev = this.#heap.pop();
     if (!ev) return false;
     if (ev.atUs > this.now) {
       this.now = ev.atUs;
@@ -300,7 +301,7 @@ export class SimNetwork {
     this.flush();
     for (;;) {
       if (done()) return true;
-      const next = this.#heap[0];
+      const next = this.#heap.peek();
       if (!next || next.atUs > end) {
         this.now = Math.max(this.now, end);
         this.flush();
@@ -314,43 +315,6 @@ export class SimNetwork {
   runFor(us: number): void {
     this.runUntil(() => false, us);
   }
-
-  // Binary min-heap on (atUs, seq): the sequence number makes ties deterministic.
-  #push(e: SimEvent): void {
-    const h = this.#heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!less(e, h[p] as SimEvent)) break;
-      h[i] = h[p] as SimEvent;
-      i = p;
-    }
-    h[i] = e;
-  }
-
-  #pop(): SimEvent | undefined {
-    const h = this.#heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length === 0 || !last) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= h.length) break;
-      const r = l + 1;
-      const c = r < h.length && less(h[r] as SimEvent, h[l] as SimEvent) ? r : l;
-      if (!less(h[c] as SimEvent, last)) break;
-      h[i] = h[c] as SimEvent;
-      i = c;
-    }
-    h[i] = last;
-    return top;
-  }
-}
-
-function less(a: SimEvent, b: SimEvent): boolean {
-  return a.atUs < b.atUs || (a.atUs === b.atUs && a.seq < b.seq);
 }
 
 function checksum(d: Uint8Array): number {

@@ -15,4 +15,6 @@ export class NetlaneError extends Error {
 export type NetlaneErrorCode =
   | 'ERR_NETLANE_CONFIG'
   | 'ERR_NETLANE_INVALID_ARGUMENT'
-  | 'ERR_NETLANE_INVALID_STATE';
+  | 'ERR_NETLANE_INVALID_STATE'
+  /** A UDP socket could not be opened (address in use, bad address). */
+  | 'ERR_NETLANE_SOCKET';

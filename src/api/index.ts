@@ -1,0 +1,17 @@
+/** The public facades. */
+export { NetworkingSockets, parseAddress, type NetworkingSocketsOptions, type ConfigOptions } from './networking-sockets.js';
+export { ConfigValue, ConfigScope, ConfigDataType, GetConfigValueResult, type ConfigName, type ConfigValueInfo, type StoredConfig } from './config.js';
+export {
+  NetworkingMessage,
+  DebugOutputType,
+  INVALID_HANDLE,
+  Limits,
+  type ConnectionInfo,
+  type ConnectionRealTimeStatus,
+  type LaneRealTimeStatus,
+  type StatusChangedInfo,
+  type StatusChangedCallback,
+  type DebugOutputFunction,
+  type OutgoingMessage,
+  type SendResult,
+} from './types.js';

@@ -1,0 +1,895 @@
+import { isIP } from 'node:net';
+import { resolveConfig } from '../core/config.js';
+import { Endpoint } from '../core/endpoint.js';
+import { STATE_NAMES } from '../core/state.js';
+import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
+import { NodeCryptoProvider } from '../crypto/node-provider.js';
+import { SecureHandshake } from '../crypto/handshake.js';
+import type { HandshakeLayer } from '../crypto/types.js';
+import { monotonicUs, type Clock } from '../io/clock.js';
+import { EndpointDriver, MemoryTransport, type DatagramTransport } from '../io/driver.js';
+import { channels } from '../io/diagnostics.js';
+import { CryptoRng, randomSeed } from '../io/random.js';
+import { UdpSocket } from '../io/udp.js';
+import { Deque } from '../util/deque.js';
+import { NetlaneError } from '../util/errors.js';
+import { SeededRng } from '../util/rng.js';
+import {
+  CONFIG_INFO,
+  ConfigScope,
+  ConfigStore,
+  ConfigValue,
+  GetConfigValueResult,
+  MTU_OVERHEAD,
+  checkConfigValue,
+  configId,
+  type ConfigName,
+  type ConfigValueInfo,
+  type StoredConfig,
+} from './config.js';
+import { formatDetailedStatus } from './detailed-status.js';
+import {
+  DebugOutputType,
+  INVALID_HANDLE,
+  Limits,
+  NetworkingMessage,
+  type ConnectionInfo,
+  type ConnectionRealTimeStatus,
+  type DebugOutputFunction,
+  type LaneRealTimeStatus,
+  type OutgoingMessage,
+  type SendResult,
+  type StatusChangedCallback,
+  type StatusChangedInfo,
+} from './types.js';
+
+/** Options of a {@link NetworkingSockets} instance. */
+export interface NetworkingSocketsOptions {
+  /** The handshake layer: who we are and whom we trust. Default: a `SecureHandshake` with a fresh Ed25519 key on node:crypto. */
+  readonly handshake?: HandshakeLayer;
+  /** Seed of the fake network conditions' randomness. Default: random; read it back from `fakeSeed` to replay. */
+  readonly fakeSeed?: number;
+  /** Keep the process alive while sockets are open. Default false: like a timer with `unref`, an idle library never holds a process. */
+  readonly keepProcessAlive?: boolean;
+  /** Time source in µs. Default: the process's monotonic clock. */
+  readonly clock?: Clock;
+}
+
+/** Configuration given when creating a listen socket or a connection: values by name (GNS `SteamNetworkingConfigValue_t[]`). */
+export type ConfigOptions = Partial<Record<ConfigName, StoredConfig>>;
+
+/** Process-wide values (`k_ESteamNetworkingConfig_Global`). */
+const GLOBAL_CONFIG = new ConfigStore(null);
+
+/** One endpoint on one transport, with the connections the API knows on it. */
+interface Site {
+  readonly driver: EndpointDriver;
+  readonly byCid: Map<number, ConnRecord>;
+  readonly listen: ListenRecord | null;
+  /** Where the site's fake network conditions come from; null for in-memory pairs (no fake conditions, as GNS). */
+  fakeFrom: ConfigStore | null;
+}
+
+interface ListenRecord {
+  readonly handle: number;
+  readonly site: Site;
+  readonly config: ConfigStore;
+  readonly conns: Set<ConnRecord>;
+  /** Accepted connections with messages waiting (receiveMessagesOnListenSocket). */
+  readonly ready: Set<ConnRecord>;
+  closing: boolean;
+}
+
+interface ConnRecord {
+  readonly handle: number;
+  readonly site: Site;
+  readonly cid: number;
+  readonly listen: ListenRecord | null;
+  readonly config: ConfigStore;
+  /** The connection has its own socket (so fake conditions can be set on it alone). */
+  readonly ownsSite: boolean;
+  /** In-memory socket pair (`LoopbackBuffers`). */
+  readonly memory: boolean;
+  readonly remote: SocketAddress;
+  userData: number;
+  name: string;
+  group: PollGroupRecord | null;
+}
+
+interface PollGroupRecord {
+  readonly handle: number;
+  readonly members: Set<ConnRecord>;
+  readonly ready: Set<ConnRecord>;
+}
+
+interface QueuedCallback {
+  readonly fn: StatusChangedCallback | null;
+  readonly info: StatusChangedInfo;
+}
+
+/** Most status callbacks queued before the oldest are dropped (GNS asserts at 100). */
+const MAX_QUEUED_CALLBACKS = 4096;
+const LOOPBACK_BUFFERS_FLAG = 4;
+const FAILED_HANDLE: SendResult = Object.freeze({ result: Result.InvalidParam, messageNumber: 0 });
+const NO_CONNECTION: SendResult = Object.freeze({ result: Result.NoConnection, messageNumber: 0 });
+
+/**
+ * The GameNetworkingSockets API (as ValveSockets-CSharp wraps it), over netlane's core and real UDP.
+ * Listen sockets, connections and poll groups are numeric handles; 0 is invalid. Status changes are
+ * queued and delivered by {@link runCallbacks} or {@link dispatchCallback}, on your schedule.
+ * Each listen socket and each outgoing connection has its own UDP socket, as in GNS.
+ */
+export class NetworkingSockets {
+  /** The seed of the fake network conditions (print it to replay a run). */
+  readonly fakeSeed: number;
+  readonly #handshake: HandshakeLayer;
+  readonly #clock: Clock;
+  readonly #keepAlive: boolean;
+  readonly #cidRng = new CryptoRng();
+  readonly #fakeRng: SeededRng;
+  readonly #iface = new ConfigStore(GLOBAL_CONFIG);
+  readonly #conns = new Map<number, ConnRecord>();
+  readonly #listens = new Map<number, ListenRecord>();
+  readonly #groups = new Map<number, PollGroupRecord>();
+  readonly #sites = new Set<Site>();
+  readonly #callbacks = new Deque<QueuedCallback>();
+  readonly #scratch: ReceivedMessage[] = [];
+  #nextHandle = 1;
+  #nextPipePort = 1;
+  #debugLevel: DebugOutputType = DebugOutputType.None;
+  #debugFn: DebugOutputFunction | null = null;
+  #closed = false;
+
+  constructor(options: NetworkingSocketsOptions = {}) {
+    this.#handshake = options.handshake ?? new SecureHandshake({ provider: new NodeCryptoProvider() });
+    this.#clock = options.clock ?? monotonicUs;
+    this.#keepAlive = options.keepProcessAlive ?? false;
+    this.fakeSeed = (options.fakeSeed ?? randomSeed()) >>> 0;
+    this.#fakeRng = new SeededRng(this.fakeSeed);
+  }
+
+  /** Local monotonic time in microseconds (`SteamNetworkingUtils()->GetLocalTimestamp()`, the seed's `Library.Time`). */
+  time(): number {
+    return this.#clock();
+  }
+
+  // ---------------------------------------------------------------- sockets and connections
+
+  /**
+   * Opens a UDP socket that accepts connections (`CreateListenSocketIP`). `::` listens on IPv4 and
+   * IPv6. Returns the listen socket handle, or 0 if the socket cannot be opened or an option is bad
+   * (the reason goes to the debug output).
+   */
+  createListenSocket(address: SocketAddress | string, options: ConfigOptions = {}): number {
+    const local = this.#address(address);
+    const store = local && this.#storeWith(this.#iface, options);
+    if (!local || !store) return INVALID_HANDLE;
+    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake });
+    let sock: UdpSocket;
+    try {
+      sock = UdpSocket.open({ address: local.address, port: local.port });
+    } catch (e) {
+      this.#debug(DebugOutputType.Error, (e as Error).message);
+      return INVALID_HANDLE;
+    }
+    const handle = this.#nextHandle++;
+    const listen: { -readonly [K in keyof ListenRecord]: ListenRecord[K] } = { handle, site: null as unknown as Site, config: store, conns: new Set(), ready: new Set(), closing: false };
+    listen.site = this.#newSite(endpoint, sock, listen, store);
+    this.#listens.set(handle, listen);
+    this.#debug(DebugOutputType.Msg, `listen socket ${handle} on [${sock.local.address}]:${sock.local.port}`);
+    return handle;
+  }
+
+  /**
+   * Connects to a server (`ConnectByIPAddress`). Returns the connection handle at once, in state
+   * Connecting; a status callback reports Connected or the failure. Returns 0 for a bad address or option.
+   */
+  connect(address: SocketAddress | string, options: ConfigOptions = {}): number {
+    const remote = this.#address(address);
+    const store = remote && this.#storeWith(this.#iface, options);
+    if (!remote || !store) return INVALID_HANDLE;
+    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), handshake: this.#handshake });
+    let sock: UdpSocket;
+    try {
+      sock = UdpSocket.open({ address: isIP(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote });
+    } catch (e) {
+      this.#debug(DebugOutputType.Error, (e as Error).message);
+      return INVALID_HANDLE;
+    }
+    const site = this.#newSite(endpoint, sock, null, store);
+    const cid = endpoint.connect(this.#clock(), remote);
+    const rec = this.#newConn(site, cid, null, store, true, false, remote);
+    site.driver.kick();
+    return rec.handle;
+  }
+
+  /** Accepts an incoming connection (state Connecting, announced by a status callback). */
+  acceptConnection(conn: number): Result {
+    const rec = this.#conns.get(conn);
+    if (!rec) return Result.InvalidParam;
+    if (!rec.listen) return Result.InvalidState;
+    const r = rec.site.driver.endpoint.accept(this.#clock(), rec.cid);
+    rec.site.driver.kick();
+    return r;
+  }
+
+  /**
+   * Closes a connection and frees its handle (`CloseConnection`). `reason` 1000-2999 and `debug`
+   * (at most 128 bytes) reach the peer. With `linger`, queued reliable data is still delivered first.
+   * Unread received messages are discarded. Returns false for an unknown or already closed handle.
+   */
+  closeConnection(conn: number, reason = 0, debug = '', linger = false): boolean {
+    const rec = this.#conns.get(conn);
+    if (!rec) return false;
+    rec.site.driver.endpoint.close(this.#clock(), rec.cid, reason, truncateUtf8(debug, Limits.maxCloseMessageLength - 1), linger);
+    this.#forget(rec);
+    rec.site.driver.kick();
+    return true;
+  }
+
+  /**
+   * Closes a listen socket and every connection it accepted; their peers see `remoteReason` (reason
+   * 1000). The UDP socket stays open until those connections have finished closing.
+   */
+  closeListenSocket(listenSocket: number, remoteReason = 'Listen socket closed'): boolean {
+    const listen = this.#listens.get(listenSocket);
+    if (!listen) return false;
+    const now = this.#clock();
+    const ep = listen.site.driver.endpoint;
+    for (const rec of listen.conns) {
+      ep.close(now, rec.cid, 1000, truncateUtf8(remoteReason, Limits.maxCloseMessageLength - 1), false);
+      this.#forget(rec);
+    }
+    listen.closing = true;
+    ep.listening = false;
+    this.#listens.delete(listenSocket);
+    listen.site.driver.kick();
+    return true;
+  }
+
+  /** The local address of a listen socket (with the port the system chose for port 0), or null. */
+  getListenSocketAddress(listenSocket: number): SocketAddress | null {
+    const l = this.#listens.get(listenSocket);
+    return l ? { ...l.site.driver.transport.local } : null;
+  }
+
+  /**
+   * Two connections talking to each other (`CreateSocketPair`), connected at once with no callbacks.
+   * Without `useNetworkLoopback` they exchange packets in memory, unencrypted, with no fake conditions.
+   * With it they use two UDP sockets on 127.0.0.1, encrypted, with fake conditions like any connection.
+   * Returns the two handles, or null if the sockets cannot be opened.
+   */
+  createSocketPair(useNetworkLoopback = false, options: ConfigOptions = {}): [number, number] | null {
+    const storeA = this.#storeWith(this.#iface, options);
+    const storeB = this.#storeWith(this.#iface, options);
+    if (!storeA || !storeB) return null;
+    const extra = useNetworkLoopback ? {} : { Unencrypted: 3 };
+    const a = new Endpoint({ rng: this.#cidRng, config: { ...storeA.coreValues(), ...extra }, handshake: this.#handshake });
+    const b = new Endpoint({ rng: this.#cidRng, config: { ...storeB.coreValues(), ...extra }, listen: true, handshake: this.#handshake });
+    let ta: DatagramTransport;
+    let tb: DatagramTransport;
+    if (useNetworkLoopback) {
+      try {
+        const sa = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+        try {
+          tb = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+        } catch (e) {
+          sa.close();
+          throw e;
+        }
+        ta = sa;
+      } catch (e) {
+        this.#debug(DebugOutputType.Error, (e as Error).message);
+        return null;
+      }
+    } else {
+      const port = this.#nextPipePort;
+      this.#nextPipePort = (port + 2) % 65534;
+      [ta, tb] = MemoryTransport.pair({ address: '127.0.0.1', port: port + 1 }, { address: '127.0.0.1', port: port + 2 });
+    }
+    const cids = handshakeInMemory(this.#clock(), a, ta.local, b, tb.local);
+    b.listening = false;
+    if (!cids) {
+      ta.close();
+      tb.close();
+      this.#debug(DebugOutputType.Bug, 'socket pair handshake did not complete');
+      return null;
+    }
+    const siteA = this.#newSite(a, ta, null, useNetworkLoopback ? storeA : null);
+    const siteB = this.#newSite(b, tb, null, useNetworkLoopback ? storeB : null);
+    const ra = this.#newConn(siteA, cids[0], null, storeA, true, !useNetworkLoopback, tb.local);
+    const rb = this.#newConn(siteB, cids[1], null, storeB, true, !useNetworkLoopback, ta.local);
+    return [ra.handle, rb.handle];
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  /**
+   * Queues a message (`SendMessageToConnection`). `flags` are `SendFlags` (default Unreliable); `lane`
+   * must have been configured. Returns OK with the message number; InvalidParam for an unknown handle,
+   * a lane not configured or a message over the limit; NoConnection once the connection has ended;
+   * LimitExceeded when the send buffer is full; Ignored for a NoDelay message that cannot go out now.
+   */
+  sendMessageToConnection(conn: number, data: Uint8Array, flags: number = SendFlags.Unreliable, lane = 0): SendResult {
+    const rec = this.#conns.get(conn);
+    if (!rec) return FAILED_HANDLE;
+    if (!(data instanceof Uint8Array)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'data must be a Uint8Array or Buffer');
+    const ep = rec.site.driver.endpoint;
+    const st = ep.state(rec.cid);
+    if (st === ConnectionState.ClosedByPeer || st === ConnectionState.ProblemDetectedLocally) return NO_CONNECTION;
+    const r = ep.send(this.#clock(), rec.cid, data, flags, lane);
+    if (r < 0) return { result: -r, messageNumber: 0 };
+    rec.site.driver.kick();
+    return { result: Result.OK, messageNumber: r };
+  }
+
+  /**
+   * Sends a batch (`SendMessages`). Returns, per message, its message number (> 0) or a negated
+   * `Result`. After a failure, later messages to the same connection are not sent and get 0 (as GNS).
+   */
+  sendMessages(messages: readonly OutgoingMessage[]): number[] {
+    const out: number[] = [];
+    let failed: Set<number> | null = null;
+    for (const m of messages) {
+      if (failed?.has(m.connection)) {
+        out.push(0);
+        continue;
+      }
+      const r = this.sendMessageToConnection(m.connection, m.data, m.flags ?? SendFlags.Unreliable, m.lane ?? 0);
+      if (r.result === Result.OK) out.push(r.messageNumber);
+      else {
+        out.push(-r.result);
+        (failed ??= new Set()).add(m.connection);
+      }
+    }
+    return out;
+  }
+
+  /** Sends queued messages now instead of waiting for the Nagle timer (`FlushMessagesOnConnection`). */
+  flushMessagesOnConnection(conn: number): Result {
+    const rec = this.#conns.get(conn);
+    if (!rec) return Result.InvalidParam;
+    const r = rec.site.driver.endpoint.flush(this.#clock(), rec.cid);
+    rec.site.driver.kick();
+    return r;
+  }
+
+  /**
+   * Sets the number of lanes and their priorities (lower first) and weights (shares within a
+   * priority) (`ConfigureConnectionLanes`). Lanes may be added, never removed. Defaults: priority 0, weight 1.
+   */
+  configureConnectionLanes(conn: number, numLanes: number, priorities?: readonly number[], weights?: readonly number[]): Result {
+    const rec = this.#conns.get(conn);
+    if (!rec) return Result.InvalidParam;
+    if (!Number.isInteger(numLanes) || numLanes < 1 || numLanes > 255) return Result.InvalidParam;
+    if ((priorities && priorities.length < numLanes) || (weights && weights.length < numLanes)) return Result.InvalidParam;
+    const p = Array.from({ length: numLanes }, (_, i) => priorities?.[i] ?? 0);
+    const w = Array.from({ length: numLanes }, (_, i) => weights?.[i] ?? 1);
+    return rec.site.driver.endpoint.configureLanes(rec.cid, p, w);
+  }
+
+  // ---------------------------------------------------------------- receiving
+
+  /** Up to `max` received messages of one connection, in order per lane; null for an unknown handle. */
+  receiveMessagesOnConnection(conn: number, max = 32): NetworkingMessage[] | null {
+    const rec = this.#conns.get(conn);
+    if (!rec) return null;
+    const out: NetworkingMessage[] = [];
+    this.#take(rec, out, max);
+    return out;
+  }
+
+  /** Up to `max` messages from any connection accepted on a listen socket; null for an unknown handle. */
+  receiveMessagesOnListenSocket(listenSocket: number, max = 32): NetworkingMessage[] | null {
+    const l = this.#listens.get(listenSocket);
+    return l ? this.#takeReady(l.ready, max) : null;
+  }
+
+  /** Creates a poll group: one place to receive from many connections. */
+  createPollGroup(): number {
+    const handle = this.#nextHandle++;
+    this.#groups.set(handle, { handle, members: new Set(), ready: new Set() });
+    return handle;
+  }
+
+  /** Destroys a poll group; its connections stay open, in no group. */
+  destroyPollGroup(group: number): boolean {
+    const g = this.#groups.get(group);
+    if (!g) return false;
+    for (const rec of g.members) rec.group = null;
+    this.#groups.delete(group);
+    return true;
+  }
+
+  /** Puts a connection in a poll group (0 takes it out of its group). Messages already waiting move with it. */
+  setConnectionPollGroup(conn: number, group: number): boolean {
+    const rec = this.#conns.get(conn);
+    const g = group === INVALID_HANDLE ? null : this.#groups.get(group);
+    if (!rec || g === undefined) return false;
+    if (rec.group) {
+      rec.group.members.delete(rec);
+      rec.group.ready.delete(rec);
+    }
+    rec.group = g;
+    if (g) {
+      g.members.add(rec);
+      if (rec.site.driver.endpoint.pendingMessages(rec.cid) > 0) g.ready.add(rec);
+    }
+    return true;
+  }
+
+  /**
+   * Up to `max` messages from the connections of a poll group; null for an unknown handle. Order is
+   * kept per connection; connections take turns.
+   */
+  receiveMessagesOnPollGroup(group: number, max = 32): NetworkingMessage[] | null {
+    const g = this.#groups.get(group);
+    return g ? this.#takeReady(g.ready, max) : null;
+  }
+
+  #takeReady(ready: Set<ConnRecord>, max: number): NetworkingMessage[] {
+    const out: NetworkingMessage[] = [];
+    for (const rec of ready) {
+      if (out.length >= max) break;
+      const want = max - out.length;
+      const got = this.#take(rec, out, want);
+      ready.delete(rec);
+      // Still more: go to the back of the line so that one busy connection cannot starve the others.
+      if (got === want && rec.site.driver.endpoint.pendingMessages(rec.cid) > 0) ready.add(rec);
+    }
+    return out;
+  }
+
+  #take(rec: ConnRecord, out: NetworkingMessage[], max: number): number {
+    const ep = rec.site.driver.endpoint;
+    const tmp = this.#scratch;
+    const n = ep.receive(rec.cid, tmp, max);
+    if (n === 0) return 0;
+    const identity = ep.peerInfo(rec.cid)?.identity ?? '';
+    for (let i = 0; i < n; i++) {
+      const m = tmp[i] as ReceivedMessage;
+      out.push(new NetworkingMessage(m.data, rec.handle, identity, rec.userData, m.receivedAtUs, m.messageNumber, m.lane, m.reliable ? SendFlags.Reliable : SendFlags.Unreliable));
+    }
+    tmp.length = 0;
+    return n;
+  }
+
+  // ---------------------------------------------------------------- information
+
+  /** Who a connection is with, its state and why it ended (`GetConnectionInfo`); null for an unknown handle. */
+  getConnectionInfo(conn: number): ConnectionInfo | null {
+    const rec = this.#conns.get(conn);
+    return rec ? this.#info(rec) : null;
+  }
+
+  /** Ping, quality, rates and queues (`GetQuickConnectionStatus`); null for an unknown handle. */
+  getQuickConnectionStatus(conn: number): ConnectionRealTimeStatus | null {
+    const rec = this.#conns.get(conn);
+    if (!rec) return null;
+    const s = rec.site.driver.endpoint.status(this.#clock(), rec.cid);
+    if (!s) return null;
+    return {
+      state: rec.site.driver.endpoint.state(rec.cid),
+      ping: s.ping,
+      connectionQualityLocal: s.connectionQualityLocal,
+      connectionQualityRemote: s.connectionQualityRemote,
+      outPacketsPerSecond: s.outPacketsPerSec,
+      outBytesPerSecond: s.outBytesPerSec,
+      inPacketsPerSecond: s.inPacketsPerSec,
+      inBytesPerSecond: s.inBytesPerSec,
+      sendRateBytesPerSecond: s.sendRateBytesPerSec,
+      pendingUnreliable: s.pendingUnreliable,
+      pendingReliable: s.pendingReliable,
+      sentUnackedReliable: s.sentUnackedReliable,
+      queueTimeUs: s.queueTimeUs,
+    };
+  }
+
+  /**
+   * The quick status plus the first `numLanes` lanes (`GetConnectionRealTimeStatus`). InvalidParam for
+   * an unknown handle or more lanes than configured.
+   */
+  getConnectionRealTimeStatus(conn: number, numLanes = 0): { result: Result; status: ConnectionRealTimeStatus | null; lanes: LaneRealTimeStatus[] } {
+    const rec = this.#conns.get(conn);
+    const status = this.getQuickConnectionStatus(conn);
+    if (!rec || !status) return { result: Result.InvalidParam, status: null, lanes: [] };
+    const ep = rec.site.driver.endpoint;
+    if (!Number.isInteger(numLanes) || numLanes < 0 || numLanes > ep.laneCount(rec.cid)) return { result: Result.InvalidParam, status: null, lanes: [] };
+    const lanes: LaneRealTimeStatus[] = [];
+    for (let i = 0; i < numLanes; i++) {
+      const l = ep.laneStatus(rec.cid, i);
+      if (l) lanes.push({ ...l });
+    }
+    return { result: Result.OK, status, lanes };
+  }
+
+  /** Detailed statistics as readable text (`GetDetailedConnectionStatus`); null for an unknown handle. */
+  getDetailedConnectionStatus(conn: number): string | null {
+    const rec = this.#conns.get(conn);
+    if (!rec) return null;
+    const ep = rec.site.driver.endpoint;
+    const s = ep.status(this.#clock(), rec.cid);
+    if (!s) return null;
+    return formatDetailedStatus(this.#info(rec), s, ep.peerInfo(rec.cid), ep.laneCount(rec.cid), (i) => ep.laneStatus(rec.cid, i));
+  }
+
+  /** Sets the connection's user data (a safe integer; -1 means none). Received messages and callbacks carry it. */
+  setConnectionUserData(conn: number, userData: number): boolean {
+    const rec = this.#conns.get(conn);
+    if (!rec || !Number.isSafeInteger(userData)) return false;
+    rec.userData = userData;
+    return true;
+  }
+
+  /** The connection's user data, or -1 for an unknown handle (or none set). */
+  getConnectionUserData(conn: number): number {
+    return this.#conns.get(conn)?.userData ?? -1;
+  }
+
+  /** Names a connection for debug output. */
+  setConnectionName(conn: number, name: string): boolean {
+    const rec = this.#conns.get(conn);
+    if (!rec) return false;
+    rec.name = name;
+    return true;
+  }
+
+  /** The connection's name, or null for an unknown handle. */
+  getConnectionName(conn: number): string | null {
+    return this.#conns.get(conn)?.name ?? null;
+  }
+
+  // ---------------------------------------------------------------- configuration
+
+  /**
+   * Sets a configuration value at a scope (`SetConfigValue`): Global (process-wide), SocketsInterface
+   * (this instance), ListenSocket or Connection (`scopeObj` is the handle). `null` clears it, so that the
+   * wider scope's value applies again. Connection values apply to that connection now; wider scopes
+   * apply to connections created or accepted afterwards, and fake network conditions apply at once.
+   * Returns false for an unknown value or handle, a value out of range, or a value that a live
+   * connection cannot change (`MTU_PacketSize`, `Unencrypted`, ...).
+   */
+  setConfigValue(value: ConfigName | number, scope: ConfigScope, scopeObj: number, v: StoredConfig | null): boolean {
+    const id = configId(value);
+    const info = id === null ? undefined : CONFIG_INFO.get(id);
+    if (!info) return false;
+    const bad = checkConfigValue(info, v);
+    if (bad) {
+      this.#debug(DebugOutputType.Warning, bad);
+      return false;
+    }
+    const store = this.#scopeStore(scope, scopeObj);
+    if (!store) return false;
+    const old = store.own(info.id);
+    store.set(info.id, v);
+    if (!this.#apply(info, scope, scopeObj)) {
+      store.set(info.id, old ?? null);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Reads a configuration value (`GetConfigValue`): OK if set at this scope, OKInherited if it comes
+   * from a wider scope or the default, BadValue for an unknown value, BadScopeObj for an unknown handle.
+   */
+  getConfigValue(value: ConfigName | number, scope: ConfigScope, scopeObj = 0): { result: GetConfigValueResult; value: StoredConfig | null } {
+    const id = configId(value);
+    const info = id === null ? undefined : CONFIG_INFO.get(id);
+    if (!info) return { result: GetConfigValueResult.BadValue, value: null };
+    const store = this.#scopeStore(scope, scopeObj);
+    if (!store) return { result: GetConfigValueResult.BadScopeObj, value: null };
+    if (info.id === ConfigValue.MTU_DataSize) {
+      const mtu = this.getConfigValue(ConfigValue.MTU_PacketSize, scope, scopeObj).value as number;
+      return { result: GetConfigValueResult.OKInherited, value: mtu - MTU_OVERHEAD };
+    }
+    const own = store.own(info.id);
+    if (own !== undefined) return { result: GetConfigValueResult.OK, value: own };
+    const rec = scope === ConfigScope.Connection ? this.#conns.get(scopeObj) : undefined;
+    if (rec && info.kind === 'core') {
+      // What the connection runs with: inherited when it was created, possibly since changed.
+      const live = rec.site.driver.endpoint.connectionConfig(rec.cid);
+      if (live) return { result: GetConfigValueResult.OKInherited, value: live[info.name as keyof typeof live] };
+    }
+    if (rec && info.id === ConfigValue.ConnectionUserData) return { result: GetConfigValueResult.OKInherited, value: rec.userData };
+    return { result: GetConfigValueResult.OKInherited, value: store.lookup(info.id) ?? info.def };
+  }
+
+  /** The name of a configuration value id, or null if unknown (`GetConfigValueInfo`). */
+  getConfigValueName(value: number): ConfigName | null {
+    return CONFIG_INFO.get(value)?.name ?? null;
+  }
+
+  /** Type, scope kind, default and range of a configuration value, or null if unknown. */
+  getConfigValueInfo(value: ConfigName | number): ConfigValueInfo | null {
+    const id = configId(value);
+    return id === null ? null : (CONFIG_INFO.get(id) ?? null);
+  }
+
+  /** The seed's `SetConfigurationValue`: a process-wide value. */
+  setGlobalConfigValue(value: ConfigName | number, v: StoredConfig | null): boolean {
+    return this.setConfigValue(value, ConfigScope.Global, 0, v);
+  }
+
+  /** The seed's `SetConnectionConfigurationValue`. */
+  setConnectionConfigValue(conn: number, value: ConfigName | number, v: StoredConfig | null): boolean {
+    return this.setConfigValue(value, ConfigScope.Connection, conn, v);
+  }
+
+  /** The seed's `GetConnectionConfigurationValue`: the value in effect, or null for an unknown value or handle. */
+  getConnectionConfigValue(conn: number, value: ConfigName | number): StoredConfig | null {
+    const r = this.getConfigValue(value, ConfigScope.Connection, conn);
+    return r.result > 0 ? r.value : null;
+  }
+
+  #scopeStore(scope: ConfigScope, obj: number): ConfigStore | null {
+    switch (scope) {
+      case ConfigScope.Global:
+        return GLOBAL_CONFIG;
+      case ConfigScope.SocketsInterface:
+        return this.#iface;
+      case ConfigScope.ListenSocket:
+        return this.#listens.get(obj)?.config ?? null;
+      case ConfigScope.Connection:
+        return this.#conns.get(obj)?.config ?? null;
+      default:
+        return null;
+    }
+  }
+
+  /** Makes a changed value take effect. False (and the caller reverts) if it cannot. */
+  #apply(info: ConfigValueInfo, scope: ConfigScope, obj: number): boolean {
+    const rec = scope === ConfigScope.Connection ? this.#conns.get(obj) : undefined;
+    if (rec) {
+      if (info.kind === 'core') {
+        try {
+          return rec.site.driver.endpoint.reconfigure(rec.cid, { [info.name]: (rec.config.lookup(info.id) ?? info.def) as number }) === Result.OK;
+        } catch {
+          return false;
+        }
+      }
+      if (info.kind === 'fake') {
+        // Fake conditions live at the socket: only a connection with its own socket can have its own.
+        if (!rec.ownsSite || rec.memory) return false;
+        this.#refreshFake(rec.site);
+      }
+      if (info.id === ConfigValue.ConnectionUserData) rec.userData = (rec.config.own(info.id) as number | undefined) ?? -1;
+      return true;
+    }
+    if (info.kind === 'core') {
+      // New connections inherit at creation: listen sockets take the new defaults now.
+      const listens = scope === ConfigScope.ListenSocket ? [this.#listens.get(obj)] : [...this.#listens.values()];
+      try {
+        for (const l of listens) if (l) resolveConfig(l.config.coreValues());
+      } catch {
+        return false;
+      }
+      for (const l of listens) l?.site.driver.endpoint.setConfig(l.config.coreValues());
+    }
+    if (info.kind === 'fake') for (const site of this.#sites) this.#refreshFake(site);
+    return true;
+  }
+
+  #refreshFake(site: Site): void {
+    if (!site.fakeFrom) return;
+    const f = site.fakeFrom.fakeConditions();
+    site.driver.setFakeConditions(f.send, f.recv);
+  }
+
+  /** A new store under `parent` holding `options`, or null (with debug output) if an option is bad. */
+  #storeWith(parent: ConfigStore, options: ConfigOptions): ConfigStore | null {
+    const store = new ConfigStore(parent);
+    for (const [name, v] of Object.entries(options)) {
+      const id = configId(name as ConfigName);
+      const info = id === null ? undefined : CONFIG_INFO.get(id);
+      const bad = info ? checkConfigValue(info, v ?? null) : `unknown config value ${name}`;
+      if (bad || !info) {
+        this.#debug(DebugOutputType.Error, bad ?? name);
+        return null;
+      }
+      store.set(info.id, v ?? null);
+    }
+    try {
+      resolveConfig(store.coreValues());
+    } catch (e) {
+      this.#debug(DebugOutputType.Error, (e as Error).message);
+      return null;
+    }
+    return store;
+  }
+
+  // ---------------------------------------------------------------- callbacks and debug output
+
+  /**
+   * Delivers queued status changes to the callback registered (`Callback_ConnectionStatusChanged`,
+   * at connection, listen socket, interface or global scope) when each change happened (`RunCallbacks`).
+   */
+  runCallbacks(): void {
+    const n = this.#callbacks.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.#callbacks.shift() as QueuedCallback;
+      c.fn?.(c.info);
+    }
+  }
+
+  /** Delivers the oldest queued status change to `callback`, if there is one (the seed's `DispatchCallback`). */
+  dispatchCallback(callback: StatusChangedCallback): boolean {
+    const c = this.#callbacks.shift();
+    if (!c) return false;
+    callback(c.info);
+    return true;
+  }
+
+  /** Sends debug output at `level` and below to `fn` (`SetDebugOutputFunction`); null turns it off. */
+  setDebugOutputFunction(level: DebugOutputType, fn: DebugOutputFunction | null): void {
+    this.#debugLevel = fn ? level : DebugOutputType.None;
+    this.#debugFn = fn;
+  }
+
+  #debug(level: DebugOutputType, message: string): void {
+    if (level <= this.#debugLevel) this.#debugFn?.(level, message);
+  }
+
+  /** Closes every connection and socket of this instance (the seed's `Deinitialize`). Handles become invalid. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const rec of [...this.#conns.values()]) this.closeConnection(rec.handle, 1000, 'Shutting down');
+    for (const h of [...this.#listens.keys()]) this.closeListenSocket(h, 'Shutting down');
+    for (const site of this.#sites) {
+      site.driver.service(); // puts the close packets on the wire
+      site.driver.close();
+    }
+    this.#sites.clear();
+    this.#groups.clear();
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  #newSite(endpoint: Endpoint, transport: DatagramTransport, listen: ListenRecord | null, fakeFrom: ConfigStore | null): Site {
+    const byCid = new Map<number, ConnRecord>();
+    let site: Site | null = null;
+    const driver = new EndpointDriver(endpoint, transport, {
+      clock: this.#clock,
+      rng: this.#fakeRng,
+      keepProcessAlive: this.#keepAlive,
+      onServiced: () => this.#drain(site as Site),
+    });
+    site = { driver, byCid, listen, fakeFrom };
+    this.#sites.add(site);
+    this.#refreshFake(site);
+    return site;
+  }
+
+  #newConn(site: Site, cid: number, listen: ListenRecord | null, config: ConfigStore, ownsSite: boolean, memory: boolean, remote: SocketAddress): ConnRecord {
+    const userData = config.lookup(ConfigValue.ConnectionUserData);
+    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid, listen, config, ownsSite, memory, remote, userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
+    site.byCid.set(cid, rec);
+    this.#conns.set(rec.handle, rec);
+    listen?.conns.add(rec);
+    return rec;
+  }
+
+  #forget(rec: ConnRecord): void {
+    this.#conns.delete(rec.handle);
+    rec.site.byCid.delete(rec.cid);
+    if (rec.listen) {
+      rec.listen.conns.delete(rec);
+      rec.listen.ready.delete(rec);
+    }
+    if (rec.group) {
+      rec.group.members.delete(rec);
+      rec.group.ready.delete(rec);
+    }
+  }
+
+  /** After each service pass of a site: status changes become queued callbacks; readable connections become ready. */
+  #drain(site: Site): void {
+    const ep = site.driver.endpoint;
+    for (let e = ep.pollEvent(); e; e = ep.pollEvent()) {
+      if (e.type === 'warning') {
+        this.#debug(DebugOutputType.Warning, `connection ${site.byCid.get(e.connection)?.handle ?? '?'}: ${e.message}`);
+        continue;
+      }
+      let rec = site.byCid.get(e.connection);
+      if (!rec) {
+        const listen = site.listen;
+        if (!listen || listen.closing || e.oldState !== ConnectionState.None || e.state !== ConnectionState.Connecting) continue;
+        rec = this.#newConn(site, e.connection, listen, new ConfigStore(listen.config), false, false, e.remote);
+      }
+      const info = this.#info(rec);
+      const fn = rec.config.lookup(ConfigValue.Callback_ConnectionStatusChanged);
+      if (this.#callbacks.length >= MAX_QUEUED_CALLBACKS) {
+        this.#callbacks.shift();
+        this.#debug(DebugOutputType.Bug, `more than ${MAX_QUEUED_CALLBACKS} status callbacks queued: call runCallbacks()`);
+      }
+      this.#callbacks.push({ fn: typeof fn === 'function' ? (fn as StatusChangedCallback) : null, info: { connection: rec.handle, info, oldState: e.oldState } });
+      if (channels.connectionStatus.hasSubscribers) channels.connectionStatus.publish({ connection: rec.handle, oldState: e.oldState, state: e.state, remote: e.remote, endReason: e.endReason, endDebug: e.endDebug });
+      this.#debug(DebugOutputType.Msg, `${info.connectionDescription}: ${STATE_NAMES.get(e.oldState)} -> ${STATE_NAMES.get(e.state)}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
+    }
+    for (let cid = ep.pollReadable(); cid !== null; cid = ep.pollReadable()) {
+      const rec = site.byCid.get(cid);
+      if (!rec) continue;
+      rec.listen?.ready.add(rec);
+      rec.group?.ready.add(rec);
+    }
+    // A site nobody uses any more closes its socket once its connections have finished closing.
+    if (site.byCid.size === 0 && (!site.listen || site.listen.closing) && ep.connectionCount === 0) {
+      site.driver.close();
+      this.#sites.delete(site);
+    }
+  }
+
+  #info(rec: ConnRecord): ConnectionInfo {
+    const ep = rec.site.driver.endpoint;
+    const peer = ep.peerInfo(rec.cid);
+    const end = ep.endInfo(rec.cid);
+    const remote = ep.remoteAddress(rec.cid) ?? rec.remote;
+    const identity = peer?.identity ?? '';
+    return {
+      identityRemote: identity,
+      userData: rec.userData,
+      listenSocket: rec.listen?.handle ?? INVALID_HANDLE,
+      addressRemote: remote,
+      state: ep.state(rec.cid),
+      endReason: end?.reason ?? 0,
+      endDebug: end?.debug ?? '',
+      connectionDescription: `#${rec.handle}${rec.name ? ` '${rec.name}'` : ''} ${rec.memory ? 'pipe' : `[${remote.address}]:${remote.port}`}${identity ? ` ${identity}` : ''}`,
+      flags: (peer?.flags ?? 0) | (rec.memory ? LOOPBACK_BUFFERS_FLAG : 0),
+    };
+  }
+
+  #address(a: SocketAddress | string): SocketAddress | null {
+    const parsed = typeof a === 'string' ? parseAddress(a) : a;
+    if (!parsed || isIP(parsed.address) === 0 || !Number.isInteger(parsed.port) || parsed.port < 0 || parsed.port > 65535) {
+      this.#debug(DebugOutputType.Error, `bad address ${typeof a === 'string' ? a : `${a.address}:${a.port}`}`);
+      return null;
+    }
+    return { address: parsed.address, port: parsed.port };
+  }
+}
+
+/** Parses `1.2.3.4:port`, `[::1]:port` (or a bare address, port 0). Null if it is not one. */
+export function parseAddress(s: string): SocketAddress | null {
+  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s) ?? /^([0-9a-fA-F:.]+)()$/.exec(s);
+  if (!m || isIP(m[1] as string) === 0) return null;
+  return { address: m[1] as string, port: m[2] ? Number(m[2]) : 0 };
+}
+
+function truncateUtf8(s: string, maxBytes: number): string {
+  const b = Buffer.from(s, 'utf8');
+  return b.length <= maxBytes ? s : b.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD+$/, '');
+}
+
+/**
+ * Runs the handshake between two fresh endpoints by handing packets across in memory (bounded),
+ * so that a socket pair starts connected without callbacks, as GNS's does. Returns both handles.
+ */
+function handshakeInMemory(now: number, a: Endpoint, aAddr: SocketAddress, b: Endpoint, bAddr: SocketAddress): [number, number] | null {
+  const ca = a.connect(now, bAddr);
+  let cb = 0;
+  for (let round = 0; round < 16; round++) {
+    let moved = false;
+    for (let t = a.pollTransmit(now); t; t = a.pollTransmit(now)) {
+      b.handleDatagram(now, aAddr, t.data);
+      moved = true;
+    }
+    for (let e = b.pollEvent(); e; e = b.pollEvent()) {
+      if (e.type === 'connectionStatusChanged' && e.oldState === ConnectionState.None) {
+        cb = e.connection;
+        b.accept(now, cb);
+      }
+    }
+    for (let t = b.pollTransmit(now); t; t = b.pollTransmit(now)) {
+      a.handleDatagram(now, bAddr, t.data);
+      moved = true;
+    }
+    if (cb !== 0 && a.state(ca) === ConnectionState.Connected && b.state(cb) === ConnectionState.Connected) {
+      while (a.pollEvent());
+      while (b.pollEvent());
+      return [ca, cb];
+    }
+    if (!moved) break;
+  }
+  return null;
+}

@@ -1,0 +1,7 @@
+/** The runtime: real sockets, the clock, timers, fake network conditions, diagnostics. */
+export { monotonicUs, type Clock } from './clock.js';
+export { UdpSocket, type UdpSocketOptions } from './udp.js';
+export { EndpointDriver, MemoryTransport, type DatagramTransport, type DriverOptions } from './driver.js';
+export { FakeLink, NO_FAKE_CONDITIONS, type FakeConditions, type FakeLinkStats, type DelayedDatagram } from './fake-network.js';
+export { CryptoRng, randomSeed } from './random.js';
+export { channels } from './diagnostics.js';
