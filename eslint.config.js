@@ -75,6 +75,18 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/io/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'io is under the facades: it may not import api, relay, testing or cli (DESIGN.md section 1).' }] }],
+    },
+  },
+  {
+    files: ['src/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/wire/**', '**/testing/**', '**/cli/**'], message: 'api translates between the user and core/io: no wire codecs, testing or cli (DESIGN.md section 1).' }] }],
+    },
+  },
+  {
     files: ['src/testing/**/*.ts'],
     rules: {
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'SimNetwork is seeded: use Rng.' }],

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { resolveConfig } from '../core/config.js';
-import { Endpoint } from '../core/endpoint.js';
+import { Endpoint, type EndpointStats } from '../core/endpoint.js';
 import { STATE_NAMES } from '../core/state.js';
 import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
 import { NodeCryptoProvider } from '../crypto/node-provider.js';
@@ -9,6 +9,7 @@ import type { HandshakeLayer } from '../crypto/types.js';
 import { monotonicUs, type Clock } from '../io/clock.js';
 import { EndpointDriver, MemoryTransport, type DatagramTransport } from '../io/driver.js';
 import { channels } from '../io/diagnostics.js';
+import type { FakeLinkStats } from '../io/fake-network.js';
 import { CryptoRng, randomSeed } from '../io/random.js';
 import { UdpSocket } from '../io/udp.js';
 import { Deque } from '../util/deque.js';
@@ -42,6 +43,14 @@ import {
   type StatusChangedCallback,
   type StatusChangedInfo,
 } from './types.js';
+
+/** What {@link NetworkingSockets.getSocketStats} reports. */
+export interface SocketStats extends EndpointStats {
+  readonly fakeSend: FakeLinkStats;
+  readonly fakeRecv: FakeLinkStats;
+  /** `send` calls the operating system refused. */
+  readonly sendErrors: number;
+}
 
 /** Options of a {@link NetworkingSockets} instance. */
 export interface NetworkingSocketsOptions {
@@ -511,6 +520,19 @@ export class NetworkingSockets {
     const s = ep.status(this.#clock(), rec.cid);
     if (!s) return null;
     return formatDetailedStatus(this.#info(rec), s, ep.peerInfo(rec.cid), ep.laneCount(rec.cid), (i) => ep.laneStatus(rec.cid, i));
+  }
+
+  /**
+   * Counters of the UDP socket under a listen socket or an outgoing connection: datagrams that never
+   * reached a connection (malformed, unknown connection, refused handshakes), stateless replies, what
+   * the fake conditions did, and failed sends. Null for an unknown handle.
+   */
+  getSocketStats(handle: number): SocketStats | null {
+    const site = this.#listens.get(handle)?.site ?? this.#conns.get(handle)?.site;
+    if (!site) return null;
+    const d = site.driver;
+    const sendErrors = d.transport instanceof UdpSocket ? d.transport.sendErrors : 0;
+    return { ...d.endpoint.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors };
   }
 
   /** Sets the connection's user data (a safe integer; -1 means none). Received messages and callbacks carry it. */

@@ -3,7 +3,8 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { ConnectionState, NetworkingMessage, Result, SendFlags } from '../../src/index.js';
+import type { NetworkingMessage} from '../../src/index.js';
+import { ConnectionState, Result, SendFlags } from '../../src/index.js';
 import { HOSTS, connectedPair, waitFor } from './support.js';
 
 const LOSSY = { FakePacketLoss_Send: 10, FakePacketLag_Send: 20 };
