@@ -1,75 +1,138 @@
-// `npm start`: a simulated session until the UDP runtime exists. Two endpoints in a SimNetwork with
-// 5% loss and 50 ms one-way latency exchange game-like traffic for 20 simulated seconds; the demo
-// prints what was delivered and the connection stats.
-import { Endpoint } from '../core/endpoint.js';
-import { ConnectionState, SendFlags, type ReceivedMessage } from '../core/types.js';
-import { SimNetwork } from '../testing/sim-network.js';
-import { SeededRng } from '../util/rng.js';
-import { SecureHandshake } from '../crypto/handshake.js';
-import { NodeCryptoProvider } from '../crypto/node-provider.js';
+// `npm start`: a server and a client over real UDP on 127.0.0.1, with fake lag and loss on both sides.
+// The client sends reliable "loot" and unreliable "positions" at 20 Hz; the server sends positions back.
+// One status line a second, a summary at the end. Options: --duration S (10), --lag MS (40), --loss PCT (5).
+import { parseArgs } from 'node:util';
+import { ConfigScope, NetworkingSockets, type NetworkingMessage, type StatusChangedInfo } from '../api/index.js';
+import { ConnectionState, SendFlags } from '../core/types.js';
 
-const seed = Number(process.env['NETLANE_SEED'] ?? 1);
-const sim = new SimNetwork(seed, { latencyUs: 50_000, jitterUs: 5_000, loss: 0.05 });
-const rng = new SeededRng(seed);
-const serverAddr = { address: '10.0.0.2', port: 27015 };
-const server = sim.addHost(serverAddr, new Endpoint({ rng: rng.fork(), listen: true, handshake: new SecureHandshake({ provider: new NodeCryptoProvider() }) }));
-const client = sim.addHost({ address: '10.0.0.1', port: 50000 }, new Endpoint({ rng: rng.fork(), handshake: new SecureHandshake({ provider: new NodeCryptoProvider() }) }));
+const { values } = parseArgs({ allowPositionals: true, options: { duration: { type: 'string', default: '10' }, lag: { type: 'string', default: '40' }, loss: { type: 'string', default: '5' } } });
+const durationS = Number(values.duration);
+const lagMs = Number(values.lag);
+const lossPct = Number(values.loss);
+if (!(durationS > 0 && lagMs >= 0 && lossPct >= 0 && lossPct <= 100)) {
+  console.error('usage: npm start -- [--duration seconds] [--lag ms] [--loss percent]');
+  process.exit(2);
+}
+const fake = { FakePacketLag_Send: lagMs, FakePacketLoss_Send: lossPct };
+const LOOT = 0;
+const POSITIONS = 1;
 
-let serverConn = 0;
-server.onEvent = (e) => {
-  if (e.type !== 'connectionStatusChanged') return;
-  console.log(`[server ${(sim.now / 1000).toFixed(0)} ms] connection ${e.connection} ${e.oldState} -> ${e.state}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
-  if (e.state === ConnectionState.Connecting) {
-    serverConn = e.connection;
-    server.endpoint.accept(sim.now, e.connection);
-  }
-};
-client.onEvent = (e) => e.type === 'connectionStatusChanged' && console.log(`[client ${(sim.now / 1000).toFixed(0)} ms] connection ${e.connection} ${e.oldState} -> ${e.state}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
+// ---- server
+const server = new NetworkingSockets();
+const serverConns = new Set<number>();
+const group = server.createPollGroup();
+const listen = server.createListenSocket('127.0.0.1:0', {
+  ...fake,
+  Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
+    if (info.info.state === ConnectionState.Connecting) {
+      server.acceptConnection(info.connection);
+    } else if (info.info.state === ConnectionState.Connected) {
+      server.setConnectionPollGroup(info.connection, group);
+      server.configureConnectionLanes(info.connection, 2, [0, 1]);
+      serverConns.add(info.connection);
+      console.log(`[server] ${info.info.connectionDescription} connected (${info.info.identityRemote})`);
+    } else if (info.info.state === ConnectionState.ClosedByPeer || info.info.state === ConnectionState.ProblemDetectedLocally) {
+      console.log(`[server] ${info.info.connectionDescription} closed: ${info.info.endReason} ${info.info.endDebug}`);
+      server.closeConnection(info.connection);
+      serverConns.delete(info.connection);
+    }
+  },
+});
+const port = server.getListenSocketAddress(listen)?.port;
+if (!port) throw new Error('cannot open the server socket');
 
-const conn = client.endpoint.connect(sim.now, serverAddr);
-sim.runUntil(() => client.endpoint.state(conn) === ConnectionState.Connected && serverConn !== 0, 10_000_000);
-client.endpoint.configureLanes(conn, [0, 0], [1, 1]);
+// ---- client
+const client = new NetworkingSockets();
+const conn = client.connect(`127.0.0.1:${port}`, fake);
+client.setConfigValue('Callback_ConnectionStatusChanged', ConfigScope.Connection, conn, (info: StatusChangedInfo) => {
+  if (info.info.state === ConnectionState.Connected) console.log(`[client] connected to ${info.info.connectionDescription}`);
+  else if (info.info.state !== ConnectionState.Connecting) console.log(`[client] connection ended: ${info.info.endReason} ${info.info.endDebug}`);
+});
+client.configureConnectionLanes(conn, 2, [0, 1]);
+console.log(`netlane demo: UDP on 127.0.0.1:${port}, ${lagMs} ms fake lag and ${lossPct}% fake loss on every send, ${durationS} s`);
 
 const enc = new TextEncoder();
-const got = { chat: 0, positions: 0, blobBytes: 0 };
-const inbox: ReceivedMessage[] = [];
+const dec = new TextDecoder();
+const count = { lootSent: 0, lootGot: 0, lootInOrder: true, posSent: 0, posGot: 0, posBackSent: 0, posBackGot: 0, lastLoot: -1 };
 let tick = 0;
-let next = sim.now;
-const end = sim.now + 20_000_000;
-sim.runUntil(() => {
-  if (sim.now >= next) {
-    next += 50_000; // 20 Hz
-    tick++;
-    client.endpoint.send(sim.now, conn, enc.encode(`pos ${tick} x=${tick * 0.5}`), SendFlags.Latest);
-    if (tick % 10 === 0) client.endpoint.send(sim.now, conn, enc.encode(`chat #${tick / 10}: hello`), SendFlags.Reliable, 0);
-    if (tick % 40 === 0) client.endpoint.send(sim.now, conn, new Uint8Array(20_000).fill(tick & 255), SendFlags.Reliable, 1);
-    client.endpoint.flush(sim.now, conn);
-  }
-  receive();
-  return sim.now >= end;
-}, 21_000_000);
-// Traffic stops; give the last reliable messages a moment to arrive.
-sim.runUntil(() => (receive(), false), 2_000_000);
+const t0 = client.time();
 
-function receive(): void {
-  inbox.length = 0;
-  server.endpoint.receive(serverConn, inbox, 1000);
-  for (const m of inbox) {
-    if (!m.reliable) got.positions++;
-    else if (m.lane === 0) got.chat++;
-    else got.blobBytes += m.data.length;
+function serverTick(): void {
+  server.runCallbacks();
+  for (const m of server.receiveMessagesOnPollGroup(group, 256) ?? []) onServerMessage(m);
+  for (const c of serverConns) {
+    // The world state goes back to each player as an unreliable "latest" update.
+    if (server.sendMessageToConnection(c, enc.encode(`world ${tick}`), SendFlags.Latest, POSITIONS).result === 1) count.posBackSent++;
   }
 }
 
-console.log(`\nsimulated ${(sim.now / 1e6).toFixed(1)} s at 5% loss, 50 ms each way (seed ${seed})`);
-console.log(`sent:      ${tick} position updates (Latest), ${Math.floor(tick / 10)} chat messages (reliable, lane 0), ${Math.floor(tick / 40)} 20 kB blobs (reliable, lane 1)`);
-console.log(`delivered: ${got.positions} position updates, ${got.chat} chat messages, ${got.blobBytes / 20_000} blobs`);
-const peer = client.endpoint.peerInfo(conn);
-if (peer) console.log(`security:  ${peer.cipher}, server identity ${peer.identity} (key ${peer.keyFingerprint}, ${peer.authenticated ? 'authenticated by a trusted authority' : 'unauthenticated: no authority configured'})`);
-const st = client.endpoint.status(sim.now, conn);
-if (st) {
-  console.log('\nclient connection status:');
-  for (const [k, v] of Object.entries(st)) console.log(`  ${k.padEnd(26)} ${typeof v === 'number' ? Math.round(v * 1000) / 1000 : v}`);
+function onServerMessage(m: NetworkingMessage): void {
+  const text = dec.decode(m.data);
+  if (m.lane === LOOT) {
+    const n = Number(text.split(' ')[1]);
+    if (n !== count.lastLoot + 1) count.lootInOrder = false;
+    count.lastLoot = n;
+    count.lootGot++;
+  } else {
+    count.posGot++;
+  }
 }
-client.endpoint.close(sim.now, conn, 1000, 'demo over', true);
-sim.runFor(3_000_000);
+
+function clientTick(): void {
+  client.runCallbacks();
+  if (client.getConnectionInfo(conn)?.state !== ConnectionState.Connected) return;
+  tick++;
+  const x = Math.sin(tick / 20).toFixed(3);
+  if (client.sendMessageToConnection(conn, enc.encode(`pos ${tick} ${x}`), SendFlags.Latest, POSITIONS).result === 1) count.posSent++;
+  if (tick % 4 === 0 && client.sendMessageToConnection(conn, enc.encode(`loot ${count.lootSent} sword+${tick % 7}`), SendFlags.Reliable, LOOT).result === 1) count.lootSent++;
+  client.flushMessagesOnConnection(conn);
+  count.posBackGot += client.receiveMessagesOnConnection(conn, 256)?.length ?? 0;
+}
+
+function statusLine(): void {
+  const s = client.getQuickConnectionStatus(conn);
+  if (!s) return;
+  const q = (v: number): string => (v < 0 ? '  -  ' : `${(v * 100).toFixed(1)}%`);
+  const secs = ((client.time() - t0) / 1e6).toFixed(0).padStart(3);
+  console.log(
+    `${secs}s  ping ${String(s.ping).padStart(3)} ms  quality ${q(s.connectionQualityLocal)}/${q(s.connectionQualityRemote)}  ` +
+      `out ${(s.outBytesPerSecond / 1024).toFixed(1)} KB/s ${s.outPacketsPerSecond} pkt/s  in ${(s.inBytesPerSecond / 1024).toFixed(1)} KB/s  ` +
+      `pending ${s.pendingReliable}/${s.pendingUnreliable} B  queue ${(s.queueTimeUs / 1000).toFixed(1)} ms  ` +
+      `loot ${count.lootGot}/${count.lootSent}  positions ${count.posGot}/${count.posSent}`,
+  );
+}
+
+const game = setInterval(() => {
+  clientTick();
+  serverTick();
+}, 50);
+const status = setInterval(statusLine, 1000);
+
+setTimeout(() => {
+  clearInterval(status);
+  // Stop sending; give the last loot a few round trips to arrive, then report.
+  const drainUntil = client.time() + 4 * (2 * lagMs + 50) * 1000;
+  clearInterval(game);
+  const drain = setInterval(() => {
+    client.runCallbacks();
+    serverTick();
+    count.posBackGot += client.receiveMessagesOnConnection(conn, 256)?.length ?? 0;
+    if (count.lootGot < count.lootSent && client.time() < drainUntil) return;
+    clearInterval(drain);
+    summary();
+  }, 20);
+}, durationS * 1000);
+
+function summary(): void {
+  console.log('\nsummary');
+  console.log(`  loot (reliable, lane 0):        ${count.lootGot}/${count.lootSent} delivered${count.lootInOrder ? ', each once, in order' : ', OUT OF ORDER'}`);
+  console.log(`  positions (unreliable, lane 1): ${count.posGot}/${count.posSent} client->server, ${count.posBackGot}/${count.posBackSent} server->client (${lossPct}% fake loss each way)`);
+  console.log(`\n${client.getDetailedConnectionStatus(conn) ?? ''}`);
+  client.closeConnection(conn, 1000, 'demo over', true);
+  setTimeout(() => {
+    server.runCallbacks();
+    client.close();
+    server.close();
+    process.exitCode = count.lootGot === count.lootSent && count.lootInOrder ? 0 : 1;
+  }, 300);
+}

@@ -1,0 +1,33 @@
+// The runnable programs: `npm start` (the demo) and the ported ValveSockets-CSharp examples.
+import { strict as assert } from 'node:assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { test } from 'node:test';
+
+test('the demo runs over UDP with fake lag and loss and delivers all loot in order', () => {
+  const r = spawnSync(process.execPath, ['dist/src/cli/demo.js', '--duration', '2', '--lag', '20', '--loss', '10'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /ping +\d+ ms +quality/, 'a status line a second');
+  assert.match(r.stdout, /loot \(reliable, lane 0\): +(\d+)\/\1 delivered, each once, in order/);
+  assert.match(r.stdout, /positions \(unreliable, lane 1\): \d+\/\d+ client->server/);
+});
+
+test('the ported server and client examples talk to each other on ::1', async () => {
+  const server = spawn(process.execPath, ['dist/examples/server.js', '--port', '0', '--duration', '4'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  server.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  try {
+    for (let i = 0; i < 100 && !/Listening on port \d+/.test(out); i++) await new Promise((r) => setTimeout(r, 20));
+    const port = /Listening on port (\d+)/.exec(out)?.[1];
+    assert.ok(port, 'the server printed its port');
+    const client = spawnSync(process.execPath, ['dist/examples/client.js', '--port', port, '--duration', '1.5'], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(client.status, 0, client.stderr);
+    assert.match(client.stdout, /Client connected to server - ID: \d+/);
+    await once(server, 'exit');
+    assert.match(out, /Client connected - ID: \d+, IP: ::1/);
+    assert.match(out, /Message received from - ID: \d+, Channel ID: 0, Data length: 64/);
+    assert.match(out, /Client disconnected - ID: \d+/);
+  } finally {
+    server.kill();
+  }
+});
