@@ -40,14 +40,15 @@ export interface ConfigValues {
   readonly KeyUpdatePackets: number;
 }
 
-interface Spec {
+/** Default and allowed range of one configuration value. */
+export interface ConfigSpec {
   readonly def: number;
   readonly min: number;
   readonly max: number;
 }
 
 /** Defaults and allowed ranges. docs/CONFIG.md lists the same table. */
-export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: Spec } = {
+export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: ConfigSpec } = {
   TimeoutInitial: { def: 10_000, min: 0, max: 0x7fffffff },
   TimeoutConnected: { def: 10_000, min: 0, max: 0x7fffffff },
   SendBufferSize: { def: 524_288, min: 4096, max: 0x10000000 },
@@ -82,7 +83,7 @@ export function resolveConfig(values: Partial<Record<string, number>>, base?: Co
   }
   for (const [key, v] of Object.entries(values)) {
     if (v === undefined) continue;
-    const spec = (CONFIG_SPECS as Record<string, Spec | undefined>)[key];
+    const spec = (CONFIG_SPECS as Record<string, ConfigSpec | undefined>)[key];
     if (!spec) throw new NetlaneError('ERR_NETLANE_CONFIG', `unknown config value ${key}`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < spec.min || v > spec.max) {
       throw new NetlaneError('ERR_NETLANE_CONFIG', `${key} must be an integer in [${spec.min}, ${spec.max}], got ${String(v)}`);

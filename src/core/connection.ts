@@ -28,7 +28,7 @@ import { canTransition, STATE_NAMES } from './state.js';
 import { RateMeter, type ConnectionStatus, type LaneStatus } from './stats.js';
 import { ConnectionState as S, EndReason, Result, SendFlags, apiState, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
-/** What a connection needs from its endpoint. */
+/** What a connection needs from its endpoint (the Endpoint implements it). */
 export interface ConnectionHost {
   emit(event: EndpointEvent): void;
   /** The connection's receive queue went from empty to non-empty. */

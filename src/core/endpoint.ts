@@ -77,12 +77,12 @@ export class Endpoint implements ConnectionHost {
     this.#replyTokens = Math.max(1, this.#replyRate / 10);
   }
 
-  /** ConnectionHost: queue an event. */
+  /** ConnectionHost: queue an event. @internal */
   emit(event: EndpointEvent): void {
     this.#events.push(event);
   }
 
-  /** ConnectionHost: a connection has messages to receive. */
+  /** ConnectionHost: a connection has messages to receive. @internal */
   readable(conn: Connection): void {
     this.#readable.push(conn.localCid);
   }
