@@ -104,10 +104,6 @@ export class EndpointDriver {
     this.fakeRecv.conditions = recv;
   }
 
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   #receive(data: Uint8Array, from: SocketAddress): void {
     if (this.#closed) return;
     const now = this.#clock();

@@ -37,7 +37,6 @@ export class UdpSocket {
   /** Called for every datagram received. */
   onMessage: (data: Uint8Array, from: SocketAddress) => void = () => undefined;
   sendErrors = 0;
-  lastSendError: Error | null = null;
   readonly #sock: dgram.Socket;
   readonly #connected: boolean;
   #closed = false;
@@ -104,7 +103,6 @@ export class UdpSocket {
   readonly #onSent = (err: Error | null): void => {
     if (!err) return;
     this.sendErrors++;
-    this.lastSendError = err;
     if (channels.sendError.hasSubscribers) channels.sendError.publish({ local: this.local, error: err });
   };
 
@@ -130,10 +128,6 @@ export class UdpSocket {
   keepProcessAlive(yes: boolean): void {
     if (yes) this.#sock.ref();
     else this.#sock.unref();
-  }
-
-  get closed(): boolean {
-    return this.#closed;
   }
 
   close(): void {
