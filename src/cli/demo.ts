@@ -111,7 +111,7 @@ const status = setInterval(statusLine, 1000);
 setTimeout(() => {
   clearInterval(status);
   // Stop sending; give the last loot a few round trips to arrive, then report.
-  const drainUntil = client.time() + 4 * (2 * lagMs + 50) * 1000;
+  const drainUntil = client.time() + (2000 + 4 * (2 * lagMs + 50)) * 1000;
   clearInterval(game);
   const drain = setInterval(() => {
     client.runCallbacks();
