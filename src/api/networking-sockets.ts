@@ -15,6 +15,7 @@ import { UdpSocket } from '../io/udp.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng } from '../util/rng.js';
+import { splitHostPort } from '../util/address.js';
 import {
   CONFIG_INFO,
   ConfigScope,
@@ -32,7 +33,6 @@ import { formatDetailedStatus } from './detailed-status.js';
 import {
   DebugOutputType,
   INVALID_HANDLE,
-  Limits,
   NetworkingMessage,
   type ConnectionInfo,
   type ConnectionRealTimeStatus,
@@ -230,7 +230,7 @@ export class NetworkingSockets {
   closeConnection(conn: number, reason = 0, debug = '', linger = false): boolean {
     const rec = this.#conns.get(conn);
     if (!rec) return false;
-    rec.site.driver.endpoint.close(this.#clock(), rec.cid, reason, truncateUtf8(debug, Limits.maxCloseMessageLength - 1), linger);
+    rec.site.driver.endpoint.close(this.#clock(), rec.cid, reason, debug, linger);
     this.#forget(rec);
     rec.site.driver.kick();
     return true;
@@ -246,7 +246,7 @@ export class NetworkingSockets {
     const now = this.#clock();
     const ep = listen.site.driver.endpoint;
     for (const rec of listen.conns) {
-      ep.close(now, rec.cid, 1000, truncateUtf8(remoteReason, Limits.maxCloseMessageLength - 1), false);
+      ep.close(now, rec.cid, 1000, remoteReason, false);
       this.#forget(rec);
     }
     listen.closing = true;
@@ -324,10 +324,13 @@ export class NetworkingSockets {
     if (!rec) return FAILED_HANDLE;
     if (!(data instanceof Uint8Array)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'data must be a Uint8Array or Buffer');
     const ep = rec.site.driver.endpoint;
-    const st = ep.state(rec.cid);
-    if (st === ConnectionState.ClosedByPeer || st === ConnectionState.ProblemDetectedLocally) return NO_CONNECTION;
     const r = ep.send(this.#clock(), rec.cid, data, flags, lane);
-    if (r < 0) return { result: -r, messageNumber: 0 };
+    if (r < 0) {
+      // The core says InvalidState for any connection that cannot send; GNS says NoConnection once it has ended.
+      const st = ep.state(rec.cid);
+      if (r === -Result.InvalidState && (st === ConnectionState.ClosedByPeer || st === ConnectionState.ProblemDetectedLocally)) return NO_CONNECTION;
+      return { result: -r, messageNumber: 0 };
+    }
     rec.site.driver.kick();
     return { result: Result.OK, messageNumber: r };
   }
@@ -871,16 +874,10 @@ export class NetworkingSockets {
   }
 }
 
-/** Parses `1.2.3.4:port`, `[::1]:port` (or a bare address, port 0). Null if it is not one. */
+/** Parses `1.2.3.4:port` or `[::1]:port`. Null if it is not one. */
 export function parseAddress(s: string): SocketAddress | null {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(s) ?? /^([^:]+)(?::(\d+))?$/.exec(s) ?? /^([0-9a-fA-F:.]+)()$/.exec(s);
-  if (!m || isIP(m[1] as string) === 0) return null;
-  return { address: m[1] as string, port: m[2] ? Number(m[2]) : 0 };
-}
-
-function truncateUtf8(s: string, maxBytes: number): string {
-  const b = Buffer.from(s, 'utf8');
-  return b.length <= maxBytes ? s : b.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD+$/, '');
+  const hp = splitHostPort(s);
+  return hp && isIP(hp.address) !== 0 ? hp : null;
 }
 
 /**

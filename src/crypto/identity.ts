@@ -1,4 +1,5 @@
 import { WireError } from '../wire/errors.js';
+import { splitHostPort } from '../util/address.js';
 import type { Reader } from '../wire/reader.js';
 import type { Writer } from '../wire/writer.js';
 import { NetlaneError } from '../util/errors.js';
@@ -72,9 +73,9 @@ export function parseIdentity(s: string): Identity {
   const rest = s.slice(colon + 1);
   switch (kind) {
     case 'ip': {
-      const m = /^\[([0-9a-fA-F:.]+)\]:(\d+)$/.exec(rest) ?? /^([0-9.]+):(\d+)$/.exec(rest);
-      if (!m) throw invalid(`"${s}" is not ip:address:port`);
-      return checkIdentity({ kind: 'ip', address: m[1] as string, port: Number(m[2]) });
+      const hp = splitHostPort(rest);
+      if (!hp) throw invalid(`"${s}" is not ip:address:port`);
+      return checkIdentity({ kind: 'ip', address: hp.address, port: hp.port });
     }
     case 'id':
       if (!/^\d{1,20}$/.test(rest)) throw invalid(`"${s}" is not id:<decimal 64-bit>`);

@@ -134,8 +134,7 @@ export class EndpointDriver {
     const ep = this.endpoint;
     const now = this.#clock();
     for (let d = this.fakeRecv.pollDue(now); d; d = this.fakeRecv.pollDue(now)) ep.handleDatagram(now, d.peer, d.data);
-    const due = ep.pollTimeout(now);
-    if (due !== null && due <= now) ep.handleTimeout(now);
+    ep.handleTimeout(now); // fires only what has expired; one scan, not a pollTimeout scan and then this one
     let sends = 0;
     for (; sends < MAX_SENDS_PER_PASS; sends++) {
       const t = ep.pollTransmit(now);
