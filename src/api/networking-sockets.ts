@@ -62,6 +62,13 @@ export interface NetworkingSocketsOptions {
   readonly keepProcessAlive?: boolean;
   /** Time source in µs. Default: the process's monotonic clock. */
   readonly clock?: Clock;
+  /**
+   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, after the
+   * datagrams of one event-loop turn are processed). A netlane extension for event-driven programs that
+   * do not poll every frame: receive from that connection until it returns fewer messages than asked, or
+   * the next message will not call again. The handle is the connection's, even when it is in a poll group.
+   */
+  readonly onReadable?: (connection: number) => void;
 }
 
 /** Configuration given when creating a listen socket or a connection: values by name (GNS `SteamNetworkingConfigValue_t[]`). */
@@ -148,8 +155,10 @@ export class NetworkingSockets {
   #debugLevel: DebugOutputType = DebugOutputType.None;
   #debugFn: DebugOutputFunction | null = null;
   #closed = false;
+  readonly #onReadable: ((connection: number) => void) | undefined;
 
   constructor(options: NetworkingSocketsOptions = {}) {
+    this.#onReadable = options.onReadable;
     this.#handshake = options.handshake ?? new SecureHandshake({ provider: new NodeCryptoProvider() });
     this.#clock = options.clock ?? monotonicUs;
     this.#keepAlive = options.keepProcessAlive ?? false;
@@ -837,6 +846,7 @@ export class NetworkingSockets {
       if (!rec) continue;
       rec.listen?.ready.add(rec);
       rec.group?.ready.add(rec);
+      this.#onReadable?.(rec.handle);
     }
     // A site nobody uses any more closes its socket once its connections have finished closing.
     if (site.byCid.size === 0 && (!site.listen || site.listen.closing) && ep.connectionCount === 0) {

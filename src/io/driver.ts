@@ -132,23 +132,37 @@ export class EndpointDriver {
   service(): void {
     if (this.#closed) return;
     const ep = this.endpoint;
-    const now = this.#clock();
+    let now = this.#clock();
     for (let d = this.fakeRecv.pollDue(now); d; d = this.fakeRecv.pollDue(now)) ep.handleDatagram(now, d.peer, d.data);
     ep.handleTimeout(now); // fires only what has expired; one scan, not a pollTimeout scan and then this one
-    let sends = 0;
-    for (; sends < MAX_SENDS_PER_PASS; sends++) {
-      const t = ep.pollTransmit(now);
-      if (!t) break;
-      if (this.fakeSend.admit(now, t.data, t.destination)) this.transport.send(t.data, t.destination);
-    }
-    for (let d = this.fakeSend.pollDue(now); d; d = this.fakeSend.pollDue(now)) this.transport.send(d.data, d.peer);
+    let sends = this.#transmit(now, MAX_SENDS_PER_PASS);
     this.#onServiced(this);
     if (this.#closed) return;
+    // What the owner sent from inside onServiced (an echo, a reply) leaves now, not one event-loop turn later.
+    if (this.#immediate && sends < MAX_SENDS_PER_PASS) {
+      clearImmediate(this.#immediate);
+      this.#immediate = null;
+      now = this.#clock(); // the owner's sends are stamped later than the pass began
+      sends += this.#transmit(now, MAX_SENDS_PER_PASS - sends);
+    }
     if (sends === MAX_SENDS_PER_PASS) {
       this.kick();
       return;
     }
     this.#arm(now, Math.min(ep.pollTimeout(now) ?? Number.POSITIVE_INFINITY, this.fakeSend.nextDueUs(), this.fakeRecv.nextDueUs()));
+  }
+
+  /** Sends up to `max` datagrams the endpoint has ready, through the fake conditions; returns how many it took. */
+  #transmit(now: number, max: number): number {
+    const ep = this.endpoint;
+    let sends = 0;
+    for (; sends < max; sends++) {
+      const t = ep.pollTransmit(now);
+      if (!t) break;
+      if (this.fakeSend.admit(now, t.data, t.destination)) this.transport.send(t.data, t.destination);
+    }
+    for (let d = this.fakeSend.pollDue(now); d; d = this.fakeSend.pollDue(now)) this.transport.send(d.data, d.peer);
+    return sends;
   }
 
   #arm(now: number, atUs: number): void {

@@ -1,0 +1,318 @@
+// One process of a benchmark run: a server, or a client that runs one measure and prints its result.
+//   node dist/bench/suite/peer.js server CONTENDER HOST
+//       prints `READY <port>`, then serves until killed.
+//   node dist/bench/suite/peer.js client CONTENDER HOST PORT MEASURE JSON_PARAMS
+//       prints `RESULT <json>` and exits.
+// The server answers every measure: it echoes pings, counts data and reports, and records position ages.
+import {
+  HEADER,
+  Kind,
+  epochOf,
+  kindOf,
+  message,
+  modeOf,
+  nowUs,
+  quantile,
+  timeOf,
+  view,
+  type Contender,
+  type Link,
+  type Mode,
+} from './common.js';
+import { contender } from './contenders.js';
+
+/** The server sends a Progress message each time this many more Data bytes have arrived. */
+const PROGRESS_EVERY = 32 * 1024;
+
+function serveLink(c: Contender, link: Link): void {
+  const replyMode: Mode = c.modes.includes('reliable') ? 'reliable' : 'unreliable';
+  let epoch = -1;
+  let count = 0;
+  let bytes = 0;
+  let nextProgress = PROGRESS_EVERY;
+  let ages: number[] = [];
+  link.onMessage = (d) => {
+    const b = view(d);
+    const kind = kindOf(b);
+    if (kind === Kind.Ping) {
+      link.send(b, modeOf(b));
+      link.flush();
+      return;
+    }
+    if (epochOf(b) !== epoch) {
+      epoch = epochOf(b);
+      count = 0;
+      bytes = 0;
+      nextProgress = PROGRESS_EVERY;
+      ages = [];
+    }
+    if (kind === Kind.Data) {
+      count++;
+      bytes += b.length;
+      if (bytes >= nextProgress) {
+        nextProgress = bytes + PROGRESS_EVERY;
+        link.send(message(HEADER, Kind.Progress, replyMode, epoch, count, bytes), replyMode);
+        link.flush();
+      }
+    } else if (kind === Kind.Position) {
+      count++;
+      ages.push(nowUs() - timeOf(b));
+    } else if (kind === Kind.Report) {
+      ages.sort((x, y) => x - y);
+      const body = Buffer.from(JSON.stringify({ count, bytes, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), max: ages.at(-1) ?? null }));
+      const m = message(HEADER + body.length, Kind.Result, replyMode, epoch, 0);
+      m.set(body, HEADER);
+      link.send(m, replyMode);
+      link.flush();
+    }
+  };
+}
+
+async function server(c: Contender, host: string): Promise<void> {
+  const { port } = await c.serve(host, (link) => serveLink(c, link));
+  process.stdout.write(`READY ${port}\n`);
+  process.on('SIGTERM', () => process.exit(0));
+}
+
+interface Params {
+  epoch: number;
+  mode: Mode;
+  /** Ping-pong: round trips measured, after `warm` unmeasured ones. */
+  n?: number;
+  warm?: number;
+  /** Throughput and head-of-line: how long to send, ms (after a warm-up of `warmMs`). */
+  durationMs?: number;
+  warmMs?: number;
+  size?: number;
+  /** Head-of-line: run a reliable bulk transfer (64 KiB messages) under the position stream. */
+  bulk?: boolean;
+  /** Connect rate: connections to open, and how many at once. */
+  connections?: number;
+  concurrency?: number;
+  /** The whole measure must end by then (ms); what was measured so far is reported. */
+  capMs: number;
+}
+
+type Result = Record<string, number | string | null>;
+
+async function pingPong(link: Link, p: Params): Promise<Result> {
+  const n = p.n ?? 1000;
+  const warm = p.warm ?? 100;
+  const size = p.size ?? 64;
+  const rtts: number[] = [];
+  let seq = 0;
+  let lost = 0;
+  let sentAt = 0;
+  const timeoutUs = p.mode === 'reliable' ? 2_000_000 : 200_000;
+  const deadline = nowUs() + p.capMs * 1000;
+  let watchdog: ReturnType<typeof setInterval> | undefined;
+  await new Promise<void>((resolve) => {
+    const ping = (): void => {
+      if (seq >= warm + n || nowUs() > deadline) {
+        resolve();
+        return;
+      }
+      sentAt = nowUs();
+      link.send(message(size, Kind.Ping, p.mode, p.epoch, seq, sentAt), p.mode);
+      link.flush();
+    };
+    link.onMessage = (d) => {
+      const b = view(d);
+      if (kindOf(b) !== Kind.Ping || b.readUInt32LE(4) !== seq) return;
+      if (seq >= warm) rtts.push(nowUs() - sentAt);
+      seq++;
+      ping();
+    };
+    // A lost ping (unreliable contenders) is counted and the next one sent; the cap ends a stalled run.
+    watchdog = setInterval(() => {
+      if (nowUs() > deadline) resolve();
+      else if (nowUs() - sentAt > timeoutUs) {
+        lost++;
+        seq++;
+        ping();
+      }
+    }, 50);
+    ping();
+  });
+  clearInterval(watchdog);
+  rtts.sort((a, b) => a - b);
+  return { samples: rtts.length, lost, p50: quantile(rtts, 0.5), p99: quantile(rtts, 0.99), p999: quantile(rtts, 0.999), max: rtts.at(-1) ?? null };
+}
+
+/** Sends Data for `ms` as fast as the contender takes it, within a window of unacknowledged bytes. */
+function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, sizeOverride?: number): Promise<{ sent: number; sentBytes: number; stop: () => void }> {
+  const size = Math.min(sizeOverride ?? p.size ?? 100, c.maxMessage);
+  const mode = p.mode;
+  const windowBytes = Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
+  let acked = 0;
+  let lastProgressUs = nowUs();
+  let sent = 0;
+  let sentBytes = 0;
+  let stopped = false;
+  const prev = link.onMessage;
+  link.onMessage = (d) => {
+    const b = view(d);
+    if (kindOf(b) === Kind.Progress && epochOf(b) === (epoch & 0xffff)) {
+      acked = Math.max(acked, timeOf(b));
+      lastProgressUs = nowUs();
+    } else prev(d);
+  };
+  return new Promise((resolve) => {
+    const end = nowUs() + ms * 1000;
+    const turn = (): void => {
+      const now = nowUs();
+      if (stopped || now >= end) {
+        resolve({ sent, sentBytes, stop: () => void (stopped = true) });
+        return;
+      }
+      // Progress lost (unreliable contenders): after 50 ms without any, open the window again.
+      if (sentBytes - acked >= windowBytes && now - lastProgressUs > 50_000) {
+        acked = sentBytes;
+        lastProgressUs = now;
+      }
+      let budget = Math.max(1, Math.min(64, (256 * 1024) / size));
+      while (budget-- > 0 && sentBytes - acked < windowBytes && link.writable()) {
+        if (!link.send(message(size, Kind.Data, mode, epoch, sent), mode)) break;
+        sent++;
+        sentBytes += size;
+      }
+      link.flush();
+      setImmediate(turn);
+    };
+    turn();
+  });
+}
+
+/** Asks for the server's counters (again every 100 ms: the request or the answer may be lost). */
+function report(link: Link, c: Contender, epoch: number, capMs: number): Promise<Record<string, number | null> | null> {
+  const mode: Mode = c.modes.includes('reliable') ? 'reliable' : 'unreliable';
+  return new Promise((resolve) => {
+    const ask = (): void => {
+      link.send(message(HEADER, Kind.Report, mode, epoch, 0), mode);
+      link.flush();
+    };
+    const prev = link.onMessage;
+    const again = setInterval(ask, 100);
+    const give = setTimeout(() => finish(null), capMs);
+    const finish = (r: Record<string, number | null> | null): void => {
+      clearInterval(again);
+      clearTimeout(give);
+      link.onMessage = prev;
+      resolve(r);
+    };
+    link.onMessage = (d) => {
+      const b = view(d);
+      if (kindOf(b) === Kind.Result && epochOf(b) === (epoch & 0xffff)) finish(JSON.parse(b.subarray(HEADER).toString()) as Record<string, number | null>);
+      else prev(d);
+    };
+    ask();
+  });
+}
+
+async function throughput(link: Link, c: Contender, p: Params): Promise<Result> {
+  const warmEpoch = p.epoch * 2;
+  const epoch = p.epoch * 2 + 1;
+  link.onMessage = () => undefined;
+  await flood(link, c, p, warmEpoch, p.warmMs ?? 300);
+  const t0 = nowUs();
+  const { sent, sentBytes } = await flood(link, c, p, epoch, p.durationMs ?? 2000);
+  const r = await report(link, c, epoch, Math.max(1000, p.capMs - (p.durationMs ?? 2000) - (p.warmMs ?? 300)));
+  const secs = (nowUs() - t0) / 1e6;
+  if (!r) return { error: 'no report from the server' };
+  const count = r.count ?? 0;
+  const bytes = r.bytes ?? 0;
+  return { msgsPerSec: count / secs, mbPerSec: bytes / secs / 1e6, sent, sentBytes, received: count, loss: sent > 0 ? 1 - count / sent : 0, seconds: secs };
+}
+
+async function headOfLine(link: Link, c: Contender, p: Params): Promise<Result> {
+  const epoch = p.epoch;
+  const ms = p.durationMs ?? 5000;
+  const posMode: Mode = c.modes.includes('unreliable') ? 'unreliable' : 'reliable';
+  link.onMessage = () => undefined;
+  let positions = 0;
+  let stopBulk = (): void => undefined;
+  const bulk = p.bulk ? flood(link, c, { ...p, mode: 'reliable' }, epoch, ms, 64 * 1024) : null;
+  const t0 = nowUs();
+  await new Promise<void>((resolve) => {
+    const tick = (): void => {
+      const now = nowUs();
+      if (now - t0 >= ms * 1000) {
+        resolve();
+        return;
+      }
+      link.send(message(100, Kind.Position, posMode, epoch, positions++), posMode);
+      link.flush();
+      const next = t0 + (positions * 1e6) / 60;
+      setTimeout(tick, Math.max(0, (next - nowUs()) / 1000));
+    };
+    tick();
+  });
+  if (bulk) stopBulk = (await bulk).stop;
+  stopBulk();
+  const r = await report(link, c, epoch, 10_000);
+  if (!r) return { error: 'no report from the server' };
+  return { positions, received: r.count ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
+}
+
+async function connectRate(c: Contender, host: string, port: number, p: Params): Promise<Result> {
+  const total = p.connections ?? 200;
+  const conc = p.concurrency ?? 16;
+  let started = 0;
+  let done = 0;
+  let failed = 0;
+  const t0 = nowUs();
+  const deadline = t0 + p.capMs * 1000;
+  const worker = async (): Promise<void> => {
+    while (started < total && nowUs() < deadline) {
+      started++;
+      try {
+        const l = await c.connect(host, port);
+        done++;
+        l.close();
+      } catch {
+        failed++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: conc }, worker));
+  const secs = (nowUs() - t0) / 1e6;
+  return { perSec: done / secs, done, failed };
+}
+
+async function client(c: Contender, host: string, port: number, measure: string, p: Params): Promise<Result> {
+  if (measure === 'connect') return connectRate(c, host, port, p);
+  const link = await c.connect(host, port);
+  try {
+    if (measure === 'pingpong') return await pingPong(link, p);
+    if (measure === 'throughput') return await throughput(link, c, p);
+    if (measure === 'hol') return await headOfLine(link, c, p);
+    throw new Error(`unknown measure ${measure}`);
+  } finally {
+    link.close();
+  }
+}
+
+const [role, name, host, ...rest] = process.argv.slice(2);
+if (!role || !name || !host) {
+  console.error('usage: peer.js server CONTENDER HOST | client CONTENDER HOST PORT MEASURE PARAMS');
+  process.exit(2);
+}
+const c = contender(name);
+if (role === 'server') {
+  await server(c, host);
+} else {
+  const [port, measure, params] = rest;
+  const p = JSON.parse(params ?? '{}') as Params;
+  const hard = setTimeout(() => {
+    process.stdout.write(`RESULT ${JSON.stringify({ error: `no result within ${p.capMs + 5000} ms` })}\n`);
+    process.exit(1);
+  }, p.capMs + 5000);
+  hard.unref();
+  try {
+    const r = await client(c, host, Number(port), measure ?? '', p);
+    process.stdout.write(`RESULT ${JSON.stringify(r)}\n`);
+  } catch (e) {
+    process.stdout.write(`RESULT ${JSON.stringify({ error: (e as Error).message })}\n`);
+  }
+  process.exit(0);
+}
