@@ -383,7 +383,9 @@ class RtcLink implements Link {
     unreliable.onMessage(on);
   }
   send(data: Uint8Array, mode: Mode): boolean {
-    return (mode === 'reliable' ? this.reliable : this.unreliable).sendMessageBinary(data);
+    // sendMessageBinary returns false when it buffers the message: it is still sent; bufferedAmount pushes back.
+    (mode === 'reliable' ? this.reliable : this.unreliable).sendMessageBinary(data);
+    return true;
   }
   flush(): void {}
   writable(): boolean {
@@ -416,7 +418,7 @@ function rtcConfig(host: string): object {
 const webrtc: Contender = {
   name: 'webrtc',
   modes: ['reliable', 'unreliable'],
-  maxMessage: 256 * 1024,
+  maxMessage: 1 << 20,
   async serve(host, onLink) {
     const dc = await importBench<DatachannelModule>('node-datachannel');
     const server = net.createServer((sock) => {

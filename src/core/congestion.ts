@@ -18,6 +18,12 @@ const MIN_RTT_WINDOW_US = 10_000_000;
 const PROBE_RTT_DURATION_US = 200_000;
 const INITIAL_WINDOW_PACKETS = 32;
 const MIN_WINDOW_PACKETS = 4;
+/**
+ * The window is sized for a round trip of at least this long. A peer on an event loop acks once per
+ * loop turn, so on a fast path (loopback, a LAN) the round trip under load is a turn or two, not the
+ * idle minimum: a window of btlBw x 100 us would stall the sender every turn (docs/BENCHMARKS.md).
+ */
+const MIN_WINDOW_RTT_US = 2000;
 
 const Mode = { Startup: 0, Drain: 1, ProbeBw: 2, ProbeRtt: 3 } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
@@ -312,7 +318,7 @@ export class CongestionController {
     if (this.#mode === Mode.ProbeRtt) {
       this.cwnd = minWindow;
     } else if (this.#btlBw > 0 && Number.isFinite(this.#minRttUs)) {
-      let target = this.#bdp(cwndGain) + 3 * this.#mtu;
+      let target = (cwndGain * this.#btlBw * Math.max(this.#minRttUs, MIN_WINDOW_RTT_US)) / 1e6 + 3 * this.#mtu;
       // The window must let SendRateMin through whatever the estimate says.
       target = Math.max(target, (this.#rateMin * this.#minRttUs * 2) / 1e6);
       if (this.#filledPipe) this.cwnd = Math.max(minWindow, target);
