@@ -153,7 +153,7 @@ class LossNamespace {
 
   /** Drops `pct`% of TCP and UDP packets on the input hook (each direction), as network loss does. */
   setLoss(pct: number): boolean {
-    const rules = `flush ruleset\ntable inet lossy { chain in { type filter hook input priority 0; policy accept; meta l4proto { tcp, udp } numgen random mod 100 < ${pct} counter drop } }\n`;
+    const rules = `flush ruleset\ntable inet lossy {\n  chain in {\n    type filter hook input priority 0; policy accept;\n    meta l4proto { tcp, udp } numgen random mod 100 < ${pct} counter drop\n  }\n}\n`;
     return spawnSync('ip', ['netns', 'exec', this.name, 'nft', '-f', '-'], { input: rules }).status === 0;
   }
 
@@ -226,8 +226,8 @@ const HOL = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('webrtc', 'web
 const CONNECT = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('netlane', 'netlane'), e('netlane unencrypted', 'netlane-plain')];
 
 const Q = QUICK
-  ? { rounds: 3, pp: 2000, ppWarm: 1000, ms: 600, warmMs: 300, lossRounds: 1, lossPp: 300, lossMs: 1000, holMs: 2000, holRounds: 1, conns: 300, scaleConns: 200, scaleIdleMs: 1000, scaleBusyMs: 3000 }
-  : { rounds: 3, pp: 10_000, ppWarm: 3000, ms: 1500, warmMs: 500, lossRounds: 2, lossPp: 1000, lossMs: 2000, holMs: 5000, holRounds: 2, conns: 1000, scaleConns: 1000, scaleIdleMs: 5000, scaleBusyMs: 30_000 };
+  ? { rounds: 1, pp: 1000, ppWarm: 500, ms: 500, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 500, lossCapMs: 8000, holMs: 1500, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
+  : { rounds: 3, pp: 5000, ppWarm: 2000, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 5000, scaleBusyMs: 30_000 };
 
 const want = (m: string): boolean => !ONLY || ONLY.has(m);
 
@@ -279,18 +279,18 @@ async function main(): Promise<void> {
       const place: Place = { pin: false, netns: ns.name };
       try {
         if (want('loss')) {
-          for (const pct of [0, 2, 5]) {
+          for (const pct of Q.lossLevels) {
             console.log(`loss ${pct}% each way (nftables in ${ns.name})`);
             ns.setLoss(pct);
-            m[`lossPingpong${pct}`] = await compare(LOSSY, place, 'pingpong', { n: Q.lossPp, warm: 100, size: 64 }, Q.lossRounds, 20_000);
-            m[`lossThroughput${pct}`] = await compare(LOSSY, place, 'throughput', { ...tput, durationMs: Q.lossMs }, Q.lossRounds, 30_000);
+            m[`lossPingpong${pct}`] = await compare(LOSSY, place, 'pingpong', { n: Q.lossPp, warm: 50, size: 64 }, 1, Q.lossCapMs);
+            m[`lossThroughput${pct}`] = await compare(LOSSY, place, 'throughput', { ...tput, durationMs: Q.lossMs }, 1, 30_000);
           }
         }
         if (want('hol')) {
           console.log('head-of-line: 60 Hz positions with and without a bulk transfer, 5% loss');
           ns.setLoss(5);
-          m.holAlone = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: false }, Q.holRounds, Q.holMs + 20_000);
-          m.holBulk = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: true }, Q.holRounds, Q.holMs + 20_000);
+          m.holAlone = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: false }, 1, Q.holMs + 20_000);
+          m.holBulk = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: true }, 1, Q.holMs + 20_000);
         }
       } finally {
         ns.remove();

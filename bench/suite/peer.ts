@@ -30,6 +30,7 @@ function serveLink(c: Contender, link: Link): void {
   let count = 0;
   let bytes = 0;
   let nextProgress = PROGRESS_EVERY;
+  let positions = 0;
   let ages: number[] = [];
   link.onMessage = (d) => {
     const b = view(d);
@@ -44,6 +45,7 @@ function serveLink(c: Contender, link: Link): void {
       count = 0;
       bytes = 0;
       nextProgress = PROGRESS_EVERY;
+      positions = 0;
       ages = [];
     }
     if (kind === Kind.Data) {
@@ -55,11 +57,11 @@ function serveLink(c: Contender, link: Link): void {
         link.flush();
       }
     } else if (kind === Kind.Position) {
-      count++;
+      positions++;
       ages.push(nowUs() - timeOf(b));
     } else if (kind === Kind.Report) {
       ages.sort((x, y) => x - y);
-      const body = Buffer.from(JSON.stringify({ count, bytes, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), max: ages.at(-1) ?? null }));
+      const body = Buffer.from(JSON.stringify({ count, bytes, positions, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), max: ages.at(-1) ?? null }));
       const m = message(HEADER + body.length, Kind.Result, replyMode, epoch, 0);
       m.set(body, HEADER);
       link.send(m, replyMode);
@@ -251,7 +253,7 @@ async function headOfLine(link: Link, c: Contender, p: Params): Promise<Result> 
   stopBulk();
   const r = await report(link, c, epoch, 10_000);
   if (!r) return { error: 'no report from the server' };
-  return { positions, received: r.count ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
+  return { positions, received: r.positions ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
 }
 
 async function connectRate(c: Contender, host: string, port: number, p: Params): Promise<Result> {
