@@ -3,6 +3,7 @@
 //   npm run bench                  full suite (under 10 minutes)
 //   npm run bench -- --quick       smaller counts and shorter runs (under 2 minutes)
 //   npm run bench -- --only pingpong,bulk
+//   npm run bench -- --render bench/results/full.json    (tables from a saved run, nothing measured)
 // Writes bench/results/latest.json and regenerates the tables of docs/BENCHMARKS.md between its markers.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -226,7 +227,7 @@ const HOL = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('webrtc', 'web
 const CONNECT = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('netlane', 'netlane'), e('netlane unencrypted', 'netlane-plain')];
 
 const Q = QUICK
-  ? { rounds: 1, pp: 1000, ppWarm: 500, ms: 500, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 500, lossCapMs: 8000, holMs: 1500, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
+  ? { rounds: 1, pp: 1000, ppWarm: 500, ms: 400, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 400, lossCapMs: 6000, holMs: 1000, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
   : { rounds: 3, pp: 5000, ppWarm: 2000, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 5000, scaleBusyMs: 30_000 };
 
 const want = (m: string): boolean => !ONLY || ONLY.has(m);
@@ -312,14 +313,20 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, QUICK ? 'quick.json' : 'full.json');
   writeFileSync(file, `${JSON.stringify(suite, null, 1)}\n`);
+  if (!ONLY) render(suite);
+  console.log(`done in ${suite.seconds} s: ${file}${ONLY ? '' : ', docs/BENCHMARKS.md'}`);
+}
+
+/** Rewrites the tables of docs/BENCHMARKS.md between its markers. */
+function render(suite: Suite): void {
   const doc = join(ROOT, 'docs', 'BENCHMARKS.md');
   const text = readFileSync(doc, 'utf8');
   const begin = '<!-- suite:begin -->';
   const end = '<!-- suite:end -->';
   const i = text.indexOf(begin);
   const j = text.indexOf(end);
-  if (i >= 0 && j > i && !ONLY) writeFileSync(doc, `${text.slice(0, i + begin.length)}\n${renderTables(suite)}\n${text.slice(j)}`);
-  console.log(`done in ${suite.seconds} s: ${file}${ONLY ? '' : ', docs/BENCHMARKS.md'}`);
+  if (i < 0 || j < i) throw new Error('docs/BENCHMARKS.md has no suite markers');
+  writeFileSync(doc, `${text.slice(0, i + begin.length)}\n${renderTables(suite)}\n${text.slice(j)}`);
 }
 
 const cleanup = (): void => {
@@ -330,8 +337,10 @@ process.on('SIGINT', () => {
   cleanup();
   process.exit(130);
 });
+const renderArg = args.includes('--render') ? args[args.indexOf('--render') + 1] : undefined;
 try {
-  await main();
+  if (renderArg) render(JSON.parse(readFileSync(renderArg, 'utf8')) as Suite);
+  else await main();
 } finally {
   cleanup();
 }

@@ -109,6 +109,48 @@ describe('socket pairs', () => {
   }
 });
 
+describe('onReadable', () => {
+  it('drives a 200-round-trip ping-pong with no polling: called when a queue fills, replies sent from inside it', async () => {
+    let a = 0;
+    let b = 0;
+    let pings = 0;
+    const calls = new Map<number, number>();
+    const got: number[] = [];
+    let done: () => void = () => undefined;
+    const finished = new Promise<void>((r) => (done = r));
+    const sockets: NetworkingSockets = new NetworkingSockets({
+      onReadable: (conn) => {
+        calls.set(conn, (calls.get(conn) ?? 0) + 1);
+        for (const m of sockets.receiveMessagesOnConnection(conn, 64) ?? []) {
+          const n = m.data[0] as number;
+          if (conn === b) {
+            sockets.sendMessageToConnection(b, m.data, SendFlags.ReliableNoNagle); // echo
+          } else {
+            got.push(n);
+            if (++pings < 200) sockets.sendMessageToConnection(a, new Uint8Array([pings % 256]), SendFlags.ReliableNoNagle);
+            else done();
+          }
+        }
+      },
+    });
+    try {
+      const pair = sockets.createSocketPair(true);
+      assert.ok(pair);
+      [a, b] = pair;
+      sockets.sendMessageToConnection(a, new Uint8Array([0]), SendFlags.ReliableNoNagle);
+      const timer = setTimeout(done, 10_000);
+      await finished;
+      clearTimeout(timer);
+      assert.equal(got.length, 200, 'every ping came back');
+      assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => i % 256));
+      assert.equal(calls.get(a), 200, 'one call per reply: each time the empty queue got a message');
+      assert.equal(calls.get(b), 200);
+    } finally {
+      sockets.close();
+    }
+  });
+});
+
 describe('configuration', () => {
   it('resolves connection over listen socket over interface over global, and reports where a value came from', async () => {
     const { server, client, sconn, close } = await connectedPair('127.0.0.1', { TimeoutConnected: 7000 });
