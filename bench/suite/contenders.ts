@@ -513,7 +513,7 @@ class NetlaneLink implements Link {
  * A NetworkingSockets that receives on `onReadable` and runs its callbacks as soon as one is queued
  * (found on the `netlane:connection:status` channel), so that nothing waits for a frame tick.
  */
-export function eventDrivenSockets(): { s: NetworkingSockets; links: Map<number, NetlaneLink> } {
+function eventDrivenSockets(): { s: NetworkingSockets; links: Map<number, NetlaneLink> } {
   const links = new Map<number, NetlaneLink>();
   const s: NetworkingSockets = new NetworkingSockets({ keepProcessAlive: true, onReadable: (c) => links.get(c)?.receive() });
   let queued = false;

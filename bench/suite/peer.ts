@@ -142,7 +142,7 @@ async function pingPong(link: Link, p: Params): Promise<Result> {
 }
 
 /** Sends Data for `ms` as fast as the contender takes it, within a window of unacknowledged bytes. */
-function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, sizeOverride?: number): Promise<{ sent: number; sentBytes: number; stop: () => void }> {
+function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, sizeOverride?: number): Promise<{ sent: number; sentBytes: number }> {
   const size = Math.min(sizeOverride ?? p.size ?? 100, c.maxMessage);
   const mode = p.mode;
   const windowBytes = Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
@@ -150,7 +150,6 @@ function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, s
   let lastProgressUs = nowUs();
   let sent = 0;
   let sentBytes = 0;
-  let stopped = false;
   const prev = link.onMessage;
   link.onMessage = (d) => {
     const b = view(d);
@@ -163,8 +162,8 @@ function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, s
     const end = nowUs() + ms * 1000;
     const turn = (): void => {
       const now = nowUs();
-      if (stopped || now >= end) {
-        resolve({ sent, sentBytes, stop: () => void (stopped = true) });
+      if (now >= end) {
+        resolve({ sent, sentBytes });
         return;
       }
       // Progress lost (unreliable contenders): after 50 ms without any, open the window again.
@@ -232,7 +231,6 @@ async function headOfLine(link: Link, c: Contender, p: Params): Promise<Result> 
   const posMode: Mode = c.modes.includes('unreliable') ? 'unreliable' : 'reliable';
   link.onMessage = () => undefined;
   let positions = 0;
-  let stopBulk = (): void => undefined;
   const bulk = p.bulk ? flood(link, c, { ...p, mode: 'reliable' }, epoch, ms, 64 * 1024) : null;
   const t0 = nowUs();
   await new Promise<void>((resolve) => {
@@ -249,8 +247,7 @@ async function headOfLine(link: Link, c: Contender, p: Params): Promise<Result> 
     };
     tick();
   });
-  if (bulk) stopBulk = (await bulk).stop;
-  stopBulk();
+  if (bulk) await bulk; // it ends on its own after the same `ms`
   const r = await report(link, c, epoch, 10_000);
   if (!r) return { error: 'no report from the server' };
   return { positions, received: r.positions ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
