@@ -80,6 +80,11 @@ export const epochOf = (b: Buffer): number => b.readUInt16LE(2);
 export const seqOf = (b: Buffer): number => b.readUInt32LE(4);
 export const timeOf = (b: Buffer): number => b.readDoubleLE(8);
 
+/** `host:port`, with an IPv6 host in brackets. */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 /** The q-quantile (0..1) of sorted values, nearest rank. */
 export function quantile(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return Number.NaN;

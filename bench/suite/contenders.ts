@@ -6,7 +6,7 @@ import net from 'node:net';
 import { subscribe } from 'node:diagnostics_channel';
 import { WritableStream, type ReadableStream } from 'node:stream/web';
 import { NetworkingSockets, SendFlags, ConnectionState, Result, type StatusChangedInfo } from '../../src/index.js';
-import { SEND_BUFFER_CAP, importBench, until, view, type Contender, type Link, type Mode } from './common.js';
+import { SEND_BUFFER_CAP, hostPort, importBench, until, view, type Contender, type Link, type Mode } from './common.js';
 
 const noop = (): void => undefined;
 /** Sends on an unconnected dgram socket without a dns.lookup per send (machine-facts.md). */
@@ -191,7 +191,7 @@ const ws: Contender = {
   },
   async connect(host, port) {
     const { WebSocket } = await importBench<WsModule>('ws');
-    const s = new WebSocket(`ws://${host.includes(':') ? `[${host}]` : host}:${port}/`, { perMessageDeflate: false, maxPayload: 4 << 20 });
+    const s = new WebSocket(`ws://${hostPort(host, port)}/`, { perMessageDeflate: false, maxPayload: 4 << 20 });
     await new Promise((resolve, reject) => {
       s.once('open', resolve);
       s.once('error', reject);
@@ -407,19 +407,23 @@ class RtcLink implements Link {
   }
 }
 
-/** Newline-delimited JSON over a TCP socket: the signalling channel. */
-function signal(sock: net.Socket, onMsg: (m: { sdp?: string; type?: string; candidate?: string; mid?: string }) => void): (m: object) => void {
+/** Newline-delimited JSON over a TCP socket: the signalling channel, wired to a peer connection both ways. */
+function signal(sock: net.Socket, pc: PeerConnection): void {
   let buf = '';
   sock.setEncoding('utf8');
   sock.on('data', (d: string) => {
     buf += d;
     for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-      onMsg(JSON.parse(buf.slice(0, i)) as { sdp?: string; type?: string; candidate?: string; mid?: string });
+      const m = JSON.parse(buf.slice(0, i)) as { sdp?: string; type?: string; candidate?: string; mid?: string };
       buf = buf.slice(i + 1);
+      if (m.sdp && m.type) pc.setRemoteDescription(m.sdp, m.type);
+      else if (m.candidate !== undefined && m.mid !== undefined) pc.addRemoteCandidate(m.candidate, m.mid);
     }
   });
   sock.on('error', noop);
-  return (m) => void sock.write(`${JSON.stringify(m)}\n`);
+  const send = (m: object): void => void sock.write(`${JSON.stringify(m)}\n`);
+  pc.onLocalDescription((sdp, type) => send({ sdp, type }));
+  pc.onLocalCandidate((candidate, mid) => send({ candidate, mid }));
 }
 
 function rtcConfig(host: string): object {
@@ -434,12 +438,7 @@ const webrtc: Contender = {
     const dc = await importBench<DatachannelModule>('node-datachannel');
     const server = net.createServer((sock) => {
       const pc = new dc.PeerConnection('server', rtcConfig(host));
-      const send = signal(sock, (m) => {
-        if (m.sdp && m.type) pc.setRemoteDescription(m.sdp, m.type);
-        else if (m.candidate !== undefined && m.mid !== undefined) pc.addRemoteCandidate(m.candidate, m.mid);
-      });
-      pc.onLocalDescription((sdp, type) => send({ sdp, type }));
-      pc.onLocalCandidate((candidate, mid) => send({ candidate, mid }));
+      signal(sock, pc);
       const chans = new Map<string, DataChannel>();
       pc.onDataChannel((ch) => {
         chans.set(ch.getLabel(), ch);
@@ -455,12 +454,7 @@ const webrtc: Contender = {
     const dc = await importBench<DatachannelModule>('node-datachannel');
     const sock = net.connect({ host, port });
     const pc = new dc.PeerConnection('client', rtcConfig(host));
-    const send = signal(sock, (m) => {
-      if (m.sdp && m.type) pc.setRemoteDescription(m.sdp, m.type);
-      else if (m.candidate !== undefined && m.mid !== undefined) pc.addRemoteCandidate(m.candidate, m.mid);
-    });
-    pc.onLocalDescription((sdp, type) => send({ sdp, type }));
-    pc.onLocalCandidate((candidate, mid) => send({ candidate, mid }));
+    signal(sock, pc);
     const r = pc.createDataChannel('r');
     const u = pc.createDataChannel('u', { ordered: false, maxRetransmits: 0 });
     await until(() => r.isOpen() && u.isOpen(), 10_000, 'WebRTC data channels open');
@@ -536,7 +530,7 @@ function netlane(encrypted: boolean): Contender {
     maxMessage: 512 * 1024,
     async serve(host, onLink) {
       const { s, links } = eventDrivenSockets();
-      const ls = s.createListenSocket(`${host.includes(':') ? `[${host}]` : host}:0`, {
+      const ls = s.createListenSocket(hostPort(host, 0), {
         ...options,
         Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
           if (info.info.state === ConnectionState.Connecting) s.acceptConnection(info.connection);
@@ -560,7 +554,7 @@ function netlane(encrypted: boolean): Contender {
       const { s, links } = client;
       let state: number = ConnectionState.Connecting;
       let done: (() => void) | undefined;
-      const conn = s.connect(`${host.includes(':') ? `[${host}]` : host}:${port}`, {
+      const conn = s.connect(hostPort(host, port), {
         ...options,
         Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
           state = info.info.state;

@@ -47,24 +47,43 @@ function command(place: Place, script: string, rest: string[]): [string, string[
   return [argv[0] as string, argv.slice(1)];
 }
 
-/** Resolves with the first stdout line starting with `prefix`, or rejects after `ms`. */
+/** Each child's stdout lines, read by one reader for the child's whole life (a reader per wait could drop lines). */
+const readers = new WeakMap<ChildProcess, { lines: string[]; wake: (() => void) | null; exited: boolean }>();
+
+function reader(proc: ChildProcess): { lines: string[]; wake: (() => void) | null; exited: boolean } {
+  const known = readers.get(proc);
+  if (known) return known;
+  const state = { lines: [] as string[], wake: null as (() => void) | null, exited: false };
+  createInterface({ input: proc.stdout as NodeJS.ReadableStream }).on('line', (l) => {
+    state.lines.push(l);
+    state.wake?.();
+  });
+  proc.once('exit', () => {
+    state.exited = true;
+    state.wake?.();
+  });
+  readers.set(proc, state);
+  return state;
+}
+
+/** Resolves with the next stdout line starting with `prefix` (other lines are skipped), or rejects after `ms`. */
 function lineFrom(proc: ChildProcess, prefix: string, ms: number): Promise<string> {
+  const r = reader(proc);
   return new Promise((resolve, reject) => {
-    const rl = createInterface({ input: proc.stdout as NodeJS.ReadableStream });
-    const timer = setTimeout(() => {
-      rl.close();
-      reject(new Error(`no ${prefix.trim()} within ${ms} ms`));
-    }, ms);
-    rl.on('line', (l) => {
-      if (!l.startsWith(prefix)) return;
+    const finish = (f: () => void): void => {
       clearTimeout(timer);
-      rl.close();
-      resolve(l.slice(prefix.length));
-    });
-    proc.once('exit', () => {
-      clearTimeout(timer);
-      reject(new Error(`process exited before ${prefix.trim()}`));
-    });
+      r.wake = null;
+      f();
+    };
+    const timer = setTimeout(() => finish(() => reject(new Error(`no ${prefix.trim()} within ${ms} ms`))), ms);
+    const check = (): void => {
+      for (let l = r.lines.shift(); l !== undefined; l = r.lines.shift()) {
+        if (l.startsWith(prefix)) return finish(() => resolve(l.slice(prefix.length)));
+      }
+      if (r.exited) finish(() => reject(new Error(`process exited before ${prefix.trim()}`)));
+    };
+    r.wake = check;
+    check();
   });
 }
 
@@ -311,7 +330,7 @@ async function main(): Promise<void> {
   suite.seconds = Math.round((Date.now() - began) / 1000);
   const dir = join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, QUICK ? 'quick.json' : 'full.json');
+  const file = join(dir, ONLY ? 'partial.json' : QUICK ? 'quick.json' : 'full.json');
   writeFileSync(file, `${JSON.stringify(suite, null, 1)}\n`);
   if (!ONLY) render(suite);
   console.log(`done in ${suite.seconds} s: ${file}${ONLY ? '' : ', docs/BENCHMARKS.md'}`);

@@ -13,6 +13,7 @@ import {
   modeOf,
   nowUs,
   quantile,
+  seqOf,
   timeOf,
   view,
   type Contender,
@@ -120,7 +121,7 @@ async function pingPong(link: Link, p: Params): Promise<Result> {
     };
     link.onMessage = (d) => {
       const b = view(d);
-      if (kindOf(b) !== Kind.Ping || b.readUInt32LE(4) !== seq) return;
+      if (kindOf(b) !== Kind.Ping || seqOf(b) !== seq) return;
       if (seq >= warm) rtts.push(nowUs() - sentAt);
       seq++;
       ping();

@@ -252,9 +252,10 @@ export class CongestionController {
     this.#updateRates();
   }
 
-  #bdp(gain: number): number {
+  /** gain x bottleneck bandwidth x round trip, the round trip taken as at least `rttFloorUs`. */
+  #bdp(gain: number, rttFloorUs = 0): number {
     if (this.#btlBw === 0 || !Number.isFinite(this.#minRttUs)) return INITIAL_WINDOW_PACKETS * this.#mtu;
-    return (gain * this.#btlBw * this.#minRttUs) / 1e6;
+    return (gain * this.#btlBw * Math.max(this.#minRttUs, rttFloorUs)) / 1e6;
   }
 
   #checkFullPipe(): void {
@@ -318,7 +319,7 @@ export class CongestionController {
     if (this.#mode === Mode.ProbeRtt) {
       this.cwnd = minWindow;
     } else if (this.#btlBw > 0 && Number.isFinite(this.#minRttUs)) {
-      let target = (cwndGain * this.#btlBw * Math.max(this.#minRttUs, MIN_WINDOW_RTT_US)) / 1e6 + 3 * this.#mtu;
+      let target = this.#bdp(cwndGain, MIN_WINDOW_RTT_US) + 3 * this.#mtu;
       // The window must let SendRateMin through whatever the estimate says.
       target = Math.max(target, (this.#rateMin * this.#minRttUs * 2) / 1e6);
       if (this.#filledPipe) this.cwnd = Math.max(minWindow, target);
