@@ -81,6 +81,12 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/relay/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/testing/**', '**/cli/**'], message: 'relay sits under the facades: it may not import api, testing or cli (DESIGN.md section 1).' }] }],
+    },
+  },
+  {
     files: ['src/api/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['**/wire/**', '**/testing/**', '**/cli/**'], message: 'api translates between the user and core/io: no wire codecs, testing or cli (DESIGN.md section 1).' }] }],

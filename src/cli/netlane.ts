@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// The `netlane` command: keys and certificates now; the demo; relay and tickets when they land.
+// The `netlane` command: keys, certificates, relay tickets, the relay node, the demo.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { NodeCryptoProvider } from '../crypto/node-provider.js';
 import { signCertificate } from '../crypto/certificate.js';
 import { parseIdentity } from '../crypto/identity.js';
 import { decodeKeyFile, decodePublicKey, encodeCertificateFile, encodeKeyFile } from '../crypto/keyfile.js';
 import { NetlaneError } from '../util/errors.js';
+import { RelayServer } from '../relay/server.js';
+import { signTicket, ticketKeyId } from '../relay/ticket.js';
 
 const USAGE = `usage:
   netlane keygen [--out FILE]
@@ -14,6 +16,14 @@ const USAGE = `usage:
                [--days N] [--address IP]... [--out FILE]
       Signs a certificate for a public key with the authority's key. ID: str:NAME, id:N, gen:HEX, ip:ADDR:PORT.
       Valid from now for N days (default 30, at most 3650); --address restricts it to those source IPs.
+  netlane ticket --key TICKET_KEY_FILE --user NAME [--hours H] [--sessions N] [--kbps K] [--out FILE]
+      Signs a relay ticket for NAME with the operator's ticket key: valid from now for H hours (default 6,
+      at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.
+  netlane relay [--address IP] [--port N] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
+                [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
+      Runs a relay node on UDP (default 127.0.0.1:27100). Clients need a ticket signed by one of the
+      ticket keys, or nothing with --open (development). SIGTERM or SIGINT drains: no new sessions, clients
+      are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.
   netlane demo
       Runs the demo (as npm start).`;
 
@@ -33,6 +43,19 @@ function options(args: string[], known: readonly string[]): Map<string, string[]
     i++;
   }
   return out;
+}
+
+function flag(args: string[], name: string): boolean {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return false;
+  args.splice(i, 1);
+  return true;
+}
+
+function int(o: Map<string, string[]>, name: string, def: number, min: number, max: number): number {
+  const v = Number(one(o, name) ?? def);
+  if (!Number.isInteger(v) || v < min || v > max) fail(`--${name} must be an integer in ${min}..${max}`);
+  return v;
 }
 
 function one(o: Map<string, string[]>, name: string): string | undefined {
@@ -71,6 +94,60 @@ async function main(argv: string[]): Promise<void> {
       const now = Math.floor(Date.now() / 1000);
       const cert = signCertificate(provider, ca, { identity: parseIdentity(id), publicKey, createdAt: now, expiresAt: now + days * 86_400, addresses: o.get('address') ?? [] });
       output(encodeCertificateFile(provider, cert), one(o, 'out'), false);
+      return;
+    }
+    case 'ticket': {
+      const o = options(rest, ['key', 'user', 'hours', 'sessions', 'kbps', 'out']);
+      const key = decodeKeyFile(provider, readFileSync(one(o, 'key') ?? fail('--key is required'), 'utf8'));
+      const user = one(o, 'user') ?? fail('--user is required');
+      const hours = int(o, 'hours', 6, 1, 24);
+      const now = Math.floor(Date.now() / 1000);
+      const ticket = signTicket(provider, key, { user, issuedAt: now, expiresAt: now + hours * 3600, maxSessions: int(o, 'sessions', 4, 1, 255), maxKbps: int(o, 'kbps', 8000, 1, 0x7fffffff) });
+      output(`${Buffer.from(ticket).toString('base64url')}\n`, one(o, 'out'), true);
+      return;
+    }
+    case 'relay': {
+      const open = flag(rest, 'open');
+      const o = options(rest, ['address', 'port', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds']);
+      const keys = new Map<number, Uint8Array>();
+      for (const f of o.get('ticket-key') ?? []) {
+        const pub = decodePublicKey(readFileSync(f, 'utf8'));
+        keys.set(ticketKeyId(provider, pub), pub);
+      }
+      const revoked = new Set((o.get('revoke') ?? []).map((k) => Number.parseInt(k, 16) >>> 0));
+      if (!open && keys.size === 0) fail('give --ticket-key (the operator\'s ticket public key) or --open');
+      const relay = RelayServer.open({
+        address: one(o, 'address') ?? '127.0.0.1',
+        port: int(o, 'port', 27100, 0, 65535),
+        open,
+        ticketKeys: { keys, revoked },
+        maxSessions: int(o, 'max-sessions', 10_000, 1, 1_000_000),
+        idleTimeoutUs: int(o, 'idle-seconds', 30, 1, 3600) * 1e6,
+        keepProcessAlive: true,
+      });
+      const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
+      console.log(`netlane relay listening on ${relay.local.address}:${relay.local.port} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList})`);
+      const drainSeconds = int(o, 'drain-seconds', 10, 1, 3600);
+      const statusSeconds = int(o, 'status-seconds', 0, 0, 3600);
+      if (statusSeconds > 0) {
+        setInterval(() => {
+          const st = relay.node.stats;
+          console.log(`sessions ${relay.node.sessionCount} links ${relay.node.linkCount} forwarded ${st.forwardedPackets} pkts ${st.forwardedBytes} B, refused: cookie ${st.cookieRefused} ticket ${st.ticketRefused} rate ${st.rateLimited}`);
+        }, statusSeconds * 1000).unref();
+      }
+      let draining = false;
+      const stop = (): void => {
+        if (draining) process.exit(0);
+        draining = true;
+        console.log(`draining: ${relay.node.sessionCount} sessions, deadline ${drainSeconds} s`);
+        relay.drain(drainSeconds, () => {
+          console.log('drained');
+          relay.close();
+          process.exit(0);
+        });
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
       return;
     }
     case 'demo':

@@ -59,7 +59,10 @@ export class Connection implements MessageSink, RecoveryListener {
   readonly localCid: number;
   /** The peer's connection id (0 until known). */
   remoteCid = 0;
-  readonly remote: SocketAddress;
+  /** Where packets go. Changes only when the endpoint allows migration and an authenticated, newest packet arrives from elsewhere. */
+  remote: SocketAddress;
+  /** Times the path moved to a new address (migration). */
+  pathChanges = 0;
   readonly isServer: boolean;
   config: ConfigValues;
 
@@ -464,8 +467,12 @@ export class Connection implements MessageSink, RecoveryListener {
 
   // ---------------------------------------------------------------- receive path
 
-  /** An authenticated-or-not data packet addressed to this connection. Never throws. */
-  handleDatagram(now: number, data: Uint8Array): void {
+  /**
+   * An authenticated-or-not data packet addressed to this connection. Never throws. `from` is set when
+   * it came from an address other than `remote` and the endpoint allows migration: the path moves there
+   * if the packet authenticates and is the newest seen (an old or replayed packet never moves it).
+   */
+  handleDatagram(now: number, data: Uint8Array, from: SocketAddress | null = null): void {
     const st = this.#state;
     if (st === S.Dead) return;
     const keys = this.#keys;
@@ -497,6 +504,10 @@ export class Connection implements MessageSink, RecoveryListener {
     if (!plain) {
       this.badPackets++;
       return;
+    }
+    if (from !== null && pn > this.#replay.largest) {
+      this.remote = from;
+      this.pathChanges++;
     }
     this.#replay.mark(pn);
     this.#lastRecvUs = now;
@@ -1005,6 +1016,7 @@ export class Connection implements MessageSink, RecoveryListener {
       retransmittedBytes: this.retransmittedBytes,
       duplicatePackets: this.duplicatePackets,
       badPackets: this.badPackets,
+      pathChanges: this.pathChanges,
       refusedPackets: this.refusedPackets,
       messagesSent: this.messagesSent,
       messagesReceived: this.messagesReceived,

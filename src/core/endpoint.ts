@@ -23,6 +23,11 @@ export interface EndpointOptions {
   readonly statelessReplyRate?: number;
   /** Most connections the table holds. Default 8191 (as GNS). */
   readonly maxConnections?: number;
+  /**
+   * Let an authenticated packet from a new address move its connection there. Default false. The relay
+   * transport turns it on: its addresses are relay links, validated by the relay, never raw IPs.
+   */
+  readonly migration?: boolean;
 }
 
 /** Endpoint-wide counters: traffic that never reached a connection. */
@@ -54,6 +59,7 @@ export class Endpoint implements ConnectionHost {
   readonly #handshake: HandshakeLayer;
   #listen: boolean;
   readonly #maxConnections: number;
+  readonly #migration: boolean;
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
   readonly #byClient = new Map<string, Connection>();
@@ -73,6 +79,7 @@ export class Endpoint implements ConnectionHost {
     this.#handshake = options.handshake;
     this.#listen = options.listen ?? false;
     this.#maxConnections = options.maxConnections ?? 8191;
+    this.#migration = options.migration ?? false;
     this.#replyRate = options.statelessReplyRate ?? 1000;
     this.#replyTokens = Math.max(1, this.#replyRate / 10);
   }
@@ -255,11 +262,14 @@ export class Endpoint implements ConnectionHost {
         return;
       }
       if (!sameAddress(c.remote, from)) {
-        // Connection migration is not supported yet: packets from another address are dropped.
-        c.badPackets++;
-        return;
-      }
-      c.handleDatagram(now, data);
+        // Without migration, packets from another address are dropped. With it (relay paths, whose
+        // addresses the relay validates), an authenticated newest packet moves the connection.
+        if (!this.#migration) {
+          c.badPackets++;
+          return;
+        }
+        c.handleDatagram(now, data, from);
+      } else c.handleDatagram(now, data);
       this.#dirty.add(c);
       this.#reap(c);
       return;

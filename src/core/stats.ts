@@ -38,6 +38,8 @@ export interface ConnectionStatus {
   duplicatePackets: number;
   /** Packets that failed authentication (dropped, counted). */
   badPackets: number;
+  /** Times the path moved to a new address (migration over relay links). */
+  pathChanges: number;
   /** Packets not accepted because receive buffers were full (left unacked). */
   refusedPackets: number;
   messagesSent: number;

@@ -19,7 +19,7 @@ export interface UdpSocketOptions {
 }
 
 /** dgram resolves names even for IP literals, deferring each send by a tick; netlane only takes literals, so this answers at once. */
-function literalLookup(host: string, opts: unknown, cb?: (err: Error | null, address: string, family: number) => void): void {
+export function literalLookup(host: string, opts: unknown, cb?: (err: Error | null, address: string, family: number) => void): void {
   const done = (typeof opts === 'function' ? opts : cb) as (err: Error | null, address: string, family: number) => void;
   const family = net.isIP(host);
   if (family === 0) done(new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `not an IP address: ${host}`), host, 0);

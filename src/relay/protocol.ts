@@ -1,0 +1,328 @@
+import { SocketAddress as NodeSocketAddress, isIP } from 'node:net';
+import type { SocketAddress } from '../core/types.js';
+import { Reader } from '../wire/reader.js';
+import { Writer } from '../wire/writer.js';
+import { WireError } from '../wire/errors.js';
+
+/**
+ * The relay protocol (docs/RELAY.md): what a client and a relay node say to each other. Big-endian.
+ * Everything before a session is validated by a cookie; nothing a relay sends before that is larger
+ * than what it received. End-to-end netlane packets ride inside DATA messages, opaque to the relay.
+ */
+export const RelayMsg = {
+  Ping: 0x01,
+  Pong: 0x02,
+  SessionRequest: 0x03,
+  SessionOk: 0x04,
+  Refused: 0x05,
+  LinkRequest: 0x06,
+  LinkOk: 0x07,
+  LinkFailed: 0x08,
+  Keepalive: 0x09,
+  KeepaliveAck: 0x0a,
+  PathChallenge: 0x0b,
+  PathResponse: 0x0c,
+  CloseSession: 0x0d,
+  NoSession: 0x0e,
+  DataUp: 0x10,
+  DataDown: 0x11,
+} as const;
+
+export const RELAY_PROTOCOL_VERSION = 1;
+/** A PING is padded to at least this many bytes, so that a PONG (33 bytes) never amplifies. */
+export const MIN_PING_BYTES = 512;
+/** A SESSION_REQUEST is padded to at least this many bytes (larger than any answer to it). */
+export const MIN_SESSION_REQUEST_BYTES = 256;
+export const COOKIE_BYTES = 20;
+export const SESSION_ID_BYTES = 8;
+export const SESSION_KEY_BYTES = 16;
+export const PATH_MAC_BYTES = 16;
+/** Hop header of a DATA_UP: type, session id, link id. */
+export const UP_HEADER_BYTES = 1 + SESSION_ID_BYTES + 2;
+/** Hop header of a DATA_DOWN: type, link id. */
+export const DOWN_HEADER_BYTES = 3;
+/** Largest datagram either side sends or accepts. */
+export const MAX_RELAY_DATAGRAM = 1500;
+
+/** Why a relay refused a session or a link (REFUSED / LINK_FAILED codes). One code for every ticket failure: no oracle. */
+export const RefuseCode = {
+  Ticket: 1,
+  Quota: 2,
+  Draining: 3,
+  Full: 4,
+  BadRoute: 5,
+  LinkLimit: 6,
+} as const;
+
+export type RelayControl =
+  | { type: 'ping'; version: number; nonce: Uint8Array }
+  | { type: 'pong'; nonce: Uint8Array; cookie: Uint8Array; load: number; drainSeconds: number }
+  | { type: 'sessionRequest'; cookie: Uint8Array; clientNonce: Uint8Array; ticket: Uint8Array }
+  | { type: 'sessionOk'; clientNonce: Uint8Array; sessionId: Uint8Array; sessionKey: Uint8Array; drainSeconds: number; idleSeconds: number; token: Uint8Array }
+  | { type: 'refused'; clientNonce: Uint8Array; code: number }
+  | { type: 'linkRequest'; sessionId: Uint8Array; requestId: number; token: Uint8Array }
+  | { type: 'linkOk'; requestId: number; linkId: number }
+  | { type: 'linkFailed'; requestId: number; code: number }
+  | { type: 'keepalive'; sessionId: Uint8Array; seq: number }
+  | { type: 'keepaliveAck'; seq: number; drainSeconds: number; load: number }
+  | { type: 'pathChallenge'; challenge: Uint8Array }
+  | { type: 'pathResponse'; sessionId: Uint8Array; challenge: Uint8Array; mac: Uint8Array }
+  | { type: 'closeSession'; sessionId: Uint8Array }
+  | { type: 'noSession'; sessionId: Uint8Array };
+
+/** Encodes a control message into a fresh buffer, padded where the protocol says so. */
+export function encodeRelayControl(m: RelayControl): Uint8Array {
+  const buf = new Uint8Array(Math.max(MIN_PING_BYTES, 64 + ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0)));
+  const w = new Writer(buf);
+  switch (m.type) {
+    case 'ping':
+      w.u8(RelayMsg.Ping, 'type');
+      w.u8(m.version, 'version');
+      w.bytes(m.nonce, 'nonce');
+      w.zeros(MIN_PING_BYTES - w.position, 'padding');
+      break;
+    case 'pong':
+      w.u8(RelayMsg.Pong, 'type');
+      w.bytes(m.nonce, 'nonce');
+      w.bytes(m.cookie, 'cookie');
+      w.u8(m.load, 'load');
+      w.u16(m.drainSeconds, 'drainSeconds');
+      break;
+    case 'sessionRequest':
+      w.u8(RelayMsg.SessionRequest, 'type');
+      w.u8(RELAY_PROTOCOL_VERSION, 'version');
+      w.bytes(m.cookie, 'cookie');
+      w.bytes(m.clientNonce, 'clientNonce');
+      w.u16(m.ticket.length, 'ticketLength');
+      w.bytes(m.ticket, 'ticket');
+      if (w.position < MIN_SESSION_REQUEST_BYTES) w.zeros(MIN_SESSION_REQUEST_BYTES - w.position, 'padding');
+      break;
+    case 'sessionOk':
+      w.u8(RelayMsg.SessionOk, 'type');
+      w.bytes(m.clientNonce, 'clientNonce');
+      w.bytes(m.sessionId, 'sessionId');
+      w.bytes(m.sessionKey, 'sessionKey');
+      w.u16(m.drainSeconds, 'drainSeconds');
+      w.u16(m.idleSeconds, 'idleSeconds');
+      w.u8(m.token.length, 'tokenLength');
+      w.bytes(m.token, 'token');
+      break;
+    case 'refused':
+      w.u8(RelayMsg.Refused, 'type');
+      w.bytes(m.clientNonce, 'clientNonce');
+      w.u8(m.code, 'code');
+      break;
+    case 'linkRequest':
+      w.u8(RelayMsg.LinkRequest, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.token.length, 'tokenLength');
+      w.bytes(m.token, 'token');
+      break;
+    case 'linkOk':
+      w.u8(RelayMsg.LinkOk, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u16(m.linkId, 'linkId');
+      break;
+    case 'linkFailed':
+      w.u8(RelayMsg.LinkFailed, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.code, 'code');
+      break;
+    case 'keepalive':
+      w.u8(RelayMsg.Keepalive, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      w.u32(m.seq, 'seq');
+      break;
+    case 'keepaliveAck':
+      w.u8(RelayMsg.KeepaliveAck, 'type');
+      w.u32(m.seq, 'seq');
+      w.u16(m.drainSeconds, 'drainSeconds');
+      w.u8(m.load, 'load');
+      break;
+    case 'pathChallenge':
+      w.u8(RelayMsg.PathChallenge, 'type');
+      w.bytes(m.challenge, 'challenge');
+      break;
+    case 'pathResponse':
+      w.u8(RelayMsg.PathResponse, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      w.bytes(m.challenge, 'challenge');
+      w.bytes(m.mac, 'mac');
+      break;
+    case 'closeSession':
+      w.u8(RelayMsg.CloseSession, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      break;
+    case 'noSession':
+      w.u8(RelayMsg.NoSession, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      break;
+  }
+  return buf.slice(0, w.position);
+}
+
+/** Decodes a control message. Throws WireError on anything malformed (callers drop and count). */
+export function decodeRelayControl(b: Uint8Array): RelayControl {
+  const r = new Reader(b);
+  const type = r.u8('type');
+  let m: RelayControl;
+  switch (type) {
+    case RelayMsg.Ping: {
+      if (b.length < MIN_PING_BYTES) throw new WireError('ping', `shorter than ${MIN_PING_BYTES} bytes`);
+      m = { type: 'ping', version: r.u8('version'), nonce: r.bytes(8, 'nonce') };
+      return m; // the rest is padding
+    }
+    case RelayMsg.Pong:
+      m = { type: 'pong', nonce: r.bytes(8, 'nonce'), cookie: r.bytes(COOKIE_BYTES, 'cookie'), load: r.u8('load'), drainSeconds: r.u16('drainSeconds') };
+      break;
+    case RelayMsg.SessionRequest: {
+      if (b.length < MIN_SESSION_REQUEST_BYTES) throw new WireError('sessionRequest', `shorter than ${MIN_SESSION_REQUEST_BYTES} bytes`);
+      const version = r.u8('version');
+      if (version !== RELAY_PROTOCOL_VERSION) throw new WireError('sessionRequest.version', `unsupported version ${version}`);
+      const cookie = r.bytes(COOKIE_BYTES, 'cookie');
+      const clientNonce = r.bytes(8, 'clientNonce');
+      const ticket = r.bytes(r.u16('ticketLength'), 'ticket');
+      return { type: 'sessionRequest', cookie, clientNonce, ticket }; // the rest is padding
+    }
+    case RelayMsg.SessionOk:
+      m = {
+        type: 'sessionOk',
+        clientNonce: r.bytes(8, 'clientNonce'),
+        sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'),
+        sessionKey: r.bytes(SESSION_KEY_BYTES, 'sessionKey'),
+        drainSeconds: r.u16('drainSeconds'),
+        idleSeconds: r.u16('idleSeconds'),
+        token: r.bytes(r.u8('tokenLength'), 'token'),
+      };
+      break;
+    case RelayMsg.Refused:
+      m = { type: 'refused', clientNonce: r.bytes(8, 'clientNonce'), code: r.u8('code') };
+      break;
+    case RelayMsg.LinkRequest:
+      m = { type: 'linkRequest', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), requestId: r.u16('requestId'), token: r.bytes(r.u8('tokenLength'), 'token') };
+      break;
+    case RelayMsg.LinkOk:
+      m = { type: 'linkOk', requestId: r.u16('requestId'), linkId: r.u16('linkId') };
+      break;
+    case RelayMsg.LinkFailed:
+      m = { type: 'linkFailed', requestId: r.u16('requestId'), code: r.u8('code') };
+      break;
+    case RelayMsg.Keepalive:
+      m = { type: 'keepalive', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), seq: r.u32('seq') };
+      break;
+    case RelayMsg.KeepaliveAck:
+      m = { type: 'keepaliveAck', seq: r.u32('seq'), drainSeconds: r.u16('drainSeconds'), load: r.u8('load') };
+      break;
+    case RelayMsg.PathChallenge:
+      m = { type: 'pathChallenge', challenge: r.bytes(8, 'challenge') };
+      break;
+    case RelayMsg.PathResponse:
+      m = { type: 'pathResponse', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), challenge: r.bytes(8, 'challenge'), mac: r.bytes(PATH_MAC_BYTES, 'mac') };
+      break;
+    case RelayMsg.CloseSession:
+      m = { type: 'closeSession', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId') };
+      break;
+    case RelayMsg.NoSession:
+      m = { type: 'noSession', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId') };
+      break;
+    default:
+      throw new WireError('type', `unknown relay message 0x${type.toString(16)}`);
+  }
+  if (r.remaining !== 0) throw new WireError('trailer', `${r.remaining} trailing bytes`);
+  return m;
+}
+
+// ------------------------------------------------------------------ route strings
+
+export const ROUTE_VERSION = 1;
+/** Most relay entries in one route (primary and backups). */
+export const MAX_ROUTE_ENTRIES = 4;
+
+/** One relay a peer can be reached through: the relay's address and the peer's token there. */
+export interface RouteEntry {
+  readonly relay: SocketAddress;
+  readonly token: Uint8Array;
+}
+
+/** A decoded route string. Public information only: relay addresses and opaque tokens. */
+export interface Route {
+  readonly version: number;
+  /** Grows with every change of the owner's route; receivers ignore a revision older than the one they have. */
+  readonly revision: number;
+  /** The primary relay first, then the backups. */
+  readonly entries: readonly RouteEntry[];
+}
+
+function writeAddress(w: Writer, a: SocketAddress): void {
+  if (isIP(a.address) === 4) {
+    w.u8(4, 'family');
+    for (const part of a.address.split('.')) w.u8(Number(part), 'ipv4');
+  } else {
+    w.u8(6, 'family');
+    const v6 = expandIPv6(a.address);
+    for (let i = 0; i < 8; i++) w.u16(v6[i] as number, 'ipv6');
+  }
+  w.u16(a.port, 'port');
+}
+
+function readAddress(r: Reader): SocketAddress {
+  const family = r.u8('family');
+  let address: string;
+  if (family === 4) address = [r.u8('ipv4'), r.u8('ipv4'), r.u8('ipv4'), r.u8('ipv4')].join('.');
+  else if (family === 6) {
+    const parts: string[] = [];
+    for (let i = 0; i < 8; i++) parts.push(r.u16('ipv6').toString(16));
+    address = new NodeSocketAddress({ address: parts.join(':'), family: 'ipv6' }).address; // canonical form, as dgram reports it
+  } else throw new WireError('route.family', `unknown address family ${family}`);
+  return { address, port: r.u16('port') };
+}
+
+/** The eight 16-bit groups of an IPv6 literal (which node:net has checked). */
+function expandIPv6(s: string): number[] {
+  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, null];
+  const parse = (p: string): number[] => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));
+  const h = parse(head);
+  if (tail === null) return h;
+  const t = parse(tail);
+  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+}
+
+/** `base64url(version, revision, count, (relay address, token)...)`. */
+export function encodeRoute(route: Route): string {
+  const buf = new Uint8Array(8 + route.entries.length * (19 + 1 + 255));
+  const w = new Writer(buf);
+  w.u8(route.version, 'route.version');
+  w.u32(route.revision, 'route.revision');
+  w.u8(route.entries.length, 'route.count');
+  for (const e of route.entries) {
+    writeAddress(w, e.relay);
+    w.u8(e.token.length, 'route.tokenLength');
+    w.bytes(e.token, 'route.token');
+  }
+  return Buffer.from(buf.subarray(0, w.position)).toString('base64url');
+}
+
+/** Parses a route string; throws WireError if it is not one. */
+export function decodeRoute(s: string): Route {
+  if (typeof s !== 'string' || s.length === 0 || s.length > 2048 || !/^[A-Za-z0-9_-]+$/.test(s)) throw new WireError('route', 'not base64url');
+  const r = new Reader(new Uint8Array(Buffer.from(s, 'base64url')));
+  const version = r.u8('route.version');
+  if (version !== ROUTE_VERSION) throw new WireError('route.version', `unsupported route version ${version}`);
+  const revision = r.u32('route.revision');
+  const count = r.u8('route.count');
+  if (count === 0 || count > MAX_ROUTE_ENTRIES) throw new WireError('route.count', `${count} entries`);
+  const entries: RouteEntry[] = [];
+  for (let i = 0; i < count; i++) {
+    const relay = readAddress(r);
+    const token = r.bytes(r.u8('route.tokenLength'), 'route.token').slice();
+    entries.push({ relay, token });
+  }
+  if (r.remaining !== 0) throw new WireError('route', 'trailing bytes');
+  return { version, revision, entries };
+}
+
+/** `host:port` of an address, with brackets for IPv6: the key under which both sides file a relay. */
+export function addressKey(a: SocketAddress): string {
+  return a.address.includes(':') ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+}
