@@ -5,3 +5,4 @@ export { SeededRng, type Rng } from './util/rng.js';
 export * from './crypto/index.js';
 export * from './api/index.js';
 export { UdpSocket, EndpointDriver, MemoryTransport, FakeLink, NO_FAKE_CONDITIONS, monotonicUs, channels, CryptoRng, type FakeConditions, type FakeLinkStats, type DelayedDatagram, type DatagramTransport, type DriverOptions, type UdpSocketOptions, type Clock } from './io/index.js';
+export * from './relay/index.js';

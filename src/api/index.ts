@@ -15,3 +15,4 @@ export {
   type OutgoingMessage,
   type SendResult,
 } from './types.js';
+export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats } from './network-manager.js';

@@ -11,7 +11,8 @@ import { RelayClient, type RelayClientOptions, type RelayClientStats } from '../
 import { UP_HEADER_BYTES, decodeRoute, type Route } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng } from '../util/rng.js';
-import { parseAddress } from './networking-sockets.js';
+import { CONFIG_INFO, ConfigStore, checkConfigValue, configId, type ConfigName } from './config.js';
+import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
 export const DiscordResult = {
@@ -41,8 +42,8 @@ export interface NetworkManagerOptions {
   readonly clock?: Clock;
   /** Keep the process alive while the manager is open. Default false. */
   readonly keepProcessAlive?: boolean;
-  /** Connection configuration (GNS names: `TimeoutConnected`, `FakePacketLoss_Send`, ...). */
-  readonly connectionConfig?: Partial<Record<string, number>>;
+  /** Configuration of every connection, GNS names (`TimeoutConnected`, `FakePacketLoss_Send`, ...). Throws ERR_NETLANE_CONFIG on a bad one. */
+  readonly connectionConfig?: ConfigOptions;
   /** Relay client tuning (keepalive, failover timeout, hysteresis, tap). */
   readonly relayOptions?: Partial<Pick<RelayClientOptions, 'keepaliveMs' | 'relayTimeoutMs' | 'probeIntervalMs' | 'hysteresis' | 'tap'>>;
 }
@@ -141,13 +142,14 @@ export class NetworkManager {
     });
     const ticket = typeof options.ticket === 'string' ? new Uint8Array(Buffer.from(options.ticket, 'base64url')) : (options.ticket ?? null);
     const handshake = new SecureHandshake({ provider: this.#provider, key });
+    const store = configStore(options.connectionConfig ?? {});
     this.#endpoint = new Endpoint({
       rng: new CryptoRng(),
       handshake,
       listen: true,
       migration: true,
       // Room for the relay's hop header inside a 1200-byte datagram.
-      config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...options.connectionConfig },
+      config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...store.coreValues() },
     });
     this.#relay = new RelayClient({
       ...options.relayOptions,
@@ -160,6 +162,8 @@ export class NetworkManager {
       onRoute: (route, parsed) => this.#ownRouteChanged(route, parsed),
     });
     this.#driver = new EndpointDriver(this.#endpoint, this.#relay, { clock: this.#clock, rng: new SeededRng(randomSeed()), keepProcessAlive: options.keepProcessAlive ?? false, onServiced: () => this.#serviced() });
+    const fake = store.fakeConditions();
+    this.#driver.setFakeConditions(fake.send, fake.recv);
   }
 
   // ---------------------------------------------------------------- the GameSDK API
@@ -493,6 +497,19 @@ export class NetworkManager {
     }
     this.#adopt(peer, cid);
   }
+}
+
+/** A config store holding `options`; throws ERR_NETLANE_CONFIG for an unknown name or a bad value. */
+function configStore(options: ConfigOptions): ConfigStore {
+  const store = new ConfigStore(null);
+  for (const [name, v] of Object.entries(options)) {
+    const id = configId(name as ConfigName);
+    const info = id === null ? undefined : CONFIG_INFO.get(id);
+    const bad = info ? checkConfigValue(info, v ?? null) : `unknown config value ${name}`;
+    if (bad || !info) throw new NetlaneError('ERR_NETLANE_CONFIG', bad ?? name);
+    store.set(info.id, v ?? null);
+  }
+  return store;
 }
 
 function validChannel(channelId: number): boolean {

@@ -1,11 +1,14 @@
 // `npm start`: a server and a client over real UDP on 127.0.0.1, with fake lag and loss on both sides.
 // The client sends reliable "loot" and unreliable "positions" at 20 Hz; the server sends positions back.
-// One status line a second, a summary at the end. Options: --duration S (10), --lag MS (40), --loss PCT (5).
+// One status line a second, a summary at the end. Then the same through an embedded relay, with the
+// Discord-style NetworkManager (relay-demo.ts). Options: --duration S (10), --lag MS (40), --loss PCT (5),
+// --relay-duration S (3).
 import { parseArgs } from 'node:util';
 import { ConfigScope, NetworkingSockets, type NetworkingMessage, type StatusChangedInfo } from '../api/index.js';
 import { ConnectionState, SendFlags } from '../core/types.js';
+import { relayDemo } from './relay-demo.js';
 
-const { values } = parseArgs({ allowPositionals: true, options: { duration: { type: 'string', default: '10' }, lag: { type: 'string', default: '40' }, loss: { type: 'string', default: '5' } } });
+const { values } = parseArgs({ allowPositionals: true, options: { duration: { type: 'string', default: '10' }, lag: { type: 'string', default: '40' }, loss: { type: 'string', default: '5' }, 'relay-duration': { type: 'string', default: '3' } } });
 const durationS = Number(values.duration);
 const lagMs = Number(values.lag);
 const lossPct = Number(values.loss);
@@ -133,6 +136,13 @@ function summary(): void {
     server.runCallbacks();
     client.close();
     server.close();
-    process.exitCode = count.lootGot === count.lootSent && count.lootInOrder ? 0 : 1;
+    const direct = count.lootGot === count.lootSent && count.lootInOrder;
+    relayDemo(Number(values['relay-duration']), lossPct).then(
+      (relayed) => (process.exitCode = direct && relayed ? 0 : 1),
+      (e: unknown) => {
+        console.error(e);
+        process.exitCode = 1;
+      },
+    );
   }, 300);
 }
