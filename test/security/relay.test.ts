@@ -1,0 +1,304 @@
+// The relay node, sans-IO, in virtual time: tickets, cookies, amplification, links, rate limits,
+// reaping, draining and rebinding. Every datagram the node sends is captured by address.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { RelayNode, type RelayNodeOptions } from '../../src/relay/node.js';
+import { COOKIE_BYTES, DOWN_HEADER_BYTES, RelayMsg, RefuseCode, UP_HEADER_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type RelayControl } from '../../src/relay/protocol.js';
+import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
+import { SeededRng } from '../../src/util/rng.js';
+import { seedOr, withSeed } from '../support/sim.js';
+
+const NOW_S = 1_800_000_000;
+
+interface Sent {
+  data: Uint8Array;
+  port: number;
+  address: string;
+}
+
+/** A relay node whose output lands in `sent`, with one trusted ticket key (and one revoked). */
+function relay(seed: number, options: Partial<RelayNodeOptions> = {}): { node: RelayNode; sent: Sent[]; provider: ReturnType<typeof seededCryptoProvider>; key: ReturnType<ReturnType<typeof seededCryptoProvider>['signingKey']>; revokedKey: ReturnType<ReturnType<typeof seededCryptoProvider>['signingKey']> } {
+  const provider = seededCryptoProvider(seed);
+  const key = provider.signingKey();
+  const revokedKey = provider.signingKey();
+  const sent: Sent[] = [];
+  const node = new RelayNode({
+    provider,
+    send: (data, port, address) => sent.push({ data: data.slice(), port, address }),
+    ticketKeys: { keys: new Map([[ticketKeyId(provider, key.publicKey), key.publicKey], [ticketKeyId(provider, revokedKey.publicKey), revokedKey.publicKey]]), revoked: new Set([ticketKeyId(provider, revokedKey.publicKey)]) },
+    unixSeconds: () => NOW_S,
+    ...options,
+  });
+  return { node, sent, provider, key, revokedKey };
+}
+
+/** The last control message sent to `address:port`. */
+function lastTo(sent: Sent[], address: string, port: number): RelayControl | null {
+  for (let i = sent.length - 1; i >= 0; i--) {
+    const s = sent[i] as Sent;
+    if (s.address === address && s.port === port && s.data[0] !== RelayMsg.DataDown) return decodeRelayControl(s.data);
+  }
+  return null;
+}
+
+/** Pings from `address:port`, returns the cookie. */
+function cookieFor(node: RelayNode, sent: Sent[], now: number, address: string, port: number): Uint8Array {
+  node.handleDatagram(now, address, port, encodeRelayControl({ type: 'ping', version: 1, nonce: new Uint8Array(8) }));
+  const m = lastTo(sent, address, port);
+  assert.equal(m?.type, 'pong');
+  return (m as Extract<RelayControl, { type: 'pong' }>).cookie;
+}
+
+/** Opens a session from `address:port` with `ticket`; returns the answer. */
+function open(node: RelayNode, sent: Sent[], now: number, address: string, port: number, ticket: Uint8Array, nonce = 1): RelayControl | null {
+  const cookie = cookieFor(node, sent, now, address, port);
+  const before = sent.length;
+  node.handleDatagram(now, address, port, encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8).fill(nonce), ticket }));
+  return sent.length > before ? lastTo(sent, address, port) : null;
+}
+
+test('tickets: expired, not yet valid, over 24 h, unknown key, revoked key, a flipped signature bit, truncated, reused from a second address: all refused, no session allocated', () => {
+  withSeed(seedOr(501), (seed) => {
+    const { node, sent, provider, key, revokedKey } = relay(seed);
+    const unknownKey = provider.signingKey();
+    const base = { user: 'alice', issuedAt: NOW_S - 60, expiresAt: NOW_S + 3600, maxSessions: 4, maxKbps: 8000 };
+    const good = signTicket(provider, key, base);
+    const flipped = good.slice();
+    flipped[flipped.length - 10] = (flipped[flipped.length - 10] as number) ^ 0x04;
+    // signTicket refuses lifetimes over 24 h, so the over-long ticket is a good one with its expiry moved
+    // 2 days out (its signature breaks too, but the lifetime check comes first: the counters show which fired).
+    const overLong = signTicket(provider, key, { ...base, issuedAt: NOW_S - 10, expiresAt: NOW_S + 3600 });
+    new DataView(overLong.buffer).setUint32(9, NOW_S + 86_400 * 2);
+    const cases: [string, Uint8Array][] = [
+      ['expired', signTicket(provider, key, { ...base, issuedAt: NOW_S - 7200, expiresAt: NOW_S - 1 })],
+      ['not yet valid', signTicket(provider, key, { ...base, issuedAt: NOW_S + 600, expiresAt: NOW_S + 4200 })],
+      ['over 24 h', overLong],
+      ['unknown key', signTicket(provider, unknownKey, base)],
+      ['revoked key', signTicket(provider, revokedKey, base)],
+      ['flipped signature bit', flipped],
+      ['truncated', good.subarray(0, good.length - 1)],
+      ['empty', new Uint8Array(0)],
+    ];
+    let port = 30000;
+    for (const [what, ticket] of cases) {
+      const m = open(node, sent, 1e9, '10.1.0.1', port++, ticket);
+      assert.deepEqual(m && m.type === 'refused' ? m.code : m, RefuseCode.Ticket, `${what}: refused with the one ticket code`);
+    }
+    assert.equal(node.sessionCount, 0, 'no session allocated for any bad ticket');
+    assert.deepEqual(node.stats.ticketRefusedBy, { malformed: 1, unknownKey: 1, revokedKey: 1, notYetValid: 1, expired: 1, tooLong: 1, badSignature: 1, reused: 0, quota: 0, missing: 1 });
+    assert.equal(node.stats.signatureChecks, 1, 'only the ticket whose every cheap check passed cost a signature verification');
+    // The good ticket opens a session; the same ticket from a second address is refused.
+    assert.equal(open(node, sent, 1e9, '10.1.0.2', 40000, good)?.type, 'sessionOk');
+    assert.equal(node.sessionCount, 1);
+    const reused = open(node, sent, 1e9, '10.1.0.3', 40000, good, 2);
+    assert.equal(reused?.type, 'refused');
+    assert.equal(node.sessionCount, 1, 'the reuse allocated nothing');
+    assert.equal(node.stats.ticketRefusedBy.reused, 1);
+  });
+});
+
+test('quota: a ticket for 2 sessions opens 2 and the third is refused', () => {
+  withSeed(seedOr(502), (seed) => {
+    const { node, sent, provider, key } = relay(seed);
+    const t = signTicket(provider, key, { user: 'bob', issuedAt: NOW_S, expiresAt: NOW_S + 60, maxSessions: 2, maxKbps: 100 });
+    assert.equal(open(node, sent, 1e9, '10.2.0.1', 1000, t, 1)?.type, 'sessionOk');
+    assert.equal(open(node, sent, 1e9, '10.2.0.1', 1000, t, 2)?.type, 'sessionOk');
+    const third = open(node, sent, 1e9, '10.2.0.1', 1000, t, 3);
+    assert.deepEqual(third?.type === 'refused' && third.code, RefuseCode.Quota);
+    assert.equal(node.sessionCount, 2);
+  });
+});
+
+test('spoofed pings, session requests, link requests, data and garbage from 40,000 sources: 0 state, 0 signature checks, bytes out / bytes in <= 1.0', () => {
+  withSeed(seedOr(503), (seed) => {
+    const { node, sent, provider, key } = relay(seed);
+    const rng = new SeededRng(seed);
+    const ticket = signTicket(provider, key, { user: 'mallory', issuedAt: NOW_S, expiresAt: NOW_S + 60, maxSessions: 1, maxKbps: 100 });
+    let bytesIn = 0;
+    let now = 5e9;
+    const kinds = 5;
+    for (let i = 0; i < 40_000; i++) {
+      const address = `10.${(i >> 8) & 0xff}.${i & 0xff}.${1 + (i % 200)}`;
+      const port = 1024 + (rng.nextU32() % 60000);
+      let d: Uint8Array;
+      switch (i % kinds) {
+        case 0:
+          d = encodeRelayControl({ type: 'ping', version: 1, nonce: new Uint8Array(8) });
+          break;
+        case 1: {
+          const cookie = new Uint8Array(COOKIE_BYTES);
+          for (let k = 0; k < cookie.length; k++) cookie[k] = rng.nextU32() & 0xff;
+          d = encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8), ticket });
+          break;
+        }
+        case 2:
+          d = encodeRelayControl({ type: 'linkRequest', sessionId: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, i & 0xff), requestId: 1, token: new Uint8Array(41) });
+          break;
+        case 3:
+          d = new Uint8Array(UP_HEADER_BYTES + 40);
+          d[0] = RelayMsg.DataUp;
+          for (let k = 1; k < 9; k++) d[k] = rng.nextU32() & 0xff;
+          break;
+        default:
+          d = new Uint8Array(1 + (rng.nextU32() % 1400));
+          for (let k = 0; k < d.length; k++) d[k] = rng.nextU32() & 0xff;
+      }
+      bytesIn += d.length;
+      node.handleDatagram(now, address, port, d);
+      now += 50; // 20,000 datagrams a second
+    }
+    node.handleTimeout(now);
+    const bytesOut = sent.reduce((n, s) => n + s.data.length, 0);
+    assert.equal(node.sessionCount, 0, 'no session');
+    assert.equal(node.stats.signatureChecks, 0, 'no signature verified for a request without a valid cookie');
+    assert.ok(bytesOut / bytesIn <= 1.0, `amplification ${(bytesOut / bytesIn).toFixed(3)}`);
+    // Each reply is smaller than what it answers.
+    for (const s of sent) assert.ok(s.data.length <= 33, `reply of ${s.data.length} bytes`);
+    const noSession = sent.filter((s) => s.data[0] === RelayMsg.NoSession).length;
+    assert.ok(noSession <= 4 * Math.ceil((now - 5e9) / 1e6) + 4, `${noSession} NO_SESSION replies in ${((now - 5e9) / 1e6).toFixed(1)} s: at most 4 a second`);
+    console.log(`seed ${seed}: ${bytesIn} bytes in, ${bytesOut} out (${(bytesOut / bytesIn).toFixed(3)}x); ${node.stats.cookieRefused} cookies refused; ${noSession} NO_SESSION`);
+  });
+});
+
+test('a cookie is bound to its address and expires after 10 s', () => {
+  withSeed(seedOr(504), (seed) => {
+    const { node, sent } = relay(seed, { open: true });
+    const cookie = cookieFor(node, sent, 1e9, '10.3.0.1', 5000);
+    const req = (address: string, port: number, now: number): void => node.handleDatagram(now, address, port, encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8), ticket: new Uint8Array(0) }));
+    req('10.3.0.2', 5000, 1e9);
+    req('10.3.0.1', 5001, 1e9);
+    req('10.3.0.1', 5000, 1e9 + 11e6);
+    assert.equal(node.sessionCount, 0);
+    assert.equal(node.stats.cookieRefused, 3);
+    req('10.3.0.1', 5000, 1e9 + 9e6);
+    assert.equal(node.sessionCount, 1, 'the same cookie from its own address within 10 s opens a session');
+  });
+});
+
+/** Two open-mode sessions linked to each other. */
+function linked(seed: number, options: Partial<RelayNodeOptions> = {}): { node: RelayNode; sent: Sent[]; provider: ReturnType<typeof seededCryptoProvider>; a: Extract<RelayControl, { type: 'sessionOk' }>; b: Extract<RelayControl, { type: 'sessionOk' }>; linkA: number } {
+  const { node, sent, provider } = relay(seed, { open: true, ...options });
+  const a = open(node, sent, 1e9, '10.4.0.1', 1111, new Uint8Array(0)) as Extract<RelayControl, { type: 'sessionOk' }>;
+  const b = open(node, sent, 1e9, '10.4.0.2', 2222, new Uint8Array(0)) as Extract<RelayControl, { type: 'sessionOk' }>;
+  assert.equal(a.type, 'sessionOk');
+  assert.equal(b.type, 'sessionOk');
+  // The route token holds no client address, in any form.
+  for (const s of [a, b]) {
+    const route = encodeRoute({ version: 1, revision: 1, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, token: s.token }] });
+    assert.equal(decodeRoute(route).entries[0]?.relay.port, 27100);
+    const raw = Buffer.from(route, 'base64url');
+    for (const ip of [[10, 4, 0, 1], [10, 4, 0, 2]]) assert.equal(raw.indexOf(Buffer.from(ip)), -1, 'no client IP bytes in the route');
+    assert.ok(!route.includes('10.4.0'), 'no client IP text in the route');
+  }
+  node.handleDatagram(1e9, '10.4.0.1', 1111, encodeRelayControl({ type: 'linkRequest', sessionId: a.sessionId, requestId: 7, token: b.token }));
+  const ok = lastTo(sent, '10.4.0.1', 1111);
+  assert.equal(ok?.type, 'linkOk');
+  return { node, sent, provider, a, b, linkA: (ok as Extract<RelayControl, { type: 'linkOk' }>).linkId };
+}
+
+function up(sessionId: Uint8Array, linkId: number, payload: Uint8Array): Uint8Array {
+  const d = new Uint8Array(UP_HEADER_BYTES + payload.length);
+  d[0] = RelayMsg.DataUp;
+  d.set(sessionId, 1);
+  d[9] = linkId >> 8;
+  d[10] = linkId & 0xff;
+  d.set(payload, UP_HEADER_BYTES);
+  return d;
+}
+
+test('links: data goes to the linked session with a 3-byte hop header and the payload untouched; a second link request names the same link', () => {
+  withSeed(seedOr(505), (seed) => {
+    const { node, sent, a, b, linkA } = linked(seed);
+    const payload = Uint8Array.from({ length: 100 }, (_, i) => i);
+    node.handleDatagram(1e9 + 1, '10.4.0.1', 1111, up(a.sessionId, linkA, payload));
+    const out = sent[sent.length - 1] as Sent;
+    assert.deepEqual([out.address, out.port], ['10.4.0.2', 2222]);
+    assert.equal(out.data[0], RelayMsg.DataDown);
+    assert.equal(out.data.length, DOWN_HEADER_BYTES + payload.length);
+    assert.deepEqual(out.data.subarray(DOWN_HEADER_BYTES), payload);
+    // B links to A's token: the same link, from B's side.
+    node.handleDatagram(1e9 + 2, '10.4.0.2', 2222, encodeRelayControl({ type: 'linkRequest', sessionId: b.sessionId, requestId: 9, token: a.token }));
+    const okB = lastTo(sent, '10.4.0.2', 2222);
+    assert.equal(okB?.type, 'linkOk');
+    const linkB = (okB as Extract<RelayControl, { type: 'linkOk' }>).linkId;
+    assert.equal(out.data[1]! * 256 + out.data[2]!, linkB, 'the down header names B\'s side of the same link');
+    assert.equal(node.linkCount, 1);
+    // A forged token and one's own token are refused.
+    const forged = b.token.slice();
+    forged[20] = (forged[20] as number) ^ 1;
+    node.handleDatagram(1e9 + 3, '10.4.0.1', 1111, encodeRelayControl({ type: 'linkRequest', sessionId: a.sessionId, requestId: 10, token: forged }));
+    assert.deepEqual(lastTo(sent, '10.4.0.1', 1111), { type: 'linkFailed', requestId: 10, code: RefuseCode.BadRoute });
+    node.handleDatagram(1e9 + 4, '10.4.0.1', 1111, encodeRelayControl({ type: 'linkRequest', sessionId: a.sessionId, requestId: 11, token: a.token }));
+    assert.deepEqual(lastTo(sent, '10.4.0.1', 1111), { type: 'linkFailed', requestId: 11, code: RefuseCode.BadRoute });
+  });
+});
+
+test('rate limit: a session sending at 10x its cap gets about its cap forwarded', () => {
+  withSeed(seedOr(506), (seed) => {
+    const { node, sent, a, linkA } = linked(seed, { openKbps: 800 }); // 100,000 bytes/s
+    const before = sent.length;
+    const payload = new Uint8Array(1000);
+    let now = 2e9;
+    for (let i = 0; i < 2000; i++) {
+      node.handleDatagram(now, '10.4.0.1', 1111, up(a.sessionId, linkA, payload)); // 1,000 datagrams/s = 1 MB/s
+      now += 1000;
+    }
+    const forwarded = (sent.length - before) * payload.length;
+    // 2 s at 100 kB/s plus the 64 KiB burst.
+    assert.ok(forwarded <= 200_000 * 1.1 + 65_536, `${forwarded} bytes forwarded`);
+    assert.ok(forwarded >= 200_000 * 0.9, `${forwarded} bytes forwarded`);
+    assert.ok(node.stats.rateLimited > 1500);
+  });
+});
+
+test('idle sessions are reaped after 30 s with their links; a drain refuses new sessions and announces its deadline', () => {
+  withSeed(seedOr(507), (seed) => {
+    const { node, sent, a } = linked(seed);
+    node.handleDatagram(1e9 + 20e6, '10.4.0.1', 1111, encodeRelayControl({ type: 'keepalive', sessionId: a.sessionId, seq: 1 }));
+    node.handleTimeout(1e9 + 31e6);
+    assert.equal(node.sessionCount, 1, 'the session that kept alive stays, the silent one is reaped');
+    assert.equal(node.linkCount, 0);
+    node.drain(1e9 + 32e6, 10);
+    node.handleDatagram(1e9 + 33e6, '10.4.0.1', 1111, encodeRelayControl({ type: 'keepalive', sessionId: a.sessionId, seq: 2 }));
+    const ack = lastTo(sent, '10.4.0.1', 1111);
+    assert.equal(ack?.type === 'keepaliveAck' && ack.drainSeconds, 9);
+    assert.deepEqual(open(node, sent, 1e9 + 33e6, '10.4.0.9', 9, new Uint8Array(0), 5), { type: 'refused', clientNonce: new Uint8Array(8).fill(5), code: RefuseCode.Draining });
+    assert.equal(node.drained(1e9 + 40e6), false);
+    node.handleTimeout(1e9 + 43e6);
+    assert.equal(node.drained(1e9 + 43e6), true);
+    assert.equal(node.sessionCount, 0);
+  });
+});
+
+test('NAT rebinding: data from a new address is not forwarded; the relay challenges it with at most 3x its bytes and moves the session once it answers', () => {
+  withSeed(seedOr(508), (seed) => {
+    const { node, sent, provider, a, linkA } = linked(seed);
+    const payload = new Uint8Array(60);
+    const before = sent.length;
+    let bytesFromNew = 0;
+    for (let i = 0; i < 5; i++) {
+      const d = up(a.sessionId, linkA, payload);
+      bytesFromNew += d.length;
+      node.handleDatagram(3e9 + i * 100_000, '10.4.0.1', 5555, d);
+    }
+    const toNew = sent.slice(before).filter((s) => s.port === 5555);
+    const toPeer = sent.slice(before).filter((s) => s.address === '10.4.0.2');
+    assert.equal(toPeer.length, 0, 'nothing forwarded from the unvalidated address');
+    assert.ok(toNew.length >= 1 && toNew.every((s) => s.data[0] === RelayMsg.PathChallenge));
+    assert.ok(toNew.reduce((n, s) => n + s.data.length, 0) <= 3 * bytesFromNew);
+    // A wrong answer moves nothing; the right one (HMAC with the session key) moves the session.
+    const challenge = (decodeRelayControl((toNew[toNew.length - 1] as Sent).data) as Extract<RelayControl, { type: 'pathChallenge' }>).challenge;
+    node.handleDatagram(3e9 + 1e6, '10.4.0.1', 5555, encodeRelayControl({ type: 'pathResponse', sessionId: a.sessionId, challenge, mac: new Uint8Array(16) }));
+    assert.equal(node.stats.rebinds, 0);
+    const mac = provider.hmacSha256(a.sessionKey, new TextEncoder().encode('netlane-relay-path'), challenge).subarray(0, 16);
+    node.handleDatagram(3e9 + 1e6, '10.4.0.1', 5555, encodeRelayControl({ type: 'pathResponse', sessionId: a.sessionId, challenge, mac }));
+    assert.equal(node.stats.rebinds, 1);
+    node.handleDatagram(3e9 + 2e6, '10.4.0.1', 5555, up(a.sessionId, linkA, payload));
+    assert.equal((sent[sent.length - 1] as Sent).address, '10.4.0.2', 'data from the new address is forwarded now');
+    // The old address is no longer the session's.
+    const n = sent.length;
+    node.handleDatagram(3e9 + 3e6, '10.4.0.1', 1111, up(a.sessionId, linkA, payload));
+    assert.ok(sent.slice(n).every((s) => s.address !== '10.4.0.2'));
+  });
+});
