@@ -308,11 +308,11 @@ export class NetworkManager {
   }
 
   /** A peer's connection state, path and counters, or null if the peer is not open. */
-  peerStatus(peerId: bigint): { connected: boolean; relay: SocketAddress | null; pathChanges: number; queued: number; handshakes: number } | null {
+  peerStatus(peerId: bigint): { connected: boolean; relay: SocketAddress | null; pathChanges: number; badPackets: number; queued: number; handshakes: number } | null {
     const peer = this.#peers.get(peerId);
     if (!peer) return null;
     const st = peer.cid ? this.#endpoint.status(this.#clock(), peer.cid) : null;
-    return { connected: peer.connected, relay: peer.vaddr ? this.#relay.pathRelay(peer.vaddr) : null, pathChanges: st?.pathChanges ?? 0, queued: peer.outbox.length, handshakes: this.#handshakes.get(peerId) ?? 0 };
+    return { connected: peer.connected, relay: peer.vaddr ? this.#relay.pathRelay(peer.vaddr) : null, pathChanges: st?.pathChanges ?? 0, badPackets: st?.badPackets ?? 0, queued: peer.outbox.length, handshakes: this.#handshakes.get(peerId) ?? 0 };
   }
 
   /** Closes every connection and the relay sessions. */
