@@ -9,6 +9,7 @@ import { checkCertificate } from '../../src/crypto/certificate.js';
 import { decodeCertificateFile, decodeKeyFile } from '../../src/crypto/keyfile.js';
 import { ConnectionState } from '../../src/core/types.js';
 import { connectedPair } from '../support/sim.js';
+import { ticketKeyId, verifyTicket, type TicketKeys } from '../../src/relay/ticket.js';
 
 const CLI = join('dist', 'src', 'cli', 'netlane.js');
 
@@ -56,4 +57,29 @@ test('netlane cert refuses bad arguments with exit code 2 and a message', () => 
   assert.match(run('cert', '--ca', '/dev/null', '--identity', 'bad', '--public-key', Buffer.alloc(32).toString('base64')).stderr, /key file|identity/);
   assert.equal(run('frobnicate').status, 2);
   assert.equal(run('keygen', '--bogus', '1').status, 2);
+});
+
+test('netlane ticket signs a ticket that a relay with the ticket key accepts, and only that relay', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'netlane-cli-'));
+  try {
+    const provider = new NodeCryptoProvider();
+    const f = (n: string): string => join(dir, n);
+    assert.equal(run('keygen', '--out', f('ticket.key')).status, 0);
+    assert.equal(run('keygen', '--out', f('other.key')).status, 0);
+    const r = run('ticket', '--key', f('ticket.key'), '--user', 'alice', '--hours', '6', '--sessions', '2');
+    assert.equal(r.status, 0, r.stderr);
+    const bytes = new Uint8Array(Buffer.from(r.stdout.trim(), 'base64url'));
+    const key = decodeKeyFile(provider, readFileSync(f('ticket.key'), 'utf8'));
+    const other = decodeKeyFile(provider, readFileSync(f('other.key'), 'utf8'));
+    const trust = (k: typeof key): TicketKeys => ({ keys: new Map([[ticketKeyId(provider, k.publicKey), k.publicKey]]), revoked: new Set() });
+    const now = Math.floor(Date.now() / 1000);
+    const ok = verifyTicket(provider, trust(key), bytes, now);
+    assert.ok(ok.ok && ok.ticket.user === 'alice' && ok.ticket.maxSessions === 2 && ok.ticket.expiresAt - ok.ticket.issuedAt === 6 * 3600);
+    assert.deepEqual(verifyTicket(provider, trust(other), bytes, now), { ok: false, why: 'unknownKey' });
+    assert.deepEqual(verifyTicket(provider, trust(key), bytes, now + 7 * 3600), { ok: false, why: 'expired' });
+    assert.equal(run('ticket', '--key', f('ticket.key'), '--user', 'alice', '--hours', '25').status, 2, 'more than 24 h is refused');
+    assert.equal(run('relay').status, 2, 'a relay needs ticket keys or --open');
+  } finally {
+    rmSync(dir, { recursive: true });
+  }
 });

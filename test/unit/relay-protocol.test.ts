@@ -1,0 +1,46 @@
+// Route strings and relay messages: round trips, refusals of malformed input, and the relay
+// client's hysteresis rule.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { clearlyBetter } from '../../src/relay/client.js';
+import { MIN_PING_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type Route } from '../../src/relay/protocol.js';
+import { WireError } from '../../src/wire/errors.js';
+
+test('route strings round-trip IPv4 and IPv6 relays, primary first, and are base64url', () => {
+  const route: Route = {
+    version: 1,
+    revision: 7,
+    entries: [
+      { relay: { address: '203.0.113.5', port: 27100 }, token: new Uint8Array(41).fill(9) },
+      { relay: { address: '2001:db8::1', port: 443 }, token: new Uint8Array(41).fill(3) },
+    ],
+  };
+  const s = encodeRoute(route);
+  assert.match(s, /^[A-Za-z0-9_-]+$/);
+  assert.deepEqual(decodeRoute(s), route);
+});
+
+test('malformed route strings and relay messages are refused with WireError, never another exception', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 700 }), (bytes) => {
+      for (const f of [() => decodeRoute(Buffer.from(bytes).toString('base64url')), () => decodeRelayControl(bytes)]) {
+        try {
+          f();
+        } catch (e) {
+          if (!(e instanceof WireError)) throw e;
+        }
+      }
+    }),
+    { numRuns: 3000, seed: 42 },
+  );
+  assert.throws(() => decodeRoute('has spaces'), WireError);
+  assert.throws(() => decodeRelayControl(encodeRelayControl({ type: 'ping', version: 1, nonce: new Uint8Array(8) }).subarray(0, MIN_PING_BYTES - 1)), WireError, 'a short ping is refused: it would make the pong an amplifier');
+});
+
+test('hysteresis: a relay must be at least 10 ms and 10 % faster to count as better', () => {
+  assert.equal(clearlyBetter(30_000, 50_000, 10_000, 0.1), true);
+  assert.equal(clearlyBetter(45_000, 50_000, 10_000, 0.1), false, '5 ms better is not enough');
+  assert.equal(clearlyBetter(185_000, 200_000, 10_000, 0.1), false, '15 ms but only 7.5 % better');
+  assert.equal(clearlyBetter(170_000, 200_000, 10_000, 0.1), true);
+});
