@@ -20,6 +20,7 @@ const ONLY = args.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : 
 const HOST = '127.0.0.1';
 const PEER = new URL('./peer.js', import.meta.url).pathname;
 const SCALE = new URL('./scale.js', import.meta.url).pathname;
+const RELAY = new URL('./relay.js', import.meta.url).pathname;
 const ROOT = join(BENCH_DIR, '..');
 
 /** One row of a comparison: a contender, the mode it sends in, and the label the tables show. */
@@ -258,6 +259,24 @@ function installContenders(): void {
   if (r.status !== 0) throw new Error('npm ci in bench/ failed');
 }
 
+/** One relay-forwarding run: a forwarder process (`naive` or `netlane`) and a load process. */
+async function relayRun(kind: string, size: number): Promise<Run> {
+  const fw = start(FREE, RELAY, ['forwarder', kind]);
+  try {
+    const port = await lineFrom(fw, 'READY ', 15_000);
+    const load = start(FREE, RELAY, ['load', port, kind, String(size), String(Q.ms)]);
+    try {
+      return JSON.parse(await lineFrom(load, 'RESULT ', Q.ms + 20_000)) as Run;
+    } finally {
+      stop(load);
+    }
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    stop(fw);
+  }
+}
+
 async function main(): Promise<void> {
   installContenders();
   const began = Date.now();
@@ -315,6 +334,14 @@ async function main(): Promise<void> {
       } finally {
         ns.remove();
       }
+    }
+  }
+  if (want('relay')) {
+    for (const size of [128, 1200]) {
+      console.log(`relay forwarding, ${size} B: netlane relay node vs a naive dgram forwarder`);
+      const runs: Record<string, Run[]> = { naive: [], netlane: [] };
+      for (let round = 0; round < Q.rounds; round++) for (const kind of ['naive', 'netlane']) runs[kind]?.push(await relayRun(kind, size));
+      m[`relay${size}`] = runs;
     }
   }
   if (want('connect')) {

@@ -85,6 +85,22 @@ export function renderTables(s: Suite): string {
     });
     out.push(table(['contender', 'free p50', 'free p99', 'free p99.9', 'free p50 / p99 vs udp', 'pinned p50', 'pinned p99', 'pinned p99.9', 'pinned p50 / p99 vs udp'], rows));
   }
+  if (m.relay128 || m.relay1200) {
+    out.push('### Relay forwarding (packets/s, round trip µs)');
+    out.push('One relay process forwards between two endpoints of a load process: netlane\'s relay node (sessions, links, rate limits, counters) against `naive`, a dgram forwarder that sends every datagram to the other address untouched. Packets/s: A floods B with 256 datagrams in flight. Round trip: A -> relay -> B -> relay -> A, one at a time. Ratios and the added p99: against `naive` in the same run.');
+    const rows: string[][] = [];
+    for (const size of [128, 1200]) {
+      const r = m[`relay${size}`];
+      if (!r) continue;
+      for (const l of ['naive', 'netlane']) {
+        const a = stat(r[l], 'p99');
+        const b = stat(r.naive, 'p99');
+        const added = l === 'naive' || !a || !b ? '' : `${Math.round(a.med - b.med)} µs`;
+        rows.push([`${size} B`, l, cell(r[l], 'pktsPerSec'), ratio(r[l], r.naive, 'pktsPerSec'), cell(r[l], 'p50'), cell(r[l], 'p99'), added]);
+      }
+    }
+    out.push(table(['payload', 'forwarder', 'packets/s', 'vs naive', 'RTT p50', 'RTT p99', 'added p99'], rows));
+  }
   if (m.reliableSmall) {
     out.push('### Small reliable messages, 100 B one way (messages/s)');
     out.push('Ratio: against `tcp` (one write per message, NODELAY).');

@@ -15,4 +15,4 @@ export {
   type OutgoingMessage,
   type SendResult,
 } from './types.js';
-export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats } from './network-manager.js';
+export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats, type MessageListener, type RouteListener } from './network-manager.js';

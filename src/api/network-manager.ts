@@ -64,8 +64,10 @@ export interface NetworkManagerStats {
   readonly endpoint: EndpointStats;
 }
 
-type MessageListener = (peerId: bigint, channelId: number, data: Uint8Array) => void;
-type RouteListener = (route: string) => void;
+/** A `message` listener: `(peerId, channelId, data)`, as `OnMessage`. */
+export type MessageListener = (peerId: bigint, channelId: number, data: Uint8Array) => void;
+/** A `routeUpdate` listener: `(route)`, as `OnRouteUpdate`. */
+export type RouteListener = (route: string) => void;
 
 interface Channel {
   readonly reliable: boolean;
@@ -449,6 +451,14 @@ export class NetworkManager {
         continue;
       }
       if (e.state === ConnectionState.Connected) {
+        if (ep.peerInfo(cid)?.identity !== `id:${peer.id}`) {
+          // Whoever answered is not the holder of this peer id's key (a relay in the middle, a stale route).
+          this.#stats.refusedPeers++;
+          this.#dropConnection(peer, 4003, `expected peer id ${peer.id}`, true);
+          peer.vaddr = null;
+          if (this.#peerId < peer.id && !this.#closed) this.#connect(peer);
+          continue;
+        }
         peer.connected = true;
         peer.laneCount = ep.laneCount(cid);
         this.#handshakes.set(peer.id, (this.#handshakes.get(peer.id) ?? 0) + 1);

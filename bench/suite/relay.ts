@@ -1,0 +1,168 @@
+// Relay forwarding: netlane's relay node against a naive dgram forwarder, each in its own process.
+//
+//   node dist/bench/suite/relay.js forwarder naive|netlane     prints "READY <port>", forwards until killed
+//   node dist/bench/suite/relay.js load <port> naive|netlane <size> <ms>   prints "RESULT <json>"
+//
+// The load process holds two endpoints, A and B. For netlane it opens two relay sessions (ping, cookie,
+// session request) and links them; for the naive forwarder each endpoint says hello and the forwarder
+// pairs the first two addresses it sees. Then: (1) ping-pong A -> B -> A through the forwarder, one at a
+// time, for the round-trip percentiles; (2) A floods B with a window of 256 datagrams in flight, for
+// the forwarded packets per second. Both forwarders get the same datagrams, sizes and window.
+import dgram from 'node:dgram';
+import { once } from 'node:events';
+import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { RelayMsg, UP_HEADER_BYTES, decodeRelayControl, encodeRelayControl, type RelayControl } from '../../src/relay/protocol.js';
+import { RelayServer } from '../../src/relay/server.js';
+import { nowUs, quantile } from './common.js';
+
+const [, , role, ...rest] = process.argv;
+
+if (role === 'forwarder') {
+  if (rest[0] === 'netlane') {
+    // The rate cap is checked per datagram as always, set high enough not to bind: this measures forwarding.
+    const relay = RelayServer.open({ address: '127.0.0.1', port: 0, open: true, openKbps: 10_000_000, keepProcessAlive: true });
+    console.log(`READY ${relay.local.port}`);
+  } else {
+    // The control: every datagram from one of the first two addresses goes to the other, untouched.
+    const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
+    const peers: { address: string; port: number }[] = [];
+    sock.on('message', (msg, r) => {
+      let i = peers.findIndex((p) => p.port === r.port && p.address === r.address);
+      if (i < 0 && peers.length < 2) i = peers.push({ address: r.address, port: r.port }) - 1;
+      const to = peers[1 - i];
+      if (i >= 0 && to && msg.length > 1) sock.send(msg, to.port, to.address);
+    });
+    sock.bind(0, '127.0.0.1', () => console.log(`READY ${sock.address().port}`));
+  }
+} else if (role === 'load') {
+  const [portS, mode, sizeS, msS] = rest;
+  console.log(`RESULT ${JSON.stringify(await load(Number(portS), mode === 'netlane', Number(sizeS), Number(msS)))}`);
+  process.exit(0);
+}
+
+interface End {
+  sock: dgram.Socket;
+  /** What goes in front of each payload: the hop header (netlane) or a 11-byte stand-in (naive). */
+  header: Buffer;
+  onData: (d: Buffer) => void;
+}
+
+async function end(): Promise<End> {
+  const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
+  sock.bind(0, '127.0.0.1');
+  await once(sock, 'listening');
+  return { sock, header: Buffer.alloc(UP_HEADER_BYTES), onData: () => undefined };
+}
+
+/** One control exchange with the relay: send `m`, wait for the first control answer. */
+async function ask(e: End, port: number, m: RelayControl): Promise<RelayControl> {
+  const answer = new Promise<RelayControl>((resolve) => {
+    const on = (msg: Buffer): void => {
+      if (msg[0] === RelayMsg.DataDown) return;
+      e.sock.off('message', on);
+      resolve(decodeRelayControl(msg));
+    };
+    e.sock.on('message', on);
+  });
+  e.sock.send(encodeRelayControl(m), port, '127.0.0.1');
+  return answer;
+}
+
+async function session(e: End, port: number): Promise<Extract<RelayControl, { type: 'sessionOk' }>> {
+  const pong = await ask(e, port, { type: 'ping', version: 1, nonce: new Uint8Array(8) });
+  if (pong.type !== 'pong') throw new Error('no pong');
+  const ok = await ask(e, port, { type: 'sessionRequest', cookie: pong.cookie, clientNonce: new NodeCryptoProvider().signingKey().publicKey.subarray(0, 8), ticket: new Uint8Array(0) });
+  if (ok.type !== 'sessionOk') throw new Error(`no session: ${ok.type}`);
+  return ok;
+}
+
+function setHeader(e: End, s: Extract<RelayControl, { type: 'sessionOk' }>, linkId: number): void {
+  e.header[0] = RelayMsg.DataUp;
+  e.header.set(s.sessionId, 1);
+  e.header.writeUInt16BE(linkId, 9);
+}
+
+async function load(port: number, netlane: boolean, size: number, ms: number): Promise<{ pktsPerSec: number; p50: number; p99: number; p999: number; lost: number }> {
+  const a = await end();
+  const b = await end();
+  if (netlane) {
+    const sa = await session(a, port);
+    const sb = await session(b, port);
+    const la = await ask(a, port, { type: 'linkRequest', sessionId: sa.sessionId, requestId: 1, token: sb.token });
+    const lb = await ask(b, port, { type: 'linkRequest', sessionId: sb.sessionId, requestId: 2, token: sa.token });
+    if (la.type !== 'linkOk' || lb.type !== 'linkOk') throw new Error('no link');
+    setHeader(a, sa, la.linkId);
+    setHeader(b, sb, lb.linkId);
+  } else {
+    a.header[0] = RelayMsg.DataUp;
+    b.header[0] = RelayMsg.DataUp;
+    a.sock.send(a.header, port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 20));
+    b.sock.send(b.header, port, '127.0.0.1');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  // What the receiver sees: a 3-byte down header (netlane) or the whole datagram (naive).
+  const skip = netlane ? 3 : UP_HEADER_BYTES;
+  for (const e of [a, b]) e.sock.on('message', (m: Buffer) => m.length > skip && e.onData(m));
+  const payload = Buffer.alloc(size);
+  const send = (e: End): void => {
+    e.sock.send([e.header, payload], port, '127.0.0.1');
+  };
+
+  // 1. Ping-pong: A -> B -> A, one at a time.
+  const rtts: number[] = [];
+  let t0 = 0;
+  let pong: (() => void) | null = null;
+  b.onData = () => send(b);
+  a.onData = () => {
+    rtts.push(nowUs() - t0);
+    pong?.();
+  };
+  const ppEnd = Date.now() + Math.min(2000, ms / 2);
+  for (let i = 0; i < 20_000 && Date.now() < ppEnd; i++) {
+    const got = new Promise<void>((r) => (pong = r));
+    t0 = nowUs();
+    send(a);
+    const timeout = new Promise<void>((r) => setTimeout(r, 200));
+    await Promise.race([got, timeout]);
+  }
+  rtts.splice(0, Math.min(200, rtts.length >> 2)); // warm-up
+
+  // 2. Flood A -> B with a window of 256 datagrams; a window lost to drops is given back after 5 ms of silence.
+  let sent = 0;
+  let delivered = 0;
+  let credit = 256;
+  let lastDelivered = 0;
+  const pump = (): void => {
+    for (let k = 0; k < 64 && credit > 0; k++) {
+      send(a);
+      sent++;
+      credit--;
+    }
+  };
+  b.onData = () => {
+    delivered++;
+    credit++;
+    if (credit >= 64) pump();
+  };
+  a.onData = () => undefined;
+  const kick = setInterval(() => {
+    if (delivered === lastDelivered) credit = Math.max(credit, 128);
+    lastDelivered = delivered;
+    pump();
+  }, 5);
+  pump();
+  await new Promise((r) => setTimeout(r, 300));
+  const d0 = delivered;
+  const s0 = sent;
+  const start = nowUs();
+  await new Promise((r) => setTimeout(r, ms));
+  const seconds = (nowUs() - start) / 1e6;
+  const got = delivered - d0;
+  const out = sent - s0;
+  clearInterval(kick);
+  a.sock.close();
+  b.sock.close();
+  rtts.sort((x, y) => x - y);
+  return { pktsPerSec: Math.round(got / seconds), p50: quantile(rtts, 0.5), p99: quantile(rtts, 0.99), p999: quantile(rtts, 0.999), lost: Math.max(0, 1 - got / Math.max(1, out)) };
+}
