@@ -159,7 +159,6 @@ export class RelayClient implements DatagramTransport {
   #routeParsed: Route | null = null;
   #nextVport = 1;
   #nextRequestId = 1;
-  #startedUs: number;
   #lastProbeUs = 0;
   #closed = false;
 
@@ -181,7 +180,6 @@ export class RelayClient implements DatagramTransport {
     this.#mapped = isIP(this.#bind) === 6;
     const a = this.#sock.address();
     this.local = { address: a.address, port: a.port };
-    this.#startedUs = this.#clock();
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
     if (!this.#keepAlive) this.#timer.unref();
     const now = this.#clock();
@@ -590,7 +588,7 @@ export class RelayClient implements DatagramTransport {
           r.requestTries = 0;
           this.#requestSession(r, now);
         }
-        if (!this.#primary && now - this.#startedUs >= 0) this.#choose(now);
+        if (!this.#primary) this.#choose(now);
         return;
       }
       case 'sessionOk': {

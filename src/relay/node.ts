@@ -174,8 +174,8 @@ export class RelayNode {
   readonly #sessions = new Map<number, Session>();
   /** `address/clientNonce` -> session: a repeated request gets the same answer. */
   readonly #byNonce = new Map<string, Session>();
-  /** ticketId -> the client address that first used it. */
-  readonly #ticketBinding = new Map<string, string>();
+  /** ticketId -> the client address that first used it, until the ticket expires (unix s). */
+  readonly #ticketBinding = new Map<string, { address: string; expiresAt: number }>();
   /** user -> sessions held (ticketed), or address -> sessions (open mode). */
   readonly #perOwner = new Map<string, number>();
   readonly #tokenAead;
@@ -363,7 +363,8 @@ export class RelayNode {
         s.candidate = null;
         s.lastSeenUs = now;
         this.#owned(s, +1);
-        if (s.ticketId) this.#ticketBinding.set(s.ticketId, `${address}|${port}`);
+        const binding = s.ticketId ? this.#ticketBinding.get(s.ticketId) : undefined;
+        if (binding) binding.address = `${address}|${port}`;
         this.stats.rebinds++;
         this.#reply({ type: 'keepaliveAck', seq: 0, drainSeconds: this.drainSeconds(now), load: this.#load() }, port, address);
         return;
@@ -497,6 +498,7 @@ export class RelayNode {
     let kbps = this.#openKbps;
     let owner = `addr|${address}`;
     let ownerMax = this.#openPerAddress;
+    let ticketExpiry = 0;
     if (m.ticket.length > 0 || !this.#open) {
       const failed = (why: keyof RelayStats['ticketRefusedBy']): void => {
         this.stats.ticketRefused++;
@@ -508,7 +510,8 @@ export class RelayNode {
       if (!v.ok) return failed(v.why);
       ticketId = toHex(v.ticket.ticketId);
       const bound = this.#ticketBinding.get(ticketId);
-      if (bound !== undefined && bound !== `${address}|${port}`) return failed('reused');
+      if (bound !== undefined && bound.address !== `${address}|${port}`) return failed('reused');
+      ticketExpiry = v.ticket.expiresAt;
       user = v.ticket.user;
       kbps = v.ticket.maxKbps;
       owner = `user|${user}`;
@@ -519,7 +522,7 @@ export class RelayNode {
       this.stats.ticketRefusedBy.quota++;
       return refuse(RefuseCode.Quota);
     }
-    if (ticketId) this.#ticketBinding.set(ticketId, `${address}|${port}`);
+    if (ticketId && !this.#ticketBinding.has(ticketId)) this.#ticketBinding.set(ticketId, { address: `${address}|${port}`, expiresAt: ticketExpiry });
     const s = this.#newSession(now, address, port, user, ticketId, kbps, nonceKey);
     this.#sessionOk(s, m.clientNonce, now);
   }
@@ -641,6 +644,8 @@ export class RelayNode {
         this.stats.sessionsReaped++;
       }
     }
+    const nowS = this.#unixSeconds();
+    for (const [id, b] of this.#ticketBinding) if (b.expiresAt <= nowS) this.#ticketBinding.delete(id);
     if (this.#drainUntilUs !== 0 && now >= this.#drainUntilUs) {
       for (const s of this.#sessions.values()) this.#remove(s);
     }
