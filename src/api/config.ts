@@ -1,4 +1,4 @@
-import { CONFIG_SPECS, type ConfigValues } from '../core/config.js';
+import { CONFIG_SPECS, resolveConfig, type ConfigValues } from '../core/config.js';
 import { NO_FAKE_CONDITIONS, type FakeConditions } from '../io/fake-network.js';
 
 /**
@@ -214,4 +214,22 @@ export function checkConfigValue(info: ConfigValueInfo, v: StoredConfig | null):
   if (info.type !== ConfigDataType.Float && !Number.isInteger(v)) return `${info.name} takes an integer`;
   if (v < info.min || v > info.max) return `${info.name} must be in [${info.min}, ${info.max}], got ${v}`;
   return null;
+}
+
+/** A store under `parent` holding `options` by GNS name, or the reason one of them is bad. Core values are checked together too. */
+export function storeFrom(parent: ConfigStore | null, options: Readonly<Record<string, StoredConfig | undefined>>): ConfigStore | string {
+  const store = new ConfigStore(parent);
+  for (const [name, v] of Object.entries(options)) {
+    const id = configId(name as ConfigName);
+    const info = id === null ? undefined : CONFIG_INFO.get(id);
+    const bad = info ? checkConfigValue(info, v ?? null) : `unknown config value ${name}`;
+    if (bad || !info) return bad ?? name;
+    store.set(info.id, v ?? null);
+  }
+  try {
+    resolveConfig(store.coreValues());
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return store;
 }

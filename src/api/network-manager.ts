@@ -11,7 +11,7 @@ import { RelayClient, type RelayClientOptions, type RelayClientStats } from '../
 import { UP_HEADER_BYTES, decodeRoute, type Route } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng } from '../util/rng.js';
-import { CONFIG_INFO, ConfigStore, checkConfigValue, configId, type ConfigName } from './config.js';
+import { storeFrom } from './config.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
@@ -125,6 +125,8 @@ export class NetworkManager {
   /** Incoming connections from peers not opened yet: peer id -> endpoint handle. */
   readonly #waiting = new Map<bigint, number>();
   readonly #readable = new Set<number>();
+  /** Handshakes completed per peer: a failover that keeps the connection adds none. */
+  readonly #handshakes = new Map<bigint, number>();
   readonly #routeEvents: string[] = [];
   readonly #messageListeners: MessageListener[] = [];
   readonly #routeListeners: RouteListener[] = [];
@@ -144,7 +146,8 @@ export class NetworkManager {
     });
     const ticket = typeof options.ticket === 'string' ? new Uint8Array(Buffer.from(options.ticket, 'base64url')) : (options.ticket ?? null);
     const handshake = new SecureHandshake({ provider: this.#provider, key });
-    const store = configStore(options.connectionConfig ?? {});
+    const store = storeFrom(null, options.connectionConfig ?? {});
+    if (typeof store === 'string') throw new NetlaneError('ERR_NETLANE_CONFIG', store);
     this.#endpoint = new Endpoint({
       rng: new CryptoRng(),
       handshake,
@@ -328,9 +331,6 @@ export class NetworkManager {
 
   // ---------------------------------------------------------------- plumbing
 
-  /** Handshakes completed per peer: a failover that keeps the connection adds none. */
-  readonly #handshakes = new Map<bigint, number>();
-
   #checkId(peerId: bigint): boolean {
     if (typeof peerId !== 'bigint') throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'peerId must be a bigint');
     return peerId > 0n && peerId < 1n << 64n;
@@ -373,9 +373,7 @@ export class NetworkManager {
   #ownRouteChanged(route: string, _parsed: Route): void {
     this.#routeEvents.push(route);
     // Tell connected peers in-band at once; the application also republishes it (routeUpdate).
-    const msg = new Uint8Array(1 + route.length);
-    msg[0] = CONTROL_ROUTE;
-    msg.set(enc.encode(route), 1);
+    const msg = routeMessage(route);
     const now = this.#clock();
     for (const peer of this.#peers.values()) {
       if (!peer.connected) continue;
@@ -463,12 +461,7 @@ export class NetworkManager {
         peer.laneCount = ep.laneCount(cid);
         this.#handshakes.set(peer.id, (this.#handshakes.get(peer.id) ?? 0) + 1);
         const route = this.#relay.route;
-        if (route) {
-          const msg = new Uint8Array(1 + route.length);
-          msg[0] = CONTROL_ROUTE;
-          msg.set(enc.encode(route), 1);
-          ep.send(this.#clock(), cid, msg, SendFlags.Reliable, 0);
-        }
+        if (route) ep.send(this.#clock(), cid, routeMessage(route), SendFlags.Reliable, 0);
         this.#write(peer, this.#clock());
         this.#driver.kick();
       } else if (e.state === ConnectionState.ClosedByPeer || e.state === ConnectionState.ProblemDetectedLocally) {
@@ -509,17 +502,12 @@ export class NetworkManager {
   }
 }
 
-/** A config store holding `options`; throws ERR_NETLANE_CONFIG for an unknown name or a bad value. */
-function configStore(options: ConfigOptions): ConfigStore {
-  const store = new ConfigStore(null);
-  for (const [name, v] of Object.entries(options)) {
-    const id = configId(name as ConfigName);
-    const info = id === null ? undefined : CONFIG_INFO.get(id);
-    const bad = info ? checkConfigValue(info, v ?? null) : `unknown config value ${name}`;
-    if (bad || !info) throw new NetlaneError('ERR_NETLANE_CONFIG', bad ?? name);
-    store.set(info.id, v ?? null);
-  }
-  return store;
+/** The in-band route update on lane 0: the type byte, then the route string (ASCII). */
+function routeMessage(route: string): Uint8Array {
+  const msg = new Uint8Array(1 + route.length);
+  msg[0] = CONTROL_ROUTE;
+  msg.set(enc.encode(route), 1);
+  return msg;
 }
 
 function validChannel(channelId: number): boolean {

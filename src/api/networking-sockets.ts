@@ -25,6 +25,7 @@ import {
   MTU_OVERHEAD,
   checkConfigValue,
   configId,
+  storeFrom,
   type ConfigName,
   type ConfigValueInfo,
   type StoredConfig,
@@ -712,21 +713,9 @@ export class NetworkingSockets {
 
   /** A new store under `parent` holding `options`, or null (with debug output) if an option is bad. */
   #storeWith(parent: ConfigStore, options: ConfigOptions): ConfigStore | null {
-    const store = new ConfigStore(parent);
-    for (const [name, v] of Object.entries(options)) {
-      const id = configId(name as ConfigName);
-      const info = id === null ? undefined : CONFIG_INFO.get(id);
-      const bad = info ? checkConfigValue(info, v ?? null) : `unknown config value ${name}`;
-      if (bad || !info) {
-        this.#debug(DebugOutputType.Error, bad ?? name);
-        return null;
-      }
-      store.set(info.id, v ?? null);
-    }
-    try {
-      resolveConfig(store.coreValues());
-    } catch (e) {
-      this.#debug(DebugOutputType.Error, (e as Error).message);
+    const store = storeFrom(parent, options);
+    if (typeof store === 'string') {
+      this.#debug(DebugOutputType.Error, store);
       return null;
     }
     return store;

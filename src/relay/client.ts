@@ -68,6 +68,8 @@ type SessionPhase = 'none' | 'pinging' | 'requesting' | 'open';
 interface RelayState {
   readonly addr: SocketAddress;
   readonly key: string;
+  /** `addr.address` as the socket takes it (IPv4-mapped on a dual-stack socket). */
+  readonly sendAddress: string;
   readonly configured: boolean;
   /** Recent round-trip samples, µs (pongs and keepalive answers). */
   readonly rtts: number[];
@@ -150,7 +152,7 @@ export class RelayClient implements DatagramTransport {
   readonly #bind: string;
   readonly #keepAlive: boolean;
   #sock: dgram.Socket;
-  #mapped: boolean;
+  readonly #mapped: boolean;
   #timer: ReturnType<typeof setInterval>;
   #primary: RelayState | null = null;
   #backup: RelayState | null = null;
@@ -175,9 +177,9 @@ export class RelayClient implements DatagramTransport {
     this.#hyst = options.hysteresis ?? { ms: 10, fraction: 0.1, holdMs: 10_000 };
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.#bind = options.bindAddress ?? (options.relays.some((r) => isIP(r.address) === 6) ? '::' : '0.0.0.0');
+    this.#mapped = isIP(this.#bind) === 6;
     for (const r of options.relays) this.#relay(r, true);
     this.#sock = this.#open();
-    this.#mapped = isIP(this.#bind) === 6;
     const a = this.#sock.address();
     this.local = { address: a.address, port: a.port };
     this.#timer = setInterval(() => this.#tick(), TICK_MS);
@@ -285,7 +287,7 @@ export class RelayClient implements DatagramTransport {
       return;
     }
     this.stats.datagramsSent++;
-    this.#sock.send([path.header, data], r.addr.port, this.#to(r.addr.address));
+    this.#sock.send([path.header, data], r.addr.port, r.sendAddress);
   }
 
   keepProcessAlive(yes: boolean): void {
@@ -316,6 +318,7 @@ export class RelayClient implements DatagramTransport {
     r = {
       addr: { address: addr.address, port: addr.port },
       key,
+      sendAddress: this.#mapped && addr.address.indexOf(':') < 0 ? `::ffff:${addr.address}` : addr.address,
       configured,
       rtts: [],
       phase: 'none',
@@ -345,14 +348,10 @@ export class RelayClient implements DatagramTransport {
     return r;
   }
 
-  #to(address: string): string {
-    return this.#mapped && address.indexOf(':') < 0 ? `::ffff:${address}` : address;
-  }
-
   #sendControl(r: RelayState, m: RelayControl): void {
     const b = encodeRelayControl(m);
     this.stats.datagramsSent++;
-    this.#sock.send(b, r.addr.port, this.#to(r.addr.address));
+    this.#sock.send(b, r.addr.port, r.sendAddress);
   }
 
   #ping(r: RelayState, now: number): void {
