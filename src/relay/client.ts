@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
 import type { SocketAddress } from '../core/types.js';
-import type { CryptoProvider } from '../crypto/provider.js';
+import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import { bytesEqual } from '../crypto/provider.js';
 import { monotonicUs, type Clock } from '../io/clock.js';
 import type { DatagramTransport } from '../io/driver.js';
@@ -9,12 +9,15 @@ import { literalLookup } from '../io/udp.js';
 import { NetlaneError } from '../util/errors.js';
 import { WireError } from '../wire/errors.js';
 import {
+  DirCode,
   PATH_MAC_BYTES,
   RelayMsg,
   ROUTE_VERSION,
   UP_HEADER_BYTES,
   addressKey,
   decodeRelayControl,
+  decodeRoute,
+  dirRegisterSigned,
   encodeRelayControl,
   encodeRoute,
   type RelayControl,
@@ -45,7 +48,17 @@ export interface RelayClientOptions {
   readonly tap?: (data: Uint8Array, from: SocketAddress) => void;
   /** Keep the process alive while the client runs. Default false. */
   readonly keepProcessAlive?: boolean;
+  /**
+   * Registers this key's peer id and the client's route in the identity directory of every relay in the
+   * route, and again whenever the route changes. Without it, nothing is registered (lookups still work).
+   */
+  readonly directoryKey?: SigningKey;
+  /** Wall clock, unix seconds, for directory registrations. Default: the system clock. */
+  readonly unixSeconds?: () => number;
 }
+
+/** How a directory lookup ended: the route, or why there is none. */
+export type LookupResult = { readonly ok: true; readonly route: string; readonly parsed: Route } | { readonly ok: false; readonly why: 'notFound' | 'unreachable' | 'noRelay' };
 
 /** Counters of a relay client. */
 export interface RelayClientStats {
@@ -61,6 +74,21 @@ export interface RelayClientStats {
   linkFailures: number;
   pathChallengesAnswered: number;
   sessionsRefused: number;
+  /** Directory registrations a relay accepted / refused. */
+  dirRegistered: number;
+  dirRegisterRefused: number;
+  dirLookups: number;
+}
+
+interface Lookup {
+  readonly peerId: bigint;
+  readonly requestId: number;
+  readonly done: ((r: LookupResult) => void)[];
+  /** Relays still to ask, in order; the head is being asked. */
+  readonly relays: RelayState[];
+  sentUs: number;
+  tries: number;
+  notFound: boolean;
 }
 
 type SessionPhase = 'none' | 'pinging' | 'requesting' | 'open';
@@ -98,6 +126,14 @@ interface RelayState {
   readonly links: (Path | undefined)[];
   /** Time the last path on it went away (extra sessions close after a while). */
   idleSinceUs: number;
+  /** The route registered in this relay's directory (acknowledged), and one in flight. */
+  dirRoute: string | null;
+  dirPending: string | null;
+  dirRequestId: number;
+  dirSentUs: number;
+  dirTries: number;
+  /** After a refusal or no answer, the next registration waits until then. */
+  dirRetryAtUs: number;
 }
 
 interface Path {
@@ -136,7 +172,21 @@ const TICK_MS = 50;
 export class RelayClient implements DatagramTransport {
   local: SocketAddress;
   onMessage: (data: Uint8Array, from: SocketAddress) => void = () => undefined;
-  readonly stats: RelayClientStats = { datagramsSent: 0, datagramsReceived: 0, noLinkDrops: 0, refused: 0, relayDeaths: 0, primaryChanges: 0, relinks: 0, linkFailures: 0, pathChallengesAnswered: 0, sessionsRefused: 0 };
+  readonly stats: RelayClientStats = {
+    datagramsSent: 0,
+    datagramsReceived: 0,
+    noLinkDrops: 0,
+    refused: 0,
+    relayDeaths: 0,
+    primaryChanges: 0,
+    relinks: 0,
+    linkFailures: 0,
+    pathChallengesAnswered: 0,
+    sessionsRefused: 0,
+    dirRegistered: 0,
+    dirRegisterRefused: 0,
+    dirLookups: 0,
+  };
   readonly #p: CryptoProvider;
   readonly #clock: Clock;
   readonly #ticket: Uint8Array;
@@ -151,6 +201,9 @@ export class RelayClient implements DatagramTransport {
   readonly #hyst: { readonly ms: number; readonly fraction: number; readonly holdMs: number };
   readonly #bind: string;
   readonly #keepAlive: boolean;
+  readonly #dirKey: SigningKey | null;
+  readonly #unixSeconds: () => number;
+  readonly #lookups = new Map<number, Lookup>();
   #sock: dgram.Socket;
   readonly #mapped: boolean;
   #timer: ReturnType<typeof setInterval>;
@@ -176,6 +229,8 @@ export class RelayClient implements DatagramTransport {
     this.#probeUs = (options.probeIntervalMs ?? 5000) * 1000;
     this.#hyst = options.hysteresis ?? { ms: 10, fraction: 0.1, holdMs: 10_000 };
     this.#keepAlive = options.keepProcessAlive ?? false;
+    this.#dirKey = options.directoryKey ?? null;
+    this.#unixSeconds = options.unixSeconds ?? (() => Math.floor(Date.now() / 1000));
     this.#bind = options.bindAddress ?? (options.relays.some((r) => isIP(r.address) === 6) ? '::' : '0.0.0.0');
     this.#mapped = isIP(this.#bind) === 6;
     for (const r of options.relays) this.#relay(r, true);
@@ -248,6 +303,35 @@ export class RelayClient implements DatagramTransport {
     if (!path) return;
     this.#paths.delete(vaddr.port);
     if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
+  }
+
+  /**
+   * Looks a peer id up in the identity directory: asks the primary relay, then every other relay this
+   * client has a session with, until one knows it. `done` gets the route, or notFound (no relay has it),
+   * unreachable (no relay answered) or noRelay (no relay session is open).
+   */
+  lookup(peerId: bigint, done: (r: LookupResult) => void): void {
+    for (const l of this.#lookups.values()) {
+      if (l.peerId === peerId) {
+        l.done.push(done);
+        return;
+      }
+    }
+    const relays = this.#relayList.filter((r) => r.phase === 'open' && !r.dead).sort((a, b) => (a === this.#primary ? -1 : b === this.#primary ? 1 : 0));
+    if (relays.length === 0) {
+      done({ ok: false, why: 'noRelay' });
+      return;
+    }
+    const l: Lookup = { peerId, requestId: (this.#nextRequestId = (this.#nextRequestId % 0xffff) + 1), done: [done], relays, sentUs: 0, tries: 0, notFound: false };
+    this.#lookups.set(l.requestId, l);
+    this.#askLookup(l, this.#clock());
+  }
+
+  /** Whether every relay in this client's route has acknowledged its current directory registration. */
+  get registered(): boolean {
+    const route = this.#route;
+    if (!route || !this.#dirKey) return false;
+    return [this.#primary, this.#backup].every((r) => r === null || r.phase !== 'open' || r.dirRoute === route);
   }
 
   /** Which relay carries a path now (for stats and tests), or null. */
@@ -342,6 +426,12 @@ export class RelayClient implements DatagramTransport {
       betterSinceUs: -1,
       links: [],
       idleSinceUs: -1,
+      dirRoute: null,
+      dirPending: null,
+      dirRequestId: 0,
+      dirSentUs: 0,
+      dirTries: 0,
+      dirRetryAtUs: 0,
     };
     this.#relays.set(key, r);
     this.#relayList.push(r);
@@ -399,6 +489,8 @@ export class RelayClient implements DatagramTransport {
     r.sessionKey = null;
     r.token = null;
     r.cookie = null;
+    r.dirRoute = null;
+    r.dirPending = null;
     r.retryAtUs = now + (dead ? 2_000_000 : 0);
     for (let i = 0; i < r.links.length; i++) {
       const path = r.links[i];
@@ -464,7 +556,58 @@ export class RelayClient implements DatagramTransport {
     this.#revision = next.revision;
     this.#routeParsed = next;
     this.#route = encodeRoute(next);
+    this.#register(this.#clock());
     this.#onRoute?.(this.#route, next);
+  }
+
+  // ---------------------------------------------------------------- the identity directory
+
+  /** Registers the current route with every relay in it that has not acknowledged it yet. */
+  #register(now: number): void {
+    const route = this.#route;
+    if (!route || !this.#dirKey) return;
+    for (const r of [this.#primary, this.#backup]) {
+      if (!r || r.phase !== 'open' || r.dirRoute === route || r.dirPending === route || now < r.dirRetryAtUs) continue;
+      r.dirPending = route;
+      r.dirTries = 0;
+      r.dirRequestId = this.#nextRequestId = (this.#nextRequestId % 0xffff) + 1;
+      this.#sendRegister(r, now);
+    }
+  }
+
+  #sendRegister(r: RelayState, now: number): void {
+    const key = this.#dirKey;
+    const route = r.dirPending;
+    if (!key || !route || !r.sessionId) return;
+    const t = this.#unixSeconds();
+    r.dirSentUs = now;
+    r.dirTries++;
+    const signature = this.#p.sign(key, dirRegisterSigned(key.publicKey, t, route));
+    this.#sendControl(r, { type: 'dirRegister', sessionId: r.sessionId, requestId: r.dirRequestId, unixSeconds: t, publicKey: key.publicKey, route, signature });
+  }
+
+  #askLookup(l: Lookup, now: number): void {
+    const r = l.relays[0];
+    if (!r || !r.sessionId || r.phase !== 'open') {
+      this.#endLookup(l, { ok: false, why: l.notFound ? 'notFound' : 'unreachable' });
+      return;
+    }
+    l.sentUs = now;
+    l.tries++;
+    this.stats.dirLookups++;
+    this.#sendControl(r, { type: 'dirLookup', sessionId: r.sessionId, requestId: l.requestId, peerId: l.peerId });
+  }
+
+  /** The relay at the head of the lookup's list did not know the id, or did not answer: ask the next. */
+  #nextLookupRelay(l: Lookup, now: number): void {
+    l.relays.shift();
+    l.tries = 0;
+    this.#askLookup(l, now);
+  }
+
+  #endLookup(l: Lookup, result: LookupResult): void {
+    this.#lookups.delete(l.requestId);
+    for (const fn of l.done) fn(result);
   }
 
   // ---------------------------------------------------------------- paths and links
@@ -654,6 +797,36 @@ export class RelayClient implements DatagramTransport {
         if (r.phase === 'open' && r.sessionId && bytesEqual(m.sessionId, r.sessionId)) this.#lose(r, now, false);
         return;
       }
+      case 'dirRegisterResult': {
+        if (r.dirPending === null || m.requestId !== r.dirRequestId) return;
+        r.lastHeardUs = now;
+        if (m.code === DirCode.Ok) {
+          r.dirRoute = r.dirPending;
+          this.stats.dirRegistered++;
+        } else {
+          this.stats.dirRegisterRefused++;
+          r.dirRetryAtUs = now + 5_000_000;
+        }
+        r.dirPending = null;
+        return;
+      }
+      case 'dirLookupResult': {
+        const l = this.#lookups.get(m.requestId);
+        if (!l || l.relays[0] !== r || m.peerId !== l.peerId) return;
+        r.lastHeardUs = now;
+        if (m.code === DirCode.Ok) {
+          let parsed: Route | null = null;
+          try {
+            parsed = decodeRoute(m.route);
+          } catch (e) {
+            if (!(e instanceof WireError)) throw e;
+          }
+          if (parsed) return this.#endLookup(l, { ok: true, route: m.route, parsed });
+        }
+        if (m.code === DirCode.NotFound) l.notFound = true;
+        this.#nextLookupRelay(l, now);
+        return;
+      }
       default:
         this.stats.refused++;
     }
@@ -703,6 +876,16 @@ export class RelayClient implements DatagramTransport {
           break;
       }
     }
+    for (const r of this.#relayList) {
+      if (r.dirPending !== null && r.phase === 'open' && now - r.dirSentUs >= 250_000) {
+        if (r.dirTries >= 8) {
+          r.dirPending = null;
+          r.dirRetryAtUs = now + 5_000_000;
+        } else this.#sendRegister(r, now);
+      }
+    }
+    this.#register(now);
+    for (const l of this.#lookups.values()) if (now - l.sentUs >= 250_000) (l.tries >= 4 ? this.#nextLookupRelay(l, now) : this.#askLookup(l, now));
     for (const path of this.#paths.values()) {
       const r = path.pendingRelay;
       if (r && r.phase === 'open' && now - path.requestSentUs >= 250_000) {

@@ -2,8 +2,10 @@ import type { CryptoProvider } from '../crypto/provider.js';
 import { AeadCipher, bytesEqual } from '../crypto/provider.js';
 import { toHex } from '../util/bytes.js';
 import { WireError } from '../wire/errors.js';
+import { derivePeerId } from '../crypto/identity.js';
 import {
   COOKIE_BYTES,
+  DirCode,
   DOWN_HEADER_BYTES,
   MAX_RELAY_DATAGRAM,
   PATH_MAC_BYTES,
@@ -12,6 +14,8 @@ import {
   SESSION_KEY_BYTES,
   UP_HEADER_BYTES,
   decodeRelayControl,
+  decodeRoute,
+  dirRegisterSigned,
   encodeRelayControl,
   type RelayControl,
 } from './protocol.js';
@@ -44,6 +48,12 @@ export interface RelayNodeOptions {
   readonly tokenLifetimeS?: number;
   /** NO_SESSION replies allowed per second, for the whole relay. Default 4 (as GNS). */
   readonly noSessionReplyRate?: number;
+  /** Directory registrations allowed per session per second. Default 4. */
+  readonly dirRegisterRate?: number;
+  /** Directory lookups allowed per session per second. Default 50. */
+  readonly dirLookupRate?: number;
+  /** A registration's time may differ from the relay's clock by this much, s. Default 120. */
+  readonly dirClockWindowS?: number;
 }
 
 /** Counters of a relay node. */
@@ -78,6 +88,21 @@ export interface RelayStats {
   unvalidatedPath: number;
   pathChallenges: number;
   rebinds: number;
+  /** Identity directory: registrations accepted, refused (by DirCode name), lookups answered. */
+  dirRegistered: number;
+  dirRefusedBy: { badSignature: number; badRoute: number; stale: number; rateLimited: number };
+  dirLookups: number;
+  dirNotFound: number;
+  dirLookupsLimited: number;
+  /** Identities in the directory now. */
+  dirEntries: number;
+}
+
+/** One identity in the directory: the route its key holder registered, and the session that did. */
+interface DirEntry {
+  readonly route: string;
+  readonly session: Session;
+  readonly unixSeconds: number;
 }
 
 interface Link {
@@ -114,6 +139,12 @@ interface Session {
   readonly burst: number;
   lastSeenUs: number;
   candidate: PathCandidate | null;
+  /** The peer id this session registered in the directory, if any. */
+  dirId: bigint | null;
+  /** Token buckets for directory registrations and lookups (requests). */
+  dirRegisterTokens: number;
+  dirLookupTokens: number;
+  dirTokensAtUs: number;
 }
 
 const COOKIE_VALID_S = 10;
@@ -157,6 +188,12 @@ export class RelayNode {
     unvalidatedPath: 0,
     pathChallenges: 0,
     rebinds: 0,
+    dirRegistered: 0,
+    dirRefusedBy: { badSignature: 0, badRoute: 0, stale: 0, rateLimited: 0 },
+    dirLookups: 0,
+    dirNotFound: 0,
+    dirLookupsLimited: 0,
+    dirEntries: 0,
   };
   readonly #p: CryptoProvider;
   readonly #send: RelaySend;
@@ -170,6 +207,11 @@ export class RelayNode {
   readonly #idleUs: number;
   readonly #tokenLifetimeS: number;
   readonly #noSessionRate: number;
+  readonly #dirRegisterRate: number;
+  readonly #dirLookupRate: number;
+  readonly #dirWindowS: number;
+  /** The identity directory (DESIGN.md section 6): peer id -> its registered route. In memory, this relay only. */
+  readonly #directory = new Map<bigint, DirEntry>();
   /** Sessions by the low 32 bits of their id (unique by construction); the high bits are checked. */
   readonly #sessions = new Map<number, Session>();
   /** `address/clientNonce` -> session: a repeated request gets the same answer. */
@@ -202,6 +244,9 @@ export class RelayNode {
     this.#tokenLifetimeS = options.tokenLifetimeS ?? 86_400;
     this.#noSessionRate = options.noSessionReplyRate ?? 4;
     this.#noSessionTokens = this.#noSessionRate;
+    this.#dirRegisterRate = options.dirRegisterRate ?? 4;
+    this.#dirLookupRate = options.dirLookupRate ?? 50;
+    this.#dirWindowS = options.dirClockWindowS ?? 120;
     const tokenKey = new Uint8Array(32);
     this.#p.fillRandom(tokenKey);
     this.#tokenAead = this.#p.aead(AeadCipher.Aes256Gcm, tokenKey);
@@ -367,6 +412,16 @@ export class RelayNode {
         if (binding) binding.address = `${address}|${port}`;
         this.stats.rebinds++;
         this.#reply({ type: 'keepaliveAck', seq: 0, drainSeconds: this.drainSeconds(now), load: this.#load() }, port, address);
+        return;
+      }
+      case 'dirRegister':
+      case 'dirLookup': {
+        const s = this.#session(m.sessionId, 0);
+        if (!s) return this.#noSession(now, address, port, m.sessionId);
+        if (s.port !== port || s.address !== address) return this.#unvalidated(now, s, address, port, size);
+        s.lastSeenUs = now;
+        if (m.type === 'dirRegister') this.#dirRegister(now, s, m);
+        else this.#dirLookup(now, s, m);
         return;
       }
       case 'closeSession': {
@@ -558,6 +613,10 @@ export class RelayNode {
       burst,
       lastSeenUs: now,
       candidate: null,
+      dirId: null,
+      dirRegisterTokens: this.#dirRegisterRate,
+      dirLookupTokens: this.#dirLookupRate,
+      dirTokensAtUs: now,
     };
     this.#sessions.set(lo, s);
     this.#byNonce.set(nonceKey, s);
@@ -592,6 +651,73 @@ export class RelayNode {
     }
     s.links.length = 0;
     s.linkCount = 0;
+    if (s.dirId !== null && this.#directory.get(s.dirId)?.session === s) this.#directory.delete(s.dirId);
+    this.stats.dirEntries = this.#directory.size;
+  }
+
+  // ---------------------------------------------------------------- the identity directory
+
+  #refillDir(now: number, s: Session): void {
+    if (now <= s.dirTokensAtUs) return;
+    const dt = (now - s.dirTokensAtUs) / 1e6;
+    s.dirRegisterTokens = Math.min(this.#dirRegisterRate, s.dirRegisterTokens + dt * this.#dirRegisterRate);
+    s.dirLookupTokens = Math.min(this.#dirLookupRate, s.dirLookupTokens + dt * this.#dirLookupRate);
+    s.dirTokensAtUs = now;
+  }
+
+  /**
+   * A session registers its peer id and route. Cheap checks first, the signature last: the rate, the
+   * route (it must name this very session, so a copied registration is useless elsewhere), the time
+   * (not older than what is held), then the Ed25519 signature by the key the id derives from.
+   */
+  #dirRegister(now: number, s: Session, m: Extract<RelayControl, { type: 'dirRegister' }>): void {
+    const answer = (code: number): void => this.#reply({ type: 'dirRegisterResult', requestId: m.requestId, code }, s.port, s.address);
+    const refuse = (code: number, why: keyof RelayStats['dirRefusedBy']): void => {
+      this.stats.dirRefusedBy[why]++;
+      answer(code);
+    };
+    this.#refillDir(now, s);
+    if (s.dirRegisterTokens < 1) return refuse(DirCode.RateLimited, 'rateLimited');
+    s.dirRegisterTokens -= 1;
+    let names = false;
+    try {
+      names = decodeRoute(m.route).entries.some((e) => this.#openToken(e.token) === s);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+    }
+    if (!names) return refuse(DirCode.BadRoute, 'badRoute');
+    const id = derivePeerId(this.#p, m.publicKey);
+    const held = this.#directory.get(id);
+    if (Math.abs(m.unixSeconds - this.#unixSeconds()) > this.#dirWindowS || (held && m.unixSeconds < held.unixSeconds)) return refuse(DirCode.Stale, 'stale');
+    if (held && held.session === s && held.route === m.route) return answer(DirCode.Ok); // a retransmission
+    this.stats.signatureChecks++;
+    if (!this.#p.verify(m.publicKey, dirRegisterSigned(m.publicKey, m.unixSeconds, m.route), m.signature)) return refuse(DirCode.BadSignature, 'badSignature');
+    if (s.dirId !== null && s.dirId !== id && this.#directory.get(s.dirId)?.session === s) this.#directory.delete(s.dirId);
+    s.dirId = id;
+    this.#directory.set(id, { route: m.route, session: s, unixSeconds: m.unixSeconds });
+    this.stats.dirRegistered++;
+    this.stats.dirEntries = this.#directory.size;
+    answer(DirCode.Ok);
+  }
+
+  /** A session looks a peer id up: its registered route, or NOT_FOUND. Rate-limited per session. */
+  #dirLookup(now: number, s: Session, m: Extract<RelayControl, { type: 'dirLookup' }>): void {
+    this.#refillDir(now, s);
+    if (s.dirLookupTokens < 1) {
+      this.stats.dirLookupsLimited++;
+      this.#reply({ type: 'dirLookupResult', requestId: m.requestId, code: DirCode.RateLimited, peerId: m.peerId, route: '' }, s.port, s.address);
+      return;
+    }
+    s.dirLookupTokens -= 1;
+    this.stats.dirLookups++;
+    const e = this.#directory.get(m.peerId);
+    if (!e) this.stats.dirNotFound++;
+    this.#reply({ type: 'dirLookupResult', requestId: m.requestId, code: e ? DirCode.Ok : DirCode.NotFound, peerId: m.peerId, route: e?.route ?? '' }, s.port, s.address);
+  }
+
+  /** The route registered for a peer id on this relay, or null (for status output and tests). */
+  lookup(peerId: bigint): string | null {
+    return this.#directory.get(peerId)?.route ?? null;
   }
 
   // ---------------------------------------------------------------- route tokens and links

@@ -26,6 +26,10 @@ export const RelayMsg = {
   NoSession: 0x0e,
   DataUp: 0x10,
   DataDown: 0x11,
+  DirRegister: 0x12,
+  DirRegisterResult: 0x13,
+  DirLookup: 0x14,
+  DirLookupResult: 0x15,
 } as const;
 
 export const RELAY_PROTOCOL_VERSION = 1;
@@ -54,6 +58,39 @@ export const RefuseCode = {
   LinkLimit: 6,
 } as const;
 
+/** Answers of the identity directory (DIR_REGISTER_RESULT and DIR_LOOKUP_RESULT codes). */
+export const DirCode = {
+  Ok: 0,
+  /** The signature does not verify, or the key does not derive the claimed peer id. */
+  BadSignature: 1,
+  /** The route does not name the registering session on this relay. */
+  BadRoute: 2,
+  /** Older than the registration held, or outside the relay's clock window. */
+  Stale: 3,
+  RateLimited: 4,
+  NotFound: 5,
+} as const;
+
+/** Ed25519 public keys and signatures, bytes. */
+export const DIR_PUBLIC_KEY_BYTES = 32;
+export const DIR_SIGNATURE_BYTES = 64;
+/** The longest route string a directory entry holds (a four-relay IPv6 route is 255 characters). */
+export const MAX_DIR_ROUTE_CHARS = 512;
+const DIR_LABEL = new TextEncoder().encode('netlane-directory-register-v1');
+
+/**
+ * What a DIR_REGISTER's signature covers: a label, the public key, the time and the route. The relay
+ * derives the peer id from the key, so nobody registers an id without holding the key it comes from.
+ */
+export function dirRegisterSigned(publicKey: Uint8Array, unixSeconds: number, route: string): Uint8Array {
+  const out = new Uint8Array(DIR_LABEL.length + DIR_PUBLIC_KEY_BYTES + 4 + route.length);
+  out.set(DIR_LABEL);
+  out.set(publicKey, DIR_LABEL.length);
+  new DataView(out.buffer).setUint32(DIR_LABEL.length + DIR_PUBLIC_KEY_BYTES, unixSeconds >>> 0);
+  for (let i = 0; i < route.length; i++) out[DIR_LABEL.length + DIR_PUBLIC_KEY_BYTES + 4 + i] = route.charCodeAt(i) & 0x7f;
+  return out;
+}
+
 export type RelayControl =
   | { type: 'ping'; version: number; nonce: Uint8Array }
   | { type: 'pong'; nonce: Uint8Array; cookie: Uint8Array; load: number; drainSeconds: number }
@@ -68,11 +105,15 @@ export type RelayControl =
   | { type: 'pathChallenge'; challenge: Uint8Array }
   | { type: 'pathResponse'; sessionId: Uint8Array; challenge: Uint8Array; mac: Uint8Array }
   | { type: 'closeSession'; sessionId: Uint8Array }
-  | { type: 'noSession'; sessionId: Uint8Array };
+  | { type: 'noSession'; sessionId: Uint8Array }
+  | { type: 'dirRegister'; sessionId: Uint8Array; requestId: number; unixSeconds: number; publicKey: Uint8Array; route: string; signature: Uint8Array }
+  | { type: 'dirRegisterResult'; requestId: number; code: number }
+  | { type: 'dirLookup'; sessionId: Uint8Array; requestId: number; peerId: bigint }
+  | { type: 'dirLookupResult'; requestId: number; code: number; peerId: bigint; route: string };
 
 /** Encodes a control message into a fresh buffer, padded where the protocol says so. */
 export function encodeRelayControl(m: RelayControl): Uint8Array {
-  const buf = new Uint8Array(Math.max(MIN_PING_BYTES, 64 + ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0)));
+  const buf = new Uint8Array(Math.max(MIN_PING_BYTES, 128 + ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0) + ('route' in m ? m.route.length : 0)));
   const w = new Writer(buf);
   switch (m.type) {
     case 'ping':
@@ -158,6 +199,33 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       w.u8(RelayMsg.NoSession, 'type');
       w.bytes(m.sessionId, 'sessionId');
       break;
+    case 'dirRegister':
+      w.u8(RelayMsg.DirRegister, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      w.u16(m.requestId, 'requestId');
+      w.u32(m.unixSeconds, 'unixSeconds');
+      w.bytes(m.publicKey, 'publicKey');
+      writeAscii(w, m.route);
+      w.bytes(m.signature, 'signature');
+      break;
+    case 'dirRegisterResult':
+      w.u8(RelayMsg.DirRegisterResult, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.code, 'code');
+      break;
+    case 'dirLookup':
+      w.u8(RelayMsg.DirLookup, 'type');
+      w.bytes(m.sessionId, 'sessionId');
+      w.u16(m.requestId, 'requestId');
+      w.u64(m.peerId, 'peerId');
+      break;
+    case 'dirLookupResult':
+      w.u8(RelayMsg.DirLookupResult, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.code, 'code');
+      w.u64(m.peerId, 'peerId');
+      writeAscii(w, m.route);
+      break;
   }
   return buf.slice(0, w.position);
 }
@@ -226,11 +294,45 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
     case RelayMsg.NoSession:
       m = { type: 'noSession', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId') };
       break;
+    case RelayMsg.DirRegister:
+      m = {
+        type: 'dirRegister',
+        sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'),
+        requestId: r.u16('requestId'),
+        unixSeconds: r.u32('unixSeconds'),
+        publicKey: r.bytes(DIR_PUBLIC_KEY_BYTES, 'publicKey'),
+        route: readAscii(r),
+        signature: r.bytes(DIR_SIGNATURE_BYTES, 'signature'),
+      };
+      break;
+    case RelayMsg.DirRegisterResult:
+      m = { type: 'dirRegisterResult', requestId: r.u16('requestId'), code: r.u8('code') };
+      break;
+    case RelayMsg.DirLookup:
+      m = { type: 'dirLookup', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), requestId: r.u16('requestId'), peerId: r.u64('peerId') };
+      break;
+    case RelayMsg.DirLookupResult:
+      m = { type: 'dirLookupResult', requestId: r.u16('requestId'), code: r.u8('code'), peerId: r.u64('peerId'), route: readAscii(r) };
+      break;
     default:
       throw new WireError('type', `unknown relay message 0x${type.toString(16)}`);
   }
   if (r.remaining !== 0) throw new WireError('trailer', `${r.remaining} trailing bytes`);
   return m;
+}
+
+/** A route string in a directory message: u16 length, then ASCII (base64url, or empty). */
+function writeAscii(w: Writer, s: string): void {
+  w.u16(s.length, 'routeLength');
+  for (let i = 0; i < s.length; i++) w.u8(s.charCodeAt(i) & 0x7f, 'route');
+}
+
+function readAscii(r: Reader): string {
+  const n = r.u16('routeLength');
+  if (n > MAX_DIR_ROUTE_CHARS) throw new WireError('routeLength', `${n} > ${MAX_DIR_ROUTE_CHARS}`);
+  const b = r.bytes(n, 'route');
+  for (const c of b) if (c > 0x7f) throw new WireError('route', 'not ASCII');
+  return String.fromCharCode(...b);
 }
 
 // ------------------------------------------------------------------ route strings

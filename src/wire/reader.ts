@@ -60,6 +60,12 @@ export class Reader {
     return (((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number)) >>> 0;
   }
 
+  /** Big-endian unsigned 64-bit integer (ids). */
+  u64(field: string): bigint {
+    const hi = this.u32(field);
+    return (BigInt(hi) << 32n) | BigInt(this.u32(field));
+  }
+
   /** Peeks the next byte without consuming it; -1 at the end. */
   peek(): number {
     return this.#pos < this.#end ? (this.#buf[this.#pos] as number) : -1;

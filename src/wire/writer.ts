@@ -71,6 +71,13 @@ export class Writer {
     b[this.#pos++] = v;
   }
 
+  /** Big-endian unsigned 64-bit integer (ids). */
+  u64(v: bigint, field: string): void {
+    if (v < 0n || v >= 1n << 64n) throw new WireError(field, `u64 out of range: ${v}`);
+    this.u32(Number(v >> 32n), field);
+    this.u32(Number(v & 0xffffffffn), field);
+  }
+
   varint(v: number, field: string): void {
     if (!(v >= 0 && v <= VARINT_MAX) || !Number.isInteger(v)) throw new WireError(field, `varint out of range: ${v}`);
     const b = this.#buf;

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RelayNode, type RelayNodeOptions } from '../../src/relay/node.js';
-import { COOKIE_BYTES, DOWN_HEADER_BYTES, RelayMsg, RefuseCode, UP_HEADER_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type RelayControl } from '../../src/relay/protocol.js';
+import { COOKIE_BYTES, DOWN_HEADER_BYTES, DirCode, RelayMsg, RefuseCode, UP_HEADER_BYTES, decodeRelayControl, decodeRoute, dirRegisterSigned, encodeRelayControl, encodeRoute, type RelayControl } from '../../src/relay/protocol.js';
+import { derivePeerId } from '../../src/crypto/identity.js';
 import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
 import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { SeededRng } from '../../src/util/rng.js';
@@ -300,5 +301,66 @@ test('NAT rebinding: data from a new address is not forwarded; the relay challen
     const n = sent.length;
     node.handleDatagram(3e9 + 3e6, '10.4.0.1', 1111, up(a.sessionId, linkA, payload));
     assert.ok(sent.slice(n).every((s) => s.address !== '10.4.0.2'));
+  });
+});
+
+test('directory: a peer id is registered only by its key holder, only with a route naming its own session, never with an older registration; lookups find it', () => {
+  withSeed(seedOr(509), (seed) => {
+    const { node, sent, provider, a, b } = linked(seed);
+    const relayAddr = { address: '127.0.0.1', port: 27100 };
+    const routeOf = (token: Uint8Array): string => encodeRoute({ version: 1, revision: 1, entries: [{ relay: relayAddr, token }] });
+    const alice = provider.signingKey();
+    const mallory = provider.signingKey();
+    const aliceId = derivePeerId(provider, alice.publicKey);
+    let requestId = 100;
+    const register = (from: [string, number], sessionId: Uint8Array, key: typeof alice, route: string, opts: { publicKey?: Uint8Array; t?: number } = {}): number => {
+      const t = opts.t ?? NOW_S;
+      const publicKey = opts.publicKey ?? key.publicKey;
+      const signature = provider.sign(key, dirRegisterSigned(publicKey, t, route));
+      const id = ++requestId;
+      node.handleDatagram(2e9, from[0], from[1], encodeRelayControl({ type: 'dirRegister', sessionId, requestId: id, unixSeconds: t, publicKey, route, signature }));
+      const r = lastTo(sent, from[0], from[1]);
+      assert.equal(r?.type, 'dirRegisterResult');
+      assert.equal((r as Extract<RelayControl, { type: 'dirRegisterResult' }>).requestId, id);
+      return (r as Extract<RelayControl, { type: 'dirRegisterResult' }>).code;
+    };
+    const lookup = (from: [string, number], sessionId: Uint8Array, peerId: bigint): Extract<RelayControl, { type: 'dirLookupResult' }> => {
+      node.handleDatagram(2e9, from[0], from[1], encodeRelayControl({ type: 'dirLookup', sessionId, requestId: 7, peerId }));
+      return lastTo(sent, from[0], from[1]) as Extract<RelayControl, { type: 'dirLookupResult' }>;
+    };
+    const A: [string, number] = ['10.4.0.1', 1111];
+    const B: [string, number] = ['10.4.0.2', 2222];
+    assert.equal(lookup(B, b.sessionId, aliceId).code, DirCode.NotFound);
+    // Alice registers her id from her session, with her route.
+    assert.equal(register(A, a.sessionId, alice, routeOf(a.token), { t: NOW_S - 10 }), DirCode.Ok);
+    const found = lookup(B, b.sessionId, aliceId);
+    assert.deepEqual([found.code, found.peerId, found.route], [DirCode.Ok, aliceId, routeOf(a.token)]);
+    // Mallory, holding a session, claims Alice's id: with Alice's public key but his own signature...
+    const checks = node.stats.signatureChecks;
+    assert.equal(register(B, b.sessionId, mallory, routeOf(b.token), { publicKey: alice.publicKey }), DirCode.BadSignature);
+    // ... with his own key (which derives another id: it registers his own id, never Alice's) ...
+    assert.equal(register(B, b.sessionId, mallory, routeOf(b.token)), DirCode.Ok);
+    assert.equal(node.lookup(derivePeerId(provider, mallory.publicKey)), routeOf(b.token));
+    // ... by replaying Alice's registration from his session (the route names Alice's session, not his) ...
+    assert.equal(register(B, b.sessionId, alice, routeOf(a.token)), DirCode.BadRoute);
+    // ... or pointing Alice's id at his own session without her key: refused. An older registration is stale.
+    assert.equal(register(A, a.sessionId, alice, routeOf(a.token), { t: NOW_S - 20 }), DirCode.Stale);
+    assert.equal(register(A, a.sessionId, alice, routeOf(a.token), { t: NOW_S - 3600 }), DirCode.Stale);
+    assert.equal(node.stats.signatureChecks - checks, 2, 'signatures are checked only after the cheap checks passed');
+    assert.equal(lookup(B, b.sessionId, aliceId).route, routeOf(a.token), 'Alice\'s entry is untouched');
+    assert.deepEqual(node.stats.dirRefusedBy, { badSignature: 1, badRoute: 1, stale: 2, rateLimited: 0 });
+    // Registrations are rate-limited per session; lookups too.
+    let limited = 0;
+    for (let i = 0; i < 10; i++) if (register(A, a.sessionId, alice, routeOf(a.token)) === DirCode.RateLimited) limited++;
+    assert.ok(limited >= 6, `${limited} of 10 back-to-back registrations limited`);
+    for (let i = 0; i < 100; i++) lookup(B, b.sessionId, aliceId);
+    assert.ok(node.stats.dirLookupsLimited >= 40);
+    // Lookups from an address that is not the session's get no answer; a reaped session leaves the directory.
+    const n = sent.length;
+    node.handleDatagram(2e9, '10.9.9.9', 9999, encodeRelayControl({ type: 'dirLookup', sessionId: b.sessionId, requestId: 8, peerId: aliceId }));
+    assert.ok(sent.slice(n).every((s) => s.data[0] !== RelayMsg.DirLookupResult));
+    node.handleTimeout(2e9 + 31e6);
+    assert.equal(node.lookup(aliceId), null);
+    assert.equal(node.stats.dirEntries, 0);
   });
 });
