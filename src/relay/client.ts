@@ -885,7 +885,11 @@ export class RelayClient implements DatagramTransport {
       }
     }
     this.#register(now);
-    for (const l of this.#lookups.values()) if (now - l.sentUs >= 250_000) (l.tries >= 4 ? this.#nextLookupRelay(l, now) : this.#askLookup(l, now));
+    for (const l of this.#lookups.values()) {
+      if (now - l.sentUs < 250_000) continue;
+      if (l.tries >= 4) this.#nextLookupRelay(l, now);
+      else this.#askLookup(l, now);
+    }
     for (const path of this.#paths.values()) {
       const r = path.pendingRelay;
       if (r && r.phase === 'open' && now - path.requestSentUs >= 250_000) {
