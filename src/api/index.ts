@@ -16,3 +16,16 @@ export {
   type SendResult,
 } from './types.js';
 export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats, type MessageListener, type RouteListener } from './network-manager.js';
+export {
+  NetworkingMessages,
+  NetworkingMessagesMessage,
+  NetworkingConnectionEnd,
+  AUTO_RESTART_BROKEN_SESSION,
+  type NetworkingIdentity,
+  type NetworkingMessagesOptions,
+  type NetworkingMessagesStats,
+  type SessionConnectionInfo,
+  type SessionFailedInfo,
+  type SessionRequestListener,
+  type SessionFailedListener,
+} from './networking-messages.js';

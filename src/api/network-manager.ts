@@ -8,10 +8,11 @@ import { monotonicUs, type Clock } from '../io/clock.js';
 import { EndpointDriver } from '../io/driver.js';
 import { CryptoRng, randomSeed } from '../io/random.js';
 import { RelayClient, type RelayClientOptions, type RelayClientStats } from '../relay/client.js';
-import { UP_HEADER_BYTES, decodeRoute, type Route } from '../relay/protocol.js';
+import { UP_HEADER_BYTES, type Route } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng } from '../util/rng.js';
 import { storeFrom } from './config.js';
+import { InBand, parseRoute, routeFromMessage, routeMessage } from './in-band.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
@@ -91,6 +92,8 @@ interface Peer {
   outbox: Outgoing[];
   outboxBytes: number;
   laneCount: number;
+  /** How the last connection to this peer ended (reason, debug), or null. */
+  lastEnd: { readonly reason: number; readonly debug: string } | null;
 }
 
 /** Highest channel id: channels are lanes 1..128 (lane 0 carries the manager's own messages). Godot's binding documents 0-127. */
@@ -98,10 +101,6 @@ export const MAX_CHANNEL_ID = 127;
 /** Messages (or bytes) sendMessage queues per peer before it answers InsufficientBuffer. */
 const MAX_OUTBOX_MESSAGES = 8192;
 const MAX_OUTBOX_BYTES = 8 << 20;
-/** In-band control on lane 0: a route update. */
-const CONTROL_ROUTE = 1;
-const enc = new TextEncoder();
-const dec = new TextDecoder();
 
 /**
  * Discord GameSDK's network manager (seeds 000 and 001), on netlane: peers by 64-bit id, reached by a
@@ -189,7 +188,7 @@ export class NetworkManager {
     if (this.#peers.has(peerId)) return DiscordResult.Conflict;
     const parsed = parseRoute(route);
     if (!parsed) return DiscordResult.InvalidPayload;
-    const peer: Peer = { id: peerId, route: parsed, channels: new Map(), cid: 0, vaddr: null, connected: false, outbox: [], outboxBytes: 0, laneCount: 1 };
+    const peer: Peer = { id: peerId, route: parsed, channels: new Map(), cid: 0, vaddr: null, connected: false, outbox: [], outboxBytes: 0, laneCount: 1, lastEnd: null };
     this.#peers.set(peerId, peer);
     const waiting = this.#waiting.get(peerId);
     if (waiting !== undefined) {
@@ -312,12 +311,15 @@ export class NetworkManager {
     return this.#relay;
   }
 
-  /** A peer's connection state, path and counters, or null if the peer is not open. */
-  peerStatus(peerId: bigint): { connected: boolean; relay: SocketAddress | null; pathChanges: number; badPackets: number; queued: number; handshakes: number } | null {
+  /**
+   * A peer's connection state, path and counters, or null if the peer is not open. `lastEnd` is how its
+   * last connection ended (a GNS end reason and debug text; the manager has reconnected since if it could).
+   */
+  peerStatus(peerId: bigint): { connected: boolean; relay: SocketAddress | null; pathChanges: number; badPackets: number; queued: number; handshakes: number; lastEnd: { readonly reason: number; readonly debug: string } | null } | null {
     const peer = this.#peers.get(peerId);
     if (!peer) return null;
     const st = peer.cid ? this.#endpoint.status(this.#clock(), peer.cid) : null;
-    return { connected: peer.connected, relay: peer.vaddr ? this.#relay.pathRelay(peer.vaddr) : null, pathChanges: st?.pathChanges ?? 0, badPackets: st?.badPackets ?? 0, queued: peer.outbox.length, handshakes: this.#handshakes.get(peerId) ?? 0 };
+    return { connected: peer.connected, relay: peer.vaddr ? this.#relay.pathRelay(peer.vaddr) : null, pathChanges: st?.pathChanges ?? 0, badPackets: st?.badPackets ?? 0, queued: peer.outbox.length, handshakes: this.#handshakes.get(peerId) ?? 0, lastEnd: peer.lastEnd };
   }
 
   /** Closes every connection and the relay sessions. */
@@ -404,8 +406,8 @@ export class NetworkManager {
 
   #deliver(peer: Peer, m: ReceivedMessage): void {
     if (m.lane === 0) {
-      if (m.data[0] === CONTROL_ROUTE) {
-        const parsed = parseRoute(dec.decode(m.data.subarray(1)));
+      if (m.data[0] === InBand.Route) {
+        const parsed = routeFromMessage(m.data);
         if (parsed) {
           this.#stats.routeUpdatesReceived++;
           this.#newPeerRoute(peer, parsed);
@@ -452,6 +454,7 @@ export class NetworkManager {
         if (ep.peerInfo(cid)?.identity !== `id:${peer.id}`) {
           // Whoever answered is not the holder of this peer id's key (a relay in the middle, a stale route).
           this.#stats.refusedPeers++;
+          peer.lastEnd = { reason: 4003, debug: `expected peer id ${peer.id}` };
           this.#dropConnection(peer, 4003, `expected peer id ${peer.id}`, true);
           peer.vaddr = null;
           if (this.#peerId < peer.id && !this.#closed) this.#connect(peer);
@@ -467,6 +470,7 @@ export class NetworkManager {
       } else if (e.state === ConnectionState.ClosedByPeer || e.state === ConnectionState.ProblemDetectedLocally) {
         // The peer is still open here: count it and connect again (the lower id makes the connection).
         this.#stats.connectionsLost++;
+        peer.lastEnd = ep.endInfo(cid);
         this.#dropConnection(peer, 0, '', true);
         peer.vaddr = null;
         if (this.#peers.get(peer.id) === peer && this.#peerId < peer.id && !this.#closed) this.#connect(peer);
@@ -502,22 +506,6 @@ export class NetworkManager {
   }
 }
 
-/** The in-band route update on lane 0: the type byte, then the route string (ASCII). */
-function routeMessage(route: string): Uint8Array {
-  const msg = new Uint8Array(1 + route.length);
-  msg[0] = CONTROL_ROUTE;
-  msg.set(enc.encode(route), 1);
-  return msg;
-}
-
 function validChannel(channelId: number): boolean {
   return Number.isInteger(channelId) && channelId >= 0 && channelId <= MAX_CHANNEL_ID;
-}
-
-function parseRoute(route: string): Route | null {
-  try {
-    return decodeRoute(route);
-  } catch {
-    return null;
-  }
 }
