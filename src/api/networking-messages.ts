@@ -701,6 +701,16 @@ export class NetworkingMessages {
     s.lastUsedUs = now;
     this.#stats.sessionsAccepted++;
     this.#driver.kick();
+    // The peer dialled us: learn its route too, so that this side can re-link if the peer's relay fails.
+    const relay = this.#relay;
+    if (relay && !s.route && s.peerId !== null && s.vaddr?.address === 'relay') {
+      relay.lookup(s.peerId, (r) => {
+        if (r.ok && !s.route && s.vaddr?.address === 'relay' && this.#sessions.get(s.key) === s) {
+          s.route = r.parsed;
+          relay.updatePath(s.vaddr, r.parsed);
+        }
+      });
+    }
   }
 
   /** The session failed: it keeps the failure (sends answer NoConnection) and `sessionFailed` is posted. Queued messages are dropped. */
@@ -851,8 +861,6 @@ export class NetworkingMessages {
     s.everConnected = true;
     s.lastUsedUs = now;
     s.laneCount = ep.laneCount(s.cid);
-    const route = this.#relay?.route;
-    if (route && s.vaddr?.address === 'relay') ep.send(now, s.cid, routeMessage(route), SendFlags.Reliable, 0);
     this.#write(s, now);
   }
 
