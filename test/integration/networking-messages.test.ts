@@ -1,12 +1,22 @@
 // NetworkingMessages semantics from the GodotSteam seeds (002, 003) over real UDP on loopback: peers by
 // id through an embedded relay (identity directory), and direct ip: identities without any relay.
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { AUTO_RESTART_BROKEN_SESSION, NetworkingConnectionEnd, NetworkingMessages, type NetworkingIdentity, type NetworkingMessagesOptions, type SessionFailedInfo } from '../../src/api/networking-messages.js';
 import { Result, SendFlags } from '../../src/core/types.js';
 import { addressKey } from '../../src/relay/protocol.js';
 import { RelayServer } from '../../src/relay/server.js';
 import { NetlaneError } from '../../src/util/errors.js';
+import { Endpoint } from '../../src/core/endpoint.js';
+import { SecureHandshake } from '../../src/crypto/handshake.js';
+import { derivePeerId } from '../../src/crypto/identity.js';
+import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { monotonicUs } from '../../src/io/clock.js';
+import { EndpointDriver } from '../../src/io/driver.js';
+import { CryptoRng } from '../../src/io/random.js';
+import { UdpSocket } from '../../src/io/udp.js';
+import { SeededRng } from '../../src/util/rng.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const text = (d: Uint8Array): string => Buffer.from(d).toString();
@@ -295,5 +305,48 @@ test('a relay that answers a lookup with someone else\'s route cannot stand in: 
     assert.deepEqual(mallory.receiveMessagesOnChannel(0, 10), [], 'the impostor got nothing');
   } finally {
     close();
+  }
+});
+
+test('the P2P tutorial example runs: request, accept, handshake, turns, chat, and hostile payloads refused, with and without compression', () => {
+  for (const extra of [[], ['--compress']]) {
+    const r = spawnSync(process.execPath, ['dist/examples/p2p-tutorial.js', ...extra], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Host is requesting a P2P session/);
+    assert.match(r.stdout, /handshake from Guest/);
+    assert.match(r.stdout, /Host: gg/);
+    assert.match(r.stdout, /host refused 3 hostile payloads/);
+    assert.match(r.stdout, /p2p tutorial: OK/);
+  }
+});
+
+test('a peer claiming a peer id that is not its key\'s is refused in the handshake (4003): no session request, nothing delivered', async () => {
+  const bob = new NetworkingMessages({ bind: '127.0.0.1:0' });
+  const provider = new NodeCryptoProvider();
+  const victim = derivePeerId(provider, provider.signingKey().publicKey);
+  const endpoint = new Endpoint({ rng: new CryptoRng(), handshake: new SecureHandshake({ provider, key: provider.signingKey(), identity: { kind: 'id', id: victim } }) });
+  const udp = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+  const ends: number[] = [];
+  const driver = new EndpointDriver(endpoint, udp, {
+    clock: monotonicUs,
+    rng: new SeededRng(1),
+    onServiced: () => {
+      for (let e = endpoint.pollEvent(); e; e = endpoint.pollEvent()) if (e.type === 'connectionStatusChanged' && e.state >= 4) ends.push(e.endReason);
+    },
+  });
+  try {
+    let requests = 0;
+    bob.on('sessionRequest', () => requests++);
+    const cid = endpoint.connect(monotonicUs(), bob.localAddress as { address: string; port: number });
+    endpoint.send(monotonicUs(), cid, Buffer.from('i am the victim'), SendFlags.Reliable, 0);
+    driver.kick();
+    await until([bob], () => ends.length > 0, 5000, 'the impostor refused');
+    assert.equal(ends[0], NetworkingConnectionEnd.CONNECTION_END_REMOTE_BAD_CERT);
+    assert.equal(requests, 0);
+    assert.deepEqual(bob.receiveMessagesOnChannel(0, 10), []);
+    assert.equal(bob.getSessionConnectionInfo(victim).state, 0);
+  } finally {
+    driver.close();
+    bob.close();
   }
 });
