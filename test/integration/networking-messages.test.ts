@@ -166,7 +166,13 @@ test('messages from a user that is never accepted are never delivered; the sende
     let requests = 0;
     b.on('sessionRequest', () => requests++);
     for (let i = 0; i < 50; i++) assert.equal(a.sendMessageToUser(b.getIdentity(), Buffer.from(`m${i}`), SendFlags.Reliable, 0), Result.OK);
-    await until(peers, () => failed.length > 0, 8000, 'sessionFailed', () => assert.deepEqual(b.receiveMessagesOnChannel(0, 100), []));
+    // And to an id nobody registered: it is looked up until TimeoutInitial, then fails with 4004.
+    assert.equal(a.sendMessageToUser(424242n, Buffer.from('anyone?'), SendFlags.Reliable, 0), Result.OK);
+    assert.equal(a.getSessionConnectionInfo(424242n).state, 2, 'finding route');
+    await until(peers, () => failed.length >= 2, 8000, 'two sessionFailed', () => assert.deepEqual(b.receiveMessagesOnChannel(0, 100), []));
+    const unknown = failed.find((f) => f.identity === 424242n);
+    assert.equal(unknown?.reason, NetworkingConnectionEnd.CONNECTION_END_REMOTE_NOT_LOGGED_IN);
+    failed.splice(failed.indexOf(unknown as SessionFailedInfo), 1);
     assert.ok(requests >= 1);
     const f = failed[0] as SessionFailedInfo;
     assert.equal(f.identity, b.getIdentity());

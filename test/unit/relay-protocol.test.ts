@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { clearlyBetter } from '../../src/relay/client.js';
-import { MIN_PING_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type Route } from '../../src/relay/protocol.js';
+import { MIN_PING_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../../src/relay/protocol.js';
 import { WireError } from '../../src/wire/errors.js';
 
 test('route strings round-trip IPv4 and IPv6 relays, primary first, and are base64url', () => {
@@ -43,4 +43,27 @@ test('hysteresis: a relay must be at least 10 ms and 10 % faster to count as bet
   assert.equal(clearlyBetter(45_000, 50_000, 10_000, 0.1), false, '5 ms better is not enough');
   assert.equal(clearlyBetter(185_000, 200_000, 10_000, 0.1), false, '15 ms but only 7.5 % better');
   assert.equal(clearlyBetter(170_000, 200_000, 10_000, 0.1), true);
+});
+
+test('directory messages round-trip with the documented sizes; a non-ASCII or overlong route is refused', () => {
+  const route = encodeRoute({ version: 1, revision: 3, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, token: new Uint8Array(41).fill(5) }] });
+  assert.equal(route.length, 74);
+  const msgs: RelayControl[] = [
+    { type: 'dirRegister', sessionId: new Uint8Array(8).fill(1), requestId: 513, unixSeconds: 1_800_000_000, publicKey: new Uint8Array(32).fill(2), route, signature: new Uint8Array(64).fill(3) },
+    { type: 'dirRegisterResult', requestId: 7, code: 2 },
+    { type: 'dirLookup', sessionId: new Uint8Array(8).fill(4), requestId: 9, peerId: 0xfedcba9876543210n },
+    { type: 'dirLookupResult', requestId: 9, code: 0, peerId: 0xfedcba9876543210n, route },
+    { type: 'dirLookupResult', requestId: 10, code: 5, peerId: 1n, route: '' },
+  ];
+  const sizes = [113 + 74, 4, 19, 14 + 74, 14];
+  for (const [i, m] of msgs.entries()) {
+    const b = encodeRelayControl(m);
+    assert.equal(b.length, sizes[i], `${m.type} size`);
+    assert.deepEqual(decodeRelayControl(b), m);
+  }
+  const bad = encodeRelayControl(msgs[3] as RelayControl);
+  bad[14] = 0xc3; // a byte of the route, not ASCII
+  assert.throws(() => decodeRelayControl(bad), WireError);
+  const long = encodeRelayControl({ type: 'dirLookupResult', requestId: 1, code: 0, peerId: 1n, route: 'A'.repeat(513) });
+  assert.throws(() => decodeRelayControl(long), WireError);
 });
