@@ -1,3 +1,5 @@
+import type { Endpoint } from '../core/endpoint.js';
+import type { SocketAddress } from '../core/types.js';
 import { decodeRoute, type Route } from '../relay/protocol.js';
 
 /**
@@ -34,4 +36,13 @@ export function parseRoute(route: string): Route | null {
   } catch {
     return null;
   }
+}
+
+/** Whether one of the connections `cids` talks to `vaddr`: a relay path that crossing dials or a quick reconnect share. */
+export function pathInUse(endpoint: Endpoint, cids: Iterable<number>, vaddr: SocketAddress): boolean {
+  for (const c of cids) {
+    const a = endpoint.remoteAddress(c);
+    if (a && a.port === vaddr.port && a.address === vaddr.address) return true;
+  }
+  return false;
 }

@@ -12,7 +12,7 @@ import { UP_HEADER_BYTES, type Route } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng } from '../util/rng.js';
 import { storeFrom } from './config.js';
-import { InBand, parseRoute, routeFromMessage, routeMessage } from './in-band.js';
+import { InBand, parseRoute, pathInUse, routeFromMessage, routeMessage } from './in-band.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
@@ -361,7 +361,8 @@ export class NetworkManager {
     this.#endpoint.close(this.#clock(), peer.cid, reason, debug, false);
     this.#byCid.delete(peer.cid);
     this.#readable.delete(peer.cid);
-    if (forget && peer.vaddr) this.#relay.closePath(peer.vaddr);
+    const vaddr = peer.vaddr;
+    if (forget && vaddr) this.#relay.closePathLater(vaddr, () => pathInUse(this.#endpoint, this.#byCid.keys(), vaddr)); // after the close has left on it
     peer.cid = 0;
     peer.connected = false;
   }

@@ -13,7 +13,7 @@ import { UP_HEADER_BYTES, addressKey, type Route } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng } from '../util/rng.js';
 import { storeFrom } from './config.js';
-import { InBand, routeFromMessage, routeMessage } from './in-band.js';
+import { InBand, pathInUse, routeFromMessage, routeMessage } from './in-band.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 import { Limits } from './types.js';
 
@@ -231,6 +231,8 @@ interface Session {
   lookupInFlight: boolean;
   nextLookupUs: number;
   findDeadlineUs: number;
+  /** Why the last lookup found nothing: what the session fails with at the deadline. */
+  lastMiss: 'notFound' | 'unreachable' | 'noRelay';
   /** Counts connection attempts: a lookup answer for an older attempt is ignored. */
   attempt: number;
   vaddr: SocketAddress | null;
@@ -262,7 +264,6 @@ const MAX_OUTBOX_BYTES = 512 * 1024;
 /** Received messages held unread (all channels) before the facade stops taking more from the connections (their peers then wait). */
 const MAX_QUEUED_MESSAGES = 8192;
 const REQUEST_REPEAT_US = 1_000_000;
-const PATH_LINGER_US = 500_000;
 const LOOKUP_RETRY_US = 500_000;
 const TICK_MS = 100;
 const DEFAULT_IDLE_MS = 180_000;
@@ -303,7 +304,6 @@ export class NetworkingMessages {
   readonly #failedListeners: SessionFailedListener[] = [];
   readonly #scratch: ReceivedMessage[] = [];
   readonly #timer: ReturnType<typeof setInterval>;
-  #closingPaths: { vaddr: SocketAddress; atUs: number }[] = [];
   readonly #stats: Omit<NetworkingMessagesStats, 'relay' | 'endpoint' | 'fakeLost'> = {
     sessionRequests: 0,
     sessionsAccepted: 0,
@@ -628,6 +628,7 @@ export class NetworkingMessages {
       lookupInFlight: false,
       nextLookupUs: 0,
       findDeadlineUs: 0,
+      lastMiss: 'unreachable',
       attempt: 0,
       vaddr: null,
       route: null,
@@ -647,6 +648,7 @@ export class NetworkingMessages {
   /** Starts a connection: directly to an `ip` identity, or by looking a peer id up first (FindingRoute). */
   #start(s: Session, now: number): void {
     s.attempt++;
+    s.lastMiss = 'unreachable';
     if (s.direct) {
       this.#dial(s, now, s.direct);
       return;
@@ -678,6 +680,7 @@ export class NetworkingMessages {
       return;
     }
     // The peer may not have registered yet, or our relay session may not be up yet: retry until TimeoutInitial.
+    if (r.why !== 'unreachable' || s.lastMiss === 'unreachable') s.lastMiss = r.why;
     if (now < s.findDeadlineUs) return;
     const E = NetworkingConnectionEnd;
     if (r.why === 'notFound') this.#fail(s, ConnectionState.ProblemDetectedLocally, E.CONNECTION_END_REMOTE_NOT_LOGGED_IN, `peer id ${s.peerId} is not in the relays' directory`);
@@ -739,19 +742,10 @@ export class NetworkingMessages {
     this.#endpoint.close(now, cid, reason, debug, false);
     this.#byCid.delete(cid);
     this.#readable.delete(cid);
-    // The relay path goes a little later, so that the close packet leaves on it first.
-    if (vaddr && vaddr.address === 'relay') this.#closingPaths.push({ vaddr, atUs: now + PATH_LINGER_US });
+    // The relay path goes a little later, so that the close leaves on it first; crossing dials and a quick
+    // reconnect share one path, so it stays while a connection uses it.
+    if (vaddr && vaddr.address === 'relay') this.#relay?.closePathLater(vaddr, () => pathInUse(this.#endpoint, this.#byCid.keys(), vaddr));
     this.#driver.kick();
-  }
-
-  /** Forgets relay paths of closed connections, unless a connection uses them again (crossing dials, a quick reconnect share one path). */
-  #forgetPaths(now: number): void {
-    const keep: { vaddr: SocketAddress; atUs: number }[] = [];
-    for (const p of this.#closingPaths) {
-      if (now < p.atUs) keep.push(p);
-      else if (![...this.#byCid.keys()].some((c) => sameVaddr(this.#endpoint.remoteAddress(c), p.vaddr))) this.#relay?.closePath(p.vaddr);
-    }
-    this.#closingPaths = keep;
   }
 
   /** Ends a session: its connection closes with `reason`, its unread messages go. No callback. */
@@ -1006,11 +1000,10 @@ export class NetworkingMessages {
   #tick(): void {
     if (this.#closed) return;
     const now = this.#clock();
-    if (this.#closingPaths.length > 0) this.#forgetPaths(now);
     for (const s of this.#sessions.values()) {
       if (s.finding) {
         if (!s.lookupInFlight && now >= s.nextLookupUs) this.#lookup(s, now);
-        else if (!s.lookupInFlight && now >= s.findDeadlineUs) this.#found(s, s.attempt, { ok: false, why: 'unreachable' });
+        else if (!s.lookupInFlight && now >= s.findDeadlineUs) this.#found(s, s.attempt, { ok: false, why: s.lastMiss });
       }
       if (s.cid !== 0 && s.incoming && !s.accepted && now - s.requestPostedUs >= REQUEST_REPEAT_US) this.#request(s, now);
       if (s.awaitPeerUntilUs !== 0 && s.cid === 0 && now >= s.awaitPeerUntilUs) {
@@ -1034,10 +1027,6 @@ export class NetworkingMessages {
     this.#stats.idleTimeouts++;
     this.#destroy(s, NetworkingConnectionEnd.SESSION_IDLE_TIMEOUT, 'Session Idle Timeout');
   }
-}
-
-function sameVaddr(a: SocketAddress | null, b: SocketAddress): boolean {
-  return a !== null && a.port === b.port && a.address === b.address;
 }
 
 /** A relay client and a UDP socket under one endpoint: virtual `relay:N` addresses go to the relay client, the rest to the socket. */

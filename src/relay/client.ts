@@ -204,6 +204,7 @@ export class RelayClient implements DatagramTransport {
   readonly #dirKey: SigningKey | null;
   readonly #unixSeconds: () => number;
   readonly #lookups = new Map<number, Lookup>();
+  #closing: { readonly vaddr: SocketAddress; readonly atUs: number; readonly stillUsed: () => boolean }[] = [];
   #sock: dgram.Socket;
   readonly #mapped: boolean;
   #timer: ReturnType<typeof setInterval>;
@@ -317,7 +318,7 @@ export class RelayClient implements DatagramTransport {
         return;
       }
     }
-    const relays = this.#relayList.filter((r) => r.phase === 'open' && !r.dead).sort((a, b) => (a === this.#primary ? -1 : b === this.#primary ? 1 : 0));
+    const relays = this.#closed ? [] : this.#relayList.filter((r) => r.phase === 'open' && !r.dead).sort((a, b) => (a === this.#primary ? -1 : b === this.#primary ? 1 : 0));
     if (relays.length === 0) {
       done({ ok: false, why: 'noRelay' });
       return;
@@ -332,6 +333,14 @@ export class RelayClient implements DatagramTransport {
     const route = this.#route;
     if (!route || !this.#dirKey) return false;
     return [this.#primary, this.#backup].every((r) => r === null || r.phase !== 'open' || r.dirRoute === route);
+  }
+
+  /**
+   * Forgets a path after `lingerMs`, so that what the endpoint queued on it just now (a close) still leaves,
+   * unless `stillUsed()` says by then that a connection uses the path again (crossing dials share a path).
+   */
+  closePathLater(vaddr: SocketAddress, stillUsed: () => boolean, lingerMs = 500): void {
+    this.#closing.push({ vaddr, atUs: this.#clock() + lingerMs * 1000, stillUsed });
   }
 
   /** Which relay carries a path now (for stats and tests), or null. */
@@ -387,9 +396,9 @@ export class RelayClient implements DatagramTransport {
   /** Closes the relay sessions (telling the relays) and the socket. */
   close(): void {
     if (this.#closed) return;
-    this.#closed = true;
     clearInterval(this.#timer);
     for (const r of this.#relayList) if (r.sessionId && r.phase === 'open') this.#sendControl(r, { type: 'closeSession', sessionId: r.sessionId });
+    this.#closed = true;
     this.#sock.close();
   }
 
@@ -439,6 +448,7 @@ export class RelayClient implements DatagramTransport {
   }
 
   #sendControl(r: RelayState, m: RelayControl): void {
+    if (this.#closed) return; // a path opened after close() goes nowhere
     const b = encodeRelayControl(m);
     this.stats.datagramsSent++;
     this.#sock.send(b, r.addr.port, r.sendAddress);
@@ -875,6 +885,11 @@ export class RelayClient implements DatagramTransport {
         case 'none':
           break;
       }
+    }
+    if (this.#closing.length > 0) {
+      const due = this.#closing.filter((c) => now >= c.atUs);
+      this.#closing = this.#closing.filter((c) => now < c.atUs);
+      for (const c of due) if (!c.stillUsed()) this.closePath(c.vaddr);
     }
     for (const r of this.#relayList) {
       if (r.dirPending !== null && r.phase === 'open' && now - r.dirSentUs >= 250_000) {
