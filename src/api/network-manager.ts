@@ -1,4 +1,4 @@
-import { Endpoint, type EndpointStats } from '../core/endpoint.js';
+import type { Endpoint, EndpointStats } from '../core/endpoint.js';
 import { ConnectionState, Result as CoreResult, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
 import { SecureHandshake } from '../crypto/handshake.js';
 import { derivePeerId } from '../crypto/identity.js';
@@ -6,14 +6,14 @@ import { NodeCryptoProvider } from '../crypto/node-provider.js';
 import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import { monotonicUs, type Clock } from '../io/clock.js';
 import { EndpointDriver } from '../io/driver.js';
-import { CryptoRng, randomSeed } from '../io/random.js';
+import { randomSeed } from '../io/random.js';
 import { RelayClient, type RelayClientOptions, type RelayClientStats } from '../relay/client.js';
-import { UP_HEADER_BYTES, type Route } from '../relay/protocol.js';
+import type { Route } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
+import { Listeners } from '../util/listeners.js';
 import { SeededRng } from '../util/rng.js';
-import { storeFrom } from './config.js';
-import { InBand, parseRoute, pathInUse, routeFromMessage, routeMessage } from './in-band.js';
-import { parseAddress, type ConfigOptions } from './networking-sockets.js';
+import { InBand, connectionStore, ensureLane, parseRelays, parseRoute, parseTicket, pathInUse, peerIdOf, relayedEndpoint, routeFromMessage, routeMessage } from './relayed.js';
+import type { ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
 export const DiscordResult = {
@@ -127,8 +127,7 @@ export class NetworkManager {
   /** Handshakes completed per peer: a failover that keeps the connection adds none. */
   readonly #handshakes = new Map<bigint, number>();
   readonly #routeEvents: string[] = [];
-  readonly #messageListeners: MessageListener[] = [];
-  readonly #routeListeners: RouteListener[] = [];
+  readonly #listeners = new Listeners<{ message: MessageListener; routeUpdate: RouteListener }>(['message', 'routeUpdate']);
   readonly #scratch: ReceivedMessage[] = [];
   readonly #stats: Omit<NetworkManagerStats, 'relay' | 'endpoint'> = { droppedNoChannel: 0, droppedWrongReliability: 0, refusedPeers: 0, connectionsLost: 0, routeUpdatesReceived: 0 };
   #closed = false;
@@ -138,23 +137,10 @@ export class NetworkManager {
     this.#clock = options.clock ?? monotonicUs;
     const key = options.key ?? this.#provider.signingKey();
     this.#peerId = derivePeerId(this.#provider, key.publicKey);
-    const relays = options.relays.map((r) => {
-      const a = typeof r === 'string' ? parseAddress(r) : r;
-      if (!a) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `bad relay address ${String(r)}`);
-      return a;
-    });
-    const ticket = typeof options.ticket === 'string' ? new Uint8Array(Buffer.from(options.ticket, 'base64url')) : (options.ticket ?? null);
-    const handshake = new SecureHandshake({ provider: this.#provider, key });
-    const store = storeFrom(null, options.connectionConfig ?? {});
-    if (typeof store === 'string') throw new NetlaneError('ERR_NETLANE_CONFIG', store);
-    this.#endpoint = new Endpoint({
-      rng: new CryptoRng(),
-      handshake,
-      listen: true,
-      migration: true,
-      // Room for the relay's hop header inside a 1200-byte datagram.
-      config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...store.coreValues() },
-    });
+    const relays = parseRelays(options.relays);
+    const ticket = parseTicket(options.ticket);
+    const store = connectionStore(options.connectionConfig);
+    this.#endpoint = relayedEndpoint(new SecureHandshake({ provider: this.#provider, key }), true, store);
     this.#relay = new RelayClient({
       ...options.relayOptions,
       relays,
@@ -264,7 +250,7 @@ export class NetworkManager {
   /** Delivers what arrived: `routeUpdate`, then `message` events (`RunCallbacks`). Events fire only here. */
   runCallbacks(): DiscordResult {
     if (this.#closed) return DiscordResult.ServiceUnavailable;
-    for (let r = this.#routeEvents.shift(); r !== undefined; r = this.#routeEvents.shift()) for (const fn of this.#routeListeners) fn(r);
+    for (let r = this.#routeEvents.shift(); r !== undefined; r = this.#routeEvents.shift()) for (const fn of this.#listeners.of('routeUpdate')) fn(r);
     const ep = this.#endpoint;
     const out = this.#scratch;
     for (const cid of this.#readable) {
@@ -286,16 +272,12 @@ export class NetworkManager {
   on(event: 'message', fn: MessageListener): this;
   on(event: 'routeUpdate', fn: RouteListener): this;
   on(event: 'message' | 'routeUpdate', fn: MessageListener | RouteListener): this {
-    if (event === 'message') this.#messageListeners.push(fn as MessageListener);
-    else if (event === 'routeUpdate') this.#routeListeners.push(fn as RouteListener);
-    else throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `unknown event ${String(event)}`);
+    this.#listeners.on(event, fn as never);
     return this;
   }
 
   off(event: 'message' | 'routeUpdate', fn: MessageListener | RouteListener): this {
-    const list: unknown[] = event === 'message' ? this.#messageListeners : this.#routeListeners;
-    const i = list.indexOf(fn);
-    if (i >= 0) list.splice(i, 1);
+    this.#listeners.off(event, fn as never);
     return this;
   }
 
@@ -392,11 +374,7 @@ export class NetworkManager {
     let i = 0;
     for (; i < peer.outbox.length; i++) {
       const m = peer.outbox[i] as Outgoing;
-      if (m.lane >= peer.laneCount) {
-        const n = m.lane + 1;
-        ep.configureLanes(peer.cid, new Array<number>(n).fill(0), new Array<number>(n).fill(1));
-        peer.laneCount = ep.laneCount(peer.cid);
-      }
+      peer.laneCount = ensureLane(ep, peer.cid, m.lane, peer.laneCount);
       const r = ep.send(now, peer.cid, m.data, m.reliable ? SendFlags.Reliable : SendFlags.Unreliable, m.lane);
       if (r === -CoreResult.LimitExceeded) break; // the connection's buffer is full: the rest waits for the next flush
       peer.outboxBytes -= m.data.length;
@@ -425,7 +403,7 @@ export class NetworkManager {
       this.#stats.droppedWrongReliability++;
       return;
     }
-    for (const fn of this.#messageListeners) fn(peer.id, m.lane - 1, m.data);
+    for (const fn of this.#listeners.of('message')) fn(peer.id, m.lane - 1, m.data);
   }
 
   /** After every service pass of the driver: connection events, readable connections. */
@@ -483,8 +461,7 @@ export class NetworkManager {
   #incoming(cid: number): void {
     const ep = this.#endpoint;
     const identity = ep.peerInfo(cid)?.identity ?? '';
-    const m = /^id:(\d+)$/.exec(identity);
-    const id = m ? BigInt(m[1] as string) : 0n;
+    const id = peerIdOf(identity) ?? 0n;
     if (id === 0n || id === this.#peerId) {
       this.#stats.refusedPeers++;
       ep.close(this.#clock(), cid, 5001, 'NetworkManager peers are identified by peer id', false);

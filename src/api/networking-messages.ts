@@ -1,4 +1,4 @@
-import { Endpoint, type EndpointStats } from '../core/endpoint.js';
+import type { Endpoint, EndpointStats } from '../core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
 import { SecureHandshake } from '../crypto/handshake.js';
 import { derivePeerId, identityToString, parseIdentity } from '../crypto/identity.js';
@@ -6,14 +6,15 @@ import { NodeCryptoProvider } from '../crypto/node-provider.js';
 import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import { monotonicUs, type Clock } from '../io/clock.js';
 import { EndpointDriver, type DatagramTransport } from '../io/driver.js';
-import { CryptoRng, randomSeed } from '../io/random.js';
+import { randomSeed } from '../io/random.js';
 import { UdpSocket } from '../io/udp.js';
 import { RelayClient, type LookupResult, type RelayClientOptions, type RelayClientStats } from '../relay/client.js';
-import { UP_HEADER_BYTES, addressKey, type Route } from '../relay/protocol.js';
+import { addressKey, type Route } from '../relay/protocol.js';
+import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
+import { Listeners } from '../util/listeners.js';
 import { SeededRng } from '../util/rng.js';
-import { storeFrom } from './config.js';
-import { InBand, pathInUse, routeFromMessage, routeMessage } from './in-band.js';
+import { InBand, connectionStore, ensureLane, parseRelays, parseTicket, pathInUse, peerIdOf, relayedEndpoint, routeFromMessage, routeMessage } from './relayed.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 import { Limits } from './types.js';
 
@@ -298,10 +299,9 @@ export class NetworkingMessages {
   readonly #sessions = new Map<string, Session>();
   readonly #byCid = new Map<number, Session>();
   readonly #readable = new Set<number>();
-  readonly #channels = new Map<number, NetworkingMessagesMessage[]>();
+  readonly #channels = new Map<number, Deque<NetworkingMessagesMessage>>();
   readonly #events: QueuedEvent[] = [];
-  readonly #requestListeners: SessionRequestListener[] = [];
-  readonly #failedListeners: SessionFailedListener[] = [];
+  readonly #listeners = new Listeners<{ sessionRequest: SessionRequestListener; sessionFailed: SessionFailedListener }>(['sessionRequest', 'sessionFailed']);
   readonly #scratch: ReceivedMessage[] = [];
   readonly #timer: ReturnType<typeof setInterval>;
   readonly #stats: Omit<NetworkingMessagesStats, 'relay' | 'endpoint' | 'fakeLost'> = {
@@ -325,13 +325,8 @@ export class NetworkingMessages {
     this.#peerId = derivePeerId(this.#provider, key.publicKey);
     this.#idleUs = (options.sessionIdleTimeoutMs ?? DEFAULT_IDLE_MS) * 1000;
     if (!(this.#idleUs > 0)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'sessionIdleTimeoutMs must be positive');
-    const store = storeFrom(null, options.connectionConfig ?? {});
-    if (typeof store === 'string') throw new NetlaneError('ERR_NETLANE_CONFIG', store);
-    const relays = (options.relays ?? []).map((r) => {
-      const a = typeof r === 'string' ? parseAddress(r) : r;
-      if (!a) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `bad relay address ${String(r)}`);
-      return a;
-    });
+    const store = connectionStore(options.connectionConfig);
+    const relays = parseRelays(options.relays ?? []);
     const keepAlive = options.keepProcessAlive ?? false;
     const bind = options.bind ?? (relays.length === 0 ? '0.0.0.0:0' : null);
     let udp: UdpSocket | null = null;
@@ -341,7 +336,7 @@ export class NetworkingMessages {
       udp = UdpSocket.open({ address: a.address, port: a.port });
     }
     this.#udp = udp;
-    const ticket = typeof options.ticket === 'string' ? new Uint8Array(Buffer.from(options.ticket, 'base64url')) : (options.ticket ?? null);
+    const ticket = parseTicket(options.ticket);
     this.#relay =
       relays.length === 0
         ? null
@@ -356,13 +351,7 @@ export class NetworkingMessages {
             ...(options.unixSeconds ? { unixSeconds: options.unixSeconds } : {}),
             onRoute: (route) => this.#ownRouteChanged(route),
           });
-    this.#endpoint = new Endpoint({
-      rng: new CryptoRng(),
-      handshake: new SecureHandshake({ provider: this.#provider, key }),
-      listen: true,
-      migration: this.#relay !== null,
-      config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...store.coreValues() },
-    });
+    this.#endpoint = relayedEndpoint(new SecureHandshake({ provider: this.#provider, key }), this.#relay !== null, store);
     this.#timeoutInitialUs = (store.coreValues().TimeoutInitial ?? 10_000) * 1000;
     const transport: DatagramTransport = this.#relay && udp ? new MuxTransport(this.#relay, udp) : ((this.#relay ?? udp) as DatagramTransport);
     this.#driver = new EndpointDriver(this.#endpoint, transport, { clock: this.#clock, rng: new SeededRng(randomSeed()), keepProcessAlive: keepAlive, onServiced: () => this.#serviced() });
@@ -421,8 +410,10 @@ export class NetworkingMessages {
   /** Up to `max` messages received on `channel` from any user (`ReceiveMessagesOnChannel`), oldest first. */
   receiveMessagesOnChannel(channel: number, max = 32): NetworkingMessagesMessage[] {
     const q = this.#channels.get(channel);
-    if (!q || q.length === 0 || !(max > 0)) return [];
-    const out = q.splice(0, Math.floor(max));
+    const limit = Math.floor(max);
+    if (!q || q.length === 0 || !(limit > 0)) return [];
+    const out: NetworkingMessagesMessage[] = [];
+    for (let m = q.shift(); m !== undefined; m = out.length < limit ? q.shift() : undefined) out.push(m);
     this.#stats.queuedMessages -= out.length;
     if (this.#readable.size > 0) this.#pull(this.#clock());
     return out;
@@ -526,8 +517,8 @@ export class NetworkingMessages {
   /** Fires the queued `sessionRequest` and `sessionFailed` events (GodotSteam's `run_callbacks`). */
   runCallbacks(): void {
     for (let e = this.#events.shift(); e !== undefined; e = this.#events.shift()) {
-      if (e.type === 'request') for (const fn of this.#requestListeners) fn(e.identity);
-      else for (const fn of this.#failedListeners) fn(e.info);
+      if (e.type === 'request') for (const fn of this.#listeners.of('sessionRequest')) fn(e.identity);
+      else for (const fn of this.#listeners.of('sessionFailed')) fn(e.info);
     }
   }
 
@@ -535,16 +526,12 @@ export class NetworkingMessages {
   on(event: 'sessionRequest', fn: SessionRequestListener): this;
   on(event: 'sessionFailed', fn: SessionFailedListener): this;
   on(event: 'sessionRequest' | 'sessionFailed', fn: SessionRequestListener | SessionFailedListener): this {
-    if (event === 'sessionRequest') this.#requestListeners.push(fn as SessionRequestListener);
-    else if (event === 'sessionFailed') this.#failedListeners.push(fn as SessionFailedListener);
-    else throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `unknown event ${String(event)}`);
+    this.#listeners.on(event, fn as never);
     return this;
   }
 
   off(event: 'sessionRequest' | 'sessionFailed', fn: SessionRequestListener | SessionFailedListener): this {
-    const list: unknown[] = event === 'sessionRequest' ? this.#requestListeners : this.#failedListeners;
-    const i = list.indexOf(fn);
-    if (i >= 0) list.splice(i, 1);
+    this.#listeners.off(event, fn as never);
     return this;
   }
 
@@ -759,13 +746,12 @@ export class NetworkingMessages {
   #purge(s: Session, channel: number): void {
     const q = this.#channels.get(channel);
     if (!q) return;
-    const kept = q.filter((m) => this.#keyOf(m.identity) !== s.key);
-    this.#stats.queuedMessages -= q.length - kept.length;
+    const kept = new Deque<NetworkingMessagesMessage>(q.length);
+    for (let m = q.shift(); m !== undefined; m = q.shift()) {
+      if (m.identity !== s.identity) kept.push(m);
+      else this.#stats.queuedMessages--;
+    }
     this.#channels.set(channel, kept);
-  }
-
-  #keyOf(identity: NetworkingIdentity): string {
-    return typeof identity === 'bigint' ? `id:${identity}` : identity;
   }
 
   // ---------------------------------------------------------------- sending
@@ -775,11 +761,7 @@ export class NetworkingMessages {
     const ep = this.#endpoint;
     if (channel >= 0 && channel < LANE_CHANNELS) {
       const lane = channel + 1;
-      if (lane >= s.laneCount) {
-        const n = lane + 1;
-        ep.configureLanes(s.cid, new Array<number>(n).fill(0), new Array<number>(n).fill(1));
-        s.laneCount = ep.laneCount(s.cid);
-      }
+      s.laneCount = ensureLane(ep, s.cid, lane, s.laneCount);
       return ep.send(now, s.cid, data, flags, lane);
     }
     const wide = new Uint8Array(5 + data.length);
@@ -888,8 +870,7 @@ export class NetworkingMessages {
     const ep = this.#endpoint;
     const idText = ep.peerInfo(cid)?.identity ?? '';
     const remote = ep.remoteAddress(cid);
-    const m = /^id:(\d+)$/.exec(idText);
-    const certId = m ? BigInt(m[1] as string) : null;
+    const certId = peerIdOf(idText);
     if (!remote || idText === '' || certId === this.#peerId) {
       ep.close(now, cid, NetworkingConnectionEnd.CONNECTION_END_MISC_GENERIC, 'Not a session peer', false);
       return;
@@ -987,7 +968,7 @@ export class NetworkingMessages {
       data = data.subarray(5);
     } else channel = m.lane - 1;
     let q = this.#channels.get(channel);
-    if (!q) this.#channels.set(channel, (q = []));
+    if (!q) this.#channels.set(channel, (q = new Deque()));
     q.push(new NetworkingMessagesMessage(data, s.identity, m.receivedAtUs, m.messageNumber, channel, m.reliable ? SendFlags.Reliable : 0));
     this.#stats.queuedMessages++;
     s.channels.add(channel);

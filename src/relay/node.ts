@@ -311,16 +311,8 @@ export class RelayNode {
       this.stats.malformed++;
       return;
     }
-    const s = this.#session(data, 1);
-    if (!s) {
-      this.#noSession(now, address, port, data.subarray(1, 9));
-      return;
-    }
-    if (s.port !== port || s.address !== address) {
-      this.#unvalidated(now, s, address, port, data.length);
-      return;
-    }
-    s.lastSeenUs = now;
+    const s = this.#from(now, address, port, data.length, data, 1);
+    if (!s) return;
     const link = s.links[((data[9] as number) << 8) | (data[10] as number)];
     if (!link) {
       this.stats.noLink++;
@@ -375,10 +367,8 @@ export class RelayNode {
         this.#sessionRequest(now, address, port, m);
         return;
       case 'linkRequest': {
-        const s = this.#session(m.sessionId, 0);
-        if (!s) return this.#noSession(now, address, port, m.sessionId);
-        if (s.port !== port || s.address !== address) return this.#unvalidated(now, s, address, port, size);
-        s.lastSeenUs = now;
+        const s = this.#from(now, address, port, size, m.sessionId, 0);
+        if (!s) return;
         const code = this.#link(s, m.token, now);
         if (typeof code === 'number') {
           this.stats.linkRefused++;
@@ -387,10 +377,8 @@ export class RelayNode {
         return;
       }
       case 'keepalive': {
-        const s = this.#session(m.sessionId, 0);
-        if (!s) return this.#noSession(now, address, port, m.sessionId);
-        if (s.port !== port || s.address !== address) return this.#unvalidated(now, s, address, port, size);
-        s.lastSeenUs = now;
+        const s = this.#from(now, address, port, size, m.sessionId, 0);
+        if (!s) return;
         this.#reply({ type: 'keepaliveAck', seq: m.seq, drainSeconds: this.drainSeconds(now), load: this.#load() }, port, address);
         return;
       }
@@ -416,10 +404,8 @@ export class RelayNode {
       }
       case 'dirRegister':
       case 'dirLookup': {
-        const s = this.#session(m.sessionId, 0);
-        if (!s) return this.#noSession(now, address, port, m.sessionId);
-        if (s.port !== port || s.address !== address) return this.#unvalidated(now, s, address, port, size);
-        s.lastSeenUs = now;
+        const s = this.#from(now, address, port, size, m.sessionId, 0);
+        if (!s) return;
         if (m.type === 'dirRegister') this.#dirRegister(now, s, m);
         else this.#dirLookup(now, s, m);
         return;
@@ -436,6 +422,24 @@ export class RelayNode {
         // Messages only a relay sends: a client never sends them.
         this.stats.malformed++;
     }
+  }
+
+  /**
+   * The session a message names (its id at `bytes[at]`), if it came from the session's validated address (the session
+   * is then seen alive). Otherwise null, after answering NO_SESSION (rate-limited) or a path challenge.
+   */
+  #from(now: number, address: string, port: number, size: number, bytes: Uint8Array, at: number): Session | null {
+    const s = this.#session(bytes, at);
+    if (!s) {
+      this.#noSession(now, address, port, bytes.subarray(at, at + 8));
+      return null;
+    }
+    if (s.port !== port || s.address !== address) {
+      this.#unvalidated(now, s, address, port, size);
+      return null;
+    }
+    s.lastSeenUs = now;
+    return s;
   }
 
   #load(): number {
