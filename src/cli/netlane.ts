@@ -9,30 +9,55 @@ import { NetlaneError } from '../util/errors.js';
 import { RelayServer } from '../relay/server.js';
 import { signTicket, ticketKeyId } from '../relay/ticket.js';
 
-const USAGE = `usage:
-  netlane keygen [--out FILE]
-      Makes an Ed25519 key (identity key, or an authority key). Prints it, or writes FILE (mode 0600).
-  netlane cert --ca CA_KEY_FILE --identity ID (--key KEY_FILE | --public-key BASE64)
+/** Each command's usage, printed by `netlane CMD --help` (and all of them by `netlane --help`). */
+const COMMAND_USAGE = {
+  keygen: `  netlane keygen [--out FILE]
+      Makes an Ed25519 key (identity key, or an authority key). Prints it, or writes FILE (mode 0600).`,
+  cert: `  netlane cert --ca CA_KEY_FILE --identity ID (--key KEY_FILE | --public-key BASE64)
                [--days N] [--address IP]... [--out FILE]
       Signs a certificate for a public key with the authority's key. ID: str:NAME, id:N, gen:HEX, ip:ADDR:PORT.
-      Valid from now for N days (default 30, at most 3650); --address restricts it to those source IPs.
-  netlane ticket --key TICKET_KEY_FILE --user NAME [--hours H] [--sessions N] [--kbps K] [--out FILE]
+      Valid from now for N days (default 30, at most 3650); --address restricts it to those source IPs.`,
+  ticket: `  netlane ticket --key TICKET_KEY_FILE --user NAME [--hours H] [--sessions N] [--kbps K] [--out FILE]
       Signs a relay ticket for NAME with the operator's ticket key: valid from now for H hours (default 6,
-      at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.
-  netlane relay [--address IP] [--port N] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
+      at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.`,
+  relay: `  netlane relay [--address IP] [--port N] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
       Runs a relay node on UDP (default 127.0.0.1:27100). Clients need a ticket signed by one of the
       ticket keys, or nothing with --open (development). SIGTERM or SIGINT drains: no new sessions, clients
-      are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.
-  netlane demo
-      Runs the demo (as npm start).`;
+      are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.`,
+  demo: `  netlane demo
+      Runs the demo (as npm start).`,
+} as const;
+type Command = keyof typeof COMMAND_USAGE;
+
+const USAGE = `usage:\n${Object.values(COMMAND_USAGE).join('\n')}`;
+
+function isCommand(s: string | undefined): s is Command {
+  return s !== undefined && Object.hasOwn(COMMAND_USAGE, s);
+}
+
+/** Prints `cmd`'s usage and exits 0. */
+function usage(cmd: Command): never {
+  console.log(`usage:\n${COMMAND_USAGE[cmd]}`);
+  process.exit(0);
+}
+
+/** {@link usage} if `--help` or `-h` stands where an option name would, not as the value of one of `known` (as {@link options} reads them). */
+function helpIfAsked(cmd: Command, args: readonly string[], known: readonly string[]): void {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--help' || a === '-h') usage(cmd);
+    if (a.startsWith('--') && known.includes(a.slice(2)) && !(args[i + 1]?.startsWith('--') ?? true)) i++; // its value
+  }
+}
 
 function fail(msg: string): never {
   console.error(`netlane: ${msg}\n\n${USAGE}`);
   process.exit(2);
 }
 
-function options(args: string[], known: readonly string[]): Map<string, string[]> {
+function options(cmd: Command, args: string[], known: readonly string[]): Map<string, string[]> {
+  helpIfAsked(cmd, args, known);
   const out = new Map<string, string[]>();
   for (let i = 0; i < args.length; i++) {
     const a = args[i] as string;
@@ -76,12 +101,12 @@ async function main(argv: string[]): Promise<void> {
   const provider = new NodeCryptoProvider();
   switch (cmd) {
     case 'keygen': {
-      const o = options(rest, ['out']);
+      const o = options('keygen', rest, ['out']);
       output(encodeKeyFile(provider, provider.signingKey()), one(o, 'out'), true);
       return;
     }
     case 'cert': {
-      const o = options(rest, ['ca', 'identity', 'key', 'public-key', 'days', 'address', 'out']);
+      const o = options('cert', rest, ['ca', 'identity', 'key', 'public-key', 'days', 'address', 'out']);
       const caFile = one(o, 'ca') ?? fail('--ca is required');
       const id = one(o, 'identity') ?? fail('--identity is required');
       const keyFile = one(o, 'key');
@@ -97,7 +122,7 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'ticket': {
-      const o = options(rest, ['key', 'user', 'hours', 'sessions', 'kbps', 'out']);
+      const o = options('ticket', rest, ['key', 'user', 'hours', 'sessions', 'kbps', 'out']);
       const key = decodeKeyFile(provider, readFileSync(one(o, 'key') ?? fail('--key is required'), 'utf8'));
       const user = one(o, 'user') ?? fail('--user is required');
       const hours = int(o, 'hours', 6, 1, 24);
@@ -108,7 +133,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'relay': {
       const open = flag(rest, 'open');
-      const o = options(rest, ['address', 'port', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds']);
+      const o = options('relay', rest, ['address', 'port', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds']);
       const keys = new Map<number, Uint8Array>();
       for (const f of o.get('ticket-key') ?? []) {
         const pub = decodePublicKey(readFileSync(f, 'utf8'));
@@ -116,6 +141,8 @@ async function main(argv: string[]): Promise<void> {
       }
       const revoked = new Set((o.get('revoke') ?? []).map((k) => Number.parseInt(k, 16) >>> 0));
       if (!open && keys.size === 0) fail('give --ticket-key (the operator\'s ticket public key) or --open');
+      const drainSeconds = int(o, 'drain-seconds', 10, 1, 3600);
+      const statusSeconds = int(o, 'status-seconds', 0, 0, 3600);
       const relay = RelayServer.open({
         address: one(o, 'address') ?? '127.0.0.1',
         port: int(o, 'port', 27100, 0, 65535),
@@ -125,10 +152,6 @@ async function main(argv: string[]): Promise<void> {
         idleTimeoutUs: int(o, 'idle-seconds', 30, 1, 3600) * 1e6,
         keepProcessAlive: true,
       });
-      const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
-      console.log(`netlane relay listening on ${relay.local.address}:${relay.local.port} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList})`);
-      const drainSeconds = int(o, 'drain-seconds', 10, 1, 3600);
-      const statusSeconds = int(o, 'status-seconds', 0, 0, 3600);
       if (statusSeconds > 0) {
         setInterval(() => {
           const st = relay.node.stats;
@@ -148,13 +171,20 @@ async function main(argv: string[]): Promise<void> {
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
+      // Only now: a supervisor may signal as soon as it reads this line, and the handlers must be there to drain.
+      const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
+      console.log(`netlane relay listening on ${relay.local.address}:${relay.local.port} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList})`);
       return;
     }
     case 'demo':
+      helpIfAsked('demo', rest, []);
       await import('./demo.js');
       return;
-    case undefined:
     case 'help':
+      if (isCommand(rest[0])) usage(rest[0]);
+      console.log(USAGE);
+      return;
+    case undefined:
     case '--help':
     case '-h':
       console.log(USAGE);

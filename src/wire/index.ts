@@ -6,3 +6,4 @@ export * from './header.js';
 export * from './frames.js';
 export * from './message-framing.js';
 export * from './control.js';
+export * from './in-band.js';

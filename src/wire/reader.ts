@@ -60,6 +60,15 @@ export class Reader {
     return (((b[p] as number) << 24) | ((b[p + 1] as number) << 16) | ((b[p + 2] as number) << 8) | (b[p + 3] as number)) >>> 0;
   }
 
+  /** Little-endian signed 32-bit integer (the in-band channel number, as GNS writes it). */
+  i32le(field: string): number {
+    this.#need(4, field);
+    const b = this.#buf;
+    const p = this.#pos;
+    this.#pos = p + 4;
+    return (b[p] as number) | ((b[p + 1] as number) << 8) | ((b[p + 2] as number) << 16) | ((b[p + 3] as number) << 24);
+  }
+
   /** Big-endian unsigned 64-bit integer (ids). */
   u64(field: string): bigint {
     const hi = this.u32(field);

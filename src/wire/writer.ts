@@ -71,6 +71,17 @@ export class Writer {
     b[this.#pos++] = v;
   }
 
+  /** Little-endian signed 32-bit integer; a value that is not an int32 is refused, not wrapped. */
+  i32le(v: number, field: string): void {
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new WireError(field, `int32 out of range: ${v}`);
+    this.#need(4, field);
+    const b = this.#buf;
+    b[this.#pos++] = v;
+    b[this.#pos++] = v >>> 8;
+    b[this.#pos++] = v >>> 16;
+    b[this.#pos++] = v >>> 24;
+  }
+
   /** Big-endian unsigned 64-bit integer (ids). */
   u64(v: bigint, field: string): void {
     if (v < 0n || v >= 1n << 64n) throw new WireError(field, `u64 out of range: ${v}`);

@@ -1,6 +1,6 @@
 // Fuzz targets: a seeded mutation loop over a corpus of valid inputs, against every decoder and
-// against Endpoint.handleDatagram before and after decryption. Used by test/fuzz/fuzz.test.ts (time-boxed
-// in `npm test`) and by `npm run fuzz -- --minutes N`.
+// against Endpoint.handleDatagram before and after decryption. Used by test/fuzz/fuzz.test.ts (a fixed
+// number of inputs per target in `npm test`) and by `npm run fuzz -- --minutes N` (for a time).
 import { Endpoint } from '../../src/core/endpoint.js';
 import { ConnectionState, SendFlags, type ReceivedMessage } from '../../src/core/types.js';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
@@ -14,12 +14,14 @@ import { decodeControl, encodeControl } from '../../src/wire/control.js';
 import { WireError } from '../../src/wire/errors.js';
 import { decodeFrame, encodeFrame } from '../../src/wire/frames.js';
 import { decodeDataHeader, encodeDataHeader, type DataHeader } from '../../src/wire/header.js';
+import { decodeInBand, encodeChannelMessage, encodeRouteUpdate } from '../../src/wire/in-band.js';
 import { Reader } from '../../src/wire/reader.js';
 import { Writer } from '../../src/wire/writer.js';
 import { NetlaneError } from '../../src/util/errors.js';
 import { concat } from '../../src/util/bytes.js';
 import { SeededRng } from '../../src/util/rng.js';
 
+/** What one target did: inputs run, inputs accepted, time taken (setup excluded). */
 export interface TargetResult {
   name: string;
   execs: number;
@@ -84,14 +86,23 @@ export function mutate(rng: SeededRng, input: Uint8Array, corpus: readonly Uint8
   return d;
 }
 
-/** Runs `fn` on mutated corpus entries until `ms` pass. `fn` returns whether the input was accepted; it throws on a broken invariant. */
-function loop(name: string, ms: number, seed: number, corpus: readonly Uint8Array[], fn: (input: Uint8Array) => boolean): TargetResult {
+/**
+ * How much a target runs: a fixed number of inputs (`npm test`: the same work on every machine) or a time
+ * (`npm run fuzz -- --minutes N`).
+ */
+export type Budget = { inputs: number } | { ms: number };
+
+/** Runs `fn` on mutated corpus entries until the budget is spent. `fn` returns whether the input was accepted; it throws on a broken invariant. */
+function loop(name: string, budget: Budget, seed: number, corpus: readonly Uint8Array[], fn: (input: Uint8Array) => boolean): TargetResult {
   const rng = new SeededRng(seed);
   const start = performance.now();
+  const limit = 'inputs' in budget ? budget.inputs : Infinity;
+  const deadline = 'ms' in budget ? start + budget.ms : Infinity;
   let execs = 0;
   let accepted = 0;
-  while (performance.now() - start < ms) {
-    for (let k = 0; k < 256; k++) {
+  while (execs < limit && performance.now() < deadline) {
+    const batch = Math.min(256, limit - execs);
+    for (let k = 0; k < batch; k++) {
       const input = rng.chance(0.05) ? (corpus[rng.int(0, corpus.length - 1)] as Uint8Array) : mutate(rng, corpus[rng.int(0, corpus.length - 1)] as Uint8Array, corpus);
       try {
         if (fn(input)) accepted++;
@@ -172,6 +183,12 @@ function certCorpus(): Uint8Array[] {
     seededHandshake(4).certificate.encoded,
     signCertificate(p, ca, { identity: parseIdentity('ip:[::1]:5'), publicKey: k.publicKey, createdAt: 1, expiresAt: 100 }).encoded,
   ];
+}
+
+function inBandCorpus(): Uint8Array[] {
+  // A route string with two relays (127.0.0.1:27100 and [::1]:27101) and 41-byte tokens, as relays issue them.
+  const route = 'AQAAAAcCBH8AAAFp3CkDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwYAAAAAAAAAAAAAAAAAAAABad0pBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ';
+  return [encodeRouteUpdate(route), encodeChannelMessage(1000, new Uint8Array(20).fill(6)), encodeChannelMessage(-1, new Uint8Array(0)), encodeChannelMessage(254, new Uint8Array([1]))];
 }
 
 // ---------------------------------------------------------------- endpoint targets
@@ -297,43 +314,50 @@ function drainEndpoint(ep: Endpoint, now: number, handle: number): void {
 
 // ---------------------------------------------------------------- all targets
 
-export type Target = { name: string; run: (ms: number, seed: number) => TargetResult };
+/** One fuzz target: `testInputs` is how many inputs `npm test` gives it (about 2 s of work on a 2-core CI box). */
+export type Target = { name: string; testInputs: number; run: (budget: Budget, seed: number) => TargetResult };
 
+/** Every fuzz target, in the order they run. */
 export const TARGETS: Target[] = [
-  { name: 'decodeControl', run: (ms, seed) => loop('decodeControl', ms, seed, controlCorpus(), decoderTarget(decodeControl)) },
+  { name: 'decodeControl', testInputs: 300_000, run: (budget, seed) => loop('decodeControl', budget, seed, controlCorpus(), decoderTarget(decodeControl)) },
   {
     name: 'decodeFrame',
-    run: (ms, seed) =>
-      loop('decodeFrame', ms, seed, frameCorpus(), decoderTarget((b) => {
+    testInputs: 350_000,
+    run: (budget, seed) =>
+      loop('decodeFrame', budget, seed, frameCorpus(), decoderTarget((b) => {
         const r = new Reader(b);
         while (r.remaining > 0) decodeFrame(r);
       })),
   },
   {
     name: 'decodeDataHeader',
-    run: (ms, seed) => {
+    testInputs: 500_000,
+    run: (budget, seed) => {
       const h: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
       const w = new Writer(new Uint8Array(16));
       encodeDataHeader(w, { keyPhase: true, destinationCid: 0xdeadbeef, truncatedPn: 0x1234, pnLength: 4 });
-      return loop('decodeDataHeader', ms, seed, [w.written().slice()], decoderTarget((b) => decodeDataHeader(new Reader(b), h)));
+      return loop('decodeDataHeader', budget, seed, [w.written().slice()], decoderTarget((b) => decodeDataHeader(new Reader(b), h)));
     },
   },
-  { name: 'decodeCertificate', run: (ms, seed) => loop('decodeCertificate', ms, seed, certCorpus(), decoderTarget(decodeCertificate)) },
+  { name: 'decodeInBand', testInputs: 500_000, run: (budget, seed) => loop('decodeInBand', budget, seed, inBandCorpus(), decoderTarget(decodeInBand)) },
+  { name: 'decodeCertificate', testInputs: 300_000, run: (budget, seed) => loop('decodeCertificate', budget, seed, certCorpus(), decoderTarget(decodeCertificate)) },
   {
     name: 'decodeHandshakeMessage',
-    run: (ms, seed) => {
+    testInputs: 300_000,
+    run: (budget, seed) => {
       const c = controlCorpus();
       const payloads = [decodeControl(c[2] as Uint8Array)].map((p) => (p.type === 'connectRequest' ? p.payload : new Uint8Array(0)));
-      return loop('decodeHandshakeMessage', ms, seed, payloads, decoderTarget(decodeHandshakeMessage));
+      return loop('decodeHandshakeMessage', budget, seed, payloads, decoderTarget(decodeHandshakeMessage));
     },
   },
   {
     name: 'parseIdentity',
-    run: (ms, seed) => {
+    testInputs: 400_000,
+    run: (budget, seed) => {
       const enc = new TextEncoder();
       const dec = new TextDecoder();
       const corpus = ['ip:10.0.0.1:27015', 'ip:[::1]:5000', 'id:76561197960265729', 'str:alice', 'gen:00ff10'].map((s) => enc.encode(s));
-      return loop('parseIdentity', ms, seed, corpus, (b) => {
+      return loop('parseIdentity', budget, seed, corpus, (b) => {
         try {
           parseIdentity(dec.decode(b));
           return true;
@@ -346,12 +370,13 @@ export const TARGETS: Target[] = [
   },
   {
     name: 'handleDatagram (before decryption)',
-    run: (ms, seed) => {
+    testInputs: 500_000,
+    run: (budget, seed) => {
       const l = live(seed);
       const from = CLIENT;
       const before = l.server.status(l.sim.now, l.s)?.packetsReceived ?? 0;
       let t = l.sim.now;
-      const r = loop('handleDatagram (before decryption)', ms, seed, l.datagrams, (b) => {
+      const r = loop('handleDatagram (before decryption)', budget, seed, l.datagrams, (b) => {
         l.server.handleDatagram(++t, from, b);
         drainEndpoint(l.server, t, l.s);
         return false;
@@ -365,7 +390,8 @@ export const TARGETS: Target[] = [
   },
   {
     name: 'handleDatagram (after decryption)',
-    run: (ms, seed) => {
+    testInputs: 8_000,
+    run: (budget, seed) => {
       let l = live(seed);
       let pn = 50_000_000;
       let t = l.sim.now;
@@ -374,7 +400,7 @@ export const TARGETS: Target[] = [
       const pkt = new Uint8Array(70_000);
       let restarts = 0;
       const corpus = l.plaintexts;
-      const r = loop('handleDatagram (after decryption)', ms, seed, corpus, (plain) => {
+      const r = loop('handleDatagram (after decryption)', budget, seed, corpus, (plain) => {
         if (plain.length === 0 || plain.length > 1400) return false;
         if (l.server.state(l.s) !== ConnectionState.Connected) {
           l = live(seed + ++restarts, false);
@@ -396,12 +422,11 @@ export const TARGETS: Target[] = [
   },
 ];
 
-/** Runs every target for `totalMs` split evenly. */
-export function runAll(totalMs: number, seed: number, log: (line: string) => void): TargetResult[] {
-  const per = totalMs / TARGETS.length;
+/** Runs every target with the budget `budgetOf` gives it, logging a line per target. */
+export function runAll(budgetOf: (t: Target) => Budget, seed: number, log: (line: string) => void): TargetResult[] {
   const out: TargetResult[] = [];
   for (const t of TARGETS) {
-    const r = t.run(per, seed);
+    const r = t.run(budgetOf(t), seed);
     log(`${r.name}: ${r.execs.toLocaleString('en-US')} inputs in ${(r.ms / 1000).toFixed(1)} s (${Math.round(r.execs / (r.ms / 1000)).toLocaleString('en-US')}/s), ${r.accepted.toLocaleString('en-US')} accepted`);
     out.push(r);
   }

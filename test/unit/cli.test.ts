@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,4 +82,87 @@ test('netlane ticket signs a ticket that a relay with the ticket key accepts, an
   } finally {
     rmSync(dir, { recursive: true });
   }
+});
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Starts `netlane relay --open --port 0` and sends SIGTERM the moment its listening line arrives, as a
+ * supervisor does. Resolves when the process has exited; rejects (and kills it) after `deadlineMs`.
+ */
+function relayStoppedOnListening(deadlineMs: number): Promise<Exit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, 'relay', '--open', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let signalled = false;
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`relay still running ${deadlineMs} ms after start (signalled: ${signalled})\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, deadlineMs);
+    child.stdout.setEncoding('utf8');
+    child.stderr.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      stdout += chunk;
+      if (!signalled && stdout.includes('netlane relay listening on ')) {
+        signalled = true;
+        child.kill('SIGTERM');
+      }
+    });
+    child.stderr.on('data', (chunk: string) => (stderr += chunk));
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+test('netlane relay drains and exits 0 on a SIGTERM sent the moment it prints its listening line (10 times)', async () => {
+  for (let i = 0; i < 10; i++) {
+    const r = await relayStoppedOnListening(10_000);
+    const what = `run ${i + 1}: code ${r.code}, signal ${r.signal}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+    assert.equal(r.signal, null, `killed by the signal instead of draining: ${what}`);
+    assert.equal(r.code, 0, what);
+    assert.match(r.stdout, /^draining: 0 sessions, deadline 10 s$/m, what);
+    assert.match(r.stdout, /^drained$/m, what);
+  }
+});
+
+test('netlane CMD --help (or -h) prints that command\'s usage and exits 0; netlane --help prints all of it', () => {
+  const heads: Record<string, string> = {
+    keygen: 'netlane keygen [--out FILE]',
+    cert: 'netlane cert --ca CA_KEY_FILE',
+    ticket: 'netlane ticket --key TICKET_KEY_FILE',
+    relay: 'netlane relay [--address IP]',
+    demo: 'netlane demo',
+  };
+  for (const [cmd, head] of Object.entries(heads)) {
+    for (const args of [[cmd, '--help'], [cmd, '-h'], ['help', cmd]]) {
+      const r = run(...args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr, '', args.join(' '));
+      assert.ok(r.stdout.startsWith('usage:\n'), args.join(' '));
+      assert.ok(r.stdout.includes(head), `${args.join(' ')} prints its usage`);
+      for (const [other, h] of Object.entries(heads)) if (other !== cmd) assert.ok(!r.stdout.includes(h), `${args.join(' ')} prints only its own usage`);
+    }
+  }
+  const relay = run('relay', '--open', '--port', '0', '--help');
+  assert.equal(relay.status, 0, 'help wins over the options around it, and no relay starts');
+  assert.match(relay.stdout, /--drain-seconds S/);
+  assert.doesNotMatch(relay.stdout, /listening/);
+  for (const args of [['--help'], ['-h'], ['help'], []]) {
+    const r = run(...args);
+    assert.equal(r.status, 0, args.join(' '));
+    for (const h of Object.values(heads)) assert.ok(r.stdout.includes(h), `netlane ${args.join(' ')} prints ${h}`);
+  }
+  assert.equal(run('relay', '--bogus').status, 2, 'an unknown argument still fails');
 });

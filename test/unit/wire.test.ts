@@ -15,6 +15,13 @@ import {
   encodeMessageHeader,
   expandPacketNumber,
   HELLO_MIN_SIZE,
+  decodeInBand,
+  encodeRouteUpdate,
+  encodeChannelHeader,
+  encodeChannelMessage,
+  InBandType,
+  MAX_ROUTE_STRING_BYTES,
+  CHANNEL_HEADER_BYTES,
   type Frame,
   type ControlPacket,
   type DataHeader,
@@ -22,7 +29,7 @@ import {
 
 interface Vector {
   name: string;
-  kind: 'frame' | 'control' | 'header' | 'message';
+  kind: 'frame' | 'control' | 'header' | 'message' | 'in-band';
   hex: string;
   size?: number;
   gap?: number;
@@ -59,6 +66,11 @@ test('wire vectors decode and re-encode byte for byte', () => {
       case 'message':
         encodeMessageHeader(w, v.size as number, v.gap as number);
         break;
+      case 'in-band': {
+        const m = decodeInBand(bytes);
+        w.bytes(m.type === 'route' ? encodeRouteUpdate(m.route) : encodeChannelMessage(m.channel, m.payload), 'in-band');
+        break;
+      }
     }
     assert.equal(hex(w.written()), v.hex, v.name);
   }
@@ -152,6 +164,7 @@ test('property: decoding random bytes returns a value or throws WireError, nothi
         },
         () => decodeControl(bytes),
         () => decodeDataHeader(new Reader(bytes), { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 }),
+        () => decodeInBand(bytes),
       ]) {
         try {
           decode();
@@ -190,4 +203,102 @@ test('packet numbers expand to the closest value (RFC 9000 A.3)', () => {
     }),
     { numRuns: 2000, seed: 45 },
   );
+});
+
+// ---------------------------------------------------------------- in-band messages (src/wire/in-band.ts)
+
+/** How src/api encoded the in-band messages before src/wire/in-band.ts (relayed.ts routeMessage, networking-messages.ts #send at da61d9c). */
+const legacy = {
+  route(route: string): Uint8Array {
+    const msg = new Uint8Array(1 + route.length);
+    msg[0] = 1;
+    msg.set(new TextEncoder().encode(route), 1);
+    return msg;
+  },
+  channel(channel: number, data: Uint8Array): Uint8Array {
+    const wide = new Uint8Array(5 + data.length);
+    wide[0] = 2;
+    new DataView(wide.buffer).setInt32(1, channel, true);
+    wide.set(data, 5);
+    return wide;
+  },
+};
+
+const base64urlArb = fc.string({ unit: fc.constantFrom(...'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'), minLength: 1, maxLength: MAX_ROUTE_STRING_BYTES });
+const int32Arb = fc.integer({ min: -0x80000000, max: 0x7fffffff });
+
+test('in-band messages are byte for byte what src/api sent before, and decode back', () => {
+  fc.assert(
+    fc.property(base64urlArb, (route) => {
+      const bytes = encodeRouteUpdate(route);
+      assert.equal(hex(bytes), hex(legacy.route(route)));
+      assert.deepEqual(decodeInBand(bytes), { type: 'route', route });
+    }),
+    { numRuns: 500, seed: 46 },
+  );
+  fc.assert(
+    fc.property(int32Arb, fc.uint8Array({ maxLength: 64 }), (channel, payload) => {
+      const bytes = encodeChannelMessage(channel, payload);
+      assert.equal(hex(bytes), hex(legacy.channel(channel, payload)));
+      const m = decodeInBand(bytes);
+      assert.ok(m.type === 'channelMessage');
+      assert.equal(m.channel, channel);
+      assert.equal(hex(m.payload), hex(payload));
+    }),
+    { numRuns: 1000, seed: 47 },
+  );
+});
+
+test('a channel message payload is a view of the received bytes, not a copy', () => {
+  const bytes = encodeChannelMessage(300, new Uint8Array([7, 8, 9]));
+  const m = decodeInBand(bytes);
+  assert.ok(m.type === 'channelMessage');
+  assert.equal(m.payload.buffer, bytes.buffer);
+  assert.equal(m.payload.byteOffset, CHANNEL_HEADER_BYTES);
+  bytes[CHANNEL_HEADER_BYTES] = 42;
+  assert.equal(m.payload[0], 42);
+});
+
+test('encodeChannelHeader writes the 5-byte header at an offset of a buffer the caller owns', () => {
+  const out = new Uint8Array(12).fill(0xee);
+  assert.equal(encodeChannelHeader(out, -2, 3), CHANNEL_HEADER_BYTES);
+  assert.equal(hex(out), 'eeeeee02feffffffeeeeeeee');
+  assert.throws(() => encodeChannelHeader(new Uint8Array(4), 1), (e: unknown) => e instanceof WireError && e.field === 'inBand.channel');
+  assert.throws(() => encodeChannelHeader(new Uint8Array(5), 1, 1), WireError);
+});
+
+test('decodeInBand refuses malformed messages with a WireError naming the field', () => {
+  const ascii = (s: string): number[] => [...s].map((c) => c.charCodeAt(0));
+  const cases: [string, number[], string][] = [
+    ['empty input', [], 'inBand.type'],
+    ['unknown type 0', [0], 'inBand.type'],
+    ['unknown type 3', [3, 1, 2, 3, 4], 'inBand.type'],
+    ['unknown type 0xff', [0xff], 'inBand.type'],
+    ['empty route', [InBandType.Route], 'inBand.route'],
+    ['route with a space', [1, ...ascii('AQ AA')], 'inBand.route'],
+    ['route with base64 padding', [1, ...ascii('AQ==')], 'inBand.route'],
+    ['route with standard base64 +', [1, ...ascii('A+B')], 'inBand.route'],
+    ['route with a NUL', [1, 0x41, 0x00], 'inBand.route'],
+    ['route with a non-ASCII byte', [1, 0x41, 0xc3, 0xa9], 'inBand.route'],
+    ['route over the limit', [1, ...new Array<number>(MAX_ROUTE_STRING_BYTES + 1).fill(0x41)], 'inBand.route'],
+    ['channel message of 1 byte', [InBandType.ChannelMessage], 'inBand.channel'],
+    ['channel message of 4 bytes', [2, 1, 0, 0], 'inBand.channel'],
+  ];
+  for (const [name, bytes, field] of cases) {
+    assert.throws(() => decodeInBand(new Uint8Array(bytes)), (e: unknown) => e instanceof WireError && e.field === field, name);
+  }
+  // The limits themselves are accepted.
+  const longest = 'A'.repeat(MAX_ROUTE_STRING_BYTES);
+  assert.deepEqual(decodeInBand(encodeRouteUpdate(longest)), { type: 'route', route: longest });
+  assert.deepEqual(decodeInBand(new Uint8Array([2, 0, 0, 0, 0])), { type: 'channelMessage', channel: 0, payload: new Uint8Array(0) });
+});
+
+test('the in-band encoders refuse what the decoder would refuse', () => {
+  const route = (s: string) => () => encodeRouteUpdate(s);
+  for (const bad of ['', 'AQ==', 'a b', 'é', 'A'.repeat(MAX_ROUTE_STRING_BYTES + 1)]) {
+    assert.throws(route(bad), (e: unknown) => e instanceof WireError && e.field === 'inBand.route', JSON.stringify(bad.slice(0, 10)));
+  }
+  for (const bad of [0x80000000, -0x80000001, 1.5, Number.NaN, Infinity]) {
+    assert.throws(() => encodeChannelMessage(bad, new Uint8Array(0)), (e: unknown) => e instanceof WireError && e.field === 'inBand.channel', String(bad));
+  }
 });
