@@ -6,15 +6,14 @@ import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAd
 import { NodeCryptoProvider } from '../crypto/node-provider.js';
 import { SecureHandshake } from '../crypto/handshake.js';
 import type { HandshakeLayer } from '../crypto/types.js';
-import { monotonicUs, type Clock } from '../io/clock.js';
+import type { Clock } from '../io/clock.js';
 import { EndpointDriver, MemoryTransport, type DatagramTransport } from '../io/driver.js';
 import { channels } from '../io/diagnostics.js';
 import type { FakeLinkStats } from '../io/fake-network.js';
-import { CryptoRng, randomSeed } from '../io/random.js';
-import { UdpSocket } from '../io/udp.js';
+import { runtimeWithClock, udpRuntime, type Runtime } from '../io/runtime.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
-import { SeededRng } from '../util/rng.js';
+import { SeededRng, type Rng } from '../util/rng.js';
 import { splitHostPort } from '../util/address.js';
 import {
   CONFIG_INFO,
@@ -63,6 +62,8 @@ export interface NetworkingSocketsOptions {
   readonly keepProcessAlive?: boolean;
   /** Time source in µs. Default: the process's monotonic clock. */
   readonly clock?: Clock;
+  /** Sockets, timers and randomness. Default: real UDP (`udpRuntime`); `SimNetwork.runtime(ip)` runs the facade in virtual time. */
+  readonly runtime?: Runtime;
   /**
    * Called when a connection's receive queue goes from empty to not empty (edge-triggered, after the
    * datagrams of one event-loop turn are processed). A netlane extension for event-driven programs that
@@ -80,7 +81,7 @@ const GLOBAL_CONFIG = new ConfigStore(null);
 
 /** One endpoint on one transport, with the connections the API knows on it. */
 interface Site {
-  readonly driver: EndpointDriver;
+  readonly driver: EndpointDriver<Endpoint>;
   readonly byCid: Map<number, ConnRecord>;
   readonly listen: ListenRecord | null;
   /** Where the site's fake network conditions come from; null for in-memory pairs (no fake conditions, as GNS). */
@@ -142,7 +143,8 @@ export class NetworkingSockets {
   readonly #handshake: HandshakeLayer;
   readonly #clock: Clock;
   readonly #keepAlive: boolean;
-  readonly #cidRng = new CryptoRng();
+  readonly #runtime: Runtime;
+  readonly #cidRng: Rng;
   readonly #fakeRng: SeededRng;
   readonly #iface = new ConfigStore(GLOBAL_CONFIG);
   readonly #conns = new Map<number, ConnRecord>();
@@ -161,9 +163,11 @@ export class NetworkingSockets {
   constructor(options: NetworkingSocketsOptions = {}) {
     this.#onReadable = options.onReadable;
     this.#handshake = options.handshake ?? new SecureHandshake({ provider: new NodeCryptoProvider() });
-    this.#clock = options.clock ?? monotonicUs;
+    this.#runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
+    this.#clock = this.#runtime.scheduler.now;
+    this.#cidRng = this.#runtime.rng();
     this.#keepAlive = options.keepProcessAlive ?? false;
-    this.fakeSeed = (options.fakeSeed ?? randomSeed()) >>> 0;
+    this.fakeSeed = (options.fakeSeed ?? this.#runtime.randomSeed()) >>> 0;
     this.#fakeRng = new SeededRng(this.fakeSeed);
   }
 
@@ -184,9 +188,9 @@ export class NetworkingSockets {
     const store = local && this.#storeWith(this.#iface, options);
     if (!local || !store) return INVALID_HANDLE;
     const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake });
-    let sock: UdpSocket;
+    let sock: DatagramTransport;
     try {
-      sock = UdpSocket.open({ address: local.address, port: local.port });
+      sock = this.#runtime.openUdp({ address: local.address, port: local.port });
     } catch (e) {
       this.#debug(DebugOutputType.Error, (e as Error).message);
       return INVALID_HANDLE;
@@ -208,9 +212,9 @@ export class NetworkingSockets {
     const store = remote && this.#storeWith(this.#iface, options);
     if (!remote || !store) return INVALID_HANDLE;
     const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), handshake: this.#handshake });
-    let sock: UdpSocket;
+    let sock: DatagramTransport;
     try {
-      sock = UdpSocket.open({ address: isIP(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote });
+      sock = this.#runtime.openUdp({ address: isIP(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote });
     } catch (e) {
       this.#debug(DebugOutputType.Error, (e as Error).message);
       return INVALID_HANDLE;
@@ -227,7 +231,7 @@ export class NetworkingSockets {
     const rec = this.#conns.get(conn);
     if (!rec) return Result.InvalidParam;
     if (!rec.listen) return Result.InvalidState;
-    const r = rec.site.driver.endpoint.accept(this.#clock(), rec.cid);
+    const r = rec.site.driver.node.accept(this.#clock(), rec.cid);
     rec.site.driver.kick();
     return r;
   }
@@ -240,7 +244,7 @@ export class NetworkingSockets {
   closeConnection(conn: number, reason = 0, debug = '', linger = false): boolean {
     const rec = this.#conns.get(conn);
     if (!rec) return false;
-    rec.site.driver.endpoint.close(this.#clock(), rec.cid, reason, debug, linger);
+    rec.site.driver.node.close(this.#clock(), rec.cid, reason, debug, linger);
     this.#forget(rec);
     rec.site.driver.kick();
     return true;
@@ -254,7 +258,7 @@ export class NetworkingSockets {
     const listen = this.#listens.get(listenSocket);
     if (!listen) return false;
     const now = this.#clock();
-    const ep = listen.site.driver.endpoint;
+    const ep = listen.site.driver.node;
     for (const rec of listen.conns) {
       ep.close(now, rec.cid, 1000, remoteReason, false);
       this.#forget(rec);
@@ -289,9 +293,9 @@ export class NetworkingSockets {
     let tb: DatagramTransport;
     if (useNetworkLoopback) {
       try {
-        const sa = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+        const sa = this.#runtime.openUdp({ address: '127.0.0.1', port: 0 });
         try {
-          tb = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+          tb = this.#runtime.openUdp({ address: '127.0.0.1', port: 0 });
         } catch (e) {
           sa.close();
           throw e;
@@ -333,7 +337,7 @@ export class NetworkingSockets {
     const rec = this.#conns.get(conn);
     if (!rec) return FAILED_HANDLE;
     if (!(data instanceof Uint8Array)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'data must be a Uint8Array or Buffer');
-    const ep = rec.site.driver.endpoint;
+    const ep = rec.site.driver.node;
     const r = ep.send(this.#clock(), rec.cid, data, flags, lane);
     if (r < 0) {
       // The core says InvalidState for any connection that cannot send; GNS says NoConnection once it has ended.
@@ -371,7 +375,7 @@ export class NetworkingSockets {
   flushMessagesOnConnection(conn: number): Result {
     const rec = this.#conns.get(conn);
     if (!rec) return Result.InvalidParam;
-    const r = rec.site.driver.endpoint.flush(this.#clock(), rec.cid);
+    const r = rec.site.driver.node.flush(this.#clock(), rec.cid);
     rec.site.driver.kick();
     return r;
   }
@@ -387,7 +391,7 @@ export class NetworkingSockets {
     if ((priorities && priorities.length < numLanes) || (weights && weights.length < numLanes)) return Result.InvalidParam;
     const p = Array.from({ length: numLanes }, (_, i) => priorities?.[i] ?? 0);
     const w = Array.from({ length: numLanes }, (_, i) => weights?.[i] ?? 1);
-    return rec.site.driver.endpoint.configureLanes(rec.cid, p, w);
+    return rec.site.driver.node.configureLanes(rec.cid, p, w);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -435,7 +439,7 @@ export class NetworkingSockets {
     rec.group = g;
     if (g) {
       g.members.add(rec);
-      if (rec.site.driver.endpoint.pendingMessages(rec.cid) > 0) g.ready.add(rec);
+      if (rec.site.driver.node.pendingMessages(rec.cid) > 0) g.ready.add(rec);
     }
     return true;
   }
@@ -457,13 +461,13 @@ export class NetworkingSockets {
       const got = this.#take(rec, out, want);
       ready.delete(rec);
       // Still more: go to the back of the line so that one busy connection cannot starve the others.
-      if (got === want && rec.site.driver.endpoint.pendingMessages(rec.cid) > 0) ready.add(rec);
+      if (got === want && rec.site.driver.node.pendingMessages(rec.cid) > 0) ready.add(rec);
     }
     return out;
   }
 
   #take(rec: ConnRecord, out: NetworkingMessage[], max: number): number {
-    const ep = rec.site.driver.endpoint;
+    const ep = rec.site.driver.node;
     const tmp = this.#scratch;
     const n = ep.receive(rec.cid, tmp, max);
     if (n === 0) return 0;
@@ -488,10 +492,10 @@ export class NetworkingSockets {
   getQuickConnectionStatus(conn: number): ConnectionRealTimeStatus | null {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
-    const s = rec.site.driver.endpoint.status(this.#clock(), rec.cid);
+    const s = rec.site.driver.node.status(this.#clock(), rec.cid);
     if (!s) return null;
     return {
-      state: rec.site.driver.endpoint.state(rec.cid),
+      state: rec.site.driver.node.state(rec.cid),
       ping: s.ping,
       connectionQualityLocal: s.connectionQualityLocal,
       connectionQualityRemote: s.connectionQualityRemote,
@@ -515,7 +519,7 @@ export class NetworkingSockets {
     const rec = this.#conns.get(conn);
     const status = this.getQuickConnectionStatus(conn);
     if (!rec || !status) return { result: Result.InvalidParam, status: null, lanes: [] };
-    const ep = rec.site.driver.endpoint;
+    const ep = rec.site.driver.node;
     if (!Number.isInteger(numLanes) || numLanes < 0 || numLanes > ep.laneCount(rec.cid)) return { result: Result.InvalidParam, status: null, lanes: [] };
     const lanes: LaneRealTimeStatus[] = [];
     for (let i = 0; i < numLanes; i++) {
@@ -529,7 +533,7 @@ export class NetworkingSockets {
   getDetailedConnectionStatus(conn: number): string | null {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
-    const ep = rec.site.driver.endpoint;
+    const ep = rec.site.driver.node;
     const s = ep.status(this.#clock(), rec.cid);
     if (!s) return null;
     return formatDetailedStatus(this.#info(rec), s, ep.peerInfo(rec.cid), ep.laneCount(rec.cid), (i) => ep.laneStatus(rec.cid, i));
@@ -544,8 +548,8 @@ export class NetworkingSockets {
     const site = this.#listens.get(handle)?.site ?? this.#conns.get(handle)?.site;
     if (!site) return null;
     const d = site.driver;
-    const sendErrors = d.transport instanceof UdpSocket ? d.transport.sendErrors : 0;
-    return { ...d.endpoint.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors };
+    const sendErrors = d.transport.sendErrors ?? 0;
+    return { ...d.node.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors };
   }
 
   /** Sets the connection's user data (a safe integer; -1 means none). Received messages and callbacks carry it. */
@@ -623,7 +627,7 @@ export class NetworkingSockets {
     const rec = scope === ConfigScope.Connection ? this.#conns.get(scopeObj) : undefined;
     if (rec && info.kind === 'core') {
       // What the connection runs with: inherited when it was created, possibly since changed.
-      const live = rec.site.driver.endpoint.connectionConfig(rec.cid);
+      const live = rec.site.driver.node.connectionConfig(rec.cid);
       if (live) return { result: GetConfigValueResult.OKInherited, value: live[info.name as keyof typeof live] };
     }
     if (rec && info.id === ConfigValue.ConnectionUserData) return { result: GetConfigValueResult.OKInherited, value: rec.userData };
@@ -678,7 +682,7 @@ export class NetworkingSockets {
     if (rec) {
       if (info.kind === 'core') {
         try {
-          return rec.site.driver.endpoint.reconfigure(rec.cid, { [info.name]: (rec.config.lookup(info.id) ?? info.def) as number }) === Result.OK;
+          return rec.site.driver.node.reconfigure(rec.cid, { [info.name]: (rec.config.lookup(info.id) ?? info.def) as number }) === Result.OK;
         } catch {
           return false;
         }
@@ -699,7 +703,7 @@ export class NetworkingSockets {
       } catch {
         return false;
       }
-      for (const l of listens) l?.site.driver.endpoint.setConfig(l.config.coreValues());
+      for (const l of listens) l?.site.driver.node.setConfig(l.config.coreValues());
     }
     if (info.kind === 'fake') for (const site of this.#sites) this.#refreshFake(site);
     return true;
@@ -773,7 +777,7 @@ export class NetworkingSockets {
     const byCid = new Map<number, ConnRecord>();
     let site: Site | null = null;
     const driver = new EndpointDriver(endpoint, transport, {
-      clock: this.#clock,
+      scheduler: this.#runtime.scheduler,
       rng: this.#fakeRng,
       keepProcessAlive: this.#keepAlive,
       onServiced: () => this.#drain(site as Site),
@@ -808,7 +812,7 @@ export class NetworkingSockets {
 
   /** After each service pass of a site: status changes become queued callbacks; readable connections become ready. */
   #drain(site: Site): void {
-    const ep = site.driver.endpoint;
+    const ep = site.driver.node;
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) {
       if (e.type === 'warning') {
         this.#debug(DebugOutputType.Warning, `connection ${site.byCid.get(e.connection)?.handle ?? '?'}: ${e.message}`);
@@ -845,7 +849,7 @@ export class NetworkingSockets {
   }
 
   #info(rec: ConnRecord): ConnectionInfo {
-    const ep = rec.site.driver.endpoint;
+    const ep = rec.site.driver.node;
     const peer = ep.peerInfo(rec.cid);
     const end = ep.endInfo(rec.cid);
     const remote = ep.remoteAddress(rec.cid) ?? rec.remote;

@@ -1,14 +1,119 @@
 import { Endpoint } from '../core/endpoint.js';
-import type { SocketAddress } from '../core/types.js';
-import type { HandshakeLayer } from '../crypto/types.js';
-import { CryptoRng } from '../io/random.js';
-import { UP_HEADER_BYTES, decodeRoute, type Route } from '../relay/protocol.js';
+import type { ConnectionStatusChangedEvent, SocketAddress } from '../core/types.js';
+import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
+import type { Clock } from '../io/clock.js';
+import { channels } from '../io/diagnostics.js';
+import { EndpointDriver } from '../io/driver.js';
+import { runtimeWithClock, seededFrom, udpRuntime, type Runtime } from '../io/runtime.js';
+import { PeerHost, localPeer, type PeerPolicy, type PeerSession } from '../peer/index.js';
+import { RelayClient, UP_HEADER_BYTES, decodeRoute, type RelayClientOptions, type Route } from '../relay/index.js';
 import { NetlaneError } from '../util/errors.js';
 import { storeFrom, type ConfigStore } from './config.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 
-// What the relayed facades (NetworkManager, NetworkingMessages) share: how they are built, what they say
-// in-band, and how they treat relay paths and peer ids.
+// How the relayed facades (NetworkManager, NetworkingMessages) are built: one peer host (endpoint, relay
+// client, sessions) on one socket, run by one io driver with one timer.
+
+/** Relay client tuning a facade passes through, and a tap that sees every datagram received (for audits). */
+export type RelayTuning = Partial<Pick<RelayClientOptions, 'keepaliveMs' | 'relayTimeoutMs' | 'probeIntervalMs' | 'hysteresis'>> & { readonly tap?: (data: Uint8Array, from: SocketAddress) => void };
+
+/** What both relayed facades take. */
+export interface RelayedOptions {
+  readonly relays: readonly (string | SocketAddress)[];
+  readonly ticket?: Uint8Array | string;
+  readonly key?: SigningKey;
+  readonly provider?: CryptoProvider;
+  readonly clock?: Clock;
+  /** Sockets, timers and randomness. Default: real UDP; `SimNetwork.runtime(ip)` runs the facade in virtual time. */
+  readonly runtime?: Runtime;
+  readonly keepProcessAlive?: boolean;
+  readonly connectionConfig?: ConfigOptions;
+  readonly relayTuning?: RelayTuning;
+  /** Local IP of the socket when no `bind` is given. Default 0.0.0.0 (or :: for IPv6 relays). */
+  readonly bindAddress?: string;
+  /** A local `ip:port` to bind; datagrams from addresses that are not relays then reach the endpoint (direct peers). */
+  readonly bind?: string | null;
+  /** Register this peer in the relays' identity directory. */
+  readonly register?: boolean;
+  /** Wall clock for directory registrations, unix seconds. Default: the runtime's. */
+  readonly unixSeconds?: () => number;
+}
+
+/** The pieces of a relayed facade. */
+export interface RelayedStack<A> {
+  readonly host: PeerHost<A>;
+  readonly driver: EndpointDriver<PeerHost<A>>;
+  readonly peerId: bigint;
+  readonly store: ConfigStore;
+  readonly runtime: Runtime;
+  /** TimeoutInitial, µs. */
+  readonly timeoutInitialUs: number;
+}
+
+/** What a facade plugs into its stack. */
+export interface RelayedHooks<A> {
+  readonly app: (key: string) => A;
+  readonly onServiced: () => void;
+  readonly beforeUnlink?: (s: PeerSession<A>) => void;
+}
+
+const DEFAULT_TIMEOUT_INITIAL_MS = 10_000;
+
+/** Builds a relayed facade's peer host, socket and driver. Throws NetlaneError on bad options or a socket that cannot open. */
+export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: RelayedHooks<A>): RelayedStack<A> {
+  const runtime = o.runtime ?? (o.clock ? runtimeWithClock(o.clock) : udpRuntime);
+  const provider = o.provider ?? runtime.provider();
+  const unixSeconds = o.unixSeconds ?? runtime.unixSeconds;
+  const me = localPeer(provider, o.key, unixSeconds);
+  const relays = parseRelays(o.relays);
+  const store = storeFrom(null, o.connectionConfig ?? {});
+  if (typeof store === 'string') throw new NetlaneError('ERR_NETLANE_CONFIG', store);
+  const direct = o.bind !== undefined && o.bind !== null;
+  const local = direct ? parseAddress(o.bind as string) : { address: o.bindAddress ?? (relays.some((r) => r.address.includes(':')) ? '::' : '0.0.0.0'), port: 0 };
+  if (!local) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `bad bind address ${String(o.bind)}`);
+  const relay =
+    relays.length === 0
+      ? null
+      : new RelayClient({ ...withoutTap(o.relayTuning), relays, ticket: parseTicket(o.ticket), provider, unixSeconds, ...(o.register ? { directoryKey: me.key } : {}) });
+  // Relayed connections leave room for the relay's hop header in a 1200-byte datagram.
+  const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...store.coreValues() } });
+  const timeoutInitialUs = (store.coreValues().TimeoutInitial ?? DEFAULT_TIMEOUT_INITIAL_MS) * 1000;
+  const host = new PeerHost<A>({
+    endpoint,
+    relay,
+    direct,
+    localPeerId: me.peerId,
+    policy,
+    timeoutInitialUs,
+    app: hooks.app,
+    ...(hooks.beforeUnlink ? { beforeUnlink: hooks.beforeUnlink } : {}),
+    observe: publishStatus,
+    ...(o.relayTuning?.tap ? { tap: o.relayTuning.tap } : {}),
+  });
+  const socket = runtime.openUdp({ address: local.address, port: local.port });
+  const driver = new EndpointDriver(host, socket, { scheduler: runtime.scheduler, rng: seededFrom(runtime), keepProcessAlive: o.keepProcessAlive ?? false, onServiced: hooks.onServiced });
+  const fake = store.fakeConditions();
+  driver.setFakeConditions(fake.send, fake.recv);
+  driver.kick(); // the relay client's first pings
+  return { host, driver, peerId: me.peerId, store, runtime, timeoutInitialUs };
+}
+
+function withoutTap(t: RelayTuning | undefined): Omit<RelayTuning, 'tap'> {
+  if (!t) return {};
+  const { tap: _tap, ...rest } = t;
+  return rest;
+}
+
+/** `netlane:connection:status` for a relayed facade's connections (the handle is the endpoint's). */
+function publishStatus(e: ConnectionStatusChangedEvent): void {
+  if (channels.connectionStatus.hasSubscribers) channels.connectionStatus.publish({ connection: e.connection, oldState: e.oldState, state: e.state, remote: e.remote, endReason: e.endReason, endDebug: e.endDebug });
+}
+
+/** Moves a relayed facade to a new local port (a NAT rebinding, for tests): the relays challenge the new address and move its sessions. */
+export function rebindStack<A>(stack: RelayedStack<A>): void {
+  const old = stack.driver.transport.local;
+  stack.driver.rebind(stack.runtime.openUdp({ address: old.address === '::' || old.address.includes(':') ? '::' : '0.0.0.0', port: 0 }));
+}
 
 /** Relay addresses given as `host:port` strings or addresses. Throws ERR_NETLANE_INVALID_ARGUMENT on a bad one. */
 export function parseRelays(relays: readonly (string | SocketAddress)[]): SocketAddress[] {
@@ -24,59 +129,6 @@ export function parseTicket(ticket: Uint8Array | string | undefined): Uint8Array
   return typeof ticket === 'string' ? new Uint8Array(Buffer.from(ticket, 'base64url')) : (ticket ?? null);
 }
 
-/** The configuration of every connection, from GNS names. Throws ERR_NETLANE_CONFIG on a bad value. */
-export function connectionStore(config: ConfigOptions | undefined): ConfigStore {
-  const store = storeFrom(null, config ?? {});
-  if (typeof store === 'string') throw new NetlaneError('ERR_NETLANE_CONFIG', store);
-  return store;
-}
-
-/** The endpoint under a relayed facade: it accepts connections, and leaves room for the relay's hop header in a 1200-byte datagram. */
-export function relayedEndpoint(handshake: HandshakeLayer, migration: boolean, store: ConfigStore): Endpoint {
-  return new Endpoint({ rng: new CryptoRng(), handshake, listen: true, migration, config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...store.coreValues() } });
-}
-
-/** The peer id in an `id:N` identity string, or null for any other identity. */
-export function peerIdOf(identity: string): bigint | null {
-  const m = /^id:(\d+)$/.exec(identity);
-  return m ? BigInt(m[1] as string) : null;
-}
-
-/** Makes sure a connection has lane `lane` (lanes only grow; all equal priority and weight). Returns the lane count. */
-export function ensureLane(endpoint: Endpoint, cid: number, lane: number, laneCount: number): number {
-  if (lane < laneCount) return laneCount;
-  const n = lane + 1;
-  endpoint.configureLanes(cid, new Array<number>(n).fill(0), new Array<number>(n).fill(1));
-  return endpoint.laneCount(cid);
-}
-
-/**
- * What the relayed facades (NetworkManager, NetworkingMessages) say to each other on lane 0 of a
- * connection, inside the end-to-end encryption: a type byte, then the body.
- */
-export const InBand = {
-  /** The sender's new route string (ASCII): the receiver re-links to it when the sender's relay changes. */
-  Route: 1,
-  /** NetworkingMessages: a message on a channel with no lane of its own: int32 LE channel, then the payload. */
-  ChannelMessage: 2,
-} as const;
-
-const enc = new TextEncoder();
-const dec = new TextDecoder();
-
-/** The in-band route update: the type byte, then the route string. */
-export function routeMessage(route: string): Uint8Array {
-  const msg = new Uint8Array(1 + route.length);
-  msg[0] = InBand.Route;
-  msg.set(enc.encode(route), 1);
-  return msg;
-}
-
-/** The route in an in-band route update, or null if it is not a valid route. */
-export function routeFromMessage(data: Uint8Array): Route | null {
-  return parseRoute(dec.decode(data.subarray(1)));
-}
-
 /** A route string, decoded; null if it is not one. */
 export function parseRoute(route: string): Route | null {
   try {
@@ -84,13 +136,4 @@ export function parseRoute(route: string): Route | null {
   } catch {
     return null;
   }
-}
-
-/** Whether one of the connections `cids` talks to `vaddr`: a relay path that crossing dials or a quick reconnect share. */
-export function pathInUse(endpoint: Endpoint, cids: Iterable<number>, vaddr: SocketAddress): boolean {
-  for (const c of cids) {
-    const a = endpoint.remoteAddress(c);
-    if (a && a.port === vaddr.port && a.address === vaddr.address) return true;
-  }
-  return false;
 }

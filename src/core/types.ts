@@ -93,6 +93,24 @@ export function sameAddress(a: SocketAddress, b: SocketAddress): boolean {
 export interface Transmit {
   readonly destination: SocketAddress;
   readonly data: Uint8Array;
+  /** Bytes that go in front of `data` (a relay hop header), gathered by the socket instead of copied. */
+  readonly header?: Uint8Array;
+}
+
+/**
+ * The sans-IO contract every protocol engine of netlane keeps (an `Endpoint`, a `PeerHost`, a relay
+ * node's runner): inputs `handle*(now, ...)`, outputs drained with `poll*` after every input, time as
+ * an argument in integer µs. One io driver runs it with one timer, at `pollTimeout(now)`.
+ */
+export interface SansIo {
+  handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void;
+  /** Fires whatever is due at `now`; calling it early is harmless. */
+  handleTimeout(now: number): void;
+  pollTransmit(now: number): Transmit | null;
+  /** Absolute time (µs) of the next `handleTimeout`, or null if nothing is pending. */
+  pollTimeout(now: number): number | null;
+  /** The local address changed (a new port, as a NAT rebinding): tell whoever must validate it. */
+  handleRebind?(now: number): void;
 }
 
 /** A message delivered to the application. */

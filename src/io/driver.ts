@@ -1,17 +1,19 @@
-import type { Endpoint } from '../core/endpoint.js';
-import type { SocketAddress } from '../core/types.js';
+import type { SansIo, SocketAddress } from '../core/types.js';
 import type { Rng } from '../util/rng.js';
-import type { Clock } from './clock.js';
 import { FakeLink, type FakeConditions } from './fake-network.js';
+import type { Scheduler, TimerHandle } from './scheduler.js';
 
 /** Where an {@link EndpointDriver} sends and receives datagrams: a {@link UdpSocket} or a {@link MemoryTransport}. */
 export interface DatagramTransport {
   readonly local: SocketAddress;
   /** Set by the driver: called for every datagram that arrives. */
   onMessage: (data: Uint8Array, from: SocketAddress) => void;
-  send(data: Uint8Array, to: SocketAddress): void;
+  /** Sends one datagram: `header` (when given) then `data`, gathered without a copy. */
+  send(data: Uint8Array, to: SocketAddress, header?: Uint8Array): void;
   keepProcessAlive(yes: boolean): void;
   close(): void;
+  /** Sends the kernel refused (a real socket counts them). */
+  readonly sendErrors?: number;
 }
 
 /**
@@ -37,9 +39,16 @@ export class MemoryTransport implements DatagramTransport {
     return [x, y];
   }
 
-  send(data: Uint8Array): void {
+  send(data: Uint8Array, _to: SocketAddress, header?: Uint8Array): void {
     const p = this.peer;
-    if (!this.#closed && p && !p.#closed) p.onMessage(data, this.local);
+    if (this.#closed || !p || p.#closed) return;
+    if (header) {
+      const d = new Uint8Array(header.length + data.length);
+      d.set(header);
+      d.set(data, header.length);
+      data = d;
+    }
+    p.onMessage(data, this.local);
   }
 
   keepProcessAlive(): void {
@@ -52,12 +61,13 @@ export class MemoryTransport implements DatagramTransport {
 }
 
 /** Options of an {@link EndpointDriver}. */
-export interface DriverOptions {
-  readonly clock: Clock;
+export interface DriverOptions<N extends SansIo> {
+  /** Time and the one timer: real ({@link realScheduler}) or virtual (`SimNetwork.scheduler`). */
+  readonly scheduler: Scheduler;
   /** Seeded randomness for the fake network conditions. */
   readonly rng: Rng;
   /** Called after every service pass: the owner drains the endpoint's events and readable connections. */
-  readonly onServiced: (driver: EndpointDriver) => void;
+  readonly onServiced: (driver: EndpointDriver<N>) => void;
   /** Keep the process alive while the socket is open. Default false: an idle library never holds a process. */
   readonly keepProcessAlive?: boolean;
 }
@@ -66,36 +76,64 @@ export interface DriverOptions {
 const MAX_SENDS_PER_PASS = 4096;
 
 /**
- * Runs one sans-IO {@link Endpoint} on one transport with real time: feeds it datagrams, drains its
- * output after every input and command, and keeps exactly one timer, re-armed at the earliest of
- * `endpoint.pollTimeout()` and the fake network's next held datagram. Received datagrams are processed
- * at once; output is drained in one pass per event-loop turn (`setImmediate`), so that a burst of
- * datagrams or of `send` calls shares packets and acks.
+ * Runs one sans-IO node (an `Endpoint`, or a `PeerHost`: endpoint, relay client and peer sessions) on
+ * one transport: feeds it datagrams, drains its output after every input and command, and keeps exactly
+ * one timer, re-armed at the earliest of `node.pollTimeout()` and the fake network's next held datagram.
+ * Received datagrams are processed at once; output is drained in one pass per event-loop turn (the
+ * scheduler's `soon`), so that a burst of datagrams or of `send` calls shares packets and acks.
  */
-export class EndpointDriver {
-  readonly endpoint: Endpoint;
-  readonly transport: DatagramTransport;
+export class EndpointDriver<N extends SansIo = SansIo> {
+  readonly node: N;
+  #transport: DatagramTransport;
   /** Fake conditions on datagrams we send and on datagrams we receive. */
   readonly fakeSend: FakeLink;
   readonly fakeRecv: FakeLink;
-  readonly #clock: Clock;
-  readonly #onServiced: (driver: EndpointDriver) => void;
-  #timer: ReturnType<typeof setTimeout> | null = null;
+  readonly #sched: Scheduler;
+  readonly #onServiced: (driver: EndpointDriver<N>) => void;
+  #timer: TimerHandle | null = null;
   #timerAtUs = Number.POSITIVE_INFINITY;
-  #immediate: ReturnType<typeof setImmediate> | null = null;
+  #immediate: TimerHandle | null = null;
   #closed = false;
-  readonly #keepAlive: boolean;
+  #keepAlive: boolean;
 
-  constructor(endpoint: Endpoint, transport: DatagramTransport, options: DriverOptions) {
-    this.endpoint = endpoint;
-    this.transport = transport;
-    this.#clock = options.clock;
+  constructor(node: N, transport: DatagramTransport, options: DriverOptions<N>) {
+    this.node = node;
+    this.#transport = transport;
+    this.#sched = options.scheduler;
     this.#onServiced = options.onServiced;
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.fakeSend = new FakeLink(options.rng);
     this.fakeRecv = new FakeLink(options.rng);
+    this.#attach(transport);
+  }
+
+  /** The transport datagrams go through now (a rebinding replaces it). */
+  get transport(): DatagramTransport {
+    return this.#transport;
+  }
+
+  /** The driver's clock, µs. */
+  now(): number {
+    return this.#sched.now();
+  }
+
+  #attach(transport: DatagramTransport): void {
     transport.keepProcessAlive(this.#keepAlive);
     transport.onMessage = (data, from) => this.#receive(data, from);
+  }
+
+  /**
+   * Moves to another transport (a new local port, as a NAT rebinding does) and closes the old one; the
+   * node's `handleRebind(now)`, if it has one, then tells its peers (relays challenge the new address).
+   */
+  rebind(next: DatagramTransport): void {
+    const old = this.#transport;
+    this.#transport = next;
+    this.#attach(next);
+    old.onMessage = () => undefined;
+    old.close();
+    this.node.handleRebind?.(this.#sched.now());
+    this.kick();
   }
 
   /** Sets the fake network conditions of both directions. */
@@ -106,15 +144,15 @@ export class EndpointDriver {
 
   #receive(data: Uint8Array, from: SocketAddress): void {
     if (this.#closed) return;
-    const now = this.#clock();
-    if (this.fakeRecv.admit(now, data, from)) this.endpoint.handleDatagram(now, from, data);
+    const now = this.#sched.now();
+    if (this.fakeRecv.admit(now, data, from)) this.node.handleDatagram(now, from, data);
     this.kick();
   }
 
   /** Asks for a service pass on this turn of the event loop (after a command such as `send`). */
   kick(): void {
     if (this.#immediate || this.#closed) return;
-    this.#immediate = setImmediate(this.#onImmediate);
+    this.#immediate = this.#sched.soon(this.#onImmediate);
   }
 
   readonly #onImmediate = (): void => {
@@ -128,11 +166,11 @@ export class EndpointDriver {
     this.service();
   };
 
-  /** Runs the endpoint now: due datagrams, expired timers, everything it wants sent; then re-arms the timer. */
+  /** Runs the node now: due datagrams, expired timers, everything it wants sent; then re-arms the timer. */
   service(): void {
     if (this.#closed) return;
-    const ep = this.endpoint;
-    let now = this.#clock();
+    const ep = this.node;
+    let now = this.#sched.now();
     for (let d = this.fakeRecv.pollDue(now); d; d = this.fakeRecv.pollDue(now)) ep.handleDatagram(now, d.peer, d.data);
     ep.handleTimeout(now); // fires only what has expired; one scan, not a pollTimeout scan and then this one
     let sends = this.#transmit(now, MAX_SENDS_PER_PASS);
@@ -140,9 +178,9 @@ export class EndpointDriver {
     if (this.#closed) return;
     // What the owner sent from inside onServiced (an echo, a reply) leaves now, not one event-loop turn later.
     if (this.#immediate && sends < MAX_SENDS_PER_PASS) {
-      clearImmediate(this.#immediate);
+      this.#sched.cancelSoon(this.#immediate);
       this.#immediate = null;
-      now = this.#clock(); // the owner's sends are stamped later than the pass began
+      now = this.#sched.now(); // the owner's sends are stamped later than the pass began
       sends += this.#transmit(now, MAX_SENDS_PER_PASS - sends);
     }
     if (sends === MAX_SENDS_PER_PASS) {
@@ -152,22 +190,31 @@ export class EndpointDriver {
     this.#arm(now, Math.min(ep.pollTimeout(now) ?? Number.POSITIVE_INFINITY, this.fakeSend.nextDueUs(), this.fakeRecv.nextDueUs()));
   }
 
-  /** Sends up to `max` datagrams the endpoint has ready, through the fake conditions; returns how many it took. */
+  /** Sends up to `max` datagrams the node has ready, through the fake conditions; returns how many it took. */
   #transmit(now: number, max: number): number {
-    const ep = this.endpoint;
+    const ep = this.node;
+    const tx = this.#transport;
     let sends = 0;
     for (; sends < max; sends++) {
       const t = ep.pollTransmit(now);
       if (!t) break;
-      if (this.fakeSend.admit(now, t.data, t.destination)) this.transport.send(t.data, t.destination);
+      let data = t.data;
+      if (t.header) {
+        if (!this.fakeSend.active) {
+          tx.send(data, t.destination, t.header); // a relay hop header in front, gathered by the socket
+          continue;
+        }
+        data = concat(t.header, data); // a held datagram outlives the path's reused header
+      }
+      if (this.fakeSend.admit(now, data, t.destination)) tx.send(data, t.destination);
     }
-    for (let d = this.fakeSend.pollDue(now); d; d = this.fakeSend.pollDue(now)) this.transport.send(d.data, d.peer);
+    for (let d = this.fakeSend.pollDue(now); d; d = this.fakeSend.pollDue(now)) tx.send(d.data, d.peer);
     return sends;
   }
 
   #arm(now: number, atUs: number): void {
     if (atUs === Number.POSITIVE_INFINITY) {
-      if (this.#timer) clearTimeout(this.#timer);
+      if (this.#timer) this.#sched.cancel(this.#timer);
       this.#timer = null;
       this.#timerAtUs = atUs;
       return;
@@ -178,22 +225,34 @@ export class EndpointDriver {
     }
     // A timer that fires early is harmless (the pass finds nothing due and re-arms); one that fires late is not.
     if (this.#timer && this.#timerAtUs <= atUs) return;
-    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#timer) this.#sched.cancel(this.#timer);
     this.#timerAtUs = atUs;
-    this.#timer = setTimeout(this.#onTimer, Math.ceil((atUs - now) / 1000));
-    if (!this.#keepAlive) this.#timer.unref();
+    this.#timer = this.#sched.at(atUs, this.#onTimer, this.#keepAlive);
+  }
+
+  /** Keeps the process alive while the transport is open, or not (the timer follows on its next arming). */
+  keepProcessAlive(yes: boolean): void {
+    this.#keepAlive = yes;
+    this.#transport.keepProcessAlive(yes);
   }
 
   /** Stops the timer and closes the transport. Connections still in the endpoint are abandoned. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    if (this.#immediate) clearImmediate(this.#immediate);
+    if (this.#timer) this.#sched.cancel(this.#timer);
+    if (this.#immediate) this.#sched.cancelSoon(this.#immediate);
     this.#timer = null;
     this.#immediate = null;
     this.fakeSend.clear();
     this.fakeRecv.clear();
-    this.transport.close();
+    this.#transport.close();
   }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const d = new Uint8Array(a.length + b.length);
+  d.set(a);
+  d.set(b, a.length);
+  return d;
 }

@@ -81,6 +81,11 @@ export class FakeLink {
     this.#rng = rng;
   }
 
+  /** Whether any condition is set (or datagrams are still held): `admit` may then hold or drop. */
+  get active(): boolean {
+    return this.#active || this.#held.length > 0;
+  }
+
   get conditions(): FakeConditions {
     return this.#c;
   }

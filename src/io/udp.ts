@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { SocketAddress } from '../core/types.js';
 import { NetlaneError } from '../util/errors.js';
 import { channels } from './diagnostics.js';
+import type { DatagramTransport } from './driver.js';
 
 /** Options of {@link UdpSocket.open}. */
 export interface UdpSocketOptions {
@@ -30,7 +31,7 @@ export function literalLookup(host: string, opts: unknown, cb?: (err: Error | nu
  * A node:dgram socket, opened synchronously (binding an IP literal needs no lookup), with raised
  * buffers, IPv4-mapped IPv6 addresses shown as plain IPv4, and send errors counted instead of lost.
  */
-export class UdpSocket {
+export class UdpSocket implements DatagramTransport {
   readonly local: SocketAddress;
   /** Whether the socket is IPv6 (dual stack when bound to `::`). */
   readonly ipv6: boolean;
@@ -106,11 +107,12 @@ export class UdpSocket {
     if (channels.sendError.hasSubscribers) channels.sendError.publish({ local: this.local, error: err });
   };
 
-  /** Sends one datagram (to the connected peer if the socket is connected). `data` must not change afterwards. */
-  send(data: Uint8Array, to: SocketAddress): void {
+  /** Sends one datagram, `header` (when given) then `data` (to the connected peer if the socket is connected). Neither may change afterwards. */
+  send(data: Uint8Array, to: SocketAddress, header?: Uint8Array): void {
     if (this.#closed) return;
+    const msg = header ? [header, data] : data;
     if (this.#connected) {
-      this.#sock.send(data, this.#onSent);
+      this.#sock.send(msg, this.#onSent);
       return;
     }
     let address = to.address;
@@ -121,7 +123,7 @@ export class UdpSocket {
       }
       address = this.#toMapped;
     }
-    this.#sock.send(data, to.port, address, this.#onSent);
+    this.#sock.send(msg, to.port, address, this.#onSent);
   }
 
   /** Lets the process exit while the socket is open (the default for netlane sockets), or not. */

@@ -2,6 +2,11 @@ import { SeededRng } from '../util/rng.js';
 import { TimeHeap } from '../util/heap.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { EndpointEvent, SocketAddress } from '../core/types.js';
+import type { DatagramTransport } from '../io/driver.js';
+import type { Runtime } from '../io/runtime.js';
+import type { Scheduler } from '../io/scheduler.js';
+import { NetlaneError } from '../util/errors.js';
+import { seededCryptoProvider } from './crypto.js';
 
 /** Conditions of one direction of a simulated link. All probabilities are 0..1, times microseconds. */
 export interface LinkConditions {
@@ -97,10 +102,53 @@ interface Link {
 interface SimEvent {
   atUs: number;
   seq: number;
-  kind: 0 | 1 | 2; // 0 delivery, 1 timer, 2 injected delivery (no link, no intercept)
-  host: SimHost;
+  kind: 0 | 1 | 2 | 3; // 0 delivery, 1 timer, 2 injected delivery (no link, no intercept), 3 a scheduled call
+  host: SimHost | SimSocket | null;
   from: SocketAddress | null;
   data: Uint8Array | null;
+  fn: (() => void) | null;
+}
+
+/**
+ * A datagram socket inside a {@link SimNetwork} (from `sim.runtime(ip).openUdp`): what an io driver
+ * runs a facade on in virtual time. Datagrams cross the same links, conditions and intercept as those
+ * of endpoint hosts.
+ */
+export class SimSocket implements DatagramTransport {
+  readonly local: SocketAddress;
+  readonly key: string;
+  onMessage: (data: Uint8Array, from: SocketAddress) => void = () => undefined;
+  readonly #sim: SimNetwork;
+  readonly #send: (from: SimSocket, to: SocketAddress, data: Uint8Array) => void;
+  closed = false;
+
+  constructor(sim: SimNetwork, local: SocketAddress, send: (from: SimSocket, to: SocketAddress, data: Uint8Array) => void) {
+    this.#sim = sim;
+    this.local = local;
+    this.key = `${local.address}:${local.port}`;
+    this.#send = send;
+  }
+
+  send(data: Uint8Array, to: SocketAddress, header?: Uint8Array): void {
+    if (this.closed) return;
+    let d = data;
+    if (header) {
+      d = new Uint8Array(header.length + data.length);
+      d.set(header);
+      d.set(data, header.length);
+    }
+    this.#send(this, to, d);
+  }
+
+  keepProcessAlive(): void {
+    // Virtual time keeps nothing alive.
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#sim.closeSocket(this);
+  }
 }
 
 /**
@@ -113,6 +161,8 @@ export class SimNetwork {
   /** Virtual time in microseconds. */
   now = 0;
   readonly #hosts = new Map<string, SimHost>();
+  readonly #sockets = new Map<string, SimSocket>();
+  readonly #nextPort = new Map<string, number>();
   readonly #links = new Map<string, Link>();
   #defaults: LinkConditions;
   readonly #heap = new TimeHeap<SimEvent>();
@@ -186,7 +236,7 @@ export class SimNetwork {
     for (let guard = 0; guard < 1_000_000; guard++) {
       const t = ep.pollTransmit(this.now);
       if (!t) break;
-      this.#route(h, t.destination, t.data);
+      this.#route(h.key, h.address, t.destination, t.data);
     }
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) {
       h.events.push(e);
@@ -196,19 +246,20 @@ export class SimNetwork {
     for (let guard = 0; guard < 1_000_000; guard++) {
       const t = ep.pollTransmit(this.now);
       if (!t) break;
-      this.#route(h, t.destination, t.data);
+      this.#route(h.key, h.address, t.destination, t.data);
     }
     const at = ep.pollTimeout(this.now);
     const when = at === null ? Number.POSITIVE_INFINITY : at;
     if (when !== h.timerAtUs) {
       h.timerAtUs = when;
-      if (when !== Number.POSITIVE_INFINITY) this.#heap.push({ atUs: when, seq: this.#seq++, kind: 1, host: h, from: null, data: null });
+      if (when !== Number.POSITIVE_INFINITY) this.#heap.push({ atUs: when, seq: this.#seq++, kind: 1, host: h, from: null, data: null, fn: null });
     }
   }
 
-  #route(from: SimHost, to: SocketAddress, data: Uint8Array): void {
-    const dest = this.#hosts.get(`${to.address}:${to.port}`);
-    const link = this.#link(from.key, dest ? dest.key : `${to.address}:${to.port}`);
+  #route(fromKey: string, fromAddress: SocketAddress, to: SocketAddress, data: Uint8Array): void {
+    const toKey = `${to.address}:${to.port}`;
+    const dest = this.#hosts.get(toKey) ?? this.#sockets.get(toKey);
+    const link = this.#link(fromKey, toKey);
     const c = link.cond;
     const rng = this.rng;
     link.stats.sent++;
@@ -240,10 +291,10 @@ export class SimNetwork {
     const jitter = c.jitterUs > 0 ? (rng.next() * 2 - 1) * c.jitterUs : 0;
     let arrive = departUs + Math.max(0, c.latencyUs + jitter);
     if (rng.chance(c.reorder)) arrive += c.reorderDelayUs;
-    this.#heap.push({ atUs: Math.round(arrive), seq: this.#seq++, kind: 0, host: dest, from: from.address, data: bytes });
+    this.#heap.push({ atUs: Math.round(arrive), seq: this.#seq++, kind: 0, host: dest, from: fromAddress, data: bytes, fn: null });
     if (rng.chance(c.duplicate)) {
       link.stats.duplicated++;
-      this.#heap.push({ atUs: Math.round(arrive + rng.next() * c.duplicateDelayUs), seq: this.#seq++, kind: 0, host: dest, from: from.address, data: bytes.slice() });
+      this.#heap.push({ atUs: Math.round(arrive + rng.next() * c.duplicateDelayUs), seq: this.#seq++, kind: 0, host: dest, from: fromAddress, data: bytes.slice(), fn: null });
     }
   }
 
@@ -252,8 +303,77 @@ export class SimNetwork {
    * replayed datagram. It bypasses link conditions, the intercept hook and the random source, so a run
    * with injections sees the same randomness as one without.
    */
-  inject(from: SocketAddress, to: SimHost, data: Uint8Array, atUs: number = this.now): void {
-    this.#heap.push({ atUs: Math.max(this.now, Math.round(atUs)), seq: this.#seq++, kind: 2, host: to, from, data: data.slice() });
+  inject(from: SocketAddress, to: SimHost | SimSocket, data: Uint8Array, atUs: number = this.now): void {
+    this.#heap.push({ atUs: Math.max(this.now, Math.round(atUs)), seq: this.#seq++, kind: 2, host: to, from, data: data.slice(), fn: null });
+  }
+
+  /** Virtual time and timers for io drivers: `at` and `soon` become events of this simulation. */
+  readonly scheduler: Scheduler = {
+    now: () => this.now,
+    at: (atUs, fn) => this.#call(Math.max(this.now, Math.round(atUs)), fn),
+    soon: (fn) => this.#call(this.now, fn),
+    cancel: (h) => ((h as SimEvent).fn = null),
+    cancelSoon: (h) => ((h as SimEvent).fn = null),
+  };
+
+  #call(atUs: number, fn: () => void): SimEvent {
+    const ev: SimEvent = { atUs, seq: this.#seq++, kind: 3, host: null, from: null, data: null, fn };
+    this.#heap.push(ev);
+    return ev;
+  }
+
+  /**
+   * A runtime whose sockets live in this simulation at IP `ip` (any bind address is taken as `ip`; port 0
+   * picks the next free port from 40000), with virtual time, seeded randomness and a wall clock that
+   * starts at `unixStartS` and follows virtual time. A facade given it runs entirely in virtual time.
+   */
+  runtime(ip: string, unixStartS = 1_800_000_000): Runtime {
+    let salt = 0;
+    for (let i = 0; i < ip.length; i++) salt = Math.imul(salt ^ ip.charCodeAt(i), 0x01000193);
+    const rng = new SeededRng((this.seed ^ salt) >>> 0);
+    return {
+      scheduler: this.scheduler,
+      openUdp: (options) => this.openSocket({ address: ip, port: options.port }),
+      rng: () => rng.fork(),
+      randomSeed: () => rng.nextU32(),
+      unixSeconds: () => unixStartS + Math.floor(this.now / 1_000_000),
+      provider: () => seededCryptoProvider(rng.nextU32()),
+    };
+  }
+
+  /** A socket at `address` (port 0: the next free one). Throws ERR_NETLANE_SOCKET if the address is taken. */
+  openSocket(address: SocketAddress): SimSocket {
+    let port = address.port;
+    if (port === 0) {
+      port = this.#nextPort.get(address.address) ?? 40000;
+      while (this.#sockets.has(`${address.address}:${port}`) || this.#hosts.has(`${address.address}:${port}`)) port++;
+      this.#nextPort.set(address.address, port + 1);
+    }
+    const local = { address: address.address, port };
+    const sock = new SimSocket(this, local, (from, to, data) => this.#route(from.key, from.local, to, data));
+    if (this.#sockets.has(sock.key) || this.#hosts.has(sock.key)) throw new NetlaneError('ERR_NETLANE_SOCKET', `address in use: ${sock.key}`);
+    this.#sockets.set(sock.key, sock);
+    return sock;
+  }
+
+  /** Removes a closed socket: datagrams to its address are dropped from now on. */
+  closeSocket(sock: SimSocket): void {
+    if (this.#sockets.get(sock.key) === sock) this.#sockets.delete(sock.key);
+  }
+
+  /** The socket at `address`, if one is open. */
+  socketAt(address: SocketAddress): SimSocket | null {
+    return this.#sockets.get(`${address.address}:${address.port}`) ?? null;
+  }
+
+  /** Cuts (or heals) both directions between two addresses (hosts or sockets). */
+  partitionAddresses(a: SocketAddress, b: SocketAddress, cut = true): void {
+    const ka = `${a.address}:${a.port}`;
+    const kb = `${b.address}:${b.port}`;
+    const l1 = this.#link(ka, kb);
+    l1.cond = { ...l1.cond, blackhole: cut };
+    const l2 = this.#link(kb, ka);
+    l2.cond = { ...l2.cond, blackhole: cut };
   }
 
   /** Processes the next event. Returns false when nothing is left to do. */
@@ -267,21 +387,27 @@ export class SimNetwork {
     } else if (++this.#sameTimeSteps > 1_000_000) {
       throw new Error(`SimNetwork livelock: a million events at t=${this.now} us (seed ${this.seed})`);
     }
-    const h = ev.host;
+    if (ev.kind === 3) {
+      const fn = ev.fn;
+      ev.fn = null;
+      fn?.();
+      return true;
+    }
+    const h = ev.host as SimHost | SimSocket;
     if (ev.kind === 1) {
-      if (ev.atUs !== h.timerAtUs) return true; // superseded timer
-      h.timerAtUs = Number.POSITIVE_INFINITY;
-      h.endpoint.handleTimeout(this.now);
+      const host = h as SimHost;
+      if (ev.atUs !== host.timerAtUs) return true; // superseded timer
+      host.timerAtUs = Number.POSITIVE_INFINITY;
+      host.endpoint.handleTimeout(this.now);
     } else {
       let data = ev.data as Uint8Array;
       const from = ev.from as SocketAddress;
       if (ev.kind === 2) {
-        h.endpoint.handleDatagram(this.now, from, data);
-        this.#drain(h);
+        this.#deliver(h, from, data);
         return true;
       }
       if (this.intercept) {
-        const d = this.intercept(from, h.address, data, this.now);
+        const d = this.intercept(from, h instanceof SimHost ? h.address : h.local, data, this.now);
         if (!d) return true;
         data = d;
       }
@@ -289,10 +415,18 @@ export class SimNetwork {
       link.stats.delivered++;
       link.stats.bytesDelivered += data.length;
       if (this.trace) this.trace.push({ atUs: this.now, from: `${from.address}:${from.port}`, to: h.key, length: data.length, checksum: checksum(data) });
-      h.endpoint.handleDatagram(this.now, from, data);
+      this.#deliver(h, from, data);
+      return true;
     }
-    this.#drain(h);
+    this.#drain(h as SimHost);
     return true;
+  }
+
+  #deliver(h: SimHost | SimSocket, from: SocketAddress, data: Uint8Array): void {
+    if (h instanceof SimHost) {
+      h.endpoint.handleDatagram(this.now, from, data);
+      this.#drain(h);
+    } else if (!h.closed) h.onMessage(data, from);
   }
 
   /** Runs until `done()` is true or `maxUs` of virtual time pass. Returns whether `done()` became true. */

@@ -16,5 +16,7 @@ export type NetlaneErrorCode =
   | 'ERR_NETLANE_CONFIG'
   | 'ERR_NETLANE_INVALID_ARGUMENT'
   | 'ERR_NETLANE_INVALID_STATE'
+  /** A bug in netlane: an internal invariant broke (a state change its table does not allow, say). */
+  | 'ERR_NETLANE_INTERNAL'
   /** A UDP socket could not be opened (address in use, bad address). */
   | 'ERR_NETLANE_SOCKET';

@@ -12,6 +12,7 @@ import { Endpoint } from '../../src/core/endpoint.js';
 import { SecureHandshake } from '../../src/crypto/handshake.js';
 import { derivePeerId } from '../../src/crypto/identity.js';
 import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { realScheduler } from '../../src/io/scheduler.js';
 import { monotonicUs } from '../../src/io/clock.js';
 import { EndpointDriver } from '../../src/io/driver.js';
 import { CryptoRng } from '../../src/io/random.js';
@@ -296,8 +297,13 @@ test('a relay that answers a lookup with someone else\'s route cannot stand in: 
   try {
     const relay = bob.relay as NonNullable<typeof bob.relay>;
     const honest = relay.lookup.bind(relay);
+    const poll = relay.pollEvent.bind(relay);
     // The directory lies to Bob: Alice's id resolves to Mallory's route.
-    relay.lookup = (id, done) => honest(id === alice.getIdentity() ? mallory.getIdentity() : id, done);
+    relay.lookup = (now, id) => honest(now, id === alice.getIdentity() ? mallory.getIdentity() : id);
+    relay.pollEvent = () => {
+      const e = poll();
+      return e?.type === 'lookup' && e.peerId === mallory.getIdentity() ? { ...e, peerId: alice.getIdentity() } : e;
+    };
     mallory.on('sessionRequest', (id) => mallory.acceptSessionWithUser(id));
     const failed: SessionFailedInfo[] = [];
     bob.on('sessionFailed', (f) => failed.push(f));
@@ -334,7 +340,7 @@ test('a peer claiming a peer id that is not its key\'s is refused in the handsha
   const udp = UdpSocket.open({ address: '127.0.0.1', port: 0 });
   const ends: number[] = [];
   const driver = new EndpointDriver(endpoint, udp, {
-    clock: monotonicUs,
+    scheduler: realScheduler,
     rng: new SeededRng(1),
     onServiced: () => {
       for (let e = endpoint.pollEvent(); e; e = endpoint.pollEvent()) if (e.type === 'connectionStatusChanged' && e.state >= 4) ends.push(e.endReason);

@@ -62,7 +62,7 @@ test('IP privacy: three peers on 127.0.0.2-4 through a relay on 127.0.0.1 receiv
       for (const a of nms) for (const b of nms) if (a !== b) a.sendMessage(b.getPeerId(), sent % 2, new TextEncoder().encode(`hello from ${a.getPeerId()}`));
     });
     const relayKey = addressKey(relay.local);
-    const ports = nms.map((nm) => nm.relay.local.port);
+    const ports = nms.map((nm) => nm.localAddress.port);
     for (let i = 0; i < 3; i++) {
       const mine = received[i] as { from: string; data: Buffer }[];
       assert.ok(mine.length > 50, `peer ${i} received ${mine.length} datagrams`);
@@ -282,13 +282,13 @@ test('NAT rebinding: the client\'s source port changes mid-transfer; traffic con
       a.sendMessage(b.getPeerId(), 1, m);
     };
     await pump(nms, () => got.length >= 50, 5000, 'traffic', send);
-    const portBefore = a.relay.local.port;
-    a.relay.rebind();
-    assert.notEqual(a.relay.local.port, portBefore);
+    const portBefore = a.localAddress.port;
+    a.rebind();
+    assert.notEqual(a.localAddress.port, portBefore);
     const mark = n;
     await pump(nms, () => got.length >= mark + 100, 5000, 'traffic after the rebinding', send);
     assert.equal(relay.node.stats.rebinds >= 1, true, 'the relay validated the new address');
-    assert.equal(relay.node.sessions().find((s) => s.port === a.relay.local.port) !== undefined, true, 'the session moved to the new port');
+    assert.equal(relay.node.sessions().find((s) => s.port === a.localAddress.port) !== undefined, true, 'the session moved to the new port');
     assert.equal(a.route, routeBefore, 'same route');
     assert.deepEqual(updates, [], 'no routeUpdate');
     await pump(nms, () => got.length === n, 5000, 'all messages');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { clearlyBetter } from '../../src/relay/client.js';
+import { clearlyBetter } from '../../src/relay/client/index.js';
 import { MIN_PING_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../../src/relay/protocol.js';
 import { WireError } from '../../src/wire/errors.js';
 

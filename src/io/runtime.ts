@@ -1,0 +1,47 @@
+import { NodeCryptoProvider } from '../crypto/node-provider.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { SeededRng, type Rng } from '../util/rng.js';
+import type { Clock } from './clock.js';
+import type { DatagramTransport } from './driver.js';
+import { CryptoRng, randomSeed } from './random.js';
+import { realScheduler, realTime, type Scheduler } from './scheduler.js';
+import { UdpSocket, type UdpSocketOptions } from './udp.js';
+
+/**
+ * Everything a facade takes from the world: time and timers, sockets, randomness and the wall clock.
+ * {@link udpRuntime} is the real one; `SimNetwork.runtime()` (netlane/testing) gives virtual time and
+ * simulated sockets, so that a whole facade, relays included, runs deterministically in a simulation.
+ */
+export interface Runtime {
+  readonly scheduler: Scheduler;
+  /** Opens and binds a datagram socket (port 0 picks a free one). Throws NetlaneError ERR_NETLANE_SOCKET. */
+  openUdp(options: UdpSocketOptions): DatagramTransport;
+  /** Randomness for values an attacker must not guess (connection ids). */
+  rng(): Rng;
+  /** A seed for fake network conditions. */
+  randomSeed(): number;
+  /** Wall clock, unix seconds (tickets, certificates, directory registrations). */
+  unixSeconds(): number;
+  /** The crypto provider a facade uses when none is given. */
+  provider(): CryptoProvider;
+}
+
+/** The real runtime: node:dgram sockets, the process clock, `setTimeout`, the OS's CSPRNG. */
+export const udpRuntime: Runtime = {
+  scheduler: realScheduler,
+  openUdp: (options) => UdpSocket.open(options),
+  rng: () => new CryptoRng(),
+  randomSeed,
+  unixSeconds: () => Math.floor(Date.now() / 1000),
+  provider: () => new NodeCryptoProvider(),
+};
+
+/** The real runtime with another clock (a facade's `clock` option). */
+export function runtimeWithClock(clock: Clock): Runtime {
+  return { ...udpRuntime, scheduler: realTime(clock) };
+}
+
+/** A seeded generator from a runtime's seed (fake conditions). */
+export function seededFrom(runtime: Runtime): Rng {
+  return new SeededRng(runtime.randomSeed());
+}

@@ -1,0 +1,680 @@
+import type { Endpoint } from '../core/endpoint.js';
+import { ConnectionState, Result, SendFlags, type ConnectionStatusChangedEvent, type ReceivedMessage, type SansIo, type SocketAddress, type Transmit } from '../core/types.js';
+import { identityToString } from '../crypto/identity.js';
+import type { LookupResult, RelayClient } from '../relay/client/index.js';
+import { decodeRoute, type Route } from '../relay/protocol.js';
+import { WireError } from '../wire/errors.js';
+import { decodeInBand, encodeChannelMessage, encodeRouteUpdate } from '../wire/in-band.js';
+import { ensureLane, laneOf } from './channels.js';
+import { SessionTimers, type SessionTimerHost } from './timers.js';
+import { PeerSession, type SessionState } from './session.js';
+
+/** How a facade's sessions behave where the Discord and Steam models differ (docs/STATE_MACHINE.md, "Peer sessions"). */
+export interface PeerPolicy {
+  /**
+   * Who makes the connection. `lowerId`: only the peer with the lower id dials, the other waits (Discord's
+   * network manager: both sides open each other). `sender`: whoever sends first (Steam's messages); when
+   * both do at once, the connection the lower id made is kept.
+   */
+  readonly dial: 'lowerId' | 'sender';
+  /** After a wanted session's connection ends. `redial`: connect again (or wait for the peer). `quietOrFail`: idle if it had connected and nothing was in flight, else failed. */
+  readonly afterEnd: 'redial' | 'quietOrFail';
+  /** Raise a `request` event (repeated every second) for a connection from a peer that is not wanted. */
+  readonly requests: boolean;
+  /** Relayed peers must present a peer id; others are closed with 5001. */
+  readonly requirePeerId: boolean;
+  /** Messages queued before the connection is up go reliably (as GNS does). */
+  readonly queueReliable: boolean;
+  readonly maxOutboxMessages: number;
+  readonly maxOutboxBytes: number;
+  /** A session unused this long closes (reason 1002, a `closed` event); null: never. */
+  readonly idleTimeoutUs: number | null;
+}
+
+/** What the peer layer tells its facade, drained with {@link PeerHost.pollEvent}. */
+export type PeerEvent<A> =
+  /** A peer that is not wanted made a connection: accept it with `want`. Repeated every second while it waits. */
+  | { readonly type: 'request'; readonly session: PeerSession<A> }
+  | { readonly type: 'connected'; readonly session: PeerSession<A> }
+  /** The session failed (`failed` state): the reason and debug text are in its state. */
+  | { readonly type: 'failed'; readonly session: PeerSession<A> }
+  /** A connection of the session ended and the session carries on (idle, waiting, or dialling again). */
+  | { readonly type: 'ended'; readonly session: PeerSession<A>; readonly reason: number; readonly debug: string }
+  /** The peer layer closed the session itself (the idle timeout): it is gone. */
+  | { readonly type: 'closed'; readonly session: PeerSession<A>; readonly reason: number }
+  /** This peer's own route changed (a new relay session, failover, drain, a better relay). */
+  | { readonly type: 'route'; readonly route: string };
+
+/** Counters of the peer layer. */
+export interface PeerStats {
+  sessionRequests: number;
+  /** Connections from peers accepted (by the application, or at once for a wanted peer). */
+  sessionsAccepted: number;
+  sessionsFailed: number;
+  idleTimeouts: number;
+  /** Connections of a session that ended while idle: closed quietly (the next send reconnects). */
+  quietCloses: number;
+  /** Connections that ended and were made again (redial policy). */
+  connectionsLost: number;
+  /** Crossing connections (both sides dialled): one of the two is closed. */
+  duplicateConnections: number;
+  /** Connections whose far end was not the key holder of the peer id dialled: closed with 4003. */
+  identityMismatches: number;
+  /** Connections from peers that are not session peers (no identity, our own id, no peer id where one is needed). */
+  refusedPeers: number;
+  /** Connections closed because the peer broke the in-band protocol (4008). */
+  protocolViolations: number;
+  routeUpdatesReceived: number;
+  lookups: number;
+  /** Datagrams from neither a relay nor (with direct peers allowed) anyone: dropped. */
+  strayDatagrams: number;
+}
+
+/** Options of a {@link PeerHost}. */
+export interface PeerHostOptions<A> {
+  readonly endpoint: Endpoint;
+  /** The relay client, or null for direct peers only. */
+  readonly relay: RelayClient | null;
+  /** Whether datagrams from addresses that are not relays reach the endpoint (direct `ip:` peers). */
+  readonly direct: boolean;
+  readonly localPeerId: bigint;
+  readonly policy: PeerPolicy;
+  /** How long a directory lookup may take, and a peer that won a crossing may take to connect, µs (TimeoutInitial). */
+  readonly timeoutInitialUs: number;
+  /** The facade's data for a new session. */
+  readonly app: (key: string) => A;
+  /** Called before a session's connection is closed: the facade takes the messages it has received. */
+  readonly beforeUnlink?: (session: PeerSession<A>) => void;
+  /** Sees every datagram received, before any processing (for audits: the IP privacy test). */
+  readonly tap?: (data: Uint8Array, from: SocketAddress) => void;
+  /** Sees every connection status change (for diagnostics channels). */
+  readonly observe?: (e: ConnectionStatusChangedEvent) => void;
+}
+
+/** Where a new session is reached: a peer id (through the relays, by `route` or a directory lookup) or an address. */
+export interface PeerSpec {
+  readonly key: string;
+  readonly peerId: bigint | null;
+  readonly direct: SocketAddress | null;
+}
+
+const REQUEST_REPEAT_US = 1_000_000;
+const LOOKUP_RETRY_US = 500_000;
+/** An idle-timed-out session with data still moving gets this much more. */
+const IDLE_GRACE_US = 1_000_000;
+const E = { SessionClosed: 1001, SessionIdleTimeout: 1002, Duplicate: 1003, Replaced: 1000, Generic: 5001, BadCert: 4003, NotLoggedIn: 4004, ProtocolViolation: 4008, Timeout: 5003, RelayConnectivity: 5004, NoRelay: 3002 } as const;
+
+/**
+ * The peer-session layer both relayed facades stand on, sans-IO: an endpoint, its relay client and the
+ * sessions, run by one io driver with one timer (inputs `handleDatagram` / `handleTimeout`, outputs
+ * `pollTransmit` / `pollTimeout` / `pollEvent`). It owns what a session is: finding the peer's route,
+ * dialling, the crossing rule, the identity check after the handshake, reconnecting, the outbox before
+ * Connected, the idle timeout, and the in-band route updates that follow a relay change. A facade only
+ * translates identities, result codes and its delivery style.
+ */
+export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
+  readonly endpoint: Endpoint;
+  readonly relay: RelayClient | null;
+  readonly stats: PeerStats = {
+    sessionRequests: 0,
+    sessionsAccepted: 0,
+    sessionsFailed: 0,
+    idleTimeouts: 0,
+    quietCloses: 0,
+    connectionsLost: 0,
+    duplicateConnections: 0,
+    identityMismatches: 0,
+    refusedPeers: 0,
+    protocolViolations: 0,
+    routeUpdatesReceived: 0,
+    lookups: 0,
+    strayDatagrams: 0,
+  };
+  readonly localPeerId: bigint;
+  readonly #o: PeerHostOptions<A>;
+  readonly #policy: PeerPolicy;
+  readonly #sessions = new Map<string, PeerSession<A>>();
+  readonly #byCid = new Map<number, PeerSession<A>>();
+  /** Connected sessions with queued messages (written after every input until their buffers take them). */
+  readonly #pending = new Set<PeerSession<A>>();
+  readonly #events: PeerEvent<A>[] = [];
+  readonly #timers: SessionTimers<A>;
+  readonly #scratch: ReceivedMessage[] = [];
+  #closed = false;
+
+  constructor(options: PeerHostOptions<A>) {
+    this.#o = options;
+    this.#policy = options.policy;
+    this.endpoint = options.endpoint;
+    this.relay = options.relay;
+    this.localPeerId = options.localPeerId;
+    this.#timers = new SessionTimers(this.#policy.idleTimeoutUs);
+    if (this.relay) this.relay.onData = (now, vaddr, data) => this.endpoint.handleDatagram(now, vaddr, data);
+  }
+
+  // ---------------------------------------------------------------- sessions: commands
+
+  /** The session with `key`, or undefined. */
+  session(key: string): PeerSession<A> | undefined {
+    return this.#sessions.get(key);
+  }
+
+  sessions(): IterableIterator<PeerSession<A>> {
+    return this.#sessions.values();
+  }
+
+  /** The session for `spec`, made (idle, not wanted) if there is none. */
+  open(now: number, spec: PeerSpec): PeerSession<A> {
+    let s = this.#sessions.get(spec.key);
+    if (!s) {
+      s = new PeerSession<A>(spec.key, spec.peerId, spec.direct, this.#o.app(spec.key), now);
+      this.#sessions.set(spec.key, s);
+    }
+    return s;
+  }
+
+  /**
+   * The application wants this peer: a waiting connection from it is accepted, and an idle or failed
+   * session starts one (by address, by route, or by looking the peer id up first). Returns false when the
+   * session cannot be reached (no address, no route, no relay).
+   */
+  want(now: number, s: PeerSession<A>): boolean {
+    s.wanted = true;
+    s.lastUsedUs = now;
+    const st = s.state;
+    if (st.kind === 'awaitingAccept') {
+      this.#accept(now, s, st.cid, st.vaddr);
+      return true;
+    }
+    if (st.kind !== 'idle' && st.kind !== 'failed') return true;
+    return this.#start(now, s);
+  }
+
+  /** A newer route for a relayed peer (a lobby update): its path moves if its relay is no longer in it. */
+  updateRoute(now: number, s: PeerSession<A>, route: Route): void {
+    if (s.route && route.revision < s.route.revision) return; // a stale update
+    s.route = route;
+    const vaddr = s.vaddr;
+    if (vaddr && isRelayPath(vaddr)) this.relay?.updatePath(now, vaddr, route);
+  }
+
+  /** Ends a session: its connection closes with `reason` (no event), it is forgotten. */
+  close(now: number, s: PeerSession<A>, reason: number, debug: string): void {
+    if (s.cid !== 0) this.#unlink(now, s, reason, debug);
+    this.#pending.delete(s);
+    this.#sessions.delete(s.key);
+  }
+
+  /** A failed session may start again (its next `want`). */
+  restart(s: PeerSession<A>): void {
+    if (s.state.kind === 'failed') s.transition({ kind: 'idle' });
+  }
+
+  /**
+   * Sends on a session's channel: at once when connected (returns the core's answer), else queued
+   * (reliably, with `queueReliable`). Returns a `Result`: OK, LimitExceeded (the session's queue or the
+   * connection's buffer is full), or the core's refusal. `owned`: the caller gives up `data` (no copy).
+   */
+  send(now: number, s: PeerSession<A>, channel: number, data: Uint8Array, flags: number, owned = false): number {
+    s.lastUsedUs = now;
+    if (!s.connected || s.outbox.length > 0) {
+      if (s.outbox.length >= this.#policy.maxOutboxMessages || s.outboxBytes + data.length > this.#policy.maxOutboxBytes) return Result.LimitExceeded;
+      s.outbox.push({ channel, flags: s.connected || !this.#policy.queueReliable ? flags : SendFlags.Reliable, data: owned ? data : data.slice() });
+      s.outboxBytes += data.length;
+      if (s.connected) this.#write(now, s);
+      return Result.OK;
+    }
+    const r = this.#sendNow(now, s, channel, data, flags);
+    return r < 0 && r !== -Result.Ignored ? -r : Result.OK;
+  }
+
+  /** Sends what Nagle holds on a connected session now. */
+  flush(now: number, s: PeerSession<A>): void {
+    if (s.connected) this.endpoint.flush(now, s.cid);
+  }
+
+  /**
+   * Takes up to `max` received messages of a session, calling `fn(channel, data, message)` for each
+   * (in-band messages are handled here and not passed on). Returns how many the connection gave: fewer
+   * than `max` means it has none left.
+   */
+  receive(now: number, s: PeerSession<A>, max: number, fn: (channel: number, data: Uint8Array, m: ReceivedMessage) => void): number {
+    const cid = s.cid;
+    if (cid === 0) return 0;
+    const out = this.#scratch;
+    const n = this.endpoint.receive(cid, out, max);
+    for (let i = 0; i < n; i++) {
+      const m = out[i] as ReceivedMessage;
+      if (m.lane !== 0) fn(m.lane - 1, m.data, m);
+      else this.#inBand(now, s, m, fn);
+      if (s.cid !== cid) break; // the session's connection went (a protocol violation)
+    }
+    out.length = 0;
+    if (n > 0) s.lastUsedUs = now;
+    return n;
+  }
+
+  /** The next session whose connection has messages to read, or null. A session may come more than once. */
+  pollReadable(): PeerSession<A> | null {
+    for (let cid = this.endpoint.pollReadable(); cid !== null; cid = this.endpoint.pollReadable()) {
+      const s = this.#byCid.get(cid);
+      if (s) return s;
+    }
+    return null;
+  }
+
+  pollEvent(): PeerEvent<A> | null {
+    return this.#events.shift() ?? null;
+  }
+
+  /** Closes every connection (reason 1000) and the relay sessions; what they send waits in `pollTransmit`. */
+  shutdown(now: number): void {
+    if (this.#closed) return;
+    for (const s of this.#sessions.values()) if (s.cid !== 0) this.endpoint.close(now, s.cid, 1000, 'Shutting down', false);
+    this.relay?.close();
+    this.#closed = true;
+  }
+
+  // ---------------------------------------------------------------- sans-IO inputs and outputs
+
+  handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
+    this.#o.tap?.(data, from);
+    const relay = this.relay;
+    if (relay && relay.isRelay(from)) relay.handleDatagram(now, from, data);
+    else if (this.#o.direct) this.endpoint.handleDatagram(now, from, data);
+    else {
+      this.stats.strayDatagrams++;
+      return;
+    }
+    this.#settle(now);
+  }
+
+  handleTimeout(now: number): void {
+    this.endpoint.handleTimeout(now);
+    this.relay?.handleTimeout(now);
+    this.#settle(now);
+    if (!this.#closed && now >= this.#timers.dueUs) this.#timers.run(now, this.#sessions.values(), this);
+  }
+
+  handleRebind(now: number): void {
+    this.relay?.handleRebind(now);
+  }
+
+  pollTransmit(now: number): Transmit | null {
+    const relay = this.relay;
+    if (relay) {
+      const c = relay.pollTransmit();
+      if (c) return c;
+    }
+    for (let t = this.endpoint.pollTransmit(now); t; t = this.endpoint.pollTransmit(now)) {
+      if (isRelayPath(t.destination)) {
+        const w = relay?.wrap(t) ?? null;
+        if (w) return w;
+      } else if (this.#o.direct) return t;
+    }
+    return null;
+  }
+
+  pollTimeout(now: number): number | null {
+    let at = this.endpoint.pollTimeout(now) ?? Number.POSITIVE_INFINITY;
+    const r = this.relay?.pollTimeout() ?? null;
+    if (r !== null && r < at) at = r;
+    if (!this.#closed && this.#timers.dueUs < at) at = this.#timers.dueUs;
+    return at === Number.POSITIVE_INFINITY ? null : at;
+  }
+
+  // ---------------------------------------------------------------- what happened: relay and endpoint events
+
+  /** After every input: the relay client's and the endpoint's events, and queued messages that now fit. */
+  #settle(now: number): void {
+    const relay = this.relay;
+    if (relay) {
+      for (let e = relay.pollEvent(); e; e = relay.pollEvent()) {
+        if (e.type === 'route') this.#ownRouteChanged(now, e.route);
+        else this.#lookupDone(now, e.peerId, e.result);
+      }
+    }
+    const ep = this.endpoint;
+    for (let e = ep.pollEvent(); e; e = ep.pollEvent()) if (e.type === 'connectionStatusChanged') this.#status(now, e);
+    if (this.#pending.size > 0) for (const s of this.#pending) this.#write(now, s);
+  }
+
+  #status(now: number, e: ConnectionStatusChangedEvent): void {
+    this.#o.observe?.(e);
+    const cid = e.connection;
+    const s = this.#byCid.get(cid);
+    if (!s) {
+      if (e.oldState === ConnectionState.None && e.state === ConnectionState.Connecting) this.#incoming(now, cid);
+      else if (e.state === ConnectionState.ClosedByPeer || e.state === ConnectionState.ProblemDetectedLocally) this.endpoint.close(now, cid, 0, '', false);
+      return;
+    }
+    if (e.state === ConnectionState.Connected) this.#connected(now, s);
+    else if (e.state === ConnectionState.ClosedByPeer || e.state === ConnectionState.ProblemDetectedLocally) {
+      const end = this.endpoint.endInfo(cid) ?? { reason: 0, debug: '' };
+      this.#ended(now, s, e.state, end.reason, end.debug, this.#idle(now, s));
+    }
+  }
+
+  /** A connection from a peer: which session it belongs to, and whether it is accepted, held or refused. */
+  #incoming(now: number, cid: number): void {
+    const ep = this.endpoint;
+    const identity = ep.peerInfo(cid)?.identity ?? '';
+    const remote = ep.remoteAddress(cid);
+    const certId = peerIdOf(identity);
+    const relayed = remote !== null && isRelayPath(remote);
+    if (!remote || identity === '' || certId === this.localPeerId || (relayed && this.#policy.requirePeerId && certId === null)) {
+      this.stats.refusedPeers++;
+      ep.close(now, cid, E.Generic, 'Not a session peer', false);
+      return;
+    }
+    // Relayed peers are known by their authenticated identity; direct ones by their address (what a reply dials).
+    const key = relayed ? (certId !== null ? `id:${certId}` : identity) : identityToString({ kind: 'ip', address: remote.address, port: remote.port });
+    let s = this.#sessions.get(key);
+    if (s && s.cid !== 0) {
+      const st = s.state;
+      if (st.kind === 'connecting' && !st.incoming) {
+        // Both sides dialled at once: keep the connection the lower peer id made.
+        this.stats.duplicateConnections++;
+        if (certId !== null && this.localPeerId < certId) {
+          ep.close(now, cid, E.Duplicate, 'Duplicate connection', false);
+          return;
+        }
+        this.#byCid.set(cid, s); // before the old connection goes: they may share one relay path
+        this.#unlink(now, s, E.Duplicate, 'Duplicate connection');
+      } else {
+        this.#byCid.set(cid, s);
+        this.#unlink(now, s, E.Replaced, 'Replaced by a new connection'); // the peer started over
+      }
+    }
+    s ??= this.open(now, { key, peerId: relayed ? certId : null, direct: relayed ? null : remote });
+    this.#byCid.set(cid, s);
+    if (relayed && s.route) this.relay?.updatePath(now, remote, s.route);
+    if (s.wanted) this.#accept(now, s, cid, remote);
+    else {
+      s.transition({ kind: 'awaitingAccept', cid, vaddr: remote, repeatAtUs: now + REQUEST_REPEAT_US });
+      this.#timers.lower(now + REQUEST_REPEAT_US);
+      this.#request(s);
+    }
+  }
+
+  /** Raises a `request` event for a session awaiting acceptance (when the policy wants them). */
+  #request(s: PeerSession<A>): void {
+    if (!this.#policy.requests) return;
+    this.stats.sessionRequests++;
+    this.#events.push({ type: 'request', session: s });
+  }
+
+  #accept(now: number, s: PeerSession<A>, cid: number, vaddr: SocketAddress): void {
+    this.endpoint.accept(now, cid);
+    this.stats.sessionsAccepted++;
+    s.transition({ kind: 'connecting', cid, vaddr, incoming: true });
+  }
+
+  #connected(now: number, s: PeerSession<A>): void {
+    const st = s.state;
+    if (st.kind !== 'connecting') return;
+    const got = this.endpoint.peerInfo(st.cid)?.identity ?? '';
+    if (!st.incoming && s.peerId !== null && got !== `id:${s.peerId}`) {
+      // Whoever answered is not the holder of this peer id's key (a relay in the middle, a stale route).
+      this.stats.identityMismatches++;
+      this.#ended(now, s, ConnectionState.ProblemDetectedLocally, E.BadCert, `expected id:${s.peerId}, the peer is ${got}`, false);
+      return;
+    }
+    s.transition({ kind: 'connected', cid: st.cid, vaddr: st.vaddr, incoming: st.incoming });
+    s.everConnected = true;
+    s.handshakes++;
+    s.lastUsedUs = now;
+    s.laneCount = this.endpoint.laneCount(st.cid);
+    // The peer learns this side's route at once, so that it can re-link if our relay fails.
+    const route = this.relay?.route;
+    if (route && isRelayPath(st.vaddr)) this.endpoint.send(now, st.cid, encodeRouteUpdate(route), SendFlags.Reliable, 0);
+    this.#events.push({ type: 'connected', session: s });
+    this.#write(now, s);
+  }
+
+  /** Whether nothing of the session is queued or unacknowledged (a connection that ends now loses nothing). */
+  #idle(now: number, s: PeerSession<A>): boolean {
+    if (s.outbox.length > 0) return false;
+    const st = this.endpoint.status(now, s.cid);
+    return st === null || (st.pendingReliable === 0 && st.sentUnackedReliable === 0);
+  }
+
+  /** A session's connection ended (closed by the peer, failed, or ended by us for a reason): where the session goes next. */
+  #ended(now: number, s: PeerSession<A>, apiState: number, reason: number, debug: string, idle: boolean): void {
+    const st = s.state;
+    s.lastEnd = { reason, debug };
+    if (st.kind === 'awaitingAccept') {
+      // A request never accepted: dropped silently (the requester's side fails).
+      this.#unlink(now, s, 0, '');
+      s.transition({ kind: 'idle' });
+      this.#events.push({ type: 'ended', session: s, reason, debug });
+      return;
+    }
+    if (st.kind === 'connecting' && !st.incoming && reason === E.Duplicate) {
+      // We dialled as the peer did and the peer kept its own connection: wait for it, messages kept.
+      this.#unlink(now, s, reason, debug);
+      this.#waitForPeer(s, now + this.#o.timeoutInitialUs);
+      return;
+    }
+    if (this.#policy.afterEnd === 'redial') {
+      this.stats.connectionsLost++;
+      this.#unlink(now, s, reason, debug);
+      s.transition({ kind: 'idle' });
+      if (s.wanted) this.#start(now, s);
+      this.#events.push({ type: 'ended', session: s, reason, debug });
+      return;
+    }
+    if (s.everConnected && idle && st.kind === 'connected') {
+      this.stats.quietCloses++;
+      this.#unlink(now, s, reason, debug);
+      s.transition({ kind: 'idle' });
+      s.wanted = false; // the next send wants it again; a connection from the peer is a new request
+      this.#events.push({ type: 'ended', session: s, reason, debug });
+      return;
+    }
+    this.fail(now, s, apiState, reason, debug);
+  }
+
+  /** The session fails: its connection closes, its queue is dropped, a `failed` event is raised. */
+  fail(now: number, s: PeerSession<A>, apiState: number, reason: number, debug: string): void {
+    if (s.cid !== 0) this.#unlink(now, s, reason, debug);
+    s.clearOutbox();
+    this.#pending.delete(s);
+    s.transition({ kind: 'failed', state: apiState, reason, debug });
+    this.stats.sessionsFailed++;
+    this.#events.push({ type: 'failed', session: s });
+  }
+
+  /** Detaches and closes a session's connection (the facade takes its received messages first). Its relay path goes a little later, so that the close leaves on it. */
+  #unlink(now: number, s: PeerSession<A>, reason: number, debug: string): void {
+    const cid = s.cid;
+    if (cid === 0) return;
+    const vaddr = s.vaddr;
+    this.#o.beforeUnlink?.(s);
+    this.endpoint.close(now, cid, reason, debug, false);
+    if (this.#byCid.get(cid) === s) this.#byCid.delete(cid);
+    if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr));
+  }
+
+  /** Whether a connection still uses relay path `vaddr` (crossing dials and a quick reconnect share one). */
+  #pathInUse(vaddr: SocketAddress): boolean {
+    for (const c of this.#byCid.keys()) {
+      const a = this.endpoint.remoteAddress(c);
+      if (a && a.port === vaddr.port && a.address === vaddr.address) return true;
+    }
+    return false;
+  }
+
+  // ---------------------------------------------------------------- starting connections
+
+  /** From idle or failed: dial the address, dial the route, wait for the peer (it has the lower id), or find the route. */
+  #start(now: number, s: PeerSession<A>): boolean {
+    if (s.state.kind === 'failed') s.transition({ kind: 'idle' });
+    if (s.direct) {
+      if (!this.#o.direct) return false;
+      this.#dial(now, s, s.direct);
+      return true;
+    }
+    const relay = this.relay;
+    if (s.peerId === null || !relay) return false;
+    if (this.#policy.dial === 'lowerId' && this.localPeerId > s.peerId) {
+      this.#waitForPeer(s, Number.POSITIVE_INFINITY);
+      return true;
+    }
+    if (s.route) {
+      this.#dial(now, s, relay.openPath(now, s.route));
+      return true;
+    }
+    s.transition({ kind: 'findingRoute', deadlineUs: now + this.#o.timeoutInitialUs, nextLookupUs: now, inFlight: false, lastMiss: 'unreachable' });
+    this.lookup(now, s);
+    return true;
+  }
+
+  #waitForPeer(s: PeerSession<A>, untilUs: number): void {
+    s.transition({ kind: 'awaitingPeer', untilUs });
+    this.#timers.lower(untilUs);
+  }
+
+  #dial(now: number, s: PeerSession<A>, vaddr: SocketAddress): void {
+    const cid = this.endpoint.connect(now, vaddr);
+    this.#byCid.set(cid, s);
+    s.transition({ kind: 'connecting', cid, vaddr, incoming: false });
+  }
+
+  /** Asks the directory for a finding session's route (one lookup in flight, retried every 500 ms). */
+  lookup(now: number, s: PeerSession<A>): void {
+    const st = s.state;
+    if (st.kind !== 'findingRoute' || st.inFlight || s.peerId === null || !this.relay) return;
+    st.inFlight = true;
+    st.nextLookupUs = now + LOOKUP_RETRY_US;
+    this.#timers.lower(st.nextLookupUs);
+    this.stats.lookups++;
+    this.relay.lookup(now, s.peerId);
+  }
+
+  #lookupDone(now: number, peerId: bigint, r: LookupResult): void {
+    const s = this.#sessions.get(`id:${peerId}`);
+    const st = s?.state;
+    if (!s || !st || st.kind !== 'findingRoute') return;
+    st.inFlight = false;
+    if (r.ok) {
+      s.route = r.parsed;
+      this.#dial(now, s, (this.relay as RelayClient).openPath(now, r.parsed));
+      return;
+    }
+    // The peer may not have registered yet, or our relay session may not be up yet: retry until the deadline.
+    if (r.why !== 'unreachable' || st.lastMiss === 'unreachable') st.lastMiss = r.why;
+    if (now >= st.deadlineUs) this.findingExpired(now, s, st);
+  }
+
+  /** A finding session's deadline passed with no route: it fails with why the last lookup found none. */
+  findingExpired(now: number, s: PeerSession<A>, st: Extract<SessionState, { kind: 'findingRoute' }>): void {
+    const P = ConnectionState.ProblemDetectedLocally;
+    if (st.lastMiss === 'notFound') this.fail(now, s, P, E.NotLoggedIn, `peer id ${s.peerId} is not in the relays' directory`);
+    else if (st.lastMiss === 'noRelay') this.fail(now, s, P, E.NoRelay, 'no relay session is open');
+    else this.fail(now, s, P, E.RelayConnectivity, 'no relay answered the directory lookup');
+  }
+
+  /** The peer that won a crossing did not connect in time. */
+  peerNeverCame(now: number, s: PeerSession<A>): void {
+    this.fail(now, s, ConnectionState.ProblemDetectedLocally, E.Timeout, "the peer's connection did not come after a crossing");
+  }
+
+  /** Repeats a waiting session's request. */
+  repeatRequest(now: number, s: PeerSession<A>, st: Extract<SessionState, { kind: 'awaitingAccept' }>): void {
+    st.repeatAtUs = now + REQUEST_REPEAT_US;
+    this.#request(s);
+  }
+
+  /** The idle timeout: the session closes (1002, a `closed` event), unless data still moves (then it gets a second more). */
+  idleTimeout(now: number, s: PeerSession<A>, idleUs: number): boolean {
+    if (s.cid !== 0 && !this.#idle(now, s)) {
+      s.lastUsedUs = now - idleUs + IDLE_GRACE_US;
+      return false;
+    }
+    this.stats.idleTimeouts++;
+    this.close(now, s, E.SessionIdleTimeout, 'Session Idle Timeout');
+    this.#events.push({ type: 'closed', session: s, reason: E.SessionIdleTimeout });
+    return true;
+  }
+
+  // ---------------------------------------------------------------- sending and in-band messages
+
+  /** One message on the connection: on its channel's lane, or on lane 0 behind a channel header. */
+  #sendNow(now: number, s: PeerSession<A>, channel: number, data: Uint8Array, flags: number): number {
+    const lane = laneOf(channel);
+    if (lane === 0) return this.endpoint.send(now, s.cid, encodeChannelMessage(channel, data), flags, 0);
+    s.laneCount = ensureLane(this.endpoint, s.cid, lane, s.laneCount);
+    return this.endpoint.send(now, s.cid, data, flags, lane);
+  }
+
+  /** Moves queued messages onto a connected session's connection, as far as its send buffer takes them. */
+  #write(now: number, s: PeerSession<A>): void {
+    if (!s.connected || s.outbox.length === 0) {
+      this.#pending.delete(s);
+      return;
+    }
+    for (let m = s.outbox.peek(); m; m = s.outbox.peek()) {
+      if (this.#sendNow(now, s, m.channel, m.data, m.flags) === -Result.LimitExceeded) break; // the rest waits for room
+      s.outbox.shift();
+      s.outboxBytes -= m.data.length;
+    }
+    this.endpoint.flush(now, s.cid);
+    if (s.outbox.length > 0) this.#pending.add(s);
+    else this.#pending.delete(s);
+  }
+
+  #ownRouteChanged(now: number, route: string): void {
+    const msg = encodeRouteUpdate(route);
+    for (const s of this.#sessions.values()) {
+      const st = s.state;
+      if (st.kind === 'connected' && isRelayPath(st.vaddr)) {
+        this.endpoint.send(now, st.cid, msg, SendFlags.Reliable, 0);
+        this.endpoint.flush(now, st.cid);
+      } else if (st.kind === 'findingRoute') {
+        st.nextLookupUs = now; // the relay session is up: look again now
+        this.#timers.lower(now);
+      }
+    }
+    this.#events.push({ type: 'route', route });
+  }
+
+  /** A lane-0 message: a route update (re-link to the peer's new relay), a wide-channel message, or a protocol violation. */
+  #inBand(now: number, s: PeerSession<A>, m: ReceivedMessage, fn: (channel: number, data: Uint8Array, m: ReceivedMessage) => void): void {
+    let msg;
+    try {
+      msg = decodeInBand(m.data);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      this.stats.protocolViolations++;
+      this.#ended(now, s, ConnectionState.ProblemDetectedLocally, E.ProtocolViolation, `malformed in-band message: ${e.message}`, false);
+      return;
+    }
+    if (msg.type === 'channelMessage') {
+      fn(msg.channel, msg.payload, m);
+      return;
+    }
+    let route: Route;
+    try {
+      route = decodeRoute(msg.route);
+    } catch {
+      return; // not a route this version reads: ignored, as a newer peer's extension would be
+    }
+    this.stats.routeUpdatesReceived++;
+    const vaddr = s.vaddr;
+    if (!vaddr || !isRelayPath(vaddr) || (s.route && route.revision <= s.route.revision)) return;
+    s.route = route;
+    this.relay?.updatePath(now, vaddr, route);
+  }
+}
+
+/** Whether an address is a relay path (`relay:N`) rather than a UDP address. */
+export function isRelayPath(a: SocketAddress): boolean {
+  return a.address === 'relay';
+}
+
+/** The peer id in an `id:N` identity string, or null for any other identity. */
+export function peerIdOf(identity: string): bigint | null {
+  const m = /^id:(\d+)$/.exec(identity);
+  return m ? BigInt(m[1] as string) : null;
+}

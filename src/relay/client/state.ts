@@ -1,0 +1,147 @@
+import type { SocketAddress, Transmit } from '../../core/types.js';
+import { RelayMsg, UP_HEADER_BYTES, type Route } from '../protocol.js';
+
+// The relay client's state records and its named timings (docs/RELAY.md, "The client").
+
+/** Ping and session-request retries: every 250 ms, 8 tries, then the relay counts as dead. */
+export const REQUEST_RETRY_US = 250_000;
+export const REQUEST_TRIES = 8;
+/** Directory lookups: 4 tries per relay, 250 ms apart, then the next relay is asked. */
+export const LOOKUP_TRIES = 4;
+/** Keepalives to relays other than the primary (backup, peers' relays). */
+export const SECONDARY_KEEPALIVE_US = 1_000_000;
+/** A relay that refused a session, or a registration it refused or never answered, is retried after this. */
+export const REFUSED_RETRY_US = 5_000_000;
+/** A dead relay is pinged again after this. */
+export const DEAD_RETRY_US = 2_000_000;
+/** Sessions on a peer's relay (neither primary nor backup) close after this long with no path on them. */
+export const EXTRA_SESSION_IDLE_US = 60_000_000;
+/** Round-trip samples kept per relay (their median is its ping). */
+export const RTT_SAMPLES = 5;
+/** End-to-end datagrams queued per path while its link is not up; more are dropped and counted. */
+export const MAX_QUEUED_PER_PATH = 64;
+/** The address of every path the endpoint sees: `relay:N`, N the path's number. */
+export const VIRTUAL_ADDRESS = 'relay';
+/** How long a closed path lingers by default, so that a close just queued on it still leaves. */
+export const DEFAULT_PATH_LINGER_US = 500_000;
+
+/** Where a relay session is: none, pinging for a cookie, requesting a session, open. */
+export type SessionPhase = 'none' | 'pinging' | 'requesting' | 'open';
+
+/** One relay this client knows: configured ones, and those that peers' routes name. */
+export interface RelayState {
+  readonly addr: SocketAddress;
+  readonly key: string;
+  readonly configured: boolean;
+  /** Recent round-trip samples, µs (pongs and keepalive answers). */
+  readonly rtts: number[];
+  phase: SessionPhase;
+  cookie: Uint8Array | null;
+  readonly pingNonce: Uint8Array;
+  pingSentUs: number;
+  pingTries: number;
+  readonly clientNonce: Uint8Array;
+  requestSentUs: number;
+  requestTries: number;
+  sessionId: Uint8Array | null;
+  sessionKey: Uint8Array | null;
+  token: Uint8Array | null;
+  lastHeardUs: number;
+  keepaliveSeq: number;
+  keepaliveSentUs: number;
+  /** The relay announced a drain deadline, or refused us: not used for new paths until it answers again. */
+  draining: boolean;
+  dead: boolean;
+  retryAtUs: number;
+  /** Since when this relay has been clearly better than the primary (hysteresis), or -1. */
+  betterSinceUs: number;
+  /** Paths by this relay's link id, for received data. */
+  readonly links: (Path | undefined)[];
+  /** Time the last path on it went away (extra sessions close after a while), or -1. */
+  idleSinceUs: number;
+}
+
+/** A mutable transmit record: a path reuses one for every datagram (the driver consumes it at once). */
+export interface MutableTransmit extends Transmit {
+  destination: SocketAddress;
+  data: Uint8Array;
+  header?: Uint8Array;
+}
+
+/** One end-to-end path through a relay link, seen by the endpoint as one stable virtual address. */
+export interface Path {
+  readonly vaddr: SocketAddress;
+  /** The peer's route, when known: where to re-link after a relay fails. */
+  route: Route | null;
+  relay: RelayState | null;
+  linkId: number;
+  /** Hop header for this link (type, session id, link id), sent in front of each datagram. */
+  readonly header: Uint8Array;
+  readonly tx: MutableTransmit;
+  /** A link request in flight, on this relay. */
+  pendingRelay: RelayState | null;
+  requestId: number;
+  requestSentUs: number;
+  requestTries: number;
+  readonly queue: Uint8Array[];
+  /** Made by the peer's link request (we learnt it from data), not by us. */
+  readonly incoming: boolean;
+  /** When a lingering close forgets it (or +Infinity), and what may keep it. */
+  forgetAtUs: number;
+  stillUsed: (() => boolean) | null;
+}
+
+export function newRelayState(addr: SocketAddress, key: string, configured: boolean): RelayState {
+  return {
+    addr: { address: addr.address, port: addr.port },
+    key,
+    configured,
+    rtts: [],
+    phase: 'none',
+    cookie: null,
+    pingNonce: new Uint8Array(8),
+    pingSentUs: 0,
+    pingTries: 0,
+    clientNonce: new Uint8Array(8),
+    requestSentUs: 0,
+    requestTries: 0,
+    sessionId: null,
+    sessionKey: null,
+    token: null,
+    lastHeardUs: 0,
+    keepaliveSeq: 0,
+    keepaliveSentUs: 0,
+    draining: false,
+    dead: false,
+    retryAtUs: 0,
+    betterSinceUs: -1,
+    links: [],
+    idleSinceUs: -1,
+  };
+}
+
+export function newPath(port: number, incoming: boolean): Path {
+  const vaddr = { address: VIRTUAL_ADDRESS, port };
+  const header = new Uint8Array(UP_HEADER_BYTES);
+  header[0] = RelayMsg.DataUp;
+  return { vaddr, route: null, relay: null, linkId: -1, header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
+}
+
+/** Writes the hop header of `path` for its link on `r`: DATA_UP, the session id, the link id. */
+export function writeHopHeader(path: Path, r: RelayState, linkId: number): void {
+  const h = path.header;
+  h.set(r.sessionId as Uint8Array, 1);
+  h[UP_HEADER_BYTES - 2] = linkId >>> 8;
+  h[UP_HEADER_BYTES - 1] = linkId & 0xff;
+  path.tx.destination = r.addr;
+}
+
+export function addRtt(r: RelayState, rttUs: number): void {
+  r.rtts.push(rttUs);
+  if (r.rtts.length > RTT_SAMPLES) r.rtts.shift();
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[s.length >> 1] as number;
+}
