@@ -565,6 +565,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     // The peer may not have registered yet, or our relay session may not be up yet: retry until the deadline.
     if (r.why !== 'unreachable' || st.lastMiss === 'unreachable') st.lastMiss = r.why;
     if (now >= st.deadlineUs) this.findingExpired(now, s, st);
+    else this.#timers.lower(st.nextLookupUs);
   }
 
   /** A finding session's deadline passed with no route: it fails with why the last lookup found none. */
