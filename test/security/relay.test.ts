@@ -1,8 +1,8 @@
 // The relay node, sans-IO, in virtual time: tickets, cookies, amplification, links, rate limits,
-// reaping, draining and rebinding. Every datagram the node sends is captured by address.
+// reaping, draining, rebinding and pollTimeout. Every datagram the node sends is captured by address.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RelayNode, type RelayNodeOptions } from '../../src/relay/node.js';
+import { RelayNode, type RelayNodeOptions } from '../../src/relay/node/index.js';
 import { COOKIE_BYTES, DOWN_HEADER_BYTES, DirCode, RelayMsg, RefuseCode, UP_HEADER_BYTES, decodeRelayControl, decodeRoute, dirRegisterSigned, encodeRelayControl, encodeRoute, type RelayControl } from '../../src/relay/protocol.js';
 import { derivePeerId } from '../../src/crypto/identity.js';
 import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
@@ -362,5 +362,52 @@ test('directory: a peer id is registered only by its key holder, only with a rou
     node.handleTimeout(2e9 + 31e6);
     assert.equal(node.lookup(aliceId), null);
     assert.equal(node.stats.dirEntries, 0);
+  });
+});
+
+test('pollTimeout: finite while sessions exist; handleTimeout at pollTimeout() reaps an idle session at the first 250 ms tick after its 30 s; a drain is never polled past its deadline', () => {
+  withSeed(seedOr(510), (seed) => {
+    const { node, sent } = relay(seed, { open: true });
+    assert.equal(node.pollTimeout(0), null, 'no session, no drain: no timer');
+    const t0 = 1e9;
+    assert.equal(open(node, sent, t0, '10.5.0.1', 1000, new Uint8Array(0))?.type, 'sessionOk');
+    // Run the node as an io runner would: one timer, at pollTimeout(), nothing else.
+    let now = t0;
+    let reapedAt = -1;
+    for (let polls = 0; polls < 1000 && node.sessionCount > 0; polls++) {
+      const at = node.pollTimeout(now);
+      assert.ok(at !== null && Number.isFinite(at), 'a timer is armed while a session exists');
+      assert.ok(at >= now && (polls === 0 || at > now), 'the timer moves forward');
+      now = at;
+      node.handleTimeout(now);
+      if (node.sessionCount === 0) reapedAt = now;
+    }
+    // Before pollTimeout, the server ran handleTimeout every 250 ms: the session went at the first tick after
+    // 30 s of silence (the condition is "idle for more than 30 s"). It goes at that same moment now.
+    const idleUs = 30e6;
+    const tickUs = 250_000;
+    assert.equal(reapedAt, (Math.floor((t0 + idleUs) / tickUs) + 1) * tickUs);
+    assert.ok(reapedAt - (t0 + idleUs) <= tickUs);
+    assert.equal(node.stats.sessionsReaped, 1);
+    assert.equal(node.pollTimeout(now), null, 'the last session reaped (open mode: no ticket binding): no timer');
+
+    // A draining node that keeps a live session: every poll is at or before the deadline, and at the deadline it is drained.
+    const t1 = 2e9;
+    const b = open(node, sent, t1, '10.5.0.2', 2000, new Uint8Array(0), 2) as Extract<RelayControl, { type: 'sessionOk' }>;
+    assert.equal(b.type, 'sessionOk');
+    const deadline = t1 + 10e6;
+    node.drain(t1, 10);
+    now = t1;
+    for (let polls = 0; polls < 1000 && !node.drained(now); polls++) {
+      const at = node.pollTimeout(now);
+      assert.ok(at !== null && at <= deadline, `polled at ${at}, deadline ${deadline}`);
+      now = at;
+      node.handleDatagram(now, '10.5.0.2', 2000, encodeRelayControl({ type: 'keepalive', sessionId: b.sessionId, seq: polls }));
+      node.handleTimeout(now);
+    }
+    assert.equal(now, deadline, 'the drain ends at its deadline, not a tick later');
+    assert.ok(node.drained(now));
+    assert.equal(node.sessionCount, 0);
+    assert.equal(node.stats.sessionsReaped, 1, 'the live session ended with the drain, not by reaping');
   });
 });

@@ -1,0 +1,111 @@
+import { derivePeerId } from '../../crypto/identity.js';
+import { WireError } from '../../wire/errors.js';
+import { DirCode, decodeRoute, dirRegisterSigned, type RelayControl } from '../protocol.js';
+import { US_PER_S, type RelayContext } from './context.js';
+import type { Session, SessionTable } from './sessions.js';
+import type { RelayStats } from './types.js';
+
+/** One identity in the directory: the route its key holder registered, and the session that did. */
+interface DirEntry {
+  readonly route: string;
+  readonly session: Session;
+  readonly unixSeconds: number;
+}
+
+/** The directory's limits, as resolved from the node's options. */
+export interface DirectoryPolicy {
+  readonly registersPerS: number;
+  readonly lookupsPerS: number;
+  /** A registration's time may differ from the relay's clock by this much, s. */
+  readonly clockWindowS: number;
+}
+
+/**
+ * The identity directory (docs/RELAY.md "The identity directory"): peer id -> the route its key holder registered,
+ * in memory, this relay only. Registrations and lookups are rate-limited per session (budgets kept on the session);
+ * an entry goes when its session goes.
+ */
+export class Directory {
+  readonly #ctx: RelayContext;
+  readonly #sessions: SessionTable;
+  readonly #policy: DirectoryPolicy;
+  readonly #entries = new Map<bigint, DirEntry>();
+
+  constructor(ctx: RelayContext, sessions: SessionTable, policy: DirectoryPolicy) {
+    this.#ctx = ctx;
+    this.#sessions = sessions;
+    this.#policy = policy;
+  }
+
+  /** The route registered for a peer id, or null. */
+  route(peerId: bigint): string | null {
+    return this.#entries.get(peerId)?.route ?? null;
+  }
+
+  /** Drops the entry a session that is going registered, unless a newer registration replaced it. */
+  forget(s: Session): void {
+    if (s.dirId !== null && this.#entries.get(s.dirId)?.session === s) this.#entries.delete(s.dirId);
+    this.#ctx.stats.dirEntries = this.#entries.size;
+  }
+
+  /**
+   * A session registers its peer id and route. Cheap checks first, the signature last: the rate, the
+   * route (it must name this very session, so a copied registration is useless elsewhere), the time
+   * (not older than what is held), then the Ed25519 signature by the key the id derives from.
+   */
+  register(now: number, s: Session, m: Extract<RelayControl, { type: 'dirRegister' }>): void {
+    const ctx = this.#ctx;
+    const answer = (code: number): void => ctx.reply({ type: 'dirRegisterResult', requestId: m.requestId, code }, s.port, s.address);
+    const refuse = (code: number, why: keyof RelayStats['dirRefusedBy']): void => {
+      ctx.stats.dirRefusedBy[why]++;
+      answer(code);
+    };
+    this.#refill(now, s);
+    if (s.dirRegisterTokens < 1) return refuse(DirCode.RateLimited, 'rateLimited');
+    s.dirRegisterTokens -= 1;
+    let names = false;
+    try {
+      names = decodeRoute(m.route).entries.some((e) => this.#sessions.byToken(e.token) === s);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+    }
+    if (!names) return refuse(DirCode.BadRoute, 'badRoute');
+    const id = derivePeerId(ctx.provider, m.publicKey);
+    const held = this.#entries.get(id);
+    if (Math.abs(m.unixSeconds - ctx.unixSeconds()) > this.#policy.clockWindowS || (held && m.unixSeconds < held.unixSeconds)) return refuse(DirCode.Stale, 'stale');
+    if (held && held.session === s && held.route === m.route) return answer(DirCode.Ok); // a retransmission
+    ctx.stats.signatureChecks++;
+    if (!ctx.provider.verify(m.publicKey, dirRegisterSigned(m.publicKey, m.unixSeconds, m.route), m.signature)) return refuse(DirCode.BadSignature, 'badSignature');
+    if (s.dirId !== null && s.dirId !== id && this.#entries.get(s.dirId)?.session === s) this.#entries.delete(s.dirId);
+    s.dirId = id;
+    this.#entries.set(id, { route: m.route, session: s, unixSeconds: m.unixSeconds });
+    ctx.stats.dirRegistered++;
+    ctx.stats.dirEntries = this.#entries.size;
+    answer(DirCode.Ok);
+  }
+
+  /** A session looks a peer id up: its registered route, or NOT_FOUND. Rate-limited per session. */
+  lookup(now: number, s: Session, m: Extract<RelayControl, { type: 'dirLookup' }>): void {
+    const ctx = this.#ctx;
+    this.#refill(now, s);
+    if (s.dirLookupTokens < 1) {
+      ctx.stats.dirLookupsLimited++;
+      ctx.reply({ type: 'dirLookupResult', requestId: m.requestId, code: DirCode.RateLimited, peerId: m.peerId, route: '' }, s.port, s.address);
+      return;
+    }
+    s.dirLookupTokens -= 1;
+    ctx.stats.dirLookups++;
+    const e = this.#entries.get(m.peerId);
+    if (!e) ctx.stats.dirNotFound++;
+    ctx.reply({ type: 'dirLookupResult', requestId: m.requestId, code: e ? DirCode.Ok : DirCode.NotFound, peerId: m.peerId, route: e?.route ?? '' }, s.port, s.address);
+  }
+
+  #refill(now: number, s: Session): void {
+    if (now <= s.dirTokensAtUs) return;
+    const { registersPerS, lookupsPerS } = this.#policy;
+    const dt = (now - s.dirTokensAtUs) / US_PER_S;
+    s.dirRegisterTokens = Math.min(registersPerS, s.dirRegisterTokens + dt * registersPerS);
+    s.dirLookupTokens = Math.min(lookupsPerS, s.dirLookupTokens + dt * lookupsPerS);
+    s.dirTokensAtUs = now;
+  }
+}

@@ -1,0 +1,130 @@
+import { DOWN_HEADER_BYTES, RefuseCode, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES } from '../protocol.js';
+import { US_PER_S, type RelayContext } from './context.js';
+import type { Session, SessionTable } from './sessions.js';
+
+/** The highest link id (a u16 on the wire). */
+export const MAX_LINK_ID = 0xffff;
+/** Every link is held by its two sessions, one side each. */
+const SIDES_PER_LINK = 2;
+/** Where a DATA_UP names its session. */
+const UP_SESSION_ID_AT = 1;
+/** Where a DATA_UP names its link (u16). */
+const UP_LINK_ID_AT = UP_SESSION_ID_AT + SESSION_ID_BYTES;
+/** Bits in a kilobit (rates are kbit/s: SI, as tickets carry them). */
+const BITS_PER_KBIT = 1000;
+const BITS_PER_BYTE = 8;
+/** A session's rate bucket holds at least this much, bytes... */
+const MIN_BURST_BYTES = 65_536;
+/** ...or this long of its rate, µs, whichever is larger. */
+const BURST_US = 100_000;
+/** A session that gets a new link is taken as seen at most this share of the idle timeout ago. */
+const LINKED_IDLE_SHARE = 0.5;
+
+/** One side of a link between two sessions: the session at the other end and the link's id on that side. */
+export interface Link {
+  readonly peer: Session;
+  readonly peerLinkId: number;
+}
+
+/** A rate cap in kbit/s as bytes per µs, the unit of a session's rate bucket. */
+export function rateBytesPerUs(kbps: number): number {
+  return (kbps * BITS_PER_KBIT) / BITS_PER_BYTE / US_PER_S;
+}
+
+/** The size of a rate bucket (bytes) for `bytesPerUs`: 100 ms of the rate or 64 KiB, whichever is larger. */
+export function rateBurstBytes(bytesPerUs: number): number {
+  return Math.max(MIN_BURST_BYTES, bytesPerUs * BURST_US);
+}
+
+/**
+ * Links between sessions and the forwarding path (docs/RELAY.md "Links and forwarding"). A DATA_UP from a session's
+ * validated address, on one of its links, within its rate, is rewritten in place into a DATA_DOWN and sent from the
+ * received buffer: no copy, no allocation, no closure per forwarded datagram.
+ */
+export class Forwarder {
+  readonly #ctx: RelayContext;
+  readonly #sessions: SessionTable;
+  readonly #maxLinks: number;
+  readonly #idleUs: number;
+
+  constructor(ctx: RelayContext, sessions: SessionTable, maxLinksPerSession: number, idleTimeoutUs: number) {
+    this.#ctx = ctx;
+    this.#sessions = sessions;
+    this.#maxLinks = Math.min(maxLinksPerSession, MAX_LINK_ID);
+    this.#idleUs = idleTimeoutUs;
+  }
+
+  /** Links between sessions, each counted once. */
+  linkCount(): number {
+    let n = 0;
+    for (const s of this.#sessions.values()) n += s.linkCount;
+    return n / SIDES_PER_LINK;
+  }
+
+  /** A DATA_UP (`data[0]` is its type): forwarded as a DATA_DOWN to the linked session, or dropped and counted. */
+  forward(now: number, address: string, port: number, data: Uint8Array): void {
+    const stats = this.#ctx.stats;
+    if (data.length <= UP_HEADER_BYTES) {
+      stats.malformed++;
+      return;
+    }
+    const s = this.#sessions.from(now, address, port, data.length, data, UP_SESSION_ID_AT);
+    if (!s) return;
+    const link = s.links[((data[UP_LINK_ID_AT] as number) << 8) | (data[UP_LINK_ID_AT + 1] as number)];
+    if (!link) {
+      stats.noLink++;
+      return;
+    }
+    const n = data.length - UP_HEADER_BYTES;
+    if (now > s.tokensAtUs) {
+      s.tokens = Math.min(s.burst, s.tokens + (now - s.tokensAtUs) * s.bytesPerUs);
+      s.tokensAtUs = now;
+    }
+    if (s.tokens < n) {
+      stats.rateLimited++;
+      return;
+    }
+    s.tokens -= n;
+    // Rewrite the 11-byte up header into the 3-byte down header in place: no copy of the payload.
+    const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
+    out[0] = RelayMsg.DataDown;
+    out[1] = link.peerLinkId >>> 8;
+    out[2] = link.peerLinkId & 0xff;
+    stats.forwardedPackets++;
+    stats.forwardedBytes += n;
+    this.#ctx.out(out, link.peer.port, link.peer.address);
+  }
+
+  /** Links `s` to the session a route token names (or finds the link they already share). Returns the link id on `s`'s side, or a refusal code. */
+  link(s: Session, token: Uint8Array, now: number): { id: number } | number {
+    const t = this.#sessions.byToken(token);
+    if (!t || t === s) return RefuseCode.BadRoute;
+    for (let i = 0; i < s.links.length; i++) if (s.links[i]?.peer === t) return { id: i };
+    if (s.linkCount >= this.#maxLinks || t.linkCount >= this.#maxLinks) return RefuseCode.LinkLimit;
+    const a = freeSlot(s.links);
+    const b = freeSlot(t.links);
+    s.links[a] = { peer: t, peerLinkId: b };
+    t.links[b] = { peer: s, peerLinkId: a };
+    s.linkCount++;
+    t.linkCount++;
+    t.lastSeenUs = Math.max(t.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
+    this.#ctx.stats.linksCreated++;
+    return { id: a };
+  }
+
+  /** Cuts every link of a session that is going: its peers forget their side. */
+  unlink(s: Session): void {
+    for (const l of s.links) {
+      if (!l) continue;
+      l.peer.links[l.peerLinkId] = undefined;
+      l.peer.linkCount--;
+    }
+    s.links.length = 0;
+    s.linkCount = 0;
+  }
+}
+
+function freeSlot(links: (Link | undefined)[]): number {
+  for (let i = 0; i < links.length; i++) if (!links[i]) return i;
+  return links.length;
+}

@@ -1,0 +1,236 @@
+import { WireError } from '../../wire/errors.js';
+import { toHex } from '../../util/bytes.js';
+import { MAX_RELAY_DATAGRAM, RelayMsg, decodeRelayControl, type RelayControl } from '../protocol.js';
+import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
+import { CookieJar } from './cookies.js';
+import { Directory } from './directory.js';
+import { Forwarder } from './forwarding.js';
+import { SessionTable } from './sessions.js';
+import { NodeTimer, TimerTable, nextReapScanUs } from './timers.js';
+import { RouteTokens } from './tokens.js';
+import { newRelayStats, type RelayNodeOptions, type RelayStats } from './types.js';
+
+export type { RelayNodeOptions, RelaySend, RelayStats } from './types.js';
+
+/** Default of {@link RelayNodeOptions.maxSessions}. */
+const DEFAULT_MAX_SESSIONS = 10_000;
+/** Default of {@link RelayNodeOptions.maxLinksPerSession}. */
+const DEFAULT_MAX_LINKS_PER_SESSION = 64;
+/** Default of {@link RelayNodeOptions.openSessionsPerAddress}. */
+const DEFAULT_OPEN_SESSIONS_PER_ADDRESS = 8;
+/** Default of {@link RelayNodeOptions.openKbps}: 200 Mbit/s. */
+const DEFAULT_OPEN_KBPS = 200_000;
+/** Default of {@link RelayNodeOptions.idleTimeoutUs}: 30 s. */
+const DEFAULT_IDLE_TIMEOUT_US = 30_000_000;
+/** Default of {@link RelayNodeOptions.tokenLifetimeS}: 24 h. */
+const DEFAULT_TOKEN_LIFETIME_S = 86_400;
+/** Default of {@link RelayNodeOptions.noSessionReplyRate}, replies per second for the whole relay (as GNS). */
+const DEFAULT_NO_SESSION_REPLIES_PER_S = 4;
+/** Default of {@link RelayNodeOptions.dirRegisterRate}, per session. */
+const DEFAULT_DIR_REGISTERS_PER_S = 4;
+/** Default of {@link RelayNodeOptions.dirLookupRate}, per session. */
+const DEFAULT_DIR_LOOKUPS_PER_S = 50;
+/** Default of {@link RelayNodeOptions.dirClockWindowS}. */
+const DEFAULT_DIR_CLOCK_WINDOW_S = 120;
+/** Microseconds in a millisecond (the idle times of {@link RelayNode.sessions}). */
+const US_PER_MS = 1000;
+
+/**
+ * A relay node, sans-IO (DESIGN.md section 6, docs/RELAY.md): it holds relay sessions, each opened
+ * with a cookie and a ticket, links between sessions named by route tokens, and forwards end-to-end
+ * datagrams between linked sessions, rewriting only the hop header. It never parses what it forwards.
+ *
+ * Inputs: {@link handleDatagram}, and {@link handleTimeout} at {@link pollTimeout}. Output goes through the
+ * `send` sink given at construction, not a queue to poll: a forwarded datagram is the received buffer itself,
+ * rewritten in place, and leaves before `handleDatagram` returns (see {@link RelaySend}). Network input never
+ * throws. The node reads no clock: `now` is integer µs of a monotonic clock, and the wall clock is an option.
+ */
+export class RelayNode {
+  /** The node's counters, updated in place. */
+  readonly stats: RelayStats = newRelayStats();
+  readonly #ctx: RelayContext;
+  readonly #cookies: CookieJar;
+  readonly #sessions: SessionTable;
+  readonly #forwarder: Forwarder;
+  readonly #directory: Directory;
+  readonly #timers = new TimerTable();
+  /** The time of the last datagram, for {@link sessions}. */
+  #nowUs = 0;
+
+  constructor(options: RelayNodeOptions) {
+    const ctx = (this.#ctx = new RelayContext(options.provider, options.send, options.unixSeconds, this.stats));
+    const tokens = new RouteTokens(ctx.provider, ctx.unixSeconds);
+    this.#cookies = new CookieJar(ctx.provider);
+    const idleTimeoutUs = options.idleTimeoutUs ?? DEFAULT_IDLE_TIMEOUT_US;
+    const dirRegistersPerS = options.dirRegisterRate ?? DEFAULT_DIR_REGISTERS_PER_S;
+    const dirLookupsPerS = options.dirLookupRate ?? DEFAULT_DIR_LOOKUPS_PER_S;
+    this.#sessions = new SessionTable(
+      ctx,
+      this.#cookies,
+      tokens,
+      {
+        trust: options.ticketKeys ?? { keys: new Map(), revoked: new Set() },
+        open: options.open ?? false,
+        maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
+        openSessionsPerAddress: options.openSessionsPerAddress ?? DEFAULT_OPEN_SESSIONS_PER_ADDRESS,
+        openKbps: options.openKbps ?? DEFAULT_OPEN_KBPS,
+        idleTimeoutUs,
+        tokenLifetimeS: options.tokenLifetimeS ?? DEFAULT_TOKEN_LIFETIME_S,
+        noSessionRepliesPerS: options.noSessionReplyRate ?? DEFAULT_NO_SESSION_REPLIES_PER_S,
+        dirRegistersPerS,
+        dirLookupsPerS,
+      },
+      (s) => {
+        this.#forwarder.unlink(s);
+        this.#directory.forget(s);
+      },
+    );
+    this.#forwarder = new Forwarder(ctx, this.#sessions, options.maxLinksPerSession ?? DEFAULT_MAX_LINKS_PER_SESSION, idleTimeoutUs);
+    this.#directory = new Directory(ctx, this.#sessions, { registersPerS: dirRegistersPerS, lookupsPerS: dirLookupsPerS, clockWindowS: options.dirClockWindowS ?? DEFAULT_DIR_CLOCK_WINDOW_S });
+  }
+
+  /** Sessions held. */
+  get sessionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Links between sessions. */
+  get linkCount(): number {
+    return this.#forwarder.linkCount();
+  }
+
+  /** Seconds until the drain deadline, 0 when not draining. */
+  drainSeconds(now: number): number {
+    return this.#ctx.drainSeconds(now);
+  }
+
+  /** Starts draining: no new sessions; clients are told the deadline in every PONG and keepalive answer. */
+  drain(now: number, seconds: number): void {
+    this.#ctx.drainUntilUs = now + Math.max(MIN_DRAIN_S, seconds) * US_PER_S;
+    this.#timers.arm(NodeTimer.DrainDeadline, this.#ctx.drainUntilUs);
+  }
+
+  /** Whether a drain is finished: every session gone or the deadline passed. */
+  drained(now: number): boolean {
+    const until = this.#ctx.drainUntilUs;
+    return until !== 0 && (this.#sessions.size === 0 || now >= until);
+  }
+
+  // ---------------------------------------------------------------- input
+
+  /** One datagram from `address`:`port`. Never throws. `data` may be rewritten in place and forwarded. */
+  handleDatagram(now: number, address: string, port: number, data: Uint8Array): void {
+    this.#nowUs = now;
+    const st = this.stats;
+    st.datagramsIn++;
+    st.bytesIn += data.length;
+    if (data.length < 1 || data.length > MAX_RELAY_DATAGRAM) {
+      st.malformed++;
+      return;
+    }
+    if (data[0] === RelayMsg.DataUp) {
+      this.#forwarder.forward(now, address, port, data);
+      return;
+    }
+    let m: RelayControl;
+    try {
+      m = decodeRelayControl(data);
+    } catch (e) {
+      if (!(e instanceof WireError)) throw e;
+      st.malformed++;
+      return;
+    }
+    this.#control(now, address, port, data.length, m);
+  }
+
+  #control(now: number, address: string, port: number, size: number, m: RelayControl): void {
+    const ctx = this.#ctx;
+    const sessions = this.#sessions;
+    switch (m.type) {
+      case 'ping': {
+        this.stats.pings++;
+        // 32 bytes for a request of at least 512: never an amplifier, and no state kept.
+        ctx.reply({ type: 'pong', nonce: m.nonce, cookie: this.#cookies.issue(now, address, port), load: sessions.load(), drainSeconds: ctx.drainSeconds(now) }, port, address);
+        return;
+      }
+      case 'sessionRequest':
+        sessions.request(now, address, port, m);
+        // A first session (or binding) starts the reap scan; one already armed keeps its time.
+        if (!sessions.empty) this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
+        return;
+      case 'linkRequest': {
+        const s = sessions.from(now, address, port, size, m.sessionId, 0);
+        if (!s) return;
+        const code = this.#forwarder.link(s, m.token, now);
+        if (typeof code === 'number') {
+          this.stats.linkRefused++;
+          ctx.reply({ type: 'linkFailed', requestId: m.requestId, code }, port, address);
+        } else ctx.reply({ type: 'linkOk', requestId: m.requestId, linkId: code.id }, port, address);
+        return;
+      }
+      case 'keepalive': {
+        const s = sessions.from(now, address, port, size, m.sessionId, 0);
+        if (!s) return;
+        ctx.reply({ type: 'keepaliveAck', seq: m.seq, drainSeconds: ctx.drainSeconds(now), load: sessions.load() }, port, address);
+        return;
+      }
+      case 'pathResponse':
+        sessions.pathResponse(now, address, port, m);
+        return;
+      case 'dirRegister':
+      case 'dirLookup': {
+        const s = sessions.from(now, address, port, size, m.sessionId, 0);
+        if (!s) return;
+        if (m.type === 'dirRegister') this.#directory.register(now, s, m);
+        else this.#directory.lookup(now, s, m);
+        return;
+      }
+      case 'closeSession':
+        sessions.close(address, port, m.sessionId);
+        return;
+      default:
+        // Messages only a relay sends: a client never sends them.
+        this.stats.malformed++;
+    }
+  }
+
+  /** The route registered for a peer id on this relay, or null (for status output and tests). */
+  lookup(peerId: bigint): string | null {
+    return this.#directory.route(peerId);
+  }
+
+  // ---------------------------------------------------------------- timers
+
+  /**
+   * The absolute time (µs) at which {@link handleTimeout} must next run, or null while no timer is armed (no
+   * session, no ticket binding, no drain pending). It is the earliest row of the node's timer table: the reap
+   * scan, every 250 ms while there are sessions or bindings, and the drain deadline. Never earlier than `now`.
+   *
+   * An io runner keeps one timer at this time and asks again after each `handleTimeout`. Datagrams never move
+   * it earlier once it is finite, so a runner need not ask after each datagram while its timer is armed, only
+   * when it has none (the first session arms the reap scan) and after {@link drain}.
+   */
+  pollTimeout(now: number): number | null {
+    const at = this.#timers.next();
+    return at === Number.POSITIVE_INFINITY ? null : Math.max(now, at);
+  }
+
+  /** Runs the timers that are due at `now`: the reap scan (idle sessions, expired ticket bindings) and the drain deadline. */
+  handleTimeout(now: number): void {
+    const timers = this.#timers;
+    if (timers.isDue(NodeTimer.ReapScan, now)) {
+      this.#sessions.reap(now);
+      if (this.#sessions.empty) timers.disarm(NodeTimer.ReapScan);
+      else timers.arm(NodeTimer.ReapScan, nextReapScanUs(now));
+    }
+    if (timers.isDue(NodeTimer.DrainDeadline, now)) {
+      this.#sessions.removeAll();
+      timers.disarm(NodeTimer.DrainDeadline);
+    }
+  }
+
+  /** Session summaries, for `netlane relay` status lines and tests. Never includes keys. */
+  sessions(): { id: string; address: string; port: number; user: string | null; links: number; idleMs: number }[] {
+    return [...this.#sessions.values()].map((s) => ({ id: toHex(s.id), address: s.address, port: s.port, user: s.user, links: s.linkCount, idleMs: Math.round((this.#nowUs - s.lastSeenUs) / US_PER_MS) }));
+  }
+}

@@ -1,0 +1,371 @@
+import { bytesEqual } from '../../crypto/provider.js';
+import { toHex } from '../../util/bytes.js';
+import { PATH_MAC_BYTES, RefuseCode, SESSION_ID_BYTES, SESSION_KEY_BYTES, type RelayControl } from '../protocol.js';
+import { verifyTicket, type TicketKeys } from '../ticket.js';
+import { US_PER_S, readU32, type RelayContext } from './context.js';
+import type { CookieJar } from './cookies.js';
+import { rateBurstBytes, rateBytesPerUs, type Link } from './forwarding.js';
+import type { RouteTokens } from './tokens.js';
+import type { RelayStats } from './types.js';
+
+/** The random challenge of a PATH_CHALLENGE, bytes. */
+const PATH_CHALLENGE_BYTES = 8;
+/** A PATH_CHALLENGE on the wire (type and challenge), bytes. */
+const PATH_CHALLENGE_MESSAGE_BYTES = 1 + PATH_CHALLENGE_BYTES;
+/** A candidate address gets at most one PATH_CHALLENGE this often, µs. */
+const PATH_CHALLENGE_INTERVAL_US = 50_000;
+/** A candidate address gets at most this many bytes of challenges per byte it sent. */
+const PATH_CHALLENGE_MAX_AMPLIFICATION = 3;
+/** The HMAC label of a PATH_RESPONSE. */
+const PATH_LABEL = new TextEncoder().encode('netlane-relay-path');
+/** Where the low 32 bits of a session id start (the table's key; the high 32 bits are checked). */
+const SESSION_ID_LO_AT = 4;
+/** The load byte of PONG and KEEPALIVE_ACK: sessions held as a share of the most, on 0..255. */
+const MAX_LOAD = 255;
+
+/** An address that named a session without being its own: a NAT rebinding in progress, or a forgery. */
+export interface PathCandidate {
+  readonly address: string;
+  readonly port: number;
+  readonly challenge: Uint8Array;
+  bytesIn: number;
+  bytesOut: number;
+  lastSentUs: number;
+}
+
+/** One relay session: its id and keys, its validated address, its links, its rate bucket and directory budgets. */
+export interface Session {
+  readonly idHi: number;
+  readonly idLo: number;
+  readonly id: Uint8Array;
+  readonly key: Uint8Array;
+  readonly token: Uint8Array;
+  readonly nonceKey: string;
+  address: string;
+  port: number;
+  readonly user: string | null;
+  readonly ticketId: string | null;
+  readonly links: (Link | undefined)[];
+  linkCount: number;
+  /** Token bucket, bytes. */
+  tokens: number;
+  tokensAtUs: number;
+  readonly bytesPerUs: number;
+  readonly burst: number;
+  lastSeenUs: number;
+  candidate: PathCandidate | null;
+  /** The peer id this session registered in the directory, if any. */
+  dirId: bigint | null;
+  /** Token buckets for directory registrations and lookups (requests). */
+  dirRegisterTokens: number;
+  dirLookupTokens: number;
+  dirTokensAtUs: number;
+}
+
+/** The admission and lifetime policy of a {@link SessionTable}, as resolved from the node's options. */
+export interface SessionPolicy {
+  readonly trust: TicketKeys;
+  readonly open: boolean;
+  readonly maxSessions: number;
+  readonly openSessionsPerAddress: number;
+  readonly openKbps: number;
+  readonly idleTimeoutUs: number;
+  readonly tokenLifetimeS: number;
+  readonly noSessionRepliesPerS: number;
+  /** The directory's budgets, with which every session starts full. */
+  readonly dirRegistersPerS: number;
+  readonly dirLookupsPerS: number;
+}
+
+/**
+ * The session table: admission (cookie, drain and capacity, ticket, ticket binding, quota; or the open mode's
+ * per-address limit), lookups by id and by route token, the validated-address check every message passes
+ * (NO_SESSION answers, path challenges, rebinding), and the end of sessions (close, reap, drain).
+ * `release` is told of every session that goes, after the table has forgotten it.
+ */
+export class SessionTable {
+  readonly #ctx: RelayContext;
+  readonly #cookies: CookieJar;
+  readonly #tokens: RouteTokens;
+  readonly #policy: SessionPolicy;
+  readonly #release: (s: Session) => void;
+  /** Sessions by the low 32 bits of their id (unique by construction); the high bits are checked. */
+  readonly #sessions = new Map<number, Session>();
+  /** `address/clientNonce` -> session: a repeated request gets the same answer. */
+  readonly #byNonce = new Map<string, Session>();
+  /** ticketId -> the client address that first used it, until the ticket expires (unix s). */
+  readonly #ticketBinding = new Map<string, { address: string; expiresAt: number }>();
+  /** user -> sessions held (ticketed), or address -> sessions (open mode). */
+  readonly #perOwner = new Map<string, number>();
+  #noSessionTokens: number;
+  #noSessionAtUs = 0;
+
+  constructor(ctx: RelayContext, cookies: CookieJar, tokens: RouteTokens, policy: SessionPolicy, release: (s: Session) => void) {
+    this.#ctx = ctx;
+    this.#cookies = cookies;
+    this.#tokens = tokens;
+    this.#policy = policy;
+    this.#release = release;
+    this.#noSessionTokens = policy.noSessionRepliesPerS;
+  }
+
+  /** Sessions held. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /** Whether a reap scan has nothing to look at: no session and no ticket binding. */
+  get empty(): boolean {
+    return this.#sessions.size === 0 && this.#ticketBinding.size === 0;
+  }
+
+  /** Every session, in the order they opened. */
+  values(): IterableIterator<Session> {
+    return this.#sessions.values();
+  }
+
+  /** The load byte of PONG and KEEPALIVE_ACK. */
+  load(): number {
+    return Math.min(MAX_LOAD, Math.floor((this.#sessions.size * MAX_LOAD) / this.#policy.maxSessions));
+  }
+
+  /** The session whose id is at `bytes[at]`, or null. */
+  byId(bytes: Uint8Array, at: number): Session | null {
+    const s = this.#sessions.get(readU32(bytes, at + SESSION_ID_LO_AT));
+    return s && s.idHi === readU32(bytes, at) ? s : null;
+  }
+
+  /** The session a route token names, or null if the token is forged, expired or its session is gone. */
+  byToken(token: Uint8Array): Session | null {
+    const id = this.#tokens.open(token);
+    return id ? this.byId(id, 0) : null;
+  }
+
+  /**
+   * The session a message names (its id at `bytes[at]`), if it came from the session's validated address (the session
+   * is then seen alive). Otherwise null, after answering NO_SESSION (rate-limited) or a path challenge.
+   */
+  from(now: number, address: string, port: number, size: number, bytes: Uint8Array, at: number): Session | null {
+    const s = this.byId(bytes, at);
+    if (!s) {
+      this.#noSession(now, address, port, bytes.subarray(at, at + SESSION_ID_BYTES));
+      return null;
+    }
+    if (s.port !== port || s.address !== address) {
+      this.#unvalidated(now, s, address, port, size);
+      return null;
+    }
+    s.lastSeenUs = now;
+    return s;
+  }
+
+  /** A SESSION_REQUEST: the cookie first (no answer without it), then drain and capacity, the ticket, its binding, the quota. */
+  request(now: number, address: string, port: number, m: Extract<RelayControl, { type: 'sessionRequest' }>): void {
+    const ctx = this.#ctx;
+    const policy = this.#policy;
+    // 1. The cookie, before anything else: a spoofed source never gets past this, and gets no answer.
+    if (!this.#cookies.check(now, address, port, m.cookie)) {
+      ctx.stats.cookieRefused++;
+      return;
+    }
+    const nonceKey = `${address}|${port}|${toHex(m.clientNonce)}`;
+    const again = this.#byNonce.get(nonceKey);
+    if (again) {
+      this.#sessionOk(again, m.clientNonce, now);
+      return;
+    }
+    const refuse = (code: number): void => ctx.reply({ type: 'refused', clientNonce: m.clientNonce, code }, port, address);
+    if (ctx.drainUntilUs !== 0) return refuse(RefuseCode.Draining);
+    if (this.#sessions.size >= policy.maxSessions) return refuse(RefuseCode.Full);
+    // 2. The ticket: format, key, time, then the signature; then its binding to one address; then the quota.
+    let user: string | null = null;
+    let ticketId: string | null = null;
+    let kbps = policy.openKbps;
+    let owner = `addr|${address}`;
+    let ownerMax = policy.openSessionsPerAddress;
+    let ticketExpiry = 0;
+    if (m.ticket.length > 0 || !policy.open) {
+      const failed = (why: keyof RelayStats['ticketRefusedBy']): void => {
+        ctx.stats.ticketRefused++;
+        ctx.stats.ticketRefusedBy[why]++;
+        refuse(why === 'quota' ? RefuseCode.Quota : RefuseCode.Ticket);
+      };
+      if (m.ticket.length === 0) return failed('missing');
+      const v = verifyTicket(ctx.provider, policy.trust, m.ticket, ctx.unixSeconds(), () => ctx.stats.signatureChecks++);
+      if (!v.ok) return failed(v.why);
+      ticketId = toHex(v.ticket.ticketId);
+      const bound = this.#ticketBinding.get(ticketId);
+      if (bound !== undefined && bound.address !== `${address}|${port}`) return failed('reused');
+      ticketExpiry = v.ticket.expiresAt;
+      user = v.ticket.user;
+      kbps = v.ticket.maxKbps;
+      owner = `user|${user}`;
+      ownerMax = v.ticket.maxSessions;
+    }
+    if ((this.#perOwner.get(owner) ?? 0) >= ownerMax) {
+      ctx.stats.ticketRefused++;
+      ctx.stats.ticketRefusedBy.quota++;
+      return refuse(RefuseCode.Quota);
+    }
+    if (ticketId && !this.#ticketBinding.has(ticketId)) this.#ticketBinding.set(ticketId, { address: `${address}|${port}`, expiresAt: ticketExpiry });
+    const s = this.#newSession(now, address, port, user, ticketId, kbps, nonceKey);
+    this.#sessionOk(s, m.clientNonce, now);
+  }
+
+  /** A PATH_RESPONSE: if it answers the session's challenge from the candidate address, the session moves there. */
+  pathResponse(now: number, address: string, port: number, m: Extract<RelayControl, { type: 'pathResponse' }>): void {
+    const ctx = this.#ctx;
+    const s = this.byId(m.sessionId, 0);
+    const c = s?.candidate;
+    if (!s || !c || c.address !== address || c.port !== port || !bytesEqual(c.challenge, m.challenge) || !bytesEqual(this.#pathMac(s, m.challenge), m.mac)) {
+      ctx.stats.cookieRefused++;
+      return;
+    }
+    // The new address proved it holds the session key: move the session (NAT rebinding). The route is unchanged.
+    this.#owned(s, -1);
+    s.address = address;
+    s.port = port;
+    s.candidate = null;
+    s.lastSeenUs = now;
+    this.#owned(s, +1);
+    const binding = s.ticketId ? this.#ticketBinding.get(s.ticketId) : undefined;
+    if (binding) binding.address = `${address}|${port}`;
+    ctx.stats.rebinds++;
+    ctx.reply({ type: 'keepaliveAck', seq: 0, drainSeconds: ctx.drainSeconds(now), load: this.load() }, port, address);
+  }
+
+  /** A CLOSE_SESSION: honoured only from the session's own address. */
+  close(address: string, port: number, sessionId: Uint8Array): void {
+    const s = this.byId(sessionId, 0);
+    if (s && s.port === port && s.address === address) {
+      this.#remove(s);
+      this.#ctx.stats.sessionsClosed++;
+    }
+  }
+
+  /** Reaps the sessions silent for longer than the idle timeout, and forgets the ticket bindings that expired. */
+  reap(now: number): void {
+    for (const s of this.#sessions.values()) {
+      if (now - s.lastSeenUs > this.#policy.idleTimeoutUs) {
+        this.#remove(s);
+        this.#ctx.stats.sessionsReaped++;
+      }
+    }
+    const nowS = this.#ctx.unixSeconds();
+    for (const [id, b] of this.#ticketBinding) if (b.expiresAt <= nowS) this.#ticketBinding.delete(id);
+  }
+
+  /** Removes every session (the drain deadline). */
+  removeAll(): void {
+    for (const s of this.#sessions.values()) this.#remove(s);
+  }
+
+  /** Answers data naming a session we do not have, rarely: the sender learns to open a new one. 9 bytes for at least 11. */
+  #noSession(now: number, address: string, port: number, id: Uint8Array): void {
+    const ctx = this.#ctx;
+    const rate = this.#policy.noSessionRepliesPerS;
+    ctx.stats.unknownSession++;
+    if (now > this.#noSessionAtUs) {
+      this.#noSessionTokens = Math.min(rate, this.#noSessionTokens + ((now - this.#noSessionAtUs) * rate) / US_PER_S);
+      this.#noSessionAtUs = now;
+    }
+    if (this.#noSessionTokens < 1) {
+      ctx.stats.noSessionRepliesLimited++;
+      return;
+    }
+    this.#noSessionTokens -= 1;
+    ctx.reply({ type: 'noSession', sessionId: id.slice() }, port, address);
+  }
+
+  /**
+   * A datagram for a session from an address other than its own: a NAT rebinding, or a forgery. Nothing
+   * is forwarded from it; the new address gets a PATH_CHALLENGE, with at most 3x the bytes it sent us.
+   */
+  #unvalidated(now: number, s: Session, address: string, port: number, size: number): void {
+    const ctx = this.#ctx;
+    ctx.stats.unvalidatedPath++;
+    let c = s.candidate;
+    if (!c || c.address !== address || c.port !== port) {
+      const challenge = new Uint8Array(PATH_CHALLENGE_BYTES);
+      ctx.provider.fillRandom(challenge);
+      c = s.candidate = { address, port, challenge, bytesIn: 0, bytesOut: 0, lastSentUs: -Infinity };
+    }
+    c.bytesIn += size;
+    if (now - c.lastSentUs < PATH_CHALLENGE_INTERVAL_US || c.bytesOut + PATH_CHALLENGE_MESSAGE_BYTES > PATH_CHALLENGE_MAX_AMPLIFICATION * c.bytesIn) return;
+    c.bytesOut += PATH_CHALLENGE_MESSAGE_BYTES;
+    c.lastSentUs = now;
+    ctx.stats.pathChallenges++;
+    ctx.reply({ type: 'pathChallenge', challenge: c.challenge }, port, address);
+  }
+
+  #pathMac(s: Session, challenge: Uint8Array): Uint8Array {
+    return this.#ctx.provider.hmacSha256(s.key, PATH_LABEL, challenge).subarray(0, PATH_MAC_BYTES);
+  }
+
+  #newSession(now: number, address: string, port: number, user: string | null, ticketId: string | null, kbps: number, nonceKey: string): Session {
+    const { provider } = this.#ctx;
+    const policy = this.#policy;
+    const id = new Uint8Array(SESSION_ID_BYTES);
+    let lo: number;
+    do {
+      provider.fillRandom(id);
+      lo = readU32(id, SESSION_ID_LO_AT);
+    } while (this.#sessions.has(lo));
+    const key = new Uint8Array(SESSION_KEY_BYTES);
+    provider.fillRandom(key);
+    const bytesPerUs = rateBytesPerUs(kbps);
+    const burst = rateBurstBytes(bytesPerUs);
+    const s: Session = {
+      idHi: readU32(id, 0),
+      idLo: lo,
+      id,
+      key,
+      token: this.#tokens.seal(id, this.#ctx.unixSeconds() + policy.tokenLifetimeS),
+      nonceKey,
+      address,
+      port,
+      user,
+      ticketId,
+      links: [],
+      linkCount: 0,
+      tokens: burst,
+      tokensAtUs: now,
+      bytesPerUs,
+      burst,
+      lastSeenUs: now,
+      candidate: null,
+      dirId: null,
+      dirRegisterTokens: policy.dirRegistersPerS,
+      dirLookupTokens: policy.dirLookupsPerS,
+      dirTokensAtUs: now,
+    };
+    this.#sessions.set(lo, s);
+    this.#byNonce.set(nonceKey, s);
+    this.#owned(s, +1);
+    this.#ctx.stats.sessionsOpened++;
+    return s;
+  }
+
+  #owner(s: Session): string {
+    return s.user !== null ? `user|${s.user}` : `addr|${s.address}`;
+  }
+
+  #owned(s: Session, delta: number): void {
+    const k = this.#owner(s);
+    const n = (this.#perOwner.get(k) ?? 0) + delta;
+    if (n <= 0) this.#perOwner.delete(k);
+    else this.#perOwner.set(k, n);
+  }
+
+  #sessionOk(s: Session, clientNonce: Uint8Array, now: number): void {
+    const ctx = this.#ctx;
+    ctx.reply({ type: 'sessionOk', clientNonce, sessionId: s.id, sessionKey: s.key, drainSeconds: ctx.drainSeconds(now), idleSeconds: Math.round(this.#policy.idleTimeoutUs / US_PER_S), token: s.token }, s.port, s.address);
+  }
+
+  #remove(s: Session): void {
+    this.#sessions.delete(s.idLo);
+    this.#byNonce.delete(s.nonceKey);
+    this.#owned(s, -1);
+    this.#release(s);
+  }
+}

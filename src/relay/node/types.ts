@@ -1,0 +1,127 @@
+import type { CryptoProvider } from '../../crypto/provider.js';
+import type { TicketFailure, TicketKeys } from '../ticket.js';
+
+/**
+ * Sends one datagram: `(data, port, address)`, the argument order of node:dgram. `data` may be reused after the call returns.
+ *
+ * The node writes its output through this sink, not into a queue the io side polls, because of the forwarding
+ * path: a DATA_UP is rewritten in place into a DATA_DOWN and handed on as a view of the received buffer. A queue
+ * would have to hold that view (or a copy) until the next poll, and allocate an entry per forwarded datagram;
+ * the sink sends it before `handleDatagram` returns, so the receive buffer is free again and nothing is allocated.
+ */
+export type RelaySend = (data: Uint8Array, port: number, address: string) => void;
+
+/** Options of a {@link RelayNode}. */
+export interface RelayNodeOptions {
+  /** Randomness, MACs, the route token AEAD and signature checks. */
+  readonly provider: CryptoProvider;
+  /** Where every datagram the node sends goes (see {@link RelaySend}). */
+  readonly send: RelaySend;
+  /** Ticket keys trusted. Without any, only `open` mode admits clients. */
+  readonly ticketKeys?: TicketKeys;
+  /** Development mode: sessions without a ticket are admitted (rate `openKbps`, `openSessionsPerAddress` per address). */
+  readonly open?: boolean;
+  /**
+   * Wall clock, unix seconds, for ticket validity, route token expiry and directory registrations. The node reads
+   * no clock of its own; {@link RelayServer} passes the system clock when its options give none.
+   */
+  readonly unixSeconds: () => number;
+  /** Most sessions held. Default 10,000. */
+  readonly maxSessions?: number;
+  /** Most links per session. Default 64. */
+  readonly maxLinksPerSession?: number;
+  /** Sessions without a ticket per client address, in open mode. Default 8. */
+  readonly openSessionsPerAddress?: number;
+  /** Rate cap per session in open mode, kbit/s. Default 200,000 (200 Mbit/s). */
+  readonly openKbps?: number;
+  /** A session that sends nothing for this long is reaped. Default 30 s. */
+  readonly idleTimeoutUs?: number;
+  /** Route tokens expire after this long (a client refreshes its session before). Default 24 h. */
+  readonly tokenLifetimeS?: number;
+  /** NO_SESSION replies allowed per second, for the whole relay. Default 4 (as GNS). */
+  readonly noSessionReplyRate?: number;
+  /** Directory registrations allowed per session per second. Default 4. */
+  readonly dirRegisterRate?: number;
+  /** Directory lookups allowed per session per second. Default 50. */
+  readonly dirLookupRate?: number;
+  /** A registration's time may differ from the relay's clock by this much, s. Default 120. */
+  readonly dirClockWindowS?: number;
+}
+
+/** Counters of a relay node. */
+export interface RelayStats {
+  datagramsIn: number;
+  bytesIn: number;
+  datagramsOut: number;
+  bytesOut: number;
+  malformed: number;
+  pings: number;
+  /** Session requests and path responses dropped for a bad or stale cookie or MAC: no reply, no state. */
+  cookieRefused: number;
+  /** Ed25519 verifications done (only ever after a valid cookie). */
+  signatureChecks: number;
+  ticketRefused: number;
+  ticketRefusedBy: Record<TicketFailure | 'reused' | 'quota' | 'missing', number>;
+  sessionsOpened: number;
+  sessionsClosed: number;
+  sessionsReaped: number;
+  linksCreated: number;
+  linkRefused: number;
+  forwardedPackets: number;
+  forwardedBytes: number;
+  /** Data dropped by a session's rate cap. */
+  rateLimited: number;
+  /** Data for a link the session does not have. */
+  noLink: number;
+  /** Data or keepalives naming a session the relay does not have. */
+  unknownSession: number;
+  noSessionRepliesLimited: number;
+  /** Datagrams from an address a session has not validated yet (rebinding in progress, or a forgery). */
+  unvalidatedPath: number;
+  pathChallenges: number;
+  rebinds: number;
+  /** Identity directory: registrations accepted, refused (by DirCode name), lookups answered. */
+  dirRegistered: number;
+  dirRefusedBy: { badSignature: number; badRoute: number; stale: number; rateLimited: number };
+  dirLookups: number;
+  dirNotFound: number;
+  dirLookupsLimited: number;
+  /** Identities in the directory now. */
+  dirEntries: number;
+}
+
+/** A {@link RelayStats} with every counter at zero. */
+export function newRelayStats(): RelayStats {
+  return {
+    datagramsIn: 0,
+    bytesIn: 0,
+    datagramsOut: 0,
+    bytesOut: 0,
+    malformed: 0,
+    pings: 0,
+    cookieRefused: 0,
+    signatureChecks: 0,
+    ticketRefused: 0,
+    ticketRefusedBy: { malformed: 0, unknownKey: 0, revokedKey: 0, notYetValid: 0, expired: 0, tooLong: 0, badSignature: 0, reused: 0, quota: 0, missing: 0 },
+    sessionsOpened: 0,
+    sessionsClosed: 0,
+    sessionsReaped: 0,
+    linksCreated: 0,
+    linkRefused: 0,
+    forwardedPackets: 0,
+    forwardedBytes: 0,
+    rateLimited: 0,
+    noLink: 0,
+    unknownSession: 0,
+    noSessionRepliesLimited: 0,
+    unvalidatedPath: 0,
+    pathChallenges: 0,
+    rebinds: 0,
+    dirRegistered: 0,
+    dirRefusedBy: { badSignature: 0, badRoute: 0, stale: 0, rateLimited: 0 },
+    dirLookups: 0,
+    dirNotFound: 0,
+    dirLookupsLimited: 0,
+    dirEntries: 0,
+  };
+}
