@@ -7,6 +7,10 @@ const worldImports = [
   { group: ['node:*', '/fs', '/dgram', '/net', '/crypto', '/os', '/timers', '/perf_hooks'], message: 'core/wire/util are sans-IO: no node:* imports (DESIGN.md section 1).' },
   { group: ['**/io/**', '**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'core/wire/util may not import io, api, relay, testing or cli (DESIGN.md section 1).' },
 ];
+const noEnums = { selector: 'TSEnumDeclaration', message: 'Use as-const objects and unions (erasable TypeScript).' };
+const noTimers = { selector: 'CallExpression[callee.name=/^(setTimeout|setInterval|setImmediate)$/]', message: 'Timers live in src/io (one per endpoint, at pollTimeout) and src/cli: report pollTimeout() instead.' };
+const noDgram = { selector: 'ImportDeclaration[source.value=/^(node:)?dgram$/]', message: 'node:dgram is opened in src/io/udp.ts only: use UdpSocket or a Runtime.' };
+
 /** Globals that read the world: time, randomness, timers, console. */
 const worldGlobals = [
   { name: 'Date', message: 'Time is an argument named now (integer microseconds).' },
@@ -31,7 +35,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
-      'no-restricted-syntax': ['error', { selector: 'TSEnumDeclaration', message: 'Use as-const objects and unions (erasable TypeScript).' }],
+      'no-restricted-syntax': ['error', noEnums],
     },
   },
   {
@@ -77,7 +81,26 @@ export default tseslint.config(
   {
     files: ['src/io/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'io is under the facades: it may not import api, relay, testing or cli (DESIGN.md section 1).' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/peer/**', '**/testing/**', '**/cli/**', '**/relay/client/**'], message: 'io runs the sans-IO engines (endpoint, relay node) under the facades: it may not import api, peer, the relay client, testing or cli (DESIGN.md section 1).' }] }],
+    },
+  },
+  {
+    // Timers only where the world is (the io drivers, one timer per endpoint; the CLI), and sockets only in src/io/udp.ts.
+    files: ['src/**/*.ts'],
+    ignores: ['src/io/**', 'src/cli/**'],
+    rules: { 'no-restricted-syntax': ['error', noEnums, noTimers, noDgram] },
+  },
+  {
+    files: ['src/io/**/*.ts', 'src/cli/**/*.ts'],
+    ignores: ['src/io/udp.ts'],
+    rules: { 'no-restricted-syntax': ['error', noEnums, noDgram] },
+  },
+  {
+    files: ['src/peer/**/*.ts', 'src/relay/client/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [...worldImports.slice(0, 1), { group: ['**/io/**', '**/api/**', '**/testing/**', '**/cli/**'], message: 'the relay client and the peer layer are sans-IO (DESIGN.md section 1): no io, api, testing or cli.' }, { group: ['**/crypto/node-provider*'], message: 'the provider is injected.' }] }],
+      'no-restricted-globals': ['error', ...worldGlobals],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng or the CryptoProvider.' }],
     },
   },
   {
@@ -105,7 +128,16 @@ export default tseslint.config(
   {
     files: ['src/api/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/wire/**', '**/testing/**', '**/cli/**'], message: 'api translates between the user and core/io: no wire codecs, testing or cli (DESIGN.md section 1).' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/wire/**', '**/testing/**', '**/cli/**'], message: 'api translates between the user and core/io: no wire codecs, testing or cli (DESIGN.md section 1).' },
+            { group: ['**/crypto/**', '!**/crypto/types.js', '!**/crypto/provider.js'], message: 'api imports no crypto internals: handshakes and peer ids come from src/peer (localPeer).' },
+            { group: ['**/relay/**', '!**/relay/index.js'], message: 'api uses the relay network through its public index only (src/relay/index.ts).' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
 import { RelayMsg, UP_HEADER_BYTES, decodeRelayControl, encodeRelayControl, type RelayControl } from '../../src/relay/protocol.js';
-import { RelayServer } from '../../src/relay/server.js';
+import { RelayServer } from '../../src/io/relay-server.js';
 import { nowUs, quantile } from './common.js';
 
 const [, , role, ...rest] = process.argv;

@@ -15,6 +15,7 @@ export {
   type OutgoingMessage,
   type SendResult,
 } from './types.js';
+export type { RelayTuning } from './relayed.js';
 export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats, type MessageListener, type RouteListener } from './network-manager.js';
 export {
   NetworkingMessages,

@@ -103,6 +103,7 @@ const POLICY: PeerPolicy = Object.freeze({
   maxOutboxMessages: MAX_WRITTEN_MESSAGES,
   maxOutboxBytes: MAX_WRITTEN_BYTES,
   idleTimeoutUs: null,
+  routeOnConnect: 'inBand',
 });
 
 /**

@@ -265,6 +265,7 @@ export class NetworkingMessages {
       maxOutboxMessages: MAX_OUTBOX_MESSAGES,
       maxOutboxBytes: MAX_OUTBOX_BYTES,
       idleTimeoutUs: idleMs * 1000,
+      routeOnConnect: 'lookup',
     };
     this.#stack = relayedStack<SessionApp>(
       {

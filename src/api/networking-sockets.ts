@@ -3,14 +3,13 @@ import { resolveConfig } from '../core/config.js';
 import { Endpoint, type EndpointStats } from '../core/endpoint.js';
 import { STATE_NAMES } from '../core/state.js';
 import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
-import { NodeCryptoProvider } from '../crypto/node-provider.js';
-import { SecureHandshake } from '../crypto/handshake.js';
 import type { HandshakeLayer } from '../crypto/types.js';
 import type { Clock } from '../io/clock.js';
 import { EndpointDriver, MemoryTransport, type DatagramTransport } from '../io/driver.js';
 import { channels } from '../io/diagnostics.js';
 import type { FakeLinkStats } from '../io/fake-network.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from '../io/runtime.js';
+import { localPeer } from '../peer/identity.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng, type Rng } from '../util/rng.js';
@@ -162,9 +161,9 @@ export class NetworkingSockets {
 
   constructor(options: NetworkingSocketsOptions = {}) {
     this.#onReadable = options.onReadable;
-    this.#handshake = options.handshake ?? new SecureHandshake({ provider: new NodeCryptoProvider() });
     this.#runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
     this.#clock = this.#runtime.scheduler.now;
+    this.#handshake = options.handshake ?? localPeer(this.#runtime.provider(), undefined, this.#runtime.unixSeconds).handshake;
     this.#cidRng = this.#runtime.rng();
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.fakeSeed = (options.fakeSeed ?? this.#runtime.randomSeed()) >>> 0;

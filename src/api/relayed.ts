@@ -99,8 +99,8 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
 }
 
 function withoutTap(t: RelayTuning | undefined): Omit<RelayTuning, 'tap'> {
-  if (!t) return {};
-  const { tap: _tap, ...rest } = t;
+  const rest: { -readonly [K in keyof RelayTuning]: RelayTuning[K] } = { ...t };
+  delete rest.tap;
   return rest;
 }
 

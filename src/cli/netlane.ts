@@ -6,7 +6,7 @@ import { signCertificate } from '../crypto/certificate.js';
 import { parseIdentity } from '../crypto/identity.js';
 import { decodeKeyFile, decodePublicKey, encodeCertificateFile, encodeKeyFile } from '../crypto/keyfile.js';
 import { NetlaneError } from '../util/errors.js';
-import { RelayServer } from '../relay/server.js';
+import { RelayServer } from '../io/relay-server.js';
 import { signTicket, ticketKeyId } from '../relay/ticket.js';
 
 /** Each command's usage, printed by `netlane CMD --help` (and all of them by `netlane --help`). */

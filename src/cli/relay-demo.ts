@@ -3,7 +3,7 @@
 // only the relay's appears, never the other peer's.
 import { NetworkManager } from '../api/network-manager.js';
 import { addressKey } from '../relay/protocol.js';
-import { RelayServer } from '../relay/server.js';
+import { RelayServer } from '../io/relay-server.js';
 
 /** Runs for `seconds`; resolves true when every reliable message arrived, once and in order. */
 export async function relayDemo(seconds: number, lossPct: number): Promise<boolean> {

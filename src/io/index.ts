@@ -5,3 +5,6 @@ export { EndpointDriver, MemoryTransport, type DatagramTransport, type DriverOpt
 export { FakeLink, NO_FAKE_CONDITIONS, type FakeConditions, type FakeLinkStats, type DelayedDatagram } from './fake-network.js';
 export { CryptoRng, randomSeed } from './random.js';
 export { channels } from './diagnostics.js';
+export { RelayServer, type RelayServerOptions } from './relay-server.js';
+export { realScheduler, realTime, type Scheduler, type TimerHandle } from './scheduler.js';
+export { udpRuntime, runtimeWithClock, type Runtime } from './runtime.js';

@@ -29,6 +29,12 @@ export interface PeerPolicy {
   readonly maxOutboxBytes: number;
   /** A session unused this long closes (reason 1002, a `closed` event); null: never. */
   readonly idleTimeoutUs: number | null;
+  /**
+   * How a relayed peer learns this side's route (to re-link when our relay fails). `inBand`: sent on the
+   * connection when it is up. `lookup`: the side that accepts looks the dialler up in the directory
+   * instead, so that nothing but the application's data is in flight on an idle session (Steam's quiet close).
+   */
+  readonly routeOnConnect: 'inBand' | 'lookup';
 }
 
 /** What the peer layer tells its facade, drained with {@link PeerHost.pollEvent}. */
@@ -408,6 +414,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.endpoint.accept(now, cid);
     this.stats.sessionsAccepted++;
     s.transition({ kind: 'connecting', cid, vaddr, incoming: true });
+    if (this.#policy.routeOnConnect === 'lookup' && !s.route && s.peerId !== null && isRelayPath(vaddr)) this.relay?.lookup(now, s.peerId);
   }
 
   #connected(now: number, s: PeerSession<A>): void {
@@ -427,7 +434,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     s.laneCount = this.endpoint.laneCount(st.cid);
     // The peer learns this side's route at once, so that it can re-link if our relay fails.
     const route = this.relay?.route;
-    if (route && isRelayPath(st.vaddr)) this.endpoint.send(now, st.cid, encodeRouteUpdate(route), SendFlags.Reliable, 0);
+    if (route && isRelayPath(st.vaddr) && this.#policy.routeOnConnect === 'inBand') this.endpoint.send(now, st.cid, encodeRouteUpdate(route), SendFlags.Reliable, 0);
     this.#events.push({ type: 'connected', session: s });
     this.#write(now, s);
   }
@@ -555,7 +562,16 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   #lookupDone(now: number, peerId: bigint, r: LookupResult): void {
     const s = this.#sessions.get(`id:${peerId}`);
     const st = s?.state;
-    if (!s || !st || st.kind !== 'findingRoute') return;
+    if (!s || !st) return;
+    if (st.kind !== 'findingRoute') {
+      // The route of a peer that dialled us (routeOnConnect 'lookup'): where to re-link if its relay fails.
+      const vaddr = s.vaddr;
+      if (r.ok && !s.route && vaddr && isRelayPath(vaddr)) {
+        s.route = r.parsed;
+        this.relay?.updatePath(now, vaddr, r.parsed);
+      }
+      return;
+    }
     st.inFlight = false;
     if (r.ok) {
       s.route = r.parsed;

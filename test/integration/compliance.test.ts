@@ -9,7 +9,7 @@ import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js'
 import { NetworkingMessages, NetworkingConnectionEnd } from '../../src/api/networking-messages.js';
 import type { ConfigOptions } from '../../src/api/networking-sockets.js';
 import { addressKey } from '../../src/relay/protocol.js';
-import { RelayServer } from '../../src/relay/server.js';
+import { RelayServer } from '../../src/io/relay-server.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

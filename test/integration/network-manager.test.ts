@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js';
 import { addressKey } from '../../src/relay/protocol.js';
-import { RelayServer } from '../../src/relay/server.js';
+import { RelayServer } from '../../src/io/relay-server.js';
 import { NetlaneError } from '../../src/util/errors.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

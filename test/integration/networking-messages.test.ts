@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { AUTO_RESTART_BROKEN_SESSION, NetworkingConnectionEnd, NetworkingMessages, type NetworkingIdentity, type NetworkingMessagesOptions, type SessionFailedInfo } from '../../src/api/networking-messages.js';
 import { Result, SendFlags } from '../../src/core/types.js';
 import { addressKey } from '../../src/relay/protocol.js';
-import { RelayServer } from '../../src/relay/server.js';
+import { RelayServer } from '../../src/io/relay-server.js';
 import { NetlaneError } from '../../src/util/errors.js';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { SecureHandshake } from '../../src/crypto/handshake.js';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { NetworkManager, type NetworkManagerOptions } from '../../src/api/network-manager.js';
 import { RelayMsg, addressKey, decodeRoute } from '../../src/relay/protocol.js';
-import { RelayServer } from '../../src/relay/server.js';
+import { RelayServer } from '../../src/io/relay-server.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -1,0 +1,137 @@
+import type { SocketAddress } from '../core/types.js';
+import type { CryptoProvider } from '../crypto/provider.js';
+import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
+import type { Clock } from './clock.js';
+import type { DatagramTransport } from './driver.js';
+import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
+import type { Scheduler, TimerHandle } from './scheduler.js';
+
+/** Kernel buffers of a relay's socket: a relay carries many clients' bursts at once. */
+const RELAY_RECV_BUFFER_BYTES = 8 << 20;
+const RELAY_SEND_BUFFER_BYTES = 4 << 20;
+
+/** Options of {@link RelayServer.open}: where to listen, plus the node's policy. */
+export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 'send' | 'unixSeconds'> {
+  /** IP literal to bind. Default 127.0.0.1 (the embedded relay); `0.0.0.0` or `::` for a public relay. */
+  readonly address?: string;
+  /** UDP port; 0 picks a free one. */
+  readonly port?: number;
+  readonly provider?: CryptoProvider;
+  /** Monotonic clock, integer µs. Default: the runtime's. */
+  readonly clock?: Clock;
+  /** Sockets and timers. Default: real UDP; `SimNetwork.runtime(ip)` puts the relay inside a simulation. */
+  readonly runtime?: Runtime;
+  /** Wall clock, unix seconds (tickets, route tokens, directory). Default: the runtime's (the system clock). */
+  readonly unixSeconds?: () => number;
+  /** Keep the process alive while the relay runs. Default true for `netlane relay`; false for an embedded relay. */
+  readonly keepProcessAlive?: boolean;
+}
+
+/**
+ * A sans-IO {@link RelayNode} on one socket with one timer, armed at the node's `pollTimeout()`: one
+ * process, one port, one core. The forwarding path sends the received buffer itself, rewritten in place
+ * by the node: no copy and no allocation per datagram.
+ */
+export class RelayServer {
+  readonly node: RelayNode;
+  readonly local: SocketAddress;
+  readonly #sock: DatagramTransport;
+  readonly #sched: Scheduler;
+  readonly #keepAlive: boolean;
+  /** The one timer (null while the node has nothing due). */
+  #timer: TimerHandle | null = null;
+  #timerAtUs = Number.POSITIVE_INFINITY;
+  #closed = false;
+  #onDrained: (() => void) | null = null;
+
+  private constructor(sock: DatagramTransport, runtime: Runtime, options: RelayServerOptions) {
+    this.#sock = sock;
+    this.#sched = runtime.scheduler;
+    this.#keepAlive = options.keepProcessAlive ?? false;
+    this.local = sock.local;
+    // One destination record, rewritten per send: the socket reads it before `send` returns.
+    const to = { address: '', port: 0 };
+    this.node = new RelayNode({
+      ...options,
+      provider: options.provider ?? runtime.provider(),
+      unixSeconds: options.unixSeconds ?? runtime.unixSeconds,
+      send: (data, port, address) => {
+        if (this.#closed) return;
+        to.address = address;
+        to.port = port;
+        sock.send(data, to);
+      },
+    });
+    sock.onMessage = (data, from) => {
+      const now = this.#sched.now();
+      this.node.handleDatagram(now, from.address, from.port, data);
+      // A datagram never moves an armed pollTimeout earlier: only an idle node (no timer) or a drain needs a look.
+      if (this.#timer === null || this.#onDrained !== null) this.#service(now);
+    };
+    sock.keepProcessAlive(this.#keepAlive);
+  }
+
+  /** Binds the socket (synchronously for an IP literal) and starts the node. Throws NetlaneError ERR_NETLANE_SOCKET. */
+  static open(options: RelayServerOptions = {}): RelayServer {
+    const runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
+    const sock = runtime.openUdp({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, recvBufferSize: RELAY_RECV_BUFFER_BYTES, sendBufferSize: RELAY_SEND_BUFFER_BYTES });
+    return new RelayServer(sock, runtime, options);
+  }
+
+  /** Sends the kernel refused. */
+  get sendErrors(): number {
+    return this.#sock.sendErrors ?? 0;
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = null;
+    this.#timerAtUs = Number.POSITIVE_INFINITY;
+    const now = this.#sched.now();
+    this.node.handleTimeout(now);
+    this.#service(now);
+  };
+
+  /** Reports a finished drain, then keeps the one timer at the node's `pollTimeout()`. */
+  #service(now: number): void {
+    if (this.#onDrained && this.node.drained(now)) {
+      const cb = this.#onDrained;
+      this.#onDrained = null;
+      cb();
+    }
+    if (this.#closed) return;
+    const at = this.node.pollTimeout(now) ?? Number.POSITIVE_INFINITY;
+    if (at === Number.POSITIVE_INFINITY) {
+      if (this.#timer) this.#sched.cancel(this.#timer);
+      this.#timer = null;
+      this.#timerAtUs = at;
+      return;
+    }
+    // A timer that fires early is harmless (nothing is due, it re-arms); one that fires late is not.
+    if (this.#timer && this.#timerAtUs <= at) return;
+    this.#arm(at);
+  }
+
+  #arm(atUs: number): void {
+    if (this.#timer) this.#sched.cancel(this.#timer);
+    this.#timerAtUs = atUs;
+    this.#timer = this.#sched.at(atUs, this.#onTimer, this.#keepAlive);
+  }
+
+  /** Drains: refuses new sessions, tells clients the deadline, and calls `done` when every session is gone or at the deadline. */
+  drain(seconds: number, done: () => void): void {
+    const now = this.#sched.now();
+    this.node.drain(now, seconds);
+    this.#onDrained = done;
+    // Already drained (no sessions): `done` runs from the timer, not inside this call.
+    if (this.node.drained(now)) this.#arm(now);
+    else this.#service(now);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#timer) this.#sched.cancel(this.#timer);
+    this.#timer = null;
+    this.#sock.close();
+  }
+}
