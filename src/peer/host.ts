@@ -4,105 +4,13 @@ import { identityToString } from '../crypto/identity.js';
 import type { LookupResult, RelayClient } from '../relay/client/index.js';
 import { decodeRoute, type Route } from '../relay/protocol.js';
 import { WireError } from '../wire/errors.js';
-import { decodeInBand, encodeChannelMessage, encodeRouteUpdate } from '../wire/in-band.js';
-import { ensureLane, laneOf } from './channels.js';
+import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
+import { sendOnChannel, writeOutbox } from './channels.js';
 import { SessionTimers, type SessionTimerHost } from './timers.js';
 import { PeerSession, type SessionState } from './session.js';
+import type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
 
-/** How a facade's sessions behave where the Discord and Steam models differ (docs/STATE_MACHINE.md, "Peer sessions"). */
-export interface PeerPolicy {
-  /**
-   * Who makes the connection. `lowerId`: only the peer with the lower id dials, the other waits (Discord's
-   * network manager: both sides open each other). `sender`: whoever sends first (Steam's messages); when
-   * both do at once, the connection the lower id made is kept.
-   */
-  readonly dial: 'lowerId' | 'sender';
-  /** After a wanted session's connection ends. `redial`: connect again (or wait for the peer). `quietOrFail`: idle if it had connected and nothing was in flight, else failed. */
-  readonly afterEnd: 'redial' | 'quietOrFail';
-  /** Raise a `request` event (repeated every second) for a connection from a peer that is not wanted. */
-  readonly requests: boolean;
-  /** Relayed peers must present a peer id; others are closed with 5001. */
-  readonly requirePeerId: boolean;
-  /** Messages queued before the connection is up go reliably (as GNS does). */
-  readonly queueReliable: boolean;
-  readonly maxOutboxMessages: number;
-  readonly maxOutboxBytes: number;
-  /** A session unused this long closes (reason 1002, a `closed` event); null: never. */
-  readonly idleTimeoutUs: number | null;
-  /**
-   * How a relayed peer learns this side's route (to re-link when our relay fails). `inBand`: sent on the
-   * connection when it is up. `lookup`: the side that accepts looks the dialler up in the directory
-   * instead, so that nothing but the application's data is in flight on an idle session (Steam's quiet close).
-   */
-  readonly routeOnConnect: 'inBand' | 'lookup';
-}
-
-/** What the peer layer tells its facade, drained with {@link PeerHost.pollEvent}. */
-export type PeerEvent<A> =
-  /** A peer that is not wanted made a connection: accept it with `want`. Repeated every second while it waits. */
-  | { readonly type: 'request'; readonly session: PeerSession<A> }
-  | { readonly type: 'connected'; readonly session: PeerSession<A> }
-  /** The session failed (`failed` state): the reason and debug text are in its state. */
-  | { readonly type: 'failed'; readonly session: PeerSession<A> }
-  /** A connection of the session ended and the session carries on (idle, waiting, or dialling again). */
-  | { readonly type: 'ended'; readonly session: PeerSession<A>; readonly reason: number; readonly debug: string }
-  /** The peer layer closed the session itself (the idle timeout): it is gone. */
-  | { readonly type: 'closed'; readonly session: PeerSession<A>; readonly reason: number }
-  /** This peer's own route changed (a new relay session, failover, drain, a better relay). */
-  | { readonly type: 'route'; readonly route: string };
-
-/** Counters of the peer layer. */
-export interface PeerStats {
-  sessionRequests: number;
-  /** Connections from peers accepted (by the application, or at once for a wanted peer). */
-  sessionsAccepted: number;
-  sessionsFailed: number;
-  idleTimeouts: number;
-  /** Connections of a session that ended while idle: closed quietly (the next send reconnects). */
-  quietCloses: number;
-  /** Connections that ended and were made again (redial policy). */
-  connectionsLost: number;
-  /** Crossing connections (both sides dialled): one of the two is closed. */
-  duplicateConnections: number;
-  /** Connections whose far end was not the key holder of the peer id dialled: closed with 4003. */
-  identityMismatches: number;
-  /** Connections from peers that are not session peers (no identity, our own id, no peer id where one is needed). */
-  refusedPeers: number;
-  /** Connections closed because the peer broke the in-band protocol (4008). */
-  protocolViolations: number;
-  routeUpdatesReceived: number;
-  lookups: number;
-  /** Datagrams from neither a relay nor (with direct peers allowed) anyone: dropped. */
-  strayDatagrams: number;
-}
-
-/** Options of a {@link PeerHost}. */
-export interface PeerHostOptions<A> {
-  readonly endpoint: Endpoint;
-  /** The relay client, or null for direct peers only. */
-  readonly relay: RelayClient | null;
-  /** Whether datagrams from addresses that are not relays reach the endpoint (direct `ip:` peers). */
-  readonly direct: boolean;
-  readonly localPeerId: bigint;
-  readonly policy: PeerPolicy;
-  /** How long a directory lookup may take, and a peer that won a crossing may take to connect, µs (TimeoutInitial). */
-  readonly timeoutInitialUs: number;
-  /** The facade's data for a new session. */
-  readonly app: (key: string) => A;
-  /** Called before a session's connection is closed: the facade takes the messages it has received. */
-  readonly beforeUnlink?: (session: PeerSession<A>) => void;
-  /** Sees every datagram received, before any processing (for audits: the IP privacy test). */
-  readonly tap?: (data: Uint8Array, from: SocketAddress) => void;
-  /** Sees every connection status change (for diagnostics channels). */
-  readonly observe?: (e: ConnectionStatusChangedEvent) => void;
-}
-
-/** Where a new session is reached: a peer id (through the relays, by `route` or a directory lookup) or an address. */
-export interface PeerSpec {
-  readonly key: string;
-  readonly peerId: bigint | null;
-  readonly direct: SocketAddress | null;
-}
+export type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
 
 const REQUEST_REPEAT_US = 1_000_000;
 const LOOKUP_RETRY_US = 500_000;
@@ -230,7 +138,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       if (s.connected) this.#write(now, s);
       return Result.OK;
     }
-    const r = this.#sendNow(now, s, channel, data, flags);
+    const r = sendOnChannel(this.endpoint, now, s, channel, data, flags);
     return r < 0 && r !== -Result.Ignored ? -r : Result.OK;
   }
 
@@ -617,27 +525,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
 
   // ---------------------------------------------------------------- sending and in-band messages
 
-  /** One message on the connection: on its channel's lane, or on lane 0 behind a channel header. */
-  #sendNow(now: number, s: PeerSession<A>, channel: number, data: Uint8Array, flags: number): number {
-    const lane = laneOf(channel);
-    if (lane === 0) return this.endpoint.send(now, s.cid, encodeChannelMessage(channel, data), flags, 0);
-    s.laneCount = ensureLane(this.endpoint, s.cid, lane, s.laneCount);
-    return this.endpoint.send(now, s.cid, data, flags, lane);
-  }
-
   /** Moves queued messages onto a connected session's connection, as far as its send buffer takes them. */
   #write(now: number, s: PeerSession<A>): void {
-    if (!s.connected || s.outbox.length === 0) {
-      this.#pending.delete(s);
-      return;
-    }
-    for (let m = s.outbox.peek(); m; m = s.outbox.peek()) {
-      if (this.#sendNow(now, s, m.channel, m.data, m.flags) === -Result.LimitExceeded) break; // the rest waits for room
-      s.outbox.shift();
-      s.outboxBytes -= m.data.length;
-    }
-    this.endpoint.flush(now, s.cid);
-    if (s.outbox.length > 0) this.#pending.add(s);
+    if (s.connected && writeOutbox(this.endpoint, now, s)) this.#pending.add(s);
     else this.#pending.delete(s);
   }
 

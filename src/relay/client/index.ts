@@ -1,86 +1,20 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
-import type { CryptoProvider, SigningKey } from '../../crypto/provider.js';
+import type { CryptoProvider } from '../../crypto/provider.js';
 import { bytesEqual } from '../../crypto/provider.js';
 import { Deque } from '../../util/deque.js';
 import { NetlaneError } from '../../util/errors.js';
 import { WireError } from '../../wire/errors.js';
 import { PATH_MAC_BYTES, RelayMsg, ROUTE_VERSION, addressKey, decodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
-import { DEFAULT_HYSTERESIS, choose, usable, type Hysteresis } from './choice.js';
-import { DirectoryClient, type DirectoryStats, type LookupResult } from './directory.js';
-import {
-  DEAD_RETRY_US,
-  DEFAULT_PATH_LINGER_US,
-  EXTRA_SESSION_IDLE_US,
-  MAX_QUEUED_PER_PATH,
-  REFUSED_RETRY_US,
-  REQUEST_RETRY_US,
-  REQUEST_TRIES,
-  SECONDARY_KEEPALIVE_US,
-  addRtt,
-  median,
-  newPath,
-  newRelayState,
-  writeHopHeader,
-  type Path,
-  type RelayState,
-} from './state.js';
+import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
+import { DirectoryClient } from './directory.js';
+import { PathTable } from './paths.js';
+import { DEAD_RETRY_US, DEFAULT_PATH_LINGER_US, EXTRA_SESSION_IDLE_US, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, SECONDARY_KEEPALIVE_US, addRtt, median, newRelayState, type RelayState } from './state.js';
+
+import type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing } from './types.js';
 
 export { clearlyBetter, type Hysteresis } from './choice.js';
+export type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing } from './types.js';
 export type { LookupResult } from './directory.js';
-
-/** Options of a {@link RelayClient}. */
-export interface RelayClientOptions {
-  /** The relays to use: pinged at start, the best becomes the primary, the next the backup. */
-  readonly relays: readonly SocketAddress[];
-  /** The operator's ticket; none for relays in `--open` mode. */
-  readonly ticket?: Uint8Array | null;
-  readonly provider: CryptoProvider;
-  /** Keepalive to the primary relay, ms. Default 200. Backup and other relays get one a second. */
-  readonly keepaliveMs?: number;
-  /** A relay not heard from for this long is dead, ms. Default 1200. */
-  readonly relayTimeoutMs?: number;
-  /** How often every configured relay is pinged to look for a better one, ms. Default 5000. */
-  readonly probeIntervalMs?: number;
-  /** A relay must be this much better (ms and fraction) for this long (ms) before the primary moves. Default 10 ms, 10 %, 10 s. */
-  readonly hysteresis?: Hysteresis;
-  /**
-   * Registers this key's peer id and the client's route in the identity directory of every relay in the
-   * route, and again whenever the route changes. Without it, nothing is registered (lookups still work).
-   */
-  readonly directoryKey?: SigningKey;
-  /** Wall clock, unix seconds, for directory registrations (the runtime's). */
-  readonly unixSeconds: () => number;
-}
-
-/** Counters of a relay client. */
-export interface RelayClientStats extends DirectoryStats {
-  datagramsSent: number;
-  datagramsReceived: number;
-  /** End-to-end datagrams with no usable link yet (queued up to a bound, then dropped). */
-  noLinkDrops: number;
-  /** Malformed or unexpected relay messages. */
-  refused: number;
-  relayDeaths: number;
-  primaryChanges: number;
-  relinks: number;
-  linkFailures: number;
-  pathChallengesAnswered: number;
-  sessionsRefused: number;
-}
-
-/** What a relay client tells its owner, drained with {@link RelayClient.pollEvent}. */
-export type RelayClientEvent = { readonly type: 'route'; readonly route: string; readonly parsed: Route } | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult };
-
-/** A relay's state as the client sees it (for stats and tests). */
-export interface RelayPing {
-  readonly relay: SocketAddress;
-  /** Median round trip, ms; -1 if none measured. */
-  readonly pingMs: number;
-  readonly session: boolean;
-  readonly primary: boolean;
-  readonly dead: boolean;
-  readonly draining: boolean;
-}
 
 const PATH_LABEL = new TextEncoder().encode('netlane-relay-path');
 
@@ -118,7 +52,7 @@ export class RelayClient {
   readonly #ticket: Uint8Array;
   readonly #relays = new Map<string, RelayState>();
   readonly #relayList: RelayState[] = [];
-  readonly #paths = new Map<number, Path>();
+  readonly #paths: PathTable;
   readonly #keepaliveUs: number;
   readonly #timeoutUs: number;
   readonly #probeUs: number;
@@ -131,7 +65,6 @@ export class RelayClient {
   #revision = 0;
   #route: string | null = null;
   #routeParsed: Route | null = null;
-  #nextVport = 1;
   #nextRequestId = 1;
   #nextProbeUs = 0;
   #started = false;
@@ -157,6 +90,17 @@ export class RelayClient {
       },
       this.#p,
       options.directoryKey ?? null,
+      this.stats,
+    );
+    this.#paths = new PathTable(
+      {
+        relayAt: (addr) => this.#relay(addr, false),
+        wantSession: (r, now) => this.#wantSession(r, now),
+        sendControl: (r, m) => this.#sendControl(r, m),
+        transmit: (t) => this.#out.push(t),
+        nextRequestId: () => this.#requestId(),
+        dueAt: (atUs) => (this.#dueUs = Math.min(this.#dueUs, atUs)),
+      },
       this.stats,
     );
     for (const r of options.relays) this.#relay(r, true);
@@ -190,7 +134,7 @@ export class RelayClient {
 
   /** Which relay carries a path now (for stats and tests), or null. */
   pathRelay(vaddr: SocketAddress): SocketAddress | null {
-    return this.#paths.get(vaddr.port)?.relay?.addr ?? null;
+    return this.#paths.get(vaddr)?.relay?.addr ?? null;
   }
 
   /** Round-trip estimates to the relays (median of recent samples). */
@@ -205,10 +149,7 @@ export class RelayClient {
    * datagrams sent before the link is up are queued (a few) and leave when it is.
    */
   openPath(now: number, route: Route): SocketAddress {
-    const path = this.#newPath(false);
-    path.route = route;
-    this.#relink(path, now);
-    return path.vaddr;
+    return this.#paths.open(now, route).vaddr;
   }
 
   /**
@@ -216,20 +157,12 @@ export class RelayClient {
    * The path moves when the relay it uses is not in the new route or is failing; otherwise it stays.
    */
   updatePath(now: number, vaddr: SocketAddress, route: Route): void {
-    const path = this.#paths.get(vaddr.port);
-    if (!path || (path.route && route.revision <= path.route.revision)) return;
-    path.route = route;
-    const r = path.relay;
-    const stays = usable(r) && route.entries.some((e) => addressKey(e.relay) === r.key);
-    if (!stays) this.#relink(path, now);
+    this.#paths.update(now, vaddr, route);
   }
 
   /** Forgets a path at once (its connection is gone). */
   closePath(vaddr: SocketAddress): void {
-    const path = this.#paths.get(vaddr.port);
-    if (!path) return;
-    this.#paths.delete(vaddr.port);
-    if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
+    this.#paths.close(vaddr);
   }
 
   /**
@@ -237,7 +170,7 @@ export class RelayClient {
    * leaves, unless `stillUsed()` says by then that a connection uses it again (crossing dials share one).
    */
   closePathLater(now: number, vaddr: SocketAddress, stillUsed: () => boolean, lingerUs = DEFAULT_PATH_LINGER_US): void {
-    const path = this.#paths.get(vaddr.port);
+    const path = this.#paths.get(vaddr);
     if (!path) return;
     path.forgetAtUs = now + lingerUs;
     path.stillUsed = stillUsed;
@@ -262,20 +195,11 @@ export class RelayClient {
    * is not up: the datagram is queued (a few per path) or dropped and counted.
    */
   wrap(t: Transmit): Transmit | null {
-    const path = this.#paths.get(t.destination.port);
-    if (!path || this.#closed) {
+    if (this.#closed) {
       this.stats.noLinkDrops++;
       return null;
     }
-    const r = path.relay;
-    if (!r || r.phase !== 'open' || path.linkId < 0) {
-      if (path.queue.length < MAX_QUEUED_PER_PATH) path.queue.push(t.data);
-      else this.stats.noLinkDrops++;
-      return null;
-    }
-    this.stats.datagramsSent++;
-    path.tx.data = t.data;
-    return path.tx;
+    return this.#paths.wrap(t);
   }
 
   /** The local address changed (a NAT rebinding): keepalives now, so the relays challenge and move the sessions. */
@@ -324,13 +248,7 @@ export class RelayClient {
       }
       r.lastHeardUs = now;
       const linkId = ((data[1] as number) << 8) | (data[2] as number);
-      let path = r.links[linkId];
-      if (!path) {
-        // A link the peer made to our token: a new path; the endpoint authenticates what comes on it.
-        path = this.#newPath(true);
-        this.#bindLink(path, r, linkId);
-      }
-      this.onData(now, path.vaddr, data.subarray(3));
+      this.onData(now, this.#paths.down(r, linkId).vaddr, data.subarray(3));
       return;
     }
     let m: RelayControl;
@@ -358,7 +276,7 @@ export class RelayClient {
     due = Math.min(due, this.#dir.handleTimeout(now));
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
     due = Math.min(due, this.#dir.nextRetryUs(now));
-    for (const path of [...this.#paths.values()]) due = Math.min(due, this.#pathTimers(path, now));
+    due = Math.min(due, this.#paths.handleTimeout(now));
     // Probe every configured relay now and then: dead ones may be back, another may be better.
     if (now >= this.#nextProbeUs || !this.#primary) {
       this.#nextProbeUs = now + this.#probeUs;
@@ -404,8 +322,7 @@ export class RelayClient {
 
   /** Sessions on a peer's relay close once no path has used them for {@link EXTRA_SESSION_IDLE_US}. */
   #idleExtraSession(r: RelayState, now: number): number {
-    const used = r.links.some((p) => p !== undefined) || [...this.#paths.values()].some((p) => p.pendingRelay === r);
-    if (used) {
+    if (this.#paths.uses(r)) {
       r.idleSinceUs = -1;
       return Number.POSITIVE_INFINITY;
     }
@@ -418,33 +335,6 @@ export class RelayClient {
     r.token = null;
     this.#dir.forget(r);
     return Number.POSITIVE_INFINITY;
-  }
-
-  /** A path's lingering close and its link request retries; returns its next deadline. */
-  #pathTimers(path: Path, now: number): number {
-    if (now >= path.forgetAtUs) {
-      path.forgetAtUs = Number.POSITIVE_INFINITY;
-      if (!path.stillUsed?.()) {
-        this.closePath(path.vaddr);
-        return Number.POSITIVE_INFINITY;
-      }
-      path.stillUsed = null;
-    }
-    let due = path.forgetAtUs;
-    const r = path.pendingRelay;
-    if (r && r.phase === 'open') {
-      if (now - path.requestSentUs >= REQUEST_RETRY_US) {
-        if (path.requestTries >= REQUEST_TRIES) {
-          path.pendingRelay = null;
-          this.stats.linkFailures++;
-        } else this.#requestLink(path, r, now);
-      }
-      if (path.pendingRelay) due = Math.min(due, path.requestSentUs + REQUEST_RETRY_US);
-    } else if (!r && (!path.relay || path.relay.dead) && path.route) {
-      this.#relink(path, now);
-      if (!path.pendingRelay) due = Math.min(due, now + REQUEST_RETRY_US);
-    }
-    return due;
   }
 
   // ---------------------------------------------------------------- relays and sessions
@@ -515,15 +405,7 @@ export class RelayClient {
     r.cookie = null;
     r.retryAtUs = now + (dead ? DEAD_RETRY_US : 0);
     this.#dir.forget(r);
-    for (let i = 0; i < r.links.length; i++) {
-      const path = r.links[i];
-      if (!path) continue;
-      r.links[i] = undefined;
-      path.relay = null;
-      path.linkId = -1;
-      this.#relink(path, now);
-    }
-    for (const path of this.#paths.values()) if (path.pendingRelay === r) this.#relink(path, now);
+    this.#paths.lost(r, now);
     this.#choose(now);
   }
 
@@ -552,59 +434,6 @@ export class RelayClient {
     this.#route = encodeRoute(next);
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
     this.#events.push({ type: 'route', route: this.#route, parsed: next });
-  }
-
-  // ---------------------------------------------------------------- paths and links
-
-  #newPath(incoming: boolean): Path {
-    const path = newPath(this.#nextVport++, incoming);
-    this.#paths.set(path.vaddr.port, path);
-    return path;
-  }
-
-  /** Links `path` through the first relay of its route that is alive, opening a session there if needed. */
-  #relink(path: Path, now: number): void {
-    const route = path.route;
-    if (!route) return; // a path the peer made: it re-links, or tells us its new route
-    let target: RelayState | null = null;
-    for (const e of route.entries) {
-      const r = this.#relay(e.relay, false);
-      if (usable(r)) {
-        target = r;
-        break;
-      }
-    }
-    if (!target || (path.relay === target && path.linkId >= 0)) return;
-    path.pendingRelay = target;
-    path.requestTries = 0;
-    path.requestId = this.#requestId();
-    if (target.phase === 'open') this.#requestLink(path, target, now);
-    else this.#wantSession(target, now);
-    this.#dueUs = Math.min(this.#dueUs, now + REQUEST_RETRY_US);
-  }
-
-  #requestLink(path: Path, r: RelayState, now: number): void {
-    const token = path.route?.entries.find((e) => addressKey(e.relay) === r.key)?.token ?? null;
-    if (!token || !r.sessionId) return;
-    path.requestSentUs = now;
-    path.requestTries++;
-    this.#sendControl(r, { type: 'linkRequest', sessionId: r.sessionId, requestId: path.requestId, token });
-  }
-
-  #bindLink(path: Path, r: RelayState, linkId: number): void {
-    if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
-    if (path.relay) this.stats.relinks++;
-    path.relay = r;
-    path.linkId = linkId;
-    path.pendingRelay = null;
-    r.links[linkId] = path;
-    r.idleSinceUs = -1;
-    writeHopHeader(path, r, linkId);
-    // What the endpoint sent before the link was up leaves now, in order.
-    for (const d of path.queue.splice(0)) {
-      this.stats.datagramsSent++;
-      this.#out.push({ destination: r.addr, data: d, header: path.header.slice() });
-    }
   }
 
   // ---------------------------------------------------------------- control messages
@@ -636,7 +465,7 @@ export class RelayClient {
         r.lastHeardUs = now;
         r.keepaliveSentUs = now;
         r.draining = m.drainSeconds > 0;
-        for (const path of this.#paths.values()) if (path.pendingRelay === r) this.#requestLink(path, r, now);
+        this.#paths.sessionOpen(r, now);
         this.#choose(now);
         this.#publish(now);
         return;
@@ -651,22 +480,9 @@ export class RelayClient {
         return;
       }
       case 'linkOk':
-      case 'linkFailed': {
-        for (const path of this.#paths.values()) {
-          if (path.pendingRelay !== r || path.requestId !== m.requestId) continue;
-          r.lastHeardUs = now;
-          if (m.type === 'linkOk') this.#bindLink(path, r, m.linkId);
-          else {
-            // The peer's session there is gone (BAD_ROUTE): try its next relay; its new route will follow.
-            this.stats.linkFailures++;
-            path.pendingRelay = null;
-            if (path.route) path.route = { ...path.route, entries: path.route.entries.filter((e) => addressKey(e.relay) !== r.key) };
-            this.#relink(path, now);
-          }
-          return;
-        }
+      case 'linkFailed':
+        if (this.#paths.linkResult(r, m, now)) r.lastHeardUs = now;
         return;
-      }
       case 'keepaliveAck': {
         if (r.phase !== 'open') return;
         if (m.seq === r.keepaliveSeq && m.seq !== 0) addRtt(r, now - r.keepaliveSentUs);
@@ -674,7 +490,7 @@ export class RelayClient {
         if (m.drainSeconds > 0 && !r.draining) {
           r.draining = true;
           // Make before break: move the paths and the route now, while the old links still work.
-          for (const path of r.links) if (path) this.#relink(path, now);
+          this.#paths.drain(r, now);
           this.#choose(now);
         }
         return;

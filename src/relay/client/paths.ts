@@ -1,0 +1,233 @@
+import type { SocketAddress, Transmit } from '../../core/types.js';
+import { addressKey, type RelayControl, type Route } from '../protocol.js';
+import { usable } from './choice.js';
+import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, newPath, writeHopHeader, type Path, type RelayState } from './state.js';
+
+// Paths and links, client side (docs/RELAY.md, "Links"): each end-to-end connection through the relays
+// has one path with a stable virtual address; underneath, the path is linked through one relay of the
+// peer's route at a time, re-linked when that relay fails, drains or leaves the peer's route.
+
+/** What the path table needs of the relay client. */
+export interface PathHost {
+  /** The relay at `addr` (known or new, not configured). */
+  relayAt(addr: SocketAddress): RelayState;
+  /** Opens a session on `r` unless it has one or is opening one. */
+  wantSession(r: RelayState, now: number): void;
+  sendControl(r: RelayState, m: RelayControl): void;
+  /** Queues a datagram for the socket. */
+  transmit(t: Transmit): void;
+  nextRequestId(): number;
+  /** Something falls due at `atUs` (the client's timer). */
+  dueAt(atUs: number): void;
+}
+
+/** Counters the path table keeps (part of the relay client's stats). */
+export interface PathStats {
+  datagramsSent: number;
+  noLinkDrops: number;
+  relinks: number;
+  linkFailures: number;
+}
+
+/** Every path, by the port of its virtual address, with its link and the requests that make one. */
+export class PathTable {
+  readonly #host: PathHost;
+  readonly #stats: PathStats;
+  readonly #paths = new Map<number, Path>();
+  #nextVport = 1;
+
+  constructor(host: PathHost, stats: PathStats) {
+    this.#host = host;
+    this.#stats = stats;
+  }
+
+  get(vaddr: SocketAddress): Path | undefined {
+    return this.#paths.get(vaddr.port);
+  }
+
+  /** A new path to the peer that owns `route`, being linked. */
+  open(now: number, route: Route): Path {
+    const path = this.#add(false);
+    path.route = route;
+    this.relink(path, now);
+    return path;
+  }
+
+  /** A newer route for a path's peer: the path moves when its relay is not in the new route or is failing. */
+  update(now: number, vaddr: SocketAddress, route: Route): void {
+    const path = this.#paths.get(vaddr.port);
+    if (!path || (path.route && route.revision <= path.route.revision)) return;
+    path.route = route;
+    const r = path.relay;
+    const stays = usable(r) && route.entries.some((e) => addressKey(e.relay) === r.key);
+    if (!stays) this.relink(path, now);
+  }
+
+  /** Forgets a path at once. */
+  close(vaddr: SocketAddress): void {
+    const path = this.#paths.get(vaddr.port);
+    if (!path) return;
+    this.#paths.delete(vaddr.port);
+    if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
+  }
+
+  /** DATA_DOWN on link `linkId` of `r`: its path, or a new one (a link the peer made to our token). */
+  down(r: RelayState, linkId: number): Path {
+    let path = r.links[linkId];
+    if (!path) {
+      // The endpoint authenticates what comes on it; nobody learns anything from a path existing.
+      path = this.#add(true);
+      this.#bind(path, r, linkId);
+    }
+    return path;
+  }
+
+  /** The endpoint's datagram to a path, as one to its relay with the hop header gathered in front; null when not linked (queued or dropped). */
+  wrap(t: Transmit): Transmit | null {
+    const path = this.#paths.get(t.destination.port);
+    if (!path) {
+      this.#stats.noLinkDrops++;
+      return null;
+    }
+    const r = path.relay;
+    if (!r || r.phase !== 'open' || path.linkId < 0) {
+      if (path.queue.length < MAX_QUEUED_PER_PATH) path.queue.push(t.data);
+      else this.#stats.noLinkDrops++;
+      return null;
+    }
+    this.#stats.datagramsSent++;
+    path.tx.data = t.data;
+    return path.tx;
+  }
+
+  /** Whether any path uses or waits for `r`. */
+  uses(r: RelayState): boolean {
+    if (r.links.some((p) => p !== undefined)) return true;
+    for (const p of this.#paths.values()) if (p.pendingRelay === r) return true;
+    return false;
+  }
+
+  /** `r`'s session went: its paths re-link elsewhere. */
+  lost(r: RelayState, now: number): void {
+    for (let i = 0; i < r.links.length; i++) {
+      const path = r.links[i];
+      if (!path) continue;
+      r.links[i] = undefined;
+      path.relay = null;
+      path.linkId = -1;
+      this.relink(path, now);
+    }
+    for (const path of this.#paths.values()) if (path.pendingRelay === r) this.relink(path, now);
+  }
+
+  /** `r` is draining: its paths move now, while the old links still work (make before break). */
+  drain(r: RelayState, now: number): void {
+    for (const path of r.links) if (path) this.relink(path, now);
+  }
+
+  /** A session opened on `r`: the link requests that waited for it go out. */
+  sessionOpen(r: RelayState, now: number): void {
+    for (const path of this.#paths.values()) if (path.pendingRelay === r) this.#requestLink(path, r, now);
+  }
+
+  /** LINK_OK or LINK_FAILED from `r`. Returns whether it answered one of our requests. */
+  linkResult(r: RelayState, m: Extract<RelayControl, { type: 'linkOk' | 'linkFailed' }>, now: number): boolean {
+    for (const path of this.#paths.values()) {
+      if (path.pendingRelay !== r || path.requestId !== m.requestId) continue;
+      if (m.type === 'linkOk') this.#bind(path, r, m.linkId);
+      else {
+        // The peer's session there is gone (BAD_ROUTE): try its next relay; its new route will follow.
+        this.#stats.linkFailures++;
+        path.pendingRelay = null;
+        if (path.route) path.route = { ...path.route, entries: path.route.entries.filter((e) => addressKey(e.relay) !== r.key) };
+        this.relink(path, now);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** Lingering closes and link request retries that are due; returns the earliest next deadline. */
+  handleTimeout(now: number): number {
+    let due = Number.POSITIVE_INFINITY;
+    for (const path of [...this.#paths.values()]) due = Math.min(due, this.#timers(path, now));
+    return due;
+  }
+
+  #timers(path: Path, now: number): number {
+    if (now >= path.forgetAtUs) {
+      path.forgetAtUs = Number.POSITIVE_INFINITY;
+      if (!path.stillUsed?.()) {
+        this.close(path.vaddr);
+        return Number.POSITIVE_INFINITY;
+      }
+      path.stillUsed = null;
+    }
+    let due = path.forgetAtUs;
+    const r = path.pendingRelay;
+    if (r && r.phase === 'open') {
+      if (now - path.requestSentUs >= REQUEST_RETRY_US) {
+        if (path.requestTries >= REQUEST_TRIES) {
+          path.pendingRelay = null;
+          this.#stats.linkFailures++;
+        } else this.#requestLink(path, r, now);
+      }
+      if (path.pendingRelay) due = Math.min(due, path.requestSentUs + REQUEST_RETRY_US);
+    } else if (!r && (!path.relay || path.relay.dead) && path.route) {
+      this.relink(path, now);
+      if (!path.pendingRelay) due = Math.min(due, now + REQUEST_RETRY_US);
+    }
+    return due;
+  }
+
+  #add(incoming: boolean): Path {
+    const path = newPath(this.#nextVport++, incoming);
+    this.#paths.set(path.vaddr.port, path);
+    return path;
+  }
+
+  /** Links `path` through the first relay of its route that is alive, opening a session there if needed. */
+  relink(path: Path, now: number): void {
+    const route = path.route;
+    if (!route) return; // a path the peer made: it re-links, or tells us its new route
+    let target: RelayState | null = null;
+    for (const e of route.entries) {
+      const r = this.#host.relayAt(e.relay);
+      if (usable(r)) {
+        target = r;
+        break;
+      }
+    }
+    if (!target || (path.relay === target && path.linkId >= 0)) return;
+    path.pendingRelay = target;
+    path.requestTries = 0;
+    path.requestId = this.#host.nextRequestId();
+    if (target.phase === 'open') this.#requestLink(path, target, now);
+    else this.#host.wantSession(target, now);
+    this.#host.dueAt(now + REQUEST_RETRY_US);
+  }
+
+  #requestLink(path: Path, r: RelayState, now: number): void {
+    const token = path.route?.entries.find((e) => addressKey(e.relay) === r.key)?.token ?? null;
+    if (!token || !r.sessionId) return;
+    path.requestSentUs = now;
+    path.requestTries++;
+    this.#host.sendControl(r, { type: 'linkRequest', sessionId: r.sessionId, requestId: path.requestId, token });
+  }
+
+  #bind(path: Path, r: RelayState, linkId: number): void {
+    if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
+    if (path.relay) this.#stats.relinks++;
+    path.relay = r;
+    path.linkId = linkId;
+    path.pendingRelay = null;
+    r.links[linkId] = path;
+    r.idleSinceUs = -1;
+    writeHopHeader(path, r, linkId);
+    // What the endpoint sent before the link was up leaves now, in order.
+    for (const d of path.queue.splice(0)) {
+      this.#stats.datagramsSent++;
+      this.#host.transmit({ destination: r.addr, data: d, header: path.header.slice() });
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type { SocketAddress } from '../../core/types.js';
+import type { SigningKey, CryptoProvider } from '../../crypto/provider.js';
+import type { Route } from '../protocol.js';
+import type { Hysteresis } from './choice.js';
+import type { DirectoryStats, LookupResult } from './directory.js';
+import type { PathStats } from './paths.js';
+
+/** Options of a {@link RelayClient}. */
+export interface RelayClientOptions {
+  /** The relays to use: pinged at start, the best becomes the primary, the next the backup. */
+  readonly relays: readonly SocketAddress[];
+  /** The operator's ticket; none for relays in `--open` mode. */
+  readonly ticket?: Uint8Array | null;
+  readonly provider: CryptoProvider;
+  /** Keepalive to the primary relay, ms. Default 200. Backup and other relays get one a second. */
+  readonly keepaliveMs?: number;
+  /** A relay not heard from for this long is dead, ms. Default 1200. */
+  readonly relayTimeoutMs?: number;
+  /** How often every configured relay is pinged to look for a better one, ms. Default 5000. */
+  readonly probeIntervalMs?: number;
+  /** A relay must be this much better (ms and fraction) for this long (ms) before the primary moves. Default 10 ms, 10 %, 10 s. */
+  readonly hysteresis?: Hysteresis;
+  /**
+   * Registers this key's peer id and the client's route in the identity directory of every relay in the
+   * route, and again whenever the route changes. Without it, nothing is registered (lookups still work).
+   */
+  readonly directoryKey?: SigningKey;
+  /** Wall clock, unix seconds, for directory registrations (the runtime's). */
+  readonly unixSeconds: () => number;
+}
+
+/** Counters of a relay client. */
+export interface RelayClientStats extends DirectoryStats, PathStats {
+  datagramsReceived: number;
+  /** Malformed or unexpected relay messages. */
+  refused: number;
+  relayDeaths: number;
+  primaryChanges: number;
+  pathChallengesAnswered: number;
+  sessionsRefused: number;
+}
+
+/** What a relay client tells its owner, drained with {@link RelayClient.pollEvent}. */
+export type RelayClientEvent = { readonly type: 'route'; readonly route: string; readonly parsed: Route } | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult };
+
+/** A relay's state as the client sees it (for stats and tests). */
+export interface RelayPing {
+  readonly relay: SocketAddress;
+  /** Median round trip, ms; -1 if none measured. */
+  readonly pingMs: number;
+  readonly session: boolean;
+  readonly primary: boolean;
+  readonly dead: boolean;
+  readonly draining: boolean;
+}
+
