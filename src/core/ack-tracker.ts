@@ -1,7 +1,7 @@
 import { RangeSet } from '../util/range-set.js';
 
 /** Ranges kept to report in ACK frames; older ones are forgotten (the sender then treats them as lost). */
-const MAX_ACK_RANGES = 32;
+export const MAX_ACK_RANGES = 32;
 /** Ack after this many ack-eliciting packets without waiting (RFC 9000 section 13.2.2). */
 const ACK_ELICITING_THRESHOLD = 2;
 /** Longest we hold an ack, microseconds. Peers subtract the reported delay from RTT samples. */

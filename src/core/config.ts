@@ -67,6 +67,7 @@ export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: ConfigSpec } = 
   KeyUpdatePackets: { def: 1 << 22, min: 16, max: (1 << 23) - (1 << 20) },
 };
 
+/** Every value at its default, resolved once: connections that name no values share it. */
 export const DEFAULT_CONFIG: ConfigValues = resolveConfig({});
 
 /** Largest unreliable message netlane sends; larger ones are refused with `InvalidParam`. */

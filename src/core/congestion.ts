@@ -9,6 +9,9 @@
  * (reliable and unreliable data alike) is charged to the window and the pacer.
  */
 
+import { GRANULARITY_US } from './rtt.js';
+import { US_PER_S } from './timers.js';
+
 const STARTUP_GAIN = 2.885; // 2/ln(2)
 const DRAIN_GAIN = 1 / STARTUP_GAIN;
 const PROBE_BW_GAINS = [1.25, 0.75, 1, 1, 1, 1, 1, 1] as const;
@@ -18,6 +21,24 @@ const MIN_RTT_WINDOW_US = 10_000_000;
 const PROBE_RTT_DURATION_US = 200_000;
 const INITIAL_WINDOW_PACKETS = 32;
 const MIN_WINDOW_PACKETS = 4;
+/** Packets of headroom the window keeps above the bandwidth-delay product, for acks that arrive in bunches. */
+const WINDOW_HEADROOM_PACKETS = 3;
+/** The window holds SendRateMin for this many minimum RTTs, so that the floor rate is never window-limited. */
+const RATE_MIN_WINDOW_RTTS = 2;
+/** The pacer always lets this many packets out back to back, however low the rate. */
+const MIN_BURST_PACKETS = 2;
+/** Beyond that, the pacer's bucket holds this long at the current rate: a turn of the event loop's worth. */
+const PACER_BURST_US = 1000;
+/** The pacer's bucket never holds more than this, however high the rate. */
+const MAX_BURST_BYTES = 64 * 1024;
+/** BBR's full-pipe test: a round whose bandwidth estimate grew by less than this factor counts as flat. */
+const FULL_BW_GROWTH = 1.25;
+/** BBR's full-pipe test: this many flat rounds in a row and the pipe is full. */
+const FULL_BW_ROUNDS = 3;
+/** ProbeBw starts in one of the cruising phases (gain 1), after the probing and draining ones. */
+const FIRST_CRUISE_PHASE = 2;
+/** ProbeBw phase length before any RTT sample. */
+const DEFAULT_PHASE_US = 100_000;
 /**
  * The window is sized for a round trip of at least this long. A peer on an event loop acks once per
  * loop turn, so on a fast path (loopback, a LAN) the round trip under load is a turn or two, not the
@@ -41,6 +62,7 @@ export interface RateSnapshot {
   size: number;
 }
 
+/** One connection's congestion window and pacer, driven by recovery's sent, acked and lost packets. */
 export class CongestionController {
   readonly #mtu: number;
   #rateMin: number;
@@ -87,7 +109,7 @@ export class CongestionController {
     this.#rateMin = rateMin;
     this.#rateMax = rateMax;
     this.cwnd = INITIAL_WINDOW_PACKETS * mtu;
-    this.pacingRate = this.#clampRate((STARTUP_GAIN * this.cwnd * 1e6) / Math.max(initialRttUs, 1000));
+    this.pacingRate = this.#clampRate((STARTUP_GAIN * this.cwnd * US_PER_S) / Math.max(initialRttUs, GRANULARITY_US));
     this.#tokens = this.#burst();
   }
 
@@ -117,12 +139,12 @@ export class CongestionController {
 
   /** Pacer burst allowance: two packets or 1 ms at the current rate, whichever is more. */
   #burst(): number {
-    return Math.max(2 * this.#mtu, Math.min(64 * 1024, this.pacingRate / 1000));
+    return Math.max(MIN_BURST_PACKETS * this.#mtu, Math.min(MAX_BURST_BYTES, this.pacingRate / (US_PER_S / PACER_BURST_US)));
   }
 
   #refill(now: number): void {
     if (now > this.#tokensTimeUs) {
-      this.#tokens = Math.min(this.#burst(), this.#tokens + ((now - this.#tokensTimeUs) * this.pacingRate) / 1e6);
+      this.#tokens = Math.min(this.#burst(), this.#tokens + ((now - this.#tokensTimeUs) * this.pacingRate) / US_PER_S);
       this.#tokensTimeUs = now;
     }
   }
@@ -142,7 +164,7 @@ export class CongestionController {
   nextSendTimeUs(now: number, bytes: number): number {
     this.#refill(now);
     if (this.#tokens >= bytes) return now;
-    return now + Math.ceil(((bytes - this.#tokens) * 1e6) / this.pacingRate);
+    return now + Math.ceil(((bytes - this.#tokens) * US_PER_S) / this.pacingRate);
   }
 
   /** Records a sent packet that counts in flight; fills `snap` for the later rate sample. */
@@ -191,8 +213,8 @@ export class CongestionController {
     const interval = Math.max(sendElapsed, ackElapsed);
     this.firstSentTimeUs = p.timeSentUs;
     // A sample over less than one minimum RTT is distorted by ack compression (delivery-rate draft 3.3).
-    if (interval <= 0 || interval < Math.min(this.#minRttUs, 1000)) return;
-    const rate = ((this.delivered - p.delivered) * 1e6) / interval;
+    if (interval <= 0 || interval < Math.min(this.#minRttUs, GRANULARITY_US)) return;
+    const rate = ((this.delivered - p.delivered) * US_PER_S) / interval;
     // App-limited samples only count when they raise the estimate (they underestimate otherwise).
     if (!p.appLimited || rate > this.#btlBw) {
       const slot = this.#round % BW_WINDOW_ROUNDS;
@@ -255,28 +277,28 @@ export class CongestionController {
   /** gain x bottleneck bandwidth x round trip, the round trip taken as at least `rttFloorUs`. */
   #bdp(gain: number, rttFloorUs = 0): number {
     if (this.#btlBw === 0 || !Number.isFinite(this.#minRttUs)) return INITIAL_WINDOW_PACKETS * this.#mtu;
-    return (gain * this.#btlBw * Math.max(this.#minRttUs, rttFloorUs)) / 1e6;
+    return (gain * this.#btlBw * Math.max(this.#minRttUs, rttFloorUs)) / US_PER_S;
   }
 
   #checkFullPipe(): void {
     if (this.#filledPipe || this.#appLimitedUntil !== 0) return;
-    if (this.#btlBw >= this.#fullBw * 1.25) {
+    if (this.#btlBw >= this.#fullBw * FULL_BW_GROWTH) {
       this.#fullBw = this.#btlBw;
       this.#fullBwCount = 0;
       return;
     }
-    if (++this.#fullBwCount >= 3) this.#filledPipe = true;
+    if (++this.#fullBwCount >= FULL_BW_ROUNDS) this.#filledPipe = true;
   }
 
   #enterProbeBw(now: number): void {
     this.#mode = Mode.ProbeBw;
     // Start at a random-ish phase other than the draining one; determinism matters more than randomness.
-    this.#cycleIndex = 2 + (this.#round % 6);
+    this.#cycleIndex = FIRST_CRUISE_PHASE + (this.#round % (PROBE_BW_GAINS.length - FIRST_CRUISE_PHASE));
     this.#cycleStampUs = now;
   }
 
   #advanceCycle(now: number): void {
-    const minRtt = Number.isFinite(this.#minRttUs) ? this.#minRttUs : 100_000;
+    const minRtt = Number.isFinite(this.#minRttUs) ? this.#minRttUs : DEFAULT_PHASE_US;
     if (now - this.#cycleStampUs > minRtt) {
       this.#cycleIndex = (this.#cycleIndex + 1) % PROBE_BW_GAINS.length;
       this.#cycleStampUs = now;
@@ -319,9 +341,9 @@ export class CongestionController {
     if (this.#mode === Mode.ProbeRtt) {
       this.cwnd = minWindow;
     } else if (this.#btlBw > 0 && Number.isFinite(this.#minRttUs)) {
-      let target = this.#bdp(cwndGain, MIN_WINDOW_RTT_US) + 3 * this.#mtu;
+      let target = this.#bdp(cwndGain, MIN_WINDOW_RTT_US) + WINDOW_HEADROOM_PACKETS * this.#mtu;
       // The window must let SendRateMin through whatever the estimate says.
-      target = Math.max(target, (this.#rateMin * this.#minRttUs * 2) / 1e6);
+      target = Math.max(target, (this.#rateMin * this.#minRttUs * RATE_MIN_WINDOW_RTTS) / US_PER_S);
       if (this.#filledPipe) this.cwnd = Math.max(minWindow, target);
       else this.cwnd = Math.max(this.cwnd, target, minWindow);
     }

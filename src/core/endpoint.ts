@@ -3,11 +3,28 @@ import { NetlaneError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { decodeControl, encodeControl, type ControlPacket } from '../wire/control.js';
 import { WireError } from '../wire/errors.js';
+import { DATA_FLAG } from '../wire/header.js';
 import { DEFAULT_CONFIG, resolveConfig, type ConfigValues } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import type { HandshakeLayer, PeerInfo } from '../crypto/types.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
+import { US_PER_S } from './timers.js';
 import { ConnectionState as S, EndReason, Result, apiState, sameAddress, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
+
+/** Connections per endpoint unless `maxConnections` says otherwise (GNS's limit). */
+const DEFAULT_MAX_CONNECTIONS = 8191;
+/** Stateless replies per second unless `statelessReplyRate` says otherwise. */
+const DEFAULT_STATELESS_REPLY_RATE = 1000;
+/** The reply bucket holds 1/this of a second's replies, so that a burst stays short. */
+const REPLY_BURST_DIVISOR = 10;
+/** Shortest datagram worth a look: a data packet's flags byte and destination connection id. */
+const MIN_DATAGRAM_BYTES = 5;
+/** Size of a NO_CONNECTION reply (type, two connection ids): smaller datagrams get none, so a reply never amplifies. */
+const NO_CONNECTION_BYTES = 9;
+/** Room for the largest stateless reply: a CHALLENGE with a full cookie, or CLOSED with its debug text. */
+const STATELESS_REPLY_MAX_BYTES = 512;
+/** Messages `receive` moves per call unless told otherwise. */
+const DEFAULT_RECEIVE_BATCH = 256;
 
 /** Options of an {@link Endpoint}, resolved once at construction. */
 export interface EndpointOptions {
@@ -70,6 +87,8 @@ export class Endpoint implements ConnectionHost {
   readonly #readable = new Deque<number>();
   readonly #stateless = new Deque<Transmit>();
   readonly #replyRate: number;
+  /** Most tokens the reply bucket holds. */
+  readonly #replyBurst: number;
   #replyTokens: number;
   #replyTokensUs = 0;
 
@@ -78,10 +97,11 @@ export class Endpoint implements ConnectionHost {
     this.#config = options.config ? resolveConfig(options.config) : DEFAULT_CONFIG;
     this.#handshake = options.handshake;
     this.#listen = options.listen ?? false;
-    this.#maxConnections = options.maxConnections ?? 8191;
+    this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#migration = options.migration ?? false;
-    this.#replyRate = options.statelessReplyRate ?? 1000;
-    this.#replyTokens = Math.max(1, this.#replyRate / 10);
+    this.#replyRate = options.statelessReplyRate ?? DEFAULT_STATELESS_REPLY_RATE;
+    this.#replyBurst = Math.max(1, this.#replyRate / REPLY_BURST_DIVISOR);
+    this.#replyTokens = this.#replyBurst;
   }
 
   /** ConnectionHost: queue an event. @internal */
@@ -192,7 +212,7 @@ export class Endpoint implements ConnectionHost {
   }
 
   /** Moves up to `max` received messages of a connection into `out`; returns how many. */
-  receive(handle: number, out: ReceivedMessage[], max = 256): number {
+  receive(handle: number, out: ReceivedMessage[], max = DEFAULT_RECEIVE_BATCH): number {
     const c = this.#conns.get(handle);
     if (!c || c.state === S.FinWait || c.state === S.Linger || c.state === S.Dead) return 0;
     return c.receive(out, max);
@@ -247,18 +267,18 @@ export class Endpoint implements ConnectionHost {
   /** A datagram from the network. Never throws; bad input is dropped and counted. */
   handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
     this.stats.datagramsReceived++;
-    if (data.length < 5) {
+    if (data.length < MIN_DATAGRAM_BYTES) {
       this.stats.datagramsMalformed++;
       return;
     }
     const first = data[0] as number;
-    if ((first & 0x80) !== 0) {
+    if ((first & DATA_FLAG) !== 0) {
       const cid = (((data[1] as number) << 24) | ((data[2] as number) << 16) | ((data[3] as number) << 8) | (data[4] as number)) >>> 0;
       const c = this.#conns.get(cid);
       if (!c) {
         this.stats.unknownConnection++;
         // Tell the sender, but never with more bytes than it sent, and rate-limited.
-        if (data.length >= 9) this.#statelessReply(now, from, { type: 'noConnection', destinationCid: 0, sourceCid: cid });
+        if (data.length >= NO_CONNECTION_BYTES) this.#statelessReply(now, from, { type: 'noConnection', destinationCid: 0, sourceCid: cid });
         return;
       }
       if (!sameAddress(c.remote, from)) {
@@ -323,7 +343,7 @@ export class Endpoint implements ConnectionHost {
           return;
         }
         if (this.#conns.size >= this.#maxConnections) {
-          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: 5001, debug: 'Too many connections.' });
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Misc_Generic, debug: 'Too many connections.' });
           return;
         }
         const serverCid = this.#newCid();
@@ -373,7 +393,7 @@ export class Endpoint implements ConnectionHost {
 
   #statelessReply(now: number, to: SocketAddress, p: ControlPacket): void {
     if (now > this.#replyTokensUs) {
-      this.#replyTokens = Math.min(Math.max(1, this.#replyRate / 10), this.#replyTokens + ((now - this.#replyTokensUs) * this.#replyRate) / 1e6);
+      this.#replyTokens = Math.min(this.#replyBurst, this.#replyTokens + ((now - this.#replyTokensUs) * this.#replyRate) / US_PER_S);
       this.#replyTokensUs = now;
     }
     if (this.#replyTokens < 1) {
@@ -385,7 +405,7 @@ export class Endpoint implements ConnectionHost {
   }
 
   #queueReply(to: SocketAddress, p: ControlPacket): void {
-    const buf = new Uint8Array(512);
+    const buf = new Uint8Array(STATELESS_REPLY_MAX_BYTES);
     const n = encodeControl(buf, p);
     this.#stateless.push({ destination: to, data: buf.subarray(0, n) });
     this.stats.statelessRepliesSent++;

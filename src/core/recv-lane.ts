@@ -1,4 +1,5 @@
 import { MAX_UNRELIABLE_MESSAGE_SIZE } from './config.js';
+import { EndReason } from './types.js';
 
 /**
  * Thrown inside frame processing when an authenticated peer breaks the protocol; the connection
@@ -153,7 +154,7 @@ export class RecvLane {
       if (this.#phase === PhaseSize) {
         this.#size = Math.floor(v / 2);
         if (this.#size > this.#maxMessageSize) {
-          throw new ProtocolViolation(5001, `reliable message of ${this.#size} bytes exceeds RecvMaxMessageSize ${this.#maxMessageSize}`);
+          throw new ProtocolViolation(EndReason.Misc_Generic, `reliable message of ${this.#size} bytes exceeds RecvMaxMessageSize ${this.#maxMessageSize}`);
         }
         if ((v & 1) === 1) {
           this.#phase = PhaseGap;
@@ -162,7 +163,7 @@ export class RecvLane {
         this.#gap = 1;
       } else {
         this.#gap = v + 2;
-        if (this.#gap > MAX_RELIABLE_NUMBER_GAP) throw new ProtocolViolation(4008, 'reliable message number lurch');
+        if (this.#gap > MAX_RELIABLE_NUMBER_GAP) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'reliable message number lurch');
       }
       // Header complete. Fast path: the whole body is in this chunk.
       if (n - p >= this.#size) {
@@ -197,8 +198,8 @@ export class RecvLane {
   /** An unreliable segment. Never retransmitted, so each fragment arrives at most once. */
   onUnreliable(messageNumber: number, offset: number, last: boolean, latest: boolean, data: Uint8Array): void {
     const end = offset + data.length;
-    if (end > MAX_UNRELIABLE_MESSAGE_SIZE) throw new ProtocolViolation(4008, `unreliable message beyond ${MAX_UNRELIABLE_MESSAGE_SIZE} bytes`);
-    if (messageNumber === 0) throw new ProtocolViolation(4008, 'unreliable message number 0');
+    if (end > MAX_UNRELIABLE_MESSAGE_SIZE) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, `unreliable message beyond ${MAX_UNRELIABLE_MESSAGE_SIZE} bytes`);
+    if (messageNumber === 0) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'unreliable message number 0');
     if (latest && messageNumber <= this.#latestDelivered) {
       this.droppedUnreliable += offset === 0 ? 1 : 0;
       return;
@@ -225,13 +226,13 @@ export class RecvLane {
     for (let i = 0; i < part.offsets.length; i++) {
       const o = part.offsets[i] as number;
       const l = (part.pieces[i] as Uint8Array).length;
-      if (offset < o + l && o < end) throw new ProtocolViolation(4008, 'overlapping unreliable fragments');
+      if (offset < o + l && o < end) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'overlapping unreliable fragments');
     }
     if (last) {
-      if (part.total !== -1) throw new ProtocolViolation(4008, 'two last fragments');
+      if (part.total !== -1) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'two last fragments');
       part.total = end;
     }
-    if (part.total !== -1 && end > part.total) throw new ProtocolViolation(4008, 'fragment beyond message end');
+    if (part.total !== -1 && end > part.total) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'fragment beyond message end');
     part.offsets.push(offset);
     part.pieces.push(data.slice());
     part.received += data.length;

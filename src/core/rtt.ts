@@ -5,6 +5,7 @@ export const INITIAL_RTT_US = 333_000;
 /** Timer granularity (RFC 9002 kGranularity). */
 export const GRANULARITY_US = 1000;
 
+/** Smoothed RTT, its variance and minimum: recovery's loss and probe timers are derived from them. */
 export class RttEstimator {
   latestUs = 0;
   smoothedUs = INITIAL_RTT_US;

@@ -16,10 +16,12 @@ export const TRANSITIONS: ReadonlyMap<ConnectionState, readonly ConnectionState[
   [S.Dead, []],
 ]);
 
+/** Whether the table allows `from -> to`; the one check `#setState` makes before changing state. */
 export function canTransition(from: ConnectionState, to: ConnectionState): boolean {
   return (TRANSITIONS.get(from) ?? []).includes(to);
 }
 
+/** State names for messages (internal-error text, logs): the numeric values alone do not say much. */
 export const STATE_NAMES: ReadonlyMap<ConnectionState, string> = new Map<ConnectionState, string>([
   [S.None, 'None'],
   [S.Connecting, 'Connecting'],

@@ -1,3 +1,5 @@
+import { US_PER_S } from './timers.js';
+
 /** Real-time status of a connection (GNS `SteamNetConnectionRealTimeStatus_t`, plus netlane extras). */
 export interface ConnectionStatus {
   state: number;
@@ -77,8 +79,8 @@ export class RateMeter {
   roll(now: number, intervalUs: number): boolean {
     const dt = now - this.#intervalStartUs;
     if (dt < intervalUs) return false;
-    this.packetsPerSec = Math.round((this.#packets * 1e6) / dt);
-    this.bytesPerSec = Math.round((this.#bytes * 1e6) / dt);
+    this.packetsPerSec = Math.round((this.#packets * US_PER_S) / dt);
+    this.bytesPerSec = Math.round((this.#bytes * US_PER_S) / dt);
     this.#packets = 0;
     this.#bytes = 0;
     this.#intervalStartUs = now;

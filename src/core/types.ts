@@ -18,6 +18,7 @@ export const ConnectionState = {
   Linger: -2,
   Dead: -3,
 } as const;
+/** One of the {@link ConnectionState} values. */
 export type ConnectionState = (typeof ConnectionState)[keyof typeof ConnectionState];
 
 /** The state the API reports: internal states collapse to `None`. */
@@ -50,6 +51,7 @@ export const EndReason = {
   Misc_Timeout: 5003,
   Misc_PeerSentNoConnection: 5010,
 } as const;
+/** An end reason: one of {@link EndReason}, or an application's own code in 1000-2999. */
 export type EndReason = number;
 
 /**
@@ -77,6 +79,7 @@ export const Result = {
   LimitExceeded: 25,
   Ignored: 41,
 } as const;
+/** One of the {@link Result} codes. */
 export type Result = (typeof Result)[keyof typeof Result];
 
 /** A UDP address (or a simulated one). */
@@ -85,6 +88,7 @@ export interface SocketAddress {
   readonly port: number;
 }
 
+/** Address equality by value: addresses arrive as fresh objects with every datagram. */
 export function sameAddress(a: SocketAddress, b: SocketAddress): boolean {
   return a.port === b.port && a.address === b.address;
 }

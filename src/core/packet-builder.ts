@@ -1,0 +1,282 @@
+import type { ConnectionKeys } from '../crypto/types.js';
+import { encodeControl, type ControlPacket } from '../wire/control.js';
+import {
+  FrameType,
+  ackFrameSize,
+  encodeAckRanges,
+  encodeClose,
+  encodeFrame,
+  encodeReliableHeader,
+  encodeUnreliableHeader,
+  reliableHeaderSize,
+  unreliableHeaderSize,
+} from '../wire/frames.js';
+import { encodeDataHeader, packetNumberLength, type DataHeader } from '../wire/header.js';
+import { Writer, varintSize } from '../wire/writer.js';
+import { MAX_ACK_RANGES, type AckTracker } from './ack-tracker.js';
+import type { ConfigValues } from './config.js';
+import type { CongestionController } from './congestion.js';
+import type { ConnectionCounters, IntervalStats } from './connection-status.js';
+import { PACKET_SLACK_BYTES, type LaneScheduler } from './lane-scheduler.js';
+import type { Recovery, SentPacket } from './recovery.js';
+import type { SendLane } from './send-lane.js';
+import { NO_TIME } from './timers.js';
+import type { SocketAddress, Transmit } from './types.js';
+
+/** A segment smaller than this is not started at the end of a packet ("no tiny slivers", GNS). */
+const MIN_SEGMENT_BYTES = 16;
+/** An ACK frame gives up its oldest ranges to stay within this (a third of a default packet), so data still fits beside it. */
+const ACK_FRAME_BUDGET_BYTES = 400;
+/** A STATS frame is only added with more room than this: its largest realistic encoding (1 + 2 + 8 + 8 bytes) with some to spare. */
+const STATS_FRAME_ROOM_BYTES = 24;
+/** No segment is this long (a packet is smaller), so the size of its length varint bounds any segment header. */
+const SEGMENT_LENGTH_BOUND = 0xffff;
+/** The type byte that starts every frame. */
+const FRAME_TYPE_BYTES = 1;
+/** Scratch room past the MTU, so that no key's overhead makes a seal write past the buffer. */
+const SCRATCH_SLACK_BYTES = 64;
+/** Room for the largest control packet: a CONNECT_REQUEST with its cookie and handshake payload. */
+const CONTROL_PACKET_MAX_BYTES = 8192;
+
+/** What the packet builder reads from its connection, and the counters it keeps there. */
+export interface PacketHost extends Pick<ConnectionCounters, 'packetsSent' | 'bytesSent' | 'retransmittedBytes'> {
+  readonly config: ConfigValues;
+  readonly remote: SocketAddress;
+  readonly remoteCid: number;
+  readonly endReason: number;
+  readonly endDebug: string;
+}
+
+/**
+ * Frames owed to the peer outside the data flow: set by timers and the close paths, cleared by the
+ * builder once written, so that each is sent once however many packets are built.
+ */
+export class PendingFrames {
+  /** The probe timeout fired: an ack-eliciting packet goes out even if the window is full. */
+  probe = false;
+  /** Keepalive: a PING goes out. */
+  ping = false;
+  /** A CLOSE frame with the connection's end reason goes out. */
+  close = false;
+  /** When the last CLOSE frame left: stray packets after a close are answered at most once per RTT. */
+  lastCloseSentUs = -NO_TIME;
+}
+
+/** Bytes of a LANE frame moving the packet's segments from lane `cur` to `lane` (none if already there). */
+function laneFrameSize(cur: number, lane: number): number {
+  return lane !== cur ? FRAME_TYPE_BYTES + varintSize(lane) : 0;
+}
+
+/** Moves the packet's segments to `lane` with a LANE frame when they are on another; returns the lane they are on. */
+function selectLane(w: Writer, cur: number, lane: number): number {
+  if (lane !== cur) {
+    w.u8(FrameType.Lane, 'lane');
+    w.varint(lane, 'lane.lane');
+  }
+  return lane;
+}
+
+/** Writes reliable stream bytes `[offset, offset + len)` of `lane` and records them in `sent` for recovery. */
+function writeReliable(w: Writer, lane: SendLane, offset: number, len: number, sent: SentPacket): void {
+  encodeReliableHeader(w, offset, len, true);
+  w.bytes(lane.stream.view(offset, len), 'reliable.data');
+  sent.segments.push(lane.index, offset, len);
+}
+
+/**
+ * Assembles a connection's outgoing packets into one scratch buffer per connection (the transmit copies
+ * out of it): control packets during the handshake and close, and data packets carrying ACK, CLOSE,
+ * STATS, PING, retransmissions, then new data in lane-scheduler order.
+ */
+export class PacketBuilder {
+  readonly #host: PacketHost;
+  readonly #recovery: Recovery;
+  readonly #cc: CongestionController;
+  readonly #ack: AckTracker;
+  readonly #lanes: LaneScheduler;
+  readonly #interval: IntervalStats;
+  readonly #frames: PendingFrames;
+  readonly #scratch: Uint8Array;
+  readonly #w: Writer;
+  readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+
+  constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames) {
+    this.#host = host;
+    this.#recovery = recovery;
+    this.#cc = cc;
+    this.#ack = ack;
+    this.#lanes = lanes;
+    this.#interval = interval;
+    this.#frames = frames;
+    this.#scratch = new Uint8Array(host.config.MTU_PacketSize + SCRATCH_SLACK_BYTES);
+    this.#w = new Writer(this.#scratch);
+  }
+
+  /** Encodes a control packet to the peer (handshake, CLOSED). */
+  control(p: ControlPacket): Transmit {
+    const buf = new Uint8Array(CONTROL_PACKET_MAX_BYTES);
+    const n = encodeControl(buf, p);
+    const host = this.#host;
+    host.packetsSent++;
+    host.bytesSent += n;
+    return { destination: host.remote, data: buf.slice(0, n) };
+  }
+
+  /** Builds one data packet, or returns null when nothing is due. `closing`: a CLOSE frame (and ACK) only. */
+  data(now: number, keys: ConnectionKeys, closing: boolean): Transmit | null {
+    const host = this.#host;
+    const cfg = host.config;
+    const cc = this.#cc;
+    const ack = this.#ack;
+    const frames = this.#frames;
+    const interval = this.#interval;
+    const probe = frames.probe;
+    const ping = frames.ping;
+    const ackDue = ack.pending && ack.dueUs <= now;
+    let wantData = false;
+    if (!closing) {
+      const at = this.#lanes.dataWantedAtUs(cfg.MTU_PacketSize);
+      wantData = at <= now && (probe || (cc.windowOpen() && cc.nextSendTimeUs(now, cfg.MTU_PacketSize) <= now));
+    }
+    if (!wantData && !ackDue && !frames.close && !probe && !ping && !(interval.reportDue && ack.pending)) {
+      if (!closing && this.#lanes.pendingBytes === 0) cc.onAppLimited();
+      return null;
+    }
+    const recovery = this.#recovery;
+    const pn = recovery.nextPn;
+    const w = this.#w;
+    const limit = cfg.MTU_PacketSize - keys.overhead;
+    w.reset(this.#scratch, 0, limit);
+    const hdr = this.#hdr;
+    hdr.keyPhase = keys.sendPhase;
+    hdr.destinationCid = host.remoteCid;
+    hdr.pnLength = packetNumberLength(pn, recovery.largestAcked);
+    hdr.truncatedPn = pn;
+    encodeDataHeader(w, hdr);
+    const headerLen = w.position;
+    const sent = recovery.allocate();
+    let ackEliciting = false;
+
+    if (ack.pending) this.#writeAck(now, w);
+    if (frames.close) {
+      encodeClose(w, host.endReason, host.endDebug);
+      frames.close = false;
+      frames.lastCloseSentUs = now;
+    }
+    if (!closing) {
+      if (interval.reportDue && w.remaining > STATS_FRAME_ROOM_BYTES) {
+        encodeFrame(w, { type: 'stats', quality: interval.wireQuality(), inPacketsPerSec: interval.inMeter.packetsPerSec, inBytesPerSec: interval.inMeter.bytesPerSec });
+        interval.reportDue = false;
+      }
+      if (probe || ping) {
+        w.u8(FrameType.Ping, 'ping');
+        ackEliciting = true;
+        frames.probe = false;
+        frames.ping = false;
+      }
+      if (wantData) {
+        if (this.#writeData(now, w, sent)) ackEliciting = true;
+      }
+    }
+    const payloadLen = w.position - headerLen;
+    if (payloadLen === 0) return null; // the unused record is left to the garbage collector
+    const sealedLen = keys.seal(pn, this.#scratch.subarray(0, headerLen), this.#scratch.subarray(headerLen), payloadLen);
+    const total = headerLen + sealedLen;
+    sent.ackEliciting = ackEliciting;
+    sent.inFlight = ackEliciting;
+    sent.size = total;
+    recovery.onSent(now, sent);
+    host.packetsSent++;
+    host.bytesSent += total;
+    interval.outMeter.add(total);
+    return { destination: host.remote, data: this.#scratch.slice(0, total) };
+  }
+
+  #writeAck(now: number, w: Writer): void {
+    const ack = this.#ack;
+    const { lo, hi } = ack.received;
+    const n = lo.length;
+    if (n === 0) return;
+    const delay = ack.ackDelay(now);
+    // Newest ranges first; keep as many as fit in the budget.
+    let from = Math.max(0, n - MAX_ACK_RANGES);
+    while (from < n - 1 && ackFrameSize(lo, hi, from, n, delay) > Math.min(w.remaining, ACK_FRAME_BUDGET_BYTES)) from++;
+    if (ackFrameSize(lo, hi, from, n, delay) > w.remaining) return;
+    encodeAckRanges(w, lo, hi, from, n, delay);
+    ack.onAckSent();
+  }
+
+  /** Writes retransmissions, then new data. Returns true if any data was written. */
+  #writeData(now: number, w: Writer, sent: SentPacket): boolean {
+    const sched = this.#lanes;
+    const lanes = sched.lanes;
+    let curLane = 0;
+    let wrote = false;
+    // 1. Retransmissions first, lanes in index order (GNS sends retries before new data).
+    for (let li = 0; li < lanes.length; li++) {
+      const lane = lanes[li] as SendLane;
+      const rt = lane.retransmit;
+      while (!rt.isEmpty()) {
+        let a = rt.lo[0] as number;
+        const b = rt.hi[0] as number;
+        if (a < lane.stream.base) {
+          rt.removeBelow(lane.stream.base);
+          continue;
+        }
+        a = Math.max(a, lane.stream.base);
+        const avail = w.remaining - laneFrameSize(curLane, lane.index) - reliableHeaderSize(a, SEGMENT_LENGTH_BOUND, true);
+        if (avail < Math.min(MIN_SEGMENT_BYTES, b - a + 1)) return wrote;
+        const len = Math.min(b - a + 1, avail);
+        curLane = selectLane(w, curLane, lane.index);
+        writeReliable(w, lane, a, len, sent);
+        rt.remove(a, a + len - 1);
+        this.#host.retransmittedBytes += len;
+        wrote = true;
+      }
+    }
+    // 2. New data, in the scheduler's order.
+    while (w.remaining > MIN_SEGMENT_BYTES / 2) {
+      const lane = sched.pick();
+      if (!lane) break;
+      const item = lane.items.peek();
+      if (!item) break;
+      const laneHdr = laneFrameSize(curLane, lane.index);
+      let len: number;
+      if (item.reliable) {
+        const a = lane.sentOffset;
+        const avail = w.remaining - laneHdr - reliableHeaderSize(a, SEGMENT_LENGTH_BOUND, true);
+        const want = item.end - a;
+        if (avail < Math.min(MIN_SEGMENT_BYTES, want)) break;
+        len = Math.min(want, avail);
+        curLane = selectLane(w, curLane, lane.index);
+        writeReliable(w, lane, a, len, sent);
+        lane.sentOffset += len;
+        if (lane.sentOffset === item.end) lane.items.shift();
+      } else {
+        const data = item.data as Uint8Array;
+        if (item.sent === 0 && now > item.dropAfterUs) {
+          sched.dropLate(lane, data.length);
+          continue;
+        }
+        const left = data.length - item.sent;
+        const avail = w.remaining - laneHdr - unreliableHeaderSize(item.messageNumber, item.sent, SEGMENT_LENGTH_BOUND, true);
+        // Start a message that fits a packet in a fresh packet rather than fragmenting it.
+        const fresh = this.#host.config.MTU_PacketSize - PACKET_SLACK_BYTES;
+        if (avail < left && item.sent === 0 && (left <= fresh || avail < MIN_SEGMENT_BYTES)) break;
+        if (avail <= 0) break;
+        len = Math.min(left, avail);
+        curLane = selectLane(w, curLane, lane.index);
+        const last = item.sent + len === data.length;
+        encodeUnreliableHeader(w, item.messageNumber, item.sent, len, last, item.latest, true);
+        w.bytes(data.subarray(item.sent, item.sent + len), 'unreliable.data');
+        item.sent += len;
+        lane.pendingUnreliableBytes -= len;
+        if (last) lane.items.shift();
+      }
+      sched.charge(lane, len);
+      wrote = true;
+    }
+    sched.settle();
+    return wrote;
+  }
+}
