@@ -330,6 +330,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
 
   /** ReceiverHost (and the control paths): the peer closed. */
   onPeerClose(now: number, reason: number, debug: string): void {
+    // A CLOSE after we finished (a linger completed by an ACK earlier in the same packet): already handled.
+    if (this.#state === S.FinWait || this.#state === S.Dead) return;
     this.endReason = reason;
     this.endDebug = debug;
     if (this.#state === S.Linger) {

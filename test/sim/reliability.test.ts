@@ -91,6 +91,27 @@ test('linger: reliable data queued before close is still delivered', () => {
   });
 });
 
+test('linger, then the peer closes as soon as it has read everything: the last ACK and the CLOSE in one packet end the linger without an exception', () => {
+  withSeed(seedOr(12), (seed) => {
+    const p = connectedPair(seed, { latencyUs: 1_000 });
+    for (let i = 0; i < 3; i++) assert.ok(p.client.endpoint.send(p.sim.now, p.c, payload(0, i, 200), SendFlags.Reliable) > 0);
+    assert.equal(p.client.endpoint.close(p.sim.now, p.c, 1000, 'bye', true), 1);
+    const got: number[] = [];
+    let closed = false;
+    // The server closes the moment it has every message: its CLOSE goes out with the ACK of the last one.
+    p.sim.runUntil(() => {
+      for (const m of drain(p.server, p.s)) got.push(check(m.data).index);
+      if (got.length === 3 && !closed) {
+        closed = true;
+        p.server.endpoint.close(p.sim.now, p.s, 1000, 'done', false);
+      }
+      return closed && p.client.endpoint.connectionCount === 0;
+    }, 30_000_000);
+    assert.deepEqual(got, [0, 1, 2]);
+    assert.equal(p.client.endpoint.connectionCount, 0, 'the lingering connection finished and was removed');
+  });
+});
+
 test('close without linger: the peer sees ClosedByPeer with the reason and debug text', () => {
   withSeed(seedOr(12), (seed) => {
     const p = connectedPair(seed, { latencyUs: 10_000 });
