@@ -306,6 +306,8 @@ export class NetworkManager {
     if (this.#closed) return;
     this.#closed = true;
     this.#host.shutdown(this.#now());
+    this.#stack.driver.service(); // the connections' CLOSE leaves on their relay paths
+    this.#host.closeRelays();
     this.#stack.driver.service();
     this.#stack.driver.close();
   }

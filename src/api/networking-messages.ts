@@ -319,6 +319,8 @@ export class NetworkingMessages {
     if (this.#closed) return;
     this.#closed = true;
     this.#host.shutdown(this.#now());
+    this.#stack.driver.service(); // the connections' CLOSE leaves on their relay paths
+    this.#host.closeRelays();
     this.#stack.driver.service();
     this.#stack.driver.close();
   }

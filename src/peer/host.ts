@@ -181,12 +181,19 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     return this.#events.shift() ?? null;
   }
 
-  /** Closes every connection (reason 1000) and the relay sessions; what they send waits in `pollTransmit`. */
+  /**
+   * Closes every connection (reason 1000); what they send waits in `pollTransmit`. Drain it (the close
+   * leaves on the relay paths), then {@link closeRelays}.
+   */
   shutdown(now: number): void {
     if (this.#closed) return;
     for (const s of this.#sessions.values()) if (s.cid !== 0) this.endpoint.close(now, s.cid, 1000, 'Shutting down', false);
-    this.relay?.close();
     this.#closed = true;
+  }
+
+  /** Closes the relay sessions (their CLOSE_SESSION waits in `pollTransmit`); nothing goes through a relay after. */
+  closeRelays(): void {
+    this.relay?.close();
   }
 
   // ---------------------------------------------------------------- sans-IO inputs and outputs
@@ -393,6 +400,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   /** The session fails: its connection closes, its queue is dropped, a `failed` event is raised. */
   fail(now: number, s: PeerSession<A>, apiState: number, reason: number, debug: string): void {
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
+    // Steam: a broken session is not wanted until the application restarts it; a connection from the peer is a new request.
+    if (this.#policy.afterEnd === 'quietOrFail') s.wanted = false;
     s.clearOutbox();
     this.#pending.delete(s);
     s.transition({ kind: 'failed', state: apiState, reason, debug });
