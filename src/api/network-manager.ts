@@ -8,7 +8,7 @@ import type { RelayClient, RelayClientStats } from '../relay/index.js';
 import { Result } from '../core/types.js';
 import { NetlaneError } from '../util/errors.js';
 import { Listeners } from '../util/listeners.js';
-import { parseRoute, rebindStack, relayedStack, type RelayTuning, type RelayedStack } from './relayed.js';
+import { closeStack, parseRoute, rebindStack, relayedStack, type RelayTuning, type RelayedStack } from './relayed.js';
 import type { ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
@@ -305,11 +305,7 @@ export class NetworkManager {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#host.shutdown(this.#now());
-    this.#stack.driver.service(); // the connections' CLOSE leaves on their relay paths
-    this.#host.closeRelays();
-    this.#stack.driver.service();
-    this.#stack.driver.close();
+    closeStack(this.#stack);
   }
 
   // ---------------------------------------------------------------- plumbing

@@ -4,7 +4,7 @@ import { addressKey, type RelayClient } from '../relay/index.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { Listeners } from '../util/listeners.js';
-import { rebindStack, relayedStack, type RelayedStack } from './relayed.js';
+import { closeStack, rebindStack, relayedStack, type RelayedStack } from './relayed.js';
 import { Limits } from './types.js';
 import { AUTO_RESTART_BROKEN_SESSION, NetworkingConnectionEnd, NetworkingMessagesMessage, type NetworkingIdentity, type NetworkingMessagesOptions, type NetworkingMessagesStats, type SessionConnectionInfo, type SessionFailedInfo } from './messages-types.js';
 
@@ -318,11 +318,7 @@ export class NetworkingMessages {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#host.shutdown(this.#now());
-    this.#stack.driver.service(); // the connections' CLOSE leaves on their relay paths
-    this.#host.closeRelays();
-    this.#stack.driver.service();
-    this.#stack.driver.close();
+    closeStack(this.#stack);
   }
 
   // ---------------------------------------------------------------- sessions

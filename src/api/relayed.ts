@@ -109,6 +109,15 @@ function publishStatus(e: ConnectionStatusChangedEvent): void {
   if (channels.connectionStatus.hasSubscribers) channels.connectionStatus.publish({ connection: e.connection, oldState: e.oldState, state: e.state, remote: e.remote, endReason: e.endReason, endDebug: e.endDebug });
 }
 
+/** Closes a relayed facade: its connections first (their CLOSE leaves on the relay paths), then its relay sessions, then the socket. */
+export function closeStack<A>(stack: RelayedStack<A>): void {
+  stack.host.shutdown(stack.runtime.scheduler.now());
+  stack.driver.service();
+  stack.host.closeRelays();
+  stack.driver.service();
+  stack.driver.close();
+}
+
 /** Moves a relayed facade to a new local port (a NAT rebinding, for tests): the relays challenge the new address and move its sessions. */
 export function rebindStack<A>(stack: RelayedStack<A>): void {
   const old = stack.driver.transport.local;

@@ -230,6 +230,16 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
   return buf.slice(0, w.position);
 }
 
+/** {@link decodeRelayControl}, or null for a malformed message (what a receiver counts and drops). */
+export function tryDecodeRelayControl(b: Uint8Array): RelayControl | null {
+  try {
+    return decodeRelayControl(b);
+  } catch (e) {
+    if (e instanceof WireError) return null;
+    throw e;
+  }
+}
+
 /** Decodes a control message. Throws WireError on anything malformed (callers drop and count). */
 export function decodeRelayControl(b: Uint8Array): RelayControl {
   const r = new Reader(b);

@@ -3,8 +3,7 @@ import type { CryptoProvider } from '../../crypto/provider.js';
 import { bytesEqual } from '../../crypto/provider.js';
 import { Deque } from '../../util/deque.js';
 import { NetlaneError } from '../../util/errors.js';
-import { WireError } from '../../wire/errors.js';
-import { PATH_MAC_BYTES, RelayMsg, ROUTE_VERSION, addressKey, decodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
+import { PATH_MAC_BYTES, RelayMsg, ROUTE_VERSION, addressKey, tryDecodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
 import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
 import { DirectoryClient } from './directory.js';
 import { PathTable } from './paths.js';
@@ -251,11 +250,8 @@ export class RelayClient {
       this.onData(now, this.#paths.down(r, linkId).vaddr, data.subarray(3));
       return;
     }
-    let m: RelayControl;
-    try {
-      m = decodeRelayControl(data);
-    } catch (e) {
-      if (!(e instanceof WireError)) throw e;
+    const m = tryDecodeRelayControl(data);
+    if (!m) {
       this.stats.refused++;
       return;
     }

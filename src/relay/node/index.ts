@@ -1,6 +1,5 @@
-import { WireError } from '../../wire/errors.js';
 import { toHex } from '../../util/bytes.js';
-import { MAX_RELAY_DATAGRAM, RelayMsg, decodeRelayControl, type RelayControl } from '../protocol.js';
+import { MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type RelayControl } from '../protocol.js';
 import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
 import { CookieJar } from './cookies.js';
 import { Directory } from './directory.js';
@@ -132,11 +131,8 @@ export class RelayNode {
       this.#forwarder.forward(now, address, port, data);
       return;
     }
-    let m: RelayControl;
-    try {
-      m = decodeRelayControl(data);
-    } catch (e) {
-      if (!(e instanceof WireError)) throw e;
+    const m = tryDecodeRelayControl(data);
+    if (!m) {
       st.malformed++;
       return;
     }
