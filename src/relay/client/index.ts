@@ -273,10 +273,13 @@ export class RelayClient {
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
     due = Math.min(due, this.#dir.nextRetryUs(now));
     due = Math.min(due, this.#paths.handleTimeout(now));
-    // Probe every configured relay now and then: dead ones may be back, another may be better.
+    // Probe every configured relay now and then: dead ones may be back, another may be better. Without a
+    // primary this runs on every datagram received, so a relay is pinged again only once its last ping has
+    // had REQUEST_RETRY_US to be answered: a new ping replaces the nonce, and a ping per pong (a stale or
+    // duplicated one) would keep a pong always in flight for an old nonce, and multiply under duplication.
     if (now >= this.#nextProbeUs || !this.#primary) {
       this.#nextProbeUs = now + this.#probeUs;
-      for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs) this.#ping(r, now);
+      for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs && now - r.pingSentUs >= REQUEST_RETRY_US) this.#ping(r, now);
     }
     due = Math.min(due, this.#primary ? this.#nextProbeUs : now + REQUEST_RETRY_US);
     this.#choose(now);
