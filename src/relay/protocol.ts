@@ -1,8 +1,8 @@
-import { SocketAddress as NodeSocketAddress, isIP } from 'node:net';
 import type { SocketAddress } from '../core/types.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
+import { formatIPv6 } from '../util/address.js';
 
 /**
  * The relay protocol (docs/RELAY.md): what a client and a relay node say to each other. Big-endian.
@@ -367,7 +367,7 @@ export interface Route {
 }
 
 function writeAddress(w: Writer, a: SocketAddress): void {
-  if (isIP(a.address) === 4) {
+  if (!a.address.includes(':')) {
     w.u8(4, 'family');
     for (const part of a.address.split('.')) w.u8(Number(part), 'ipv4');
   } else {
@@ -383,14 +383,14 @@ function readAddress(r: Reader): SocketAddress {
   let address: string;
   if (family === 4) address = [r.u8('ipv4'), r.u8('ipv4'), r.u8('ipv4'), r.u8('ipv4')].join('.');
   else if (family === 6) {
-    const parts: string[] = [];
-    for (let i = 0; i < 8; i++) parts.push(r.u16('ipv6').toString(16));
-    address = new NodeSocketAddress({ address: parts.join(':'), family: 'ipv6' }).address; // canonical form, as dgram reports it
+    const groups: number[] = [];
+    for (let i = 0; i < 8; i++) groups.push(r.u16('ipv6'));
+    address = formatIPv6(groups); // canonical form, as dgram reports it
   } else throw new WireError('route.family', `unknown address family ${family}`);
   return { address, port: r.u16('port') };
 }
 
-/** The eight 16-bit groups of an IPv6 literal (which node:net has checked). */
+/** The eight 16-bit groups of an IPv6 literal (the caller parsed it as one). */
 function expandIPv6(s: string): number[] {
   const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, null];
   const parse = (p: string): number[] => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));

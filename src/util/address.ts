@@ -8,3 +8,35 @@ export function splitHostPort(s: string): { address: string; port: number } | nu
   const port = Number(m[2]);
   return port <= 65535 ? { address: m[1] as string, port } : null;
 }
+
+/**
+ * An IPv6 address from its eight 16-bit groups in the canonical text form (RFC 5952 section 4: lower-case
+ * hex without leading zeros, the longest run of two or more zero groups, the first on a tie, as `::`;
+ * IPv4-compatible and -mapped addresses in dotted quad), the form node:dgram reports.
+ */
+export function formatIPv6(groups: readonly number[]): string {
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number): string => groups.slice(from, to).map((g) => g.toString(16)).join(':');
+  if (best < 0) return hex(0, 8);
+  // IPv4-compatible and IPv4-mapped addresses end in dotted quad, as inet_ntop (and so node:dgram) prints them.
+  if (best === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
+    const a = groups[6] as number;
+    const b = groups[7] as number;
+    return `::${bestLen === 5 ? 'ffff:' : ''}${a >> 8}.${a & 0xff}.${b >> 8}.${b & 0xff}`;
+  }
+  return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
+}
