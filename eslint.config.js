@@ -106,7 +106,9 @@ export default tseslint.config(
   {
     files: ['src/relay/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/testing/**', '**/cli/**'], message: 'relay sits under the facades: it may not import api, testing or cli (DESIGN.md section 1).' }] }],
+      'no-restricted-imports': ['error', { patterns: [worldImports[0], { group: ['**/api/**', '**/io/**', '**/peer/**', '**/testing/**', '**/cli/**', '**/crypto/node-provider*'], message: 'relay is sans-IO, under io and the facades: it may not import io, peer, api, testing, cli or the node:crypto provider.' }] }],
+      'no-restricted-globals': ['error', ...worldGlobals],
+      'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from the CryptoProvider.' }],
     },
   },
   {
