@@ -134,6 +134,8 @@ export class RelayClient {
   #nextVport = 1;
   #nextRequestId = 1;
   #nextProbeUs = 0;
+  /** When every configured relay was last pinged (a probe): without a primary they are pinged again after REQUEST_RETRY_US. */
+  #lastProbeUs = Number.NEGATIVE_INFINITY;
   #started = false;
   #closed = false;
   /** The earliest time something is due (relay retries, keepalives, timeouts, link retries, lingers). */
@@ -348,10 +350,7 @@ export class RelayClient {
   /** Fires what is due at `now` and recomputes the next deadline. */
   handleTimeout(now: number): void {
     if (this.#closed) return;
-    if (!this.#started) {
-      this.#started = true;
-      for (const r of this.#relayList) this.#ping(r, now);
-    }
+    this.#started = true; // the first probe below pings every relay
     if (now < this.#dueUs) return;
     let due = Number.POSITIVE_INFINITY;
     for (const r of this.#relayList) due = Math.min(due, this.#relayTimers(r, now));
@@ -359,12 +358,15 @@ export class RelayClient {
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
     due = Math.min(due, this.#dir.nextRetryUs(now));
     for (const path of [...this.#paths.values()]) due = Math.min(due, this.#pathTimers(path, now));
-    // Probe every configured relay now and then: dead ones may be back, another may be better.
-    if (now >= this.#nextProbeUs || !this.#primary) {
+    // Probe every configured relay now and then: dead ones may be back, another may be better. Without a
+    // primary, every REQUEST_RETRY_US: not on every call (a datagram makes one), or each stray pong would
+    // ping every relay again, replacing the nonces of the pings in flight, so that their pongs are strays too.
+    if (now >= this.#nextProbeUs || (!this.#primary && now >= this.#lastProbeUs + REQUEST_RETRY_US)) {
       this.#nextProbeUs = now + this.#probeUs;
+      this.#lastProbeUs = now;
       for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs) this.#ping(r, now);
     }
-    due = Math.min(due, this.#primary ? this.#nextProbeUs : now + REQUEST_RETRY_US);
+    due = Math.min(due, this.#primary ? this.#nextProbeUs : this.#lastProbeUs + REQUEST_RETRY_US);
     this.#choose(now);
     this.#dueUs = due;
   }
