@@ -215,14 +215,17 @@ export class RelayClient {
 
   /**
    * A newer route for the peer behind `vaddr` (updatePeer, the peer's in-band announcement, a lookup).
-   * The path moves when the relay it uses is not in the new route or is failing; otherwise it stays.
+   * The path moves when the relay it uses is not in the new route or is failing; otherwise it stays. A
+   * path the peer made (to our token, on one of our relays) stays while that relay works: the peer's
+   * route names the peer's relays, not ours, and a second link would leave each side sending on another
+   * link, the connection migrating back and forth between them.
    */
   updatePath(now: number, vaddr: SocketAddress, route: Route): void {
     const path = this.#paths.get(vaddr.port);
     if (!path || (path.route && route.revision <= path.route.revision)) return;
     path.route = route;
     const r = path.relay;
-    const stays = usable(r) && route.entries.some((e) => addressKey(e.relay) === r.key);
+    const stays = usable(r) && (path.incoming || route.entries.some((e) => addressKey(e.relay) === r.key));
     if (!stays) this.#relink(path, now);
   }
 
