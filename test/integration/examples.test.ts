@@ -1,4 +1,4 @@
-// The runnable programs: `npm start` (the demo) and the ported ValveSockets-CSharp examples.
+// The runnable programs: `npm start` (the demo), the ported ValveSockets-CSharp examples and the GameSDK lobby.
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -30,4 +30,11 @@ test('the ported server and client examples talk to each other on ::1', async ()
   } finally {
     server.kill();
   }
+});
+
+test('the GameSDK lobby example runs through an embedded relay and delivers all loot in order both ways', () => {
+  const r = spawnSync(process.execPath, ['dist/examples/discord-lobby.js', '--seconds', '1.5'], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /alice: loot (\d+)\/\1 received, each once, in order/);
+  assert.match(r.stdout, /bob: loot (\d+)\/\1 received, each once, in order/);
 });

@@ -66,6 +66,8 @@ export class RelayClient {
   #routeParsed: Route | null = null;
   #nextRequestId = 1;
   #nextProbeUs = 0;
+  /** When every configured relay was last pinged (a probe): without a primary they are pinged again after REQUEST_RETRY_US. */
+  #lastProbeUs = Number.NEGATIVE_INFINITY;
   #started = false;
   #closed = false;
   /** The earliest time something is due (relay retries, keepalives, timeouts, link retries, lingers). */
@@ -153,7 +155,10 @@ export class RelayClient {
 
   /**
    * A newer route for the peer behind `vaddr` (updatePeer, the peer's in-band announcement, a lookup).
-   * The path moves when the relay it uses is not in the new route or is failing; otherwise it stays.
+   * The path moves when the relay it uses is not in the new route or is failing; otherwise it stays. A
+   * path the peer made (to our token, on one of our relays) stays while that relay works: the peer's
+   * route names the peer's relays, not ours, and a second link would leave each side sending on another
+   * link, the connection migrating back and forth between them.
    */
   updatePath(now: number, vaddr: SocketAddress, route: Route): void {
     this.#paths.update(now, vaddr, route);
@@ -262,10 +267,7 @@ export class RelayClient {
   /** Fires what is due at `now` and recomputes the next deadline. */
   handleTimeout(now: number): void {
     if (this.#closed) return;
-    if (!this.#started) {
-      this.#started = true;
-      for (const r of this.#relayList) this.#ping(r, now);
-    }
+    this.#started = true; // the first probe below pings every relay
     if (now < this.#dueUs) return;
     let due = Number.POSITIVE_INFINITY;
     for (const r of this.#relayList) due = Math.min(due, this.#relayTimers(r, now));
@@ -274,14 +276,14 @@ export class RelayClient {
     due = Math.min(due, this.#dir.nextRetryUs(now));
     due = Math.min(due, this.#paths.handleTimeout(now));
     // Probe every configured relay now and then: dead ones may be back, another may be better. Without a
-    // primary this runs on every datagram received, so a relay is pinged again only once its last ping has
-    // had REQUEST_RETRY_US to be answered: a new ping replaces the nonce, and a ping per pong (a stale or
-    // duplicated one) would keep a pong always in flight for an old nonce, and multiply under duplication.
-    if (now >= this.#nextProbeUs || !this.#primary) {
+    // primary, every REQUEST_RETRY_US: not on every call (a datagram makes one), or each stray pong would
+    // ping every relay again, replacing the nonces of the pings in flight, so that their pongs are strays too.
+    if (now >= this.#nextProbeUs || (!this.#primary && now >= this.#lastProbeUs + REQUEST_RETRY_US)) {
       this.#nextProbeUs = now + this.#probeUs;
-      for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs && now - r.pingSentUs >= REQUEST_RETRY_US) this.#ping(r, now);
+      this.#lastProbeUs = now;
+      for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs) this.#ping(r, now);
     }
-    due = Math.min(due, this.#primary ? this.#nextProbeUs : now + REQUEST_RETRY_US);
+    due = Math.min(due, this.#primary ? this.#nextProbeUs : this.#lastProbeUs + REQUEST_RETRY_US);
     this.#choose(now);
     this.#dueUs = due;
   }

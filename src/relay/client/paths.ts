@@ -59,7 +59,10 @@ export class PathTable {
     if (!path || (path.route && route.revision <= path.route.revision)) return;
     path.route = route;
     const r = path.relay;
-    const stays = usable(r) && route.entries.some((e) => addressKey(e.relay) === r.key);
+    // A path the peer made (to our token, on one of our relays) stays while that relay works: the peer's
+    // route names the peer's relays, not ours, and a second link would leave each side sending on another
+    // link, the connection migrating back and forth between them.
+    const stays = usable(r) && (path.incoming || route.entries.some((e) => addressKey(e.relay) === r.key));
     if (!stays) this.relink(path, now);
   }
 

@@ -1,0 +1,77 @@
+// The relay client's start and its paths, in virtual time on links with jitter (datagrams reorder).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NetworkManager } from '../../src/api/network-manager.js';
+import { RelayMsg, addressKey } from '../../src/relay/protocol.js';
+import { seedOr, withSeed } from '../support/sim.js';
+import { World } from '../support/world.js';
+
+const LINK = { latencyUs: 5_000, jitterUs: 1_000 };
+
+test('a client starting with two relays pings each a few times, even when pongs come back out of order (no ping storm)', () => {
+  const first = seedOr(801);
+  for (let seed = first; seed < first + 20; seed++) {
+    withSeed(seed, () => {
+      const world = new World(seed, LINK);
+      const relays = [world.relay().address, world.relay().address];
+      const pings = new Map<string, number>();
+      let storm = false;
+      world.sim.intercept = (from, to, data) => {
+        if (data[0] !== RelayMsg.Ping) return data;
+        const k = `${addressKey(from)} > ${addressKey(to)}`;
+        const n = (pings.get(k) ?? 0) + 1;
+        pings.set(k, n);
+        if (n <= 100) return data;
+        storm = true;
+        return null; // a storm: stop it here, so that the test fails quickly
+      };
+      const nms = [0, 1, 2].map(() => new NetworkManager({ relays, runtime: world.peerRuntime() }));
+      world.drive([], () => nms.every((nm) => nm.route !== null), 2_000_000, 'routes');
+      world.run([], 2_000_000);
+      assert.equal(storm, false, `a ping storm: ${JSON.stringify([...pings])}`);
+      // A probe, the session's ping, and a retry or two: not one per pong received.
+      for (const [k, n] of pings) assert.ok(n <= 4, `${n} pings ${k} in the first ${world.sim.now / 1e6} s`);
+      for (const nm of nms) nm.close();
+      world.close();
+    });
+  }
+});
+
+test("a connection runs on one link: the side that accepted keeps the peer's link to its token, though the peer's route names other relays", () => {
+  const first = seedOr(821);
+  for (let seed = first; seed < first + 10; seed++) {
+    withSeed(seed, () => {
+      const world = new World(seed, LINK);
+      const r1 = world.relay();
+      const r2 = world.relay();
+      // Each peer on its own relay: the one that dials links to the other's token on the other's relay.
+      const x = new NetworkManager({ relays: [r1.address], runtime: world.peerRuntime() });
+      const y = new NetworkManager({ relays: [r2.address], runtime: world.peerRuntime() });
+      const nms = [x, y];
+      const frames = nms.map((nm) => ({ frame: () => (nm.runCallbacks(), nm.flush()) }));
+      world.drive(frames, () => x.route !== null && y.route !== null, 2_000_000, 'routes');
+      x.openPeer(y.getPeerId(), y.route as string);
+      y.openPeer(x.getPeerId(), x.route as string);
+      x.openChannel(y.getPeerId(), 1, true);
+      y.openChannel(x.getPeerId(), 1, true);
+      world.drive(frames, () => x.peerStatus(y.getPeerId())?.connected === true && y.peerStatus(x.getPeerId())?.connected === true, 5_000_000, 'connected');
+      const [dialler, acceptor] = x.getPeerId() < y.getPeerId() ? [x, y] : [y, x];
+      const acceptorRelay = dialler === x ? r2.address : r1.address;
+      // Data one way (acks the other): every datagram up goes to the acceptor's relay, and the path never moves.
+      const up = new Set<string>();
+      world.sim.intercept = (_from, to, data) => {
+        if (data[0] === RelayMsg.DataUp) up.add(addressKey(to));
+        return data;
+      };
+      let got = 0;
+      acceptor.on('message', () => got++);
+      world.run(frames, 3_000_000, () => dialler.sendMessage(acceptor.getPeerId(), 1, new Uint8Array(100)));
+      assert.ok(got > 250, `${got} messages`);
+      assert.deepEqual([...up], [acceptorRelay], 'one relay carries both directions');
+      assert.equal(dialler.peerStatus(acceptor.getPeerId())?.pathChanges, 0);
+      assert.equal(acceptor.peerStatus(dialler.getPeerId())?.pathChanges, 0, 'the connection does not migrate back and forth');
+      for (const nm of nms) nm.close();
+      world.close();
+    });
+  }
+});
