@@ -359,10 +359,12 @@ export class RelayClient {
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
     due = Math.min(due, this.#dir.nextRetryUs(now));
     for (const path of [...this.#paths.values()]) due = Math.min(due, this.#pathTimers(path, now));
-    // Probe every configured relay now and then: dead ones may be back, another may be better.
+    // Probe every configured relay now and then: dead ones may be back, another may be better. A ping still
+    // in flight is not replaced: a new nonce would make its pong unrecognisable (and, with no primary yet,
+    // every refused pong would ping again: a storm that never finds one).
     if (now >= this.#nextProbeUs || !this.#primary) {
       this.#nextProbeUs = now + this.#probeUs;
-      for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs) this.#ping(r, now);
+      for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs && now - r.pingSentUs >= REQUEST_RETRY_US) this.#ping(r, now);
     }
     due = Math.min(due, this.#primary ? this.#nextProbeUs : now + REQUEST_RETRY_US);
     this.#choose(now);
