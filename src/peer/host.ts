@@ -211,9 +211,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.#sessions.delete(s.key);
   }
 
-  /** A failed session may start again (its next `want`). */
+  /**
+   * A failed session may start again (its next `want`), as a new session: it finds the peer's route
+   * afresh, since the one it had may be what failed (a stale route, or a lying directory's).
+   */
   restart(s: PeerSession<A>): void {
-    if (s.state.kind === 'failed') s.transition({ kind: 'idle' });
+    if (s.state.kind !== 'failed') return;
+    s.route = null;
+    s.transition({ kind: 'idle' });
   }
 
   /**
