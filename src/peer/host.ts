@@ -119,9 +119,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.#sessions.delete(s.key);
   }
 
-  /** A failed session may start again (its next `want`). */
+  /**
+   * A failed session may start again (its next `want`), as a new session: it finds the peer's route
+   * afresh, since the one it had may be what failed (a stale route, or a lying directory's).
+   */
   restart(s: PeerSession<A>): void {
-    if (s.state.kind === 'failed') s.transition({ kind: 'idle' });
+    if (s.state.kind !== 'failed') return;
+    s.route = null;
+    s.transition({ kind: 'idle' });
   }
 
   /**
@@ -302,6 +307,12 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
         }
         this.#byCid.set(cid, s); // before the old connection goes: they may share one relay path
         this.#unlink(now, s, E.Duplicate, 'Duplicate connection');
+      } else if (st.kind === 'connected' && !st.incoming && certId !== null && this.localPeerId < certId && now - st.sinceUs < this.#o.timeoutInitialUs) {
+        // Our connection won a crossing and is up: this is the peer's losing dial, a retransmission still on
+        // its way (the peer has closed it). Replacing ours with it would lose what is in flight on ours.
+        this.stats.duplicateConnections++;
+        ep.close(now, cid, E.Duplicate, 'Duplicate connection', false);
+        return;
       } else {
         this.#byCid.set(cid, s);
         this.#unlink(now, s, E.Replaced, 'Replaced by a new connection'); // the peer started over
@@ -342,7 +353,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.#ended(now, s, ConnectionState.ProblemDetectedLocally, E.BadCert, `expected id:${s.peerId}, the peer is ${got}`, false);
       return;
     }
-    s.transition({ kind: 'connected', cid: st.cid, vaddr: st.vaddr, incoming: st.incoming });
+    s.transition({ kind: 'connected', cid: st.cid, vaddr: st.vaddr, incoming: st.incoming, sinceUs: now });
     s.everConnected = true;
     s.handshakes++;
     s.lastUsedUs = now;

@@ -22,7 +22,8 @@ export type SessionState =
   | { readonly kind: 'awaitingAccept'; readonly cid: number; readonly vaddr: SocketAddress; repeatAtUs: number }
   /** The peer makes the connection (it has the lower id, or won a crossing); until `untilUs` (+Infinity: for good). */
   | { readonly kind: 'awaitingPeer'; readonly untilUs: number }
-  | { readonly kind: 'connected'; readonly cid: number; readonly vaddr: SocketAddress; readonly incoming: boolean }
+  /** `sinceUs`: when the connection came up (a crossing's losing dial may still arrive for a while after). */
+  | { readonly kind: 'connected'; readonly cid: number; readonly vaddr: SocketAddress; readonly incoming: boolean; readonly sinceUs: number }
   /** The session failed: sends are refused until it is restarted or closed. `state` is the API state it failed in (4 or 5). */
   | { readonly kind: 'failed'; readonly state: number; readonly reason: number; readonly debug: string };
 

@@ -38,3 +38,17 @@ test('the GameSDK lobby example runs through an embedded relay and delivers all 
   assert.match(r.stdout, /alice: loot (\d+)\/\1 received, each once, in order/);
   assert.match(r.stdout, /bob: loot (\d+)\/\1 received, each once, in order/);
 });
+
+// The P2P tutorial (NetworkingMessages, GodotSteam seeds 002 and 003), a real program over real UDP. Its
+// semantics, scenario by scenario, are tested in virtual time in test/sim/networking-messages.test.ts.
+test('the P2P tutorial example runs: request, accept, handshake, turns, chat, and hostile payloads refused, with and without compression', () => {
+  for (const extra of [[], ['--compress']]) {
+    const r = spawnSync(process.execPath, ['dist/examples/p2p-tutorial.js', ...extra], { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /Host is requesting a P2P session/);
+    assert.match(r.stdout, /handshake from Guest/);
+    assert.match(r.stdout, /Host: gg/);
+    assert.match(r.stdout, /host refused 3 hostile payloads/);
+    assert.match(r.stdout, /p2p tutorial: OK/);
+  }
+});

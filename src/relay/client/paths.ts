@@ -71,7 +71,21 @@ export class PathTable {
     const path = this.#paths.get(vaddr.port);
     if (!path) return;
     this.#paths.delete(vaddr.port);
-    if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
+    this.#release(path);
+  }
+
+  /**
+   * A path lets go of its link's slot (it closes, or moves to another link). When both peers linked to
+   * each other's token, the relay gave both of this client's paths one link (the peer's, seen in data, and
+   * ours, from LINK_OK): the other path gets the slot back, so that what arrives on the link still reaches
+   * the connection on it rather than a new path no connection knows.
+   */
+  #release(path: Path): void {
+    const r = path.relay;
+    if (!r || r.links[path.linkId] !== path) return;
+    let heir: Path | undefined;
+    for (const p of this.#paths.values()) if (p !== path && p.relay === r && p.linkId === path.linkId) heir = p;
+    r.links[path.linkId] = heir;
   }
 
   /** DATA_DOWN on link `linkId` of `r`: its path, or a new one (a link the peer made to our token). */
@@ -219,7 +233,7 @@ export class PathTable {
   }
 
   #bind(path: Path, r: RelayState, linkId: number): void {
-    if (path.relay && path.relay.links[path.linkId] === path) path.relay.links[path.linkId] = undefined;
+    this.#release(path);
     if (path.relay) this.#stats.relinks++;
     path.relay = r;
     path.linkId = linkId;

@@ -10,6 +10,8 @@ interface DirEntry {
   readonly route: string;
   readonly session: Session;
   readonly unixSeconds: number;
+  /** The route's revision: within one second, it orders two registrations (they may arrive out of order). */
+  readonly revision: number;
 }
 
 /** The directory's limits, as resolved from the node's options. */
@@ -64,21 +66,25 @@ export class Directory {
     if (s.dirRegisterTokens < 1) return refuse(DirCode.RateLimited, 'rateLimited');
     s.dirRegisterTokens -= 1;
     let names = false;
+    let revision = 0;
     try {
-      names = decodeRoute(m.route).entries.some((e) => this.#sessions.byToken(e.token) === s);
+      const route = decodeRoute(m.route);
+      names = route.entries.some((e) => this.#sessions.byToken(e.token) === s);
+      revision = route.revision;
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
     }
     if (!names) return refuse(DirCode.BadRoute, 'badRoute');
     const id = derivePeerId(ctx.provider, m.publicKey);
     const held = this.#entries.get(id);
-    if (Math.abs(m.unixSeconds - ctx.unixSeconds()) > this.#policy.clockWindowS || (held && m.unixSeconds < held.unixSeconds)) return refuse(DirCode.Stale, 'stale');
+    const older = held !== undefined && (m.unixSeconds < held.unixSeconds || (m.unixSeconds === held.unixSeconds && revision < held.revision));
+    if (Math.abs(m.unixSeconds - ctx.unixSeconds()) > this.#policy.clockWindowS || older) return refuse(DirCode.Stale, 'stale');
     if (held && held.session === s && held.route === m.route) return answer(DirCode.Ok); // a retransmission
     ctx.stats.signatureChecks++;
     if (!ctx.provider.verify(m.publicKey, dirRegisterSigned(m.publicKey, m.unixSeconds, m.route), m.signature)) return refuse(DirCode.BadSignature, 'badSignature');
     if (s.dirId !== null && s.dirId !== id && this.#entries.get(s.dirId)?.session === s) this.#entries.delete(s.dirId);
     s.dirId = id;
-    this.#entries.set(id, { route: m.route, session: s, unixSeconds: m.unixSeconds });
+    this.#entries.set(id, { route: m.route, session: s, unixSeconds: m.unixSeconds, revision });
     ctx.stats.dirRegistered++;
     ctx.stats.dirEntries = this.#entries.size;
     answer(DirCode.Ok);
