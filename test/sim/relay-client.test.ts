@@ -75,3 +75,25 @@ test("a connection runs on one link: the side that accepted keeps the peer's lin
     });
   }
 });
+
+test('a warm backup relay survives 10 % loss: a lost keepalive never kills it, so the route is not republished (5 simulated minutes)', () => {
+  withSeed(seedOr(841), (seed) => {
+    const world = new World(seed, { ...LINK, loss: 0.1 });
+    const relays = [world.relay().address, world.relay().address];
+    const nm = new NetworkManager({ relays, runtime: world.peerRuntime() });
+    const routes: string[] = [];
+    nm.on('routeUpdate', (r) => routes.push(r));
+    const frames = [{ frame: () => nm.runCallbacks() }];
+    world.drive(frames, () => routes.length > 0 && nm.relay.relayPings().every((p) => p.session), 10_000_000, 'a primary and a warm backup');
+    const before = { deaths: nm.getStats().relay.relayDeaths, routes: routes.length };
+    world.run(frames, 300_000_000);
+    const st = nm.getStats().relay;
+    console.log(`# seed ${seed}: ${st.relayDeaths - before.deaths} relay deaths, ${routes.length - before.routes} new routes in 300 s at 10 % loss`);
+    // P(four keepalive rounds in a row lost) at 10 % loss each way is about 0.1 %: a death in 300 s is possible, a dozen is a bug.
+    assert.ok(st.relayDeaths - before.deaths <= 2, `${st.relayDeaths - before.deaths} relay deaths`);
+    assert.ok(routes.length - before.routes <= 4, `${routes.length - before.routes} route changes`);
+    assert.ok(nm.relay.relayPings().every((p) => p.session && !p.dead), 'both sessions open at the end');
+    nm.close();
+    world.close();
+  });
+});

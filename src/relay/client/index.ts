@@ -7,7 +7,7 @@ import { PATH_MAC_BYTES, RelayMsg, ROUTE_VERSION, addressKey, tryDecodeRelayCont
 import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
 import { DirectoryClient } from './directory.js';
 import { PathTable } from './paths.js';
-import { DEAD_RETRY_US, DEFAULT_PATH_LINGER_US, EXTRA_SESSION_IDLE_US, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, SECONDARY_KEEPALIVE_US, addRtt, median, newRelayState, type RelayState } from './state.js';
+import { DEAD_RETRY_US, DEFAULT_PATH_LINGER_US, EXTRA_SESSION_IDLE_US, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, SECONDARY_KEEPALIVE_US, SECONDARY_SILENCE_US, addRtt, median, newRelayState, type RelayState } from './state.js';
 
 import type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing } from './types.js';
 
@@ -306,13 +306,16 @@ export class RelayClient {
         }
         return r.phase === 'requesting' ? r.requestSentUs + REQUEST_RETRY_US : Math.max(now, r.retryAtUs);
       case 'open': {
-        if (now - r.lastHeardUs > this.#timeoutUs) {
+        const primary = r === this.#primary;
+        const silenceUs = primary ? this.#timeoutUs : Math.max(this.#timeoutUs, SECONDARY_SILENCE_US);
+        const heardUs = Math.max(r.lastHeardUs, r.watchSinceUs);
+        if (now - heardUs > silenceUs) {
           this.#lose(r, now, true);
           return Math.max(now, r.retryAtUs);
         }
-        const interval = r === this.#primary ? this.#keepaliveUs : SECONDARY_KEEPALIVE_US;
+        const interval = primary ? this.#keepaliveUs : SECONDARY_KEEPALIVE_US;
         if (now - r.keepaliveSentUs >= interval) this.#keepalive(r, now);
-        let due = Math.min(r.keepaliveSentUs + interval, r.lastHeardUs + this.#timeoutUs + 1);
+        let due = Math.min(r.keepaliveSentUs + interval, heardUs + silenceUs + 1);
         if (r !== this.#primary && r !== this.#backup) due = Math.min(due, this.#idleExtraSession(r, now));
         return due;
       }
@@ -417,6 +420,11 @@ export class RelayClient {
     if (c.primary !== this.#primary) {
       if (this.#primary) this.stats.primaryChanges++;
       this.#primary = c.primary;
+      // Its silence window shrinks to the primary's: it is watched from now, and asked at once.
+      if (c.primary && c.primary.phase === 'open') {
+        c.primary.watchSinceUs = now;
+        this.#keepalive(c.primary, now);
+      }
     }
     this.#backup = c.backup;
     if (c.primary) this.#wantSession(c.primary, now);

@@ -10,6 +10,12 @@ export const REQUEST_TRIES = 8;
 export const LOOKUP_TRIES = 4;
 /** Keepalives to relays other than the primary (backup, peers' relays). */
 export const SECONDARY_KEEPALIVE_US = 1_000_000;
+/**
+ * A relay other than the primary is dead after this much silence: four keepalive rounds, so that a lost
+ * keepalive or answer (one round in five at 10 % loss each way) never kills a warm backup and republishes
+ * the route. The primary, with a keepalive every 200 ms, has the shorter `relayTimeoutMs` (1.2 s).
+ */
+export const SECONDARY_SILENCE_US = 4 * SECONDARY_KEEPALIVE_US + 200_000;
 /** A relay that refused a session, or a registration it refused or never answered, is retried after this. */
 export const REFUSED_RETRY_US = 5_000_000;
 /** A dead relay is pinged again after this. */
@@ -47,6 +53,8 @@ export interface RelayState {
   sessionKey: Uint8Array | null;
   token: Uint8Array | null;
   lastHeardUs: number;
+  /** Silence is counted from the later of this and `lastHeardUs`: the time it became the primary (its window shrank then). */
+  watchSinceUs: number;
   keepaliveSeq: number;
   keepaliveSentUs: number;
   /** The relay announced a drain deadline, or refused us: not used for new paths until it answers again. */
@@ -109,6 +117,7 @@ export function newRelayState(addr: SocketAddress, key: string, configured: bool
     sessionKey: null,
     token: null,
     lastHeardUs: 0,
+    watchSinceUs: 0,
     keepaliveSeq: 0,
     keepaliveSentUs: 0,
     draining: false,
