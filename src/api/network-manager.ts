@@ -104,6 +104,7 @@ const POLICY: PeerPolicy = Object.freeze({
   maxOutboxBytes: MAX_WRITTEN_BYTES,
   idleTimeoutUs: null,
   routeOnConnect: 'inBand',
+  findRoutes: false,
 });
 
 /**

@@ -77,6 +77,7 @@ export class NetworkingMessages {
       maxOutboxBytes: MAX_OUTBOX_BYTES,
       idleTimeoutUs: idleMs * 1000,
       routeOnConnect: 'lookup',
+      findRoutes: true,
     };
     this.#stack = relayedStack<SessionApp>(
       {

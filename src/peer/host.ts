@@ -16,7 +16,7 @@ const REQUEST_REPEAT_US = 1_000_000;
 const LOOKUP_RETRY_US = 500_000;
 /** An idle-timed-out session with data still moving gets this much more. */
 const IDLE_GRACE_US = 1_000_000;
-const E = { SessionClosed: 1001, SessionIdleTimeout: 1002, Duplicate: 1003, Replaced: 1000, Generic: 5001, BadCert: 4003, NotLoggedIn: 4004, ProtocolViolation: 4008, Timeout: 5003, RelayConnectivity: 5004, NoRelay: 3002 } as const;
+const E = { Shutdown: 1000, SessionClosed: 1001, SessionIdleTimeout: 1002, Duplicate: 1003, Replaced: 1000, Generic: 5001, BadCert: 4003, NotLoggedIn: 4004, ProtocolViolation: 4008, Timeout: 5003, RelayConnectivity: 5004, NoRelay: 3002 } as const;
 
 /**
  * The peer-session layer both relayed facades stand on, sans-IO: an endpoint, its relay client and the
@@ -54,6 +54,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   readonly #events: PeerEvent<A>[] = [];
   readonly #timers: SessionTimers<A>;
   readonly #scratch: ReceivedMessage[] = [];
+  /** The connection being closed for a protocol violation: reads of it return nothing. */
+  #violating = 0;
   #closed = false;
 
   constructor(options: PeerHostOptions<A>) {
@@ -63,7 +65,10 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.relay = options.relay;
     this.localPeerId = options.localPeerId;
     this.#timers = new SessionTimers(this.#policy.idleTimeoutUs);
-    if (this.relay) this.relay.onData = (now, vaddr, data) => this.endpoint.handleDatagram(now, vaddr, data);
+    if (this.relay) {
+      this.relay.onData = (now, vaddr, data) => this.endpoint.handleDatagram(now, vaddr, data);
+      this.relay.pathInUse = (vaddr) => this.#pathInUse(vaddr);
+    }
   }
 
   // ---------------------------------------------------------------- sessions: commands
@@ -83,6 +88,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (!s) {
       s = new PeerSession<A>(spec.key, spec.peerId, spec.direct, this.#o.app(spec.key), now);
       this.#sessions.set(spec.key, s);
+      // Its idle deadline only moves later with use: the timer table recomputes it when it falls due.
+      if (this.#policy.idleTimeoutUs !== null) this.#timers.lower(now + this.#policy.idleTimeoutUs);
     }
     return s;
   }
@@ -110,6 +117,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     s.route = route;
     const vaddr = s.vaddr;
     if (vaddr && isRelayPath(vaddr)) this.relay?.updatePath(now, vaddr, route);
+    else if (s.wanted && s.state.kind === 'idle' && !this.#closed) this.#start(now, s); // it was waiting for a route
   }
 
   /** Ends a session: its connection closes with `reason` (no event), it is forgotten. */
@@ -159,17 +167,26 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
    */
   receive(now: number, s: PeerSession<A>, max: number, fn: (channel: number, data: Uint8Array, m: ReceivedMessage) => void): number {
     const cid = s.cid;
-    if (cid === 0) return 0;
+    if (cid === 0 || cid === this.#violating) return 0;
     const out = this.#scratch;
     const n = this.endpoint.receive(cid, out, max);
-    for (let i = 0; i < n; i++) {
+    let violation: string | null = null;
+    let i = 0;
+    for (; i < n && violation === null; i++) {
       const m = out[i] as ReceivedMessage;
       if (m.lane !== 0) fn(m.lane - 1, m.data, m);
-      else this.#inBand(now, s, m, fn);
-      if (s.cid !== cid) break; // the session's connection went (a protocol violation)
+      else violation = this.#inBand(now, s, m, fn);
     }
     out.length = 0;
     if (n > 0) s.lastUsedUs = now;
+    if (violation !== null) {
+      // The peer broke the in-band protocol: nothing after the bad message is delivered, and the facade's
+      // last pull before the close (beforeUnlink) reads nothing more from this connection.
+      this.stats.protocolViolations++;
+      this.#violating = cid;
+      this.#ended(now, s, ConnectionState.ProblemDetectedLocally, E.ProtocolViolation, `malformed in-band message: ${violation}`, false);
+      this.#violating = 0;
+    }
     return n;
   }
 
@@ -192,7 +209,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
    */
   shutdown(now: number): void {
     if (this.#closed) return;
-    for (const s of this.#sessions.values()) if (s.cid !== 0) this.endpoint.close(now, s.cid, 1000, 'Shutting down', false);
+    for (const s of this.#sessions.values()) if (s.cid !== 0) this.endpoint.close(now, s.cid, E.Shutdown, 'Shutting down', false);
     this.#closed = true;
   }
 
@@ -206,8 +223,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
     this.#o.tap?.(data, from);
     const relay = this.relay;
-    if (relay && relay.isRelay(from)) relay.handleDatagram(now, from, data);
-    else if (this.#o.direct) this.endpoint.handleDatagram(now, from, data);
+    if (relay && relay.handleDatagram(now, from, data)) {
+      // a relay's datagram: its DATA_DOWN went to the endpoint through onData
+    } else if (this.#o.direct) this.endpoint.handleDatagram(now, from, data);
     else {
       this.stats.strayDatagrams++;
       return;
@@ -288,6 +306,10 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     const remote = ep.remoteAddress(cid);
     const certId = peerIdOf(identity);
     const relayed = remote !== null && isRelayPath(remote);
+    if (this.#closed) {
+      ep.close(now, cid, E.Shutdown, 'Shutting down', false);
+      return;
+    }
     if (!remote || identity === '' || certId === this.localPeerId || (relayed && this.#policy.requirePeerId && certId === null)) {
       this.stats.refusedPeers++;
       ep.close(now, cid, E.Generic, 'Not a session peer', false);
@@ -323,8 +345,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (relayed && s.route) this.relay?.updatePath(now, remote, s.route);
     if (s.wanted) this.#accept(now, s, cid, remote);
     else {
-      s.transition({ kind: 'awaitingAccept', cid, vaddr: remote, repeatAtUs: now + REQUEST_REPEAT_US });
-      this.#timers.lower(now + REQUEST_REPEAT_US);
+      const repeatAtUs = this.#policy.requests ? now + REQUEST_REPEAT_US : Number.POSITIVE_INFINITY;
+      s.transition({ kind: 'awaitingAccept', cid, vaddr: remote, repeatAtUs });
+      this.#timers.lower(repeatAtUs);
       this.#request(s);
     }
   }
@@ -348,13 +371,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (st.kind !== 'connecting') return;
     const got = this.endpoint.peerInfo(st.cid)?.identity ?? '';
     if (!st.incoming && s.peerId !== null && got !== `id:${s.peerId}`) {
-      // Whoever answered is not the holder of this peer id's key (a relay in the middle, a stale route).
+      // Whoever answered is not the holder of this peer id's key (a relay in the middle, a stale route):
+      // that route is not dialled again; the peer is looked up again, or waits for a new route.
       this.stats.identityMismatches++;
+      s.route = null;
       this.#ended(now, s, ConnectionState.ProblemDetectedLocally, E.BadCert, `expected id:${s.peerId}, the peer is ${got}`, false);
       return;
     }
     s.transition({ kind: 'connected', cid: st.cid, vaddr: st.vaddr, incoming: st.incoming, sinceUs: now });
-    s.everConnected = true;
     s.handshakes++;
     s.lastUsedUs = now;
     s.laneCount = this.endpoint.laneCount(st.cid);
@@ -397,7 +421,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.#events.push({ type: 'ended', session: s, reason, debug });
       return;
     }
-    if (s.everConnected && idle && st.kind === 'connected') {
+    if (s.handshakes > 0 && idle && st.kind === 'connected') {
       this.stats.quietCloses++;
       this.#unlink(now, s, reason, debug);
       s.transition({ kind: 'idle' });
@@ -410,6 +434,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
 
   /** The session fails: its connection closes, its queue is dropped, a `failed` event is raised. */
   fail(now: number, s: PeerSession<A>, apiState: number, reason: number, debug: string): void {
+    if (s.state.kind === 'failed') return;
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
     // Steam: a broken session is not wanted until the application restarts it; a connection from the peer is a new request.
     if (this.#policy.afterEnd === 'quietOrFail') s.wanted = false;
@@ -460,7 +485,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.#dial(now, s, relay.openPath(now, s.route));
       return true;
     }
+    if (!this.#policy.findRoutes) return true; // no route: it stays idle until it has one (updateRoute)
     s.transition({ kind: 'findingRoute', deadlineUs: now + this.#o.timeoutInitialUs, nextLookupUs: now, inFlight: false, lastMiss: 'unreachable' });
+    this.#timers.lower(now + this.#o.timeoutInitialUs);
     this.lookup(now, s);
     return true;
   }
@@ -509,7 +536,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     // The peer may not have registered yet, or our relay session may not be up yet: retry until the deadline.
     if (r.why !== 'unreachable' || st.lastMiss === 'unreachable') st.lastMiss = r.why;
     if (now >= st.deadlineUs) this.findingExpired(now, s, st);
-    else this.#timers.lower(st.nextLookupUs);
+    else this.#timers.lower(Math.min(st.nextLookupUs, st.deadlineUs));
   }
 
   /** A finding session's deadline passed with no route: it fails with why the last lookup found none. */
@@ -566,32 +593,34 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.#events.push({ type: 'route', route });
   }
 
-  /** A lane-0 message: a route update (re-link to the peer's new relay), a wide-channel message, or a protocol violation. */
-  #inBand(now: number, s: PeerSession<A>, m: ReceivedMessage, fn: (channel: number, data: Uint8Array, m: ReceivedMessage) => void): void {
+  /**
+   * A lane-0 message: a route update (re-link to the peer's new relay) or a wide-channel message. Returns
+   * null, or what is wrong with it (a protocol violation, which the caller handles once its batch is done).
+   */
+  #inBand(now: number, s: PeerSession<A>, m: ReceivedMessage, fn: (channel: number, data: Uint8Array, m: ReceivedMessage) => void): string | null {
     let msg;
     try {
       msg = decodeInBand(m.data);
     } catch (e) {
       if (!(e instanceof WireError)) throw e;
-      this.stats.protocolViolations++;
-      this.#ended(now, s, ConnectionState.ProblemDetectedLocally, E.ProtocolViolation, `malformed in-band message: ${e.message}`, false);
-      return;
+      return e.message;
     }
     if (msg.type === 'channelMessage') {
       fn(msg.channel, msg.payload, m);
-      return;
+      return null;
     }
     let route: Route;
     try {
       route = decodeRoute(msg.route);
     } catch {
-      return; // not a route this version reads: ignored, as a newer peer's extension would be
+      return null; // not a route this version reads: ignored, as a newer peer's extension would be
     }
     this.stats.routeUpdatesReceived++;
     const vaddr = s.vaddr;
-    if (!vaddr || !isRelayPath(vaddr) || (s.route && route.revision <= s.route.revision)) return;
+    if (!vaddr || !isRelayPath(vaddr) || (s.route && route.revision <= s.route.revision)) return null;
     s.route = route;
     this.relay?.updatePath(now, vaddr, route);
+    return null;
   }
 }
 

@@ -64,7 +64,6 @@ export class PeerSession<A = unknown> {
   route: Route | null = null;
   /** The application wants this peer (opened it, sent to it, accepted it): its connections are accepted at once. */
   wanted = false;
-  everConnected = false;
   /** Completed handshakes (a failover that keeps the connection adds none). */
   handshakes = 0;
   /** How the last connection ended, or null. */

@@ -37,10 +37,8 @@ export class SessionTimers<A> {
       const st = s.state;
       switch (st.kind) {
         case 'findingRoute':
-          if (!st.inFlight && now >= st.nextLookupUs) {
-            if (now >= st.deadlineUs) host.findingExpired(now, s, st);
-            else host.lookup(now, s);
-          }
+          if (now >= st.deadlineUs) host.findingExpired(now, s, st); // an answer still in flight comes too late
+          else if (!st.inFlight && now >= st.nextLookupUs) host.lookup(now, s);
           break;
         case 'awaitingAccept':
           if (now >= st.repeatAtUs) host.repeatRequest(now, s, st);
@@ -62,7 +60,7 @@ export class SessionTimers<A> {
 function nextDeadline<A>(s: PeerSession<A>, idleUs: number | null): number {
   const st = s.state;
   let due = Number.POSITIVE_INFINITY;
-  if (st.kind === 'findingRoute') due = st.inFlight ? Number.POSITIVE_INFINITY : st.nextLookupUs; // an answer in flight settles it
+  if (st.kind === 'findingRoute') due = st.inFlight ? st.deadlineUs : Math.min(st.nextLookupUs, st.deadlineUs);
   else if (st.kind === 'awaitingAccept') due = st.repeatAtUs;
   else if (st.kind === 'awaitingPeer') due = st.untilUs;
   if (idleUs !== null) due = Math.min(due, s.lastUsedUs + idleUs);

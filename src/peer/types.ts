@@ -29,6 +29,8 @@ export interface PeerPolicy {
    * instead, so that nothing but the application's data is in flight on an idle session (Steam's quiet close).
    */
   readonly routeOnConnect: 'inBand' | 'lookup';
+  /** A peer id with no known route is looked up in the relays' directory (Steam); otherwise it waits for `updateRoute` (Discord: the lobby gives routes). */
+  readonly findRoutes: boolean;
 }
 
 /** What the peer layer tells its facade, drained with {@link PeerHost.pollEvent}. */

@@ -62,10 +62,6 @@ export class DirectoryClient {
     this.#stats = stats;
   }
 
-  get registering(): boolean {
-    return this.#key !== null;
-  }
-
   #reg(r: RelayState): Registration {
     let g = this.#regs.get(r);
     if (!g) this.#regs.set(r, (g = { acked: null, pending: null, requestId: 0, sentUs: 0, tries: 0, retryAtUs: 0 }));
@@ -120,8 +116,10 @@ export class DirectoryClient {
   }
 
   #ask(l: Lookup, now: number): void {
+    // Relays whose session went since the lookup began are skipped: the next open one is asked.
+    while (l.relays.length > 0 && !(l.relays[0]?.sessionId && l.relays[0].phase === 'open')) l.relays.shift();
     const r = l.relays[0];
-    if (!r || !r.sessionId || r.phase !== 'open') {
+    if (!r || !r.sessionId) {
       this.#end(l, { ok: false, why: l.notFound ? 'notFound' : 'unreachable' });
       return;
     }
@@ -141,6 +139,11 @@ export class DirectoryClient {
   #end(l: Lookup, result: LookupResult): void {
     this.#lookups.delete(l.requestId);
     this.#host.lookupDone(l.peerId, result);
+  }
+
+  /** The client closed: every lookup in flight ends with noRelay. */
+  close(): void {
+    for (const l of [...this.#lookups.values()]) this.#end(l, { ok: false, why: 'noRelay' });
   }
 
   /** A DIR_REGISTER_RESULT from `r`. */

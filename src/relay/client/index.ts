@@ -47,6 +47,8 @@ export class RelayClient {
   };
   /** Where end-to-end datagrams received on a path go (set by the owner: the endpoint's input). */
   onData: (now: number, vaddr: SocketAddress, data: Uint8Array) => void = () => undefined;
+  /** Whether a connection uses a path (set by the owner): a path the peer made and no connection took is forgotten. */
+  pathInUse: (vaddr: SocketAddress) => boolean = () => false;
   readonly #p: CryptoProvider;
   readonly #ticket: Uint8Array;
   readonly #relays = new Map<string, RelayState>();
@@ -101,6 +103,7 @@ export class RelayClient {
         transmit: (t) => this.#out.push(t),
         nextRequestId: () => this.#requestId(),
         dueAt: (atUs) => (this.#dueUs = Math.min(this.#dueUs, atUs)),
+        pathInUse: (vaddr) => this.pathInUse(vaddr),
       },
       this.stats,
     );
@@ -112,10 +115,6 @@ export class RelayClient {
   /** This client's route string (public information only), or null until the first relay session is open. */
   get route(): string | null {
     return this.#route;
-  }
-
-  get routeParsed(): Route | null {
-    return this.#routeParsed;
   }
 
   /** The primary relay's address, or null. */
@@ -162,11 +161,6 @@ export class RelayClient {
    */
   updatePath(now: number, vaddr: SocketAddress, route: Route): void {
     this.#paths.update(now, vaddr, route);
-  }
-
-  /** Forgets a path at once (its connection is gone). */
-  closePath(vaddr: SocketAddress): void {
-    this.#paths.close(vaddr);
   }
 
   /**
@@ -216,6 +210,7 @@ export class RelayClient {
     if (this.#closed) return;
     for (const r of this.#relayList) if (r.sessionId && r.phase === 'open') this.#sendControl(r, { type: 'closeSession', sessionId: r.sessionId });
     this.#closed = true;
+    this.#dir.close(); // lookups in flight end (noRelay): nothing will answer them now
   }
 
   // ---------------------------------------------------------------- outputs
@@ -236,32 +231,37 @@ export class RelayClient {
 
   // ---------------------------------------------------------------- inputs
 
-  /** A datagram from `from`; anything not from a relay this client uses is refused and counted. */
-  handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
-    if (this.#closed) return;
-    this.stats.datagramsReceived++;
+  /**
+   * A datagram from `from`. Returns false, touching nothing, when `from` is not a relay this client knows
+   * (the owner then has it: a direct peer's, or a stray); a relay's malformed datagram is refused and counted.
+   */
+  handleDatagram(now: number, from: SocketAddress, data: Uint8Array): boolean {
     const r = this.#find(from);
-    if (!r || data.length < 1) {
+    if (!r) return false;
+    if (this.#closed) return true;
+    this.stats.datagramsReceived++;
+    if (data.length < 1) {
       this.stats.refused++;
-      return;
+      return true;
     }
     if (data[0] === RelayMsg.DataDown) {
       if (data.length < 4 || r.phase !== 'open') {
         this.stats.refused++;
-        return;
+        return true;
       }
       r.lastHeardUs = now;
       const linkId = ((data[1] as number) << 8) | (data[2] as number);
-      this.onData(now, this.#paths.down(r, linkId).vaddr, data.subarray(3));
-      return;
+      this.onData(now, this.#paths.down(r, linkId, now).vaddr, data.subarray(3));
+      return true;
     }
     const m = tryDecodeRelayControl(data);
     if (!m) {
       this.stats.refused++;
-      return;
+      return true;
     }
     this.#control(r, m, now);
     this.#dueUs = now; // control changes deadlines: the next handleTimeout recomputes them
+    return true;
   }
 
   /** Fires what is due at `now` and recomputes the next deadline. */
@@ -370,6 +370,7 @@ export class RelayClient {
 
   #ping(r: RelayState, now: number): void {
     this.#p.fillRandom(r.pingNonce);
+    r.pingOutstanding = true;
     r.pingSentUs = now;
     r.pingTries++;
     this.#sendControl(r, { type: 'ping', version: 1, nonce: r.pingNonce });
@@ -442,7 +443,7 @@ export class RelayClient {
     this.#routeParsed = next;
     this.#route = encodeRoute(next);
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
-    this.#events.push({ type: 'route', route: this.#route, parsed: next });
+    this.#events.push({ type: 'route', route: this.#route });
   }
 
   // ---------------------------------------------------------------- control messages
@@ -450,8 +451,8 @@ export class RelayClient {
   #control(r: RelayState, m: RelayControl, now: number): void {
     switch (m.type) {
       case 'pong': {
-        if (!bytesEqual(m.nonce, r.pingNonce)) return;
-        r.pingNonce.fill(0);
+        if (!r.pingOutstanding || !bytesEqual(m.nonce, r.pingNonce)) return;
+        r.pingOutstanding = false;
         addRtt(r, now - r.pingSentUs);
         r.cookie = m.cookie;
         r.lastHeardUs = now;

@@ -1,7 +1,7 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
 import { addressKey, type RelayControl, type Route } from '../protocol.js';
 import { usable } from './choice.js';
-import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, newPath, writeHopHeader, type Path, type RelayState } from './state.js';
+import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, UNCLAIMED_PATH_US, newPath, writeHopHeader, type Path, type RelayState } from './state.js';
 
 // Paths and links, client side (docs/RELAY.md, "Links"): each end-to-end connection through the relays
 // has one path with a stable virtual address; underneath, the path is linked through one relay of the
@@ -19,6 +19,8 @@ export interface PathHost {
   nextRequestId(): number;
   /** Something falls due at `atUs` (the client's timer). */
   dueAt(atUs: number): void;
+  /** Whether a connection uses the path at `vaddr`. */
+  pathInUse(vaddr: SocketAddress): boolean;
 }
 
 /** Counters the path table keeps (part of the relay client's stats). */
@@ -88,13 +90,19 @@ export class PathTable {
     r.links[path.linkId] = heir;
   }
 
-  /** DATA_DOWN on link `linkId` of `r`: its path, or a new one (a link the peer made to our token). */
-  down(r: RelayState, linkId: number): Path {
+  /**
+   * DATA_DOWN on link `linkId` of `r`: its path, or a new one (a link the peer made to our token, or a late
+   * datagram on a link already forgotten). The endpoint authenticates what comes on it; a new path no
+   * connection takes within UNCLAIMED_PATH_US is forgotten, so stray or spoofed link ids cost nothing lasting.
+   */
+  down(r: RelayState, linkId: number, now: number): Path {
     let path = r.links[linkId];
     if (!path) {
-      // The endpoint authenticates what comes on it; nobody learns anything from a path existing.
       path = this.#add(true);
       this.#bind(path, r, linkId);
+      path.forgetAtUs = now + UNCLAIMED_PATH_US;
+      path.stillUsed = () => this.#host.pathInUse(path?.vaddr as SocketAddress);
+      this.#host.dueAt(path.forgetAtUs);
     }
     return path;
   }
@@ -215,7 +223,11 @@ export class PathTable {
         break;
       }
     }
-    if (!target || (path.relay === target && path.linkId >= 0)) return;
+    if (!target) {
+      path.pendingRelay = null; // no relay of the peer's route works now: retried on the timer, or on a new route
+      return;
+    }
+    if (path.relay === target && path.linkId >= 0) return;
     path.pendingRelay = target;
     path.requestTries = 0;
     path.requestId = this.#host.nextRequestId();

@@ -28,6 +28,8 @@ export const RTT_SAMPLES = 5;
 export const MAX_QUEUED_PER_PATH = 64;
 /** The address of every path the endpoint sees: `relay:N`, N the path's number. */
 export const VIRTUAL_ADDRESS = 'relay';
+/** A path the peer made (a DATA_DOWN on a new link) that no connection has taken after this is forgotten (covers a handshake). */
+export const UNCLAIMED_PATH_US = 10_000_000;
 /** How long a closed path lingers by default, so that a close just queued on it still leaves. */
 export const DEFAULT_PATH_LINGER_US = 500_000;
 
@@ -44,6 +46,8 @@ export interface RelayState {
   phase: SessionPhase;
   cookie: Uint8Array | null;
   readonly pingNonce: Uint8Array;
+  /** A ping is waiting for its pong (only its nonce is accepted, once). */
+  pingOutstanding: boolean;
   pingSentUs: number;
   pingTries: number;
   readonly clientNonce: Uint8Array;
@@ -108,6 +112,7 @@ export function newRelayState(addr: SocketAddress, key: string, configured: bool
     phase: 'none',
     cookie: null,
     pingNonce: new Uint8Array(8),
+    pingOutstanding: false,
     pingSentUs: 0,
     pingTries: 0,
     clientNonce: new Uint8Array(8),

@@ -1,6 +1,5 @@
 import type { SocketAddress } from '../../core/types.js';
 import type { SigningKey, CryptoProvider } from '../../crypto/provider.js';
-import type { Route } from '../protocol.js';
 import type { Hysteresis } from './choice.js';
 import type { DirectoryStats, LookupResult } from './directory.js';
 import type { PathStats } from './paths.js';
@@ -41,7 +40,7 @@ export interface RelayClientStats extends DirectoryStats, PathStats {
 }
 
 /** What a relay client tells its owner, drained with {@link RelayClient.pollEvent}. */
-export type RelayClientEvent = { readonly type: 'route'; readonly route: string; readonly parsed: Route } | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult };
+export type RelayClientEvent = { readonly type: 'route'; readonly route: string } | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult };
 
 /** A relay's state as the client sees it (for stats and tests). */
 export interface RelayPing {
