@@ -2,6 +2,7 @@ import { SeededRng } from '../util/rng.js';
 import { TimeHeap } from '../util/heap.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { EndpointEvent, SocketAddress } from '../core/types.js';
+import { channels } from '../io/diagnostics.js';
 import type { DatagramTransport } from '../io/driver.js';
 import type { Runtime } from '../io/runtime.js';
 import type { Scheduler } from '../io/scheduler.js';
@@ -127,6 +128,7 @@ export class SimSocket implements DatagramTransport {
     this.local = local;
     this.key = `${local.address}:${local.port}`;
     this.#send = send;
+    channels.socketOpen.publish({ local });
   }
 
   send(data: Uint8Array, to: SocketAddress, header?: Uint8Array): void {
@@ -148,6 +150,7 @@ export class SimSocket implements DatagramTransport {
     if (this.closed) return;
     this.closed = true;
     this.#sim.closeSocket(this);
+    channels.socketClose.publish({ local: this.local });
   }
 }
 

@@ -132,6 +132,11 @@ export class RelayClient {
     return this.#find(from) !== undefined;
   }
 
+  /** Paths held now: one per connection through a relay, and those lingering after a close. */
+  get pathCount(): number {
+    return this.#paths.size;
+  }
+
   /** Which relay carries a path now (for stats and tests), or null. */
   pathRelay(vaddr: SocketAddress): SocketAddress | null {
     return this.#paths.get(vaddr)?.relay?.addr ?? null;

@@ -43,6 +43,11 @@ export class PathTable {
     this.#stats = stats;
   }
 
+  /** How many paths exist. */
+  get size(): number {
+    return this.#paths.size;
+  }
+
   get(vaddr: SocketAddress): Path | undefined {
     return this.#paths.get(vaddr.port);
   }
