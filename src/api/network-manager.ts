@@ -90,6 +90,8 @@ export const MAX_CHANNEL_ID = 127;
 /** Messages (or bytes) sendMessage holds per peer before it answers InsufficientBuffer. */
 const MAX_WRITTEN_MESSAGES = 8192;
 const MAX_WRITTEN_BYTES = 8 << 20;
+/** The end reason `closePeer` gives the peer (GNS's generic application close). */
+const CLOSE_PEER_REASON = 1000;
 /** Messages `runCallbacks` takes from one connection per read. */
 const RECEIVE_BATCH = 256;
 
@@ -184,7 +186,7 @@ export class NetworkManager {
     const s = this.#peer(peerId);
     if (!s) return DiscordResult.NotFound;
     this.#readable.delete(s);
-    this.#host.close(this.#now(), s, 1000, 'ClosePeer');
+    this.#host.close(this.#now(), s, CLOSE_PEER_REASON, 'ClosePeer');
     this.#stack.driver.kick();
     return DiscordResult.Ok;
   }

@@ -1,5 +1,5 @@
 import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
-import { identityToString, parseIdentity, validChannel, type PeerHost, type PeerPolicy, type PeerSession, type PeerSpec } from '../peer/index.js';
+import { identityToString, isRelayPath, parseIdentity, peerIdOf, validChannel, type PeerHost, type PeerPolicy, type PeerSession, type PeerSpec } from '../peer/index.js';
 import { addressKey, type RelayClient } from '../relay/index.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
@@ -203,7 +203,7 @@ export class NetworkingMessages {
       let remote = '';
       const vaddr = s.vaddr;
       if (vaddr) {
-        const via = vaddr.address === 'relay' ? this.#host.relay?.pathRelay(vaddr) : vaddr;
+        const via = isRelayPath(vaddr) ? this.#host.relay?.pathRelay(vaddr) : vaddr;
         remote = via ? addressKey(via) : '';
       }
       info = {
@@ -442,6 +442,5 @@ export class NetworkingMessages {
 
 /** The identity the application sees for a session key: a bigint for `id:N`, the key string otherwise. */
 function identityOfKey(key: string): NetworkingIdentity {
-  const m = /^id:(\d+)$/.exec(key);
-  return m ? BigInt(m[1] as string) : key;
+  return peerIdOf(key) ?? key;
 }

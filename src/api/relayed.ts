@@ -58,6 +58,8 @@ export interface RelayedHooks<A> {
 }
 
 const DEFAULT_TIMEOUT_INITIAL_MS = 10_000;
+/** netlane's default UDP payload (`MTU_PacketSize`), the relay's hop header included on relayed connections. */
+const DEFAULT_DATAGRAM_BYTES = 1200;
 
 /** Builds a relayed facade's peer host, socket and driver. Throws NetlaneError on bad options or a socket that cannot open. */
 export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: RelayedHooks<A>): RelayedStack<A> {
@@ -75,8 +77,8 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
     relays.length === 0
       ? null
       : new RelayClient({ ...withoutTap(o.relayTuning), relays, ticket: parseTicket(o.ticket), provider, unixSeconds, ...(o.register ? { directoryKey: me.key } : {}) });
-  // Relayed connections leave room for the relay's hop header in a 1200-byte datagram.
-  const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, config: { MTU_PacketSize: 1200 - UP_HEADER_BYTES, ...store.coreValues() } });
+  // Relayed connections leave room for the relay's hop header in a datagram of the default size.
+  const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, config: { MTU_PacketSize: DEFAULT_DATAGRAM_BYTES - UP_HEADER_BYTES, ...store.coreValues() } });
   const timeoutInitialUs = (store.coreValues().TimeoutInitial ?? DEFAULT_TIMEOUT_INITIAL_MS) * 1000;
   const host = new PeerHost<A>({
     endpoint,

@@ -1,8 +1,9 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type ConnectionStatusChangedEvent, type ReceivedMessage, type SansIo, type SocketAddress, type Transmit } from '../core/types.js';
 import { identityToString } from '../crypto/identity.js';
-import type { LookupResult, RelayClient } from '../relay/client/index.js';
+import { isRelayPath, type LookupResult, type RelayClient } from '../relay/client/index.js';
 import { decodeRoute, type Route } from '../relay/protocol.js';
+import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
 import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
 import { sendOnChannel, writeOutbox } from './channels.js';
@@ -51,7 +52,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   readonly #byCid = new Map<number, PeerSession<A>>();
   /** Connected sessions with queued messages (written after every input until their buffers take them). */
   readonly #pending = new Set<PeerSession<A>>();
-  readonly #events: PeerEvent<A>[] = [];
+  readonly #events = new Deque<PeerEvent<A>>();
   readonly #timers: SessionTimers<A>;
   readonly #scratch: ReceivedMessage[] = [];
   /** The connection being closed for a protocol violation: reads of it return nothing. */
@@ -622,11 +623,6 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.relay?.updatePath(now, vaddr, route);
     return null;
   }
-}
-
-/** Whether an address is a relay path (`relay:N`) rather than a UDP address. */
-export function isRelayPath(a: SocketAddress): boolean {
-  return a.address === 'relay';
 }
 
 /** The peer id in an `id:N` identity string, or null for any other identity. */

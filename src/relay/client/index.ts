@@ -14,6 +14,7 @@ import type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing 
 export { clearlyBetter, type Hysteresis } from './choice.js';
 export type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing } from './types.js';
 export type { LookupResult } from './directory.js';
+export { isRelayPath } from './state.js';
 
 const PATH_LABEL = new TextEncoder().encode('netlane-relay-path');
 
@@ -60,7 +61,7 @@ export class RelayClient {
   readonly #hyst: Hysteresis;
   readonly #dir: DirectoryClient;
   readonly #out = new Deque<Transmit>();
-  readonly #events: RelayClientEvent[] = [];
+  readonly #events = new Deque<RelayClientEvent>();
   #primary: RelayState | null = null;
   #backup: RelayState | null = null;
   #revision = 0;
@@ -275,7 +276,7 @@ export class RelayClient {
     this.#started = true; // the first probe below pings every relay
     if (now < this.#dueUs) return;
     let due = Number.POSITIVE_INFINITY;
-    for (const r of this.#relayList) due = Math.min(due, this.#relayTimers(r, now));
+    for (const r of [...this.#relayList]) due = Math.min(due, this.#relayTimers(r, now)); // a copy: an unused peer's relay may be forgotten
     due = Math.min(due, this.#dir.handleTimeout(now));
     this.#dir.register(now, this.#route, [this.#primary, this.#backup]);
     due = Math.min(due, this.#dir.nextRetryUs(now));
@@ -343,6 +344,8 @@ export class RelayClient {
     r.sessionKey = null;
     r.token = null;
     this.#dir.forget(r);
+    // A relay only peers' routes named is forgotten with its session (a route naming it again brings it back).
+    if (!r.configured) this.#forgetRelay(r);
     return Number.POSITIVE_INFINITY;
   }
 
@@ -351,6 +354,12 @@ export class RelayClient {
   #find(from: SocketAddress): RelayState | undefined {
     for (const x of this.#relayList) if (x.addr.port === from.port && x.addr.address === from.address) return x;
     return undefined;
+  }
+
+  #forgetRelay(r: RelayState): void {
+    this.#relays.delete(r.key);
+    const i = this.#relayList.indexOf(r);
+    if (i >= 0) this.#relayList.splice(i, 1);
   }
 
   #relay(addr: SocketAddress, configured: boolean): RelayState {

@@ -28,6 +28,11 @@ export const RTT_SAMPLES = 5;
 export const MAX_QUEUED_PER_PATH = 64;
 /** The address of every path the endpoint sees: `relay:N`, N the path's number. */
 export const VIRTUAL_ADDRESS = 'relay';
+/** Whether an address is a relay path (`relay:N`) rather than a UDP address. */
+export function isRelayPath(a: SocketAddress): boolean {
+  return a.address === VIRTUAL_ADDRESS;
+}
+
 /** A path the peer made (a DATA_DOWN on a new link) that no connection has taken after this is forgotten (covers a handshake). */
 export const UNCLAIMED_PATH_US = 10_000_000;
 /** How long a closed path lingers by default, so that a close just queued on it still leaves. */
