@@ -1,23 +1,17 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type ConnectionStatusChangedEvent, type ReceivedMessage, type SansIo, type SocketAddress, type Transmit } from '../core/types.js';
-import { identityToString } from '../crypto/identity.js';
 import { isRelayPath, type LookupResult, type RelayClient } from '../relay/client/index.js';
 import { decodeRoute, type Route } from '../relay/protocol.js';
 import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
 import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
 import { sendOnChannel, writeOutbox } from './channels.js';
+import { identifyCaller } from './incoming.js';
 import { SessionTimers, type SessionTimerHost } from './timers.js';
 import { PeerSession, type SessionState } from './session.js';
-import type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
+import { E, IDLE_GRACE_US, LOOKUP_RETRY_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
 
 export type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
-
-const REQUEST_REPEAT_US = 1_000_000;
-const LOOKUP_RETRY_US = 500_000;
-/** An idle-timed-out session with data still moving gets this much more. */
-const IDLE_GRACE_US = 1_000_000;
-const E = { Shutdown: 1000, SessionClosed: 1001, SessionIdleTimeout: 1002, Duplicate: 1003, Replaced: 1000, Generic: 5001, BadCert: 4003, NotLoggedIn: 4004, ProtocolViolation: 4008, Timeout: 5003, RelayConnectivity: 5004, NoRelay: 3002 } as const;
 
 /**
  * The peer-session layer both relayed facades stand on, sans-IO: an endpoint, its relay client and the
@@ -303,21 +297,17 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   /** A connection from a peer: which session it belongs to, and whether it is accepted, held or refused. */
   #incoming(now: number, cid: number): void {
     const ep = this.endpoint;
-    const identity = ep.peerInfo(cid)?.identity ?? '';
-    const remote = ep.remoteAddress(cid);
-    const certId = peerIdOf(identity);
-    const relayed = remote !== null && isRelayPath(remote);
     if (this.#closed) {
       ep.close(now, cid, E.Shutdown, 'Shutting down', false);
       return;
     }
-    if (!remote || identity === '' || certId === this.localPeerId || (relayed && this.#policy.requirePeerId && certId === null)) {
+    const caller = identifyCaller(ep, cid, this.localPeerId, this.#policy);
+    if (!caller.ok) {
       this.stats.refusedPeers++;
       ep.close(now, cid, E.Generic, 'Not a session peer', false);
       return;
     }
-    // Relayed peers are known by their authenticated identity; direct ones by their address (what a reply dials).
-    const key = relayed ? (certId !== null ? `id:${certId}` : identity) : identityToString({ kind: 'ip', address: remote.address, port: remote.port });
+    const { key, remote, relayed, peerId: certId } = caller;
     let s = this.#sessions.get(key);
     if (s && s.cid !== 0) {
       const st = s.state;
@@ -625,8 +615,3 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   }
 }
 
-/** The peer id in an `id:N` identity string, or null for any other identity. */
-export function peerIdOf(identity: string): bigint | null {
-  const m = /^id:(\d+)$/.exec(identity);
-  return m ? BigInt(m[1] as string) : null;
-}
