@@ -18,6 +18,8 @@ import { decodeInBand, encodeChannelMessage, encodeRouteUpdate } from '../../src
 import { Reader } from '../../src/wire/reader.js';
 import { Writer } from '../../src/wire/writer.js';
 import { NetlaneError } from '../../src/util/errors.js';
+import { RelayClient } from '../../src/relay/client/index.js';
+import { RelayMsg, decodeRelayControl, encodeRelayControl, type RelayControl } from '../../src/relay/protocol.js';
 import { concat } from '../../src/util/bytes.js';
 import { SeededRng } from '../../src/util/rng.js';
 
@@ -189,6 +191,27 @@ function inBandCorpus(): Uint8Array[] {
   // A route string with two relays (127.0.0.1:27100 and [::1]:27101) and 41-byte tokens, as relays issue them.
   const route = 'AQAAAAcCBH8AAAFp3CkDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwYAAAAAAAAAAAAAAAAAAAABad0pBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ';
   return [encodeRouteUpdate(route), encodeChannelMessage(1000, new Uint8Array(20).fill(6)), encodeChannelMessage(-1, new Uint8Array(0)), encodeChannelMessage(254, new Uint8Array([1]))];
+}
+
+/** Every relay control message a relay sends a client, and DATA_DOWN on a few links. */
+function relayReplyCorpus(nonce: Uint8Array): Uint8Array[] {
+  const id = new Uint8Array(8).fill(7);
+  const msgs: RelayControl[] = [
+    { type: 'pong', nonce, cookie: new Uint8Array(20).fill(1), load: 3, drainSeconds: 0 },
+    { type: 'pong', nonce, cookie: new Uint8Array(20).fill(1), load: 3, drainSeconds: 30 },
+    { type: 'sessionOk', clientNonce: nonce, sessionId: id, sessionKey: new Uint8Array(16).fill(2), drainSeconds: 0, idleSeconds: 30, token: new Uint8Array(41).fill(3) },
+    { type: 'refused', clientNonce: nonce, code: 2 },
+    { type: 'linkOk', requestId: 1, linkId: 4 },
+    { type: 'linkFailed', requestId: 1, code: 6 },
+    { type: 'keepaliveAck', seq: 1, drainSeconds: 0, load: 0 },
+    { type: 'keepaliveAck', seq: 2, drainSeconds: 10, load: 0 },
+    { type: 'pathChallenge', challenge: new Uint8Array(8).fill(9) },
+    { type: 'noSession', sessionId: id },
+    { type: 'dirRegisterResult', requestId: 2, code: 0 },
+    { type: 'dirLookupResult', requestId: 3, code: 0, peerId: 42n, route: 'AQAAAAEBBH8AAAFp3CkDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwY' },
+  ];
+  const down = [0, 4, 65535].map((link) => Uint8Array.of(RelayMsg.DataDown, link >> 8, link & 0xff, 0x41, 1, 2, 3, 4, 5, 6, 7, 8));
+  return [...msgs.map(encodeRelayControl), ...down];
 }
 
 // ---------------------------------------------------------------- endpoint targets
@@ -366,6 +389,53 @@ export const TARGETS: Target[] = [
           throw e;
         }
       });
+    },
+  },
+  {
+    name: 'RelayClient.handleDatagram',
+    testInputs: 150_000,
+    run: (budget, seed) => {
+      // A client with two relays, past its first pings: every input comes from a relay it uses.
+      const relays = [
+        { address: '10.0.0.1', port: 27100 },
+        { address: '10.0.0.2', port: 27100 },
+      ];
+      const client = new RelayClient({ relays, provider: seededCryptoProvider(seed), unixSeconds: () => 1_800_000_000 });
+      // Open a session on both (ping, pong, request, SESSION_OK) so that the fuzz reaches the open state.
+      let t = 1;
+      let nonce = new Uint8Array(8);
+      const answer = (): void => {
+        for (let x = client.pollTransmit(); x; x = client.pollTransmit()) {
+          const m = decodeRelayControl(x.data);
+          if (m.type === 'ping') client.handleDatagram(++t, x.destination, encodeRelayControl({ type: 'pong', nonce: m.nonce, cookie: new Uint8Array(20).fill(1), load: 0, drainSeconds: 0 }));
+          else if (m.type === 'sessionRequest') {
+            nonce = m.clientNonce.slice();
+            client.handleDatagram(++t, x.destination, encodeRelayControl({ type: 'sessionOk', clientNonce: m.clientNonce, sessionId: new Uint8Array(8).fill(x.destination.address === '10.0.0.1' ? 7 : 8), sessionKey: new Uint8Array(16).fill(2), drainSeconds: 0, idleSeconds: 30, token: new Uint8Array(41).fill(3) }));
+          }
+        }
+      };
+      client.handleTimeout(t);
+      for (let i = 0; i < 4; i++) {
+        answer();
+        client.handleTimeout(++t);
+      }
+      if (client.route === null) throw new Error('fuzz setup: the relay client has no route');
+      const corpus = relayReplyCorpus(nonce);
+      let delivered = 0;
+      client.onData = () => void delivered++;
+      const r = loop('RelayClient.handleDatagram', budget, seed, corpus, (b) => {
+        t += 1000;
+        const before = client.stats.refused;
+        if (!client.handleDatagram(t, relays[t & 1] as { address: string; port: number }, b)) throw new Error('a relay datagram was not taken');
+        client.handleTimeout(t);
+        for (let x = client.pollTransmit(); x; x = client.pollTransmit());
+        for (let e = client.pollEvent(); e; e = client.pollEvent());
+        if (client.pollTimeout() === null) throw new Error('the client stopped keeping a deadline');
+        return client.stats.refused === before;
+      });
+      // Junk opens paths (DATA_DOWN on unknown links), never more than the link ids there are, and forgets them.
+      if (client.pathCount > 2 * 65536) throw new Error(`fuzz: ${client.pathCount} paths`);
+      return { ...r, name: `${r.name}, ${delivered} DATA_DOWN delivered` };
     },
   },
   {
