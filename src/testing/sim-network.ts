@@ -327,7 +327,7 @@ export class SimNetwork {
 
   /**
    * A runtime whose sockets live in this simulation at IP `ip` (any bind address is taken as `ip`; port 0
-   * picks the next free port from 40000), with virtual time, seeded randomness and a wall clock that
+   * picks the next free port from one that differs by IP, in 40000-59999), with virtual time, seeded randomness and a wall clock that
    * starts at `unixStartS` and follows virtual time. A facade given it runs entirely in virtual time.
    */
   runtime(ip: string, unixStartS = 1_800_000_000): Runtime {
@@ -348,7 +348,7 @@ export class SimNetwork {
   openSocket(address: SocketAddress): SimSocket {
     let port = address.port;
     if (port === 0) {
-      port = this.#nextPort.get(address.address) ?? 40000;
+      port = this.#nextPort.get(address.address) ?? firstPort(address.address);
       while (this.#sockets.has(`${address.address}:${port}`) || this.#hosts.has(`${address.address}:${port}`)) port++;
       this.#nextPort.set(address.address, port + 1);
     }
@@ -452,6 +452,13 @@ export class SimNetwork {
   runFor(us: number): void {
     this.runUntil(() => false, us);
   }
+}
+
+/** The first port an IP's sockets get: different IPs get different ports, so that a port seen in the wrong place stands out. */
+function firstPort(ip: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < ip.length; i++) h = Math.imul(h ^ ip.charCodeAt(i), 0x01000193);
+  return 40000 + ((h >>> 0) % 20000);
 }
 
 function checksum(d: Uint8Array): number {
