@@ -49,6 +49,8 @@ export class World {
   /**
    * Runs the simulation with every `framed` running a frame each FRAME_US until `done()` holds (checked
    * after each frame and event). Throws, naming `what` and the seed, after `maxUs` of virtual time.
+   * `done()` may be called again once it holds: a `done()` that reads messages must count them, not
+   * consume them and expect them again.
    */
   drive(framed: readonly Framed[], done: () => boolean, maxUs: number, what: string, each?: () => void): void {
     const end = this.sim.now + maxUs;
