@@ -1,11 +1,11 @@
-// Lint rules, including the layer import rules of DESIGN.md section 1.
+// Lint rules, including the layer import rules (README.md, docs/RUNTIME.md).
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /** Imports that the sans-IO layers (util, wire, core) may never use. */
 const worldImports = [
-  { group: ['node:*', '/fs', '/dgram', '/net', '/crypto', '/os', '/timers', '/perf_hooks'], message: 'core/wire/util are sans-IO: no node:* imports (DESIGN.md section 1).' },
-  { group: ['**/io/**', '**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'core/wire/util may not import io, api, relay, testing or cli (DESIGN.md section 1).' },
+  { group: ['node:*', '/fs', '/dgram', '/net', '/crypto', '/os', '/timers', '/perf_hooks'], message: 'core/wire/util are sans-IO: no node:* imports.' },
+  { group: ['**/io/**', '**/api/**', '**/relay/**', '**/testing/**', '**/cli/**'], message: 'core/wire/util may not import io, api, relay, testing or cli.' },
 ];
 const noEnums = { selector: 'TSEnumDeclaration', message: 'Use as-const objects and unions (erasable TypeScript).' };
 const noTimers = { selector: 'CallExpression[callee.name=/^(setTimeout|setInterval|setImmediate)$/]', message: 'Timers live in src/io (one per endpoint, at pollTimeout) and src/cli: report pollTimeout() instead.' };
@@ -69,7 +69,7 @@ export default tseslint.config(
     files: ['src/crypto/**/*.ts'],
     ignores: ['src/crypto/node-provider.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [...worldImports, { group: ['**/core/**'], message: 'crypto imports util and wire only (DESIGN.md section 1).' }] }],
+      'no-restricted-imports': ['error', { patterns: [...worldImports, { group: ['**/core/**'], message: 'crypto imports util and wire only.' }] }],
       'no-restricted-globals': ['error', ...worldGlobals.filter((g) => g.name !== 'Date')],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from the CryptoProvider.' }, ...noTimerMembers],
     },
@@ -83,7 +83,7 @@ export default tseslint.config(
   {
     files: ['src/core/**/*.ts'],
     rules: {
-      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/crypto/**'], allowTypeImports: true, message: 'core imports crypto types only: the provider is injected (DESIGN.md section 1).' }] }],
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/crypto/**'], allowTypeImports: true, message: 'core imports crypto types only: the provider is injected.' }] }],
       'no-restricted-imports': ['error', { patterns: worldImports }],
       'no-restricted-globals': ['error', ...worldGlobals],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng.' }, ...noTimerMembers],
@@ -92,7 +92,7 @@ export default tseslint.config(
   {
     files: ['src/io/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/peer/**', '**/testing/**', '**/cli/**', '**/relay/client/**'], message: 'io runs the sans-IO engines (endpoint, relay node) under the facades: it may not import api, peer, the relay client, testing or cli (DESIGN.md section 1).' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/api/**', '**/peer/**', '**/testing/**', '**/cli/**', '**/relay/client/**'], message: 'io runs the sans-IO engines (endpoint, relay node) under the facades: it may not import api, peer, the relay client, testing or cli.' }] }],
     },
   },
   {
@@ -109,7 +109,7 @@ export default tseslint.config(
   {
     files: ['src/peer/**/*.ts', 'src/relay/client/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [...worldImports.slice(0, 1), { group: ['**/io/**', '**/api/**', '**/testing/**', '**/cli/**'], message: 'the relay client and the peer layer are sans-IO (DESIGN.md section 1): no io, api, testing or cli.' }, { group: ['**/crypto/node-provider*'], message: 'the provider is injected.' }] }],
+      'no-restricted-imports': ['error', { patterns: [...worldImports.slice(0, 1), { group: ['**/io/**', '**/api/**', '**/testing/**', '**/cli/**'], message: 'the relay client and the peer layer are sans-IO: no io, api, testing or cli.' }, { group: ['**/crypto/node-provider*'], message: 'the provider is injected.' }] }],
       'no-restricted-globals': ['error', ...worldGlobals],
       'no-restricted-properties': ['error', { object: 'Math', property: 'random', message: 'Randomness comes from an injected Rng or the CryptoProvider.' }, ...noTimerMembers],
     },
@@ -145,7 +145,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['**/wire/**', '**/testing/**', '**/cli/**'], message: 'api translates between the user and core/io: no wire codecs, testing or cli (DESIGN.md section 1).' },
+            { group: ['**/wire/**', '**/testing/**', '**/cli/**'], message: 'api translates between the user and core/io: no wire codecs, testing or cli.' },
             { group: ['**/crypto/**', '!**/crypto/types.js', '!**/crypto/provider.js'], message: 'api imports no crypto internals: handshakes and peer ids come from src/peer (localPeer).' },
             { group: ['**/relay/**', '!**/relay/index.js'], message: 'api uses the relay network through its public index only (src/relay/index.ts).' },
           ],

@@ -9,7 +9,7 @@ import { NetworkingSockets, SendFlags, ConnectionState, Result, type StatusChang
 import { SEND_BUFFER_CAP, hostPort, importBench, until, view, type Contender, type Link, type Mode } from './common.js';
 
 const noop = (): void => undefined;
-/** Sends on an unconnected dgram socket without a dns.lookup per send (machine-facts.md). */
+/** Sends on an unconnected dgram socket without a dns.lookup per send (an IP literal needs none). */
 const literalLookup = (host: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void): void => cb(null, host, host.includes(':') ? 6 : 4);
 
 // ---------------------------------------------------------------- raw UDP: the physical limit for Node

@@ -1,7 +1,7 @@
 import { NetlaneError } from '../util/errors.js';
 
 /**
- * Connection configuration values, by their GameNetworkingSockets names (DESIGN.md section 8).
+ * Connection configuration values, by their GameNetworkingSockets names.
  * `resolveConfig` turns a partial object into a frozen, validated one; the rest of the core never sees
  * an undefined option.
  */

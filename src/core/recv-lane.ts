@@ -3,7 +3,7 @@ import { EndReason } from './types.js';
 
 /**
  * Thrown inside frame processing when an authenticated peer breaks the protocol; the connection
- * catches it and closes with `reason` (DESIGN.md section 5, "Bad input").
+ * catches it and closes with `reason`.
  */
 export class ProtocolViolation extends Error {
   readonly reason: number;

@@ -4,7 +4,7 @@
  */
 
 /**
- * Connection states (DESIGN.md section 4, docs/STATE_MACHINE.md). Negative values are internal and
+ * Connection states (docs/STATE_MACHINE.md). Negative values are internal and
  * appear as `None` through the API.
  */
 export const ConnectionState = {

@@ -150,7 +150,7 @@ interface CookieKey {
 }
 
 /**
- * The secure handshake (DESIGN.md section 5, docs/SECURITY.md): HMAC-SHA256 stateless cookies with
+ * The secure handshake (docs/SECURITY.md): HMAC-SHA256 stateless cookies with
  * key rotation; signed X25519 key exchange with certificates; HKDF-SHA256 keys per direction over
  * the transcript; version and cipher negotiation that a man in the middle cannot downgrade.
  */

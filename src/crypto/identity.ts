@@ -7,7 +7,7 @@ import { toHex } from '../util/bytes.js';
 import type { CryptoProvider } from './provider.js';
 
 /**
- * Who a peer is (DESIGN.md section 5). As GameNetworkingSockets' `SteamNetworkingIdentity`:
+ * Who a peer is. As GameNetworkingSockets' `SteamNetworkingIdentity`:
  * an IP address, a 64-bit id, a string or up to 32 bytes. String forms: `ip:1.2.3.4:27015`,
  * `ip:[::1]:27015`, `id:76561197960265729`, `str:alice`, `gen:0a0b0c`.
  */

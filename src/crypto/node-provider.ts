@@ -1,4 +1,4 @@
-// The only file of netlane that imports node:crypto (DESIGN.md section 1).
+// The only file of netlane that imports node:crypto.
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomFillSync, sign, verify, type KeyObject } from 'node:crypto';
 import { NetlaneError } from '../util/errors.js';
 import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, isAllZero, isSmallOrderX25519, type Aead, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
@@ -123,7 +123,7 @@ export class NodeCryptoProvider implements CryptoProvider {
     if (peerPublicKey.length !== 32 || isSmallOrderX25519(peerPublicKey)) return null;
     let secret: Buffer;
     try {
-      // A JWK import is an order of magnitude cheaper than SPKI here (reference/machine-facts.md).
+      // A JWK import is an order of magnitude cheaper than SPKI here (measured on the 2-core CI machines).
       const pub = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64url(peerPublicKey) }, format: 'jwk' });
       secret = diffieHellman({ privateKey: own.privateKey as KeyObject, publicKey: pub });
     } catch {

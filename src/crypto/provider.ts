@@ -1,6 +1,6 @@
 /**
  * The cryptographic primitives netlane uses, behind one interface so that the protocol code never
- * touches a crypto library directly (DESIGN.md section 1). {@link NodeCryptoProvider} implements it
+ * touches a crypto library directly. {@link NodeCryptoProvider} implements it
  * with node:crypto. Every method checks its inputs and throws {@link NetlaneError} on misuse; network
  * input never reaches a throwing path (AEAD open and signature checks return false / -1 instead).
  */

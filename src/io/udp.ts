@@ -13,7 +13,7 @@ export interface UdpSocketOptions {
   readonly port: number;
   /** Connect the socket to this peer (a client's socket talks to one server): cheaper sends, and datagrams from anyone else are filtered by the kernel. */
   readonly connectTo?: SocketAddress;
-  /** Kernel receive buffer, bytes. Default 4 MiB: the default ~208 KiB drops bursts (reference/machine-facts.md). */
+  /** Kernel receive buffer, bytes. Default 4 MiB: the default ~208 KiB drops bursts (measured on the 2-core CI machines). */
   readonly recvBufferSize?: number;
   /** Kernel send buffer, bytes. Default 1 MiB. */
   readonly sendBufferSize?: number;

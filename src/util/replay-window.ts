@@ -4,7 +4,7 @@
  * the window is refused: it could be a replay that the bitmap can no longer tell apart.
  *
  * `isNew` is a pure check; `mark` records. Callers mark only after a packet authenticates
- * (DESIGN.md section 5), so forged packets cannot move the window.
+ *, so forged packets cannot move the window.
  */
 export class ReplayWindow {
   /** Bits remembered below the largest packet number. */

@@ -35,7 +35,7 @@ const DEFAULT_DIR_CLOCK_WINDOW_S = 120;
 const US_PER_MS = 1000;
 
 /**
- * A relay node, sans-IO (DESIGN.md section 6, docs/RELAY.md): it holds relay sessions, each opened
+ * A relay node, sans-IO (docs/RELAY.md): it holds relay sessions, each opened
  * with a cookie and a ticket, links between sessions named by route tokens, and forwards end-to-end
  * datagrams between linked sessions, rewriting only the hop header. It never parses what it forwards.
  *
