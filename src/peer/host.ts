@@ -1,15 +1,16 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type ConnectionStatusChangedEvent, type ReceivedMessage, type SansIo, type SocketAddress, type Transmit } from '../core/types.js';
-import { isRelayPath, type LookupResult, type RelayClient } from '../relay/client/index.js';
-import { decodeRoute, type Route } from '../relay/protocol.js';
+import { isRelayPath, type RelayClient } from '../relay/client/index.js';
+import type { Route } from '../relay/protocol.js';
 import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
 import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
 import { sendOnChannel, writeOutbox } from './channels.js';
 import { identifyCaller } from './incoming.js';
+import { Routes } from './routes.js';
 import { SessionTimers, type SessionTimerHost } from './timers.js';
 import { PeerSession, type SessionState } from './session.js';
-import { E, IDLE_GRACE_US, LOOKUP_RETRY_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
+import { E, IDLE_GRACE_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
 
 export type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
 
@@ -51,6 +52,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   readonly #scratch: ReceivedMessage[] = [];
   /** The connection being closed for a protocol violation: reads of it return nothing. */
   #violating = 0;
+  readonly #routes: Routes<A>;
   #closed = false;
 
   constructor(options: PeerHostOptions<A>) {
@@ -60,6 +62,16 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.relay = options.relay;
     this.localPeerId = options.localPeerId;
     this.#timers = new SessionTimers(this.#policy.idleTimeoutUs);
+    this.#routes = new Routes<A>({
+      endpoint: this.endpoint,
+      relay: this.relay,
+      stats: this.stats,
+      timers: this.#timers,
+      session: (key) => this.#sessions.get(key),
+      sessions: () => this.#sessions.values(),
+      dial: (now, s, vaddr) => this.#dial(now, s, vaddr),
+      fail: (now, s, apiState, reason, debug) => this.fail(now, s, apiState, reason, debug),
+    });
     if (this.relay) {
       this.relay.onData = (now, vaddr, data) => this.endpoint.handleDatagram(now, vaddr, data);
       this.relay.pathInUse = (vaddr) => this.#pathInUse(vaddr);
@@ -269,8 +281,11 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     const relay = this.relay;
     if (relay) {
       for (let e = relay.pollEvent(); e; e = relay.pollEvent()) {
-        if (e.type === 'route') this.#ownRouteChanged(now, e.route);
-        else this.#lookupDone(now, e.peerId, e.result);
+        if (e.type === 'lookup') this.#routes.lookupDone(now, e.peerId, e.result);
+        else {
+          this.#routes.ownRouteChanged(now, e.route);
+          this.#events.push({ type: 'route', route: e.route });
+        }
       }
     }
     const ep = this.endpoint;
@@ -479,7 +494,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (!this.#policy.findRoutes) return true; // no route: it stays idle until it has one (updateRoute)
     s.transition({ kind: 'findingRoute', deadlineUs: now + this.#o.timeoutInitialUs, nextLookupUs: now, inFlight: false, lastMiss: 'unreachable' });
     this.#timers.lower(now + this.#o.timeoutInitialUs);
-    this.lookup(now, s);
+    this.#routes.lookup(now, s);
     return true;
   }
 
@@ -488,54 +503,19 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.#timers.lower(untilUs);
   }
 
+  /** Dials `vaddr` for a session (a relay path or the peer's address). */
   #dial(now: number, s: PeerSession<A>, vaddr: SocketAddress): void {
     const cid = this.endpoint.connect(now, vaddr);
     this.#byCid.set(cid, s);
     s.transition({ kind: 'connecting', cid, vaddr, incoming: false });
   }
 
-  /** Asks the directory for a finding session's route (one lookup in flight, retried every 500 ms). */
   lookup(now: number, s: PeerSession<A>): void {
-    const st = s.state;
-    if (st.kind !== 'findingRoute' || st.inFlight || s.peerId === null || !this.relay) return;
-    st.inFlight = true;
-    st.nextLookupUs = now + LOOKUP_RETRY_US;
-    this.#timers.lower(st.nextLookupUs);
-    this.stats.lookups++;
-    this.relay.lookup(now, s.peerId);
+    this.#routes.lookup(now, s);
   }
 
-  #lookupDone(now: number, peerId: bigint, r: LookupResult): void {
-    const s = this.#sessions.get(`id:${peerId}`);
-    const st = s?.state;
-    if (!s || !st) return;
-    if (st.kind !== 'findingRoute') {
-      // The route of a peer that dialled us (routeOnConnect 'lookup'): where to re-link if its relay fails.
-      const vaddr = s.vaddr;
-      if (r.ok && !s.route && vaddr && isRelayPath(vaddr)) {
-        s.route = r.parsed;
-        this.relay?.updatePath(now, vaddr, r.parsed);
-      }
-      return;
-    }
-    st.inFlight = false;
-    if (r.ok) {
-      s.route = r.parsed;
-      this.#dial(now, s, (this.relay as RelayClient).openPath(now, r.parsed));
-      return;
-    }
-    // The peer may not have registered yet, or our relay session may not be up yet: retry until the deadline.
-    if (r.why !== 'unreachable' || st.lastMiss === 'unreachable') st.lastMiss = r.why;
-    if (now >= st.deadlineUs) this.findingExpired(now, s, st);
-    else this.#timers.lower(Math.min(st.nextLookupUs, st.deadlineUs));
-  }
-
-  /** A finding session's deadline passed with no route: it fails with why the last lookup found none. */
   findingExpired(now: number, s: PeerSession<A>, st: Extract<SessionState, { kind: 'findingRoute' }>): void {
-    const P = ConnectionState.ProblemDetectedLocally;
-    if (st.lastMiss === 'notFound') this.fail(now, s, P, E.NotLoggedIn, `peer id ${s.peerId} is not in the relays' directory`);
-    else if (st.lastMiss === 'noRelay') this.fail(now, s, P, E.NoRelay, 'no relay session is open');
-    else this.fail(now, s, P, E.RelayConnectivity, 'no relay answered the directory lookup');
+    this.#routes.findingExpired(now, s, st);
   }
 
   /** The peer that won a crossing did not connect in time. */
@@ -569,20 +549,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     else this.#pending.delete(s);
   }
 
-  #ownRouteChanged(now: number, route: string): void {
-    const msg = encodeRouteUpdate(route);
-    for (const s of this.#sessions.values()) {
-      const st = s.state;
-      if (st.kind === 'connected' && isRelayPath(st.vaddr)) {
-        this.endpoint.send(now, st.cid, msg, SendFlags.Reliable, 0);
-        this.endpoint.flush(now, st.cid);
-      } else if (st.kind === 'findingRoute') {
-        st.nextLookupUs = now; // the relay session is up: look again now
-        this.#timers.lower(now);
-      }
-    }
-    this.#events.push({ type: 'route', route });
-  }
+
 
   /**
    * A lane-0 message: a route update (re-link to the peer's new relay) or a wide-channel message. Returns
@@ -600,17 +567,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       fn(msg.channel, msg.payload, m);
       return null;
     }
-    let route: Route;
-    try {
-      route = decodeRoute(msg.route);
-    } catch {
-      return null; // not a route this version reads: ignored, as a newer peer's extension would be
-    }
-    this.stats.routeUpdatesReceived++;
-    const vaddr = s.vaddr;
-    if (!vaddr || !isRelayPath(vaddr) || (s.route && route.revision <= s.route.revision)) return null;
-    s.route = route;
-    this.relay?.updatePath(now, vaddr, route);
+    this.#routes.peerRouteUpdate(now, s, msg.route);
     return null;
   }
 }
