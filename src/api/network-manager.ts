@@ -124,6 +124,8 @@ export class NetworkManager {
   readonly #stack: RelayedStack<PeerApp>;
   readonly #host: PeerHost<PeerApp>;
   readonly #readable = new Set<PeerSession<PeerApp>>();
+  /** Peers with messages sendMessage wrote and flush has not handed over yet. */
+  readonly #written = new Set<PeerSession<PeerApp>>();
   readonly #routeEvents: string[] = [];
   readonly #listeners = new Listeners<{ message: MessageListener; routeUpdate: RouteListener }>(['message', 'routeUpdate']);
   readonly #stats = { droppedNoChannel: 0, droppedWrongReliability: 0, heldTimedOut: 0 };
@@ -186,6 +188,7 @@ export class NetworkManager {
     const s = this.#peer(peerId);
     if (!s) return DiscordResult.NotFound;
     this.#readable.delete(s);
+    this.#written.delete(s);
     this.#host.close(this.#now(), s, CLOSE_PEER_REASON, 'ClosePeer');
     this.#stack.driver.kick();
     return DiscordResult.Ok;
@@ -221,6 +224,7 @@ export class NetworkManager {
     const app = s.app;
     if (app.written.length + s.outbox.length >= MAX_WRITTEN_MESSAGES || app.writtenBytes + s.outboxBytes + data.length > MAX_WRITTEN_BYTES) return DiscordResult.InsufficientBuffer;
     app.written.push({ channel: channelId, reliable: ch.reliable, data: data.slice() });
+    this.#written.add(s);
     app.writtenBytes += data.length;
     return DiscordResult.Ok;
   }
@@ -229,7 +233,7 @@ export class NetworkManager {
   flush(): DiscordResult {
     if (this.#closed) return DiscordResult.ServiceUnavailable;
     const now = this.#now();
-    for (const s of this.#host.sessions()) if (s.wanted) this.#write(now, s);
+    for (const s of this.#written) this.#write(now, s);
     this.#stack.driver.service();
     return DiscordResult.Ok;
   }
@@ -326,7 +330,10 @@ export class NetworkManager {
   /** Hands what sendMessage wrote to the session, as far as it takes it; the rest waits for the next flush. */
   #write(now: number, s: PeerSession<PeerApp>): void {
     const app = s.app;
-    if (app.written.length === 0) return;
+    if (app.written.length === 0) {
+      this.#written.delete(s);
+      return;
+    }
     let i = 0;
     for (; i < app.written.length; i++) {
       const m = app.written[i] as Written;
@@ -334,6 +341,7 @@ export class NetworkManager {
       app.writtenBytes -= m.data.length;
     }
     app.written = i === app.written.length ? [] : app.written.slice(i);
+    if (app.written.length === 0) this.#written.delete(s);
     this.#host.flush(now, s);
   }
 
