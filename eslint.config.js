@@ -124,14 +124,14 @@ export default tseslint.config(
   },
   {
     // The relay node is sans-IO like core: it imports util, wire, crypto (types and provider functions) and the
-    // relay's protocol and ticket codecs, never the server, the client or anything that does IO.
+    // relay's protocol, hop crypto and ticket codecs, never the server, the client or anything that does IO.
     files: ['src/relay/node/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
           ...worldImports,
-          { group: ['**/core/**', '**/crypto/node-provider*'], message: 'the relay node imports util, wire, crypto (not its node:crypto provider), ../protocol.js and ../ticket.js only.' },
-          { regex: '^\\.\\./(?!protocol\\.js$|ticket\\.js$)[^/]+$', message: 'the relay node imports ../protocol.js and ../ticket.js only from the relay (not the server, the client or the index).' },
+          { group: ['**/core/**', '**/crypto/node-provider*'], message: 'the relay node imports util, wire, crypto (not its node:crypto provider), ../protocol.js, ../hop.js and ../ticket.js only.' },
+          { regex: '^\\.\\./(?!protocol\\.js$|hop\\.js$|ticket\\.js$)[^/]+$', message: 'the relay node imports ../protocol.js, ../hop.js and ../ticket.js only from the relay (not the server, the client or the index).' },
         ],
       }],
       'no-restricted-globals': ['error', ...worldGlobals],

@@ -3,7 +3,7 @@
 // open an unreliable channel 0 and a reliable channel 1, and send positions and loot drops. Every
 // byte goes through a relay; neither player learns the other's address.
 //
-//   node dist/examples/discord-lobby.js [--relay HOST:PORT]... [--seconds N]
+//   node dist/examples/discord-lobby.js [--relay HOST:PORT#KEY]... [--seconds N]
 //
 // Without --relay an embedded relay runs in this process (as `netlane relay --open` would).
 import { NetworkManager, RelayServer } from '../src/index.js';
@@ -111,8 +111,8 @@ async function main(): Promise<void> {
   let relay: RelayServer | null = null;
   if (opts.relays.length === 0) {
     relay = RelayServer.open({ address: '127.0.0.1', port: 0, open: true });
-    opts.relays.push(`127.0.0.1:${relay.local.port}`);
-    console.log(`embedded relay on 127.0.0.1:${relay.local.port}`);
+    opts.relays.push(relay.address);
+    console.log(`embedded relay on ${relay.address}`);
   }
   const lobbies = new LobbyService();
   const alice = new Player('alice', 53908232506183680n, lobbies, opts.relays);

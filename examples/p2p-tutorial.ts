@@ -3,7 +3,7 @@
 // Two players in one lobby; everything goes through a relay by peer id, so neither learns the
 // other's IP address.
 //
-//   node dist/examples/p2p-tutorial.js [--relay HOST:PORT]... [--compress] [--turns N]
+//   node dist/examples/p2p-tutorial.js [--relay HOST:PORT#KEY]... [--compress] [--turns N]
 //
 // Without --relay an embedded relay runs in this process (as `netlane relay --open` would).
 //
@@ -143,7 +143,7 @@ class Player {
 async function main(): Promise<void> {
   const { relays: given, compress, turns } = args();
   const embedded = given.length === 0 ? RelayServer.open({ open: true, address: '127.0.0.1', port: 0 }) : null;
-  const relays = embedded ? [`127.0.0.1:${embedded.local.port}`] : given;
+  const relays = embedded ? [embedded.address] : given;
   const host = new Player('Host', relays, compress);
   const guest = new Player('Guest', relays, compress);
   const players = [host, guest];

@@ -263,8 +263,8 @@ function installContenders(): void {
 async function relayRun(kind: string, size: number): Promise<Run> {
   const fw = start(FREE, RELAY, ['forwarder', kind]);
   try {
-    const port = await lineFrom(fw, 'READY ', 15_000);
-    const load = start(FREE, RELAY, ['load', port, kind, String(size), String(Q.ms)]);
+    const [port = '', key = ''] = (await lineFrom(fw, 'READY ', 15_000)).split(' ');
+    const load = start(FREE, RELAY, ['load', port, kind, String(size), String(Q.ms), key]);
     try {
       return JSON.parse(await lineFrom(load, 'RESULT ', Q.ms + 20_000)) as Run;
     } finally {

@@ -11,8 +11,9 @@
 import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
-import { RelayMsg, UP_HEADER_BYTES, decodeRelayControl, encodeRelayControl, type RelayControl } from '../../src/relay/protocol.js';
+import { RelayMsg, UP_HEADER_BYTES, type RelayControl } from '../../src/relay/protocol.js';
 import { RelayServer } from '../../src/io/relay-server.js';
+import { HopSession } from '../../src/testing/relay-hop.js';
 import { nowUs, quantile } from './common.js';
 
 const [, , role, ...rest] = process.argv;
@@ -21,7 +22,7 @@ if (role === 'forwarder') {
   if (rest[0] === 'netlane') {
     // The rate cap is checked per datagram as always, set high enough not to bind: this measures forwarding.
     const relay = RelayServer.open({ address: '127.0.0.1', port: 0, open: true, openKbps: 10_000_000, keepProcessAlive: true });
-    console.log(`READY ${relay.local.port}`);
+    console.log(`READY ${relay.local.port} ${Buffer.from(relay.publicKey).toString('base64url')}`);
   } else {
     // The control: every datagram from one of the first two addresses goes to the other, untouched.
     const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
@@ -35,15 +36,16 @@ if (role === 'forwarder') {
     sock.bind(0, '127.0.0.1', () => console.log(`READY ${sock.address().port}`));
   }
 } else if (role === 'load') {
-  const [portS, mode, sizeS, msS] = rest;
-  console.log(`RESULT ${JSON.stringify(await load(Number(portS), mode === 'netlane', Number(sizeS), Number(msS)))}`);
+  const [portS, mode, sizeS, msS, keyS] = rest;
+  console.log(`RESULT ${JSON.stringify(await load(Number(portS), mode === 'netlane', Number(sizeS), Number(msS), new Uint8Array(Buffer.from(keyS ?? '', 'base64url'))))}`);
   process.exit(0);
 }
 
 interface End {
   sock: dgram.Socket;
-  /** What goes in front of each payload: the hop header (netlane) or a 11-byte stand-in (naive). */
-  header: Buffer;
+  /** What goes in front of each payload: the hop headers (netlane: each with its own sequence tag, made before the run) or one stand-in of the same size (naive). */
+  headers: Uint8Array[];
+  next: number;
   onData: (d: Buffer) => void;
 }
 
@@ -51,54 +53,63 @@ async function end(): Promise<End> {
   const sock = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 4 << 20 });
   sock.bind(0, '127.0.0.1');
   await once(sock, 'listening');
-  return { sock, header: Buffer.alloc(UP_HEADER_BYTES), onData: () => undefined };
+  return { sock, headers: [Buffer.alloc(UP_HEADER_BYTES)], next: 0, onData: () => undefined };
 }
 
-/** One control exchange with the relay: send `m`, wait for the first control answer. */
-async function ask(e: End, port: number, m: RelayControl): Promise<RelayControl> {
-  const answer = new Promise<RelayControl>((resolve) => {
+/** One control exchange with the relay: send `data`, wait for the first control answer (opened by `hop`). */
+async function ask(e: End, port: number, data: Uint8Array, hop: HopSession, accept = false): Promise<RelayControl | 'sessionOk'> {
+  const answer = new Promise<RelayControl | 'sessionOk'>((resolve, reject) => {
     const on = (msg: Buffer): void => {
       if (msg[0] === RelayMsg.DataDown) return;
       e.sock.off('message', on);
-      resolve(decodeRelayControl(msg));
+      if (accept) {
+        if (hop.accept(msg)) resolve('sessionOk');
+        else reject(new Error('the SESSION_OK does not open with the relay key'));
+        return;
+      }
+      const m = hop.open(msg);
+      if (m) resolve(m);
+      else reject(new Error('an answer that does not open'));
     };
     e.sock.on('message', on);
   });
-  e.sock.send(encodeRelayControl(m), port, '127.0.0.1');
+  e.sock.send(data, port, '127.0.0.1');
   return answer;
 }
 
-async function session(e: End, port: number): Promise<Extract<RelayControl, { type: 'sessionOk' }>> {
-  const pong = await ask(e, port, { type: 'ping', version: 1, nonce: new Uint8Array(8) });
-  if (pong.type !== 'pong') throw new Error('no pong');
-  const ok = await ask(e, port, { type: 'sessionRequest', cookie: pong.cookie, clientNonce: new NodeCryptoProvider().signingKey().publicKey.subarray(0, 8), ticket: new Uint8Array(0) });
-  if (ok.type !== 'sessionOk') throw new Error(`no session: ${ok.type}`);
-  return ok;
+async function session(e: End, port: number, relayKey: Uint8Array): Promise<HopSession> {
+  const hop = new HopSession(new NodeCryptoProvider(), relayKey);
+  const pong = await ask(e, port, hop.ping(), hop);
+  if (pong === 'sessionOk' || pong.type !== 'pong') throw new Error('no pong');
+  await ask(e, port, hop.request(pong.cookie), hop, true);
+  return hop;
 }
 
-function setHeader(e: End, s: Extract<RelayControl, { type: 'sessionOk' }>, linkId: number): void {
-  e.header[0] = RelayMsg.DataUp;
-  e.header.set(s.sessionId, 1);
-  e.header.writeUInt16BE(linkId, 9);
+/** Hop headers for `count` datagrams on `linkId`, each with the next sequence tag (made before the run, so that the load does not pay for them). */
+function headers(hop: HopSession, linkId: number, count: number): Uint8Array[] {
+  return Array.from({ length: count }, () => hop.header(linkId));
 }
 
-async function load(port: number, netlane: boolean, size: number, ms: number): Promise<{ pktsPerSec: number; p50: number; p99: number; p999: number; lost: number }> {
+async function load(port: number, netlane: boolean, size: number, ms: number, relayKey: Uint8Array): Promise<{ pktsPerSec: number; p50: number; p99: number; p999: number; lost: number }> {
   const a = await end();
   const b = await end();
   if (netlane) {
-    const sa = await session(a, port);
-    const sb = await session(b, port);
-    const la = await ask(a, port, { type: 'linkRequest', sessionId: sa.sessionId, requestId: 1, token: sb.token });
-    const lb = await ask(b, port, { type: 'linkRequest', sessionId: sb.sessionId, requestId: 2, token: sa.token });
-    if (la.type !== 'linkOk' || lb.type !== 'linkOk') throw new Error('no link');
-    setHeader(a, sa, la.linkId);
-    setHeader(b, sb, lb.linkId);
+    const sa = await session(a, port, relayKey);
+    const sb = await session(b, port, relayKey);
+    // B permits A (no answer), then each links to the other's token: one link, seen from both sides.
+    b.sock.send(sb.seal({ type: 'permit', reset: true, peerIds: [sa.peerId] }), port, '127.0.0.1');
+    const la = await ask(a, port, sa.seal(sa.linkRequest(1, sb.token as Uint8Array)), sa);
+    const lb = await ask(b, port, sb.seal(sb.linkRequest(2, sa.token as Uint8Array)), sb);
+    if (la === 'sessionOk' || lb === 'sessionOk' || la.type !== 'linkOk' || lb.type !== 'linkOk') throw new Error('no link');
+    // Enough headers for the whole run at well above the rates measured here.
+    const count = Math.ceil((ms / 1000 + 3) * 150_000);
+    a.headers = headers(sa, la.linkId, count);
+    b.headers = headers(sb, lb.linkId, 40_000);
   } else {
-    a.header[0] = RelayMsg.DataUp;
-    b.header[0] = RelayMsg.DataUp;
-    a.sock.send(a.header, port, '127.0.0.1');
+    for (const e of [a, b]) (e.headers[0] as Uint8Array)[0] = RelayMsg.DataUp;
+    a.sock.send(a.headers[0] as Uint8Array, port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 20));
-    b.sock.send(b.header, port, '127.0.0.1');
+    b.sock.send(b.headers[0] as Uint8Array, port, '127.0.0.1');
     await new Promise((r) => setTimeout(r, 20));
   }
   // What the receiver sees: a 3-byte down header (netlane) or the whole datagram (naive).
@@ -106,7 +117,9 @@ async function load(port: number, netlane: boolean, size: number, ms: number): P
   for (const e of [a, b]) e.sock.on('message', (m: Buffer) => m.length > skip && e.onData(m));
   const payload = Buffer.alloc(size);
   const send = (e: End): void => {
-    e.sock.send([e.header, payload], port, '127.0.0.1');
+    const h = e.headers[e.next] as Uint8Array;
+    if (e.next < e.headers.length - 1) e.next++;
+    e.sock.send([h, payload], port, '127.0.0.1');
   };
 
   // 1. Ping-pong: A -> B -> A, one at a time.

@@ -1,9 +1,8 @@
 import type { EndpointStats } from '../core/endpoint.js';
-import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import type { Clock } from '../io/clock.js';
 import type { Runtime } from '../io/runtime.js';
-import type { RelayClientStats } from '../relay/index.js';
+import type { RelayAddress, RelayClientStats } from '../relay/index.js';
 import type { ConfigOptions } from './networking-sockets.js';
 import type { RelayTuning } from './relayed.js';
 
@@ -144,7 +143,7 @@ export interface SessionConnectionInfo {
 /** Options of {@link NetworkingMessages}. */
 export interface NetworkingMessagesOptions {
   /** Relay addresses (`host:port`): this peer's id is registered in their directory; peer ids are looked up there. */
-  readonly relays?: readonly (string | SocketAddress)[];
+  readonly relays?: readonly (string | RelayAddress)[];
   /** The operator's relay ticket (bytes or base64url); none for relays in `--open` mode. */
   readonly ticket?: Uint8Array | string;
   /**

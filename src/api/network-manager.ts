@@ -4,7 +4,7 @@ import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import type { Clock } from '../io/clock.js';
 import type { Runtime } from '../io/runtime.js';
 import type { PeerHost, PeerPolicy, PeerSession } from '../peer/index.js';
-import type { RelayClient, RelayClientStats } from '../relay/index.js';
+import type { RelayAddress, RelayClient, RelayClientStats } from '../relay/index.js';
 import { Result } from '../core/types.js';
 import { NetlaneError } from '../util/errors.js';
 import { Listeners } from '../util/listeners.js';
@@ -28,7 +28,7 @@ export type DiscordResult = (typeof DiscordResult)[keyof typeof DiscordResult];
 /** Options of a {@link NetworkManager}. */
 export interface NetworkManagerOptions {
   /** Relay addresses (`host:port`): pinged at start; the best carries this peer's route, the next is the warm backup. */
-  readonly relays: readonly (string | SocketAddress)[];
+  readonly relays: readonly (string | RelayAddress)[];
   /** The operator's relay ticket (bytes or base64url, from `netlane ticket`); none for relays in `--open` mode. */
   readonly ticket?: Uint8Array | string;
   /** This peer's Ed25519 key; the peer id is derived from it. Default: a fresh key. */

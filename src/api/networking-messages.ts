@@ -149,7 +149,8 @@ export class NetworkingMessages {
   /** Accepts a user's pending session request (`AcceptSessionWithUser`); false if there is no session with a connection. */
   acceptSessionWithUser(identity: NetworkingIdentity): boolean {
     const s = this.#find(identity);
-    if (!s || s.cid === 0) return false;
+    // A session with a request: the peer's connection waiting, or its link offer through a relay.
+    if (!s || (s.cid === 0 && s.state.kind !== 'offered')) return false;
     this.#host.want(this.#now(), s);
     this.#stack.driver.kick();
     return true;
@@ -192,7 +193,7 @@ export class NetworkingMessages {
       endReason = end?.reason ?? 0;
       endDebug = end?.debug ?? '';
     } else if (st.kind === 'findingRoute') state = ConnectionState.FindingRoute;
-    else if (st.kind === 'awaitingPeer') state = ConnectionState.Connecting;
+    else if (st.kind === 'awaitingPeer' || st.kind === 'offered') state = ConnectionState.Connecting;
     else if (st.kind === 'failed') {
       state = st.state;
       endReason = st.reason;

@@ -6,7 +6,7 @@ import { channels } from '../io/diagnostics.js';
 import { EndpointDriver } from '../io/driver.js';
 import { runtimeWithClock, seededFrom, udpRuntime, type Runtime } from '../io/runtime.js';
 import { PeerHost, localPeer, type PeerPolicy, type PeerSession } from '../peer/index.js';
-import { RelayClient, UP_HEADER_BYTES, decodeRoute, type RelayClientOptions, type Route } from '../relay/index.js';
+import { RelayClient, UP_HEADER_BYTES, decodeRoute, splitRelayKey, type RelayAddress, type RelayClientOptions, type Route } from '../relay/index.js';
 import { NetlaneError } from '../util/errors.js';
 import { storeFrom, type ConfigStore } from './config.js';
 import { parseAddress, type ConfigOptions } from './networking-sockets.js';
@@ -19,7 +19,8 @@ export type RelayTuning = Partial<Pick<RelayClientOptions, 'keepaliveMs' | 'rela
 
 /** What both relayed facades take. */
 export interface RelayedOptions {
-  readonly relays: readonly (string | SocketAddress)[];
+  /** The relays, each `host:port#key` as `netlane relay` prints it, or an address with its `publicKey`. */
+  readonly relays: readonly (string | RelayAddress)[];
   readonly ticket?: Uint8Array | string;
   readonly key?: SigningKey;
   readonly provider?: CryptoProvider;
@@ -76,7 +77,7 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
   const relay =
     relays.length === 0
       ? null
-      : new RelayClient({ ...withoutTap(o.relayTuning), relays, ticket: parseTicket(o.ticket), provider, unixSeconds, ...(o.register ? { directoryKey: me.key } : {}) });
+      : new RelayClient({ ...withoutTap(o.relayTuning), relays, ticket: parseTicket(o.ticket), provider, identityKey: me.key, unixSeconds, ...(o.register ? { directoryKey: me.key } : {}) });
   // Relayed connections leave room for the relay's hop header in a datagram of the default size.
   const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, config: { MTU_PacketSize: DEFAULT_DATAGRAM_BYTES - UP_HEADER_BYTES, ...store.coreValues() } });
   const timeoutInitialUs = (store.coreValues().TimeoutInitial ?? DEFAULT_TIMEOUT_INITIAL_MS) * 1000;
@@ -126,12 +127,22 @@ export function rebindStack<A>(stack: RelayedStack<A>): void {
   stack.driver.rebind(stack.runtime.openUdp({ address: old.address === '::' || old.address.includes(':') ? '::' : '0.0.0.0', port: 0 }));
 }
 
-/** Relay addresses given as `host:port` strings or addresses. Throws ERR_NETLANE_INVALID_ARGUMENT on a bad one. */
-export function parseRelays(relays: readonly (string | SocketAddress)[]): SocketAddress[] {
+/**
+ * Relays given as `host:port#key` strings (what `netlane relay` prints) or addresses with their public key.
+ * Throws ERR_NETLANE_INVALID_ARGUMENT on a bad address or a missing or malformed key: a relay is only used
+ * when its key is known, so that nobody else can answer in its name.
+ */
+export function parseRelays(relays: readonly (string | RelayAddress)[]): RelayAddress[] {
   return relays.map((r) => {
-    const a = typeof r === 'string' ? parseAddress(r) : r;
-    if (!a) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `bad relay address ${String(r)}`);
-    return a;
+    if (typeof r !== 'string') {
+      if (!(r.publicKey instanceof Uint8Array) || r.publicKey.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `relay ${String(r.address)}:${String(r.port)} has no 32-byte publicKey`);
+      return r;
+    }
+    const keyed = splitRelayKey(r);
+    if (!keyed) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `relay ${r} has no public key: give it as host:port#key, as netlane relay prints it`);
+    const a = parseAddress(keyed.address);
+    if (!a) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `bad relay address ${r}`);
+    return { ...a, publicKey: keyed.publicKey };
   });
 }
 

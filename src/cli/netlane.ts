@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // The `netlane` command: keys, certificates, relay tickets, the relay node, the demo.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { NodeCryptoProvider } from '../crypto/node-provider.js';
 import { signCertificate } from '../crypto/certificate.js';
 import { parseIdentity } from '../crypto/identity.js';
-import { decodeKeyFile, decodePublicKey, encodeCertificateFile, encodeKeyFile } from '../crypto/keyfile.js';
+import { decodeKeyFile, decodePublicKey, decodeRelayKeyFile, encodeCertificateFile, encodeKeyFile, encodeRelayKeyFile } from '../crypto/keyfile.js';
+import type { KeyExchangePair } from '../crypto/provider.js';
 import { NetlaneError } from '../util/errors.js';
 import { RelayServer } from '../io/relay-server.js';
 import { signTicket, ticketKeyId } from '../relay/ticket.js';
@@ -20,9 +21,11 @@ const COMMAND_USAGE = {
   ticket: `  netlane ticket --key TICKET_KEY_FILE --user NAME [--hours H] [--sessions N] [--kbps K] [--out FILE]
       Signs a relay ticket for NAME with the operator's ticket key: valid from now for H hours (default 6,
       at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.`,
-  relay: `  netlane relay [--address IP] [--port N] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
+  relay: `  netlane relay [--address IP] [--port N] [--key FILE] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
-      Runs a relay node on UDP (default 127.0.0.1:27100). Clients need a ticket signed by one of the
+      Runs a relay node on UDP (default 127.0.0.1:27100) and prints its address with its public key
+      (host:port#key): what clients are given. --key keeps the relay's X25519 key in FILE (made there, mode
+      0600, on the first run); without it every run has a new key. Clients need a ticket signed by one of the
       ticket keys, or nothing with --open (development). SIGTERM or SIGINT drains: no new sessions, clients
       are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.`,
   demo: `  netlane demo
@@ -133,7 +136,16 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'relay': {
       const open = flag(rest, 'open');
-      const o = options('relay', rest, ['address', 'port', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds']);
+      const o = options('relay', rest, ['address', 'port', 'key', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds']);
+      const keyFile = one(o, 'key');
+      let staticKey: KeyExchangePair;
+      if (keyFile !== undefined && existsSync(keyFile)) staticKey = decodeRelayKeyFile(provider, readFileSync(keyFile, 'utf8'));
+      else {
+        const seed = new Uint8Array(32);
+        provider.fillRandom(seed);
+        staticKey = provider.generateKeyExchange(seed);
+        if (keyFile !== undefined) writeFileSync(keyFile, encodeRelayKeyFile(seed, staticKey), { mode: 0o600, flag: 'wx' });
+      }
       const keys = new Map<number, Uint8Array>();
       for (const f of o.get('ticket-key') ?? []) {
         const pub = decodePublicKey(readFileSync(f, 'utf8'));
@@ -148,6 +160,7 @@ async function main(argv: string[]): Promise<void> {
         port: int(o, 'port', 27100, 0, 65535),
         open,
         ticketKeys: { keys, revoked },
+        staticKey,
         maxSessions: int(o, 'max-sessions', 10_000, 1, 1_000_000),
         idleTimeoutUs: int(o, 'idle-seconds', 30, 1, 3600) * 1e6,
         keepProcessAlive: true,
@@ -173,7 +186,7 @@ async function main(argv: string[]): Promise<void> {
       process.on('SIGINT', stop);
       // Only now: a supervisor may signal as soon as it reads this line, and the handlers must be there to drain.
       const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
-      console.log(`netlane relay listening on ${relay.local.address}:${relay.local.port} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList})`);
+      console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList})`);
       return;
     }
     case 'demo':

@@ -8,7 +8,7 @@ import { RelayServer } from '../io/relay-server.js';
 /** Runs for `seconds`; resolves true when every reliable message arrived, once and in order. */
 export async function relayDemo(seconds: number, lossPct: number): Promise<boolean> {
   const relay = RelayServer.open({ address: '127.0.0.1', port: 0, open: true });
-  const relays = [addressKey(relay.local)];
+  const relays = [relay.address];
   console.log(`\nrelay demo: an embedded relay on ${relays[0]}, two peers (NetworkManager) connected through it, ${lossPct}% fake loss, ${seconds} s`);
   const seen = [new Set<string>(), new Set<string>()];
   const config = { FakePacketLoss_Send: lossPct };

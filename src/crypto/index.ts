@@ -1,5 +1,5 @@
 /** Cryptography: the provider, packet protection, the secure handshake, identities and certificates. */
-export { AeadCipher, AEAD_TAG_BYTES, AEAD_NONCE_BYTES, AEAD_KEY_BYTES, isSmallOrderX25519, type Aead, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
+export { AeadCipher, AEAD_TAG_BYTES, AEAD_NONCE_BYTES, AEAD_KEY_BYTES, isSmallOrderX25519, BLOCK_BYTES, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 export { NodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
 export { SessionKeys, NULL_KEYS } from './protection.js';
 export { SecureHandshake, PROTOCOL_VERSION, COOKIE_BYTES, type SecureHandshakeOptions } from './handshake.js';
@@ -7,4 +7,4 @@ export { parseIdentity, identityToString, checkIdentity, derivePeerId, identitie
 export { signCertificate, unsignedCertificate, decodeCertificate, checkCertificate, caKeyId, type Certificate, type CertificateAuthority, type CertificateFields, type CertificateCheck } from './certificate.js';
 export { ConnectionInfoFlags } from './types.js';
 export type { ConnectionKeys, HandshakeLayer, ClientHandshake, HandshakeOutcome, HandshakeConfig, PeerInfo, PeerAddress } from './types.js';
-export { encodeKeyFile, decodeKeyFile, encodeCertificateFile, decodeCertificateFile, decodePublicKey, type KeyFile } from './keyfile.js';
+export { encodeKeyFile, decodeKeyFile, encodeRelayKeyFile, decodeRelayKeyFile, encodeCertificateFile, decodeCertificateFile, decodePublicKey, type KeyFile } from './keyfile.js';

@@ -2,7 +2,7 @@ import { NetlaneError } from '../util/errors.js';
 import { caKeyId, decodeCertificate, type Certificate } from './certificate.js';
 import { toHex } from '../util/bytes.js';
 import { derivePeerId, identityToString } from './identity.js';
-import type { CryptoProvider, SigningKey } from './provider.js';
+import type { CryptoProvider, KeyExchangePair, SigningKey } from './provider.js';
 
 /**
  * Text forms of keys and certificates (what `netlane keygen` and `netlane cert` write). A key file
@@ -50,6 +50,20 @@ export function decodeKeyFile(provider: CryptoProvider, text: string): SigningKe
   if (j['kind'] !== 'netlane-ed25519-key') throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'key file: kind is not netlane-ed25519-key');
   const key = provider.signingKey(fromB64(j['seed'], 'key file seed', 32));
   if (j['publicKey'] !== undefined && b64(key.publicKey) !== j['publicKey']) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'key file: public key does not match the seed');
+  return key;
+}
+
+/** A relay's static X25519 key as a file (what `netlane relay --key FILE` keeps): the private seed and the public key. */
+export function encodeRelayKeyFile(seed: Uint8Array, key: KeyExchangePair): string {
+  return `${JSON.stringify({ kind: 'netlane-x25519-relay-key', seed: b64(seed), publicKey: Buffer.from(key.publicKey).toString('base64url') }, null, 2)}\n`;
+}
+
+/** Reads a relay key file: the key pair, checked against the public key written with it. */
+export function decodeRelayKeyFile(provider: CryptoProvider, text: string): KeyExchangePair {
+  const j = parseJson(text, 'relay key file');
+  if (j['kind'] !== 'netlane-x25519-relay-key') throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'relay key file: kind is not netlane-x25519-relay-key');
+  const key = provider.generateKeyExchange(fromB64(j['seed'], 'relay key file seed', 32));
+  if (j['publicKey'] !== undefined && Buffer.from(key.publicKey).toString('base64url') !== j['publicKey']) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'relay key file: public key does not match the seed');
   return key;
 }
 

@@ -1,7 +1,7 @@
 // The only file of netlane that imports node:crypto.
-import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomFillSync, sign, verify, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomFillSync, sign, verify, type Cipher, type Decipher, type KeyObject } from 'node:crypto';
 import { NetlaneError } from '../util/errors.js';
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, isAllZero, isSmallOrderX25519, type Aead, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES, isAllZero, isSmallOrderX25519, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 
 // PKCS #8 prefixes for a raw 32-byte private key (RFC 8410): lets a seed become a key object.
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
@@ -88,6 +88,26 @@ class NodeAead implements Aead {
   }
 }
 
+/** AES-128-ECB without padding, one block per call: the cipher objects live as long as the key. */
+class NodeBlockCipher implements BlockCipher {
+  readonly #enc: Cipher;
+  readonly #dec: Decipher;
+
+  constructor(key: Uint8Array) {
+    if (key.length !== BLOCK_BYTES) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `a block cipher key is ${BLOCK_BYTES} bytes, got ${key.length}`);
+    this.#enc = createCipheriv('aes-128-ecb', asBuffer(key), null).setAutoPadding(false);
+    this.#dec = createDecipheriv('aes-128-ecb', asBuffer(key), null).setAutoPadding(false);
+  }
+
+  encrypt(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number): void {
+    dst.set(this.#enc.update(src.subarray(srcAt, srcAt + BLOCK_BYTES)), dstAt);
+  }
+
+  decrypt(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number): void {
+    dst.set(this.#dec.update(src.subarray(srcAt, srcAt + BLOCK_BYTES)), dstAt);
+  }
+}
+
 /** Options of {@link NodeCryptoProvider}. */
 export interface NodeCryptoProviderOptions {
   /**
@@ -111,11 +131,12 @@ export class NodeCryptoProvider implements CryptoProvider {
     this.#fill(out);
   }
 
-  generateKeyExchange(): KeyExchangePair {
-    const seed = new Uint8Array(32);
-    this.#fill(seed);
-    const privateKey = privateFromSeed('X25519', seed);
-    seed.fill(0);
+  generateKeyExchange(seed?: Uint8Array): KeyExchangePair {
+    if (seed !== undefined && seed.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `an X25519 seed is 32 bytes, got ${seed.length}`);
+    const own = seed ?? new Uint8Array(32);
+    if (!seed) this.#fill(own);
+    const privateKey = privateFromSeed('X25519', own);
+    if (!seed) own.fill(0);
     return { publicKey: rawPublic(createPublicKey(privateKey)), privateKey };
   }
 
@@ -188,5 +209,9 @@ export class NodeCryptoProvider implements CryptoProvider {
 
   aead(cipher: AeadCipher, key: Uint8Array): Aead {
     return new NodeAead(cipher, key);
+  }
+
+  blockCipher(key: Uint8Array): BlockCipher {
+    return new NodeBlockCipher(key);
   }
 }

@@ -20,6 +20,20 @@ export interface Aead {
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array, outOffset: number): number;
 }
 
+/**
+ * AES-128 on single 16-byte blocks under one key (the relay hop's data sequence tags). Cheap: no nonce,
+ * no tag, the cipher object is kept between calls.
+ */
+export interface BlockCipher {
+  /** Encrypts the block at `src[srcAt]` into `dst[dstAt]` (16 bytes each; they may overlap). */
+  encrypt(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number): void;
+  /** Decrypts the block at `src[srcAt]` into `dst[dstAt]`. */
+  decrypt(src: Uint8Array, srcAt: number, dst: Uint8Array, dstAt: number): void;
+}
+
+/** Bytes of a {@link BlockCipher} block and key. */
+export const BLOCK_BYTES = 16;
+
 /** AEAD ciphers by wire id (docs/WIRE_FORMAT.md "Cipher ids"). */
 export const AeadCipher = {
   /** No encryption (debugging only; both sides must ask for it). */
@@ -50,8 +64,8 @@ export interface CryptoProvider {
   readonly name: string;
   /** Fills `out` with cryptographically strong random bytes. */
   fillRandom(out: Uint8Array): void;
-  /** A fresh X25519 key pair. */
-  generateKeyExchange(): KeyExchangePair;
+  /** A fresh X25519 key pair, or the one for a 32-byte private `seed` (a stored key). */
+  generateKeyExchange(seed?: Uint8Array): KeyExchangePair;
   /**
    * X25519(own private key, peer public key). Returns null for a peer key that is not 32 bytes, is
    * all-zero or has small order, or when the shared secret is all zero.
@@ -68,6 +82,8 @@ export interface CryptoProvider {
   hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
   /** An AEAD under `key` (32 bytes). `AeadCipher.Null` is not an AEAD and is refused. */
   aead(cipher: AeadCipher, key: Uint8Array): Aead;
+  /** AES-128 on single blocks under `key` (16 bytes). */
+  blockCipher(key: Uint8Array): BlockCipher;
 }
 
 /**

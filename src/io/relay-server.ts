@@ -1,6 +1,7 @@
 import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
+import { formatRelayAddress } from '../relay/protocol.js';
 import type { Clock } from './clock.js';
 import type { DatagramTransport } from './driver.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
@@ -76,6 +77,16 @@ export class RelayServer {
     const runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
     const sock = runtime.openUdp({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, recvBufferSize: RELAY_RECV_BUFFER_BYTES, sendBufferSize: RELAY_SEND_BUFFER_BYTES });
     return new RelayServer(sock, runtime, options);
+  }
+
+  /** The relay's static public key (clients need it with the address). */
+  get publicKey(): Uint8Array {
+    return this.node.publicKey;
+  }
+
+  /** `host:port#key`: how clients name this relay (what `netlane relay` prints). */
+  get address(): string {
+    return formatRelayAddress({ ...this.local, publicKey: this.node.publicKey });
   }
 
   /** Sends the kernel refused. */

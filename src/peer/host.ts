@@ -1,7 +1,7 @@
 import type { Endpoint } from '../core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type ConnectionStatusChangedEvent, type ReceivedMessage, type SansIo, type SocketAddress, type Transmit } from '../core/types.js';
-import { isRelayPath, type RelayClient } from '../relay/client/index.js';
-import type { Route } from '../relay/protocol.js';
+import { isRelayPath, type RelayClient, type RelayClientEvent } from '../relay/client/index.js';
+import { OFFER_LIFETIME_US, type Route } from '../relay/protocol.js';
 import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
 import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
@@ -54,6 +54,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   #violating = 0;
   readonly #routes: Routes<A>;
   #closed = false;
+  /** The wanted sessions changed: the relays' permits follow (see {@link #syncPermits}). */
+  #permitsDirty = false;
 
   constructor(options: PeerHostOptions<A>) {
     this.#o = options;
@@ -107,11 +109,18 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
    * session cannot be reached (no address, no route, no relay).
    */
   want(now: number, s: PeerSession<A>): boolean {
-    s.wanted = true;
+    this.#setWanted(s, true);
+    this.#syncPermits();
     s.lastUsedUs = now;
     const st = s.state;
     if (st.kind === 'awaitingAccept') {
       this.#accept(now, s, st.cid, st.vaddr);
+      return true;
+    }
+    if (st.kind === 'offered') {
+      // The peer asked for a link: our permit (and this answer) let it through now, and the peer dials.
+      this.relay?.answerOffer(st.relay, st.offerId, true);
+      this.#waitForPeer(s, now + this.#o.timeoutInitialUs);
       return true;
     }
     if (st.kind !== 'idle' && st.kind !== 'failed') return true;
@@ -130,8 +139,13 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   /** Ends a session: its connection closes with `reason` (no event), it is forgotten. */
   close(now: number, s: PeerSession<A>, reason: number, debug: string): void {
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
+    // A link offer never accepted is refused: the requester hears it at once.
+    const st = s.state;
+    if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, false);
     this.#pending.delete(s);
     this.#sessions.delete(s.key);
+    if (s.wanted && s.peerId !== null) this.#permitsDirty = true;
+    this.#syncPermits();
   }
 
   /**
@@ -282,12 +296,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (relay) {
       for (let e = relay.pollEvent(); e; e = relay.pollEvent()) {
         if (e.type === 'lookup') this.#routes.lookupDone(now, e.peerId, e.result);
+        else if (e.type === 'linkOffer') this.#offer(now, e);
         else {
           this.#routes.ownRouteChanged(now, e.route);
           this.#events.push({ type: 'route', route: e.route });
         }
       }
     }
+    this.#syncPermits();
     const ep = this.endpoint;
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) if (e.type === 'connectionStatusChanged') this.#status(now, e);
     if (this.#pending.size > 0) for (const s of this.#pending) this.#write(now, s);
@@ -356,6 +372,45 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.#timers.lower(repeatAtUs);
       this.#request(s);
     }
+  }
+
+  /**
+   * A peer asks its relay for a link to us, and we have not permitted it (links by consent, docs/RELAY.md).
+   * With session requests (Steam), the application hears of it as a request for the offered peer id: accepting
+   * it permits the peer, and the link follows. Otherwise (Discord) the offer waits: opening that peer permits it.
+   */
+  #offer(now: number, e: Extract<RelayClientEvent, { type: 'linkOffer' }>): void {
+    if (this.#closed || !this.#policy.requests || e.peerId === this.localPeerId) return;
+    const s = this.open(now, { key: `id:${e.peerId}`, peerId: e.peerId, direct: null });
+    const st = s.state;
+    if (s.wanted) {
+      this.relay?.answerOffer(e.relay, e.offerId, true);
+      return;
+    }
+    if (st.kind !== 'idle' && st.kind !== 'offered') return;
+    const untilUs = now + OFFER_LIFETIME_US;
+    if (st.kind === 'offered') {
+      s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, repeatAtUs: st.repeatAtUs, untilUs });
+      return;
+    }
+    s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, repeatAtUs: now + REQUEST_REPEAT_US, untilUs });
+    this.#timers.lower(now + REQUEST_REPEAT_US);
+    this.#request(s);
+  }
+
+  #setWanted(s: PeerSession<A>, wanted: boolean): void {
+    if (s.wanted === wanted) return;
+    s.wanted = wanted;
+    if (s.peerId !== null) this.#permitsDirty = true;
+  }
+
+  /** The relays permit links from exactly the peers of the sessions wanted now. */
+  #syncPermits(): void {
+    if (!this.#permitsDirty || !this.relay) return;
+    this.#permitsDirty = false;
+    const ids: bigint[] = [];
+    for (const x of this.#sessions.values()) if (x.wanted && x.peerId !== null) ids.push(x.peerId);
+    this.relay.permit(ids);
   }
 
   /** Raises a `request` event for a session awaiting acceptance (when the policy wants them). */
@@ -431,7 +486,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.stats.quietCloses++;
       this.#unlink(now, s, reason, debug);
       s.transition({ kind: 'idle' });
-      s.wanted = false; // the next send wants it again; a connection from the peer is a new request
+      this.#setWanted(s, false); // the next send wants it again; a connection from the peer is a new request
       this.#events.push({ type: 'ended', session: s, reason, debug });
       return;
     }
@@ -443,7 +498,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (s.state.kind === 'failed') return;
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
     // Steam: a broken session is not wanted until the application restarts it; a connection from the peer is a new request.
-    if (this.#policy.afterEnd === 'quietOrFail') s.wanted = false;
+    if (this.#policy.afterEnd === 'quietOrFail') this.#setWanted(s, false);
     s.clearOutbox();
     this.#pending.delete(s);
     s.transition({ kind: 'failed', state: apiState, reason, debug });
@@ -523,8 +578,13 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.fail(now, s, ConnectionState.ProblemDetectedLocally, E.Timeout, "the peer's connection did not come after a crossing");
   }
 
+  /** A link offer nobody accepted expired. */
+  offerExpired(_now: number, s: PeerSession<A>): void {
+    s.transition({ kind: 'idle' });
+  }
+
   /** Repeats a waiting session's request. */
-  repeatRequest(now: number, s: PeerSession<A>, st: Extract<SessionState, { kind: 'awaitingAccept' }>): void {
+  repeatRequest(now: number, s: PeerSession<A>, st: Extract<SessionState, { kind: 'awaitingAccept' | 'offered' }>): void {
     st.repeatAtUs = now + REQUEST_REPEAT_US;
     this.#request(s);
   }

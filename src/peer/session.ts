@@ -18,6 +18,12 @@ export type SessionState =
   | { readonly kind: 'findingRoute'; readonly deadlineUs: number; nextLookupUs: number; inFlight: boolean; lastMiss: LookupMiss }
   /** A connection in progress: ours (`incoming` false) or the peer's, accepted. */
   | { readonly kind: 'connecting'; readonly cid: number; readonly vaddr: SocketAddress; readonly incoming: boolean }
+  /**
+   * The peer asked its relay for a link to us (an offer naming its proven peer id) and the application has not
+   * accepted: a request is raised, repeated every second, until the offer expires (`untilUs`; the peer's
+   * retries renew it). Nothing from the peer reaches us meanwhile.
+   */
+  | { readonly kind: 'offered'; readonly relay: SocketAddress; readonly offerId: number; repeatAtUs: number; readonly untilUs: number }
   /** The peer's connection, not accepted yet (a request raised, or held until the application opens the peer). */
   | { readonly kind: 'awaitingAccept'; readonly cid: number; readonly vaddr: SocketAddress; repeatAtUs: number }
   /** The peer makes the connection (it has the lower id, or won a crossing); until `untilUs` (+Infinity: for good). */
@@ -31,7 +37,8 @@ export type SessionKind = SessionState['kind'];
 
 /** Allowed transitions: from each state, the states it may go to. Anything else is a bug (ERR_NETLANE_INTERNAL). */
 export const TRANSITIONS: { readonly [K in SessionKind]: readonly SessionKind[] } = {
-  idle: ['findingRoute', 'connecting', 'awaitingAccept', 'awaitingPeer'],
+  idle: ['findingRoute', 'connecting', 'awaitingAccept', 'awaitingPeer', 'offered'],
+  offered: ['offered', 'awaitingPeer', 'awaitingAccept', 'connecting', 'idle'],
   findingRoute: ['connecting', 'awaitingAccept', 'failed', 'idle'],
   connecting: ['connected', 'connecting', 'awaitingAccept', 'awaitingPeer', 'failed', 'idle'],
   awaitingAccept: ['connecting', 'awaitingAccept', 'idle', 'failed'],

@@ -5,7 +5,9 @@ export interface SessionTimerHost<A> {
   lookup(now: number, s: PeerSession<A>): void;
   findingExpired(now: number, s: PeerSession<A>, st: Extract<PeerSession<A>['state'], { kind: 'findingRoute' }>): void;
   peerNeverCame(now: number, s: PeerSession<A>): void;
-  repeatRequest(now: number, s: PeerSession<A>, st: Extract<PeerSession<A>['state'], { kind: 'awaitingAccept' }>): void;
+  repeatRequest(now: number, s: PeerSession<A>, st: Extract<PeerSession<A>['state'], { kind: 'awaitingAccept' | 'offered' }>): void;
+  /** A link offer nobody accepted expired: the session is idle again. */
+  offerExpired(now: number, s: PeerSession<A>): void;
   /** Returns whether the session closed. */
   idleTimeout(now: number, s: PeerSession<A>, idleUs: number): boolean;
 }
@@ -43,6 +45,10 @@ export class SessionTimers<A> {
         case 'awaitingAccept':
           if (now >= st.repeatAtUs) host.repeatRequest(now, s, st);
           break;
+        case 'offered':
+          if (now >= st.untilUs) host.offerExpired(now, s);
+          else if (now >= st.repeatAtUs) host.repeatRequest(now, s, st);
+          break;
         case 'awaitingPeer':
           if (now >= st.untilUs) host.peerNeverCame(now, s);
           break;
@@ -62,6 +68,7 @@ function nextDeadline<A>(s: PeerSession<A>, idleUs: number | null): number {
   let due = Number.POSITIVE_INFINITY;
   if (st.kind === 'findingRoute') due = st.inFlight ? st.deadlineUs : Math.min(st.nextLookupUs, st.deadlineUs);
   else if (st.kind === 'awaitingAccept') due = st.repeatAtUs;
+  else if (st.kind === 'offered') due = Math.min(st.repeatAtUs, st.untilUs);
   else if (st.kind === 'awaitingPeer') due = st.untilUs;
   if (idleUs !== null) due = Math.min(due, s.lastUsedUs + idleUs);
   return due;

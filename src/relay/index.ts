@@ -2,4 +2,4 @@
 export { RelayNode, type RelayNodeOptions, type RelayStats, type RelaySend } from './node/index.js';
 export { RelayClient, clearlyBetter, isRelayPath, type RelayClientOptions, type RelayClientStats, type RelayClientEvent, type RelayPing, type LookupResult, type Hysteresis } from './client/index.js';
 export { signTicket, verifyTicket, decodeTicket, ticketKeyId, MAX_TICKET_LIFETIME_S, type Ticket, type TicketKeys, type TicketFailure } from './ticket.js';
-export { encodeRoute, decodeRoute, addressKey, RefuseCode, DirCode, UP_HEADER_BYTES, type Route, type RouteEntry } from './protocol.js';
+export { encodeRoute, decodeRoute, addressKey, formatRelayAddress, splitRelayKey, RefuseCode, DirCode, UP_HEADER_BYTES, type Route, type RouteEntry, type RelayAddress } from './protocol.js';

@@ -2,7 +2,7 @@ import type { SocketAddress } from '../core/types.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
-import { formatIPv6 } from '../util/address.js';
+import { expandIPv6, formatIPv6 } from '../util/address.js';
 
 /**
  * The relay protocol (docs/RELAY.md): what a client and a relay node say to each other. Big-endian.
@@ -30,19 +30,30 @@ export const RelayMsg = {
   DirRegisterResult: 0x13,
   DirLookup: 0x14,
   DirLookupResult: 0x15,
+  LinkOffer: 0x16,
+  LinkAnswer: 0x17,
+  Permit: 0x18,
+  RotateToken: 0x19,
+  TokenRotated: 0x1a,
+  /** A session's control message to its relay, sealed with the session's up key (docs/RELAY.md "Sealed control"). */
+  Sealed: 0x20,
+  /** A relay's control message to a session, sealed with the session's down key. */
+  SealedDown: 0x21,
 } as const;
 
-export const RELAY_PROTOCOL_VERSION = 1;
+export const RELAY_PROTOCOL_VERSION = 2;
 /** A PING is padded to at least this many bytes, so that a PONG (33 bytes) never amplifies. */
 export const MIN_PING_BYTES = 512;
 /** A SESSION_REQUEST is padded to at least this many bytes (larger than any answer to it). */
 export const MIN_SESSION_REQUEST_BYTES = 256;
 export const COOKIE_BYTES = 20;
 export const SESSION_ID_BYTES = 8;
-export const SESSION_KEY_BYTES = 16;
-export const PATH_MAC_BYTES = 16;
-/** Hop header of a DATA_UP: type, session id, link id. */
-export const UP_HEADER_BYTES = 1 + SESSION_ID_BYTES + 2;
+/** X25519 public keys (the relay's static key, the client's ephemeral one), bytes. */
+export const RELAY_PUBLIC_KEY_BYTES = 32;
+/** The sequence tag of a DATA_UP: one AES block over the sequence number and the link id. */
+export const DATA_TAG_BYTES = 16;
+/** Hop header of a DATA_UP: type, session id, link id, sequence tag. */
+export const UP_HEADER_BYTES = 1 + SESSION_ID_BYTES + 2 + DATA_TAG_BYTES;
 /** Hop header of a DATA_DOWN: type, link id. */
 export const DOWN_HEADER_BYTES = 3;
 /** Largest datagram either side sends or accepts. */
@@ -56,6 +67,14 @@ export const RefuseCode = {
   Full: 4,
   BadRoute: 5,
   LinkLimit: 6,
+  /** The target session refused the link, or let the offer expire. */
+  NotAccepted: 7,
+  /** The target has too many offers waiting, or this session makes offers too fast: try later. */
+  Busy: 8,
+  /** The link request's identity proof does not verify. */
+  BadProof: 9,
+  /** The network block of this address holds the most sessions open mode allows. */
+  AddressQuota: 10,
 } as const;
 
 /** Answers of the identity directory (DIR_REGISTER_RESULT and DIR_LOOKUP_RESULT codes). */
@@ -74,9 +93,9 @@ export const DirCode = {
 /** Ed25519 public keys and signatures, bytes. */
 export const DIR_PUBLIC_KEY_BYTES = 32;
 export const DIR_SIGNATURE_BYTES = 64;
-/** The longest route string a directory entry holds (a four-relay IPv6 route is 255 characters). */
-export const MAX_DIR_ROUTE_CHARS = 512;
-const DIR_LABEL = new TextEncoder().encode('netlane-directory-register-v1');
+/** The longest route string a directory entry holds (a four-relay IPv6 route is 431 characters). */
+export const MAX_DIR_ROUTE_CHARS = 768;
+const DIR_LABEL = new TextEncoder().encode('netlane-directory-register-v2');
 
 /**
  * What a DIR_REGISTER's signature covers: a label, the public key, the time and the route. The relay
@@ -91,29 +110,54 @@ export function dirRegisterSigned(publicKey: Uint8Array, unixSeconds: number, ro
   return out;
 }
 
+/**
+ * Relay messages. PING, PONG, SESSION_REQUEST, REFUSED and NO_SESSION travel in the clear; every other
+ * one travels sealed (docs/RELAY.md "Sealed control"): the client's inside a SEALED frame under its
+ * session's up key, the relay's inside a SEALED_DOWN (or, for SESSION_OK, its own frame) under the down
+ * key. The session a sealed message belongs to is the frame's, so the messages themselves name none.
+ */
 export type RelayControl =
   | { type: 'ping'; version: number; nonce: Uint8Array }
   | { type: 'pong'; nonce: Uint8Array; cookie: Uint8Array; load: number; drainSeconds: number }
-  | { type: 'sessionRequest'; cookie: Uint8Array; clientNonce: Uint8Array; ticket: Uint8Array }
-  | { type: 'sessionOk'; clientNonce: Uint8Array; sessionId: Uint8Array; sessionKey: Uint8Array; drainSeconds: number; idleSeconds: number; token: Uint8Array }
+  | { type: 'sessionRequest'; cookie: Uint8Array; clientNonce: Uint8Array; clientPublic: Uint8Array; ticket: Uint8Array }
+  | { type: 'sessionOk'; sessionId: Uint8Array; drainSeconds: number; idleSeconds: number; token: Uint8Array }
   | { type: 'refused'; clientNonce: Uint8Array; code: number }
-  | { type: 'linkRequest'; sessionId: Uint8Array; requestId: number; token: Uint8Array }
+  | { type: 'linkRequest'; requestId: number; token: Uint8Array; peerId: bigint; publicKey: Uint8Array; proof: Uint8Array }
   | { type: 'linkOk'; requestId: number; linkId: number }
   | { type: 'linkFailed'; requestId: number; code: number }
-  | { type: 'keepalive'; sessionId: Uint8Array; seq: number }
+  | { type: 'linkOffer'; offerId: number; peerId: bigint; user: string }
+  | { type: 'linkAnswer'; offerId: number; accept: boolean }
+  | { type: 'permit'; reset: boolean; peerIds: readonly bigint[] }
+  | { type: 'rotateToken'; requestId: number }
+  | { type: 'tokenRotated'; requestId: number; token: Uint8Array }
+  | { type: 'keepalive'; seq: number }
   | { type: 'keepaliveAck'; seq: number; drainSeconds: number; load: number }
   | { type: 'pathChallenge'; challenge: Uint8Array }
-  | { type: 'pathResponse'; sessionId: Uint8Array; challenge: Uint8Array; mac: Uint8Array }
-  | { type: 'closeSession'; sessionId: Uint8Array }
+  | { type: 'pathResponse'; challenge: Uint8Array }
+  | { type: 'closeSession' }
   | { type: 'noSession'; sessionId: Uint8Array }
-  | { type: 'dirRegister'; sessionId: Uint8Array; requestId: number; unixSeconds: number; publicKey: Uint8Array; route: string; signature: Uint8Array }
+  | { type: 'dirRegister'; requestId: number; unixSeconds: number; publicKey: Uint8Array; route: string; signature: Uint8Array }
   | { type: 'dirRegisterResult'; requestId: number; code: number }
-  | { type: 'dirLookup'; sessionId: Uint8Array; requestId: number; peerId: bigint }
+  | { type: 'dirLookup'; requestId: number; peerId: bigint }
   | { type: 'dirLookupResult'; requestId: number; code: number; peerId: bigint; route: string };
 
-/** Encodes a control message into a fresh buffer, padded where the protocol says so. */
+/** The message types a client sends sealed; a relay accepts nothing else inside a SEALED frame. */
+export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup']);
+/** The message types a relay sends sealed; a client accepts nothing else inside a SEALED_DOWN frame. */
+export const SEALED_DOWN_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkOk', 'linkFailed', 'linkOffer', 'tokenRotated', 'keepaliveAck', 'pathChallenge', 'dirRegisterResult', 'dirLookupResult']);
+/** A link offer waits this long for its target's answer, µs; the requester's retries then make a new one. */
+export const OFFER_LIFETIME_US = 10_000_000;
+/** Most peer ids one PERMIT carries. */
+export const MAX_PERMIT_IDS = 64;
+/** The identity proof of a LINK_REQUEST: an Ed25519 signature. */
+export const LINK_PROOF_BYTES = 64;
+/** The longest user name a LINK_OFFER carries (a ticket's user). */
+export const MAX_OFFER_USER_BYTES = 64;
+
+/** Encodes a control message (for a sealed type: the plaintext a frame seals) into a fresh buffer, padded where the protocol says so. */
 export function encodeRelayControl(m: RelayControl): Uint8Array {
-  const buf = new Uint8Array(Math.max(MIN_PING_BYTES, 128 + ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0) + ('route' in m ? m.route.length : 0)));
+  const variable = ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0) + ('route' in m ? m.route.length : 0) + ('peerIds' in m ? m.peerIds.length * 8 : 0) + ('user' in m ? m.user.length * 3 : 0);
+  const buf = new Uint8Array(Math.max(m.type === 'ping' ? MIN_PING_BYTES : m.type === 'sessionRequest' ? MIN_SESSION_REQUEST_BYTES : 0, 192 + variable));
   const w = new Writer(buf);
   switch (m.type) {
     case 'ping':
@@ -134,15 +178,14 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       w.u8(RELAY_PROTOCOL_VERSION, 'version');
       w.bytes(m.cookie, 'cookie');
       w.bytes(m.clientNonce, 'clientNonce');
+      w.bytes(m.clientPublic, 'clientPublic');
       w.u16(m.ticket.length, 'ticketLength');
       w.bytes(m.ticket, 'ticket');
       if (w.position < MIN_SESSION_REQUEST_BYTES) w.zeros(MIN_SESSION_REQUEST_BYTES - w.position, 'padding');
       break;
     case 'sessionOk':
       w.u8(RelayMsg.SessionOk, 'type');
-      w.bytes(m.clientNonce, 'clientNonce');
       w.bytes(m.sessionId, 'sessionId');
-      w.bytes(m.sessionKey, 'sessionKey');
       w.u16(m.drainSeconds, 'drainSeconds');
       w.u16(m.idleSeconds, 'idleSeconds');
       w.u8(m.token.length, 'tokenLength');
@@ -155,10 +198,12 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       break;
     case 'linkRequest':
       w.u8(RelayMsg.LinkRequest, 'type');
-      w.bytes(m.sessionId, 'sessionId');
       w.u16(m.requestId, 'requestId');
       w.u8(m.token.length, 'tokenLength');
       w.bytes(m.token, 'token');
+      w.u64(m.peerId, 'peerId');
+      w.bytes(m.publicKey, 'publicKey');
+      w.bytes(m.proof, 'proof');
       break;
     case 'linkOk':
       w.u8(RelayMsg.LinkOk, 'type');
@@ -170,9 +215,38 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       w.u16(m.requestId, 'requestId');
       w.u8(m.code, 'code');
       break;
+    case 'linkOffer': {
+      w.u8(RelayMsg.LinkOffer, 'type');
+      w.u16(m.offerId, 'offerId');
+      w.u64(m.peerId, 'peerId');
+      const user = new TextEncoder().encode(m.user);
+      w.u8(user.length, 'userLength');
+      w.bytes(user, 'user');
+      break;
+    }
+    case 'linkAnswer':
+      w.u8(RelayMsg.LinkAnswer, 'type');
+      w.u16(m.offerId, 'offerId');
+      w.u8(m.accept ? 1 : 0, 'accept');
+      break;
+    case 'permit':
+      w.u8(RelayMsg.Permit, 'type');
+      w.u8(m.reset ? 1 : 0, 'reset');
+      w.u8(m.peerIds.length, 'count');
+      for (const id of m.peerIds) w.u64(id, 'peerId');
+      break;
+    case 'rotateToken':
+      w.u8(RelayMsg.RotateToken, 'type');
+      w.u16(m.requestId, 'requestId');
+      break;
+    case 'tokenRotated':
+      w.u8(RelayMsg.TokenRotated, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.token.length, 'tokenLength');
+      w.bytes(m.token, 'token');
+      break;
     case 'keepalive':
       w.u8(RelayMsg.Keepalive, 'type');
-      w.bytes(m.sessionId, 'sessionId');
       w.u32(m.seq, 'seq');
       break;
     case 'keepaliveAck':
@@ -187,13 +261,10 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       break;
     case 'pathResponse':
       w.u8(RelayMsg.PathResponse, 'type');
-      w.bytes(m.sessionId, 'sessionId');
       w.bytes(m.challenge, 'challenge');
-      w.bytes(m.mac, 'mac');
       break;
     case 'closeSession':
       w.u8(RelayMsg.CloseSession, 'type');
-      w.bytes(m.sessionId, 'sessionId');
       break;
     case 'noSession':
       w.u8(RelayMsg.NoSession, 'type');
@@ -201,7 +272,6 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       break;
     case 'dirRegister':
       w.u8(RelayMsg.DirRegister, 'type');
-      w.bytes(m.sessionId, 'sessionId');
       w.u16(m.requestId, 'requestId');
       w.u32(m.unixSeconds, 'unixSeconds');
       w.bytes(m.publicKey, 'publicKey');
@@ -215,7 +285,6 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       break;
     case 'dirLookup':
       w.u8(RelayMsg.DirLookup, 'type');
-      w.bytes(m.sessionId, 'sessionId');
       w.u16(m.requestId, 'requestId');
       w.u64(m.peerId, 'peerId');
       break;
@@ -240,7 +309,7 @@ export function tryDecodeRelayControl(b: Uint8Array): RelayControl | null {
   }
 }
 
-/** Decodes a control message. Throws WireError on anything malformed (callers drop and count). */
+/** Decodes a control message (a clear one, or the plaintext of a sealed one). Throws WireError on anything malformed (callers drop and count). */
 export function decodeRelayControl(b: Uint8Array): RelayControl {
   const r = new Reader(b);
   const type = r.u8('type');
@@ -260,25 +329,18 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
       if (version !== RELAY_PROTOCOL_VERSION) throw new WireError('sessionRequest.version', `unsupported version ${version}`);
       const cookie = r.bytes(COOKIE_BYTES, 'cookie');
       const clientNonce = r.bytes(8, 'clientNonce');
+      const clientPublic = r.bytes(RELAY_PUBLIC_KEY_BYTES, 'clientPublic');
       const ticket = r.bytes(r.u16('ticketLength'), 'ticket');
-      return { type: 'sessionRequest', cookie, clientNonce, ticket }; // the rest is padding
+      return { type: 'sessionRequest', cookie, clientNonce, clientPublic, ticket }; // the rest is padding
     }
     case RelayMsg.SessionOk:
-      m = {
-        type: 'sessionOk',
-        clientNonce: r.bytes(8, 'clientNonce'),
-        sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'),
-        sessionKey: r.bytes(SESSION_KEY_BYTES, 'sessionKey'),
-        drainSeconds: r.u16('drainSeconds'),
-        idleSeconds: r.u16('idleSeconds'),
-        token: r.bytes(r.u8('tokenLength'), 'token'),
-      };
+      m = { type: 'sessionOk', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), drainSeconds: r.u16('drainSeconds'), idleSeconds: r.u16('idleSeconds'), token: r.bytes(r.u8('tokenLength'), 'token') };
       break;
     case RelayMsg.Refused:
       m = { type: 'refused', clientNonce: r.bytes(8, 'clientNonce'), code: r.u8('code') };
       break;
     case RelayMsg.LinkRequest:
-      m = { type: 'linkRequest', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), requestId: r.u16('requestId'), token: r.bytes(r.u8('tokenLength'), 'token') };
+      m = { type: 'linkRequest', requestId: r.u16('requestId'), token: r.bytes(r.u8('tokenLength'), 'token'), peerId: r.u64('peerId'), publicKey: r.bytes(DIR_PUBLIC_KEY_BYTES, 'publicKey'), proof: r.bytes(LINK_PROOF_BYTES, 'proof') };
       break;
     case RelayMsg.LinkOk:
       m = { type: 'linkOk', requestId: r.u16('requestId'), linkId: r.u16('linkId') };
@@ -286,8 +348,39 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
     case RelayMsg.LinkFailed:
       m = { type: 'linkFailed', requestId: r.u16('requestId'), code: r.u8('code') };
       break;
+    case RelayMsg.LinkOffer: {
+      const offerId = r.u16('offerId');
+      const peerId = r.u64('peerId');
+      const n = r.u8('userLength');
+      if (n > MAX_OFFER_USER_BYTES) throw new WireError('linkOffer.user', `${n} > ${MAX_OFFER_USER_BYTES} bytes`);
+      m = { type: 'linkOffer', offerId, peerId, user: new TextDecoder().decode(r.bytes(n, 'user')) };
+      break;
+    }
+    case RelayMsg.LinkAnswer: {
+      const offerId = r.u16('offerId');
+      const accept = r.u8('accept');
+      if (accept > 1) throw new WireError('linkAnswer.accept', `${accept} is not 0 or 1`);
+      m = { type: 'linkAnswer', offerId, accept: accept === 1 };
+      break;
+    }
+    case RelayMsg.Permit: {
+      const reset = r.u8('reset');
+      if (reset > 1) throw new WireError('permit.reset', `${reset} is not 0 or 1`);
+      const n = r.u8('count');
+      if (n > MAX_PERMIT_IDS) throw new WireError('permit.count', `${n} > ${MAX_PERMIT_IDS}`);
+      const peerIds: bigint[] = [];
+      for (let i = 0; i < n; i++) peerIds.push(r.u64('peerId'));
+      m = { type: 'permit', reset: reset === 1, peerIds };
+      break;
+    }
+    case RelayMsg.RotateToken:
+      m = { type: 'rotateToken', requestId: r.u16('requestId') };
+      break;
+    case RelayMsg.TokenRotated:
+      m = { type: 'tokenRotated', requestId: r.u16('requestId'), token: r.bytes(r.u8('tokenLength'), 'token') };
+      break;
     case RelayMsg.Keepalive:
-      m = { type: 'keepalive', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), seq: r.u32('seq') };
+      m = { type: 'keepalive', seq: r.u32('seq') };
       break;
     case RelayMsg.KeepaliveAck:
       m = { type: 'keepaliveAck', seq: r.u32('seq'), drainSeconds: r.u16('drainSeconds'), load: r.u8('load') };
@@ -296,10 +389,10 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
       m = { type: 'pathChallenge', challenge: r.bytes(8, 'challenge') };
       break;
     case RelayMsg.PathResponse:
-      m = { type: 'pathResponse', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), challenge: r.bytes(8, 'challenge'), mac: r.bytes(PATH_MAC_BYTES, 'mac') };
+      m = { type: 'pathResponse', challenge: r.bytes(8, 'challenge') };
       break;
     case RelayMsg.CloseSession:
-      m = { type: 'closeSession', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId') };
+      m = { type: 'closeSession' };
       break;
     case RelayMsg.NoSession:
       m = { type: 'noSession', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId') };
@@ -307,7 +400,6 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
     case RelayMsg.DirRegister:
       m = {
         type: 'dirRegister',
-        sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'),
         requestId: r.u16('requestId'),
         unixSeconds: r.u32('unixSeconds'),
         publicKey: r.bytes(DIR_PUBLIC_KEY_BYTES, 'publicKey'),
@@ -319,7 +411,7 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
       m = { type: 'dirRegisterResult', requestId: r.u16('requestId'), code: r.u8('code') };
       break;
     case RelayMsg.DirLookup:
-      m = { type: 'dirLookup', sessionId: r.bytes(SESSION_ID_BYTES, 'sessionId'), requestId: r.u16('requestId'), peerId: r.u64('peerId') };
+      m = { type: 'dirLookup', requestId: r.u16('requestId'), peerId: r.u64('peerId') };
       break;
     case RelayMsg.DirLookupResult:
       m = { type: 'dirLookupResult', requestId: r.u16('requestId'), code: r.u8('code'), peerId: r.u64('peerId'), route: readAscii(r) };
@@ -347,23 +439,45 @@ function readAscii(r: Reader): string {
 
 // ------------------------------------------------------------------ route strings
 
-export const ROUTE_VERSION = 1;
+export const ROUTE_VERSION = 2;
 /** Most relay entries in one route (primary and backups). */
 export const MAX_ROUTE_ENTRIES = 4;
 
-/** One relay a peer can be reached through: the relay's address and the peer's token there. */
+/** A relay: its UDP address and its static X25519 public key (what `netlane relay` prints as `host:port#key`). */
+export interface RelayAddress extends SocketAddress {
+  readonly publicKey: Uint8Array;
+}
+
+/** One relay a peer can be reached through: the relay (address and key) and the peer's token there. */
 export interface RouteEntry {
   readonly relay: SocketAddress;
+  /** The relay's static public key: a client opening a session there proves it talks to that relay. */
+  readonly publicKey: Uint8Array;
   readonly token: Uint8Array;
 }
 
-/** A decoded route string. Public information only: relay addresses and opaque tokens. */
+/** A decoded route string. Public information only: relay addresses and keys, and opaque tokens. */
 export interface Route {
   readonly version: number;
   /** Grows with every change of the owner's route; receivers ignore a revision older than the one they have. */
   readonly revision: number;
   /** The primary relay first, then the backups. */
   readonly entries: readonly RouteEntry[];
+}
+
+/** `host:port#key` (brackets around an IPv6 host; the key in base64url): how a relay is named in configuration. */
+export function formatRelayAddress(r: RelayAddress): string {
+  return `${addressKey(r)}#${Buffer.from(r.publicKey).toString('base64url')}`;
+}
+
+/** The key part of `host:port#key`, or null if `s` has none or it is not a 32-byte base64url key. Returns the address part too. */
+export function splitRelayKey(s: string): { address: string; publicKey: Uint8Array } | null {
+  const at = s.lastIndexOf('#');
+  if (at < 0) return null;
+  const key = s.slice(at + 1);
+  if (!/^[A-Za-z0-9_-]{43}$/.test(key)) return null;
+  const publicKey = new Uint8Array(Buffer.from(key, 'base64url'));
+  return publicKey.length === RELAY_PUBLIC_KEY_BYTES ? { address: s.slice(0, at), publicKey } : null;
 }
 
 function writeAddress(w: Writer, a: SocketAddress): void {
@@ -390,25 +504,16 @@ function readAddress(r: Reader): SocketAddress {
   return { address, port: r.u16('port') };
 }
 
-/** The eight 16-bit groups of an IPv6 literal (the caller parsed it as one). */
-function expandIPv6(s: string): number[] {
-  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, null];
-  const parse = (p: string): number[] => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));
-  const h = parse(head);
-  if (tail === null) return h;
-  const t = parse(tail);
-  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
-}
-
-/** `base64url(version, revision, count, (relay address, token)...)`. */
+/** `base64url(version, revision, count, (relay address, relay key, token)...)`. */
 export function encodeRoute(route: Route): string {
-  const buf = new Uint8Array(8 + route.entries.length * (19 + 1 + 255));
+  const buf = new Uint8Array(8 + route.entries.length * (19 + RELAY_PUBLIC_KEY_BYTES + 1 + 255));
   const w = new Writer(buf);
   w.u8(route.version, 'route.version');
   w.u32(route.revision, 'route.revision');
   w.u8(route.entries.length, 'route.count');
   for (const e of route.entries) {
     writeAddress(w, e.relay);
+    w.bytes(e.publicKey, 'route.relayKey');
     w.u8(e.token.length, 'route.tokenLength');
     w.bytes(e.token, 'route.token');
   }
@@ -427,8 +532,9 @@ export function decodeRoute(s: string): Route {
   const entries: RouteEntry[] = [];
   for (let i = 0; i < count; i++) {
     const relay = readAddress(r);
+    const publicKey = r.bytes(RELAY_PUBLIC_KEY_BYTES, 'route.relayKey').slice();
     const token = r.bytes(r.u8('route.tokenLength'), 'route.token').slice();
-    entries.push({ relay, token });
+    entries.push({ relay, publicKey, token });
   }
   if (r.remaining !== 0) throw new WireError('route', 'trailing bytes');
   return { version, revision, entries };

@@ -40,3 +40,26 @@ export function formatIPv6(groups: readonly number[]): string {
   }
   return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
+
+/** The eight 16-bit groups of an IPv6 literal (the caller parsed it as one). */
+export function expandIPv6(s: string): number[] {
+  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, null];
+  const parse = (p: string): number[] => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));
+  const h = parse(head);
+  if (tail === null) return h;
+  const t = parse(tail);
+  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+}
+
+/**
+ * The network block an address belongs to, as a string key: the /24 of an IPv4 address, the /64 of an IPv6 one
+ * (an IPv4-mapped IPv6 address counts as its IPv4 address). What per-network limits count by: one host or one
+ * customer's delegated prefix holds many addresses of its block.
+ */
+export function addressBlock(address: string): string {
+  if (!address.includes(':')) return `${address.slice(0, address.lastIndexOf('.'))}/24`;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return addressBlock(mapped[1] as string);
+  const g = expandIPv6(address.replace(/%.*$/, ''));
+  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+}

@@ -19,7 +19,9 @@ import { Reader } from '../../src/wire/reader.js';
 import { Writer } from '../../src/wire/writer.js';
 import { NetlaneError } from '../../src/util/errors.js';
 import { RelayClient } from '../../src/relay/client/index.js';
-import { RelayMsg, decodeRelayControl, encodeRelayControl, type RelayControl } from '../../src/relay/protocol.js';
+import { RelayMsg, decodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl } from '../../src/relay/protocol.js';
+import { relayHopKeys, sealDown, sealSessionOk, type HopKeys } from '../../src/relay/hop.js';
+import type { KeyExchangePair } from '../../src/crypto/provider.js';
 import { concat } from '../../src/util/bytes.js';
 import { SeededRng } from '../../src/util/rng.js';
 
@@ -188,19 +190,24 @@ function certCorpus(): Uint8Array[] {
 }
 
 function inBandCorpus(): Uint8Array[] {
-  // A route string with two relays (127.0.0.1:27100 and [::1]:27101) and 41-byte tokens, as relays issue them.
-  const route = 'AQAAAAcCBH8AAAFp3CkDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwYAAAAAAAAAAAAAAAAAAAABad0pBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQ';
+  // A route string with two relays (127.0.0.1:27100 and [::1]:27101), their keys and 45-byte tokens, as relays issue them.
+  const route = encodeRoute({ version: 2, revision: 7, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, publicKey: new Uint8Array(32).fill(1), token: new Uint8Array(45).fill(3) }, { relay: { address: '::1', port: 27101 }, publicKey: new Uint8Array(32).fill(2), token: new Uint8Array(45).fill(4) }] });
   return [encodeRouteUpdate(route), encodeChannelMessage(1000, new Uint8Array(20).fill(6)), encodeChannelMessage(-1, new Uint8Array(0)), encodeChannelMessage(254, new Uint8Array([1]))];
 }
 
-/** Every relay control message a relay sends a client, and DATA_DOWN on a few links. */
+/**
+ * Every relay message a client takes, and DATA_DOWN on a few links. Those a relay seals are plaintexts here:
+ * the target seals each input (mutated or not) with the session's keys half the time, so that mutations reach
+ * the parser behind the AEAD as well as the checks before it.
+ */
 function relayReplyCorpus(nonce: Uint8Array): Uint8Array[] {
   const id = new Uint8Array(8).fill(7);
   const msgs: RelayControl[] = [
     { type: 'pong', nonce, cookie: new Uint8Array(20).fill(1), load: 3, drainSeconds: 0 },
     { type: 'pong', nonce, cookie: new Uint8Array(20).fill(1), load: 3, drainSeconds: 30 },
-    { type: 'sessionOk', clientNonce: nonce, sessionId: id, sessionKey: new Uint8Array(16).fill(2), drainSeconds: 0, idleSeconds: 30, token: new Uint8Array(41).fill(3) },
     { type: 'refused', clientNonce: nonce, code: 2 },
+    { type: 'linkOffer', offerId: 3, peerId: 99n, user: 'alice' },
+    { type: 'tokenRotated', requestId: 4, token: new Uint8Array(45).fill(3) },
     { type: 'linkOk', requestId: 1, linkId: 4 },
     { type: 'linkFailed', requestId: 1, code: 6 },
     { type: 'keepaliveAck', seq: 1, drainSeconds: 0, load: 0 },
@@ -208,7 +215,7 @@ function relayReplyCorpus(nonce: Uint8Array): Uint8Array[] {
     { type: 'pathChallenge', challenge: new Uint8Array(8).fill(9) },
     { type: 'noSession', sessionId: id },
     { type: 'dirRegisterResult', requestId: 2, code: 0 },
-    { type: 'dirLookupResult', requestId: 3, code: 0, peerId: 42n, route: 'AQAAAAEBBH8AAAFp3CkDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwY' },
+    { type: 'dirLookupResult', requestId: 3, code: 0, peerId: 42n, route: encodeRoute({ version: 2, revision: 1, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, publicKey: new Uint8Array(32).fill(1), token: new Uint8Array(45).fill(3) }] }) },
   ];
   const down = [0, 4, 65535].map((link) => Uint8Array.of(RelayMsg.DataDown, link >> 8, link & 0xff, 0x41, 1, 2, 3, 4, 5, 6, 7, 8));
   return [...msgs.map(encodeRelayControl), ...down];
@@ -396,21 +403,29 @@ export const TARGETS: Target[] = [
     testInputs: 150_000,
     run: (budget, seed) => {
       // A client with two relays, past its first pings: every input comes from a relay it uses.
+      const provider = seededCryptoProvider(seed);
+      const relayKeys = [provider.generateKeyExchange(), provider.generateKeyExchange()];
       const relays = [
-        { address: '10.0.0.1', port: 27100 },
-        { address: '10.0.0.2', port: 27100 },
+        { address: '10.0.0.1', port: 27100, publicKey: relayKeys[0]?.publicKey as Uint8Array },
+        { address: '10.0.0.2', port: 27100, publicKey: relayKeys[1]?.publicKey as Uint8Array },
       ];
-      const client = new RelayClient({ relays, provider: seededCryptoProvider(seed), unixSeconds: () => 1_800_000_000 });
+      const client = new RelayClient({ relays, provider, identityKey: provider.signingKey(), unixSeconds: () => 1_800_000_000 });
+      const keys: HopKeys[] = [];
+      let counter = 1;
       // Open a session on both (ping, pong, request, SESSION_OK) so that the fuzz reaches the open state.
       let t = 1;
       let nonce = new Uint8Array(8);
       const answer = (): void => {
         for (let x = client.pollTransmit(); x; x = client.pollTransmit()) {
+          if (x.data[0] === RelayMsg.Sealed) continue;
           const m = decodeRelayControl(x.data);
           if (m.type === 'ping') client.handleDatagram(++t, x.destination, encodeRelayControl({ type: 'pong', nonce: m.nonce, cookie: new Uint8Array(20).fill(1), load: 0, drainSeconds: 0 }));
           else if (m.type === 'sessionRequest') {
             nonce = m.clientNonce.slice();
-            client.handleDatagram(++t, x.destination, encodeRelayControl({ type: 'sessionOk', clientNonce: m.clientNonce, sessionId: new Uint8Array(8).fill(x.destination.address === '10.0.0.1' ? 7 : 8), sessionKey: new Uint8Array(16).fill(2), drainSeconds: 0, idleSeconds: 30, token: new Uint8Array(41).fill(3) }));
+            const i = x.destination.address === '10.0.0.1' ? 0 : 1;
+            const k = relayHopKeys(provider, relayKeys[i] as KeyExchangePair, m) as HopKeys;
+            keys[i] = k;
+            client.handleDatagram(++t, x.destination, sealSessionOk(k, m.clientNonce, 0, { type: 'sessionOk', sessionId: new Uint8Array(8).fill(7 + i), drainSeconds: 0, idleSeconds: 30, token: new Uint8Array(45).fill(3) }));
           }
         }
       };
@@ -426,7 +441,10 @@ export const TARGETS: Target[] = [
       const r = loop('RelayClient.handleDatagram', budget, seed, corpus, (b) => {
         t += 1000;
         const before = client.stats.refused;
-        if (!client.handleDatagram(t, relays[t & 1] as { address: string; port: number }, b)) throw new Error('a relay datagram was not taken');
+        const i = (t / 1000) & 1;
+        const sealed = ((t / 1000) & 2) !== 0 && b[0] !== RelayMsg.DataDown;
+        const d = sealed ? sealDown(keys[i] as HopKeys, counter++, b) : b;
+        if (!client.handleDatagram(t, relays[i] as { address: string; port: number }, d)) throw new Error('a relay datagram was not taken');
         client.handleTimeout(t);
         for (let x = client.pollTransmit(); x; x = client.pollTransmit());
         for (let e = client.pollEvent(); e; e = client.pollEvent());

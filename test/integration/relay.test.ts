@@ -48,18 +48,18 @@ function exited(proc: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-/** `netlane relay --open` as a child process; resolves with its port once it prints it (5 s at most). */
-function spawnRelay(): Promise<{ proc: ChildProcess; port: number }> {
+/** `netlane relay --open` as a child process; resolves with its port and `host:port#key` once it prints them (5 s at most). */
+function spawnRelay(): Promise<{ proc: ChildProcess; port: number; address: string }> {
   const proc = spawn(process.execPath, ['dist/src/cli/netlane.js', 'relay', '--open', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
     const onExit = (code: number | null, signal: string | null): void => fail(`exited: ${code ?? signal}`);
     const onData = (d: string): void => {
       out += d;
-      const port = Number(/listening on [\d.]+:(\d+)/.exec(out)?.[1]);
-      if (!port) return;
+      const m = /listening on (([\d.]+):(\d+)#[A-Za-z0-9_-]{43})/.exec(out);
+      if (!m) return;
       settle();
-      resolve({ proc, port });
+      resolve({ proc, port: Number(m[3]), address: m[1] as string });
     };
     const settle = (): void => {
       clearTimeout(timer);
@@ -85,7 +85,7 @@ test('failover: the relay process carrying the connection is killed mid-transfer
   });
   const nms: NetworkManager[] = [];
   try {
-    nms.push(...(await mesh([`127.0.0.1:${r1.port}`, `127.0.0.1:${r2.port}`], 2)));
+    nms.push(...(await mesh([r1.address, r2.address], 2)));
     const [a, b] = nms as [NetworkManager, NetworkManager];
     // Both peers must have a warm backup before the failure.
     await pump(nms, () => nms.every((nm) => decodeRoute(nm.route as string).entries.length === 2), 5000, 'backup sessions');

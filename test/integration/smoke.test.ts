@@ -7,7 +7,6 @@ import { ConnectionState, SendFlags } from '../../src/index.js';
 import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js';
 import { NetworkingMessages } from '../../src/api/networking-messages.js';
 import { RelayServer } from '../../src/io/relay-server.js';
-import { addressKey } from '../../src/relay/protocol.js';
 import { connectedPair } from './support.js';
 
 const N = 50;
@@ -53,7 +52,7 @@ describe('smoke over real UDP', () => {
     let relays: string[];
     before(() => {
       relay = RelayServer.open({ open: true });
-      relays = [addressKey(relay.local)];
+      relays = [relay.address];
     });
     after(() => relay.close());
 

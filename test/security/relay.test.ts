@@ -1,5 +1,6 @@
-// The relay node, sans-IO, in virtual time: tickets, cookies, amplification, links, rate limits,
-// reaping, draining, rebinding and pollTimeout. Every datagram the node sends is captured by address.
+// The relay node, sans-IO, in virtual time: tickets, cookies, session keys, sealed control, amplification,
+// links by consent, replays, rate limits, reaping, draining, rebinding and pollTimeout. Every datagram the
+// node sends is captured by address; clients are driven by hand (HopSession), message by message.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RelayNode, type RelayNodeOptions } from '../../src/relay/node/index.js';
@@ -7,10 +8,12 @@ import { COOKIE_BYTES, DOWN_HEADER_BYTES, DirCode, RelayMsg, RefuseCode, UP_HEAD
 import { derivePeerId } from '../../src/crypto/identity.js';
 import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
 import { seededCryptoProvider } from '../../src/testing/crypto.js';
+import { HopSession } from '../../src/testing/relay-hop.js';
 import { SeededRng } from '../../src/util/rng.js';
 import { seedOr, withSeed } from '../support/sim.js';
 
 const NOW_S = 1_800_000_000;
+const RELAY_ADDR = { address: '127.0.0.1', port: 27100 };
 
 interface Sent {
   data: Uint8Array;
@@ -18,8 +21,21 @@ interface Sent {
   address: string;
 }
 
-/** A relay node whose output lands in `sent`, with one trusted ticket key (and one revoked). */
-function relay(seed: number, options: Partial<RelayNodeOptions> = {}): { node: RelayNode; sent: Sent[]; provider: ReturnType<typeof seededCryptoProvider>; key: ReturnType<ReturnType<typeof seededCryptoProvider>['signingKey']>; revokedKey: ReturnType<ReturnType<typeof seededCryptoProvider>['signingKey']> } {
+type Provider = ReturnType<typeof seededCryptoProvider>;
+type Key = ReturnType<Provider['signingKey']>;
+type SessionOk = Extract<RelayControl, { type: 'sessionOk' }>;
+
+/** A relay node whose output lands in `sent`, the clients driven against it (by `address:port`), and its ticket keys (one revoked). */
+interface Fixture {
+  node: RelayNode;
+  sent: Sent[];
+  provider: Provider;
+  key: Key;
+  revokedKey: Key;
+  hops: Map<string, HopSession>;
+}
+
+function relay(seed: number, options: Partial<RelayNodeOptions> = {}): Fixture {
   const provider = seededCryptoProvider(seed);
   const key = provider.signingKey();
   const revokedKey = provider.signingKey();
@@ -31,37 +47,59 @@ function relay(seed: number, options: Partial<RelayNodeOptions> = {}): { node: R
     unixSeconds: () => NOW_S,
     ...options,
   });
-  return { node, sent, provider, key, revokedKey };
+  return { node, sent, provider, key, revokedKey, hops: new Map() };
 }
 
-/** The last control message sent to `address:port`. */
-function lastTo(sent: Sent[], address: string, port: number): RelayControl | null {
-  for (let i = sent.length - 1; i >= 0; i--) {
-    const s = sent[i] as Sent;
-    if (s.address === address && s.port === port && s.data[0] !== RelayMsg.DataDown) return decodeRelayControl(s.data);
+/** The last control message sent to `address:port`, opened with that client's keys (or decoded, if in the clear). */
+function lastTo(f: Fixture, address: string, port: number): RelayControl | null {
+  const hop = f.hops.get(`${address}:${port}`);
+  for (let i = f.sent.length - 1; i >= 0; i--) {
+    const s = f.sent[i] as Sent;
+    if (s.address !== address || s.port !== port || s.data[0] === RelayMsg.DataDown) continue;
+    if (s.data[0] === RelayMsg.SealedDown) return hop ? hop.open(s.data) : null;
+    if (s.data[0] === RelayMsg.SessionOk) return null;
+    return decodeRelayControl(s.data);
   }
   return null;
 }
 
 /** Pings from `address:port`, returns the cookie. */
-function cookieFor(node: RelayNode, sent: Sent[], now: number, address: string, port: number): Uint8Array {
-  node.handleDatagram(now, address, port, encodeRelayControl({ type: 'ping', version: 1, nonce: new Uint8Array(8) }));
-  const m = lastTo(sent, address, port);
+function cookieFor(f: Fixture, now: number, address: string, port: number): Uint8Array {
+  f.node.handleDatagram(now, address, port, encodeRelayControl({ type: 'ping', version: 2, nonce: new Uint8Array(8) }));
+  const m = lastTo(f, address, port);
   assert.equal(m?.type, 'pong');
   return (m as Extract<RelayControl, { type: 'pong' }>).cookie;
 }
 
-/** Opens a session from `address:port` with `ticket`; returns the answer. */
-function open(node: RelayNode, sent: Sent[], now: number, address: string, port: number, ticket: Uint8Array, nonce = 1): RelayControl | null {
-  const cookie = cookieFor(node, sent, now, address, port);
-  const before = sent.length;
-  node.handleDatagram(now, address, port, encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8).fill(nonce), ticket }));
-  return sent.length > before ? lastTo(sent, address, port) : null;
+/**
+ * Opens a session from `address:port` with `ticket` (a new client there, with a fresh nonce and key); returns
+ * the answer: a SESSION_OK the client opened with the relay's key, a REFUSED, or null (no answer).
+ */
+function open(f: Fixture, now: number, address: string, port: number, ticket: Uint8Array): RelayControl | null {
+  const hop = new HopSession(f.provider, f.node.publicKey);
+  f.hops.set(`${address}:${port}`, hop);
+  const cookie = cookieFor(f, now, address, port);
+  const before = f.sent.length;
+  f.node.handleDatagram(now, address, port, hop.request(cookie, ticket));
+  if (f.sent.length === before) return null;
+  const last = f.sent[f.sent.length - 1] as Sent;
+  if (last.data[0] !== RelayMsg.SessionOk) return decodeRelayControl(last.data);
+  assert.ok(hop.accept(last.data), 'the SESSION_OK opens with the keys agreed with the relay');
+  return { type: 'sessionOk', sessionId: hop.sessionId as Uint8Array, drainSeconds: 0, idleSeconds: 0, token: hop.token as Uint8Array };
 }
+
+/** Sends a control message, sealed by the client at `from`. */
+function control(f: Fixture, now: number, from: [string, number], m: RelayControl, at: [string, number] = from): void {
+  const hop = f.hops.get(`${from[0]}:${from[1]}`) as HopSession;
+  f.node.handleDatagram(now, at[0], at[1], hop.seal(m));
+}
+
+const hopOf = (f: Fixture, at: [string, number]): HopSession => f.hops.get(`${at[0]}:${at[1]}`) as HopSession;
 
 test('tickets: expired, not yet valid, over 24 h, unknown key, revoked key, a flipped signature bit, truncated, reused from a second address: all refused, no session allocated', () => {
   withSeed(seedOr(501), (seed) => {
-    const { node, sent, provider, key, revokedKey } = relay(seed);
+    const f = relay(seed);
+    const { node, provider, key, revokedKey } = f;
     const unknownKey = provider.signingKey();
     const base = { user: 'alice', issuedAt: NOW_S - 60, expiresAt: NOW_S + 3600, maxSessions: 4, maxKbps: 8000 };
     const good = signTicket(provider, key, base);
@@ -83,16 +121,16 @@ test('tickets: expired, not yet valid, over 24 h, unknown key, revoked key, a fl
     ];
     let port = 30000;
     for (const [what, ticket] of cases) {
-      const m = open(node, sent, 1e9, '10.1.0.1', port++, ticket);
+      const m = open(f, 1e9, '10.1.0.1', port++, ticket);
       assert.deepEqual(m && m.type === 'refused' ? m.code : m, RefuseCode.Ticket, `${what}: refused with the one ticket code`);
     }
     assert.equal(node.sessionCount, 0, 'no session allocated for any bad ticket');
     assert.deepEqual(node.stats.ticketRefusedBy, { malformed: 1, unknownKey: 1, revokedKey: 1, notYetValid: 1, expired: 1, tooLong: 1, badSignature: 1, reused: 0, quota: 0, missing: 1 });
     assert.equal(node.stats.signatureChecks, 1, 'only the ticket whose every cheap check passed cost a signature verification');
     // The good ticket opens a session; the same ticket from a second address is refused.
-    assert.equal(open(node, sent, 1e9, '10.1.0.2', 40000, good)?.type, 'sessionOk');
+    assert.equal(open(f, 1e9, '10.1.0.2', 40000, good)?.type, 'sessionOk');
     assert.equal(node.sessionCount, 1);
-    const reused = open(node, sent, 1e9, '10.1.0.3', 40000, good, 2);
+    const reused = open(f, 1e9, '10.1.0.3', 40000, good);
     assert.equal(reused?.type, 'refused');
     assert.equal(node.sessionCount, 1, 'the reuse allocated nothing');
     assert.equal(node.stats.ticketRefusedBy.reused, 1);
@@ -101,11 +139,12 @@ test('tickets: expired, not yet valid, over 24 h, unknown key, revoked key, a fl
 
 test('quota: a ticket for 2 sessions opens 2 and the third is refused', () => {
   withSeed(seedOr(502), (seed) => {
-    const { node, sent, provider, key } = relay(seed);
+    const f = relay(seed);
+    const { node, provider, key } = f;
     const t = signTicket(provider, key, { user: 'bob', issuedAt: NOW_S, expiresAt: NOW_S + 60, maxSessions: 2, maxKbps: 100 });
-    assert.equal(open(node, sent, 1e9, '10.2.0.1', 1000, t, 1)?.type, 'sessionOk');
-    assert.equal(open(node, sent, 1e9, '10.2.0.1', 1000, t, 2)?.type, 'sessionOk');
-    const third = open(node, sent, 1e9, '10.2.0.1', 1000, t, 3);
+    assert.equal(open(f, 1e9, '10.2.0.1', 1000, t)?.type, 'sessionOk');
+    assert.equal(open(f, 1e9, '10.2.0.1', 1000, t)?.type, 'sessionOk');
+    const third = open(f, 1e9, '10.2.0.1', 1000, t);
     assert.deepEqual(third?.type === 'refused' && third.code, RefuseCode.Quota);
     assert.equal(node.sessionCount, 2);
   });
@@ -113,8 +152,10 @@ test('quota: a ticket for 2 sessions opens 2 and the third is refused', () => {
 
 test('spoofed pings, session requests, link requests, data and garbage from 40,000 sources: 0 state, 0 signature checks, bytes out / bytes in <= 1.0', () => {
   withSeed(seedOr(503), (seed) => {
-    const { node, sent, provider, key } = relay(seed);
+    const f = relay(seed);
+    const { node, sent, provider, key } = f;
     const rng = new SeededRng(seed);
+    const clientPublic = provider.generateKeyExchange().publicKey;
     const ticket = signTicket(provider, key, { user: 'mallory', issuedAt: NOW_S, expiresAt: NOW_S + 60, maxSessions: 1, maxKbps: 100 });
     let bytesIn = 0;
     let now = 5e9;
@@ -125,16 +166,19 @@ test('spoofed pings, session requests, link requests, data and garbage from 40,0
       let d: Uint8Array;
       switch (i % kinds) {
         case 0:
-          d = encodeRelayControl({ type: 'ping', version: 1, nonce: new Uint8Array(8) });
+          d = encodeRelayControl({ type: 'ping', version: 2, nonce: new Uint8Array(8) });
           break;
         case 1: {
           const cookie = new Uint8Array(COOKIE_BYTES);
           for (let k = 0; k < cookie.length; k++) cookie[k] = rng.nextU32() & 0xff;
-          d = encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8), ticket });
+          d = encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8), clientPublic, ticket });
           break;
         }
         case 2:
-          d = encodeRelayControl({ type: 'linkRequest', sessionId: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, i & 0xff), requestId: 1, token: new Uint8Array(41) });
+          // A sealed frame (a link request, say) naming a session that does not exist.
+          d = new Uint8Array(1 + 8 + 8 + 60 + 16);
+          d[0] = RelayMsg.Sealed;
+          for (let k = 1; k < d.length; k++) d[k] = rng.nextU32() & 0xff;
           break;
         case 3:
           d = new Uint8Array(UP_HEADER_BYTES + 40);
@@ -164,9 +208,11 @@ test('spoofed pings, session requests, link requests, data and garbage from 40,0
 
 test('a cookie is bound to its address and expires after 10 s', () => {
   withSeed(seedOr(504), (seed) => {
-    const { node, sent } = relay(seed, { open: true });
-    const cookie = cookieFor(node, sent, 1e9, '10.3.0.1', 5000);
-    const req = (address: string, port: number, now: number): void => node.handleDatagram(now, address, port, encodeRelayControl({ type: 'sessionRequest', cookie, clientNonce: new Uint8Array(8), ticket: new Uint8Array(0) }));
+    const f = relay(seed, { open: true });
+    const { node } = f;
+    const cookie = cookieFor(f, 1e9, '10.3.0.1', 5000);
+    const hop = new HopSession(f.provider, node.publicKey);
+    const req = (address: string, port: number, now: number): void => node.handleDatagram(now, address, port, hop.request(cookie));
     req('10.3.0.2', 5000, 1e9);
     req('10.3.0.1', 5001, 1e9);
     req('10.3.0.1', 5000, 1e9 + 11e6);
@@ -177,50 +223,49 @@ test('a cookie is bound to its address and expires after 10 s', () => {
   });
 });
 
-/** Two open-mode sessions linked to each other. */
-function linked(seed: number, options: Partial<RelayNodeOptions> = {}): { node: RelayNode; sent: Sent[]; provider: ReturnType<typeof seededCryptoProvider>; a: Extract<RelayControl, { type: 'sessionOk' }>; b: Extract<RelayControl, { type: 'sessionOk' }>; linkA: number } {
-  const { node, sent, provider } = relay(seed, { open: true, ...options });
-  const a = open(node, sent, 1e9, '10.4.0.1', 1111, new Uint8Array(0)) as Extract<RelayControl, { type: 'sessionOk' }>;
-  const b = open(node, sent, 1e9, '10.4.0.2', 2222, new Uint8Array(0)) as Extract<RelayControl, { type: 'sessionOk' }>;
+/** Two open-mode sessions at A and B; B permits A's peer id and A links to B's token. */
+function linked(seed: number, options: Partial<RelayNodeOptions> = {}): { f: Fixture; node: RelayNode; sent: Sent[]; provider: Provider; a: SessionOk; b: SessionOk; linkA: number } {
+  const f = relay(seed, { open: true, ...options });
+  const a = open(f, 1e9, '10.4.0.1', 1111, new Uint8Array(0)) as SessionOk;
+  const b = open(f, 1e9, '10.4.0.2', 2222, new Uint8Array(0)) as SessionOk;
   assert.equal(a.type, 'sessionOk');
   assert.equal(b.type, 'sessionOk');
   // The route token holds no client address, in any form.
   for (const s of [a, b]) {
-    const route = encodeRoute({ version: 1, revision: 1, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, token: s.token }] });
+    const route = encodeRoute({ version: 2, revision: 1, entries: [{ relay: RELAY_ADDR, publicKey: f.node.publicKey, token: s.token }] });
     assert.equal(decodeRoute(route).entries[0]?.relay.port, 27100);
     const raw = Buffer.from(route, 'base64url');
     for (const ip of [[10, 4, 0, 1], [10, 4, 0, 2]]) assert.equal(raw.indexOf(Buffer.from(ip)), -1, 'no client IP bytes in the route');
     assert.ok(!route.includes('10.4.0'), 'no client IP text in the route');
   }
-  node.handleDatagram(1e9, '10.4.0.1', 1111, encodeRelayControl({ type: 'linkRequest', sessionId: a.sessionId, requestId: 7, token: b.token }));
-  const ok = lastTo(sent, '10.4.0.1', 1111);
+  control(f, 1e9, B, { type: 'permit', reset: true, peerIds: [hopOf(f, A).peerId] });
+  control(f, 1e9, A, hopOf(f, A).linkRequest(7, b.token));
+  const ok = lastTo(f, ...A);
   assert.equal(ok?.type, 'linkOk');
-  return { node, sent, provider, a, b, linkA: (ok as Extract<RelayControl, { type: 'linkOk' }>).linkId };
+  return { f, node: f.node, sent: f.sent, provider: f.provider, a, b, linkA: (ok as Extract<RelayControl, { type: 'linkOk' }>).linkId };
 }
 
-function up(sessionId: Uint8Array, linkId: number, payload: Uint8Array): Uint8Array {
-  const d = new Uint8Array(UP_HEADER_BYTES + payload.length);
-  d[0] = RelayMsg.DataUp;
-  d.set(sessionId, 1);
-  d[9] = linkId >> 8;
-  d[10] = linkId & 0xff;
-  d.set(payload, UP_HEADER_BYTES);
-  return d;
+const A: [string, number] = ['10.4.0.1', 1111];
+const B: [string, number] = ['10.4.0.2', 2222];
+
+/** A DATA_UP from the client at `from` on `linkId`, with its next sequence tag. */
+function up(f: Fixture, from: [string, number], linkId: number, payload: Uint8Array): Uint8Array {
+  return hopOf(f, from).dataUp(linkId, payload);
 }
 
 test('links: data goes to the linked session with a 3-byte hop header and the payload untouched; a second link request names the same link', () => {
   withSeed(seedOr(505), (seed) => {
-    const { node, sent, a, b, linkA } = linked(seed);
+    const { f, node, sent, a, b, linkA } = linked(seed);
     const payload = Uint8Array.from({ length: 100 }, (_, i) => i);
-    node.handleDatagram(1e9 + 1, '10.4.0.1', 1111, up(a.sessionId, linkA, payload));
+    node.handleDatagram(1e9 + 1, '10.4.0.1', 1111, up(f, A, linkA, payload));
     const out = sent[sent.length - 1] as Sent;
     assert.deepEqual([out.address, out.port], ['10.4.0.2', 2222]);
     assert.equal(out.data[0], RelayMsg.DataDown);
     assert.equal(out.data.length, DOWN_HEADER_BYTES + payload.length);
     assert.deepEqual(out.data.subarray(DOWN_HEADER_BYTES), payload);
     // B links to A's token: the same link, from B's side.
-    node.handleDatagram(1e9 + 2, '10.4.0.2', 2222, encodeRelayControl({ type: 'linkRequest', sessionId: b.sessionId, requestId: 9, token: a.token }));
-    const okB = lastTo(sent, '10.4.0.2', 2222);
+    control(f, 1e9 + 2, B, hopOf(f, B).linkRequest(9, a.token));
+    const okB = lastTo(f, '10.4.0.2', 2222);
     assert.equal(okB?.type, 'linkOk');
     const linkB = (okB as Extract<RelayControl, { type: 'linkOk' }>).linkId;
     assert.equal(out.data[1]! * 256 + out.data[2]!, linkB, 'the down header names B\'s side of the same link');
@@ -228,21 +273,21 @@ test('links: data goes to the linked session with a 3-byte hop header and the pa
     // A forged token and one's own token are refused.
     const forged = b.token.slice();
     forged[20] = (forged[20] as number) ^ 1;
-    node.handleDatagram(1e9 + 3, '10.4.0.1', 1111, encodeRelayControl({ type: 'linkRequest', sessionId: a.sessionId, requestId: 10, token: forged }));
-    assert.deepEqual(lastTo(sent, '10.4.0.1', 1111), { type: 'linkFailed', requestId: 10, code: RefuseCode.BadRoute });
-    node.handleDatagram(1e9 + 4, '10.4.0.1', 1111, encodeRelayControl({ type: 'linkRequest', sessionId: a.sessionId, requestId: 11, token: a.token }));
-    assert.deepEqual(lastTo(sent, '10.4.0.1', 1111), { type: 'linkFailed', requestId: 11, code: RefuseCode.BadRoute });
+    control(f, 1e9 + 3, A, hopOf(f, A).linkRequest(10, forged));
+    assert.deepEqual(lastTo(f, '10.4.0.1', 1111), { type: 'linkFailed', requestId: 10, code: RefuseCode.BadRoute });
+    control(f, 1e9 + 4, A, hopOf(f, A).linkRequest(11, a.token));
+    assert.deepEqual(lastTo(f, '10.4.0.1', 1111), { type: 'linkFailed', requestId: 11, code: RefuseCode.BadRoute });
   });
 });
 
 test('rate limit: a session sending at 10x its cap gets about its cap forwarded', () => {
   withSeed(seedOr(506), (seed) => {
-    const { node, sent, a, linkA } = linked(seed, { openKbps: 800 }); // 100,000 bytes/s
+    const { f, node, sent, linkA } = linked(seed, { openKbps: 800 }); // 100,000 bytes/s
     const before = sent.length;
     const payload = new Uint8Array(1000);
     let now = 2e9;
     for (let i = 0; i < 2000; i++) {
-      node.handleDatagram(now, '10.4.0.1', 1111, up(a.sessionId, linkA, payload)); // 1,000 datagrams/s = 1 MB/s
+      node.handleDatagram(now, '10.4.0.1', 1111, up(f, A, linkA, payload)); // 1,000 datagrams/s = 1 MB/s
       now += 1000;
     }
     const forwarded = (sent.length - before) * payload.length;
@@ -255,16 +300,17 @@ test('rate limit: a session sending at 10x its cap gets about its cap forwarded'
 
 test('idle sessions are reaped after 30 s with their links; a drain refuses new sessions and announces its deadline', () => {
   withSeed(seedOr(507), (seed) => {
-    const { node, sent, a } = linked(seed);
-    node.handleDatagram(1e9 + 20e6, '10.4.0.1', 1111, encodeRelayControl({ type: 'keepalive', sessionId: a.sessionId, seq: 1 }));
+    const { f, node } = linked(seed);
+    control(f, 1e9 + 20e6, A, { type: 'keepalive', seq: 1 });
     node.handleTimeout(1e9 + 31e6);
     assert.equal(node.sessionCount, 1, 'the session that kept alive stays, the silent one is reaped');
     assert.equal(node.linkCount, 0);
     node.drain(1e9 + 32e6, 10);
-    node.handleDatagram(1e9 + 33e6, '10.4.0.1', 1111, encodeRelayControl({ type: 'keepalive', sessionId: a.sessionId, seq: 2 }));
-    const ack = lastTo(sent, '10.4.0.1', 1111);
+    control(f, 1e9 + 33e6, A, { type: 'keepalive', seq: 2 });
+    const ack = lastTo(f, '10.4.0.1', 1111);
     assert.equal(ack?.type === 'keepaliveAck' && ack.drainSeconds, 9);
-    assert.deepEqual(open(node, sent, 1e9 + 33e6, '10.4.0.9', 9, new Uint8Array(0), 5), { type: 'refused', clientNonce: new Uint8Array(8).fill(5), code: RefuseCode.Draining });
+    const refused = open(f, 1e9 + 33e6, '10.4.0.9', 9, new Uint8Array(0));
+    assert.deepEqual(refused?.type === 'refused' && refused.code, RefuseCode.Draining);
     assert.equal(node.drained(1e9 + 40e6), false);
     node.handleTimeout(1e9 + 43e6);
     assert.equal(node.drained(1e9 + 43e6), true);
@@ -274,90 +320,92 @@ test('idle sessions are reaped after 30 s with their links; a drain refuses new 
 
 test('NAT rebinding: data from a new address is not forwarded; the relay challenges it with at most 3x its bytes and moves the session once it answers', () => {
   withSeed(seedOr(508), (seed) => {
-    const { node, sent, provider, a, linkA } = linked(seed);
+    const { f, node, sent, provider, a, linkA } = linked(seed);
     const payload = new Uint8Array(60);
     const before = sent.length;
     let bytesFromNew = 0;
     for (let i = 0; i < 5; i++) {
-      const d = up(a.sessionId, linkA, payload);
+      const d = up(f, A, linkA, payload);
       bytesFromNew += d.length;
       node.handleDatagram(3e9 + i * 100_000, '10.4.0.1', 5555, d);
     }
     const toNew = sent.slice(before).filter((s) => s.port === 5555);
     const toPeer = sent.slice(before).filter((s) => s.address === '10.4.0.2');
     assert.equal(toPeer.length, 0, 'nothing forwarded from the unvalidated address');
-    assert.ok(toNew.length >= 1 && toNew.every((s) => s.data[0] === RelayMsg.PathChallenge));
+    assert.ok(toNew.length >= 1 && toNew.every((s) => s.data[0] === RelayMsg.SealedDown), 'the challenge is sealed: only the session\'s client can read it');
     assert.ok(toNew.reduce((n, s) => n + s.data.length, 0) <= 3 * bytesFromNew);
-    // A wrong answer moves nothing; the right one (HMAC with the session key) moves the session.
-    const challenge = (decodeRelayControl((toNew[toNew.length - 1] as Sent).data) as Extract<RelayControl, { type: 'pathChallenge' }>).challenge;
-    node.handleDatagram(3e9 + 1e6, '10.4.0.1', 5555, encodeRelayControl({ type: 'pathResponse', sessionId: a.sessionId, challenge, mac: new Uint8Array(16) }));
+    const challenge = (hopOf(f, A).open((toNew[toNew.length - 1] as Sent).data) as Extract<RelayControl, { type: 'pathChallenge' }>).challenge;
+    // An answer sealed with another session's keys moves nothing; the client's own (sealed with its keys) moves the session.
+    const stranger = new HopSession(provider, node.publicKey);
+    const cookie = cookieFor(f, 3e9, '10.4.0.7', 7777);
+    node.handleDatagram(3e9, '10.4.0.7', 7777, stranger.request(cookie));
+    assert.ok(stranger.accept(sent[sent.length - 1]?.data as Uint8Array));
+    const forged = stranger.seal({ type: 'pathResponse', challenge });
+    forged.set(a.sessionId, 1); // naming A's session, sealed with the stranger's keys
+    node.handleDatagram(3e9 + 1e6, '10.4.0.1', 5555, forged);
     assert.equal(node.stats.rebinds, 0);
-    const mac = provider.hmacSha256(a.sessionKey, new TextEncoder().encode('netlane-relay-path'), challenge).subarray(0, 16);
-    node.handleDatagram(3e9 + 1e6, '10.4.0.1', 5555, encodeRelayControl({ type: 'pathResponse', sessionId: a.sessionId, challenge, mac }));
+    control(f, 3e9 + 1e6, A, { type: 'pathResponse', challenge }, ['10.4.0.1', 5555]);
     assert.equal(node.stats.rebinds, 1);
-    node.handleDatagram(3e9 + 2e6, '10.4.0.1', 5555, up(a.sessionId, linkA, payload));
+    node.handleDatagram(3e9 + 2e6, '10.4.0.1', 5555, up(f, A, linkA, payload));
     assert.equal((sent[sent.length - 1] as Sent).address, '10.4.0.2', 'data from the new address is forwarded now');
     // The old address is no longer the session's.
     const n = sent.length;
-    node.handleDatagram(3e9 + 3e6, '10.4.0.1', 1111, up(a.sessionId, linkA, payload));
+    node.handleDatagram(3e9 + 3e6, '10.4.0.1', 1111, up(f, A, linkA, payload));
     assert.ok(sent.slice(n).every((s) => s.address !== '10.4.0.2'));
   });
 });
 
 test('directory: a peer id is registered only by its key holder, only with a route naming its own session, never with an older registration; lookups find it', () => {
   withSeed(seedOr(509), (seed) => {
-    const { node, sent, provider, a, b } = linked(seed);
-    const relayAddr = { address: '127.0.0.1', port: 27100 };
-    const routeOf = (token: Uint8Array): string => encodeRoute({ version: 1, revision: 1, entries: [{ relay: relayAddr, token }] });
+    const { f, node, sent, provider, a, b } = linked(seed);
+    const routeOf = (token: Uint8Array): string => encodeRoute({ version: 2, revision: 1, entries: [{ relay: RELAY_ADDR, publicKey: node.publicKey, token }] });
     const alice = provider.signingKey();
     const mallory = provider.signingKey();
     const aliceId = derivePeerId(provider, alice.publicKey);
     let requestId = 100;
-    const register = (from: [string, number], sessionId: Uint8Array, key: typeof alice, route: string, opts: { publicKey?: Uint8Array; t?: number } = {}): number => {
+    const register = (from: [string, number], key: typeof alice, route: string, opts: { publicKey?: Uint8Array; t?: number } = {}): number => {
       const t = opts.t ?? NOW_S;
       const publicKey = opts.publicKey ?? key.publicKey;
       const signature = provider.sign(key, dirRegisterSigned(publicKey, t, route));
       const id = ++requestId;
-      node.handleDatagram(2e9, from[0], from[1], encodeRelayControl({ type: 'dirRegister', sessionId, requestId: id, unixSeconds: t, publicKey, route, signature }));
-      const r = lastTo(sent, from[0], from[1]);
+      control(f, 2e9, from, { type: 'dirRegister', requestId: id, unixSeconds: t, publicKey, route, signature });
+      const r = lastTo(f, from[0], from[1]);
       assert.equal(r?.type, 'dirRegisterResult');
       assert.equal((r as Extract<RelayControl, { type: 'dirRegisterResult' }>).requestId, id);
       return (r as Extract<RelayControl, { type: 'dirRegisterResult' }>).code;
     };
-    const lookup = (from: [string, number], sessionId: Uint8Array, peerId: bigint): Extract<RelayControl, { type: 'dirLookupResult' }> => {
-      node.handleDatagram(2e9, from[0], from[1], encodeRelayControl({ type: 'dirLookup', sessionId, requestId: 7, peerId }));
-      return lastTo(sent, from[0], from[1]) as Extract<RelayControl, { type: 'dirLookupResult' }>;
+    const lookup = (from: [string, number], peerId: bigint): Extract<RelayControl, { type: 'dirLookupResult' }> => {
+      control(f, 2e9, from, { type: 'dirLookup', requestId: 7, peerId });
+      return lastTo(f, from[0], from[1]) as Extract<RelayControl, { type: 'dirLookupResult' }>;
     };
-    const A: [string, number] = ['10.4.0.1', 1111];
-    const B: [string, number] = ['10.4.0.2', 2222];
-    assert.equal(lookup(B, b.sessionId, aliceId).code, DirCode.NotFound);
+    assert.equal(lookup(B, aliceId).code, DirCode.NotFound);
     // Alice registers her id from her session, with her route.
-    assert.equal(register(A, a.sessionId, alice, routeOf(a.token), { t: NOW_S - 10 }), DirCode.Ok);
-    const found = lookup(B, b.sessionId, aliceId);
+    assert.equal(register(A, alice, routeOf(a.token), { t: NOW_S - 10 }), DirCode.Ok);
+    const found = lookup(B, aliceId);
     assert.deepEqual([found.code, found.peerId, found.route], [DirCode.Ok, aliceId, routeOf(a.token)]);
     // Mallory, holding a session, claims Alice's id: with Alice's public key but his own signature...
     const checks = node.stats.signatureChecks;
-    assert.equal(register(B, b.sessionId, mallory, routeOf(b.token), { publicKey: alice.publicKey }), DirCode.BadSignature);
+    assert.equal(register(B, mallory, routeOf(b.token), { publicKey: alice.publicKey }), DirCode.BadSignature);
     // ... with his own key (which derives another id: it registers his own id, never Alice's) ...
-    assert.equal(register(B, b.sessionId, mallory, routeOf(b.token)), DirCode.Ok);
+    assert.equal(register(B, mallory, routeOf(b.token)), DirCode.Ok);
     assert.equal(node.lookup(derivePeerId(provider, mallory.publicKey)), routeOf(b.token));
     // ... by replaying Alice's registration from his session (the route names Alice's session, not his) ...
-    assert.equal(register(B, b.sessionId, alice, routeOf(a.token)), DirCode.BadRoute);
+    assert.equal(register(B, alice, routeOf(a.token)), DirCode.BadRoute);
     // ... or pointing Alice's id at his own session without her key: refused. An older registration is stale.
-    assert.equal(register(A, a.sessionId, alice, routeOf(a.token), { t: NOW_S - 20 }), DirCode.Stale);
-    assert.equal(register(A, a.sessionId, alice, routeOf(a.token), { t: NOW_S - 3600 }), DirCode.Stale);
+    assert.equal(register(A, alice, routeOf(a.token), { t: NOW_S - 20 }), DirCode.Stale);
+    assert.equal(register(A, alice, routeOf(a.token), { t: NOW_S - 3600 }), DirCode.Stale);
     assert.equal(node.stats.signatureChecks - checks, 2, 'signatures are checked only after the cheap checks passed');
-    assert.equal(lookup(B, b.sessionId, aliceId).route, routeOf(a.token), 'Alice\'s entry is untouched');
+    assert.equal(lookup(B, aliceId).route, routeOf(a.token), 'Alice\'s entry is untouched');
     assert.deepEqual(node.stats.dirRefusedBy, { badSignature: 1, badRoute: 1, stale: 2, rateLimited: 0 });
     // Registrations are rate-limited per session; lookups too.
     let limited = 0;
-    for (let i = 0; i < 10; i++) if (register(A, a.sessionId, alice, routeOf(a.token)) === DirCode.RateLimited) limited++;
+    for (let i = 0; i < 10; i++) if (register(A, alice, routeOf(a.token)) === DirCode.RateLimited) limited++;
     assert.ok(limited >= 6, `${limited} of 10 back-to-back registrations limited`);
-    for (let i = 0; i < 100; i++) lookup(B, b.sessionId, aliceId);
+    for (let i = 0; i < 100; i++) lookup(B, aliceId);
     assert.ok(node.stats.dirLookupsLimited >= 40);
     // Lookups from an address that is not the session's get no answer; a reaped session leaves the directory.
     const n = sent.length;
-    node.handleDatagram(2e9, '10.9.9.9', 9999, encodeRelayControl({ type: 'dirLookup', sessionId: b.sessionId, requestId: 8, peerId: aliceId }));
+    control(f, 2e9, B, { type: 'dirLookup', requestId: 8, peerId: aliceId }, ['10.9.9.9', 9999]);
     assert.ok(sent.slice(n).every((s) => s.data[0] !== RelayMsg.DirLookupResult));
     node.handleTimeout(2e9 + 31e6);
     assert.equal(node.lookup(aliceId), null);
@@ -367,10 +415,11 @@ test('directory: a peer id is registered only by its key holder, only with a rou
 
 test('pollTimeout: finite while sessions exist; handleTimeout at pollTimeout() reaps an idle session at the first 250 ms tick after its 30 s; a drain is never polled past its deadline', () => {
   withSeed(seedOr(510), (seed) => {
-    const { node, sent } = relay(seed, { open: true });
+    const f = relay(seed, { open: true });
+    const { node } = f;
     assert.equal(node.pollTimeout(0), null, 'no session, no drain: no timer');
     const t0 = 1e9;
-    assert.equal(open(node, sent, t0, '10.5.0.1', 1000, new Uint8Array(0))?.type, 'sessionOk');
+    assert.equal(open(f, t0, '10.5.0.1', 1000, new Uint8Array(0))?.type, 'sessionOk');
     // Run the node as an io runner would: one timer, at pollTimeout(), nothing else.
     let now = t0;
     let reapedAt = -1;
@@ -393,7 +442,7 @@ test('pollTimeout: finite while sessions exist; handleTimeout at pollTimeout() r
 
     // A draining node that keeps a live session: every poll is at or before the deadline, and at the deadline it is drained.
     const t1 = 2e9;
-    const b = open(node, sent, t1, '10.5.0.2', 2000, new Uint8Array(0), 2) as Extract<RelayControl, { type: 'sessionOk' }>;
+    const b = open(f, t1, '10.5.0.2', 2000, new Uint8Array(0)) as Extract<RelayControl, { type: 'sessionOk' }>;
     assert.equal(b.type, 'sessionOk');
     const deadline = t1 + 10e6;
     node.drain(t1, 10);
@@ -402,7 +451,7 @@ test('pollTimeout: finite while sessions exist; handleTimeout at pollTimeout() r
       const at = node.pollTimeout(now);
       assert.ok(at !== null && at <= deadline, `polled at ${at}, deadline ${deadline}`);
       now = at;
-      node.handleDatagram(now, '10.5.0.2', 2000, encodeRelayControl({ type: 'keepalive', sessionId: b.sessionId, seq: polls }));
+      control(f, now, ['10.5.0.2', 2000], { type: 'keepalive', seq: polls });
       node.handleTimeout(now);
     }
     assert.equal(now, deadline, 'the drain ends at its deadline, not a tick later');

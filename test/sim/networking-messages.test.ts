@@ -10,9 +10,10 @@ import { Endpoint } from '../../src/core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type SocketAddress } from '../../src/core/types.js';
 import { derivePeerId } from '../../src/crypto/identity.js';
 import type { RelayServer } from '../../src/io/relay-server.js';
-import { DirCode, RelayMsg, addressKey, decodeRelayControl, decodeRoute, encodeRelayControl } from '../../src/relay/protocol.js';
+import type { RelayClient, RelayClientEvent } from '../../src/relay/client/index.js';
+import { RelayMsg, addressKey, decodeRoute } from '../../src/relay/protocol.js';
 import { seededCryptoProvider, seededHandshake } from '../../src/testing/crypto.js';
-import type { SimNetwork, SimSocket } from '../../src/testing/sim-network.js';
+import type { SimSocket } from '../../src/testing/sim-network.js';
 import { NetlaneError } from '../../src/util/errors.js';
 import { SeededRng } from '../../src/util/rng.js';
 import { seedOr, withSeed } from '../support/sim.js';
@@ -106,16 +107,26 @@ function reader(p: NetworkingMessages, channels: readonly number[], got: string[
   };
 }
 
-/** Records, on the wire, every route a relay's DIR_LOOKUP_RESULT returns for `peerId` (NotFound answers aside). */
-function lookupAnswers(sim: SimNetwork, peerId: bigint): string[] {
-  const answers: string[] = [];
-  sim.intercept = (_from, _to, data) => {
-    if (data[0] === RelayMsg.DirLookupResult) {
-      const m = decodeRelayControl(data);
-      if (m.type === 'dirLookupResult' && m.peerId === peerId && m.code === DirCode.Ok) answers.push(m.route);
-    }
-    return data;
+/**
+ * Passes every event of `p`'s relay client through `fn` (which may rewrite it): what the relays told `p`,
+ * opened. Relay answers travel sealed, so this is where a test sees them, or plays a relay that lies.
+ */
+function relayEvents(p: NetworkingMessages, fn: (e: RelayClientEvent) => RelayClientEvent): void {
+  const relay = p.relay as RelayClient;
+  const poll = relay.pollEvent.bind(relay);
+  relay.pollEvent = () => {
+    const e = poll();
+    return e ? fn(e) : null;
   };
+}
+
+/** Records every route the relays' directory returned to `asker` for `peerId` (not-found answers aside). */
+function lookupAnswers(asker: NetworkingMessages, peerId: bigint): string[] {
+  const answers: string[] = [];
+  relayEvents(asker, (e) => {
+    if (e.type === 'lookup' && e.peerId === peerId && e.result.ok) answers.push(e.result.route);
+    return e;
+  });
   return answers;
 }
 
@@ -411,15 +422,15 @@ test("a relay that answers a lookup with someone else's route cannot stand in: t
   withSeed(seedOr(8109), (seed) =>
     inWorld(seed, 3, {}, (w, [alice, bob, mallory]) => {
       if (!alice || !bob || !mallory) throw new Error('three peers');
-      // The relay lies on the wire: its DIR_LOOKUP_RESULT for Alice's id carries Mallory's route.
+      // The relay lies: its lookup answer for Alice's id carries Mallory's route. (It comes sealed under Bob's
+      // session key, so only the relay itself can lie, not the network: the lie is told at Bob's relay client.)
       let lies = 0;
-      w.world.sim.intercept = (_from, _to, data) => {
-        if (data[0] !== RelayMsg.DirLookupResult) return data;
-        const m = decodeRelayControl(data);
-        if (m.type !== 'dirLookupResult' || m.peerId !== alice.getIdentity()) return data;
+      let lying = true;
+      relayEvents(bob, (e) => {
+        if (!lying || e.type !== 'lookup' || e.peerId !== alice.getIdentity() || !e.result.ok) return e;
         lies++;
-        return encodeRelayControl({ ...m, route: mallory.route as string });
-      };
+        return { ...e, result: { ok: true, route: mallory.route as string, parsed: decodeRoute(mallory.route as string) } };
+      });
       mallory.on('sessionRequest', (id) => mallory.acceptSessionWithUser(id));
       const failed: SessionFailedInfo[] = [];
       bob.on('sessionFailed', (f) => failed.push(f));
@@ -438,7 +449,7 @@ test("a relay that answers a lookup with someone else's route cannot stand in: t
       assert.deepEqual(leaked, [], 'the impostor got nothing');
       assert.equal(aliceRequests, 0, 'Alice was never reached');
       // With an honest directory again, a restarted session reaches Alice herself.
-      w.world.sim.intercept = null;
+      lying = false;
       alice.on('sessionRequest', (id) => alice.acceptSessionWithUser(id));
       assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('for alice'), SendFlags.Reliable | AUTO_RESTART_BROKEN_SESSION, 0), Result.OK);
       const got: string[] = [];
@@ -492,7 +503,7 @@ test("the directory follows a peer's route: its relay dies, it fails over and re
         if (!a || !b) throw new Error('two peers');
         acceptAll([a, b]);
         // Lookup answers that found B (a relay B is not registered with answers NotFound, and the next is asked).
-        const answers = lookupAnswers(w.world.sim, b.getIdentity());
+        const answers = lookupAnswers(a, b.getIdentity());
         const got: string[] = [];
         const read = reader(b, [0], got);
         a.sendMessageToUser(b.getIdentity(), Buffer.from('before'), SendFlags.Reliable, 0);
@@ -571,7 +582,8 @@ test('a registration that arrives after a newer one (same second) is refused as 
         sim.inject(from, relaySocket(1), data, now + 30 * MS);
         return null;
       }
-      if (data[0] === RelayMsg.DirRegister && decodeRoute((decodeRelayControl(data) as { route: string }).route).revision === 1) {
+      // B's first sealed message to the first relay larger than a keepalive is its registration of revision 1.
+      if (data[0] === RelayMsg.Sealed && data.length > 200 && held.length === 0) {
         held.push({ from, data: data.slice() });
         return null;
       }
@@ -584,14 +596,14 @@ test('a registration that arrives after a newer one (same second) is refused as 
       world.drive(frames, () => [a, b].every((p) => p.registered && decodeRoute(p.route as string).entries.length === 2), 5 * S, 'registrations');
       assert.ok(held.length >= 1, 'revision 1 was registered (and held back)');
       assert.equal(decodeRoute(b.route as string).revision, 2);
-      assert.equal(addressKey(b.relay?.primary as SocketAddress), relays[0]?.address);
+      assert.equal(addressKey(b.relay?.primary as SocketAddress), relays[0]?.at);
       // Now it arrives, late (within the same second): the relay keeps revision 2.
       sim.intercept = null;
       const staleBefore = relays[0]?.server.node.stats.dirRefusedBy.stale ?? 0;
       sim.inject((held[0] as { from: SocketAddress }).from, relaySocket(0), (held[0] as { data: Uint8Array }).data);
       world.run(frames, 100 * MS);
       assert.equal((relays[0]?.server.node.stats.dirRefusedBy.stale ?? 0) - staleBefore, 1, 'refused as stale');
-      const answers = lookupAnswers(sim, b.getIdentity());
+      const answers = lookupAnswers(a, b.getIdentity());
       b.on('sessionRequest', (id) => b.acceptSessionWithUser(id));
       a.sendMessageToUser(b.getIdentity(), Buffer.from('hi'), SendFlags.Reliable, 0);
       const got: string[] = [];

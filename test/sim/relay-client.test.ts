@@ -56,7 +56,7 @@ test("a connection runs on one link: the side that accepted keeps the peer's lin
       y.openChannel(x.getPeerId(), 1, true);
       world.drive(frames, () => x.peerStatus(y.getPeerId())?.connected === true && y.peerStatus(x.getPeerId())?.connected === true, 5_000_000, 'connected');
       const [dialler, acceptor] = x.getPeerId() < y.getPeerId() ? [x, y] : [y, x];
-      const acceptorRelay = dialler === x ? r2.address : r1.address;
+      const acceptorRelay = dialler === x ? r2.at : r1.at;
       // Data one way (acks the other): every datagram up goes to the acceptor's relay, and the path never moves.
       const up = new Set<string>();
       world.sim.intercept = (_from, to, data) => {

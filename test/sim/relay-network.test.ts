@@ -49,7 +49,7 @@ test("IP privacy: three peers on distinct IPs through a relay receive datagrams 
       if (sent++ >= 30) return;
       for (const a of nms) for (const b of nms) if (a !== b) a.sendMessage(b.getPeerId(), sent % 2, new TextEncoder().encode(`hello from ${a.getPeerId()}`));
     });
-    const relayKey = relay.address;
+    const relayKey = relay.at;
     const ports = nms.map((nm) => nm.localAddress.port);
     // Nothing but the relay ever sent a datagram that was delivered to a peer.
     const toPeers = delivered.filter((d) => addressKey(d.to) !== relayKey);
@@ -92,7 +92,7 @@ test('the relay cannot read or forge: no plaintext in what it forwards, and flip
   let flipped = 0;
   let count = 0;
   const setup = (world: World, [relay]: readonly Relay[]): void => {
-    const at = relay?.address;
+    const at = relay?.at;
     world.sim.intercept = (from, to, data) => {
       const up = addressKey(to) === at;
       if (!up && addressKey(from) !== at) return data;
@@ -148,9 +148,9 @@ test('failover: the relay carrying the connection dies mid-transfer; data resume
     pump(world, nms, () => got.length >= 150, 10_000_000, 'transfer running', send);
     const pathRelay = a.peerStatus(b.getPeerId())?.relay;
     assert.ok(pathRelay, 'the connection runs through a relay');
-    const victim = addressKey(pathRelay) === r1.address ? r1 : r2;
-    assert.equal(addressKey(pathRelay), victim.address);
-    const owners = nms.filter((nm) => nm.relay.primary !== null && addressKey(nm.relay.primary) === victim.address);
+    const victim = addressKey(pathRelay) === r1.at ? r1 : r2;
+    assert.equal(addressKey(pathRelay), victim.at);
+    const owners = nms.filter((nm) => nm.relay.primary !== null && addressKey(nm.relay.primary) === victim.at);
     assert.ok(owners.length >= 1);
     const killedAt = world.sim.now;
     const sentBeforeKill = next;
@@ -162,13 +162,13 @@ test('failover: the relay carrying the connection dies mid-transfer; data resume
     const resumedAt = gotAt[got.findIndex((v) => v >= sentBeforeKill)] as number;
     const stallMs = (resumedAt - killedAt) / 1000;
     const now = a.peerStatus(b.getPeerId())?.relay;
-    console.log(`# failover: data resumed ${stallMs} ms (virtual) after the kill; route updates ${routeUpdates.length}; path now via ${now ? addressKey(now) : 'none'} (killed ${victim.address})`);
+    console.log(`# failover: data resumed ${stallMs} ms (virtual) after the kill; route updates ${routeUpdates.length}; path now via ${now ? addressKey(now) : 'none'} (killed ${victim.at})`);
     assert.ok(stallMs < 3000, `data resumed after ${stallMs} ms`);
-    assert.ok(now && addressKey(now) !== victim.address, 'the path moved off the dead relay');
+    assert.ok(now && addressKey(now) !== victim.at, 'the path moved off the dead relay');
     // No loss, no duplicate, in order: the receiver saw 0..n-1.
     assert.deepEqual(got, Array.from({ length: got.length }, (_, i) => i));
     for (const o of owners) assert.ok(published(o), 'the peer whose primary died published a new route');
-    for (const [, r] of routeUpdates) assert.ok(decodeRoute(r).entries.every((e) => addressKey(e.relay) !== victim.address), 'the new route does not name the dead relay');
+    for (const [, r] of routeUpdates) assert.ok(decodeRoute(r).entries.every((e) => addressKey(e.relay) !== victim.at), 'the new route does not name the dead relay');
     assert.equal(a.peerStatus(b.getPeerId())?.handshakes, 1, 'no end-to-end re-handshake');
     assert.equal(b.peerStatus(a.getPeerId())?.handshakes, 1);
   });
@@ -183,12 +183,12 @@ test('drain: a relay that announces a 5 s deadline loses its clients to the othe
     let n = 0;
     const via = a.peerStatus(b.getPeerId())?.relay;
     assert.ok(via, 'the connection runs through a relay');
-    const draining = addressKey(via) === r1.address ? r1 : r2;
+    const draining = addressKey(via) === r1.at ? r1 : r2;
     let drained = false;
     draining.server.drain(5, () => (drained = true));
     const moved = (): boolean => {
       const r = a.peerStatus(b.getPeerId())?.relay;
-      return r !== null && r !== undefined && addressKey(r) !== draining.address;
+      return r !== null && r !== undefined && addressKey(r) !== draining.at;
     };
     pump(world, nms, () => moved() && got.length >= 100, 4_500_000, 'the path moved off the draining relay', () => a.sendMessage(b.getPeerId(), 1, Uint8Array.of(n++ & 0xff)));
     pump(world, nms, () => got.length === n, 5_000_000, 'all messages');

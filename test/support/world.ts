@@ -1,8 +1,8 @@
 // A simulated world for the facades: relays and peers as processes on their own virtual IPs inside one
 // SimNetwork, all in virtual time (no sockets, no sleeps). A failing test prints its seed (withSeed).
+import { addressKey } from '../../src/relay/protocol.js';
 import { RelayServer, type RelayServerOptions } from '../../src/io/relay-server.js';
 import type { Runtime } from '../../src/io/runtime.js';
-import { addressKey } from '../../src/relay/protocol.js';
 import { SimNetwork, type LinkConditions } from '../../src/testing/sim-network.js';
 
 /** Frames per second of the game loop `drive` runs (GameSDK: flush and runCallbacks each frame). */
@@ -33,17 +33,18 @@ export class World {
   }
 
   /** A relay process on its own IP (10.0.0.N), port 27100. Returns it and its `host:port`. */
-  relay(options: RelayServerOptions = { open: true }, ip = `10.0.0.${this.#nextRelay++}`): { server: RelayServer; address: string } {
+  relay(options: RelayServerOptions = { open: true }, ip = `10.0.0.${this.#nextRelay++}`): { server: RelayServer; address: string; at: string } {
     const server = RelayServer.open({ open: true, ...options, runtime: this.sim.runtime(ip), port: options.port ?? 27100 });
-    const address = addressKey(server.local);
-    this.#relays.set(address, server);
-    return { server, address };
+    const at = addressKey(server.local);
+    this.#relays.set(at, server);
+    return { server, address: server.address, at };
   }
 
-  /** Kills a relay process: its socket goes, nothing is sent (no close, no drain). */
+  /** Kills a relay process (named `host:port`, with or without its `#key`): its socket goes, nothing is sent (no close, no drain). */
   kill(address: string): void {
-    this.#relays.get(address)?.close();
-    this.#relays.delete(address);
+    const at = address.includes('#') ? address.slice(0, address.lastIndexOf('#')) : address;
+    this.#relays.get(at)?.close();
+    this.#relays.delete(at);
   }
 
   /**

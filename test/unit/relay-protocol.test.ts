@@ -9,11 +9,11 @@ import { WireError } from '../../src/wire/errors.js';
 
 test('route strings round-trip IPv4 and IPv6 relays, primary first, and are base64url', () => {
   const route: Route = {
-    version: 1,
+    version: 2,
     revision: 7,
     entries: [
-      { relay: { address: '203.0.113.5', port: 27100 }, token: new Uint8Array(41).fill(9) },
-      { relay: { address: '2001:db8::1', port: 443 }, token: new Uint8Array(41).fill(3) },
+      { relay: { address: '203.0.113.5', port: 27100 }, publicKey: new Uint8Array(32).fill(1), token: new Uint8Array(45).fill(9) },
+      { relay: { address: '2001:db8::1', port: 443 }, publicKey: new Uint8Array(32).fill(2), token: new Uint8Array(45).fill(3) },
     ],
   };
   const s = encodeRoute(route);
@@ -35,7 +35,7 @@ test('malformed route strings and relay messages are refused with WireError, nev
     { numRuns: 3000, seed: 42 },
   );
   assert.throws(() => decodeRoute('has spaces'), WireError);
-  assert.throws(() => decodeRelayControl(encodeRelayControl({ type: 'ping', version: 1, nonce: new Uint8Array(8) }).subarray(0, MIN_PING_BYTES - 1)), WireError, 'a short ping is refused: it would make the pong an amplifier');
+  assert.throws(() => decodeRelayControl(encodeRelayControl({ type: 'ping', version: 2, nonce: new Uint8Array(8) }).subarray(0, MIN_PING_BYTES - 1)), WireError, 'a short ping is refused: it would make the pong an amplifier');
 });
 
 test('hysteresis: a relay must be at least 10 ms and 10 % faster to count as better', () => {
@@ -46,16 +46,16 @@ test('hysteresis: a relay must be at least 10 ms and 10 % faster to count as bet
 });
 
 test('directory messages round-trip with the documented sizes; a non-ASCII or overlong route is refused', () => {
-  const route = encodeRoute({ version: 1, revision: 3, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, token: new Uint8Array(41).fill(5) }] });
-  assert.equal(route.length, 74);
+  const route = encodeRoute({ version: 2, revision: 3, entries: [{ relay: { address: '127.0.0.1', port: 27100 }, publicKey: new Uint8Array(32).fill(6), token: new Uint8Array(45).fill(5) }] });
+  assert.equal(route.length, 122);
   const msgs: RelayControl[] = [
-    { type: 'dirRegister', sessionId: new Uint8Array(8).fill(1), requestId: 513, unixSeconds: 1_800_000_000, publicKey: new Uint8Array(32).fill(2), route, signature: new Uint8Array(64).fill(3) },
+    { type: 'dirRegister', requestId: 513, unixSeconds: 1_800_000_000, publicKey: new Uint8Array(32).fill(2), route, signature: new Uint8Array(64).fill(3) },
     { type: 'dirRegisterResult', requestId: 7, code: 2 },
-    { type: 'dirLookup', sessionId: new Uint8Array(8).fill(4), requestId: 9, peerId: 0xfedcba9876543210n },
+    { type: 'dirLookup', requestId: 9, peerId: 0xfedcba9876543210n },
     { type: 'dirLookupResult', requestId: 9, code: 0, peerId: 0xfedcba9876543210n, route },
     { type: 'dirLookupResult', requestId: 10, code: 5, peerId: 1n, route: '' },
   ];
-  const sizes = [113 + 74, 4, 19, 14 + 74, 14];
+  const sizes = [105 + 122, 4, 11, 14 + 122, 14];
   for (const [i, m] of msgs.entries()) {
     const b = encodeRelayControl(m);
     assert.equal(b.length, sizes[i], `${m.type} size`);
@@ -64,7 +64,7 @@ test('directory messages round-trip with the documented sizes; a non-ASCII or ov
   const bad = encodeRelayControl(msgs[3] as RelayControl);
   bad[14] = 0xc3; // a byte of the route, not ASCII
   assert.throws(() => decodeRelayControl(bad), WireError);
-  const long = encodeRelayControl({ type: 'dirLookupResult', requestId: 1, code: 0, peerId: 1n, route: 'A'.repeat(513) });
+  const long = encodeRelayControl({ type: 'dirLookupResult', requestId: 1, code: 0, peerId: 1n, route: 'A'.repeat(769) });
   assert.throws(() => decodeRelayControl(long), WireError);
 });
 

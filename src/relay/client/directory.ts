@@ -95,7 +95,7 @@ export class DirectoryClient {
     g.sentUs = now;
     g.tries++;
     const signature = this.#p.sign(key, dirRegisterSigned(key.publicKey, t, g.pending));
-    this.#host.sendControl(r, { type: 'dirRegister', sessionId: r.sessionId, requestId: g.requestId, unixSeconds: t, publicKey: key.publicKey, route: g.pending, signature });
+    this.#host.sendControl(r, { type: 'dirRegister', requestId: g.requestId, unixSeconds: t, publicKey: key.publicKey, route: g.pending, signature });
   }
 
   /** A relay's session is gone: what it acknowledged is gone with it. */
@@ -126,7 +126,7 @@ export class DirectoryClient {
     l.sentUs = now;
     l.tries++;
     this.#stats.dirLookups++;
-    this.#host.sendControl(r, { type: 'dirLookup', sessionId: r.sessionId, requestId: l.requestId, peerId: l.peerId });
+    this.#host.sendControl(r, { type: 'dirLookup', requestId: l.requestId, peerId: l.peerId });
   }
 
   /** The relay at the head of the lookup's list did not know the id, or did not answer: ask the next. */

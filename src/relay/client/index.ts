@@ -1,9 +1,12 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
-import type { CryptoProvider } from '../../crypto/provider.js';
+import { derivePeerId } from '../../crypto/identity.js';
+import type { CryptoProvider, SigningKey } from '../../crypto/provider.js';
 import { bytesEqual } from '../../crypto/provider.js';
 import { Deque } from '../../util/deque.js';
 import { NetlaneError } from '../../util/errors.js';
-import { PATH_MAC_BYTES, RelayMsg, ROUTE_VERSION, addressKey, tryDecodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
+import { ReplayWindow } from '../../util/replay-window.js';
+import { clientHopKeys, linkProofSigned, openDown, openSessionOk, sealUp, sessionOkNonce, type Opened } from '../hop.js';
+import { MAX_PERMIT_IDS, RelayMsg, ROUTE_VERSION, SEALED_UP_TYPES, addressKey, tryDecodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
 import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
 import { DirectoryClient } from './directory.js';
 import { PathTable } from './paths.js';
@@ -15,8 +18,6 @@ export { clearlyBetter, type Hysteresis } from './choice.js';
 export type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing } from './types.js';
 export type { LookupResult } from './directory.js';
 export { isRelayPath } from './state.js';
-
-const PATH_LABEL = new TextEncoder().encode('netlane-relay-path');
 
 /**
  * The client side of the relay network (docs/RELAY.md), sans-IO: inputs `handleDatagram(now, from,
@@ -40,7 +41,12 @@ export class RelayClient {
     primaryChanges: 0,
     relinks: 0,
     linkFailures: 0,
+    linksNotAccepted: 0,
     pathChallengesAnswered: 0,
+    relayKeyMismatches: 0,
+    unauthenticated: 0,
+    replayed: 0,
+    offersReceived: 0,
     sessionsRefused: 0,
     dirRegistered: 0,
     dirRegisterRefused: 0,
@@ -52,6 +58,10 @@ export class RelayClient {
   pathInUse: (vaddr: SocketAddress) => boolean = () => false;
   readonly #p: CryptoProvider;
   readonly #ticket: Uint8Array;
+  readonly #identity: SigningKey;
+  readonly #peerId: bigint;
+  /** Peer ids whose link requests this client's relay sessions accept at once (see {@link permit}). */
+  #permits: readonly bigint[] = [];
   readonly #relays = new Map<string, RelayState>();
   readonly #relayList: RelayState[] = [];
   readonly #paths: PathTable;
@@ -80,6 +90,8 @@ export class RelayClient {
     if (options.relays.length === 0) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'at least one relay is needed');
     this.#p = options.provider;
     this.#ticket = options.ticket ?? new Uint8Array(0);
+    this.#identity = options.identityKey;
+    this.#peerId = derivePeerId(this.#p, options.identityKey.publicKey);
     this.#keepaliveUs = (options.keepaliveMs ?? 200) * 1000;
     this.#timeoutUs = (options.relayTimeoutMs ?? 1200) * 1000;
     this.#probeUs = (options.probeIntervalMs ?? 5000) * 1000;
@@ -98,7 +110,8 @@ export class RelayClient {
     );
     this.#paths = new PathTable(
       {
-        relayAt: (addr) => this.#relay(addr, false),
+        relayAt: (addr, key) => this.#relay(addr, key, false),
+        linkIdentity: (r) => this.#linkIdentity(r),
         wantSession: (r, now) => this.#wantSession(r, now),
         sendControl: (r, m) => this.#sendControl(r, m),
         transmit: (t) => this.#out.push(t),
@@ -108,7 +121,9 @@ export class RelayClient {
       },
       this.stats,
     );
-    for (const r of options.relays) this.#relay(r, true);
+    for (const r of options.relays) {
+      if (!this.#relay(r, r.publicKey, true)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `relay ${addressKey(r)} is given twice with different keys`);
+    }
   }
 
   // ---------------------------------------------------------------- queries
@@ -206,6 +221,35 @@ export class RelayClient {
     return this.#paths.wrap(t);
   }
 
+  /**
+   * The peer ids whose link requests this client accepts at once, on every relay session (now and when one
+   * opens): the peers it wants (Discord's `openPeer`). A request from anyone else reaches this client as a
+   * `linkOffer` event, for {@link answerOffer}; until it is accepted, nothing from that peer reaches here.
+   */
+  permit(peerIds: readonly bigint[]): void {
+    this.#permits = [...peerIds];
+    for (const r of this.#relayList) if (r.phase === 'open') this.#sendPermits(r);
+  }
+
+  /** Accepts or refuses a `linkOffer`: the link is made, or the requester hears NOT_ACCEPTED. */
+  answerOffer(relay: SocketAddress, offerId: number, accept: boolean): void {
+    const r = this.#find(relay);
+    if (r && r.phase === 'open') this.#sendControl(r, { type: 'linkAnswer', offerId, accept });
+  }
+
+  /**
+   * New route tokens on every relay of this client's route: a new route (revision + 1, a `route` event) follows
+   * when they arrive, and nobody holding the old route can ask for a link any more. Links made already stay.
+   */
+  rotateRoute(): void {
+    for (const r of [this.#primary, this.#backup]) if (r && r.phase === 'open') this.#sendControl(r, { type: 'rotateToken', requestId: this.#requestId() });
+  }
+
+  /** Whether the peer's relay refused the path's link (the peer did not consent). */
+  pathRefused(vaddr: SocketAddress): boolean {
+    return this.#paths.get(vaddr)?.refused ?? false;
+  }
+
   /** The local address changed (a NAT rebinding): keepalives now, so the relays challenge and move the sessions. */
   handleRebind(now: number): void {
     for (const r of this.#relayList) if (r.phase === 'open') this.#keepalive(r, now);
@@ -214,7 +258,7 @@ export class RelayClient {
   /** Closes the relay sessions (the CLOSE_SESSION messages wait in `pollTransmit`). Nothing is sent after. */
   close(): void {
     if (this.#closed) return;
-    for (const r of this.#relayList) if (r.sessionId && r.phase === 'open') this.#sendControl(r, { type: 'closeSession', sessionId: r.sessionId });
+    for (const r of this.#relayList) if (r.phase === 'open') this.#sendControl(r, { type: 'closeSession' });
     this.#closed = true;
     this.#dir.close(); // lookups in flight end (noRelay): nothing will answer them now
   }
@@ -260,11 +304,8 @@ export class RelayClient {
       this.onData(now, this.#paths.down(r, linkId, now).vaddr, data.subarray(3));
       return true;
     }
-    const m = tryDecodeRelayControl(data);
-    if (!m) {
-      this.stats.refused++;
-      return true;
-    }
+    const m = this.#open(r, data);
+    if (!m) return true;
     this.#control(r, m, now);
     this.#dueUs = now; // control changes deadlines: the next handleTimeout recomputes them
     return true;
@@ -292,6 +333,51 @@ export class RelayClient {
     due = Math.min(due, this.#primary ? this.#nextProbeUs : this.#lastProbeUs + REQUEST_RETRY_US);
     this.#choose(now);
     this.#dueUs = due;
+  }
+
+  /**
+   * A relay's control datagram, opened: SESSION_OK with the request's keys, SEALED_DOWN with the session's
+   * (its counter against the replay window), PONG, REFUSED and NO_SESSION in the clear. Null (counted) for
+   * anything that does not authenticate, repeats, or is not a relay's message.
+   */
+  #open(r: RelayState, data: Uint8Array): RelayControl | null {
+    const stats = this.stats;
+    let o: Opened | null = null;
+    if (data[0] === RelayMsg.SessionOk) {
+      const nonce = sessionOkNonce(data);
+      if (r.phase !== 'requesting' || !r.requestKeys || !nonce || !bytesEqual(nonce, r.clientNonce)) {
+        stats.refused++;
+        return null;
+      }
+      o = openSessionOk(r.requestKeys, data);
+      if (!o) {
+        // Whoever answered does not hold the relay's key: not the relay we were told of (or a forgery).
+        stats.relayKeyMismatches++;
+        return null;
+      }
+      r.downWindow = new ReplayWindow();
+    } else if (data[0] === RelayMsg.SealedDown) {
+      if (!r.keys) {
+        stats.refused++;
+        return null;
+      }
+      o = openDown(r.keys, data);
+      if (!o) {
+        stats.unauthenticated++;
+        return null;
+      }
+      if (!r.downWindow.isNew(o.counter)) {
+        stats.replayed++;
+        return null;
+      }
+    } else {
+      const m = tryDecodeRelayControl(data);
+      if (m && (m.type === 'pong' || m.type === 'refused' || m.type === 'noSession')) return m;
+      stats.refused++;
+      return null;
+    }
+    r.downWindow.mark(o.counter);
+    return o.message;
   }
 
   // ---------------------------------------------------------------- timers
@@ -338,11 +424,9 @@ export class RelayClient {
     }
     if (r.idleSinceUs < 0) r.idleSinceUs = now;
     if (now - r.idleSinceUs <= EXTRA_SESSION_IDLE_US) return r.idleSinceUs + EXTRA_SESSION_IDLE_US + 1;
-    if (r.sessionId) this.#sendControl(r, { type: 'closeSession', sessionId: r.sessionId });
+    if (r.sessionId) this.#sendControl(r, { type: 'closeSession' });
     r.phase = 'none';
-    r.sessionId = null;
-    r.sessionKey = null;
-    r.token = null;
+    forgetSession(r);
     this.#dir.forget(r);
     // A relay only peers' routes named is forgotten with its session (a route naming it again brings it back).
     if (!r.configured) this.#forgetRelay(r);
@@ -362,11 +446,12 @@ export class RelayClient {
     if (i >= 0) this.#relayList.splice(i, 1);
   }
 
-  #relay(addr: SocketAddress, configured: boolean): RelayState {
+  /** The relay at `addr` (made if new), or null when the one known there has another key: a route naming it with a wrong key is not followed. */
+  #relay(addr: SocketAddress, publicKey: Uint8Array, configured: boolean): RelayState | null {
     const key = addressKey(addr);
     let r = this.#relays.get(key);
-    if (r) return r;
-    r = newRelayState(addr, key, configured);
+    if (r) return bytesEqual(r.publicKey, publicKey) ? r : null;
+    r = newRelayState(addr, key, publicKey, configured);
     this.#relays.set(key, r);
     this.#relayList.push(r);
     return r;
@@ -376,10 +461,33 @@ export class RelayClient {
     return (this.#nextRequestId = (this.#nextRequestId % 0xffff) + 1);
   }
 
+  /** Sends a control message to `r`: sealed under the session's up key (dropped if no session is open), or in the clear (PING, SESSION_REQUEST). */
   #sendControl(r: RelayState, m: RelayControl): void {
     if (this.#closed) return; // a path opened after close() goes nowhere
+    let data: Uint8Array;
+    if (SEALED_UP_TYPES.has(m.type)) {
+      if (!r.keys || !r.sessionId) return;
+      data = sealUp(r.keys, r.sessionId, r.upCounter++, m);
+    } else data = encodeRelayControl(m);
     this.stats.datagramsSent++;
-    this.#out.push({ destination: r.addr, data: encodeRelayControl(m) });
+    this.#out.push({ destination: r.addr, data });
+  }
+
+  /** The identity a link request on `r` proves: the peer id, its key, and the session's proof (signed once per session). */
+  #linkIdentity(r: RelayState): { peerId: bigint; publicKey: Uint8Array; proof: Uint8Array } | null {
+    if (!r.keys) return null;
+    r.proof ??= this.#p.sign(this.#identity, linkProofSigned(r.publicKey, r.keys.binding));
+    return { peerId: this.#peerId, publicKey: this.#identity.publicKey, proof: r.proof };
+  }
+
+  /** Tells `r` the permitted peer ids: the first message replaces what it had, the rest add. */
+  #sendPermits(r: RelayState): void {
+    const ids = this.#permits;
+    let i = 0;
+    do {
+      this.#sendControl(r, { type: 'permit', reset: i === 0, peerIds: ids.slice(i, i + MAX_PERMIT_IDS) });
+      i += MAX_PERMIT_IDS;
+    } while (i < ids.length);
   }
 
   #ping(r: RelayState, now: number): void {
@@ -398,19 +506,33 @@ export class RelayClient {
     this.#ping(r, now);
   }
 
+  /**
+   * A SESSION_REQUEST to `r`. The first try draws a nonce and an ephemeral X25519 key and derives the session's
+   * keys with the relay's static key (bound to the cookie, the nonce and the ticket); retries repeat the request.
+   */
   #requestSession(r: RelayState, now: number): void {
-    if (!r.cookie) return;
-    if (r.requestTries === 0) this.#p.fillRandom(r.clientNonce);
+    if (r.requestTries === 0) {
+      if (!r.cookie) return;
+      this.#p.fillRandom(r.clientNonce);
+      const eph = this.#p.generateKeyExchange();
+      r.requestCookie = r.cookie;
+      r.requestPublic = eph.publicKey;
+      r.requestKeys = clientHopKeys(this.#p, eph, r.publicKey, r.cookie, r.clientNonce, this.#ticket);
+    }
+    if (!r.requestKeys || !r.requestCookie || !r.requestPublic) {
+      this.stats.relayKeyMismatches++; // not an X25519 public key: this relay cannot be used
+      return;
+    }
     r.requestSentUs = now;
     r.requestTries++;
-    this.#sendControl(r, { type: 'sessionRequest', cookie: r.cookie, clientNonce: r.clientNonce, ticket: this.#ticket });
+    this.#sendControl(r, { type: 'sessionRequest', cookie: r.requestCookie, clientNonce: r.clientNonce, clientPublic: r.requestPublic, ticket: this.#ticket });
   }
 
   #keepalive(r: RelayState, now: number): void {
     if (!r.sessionId) return;
     r.keepaliveSeq = (r.keepaliveSeq + 1) >>> 0;
     r.keepaliveSentUs = now;
-    this.#sendControl(r, { type: 'keepalive', sessionId: r.sessionId, seq: r.keepaliveSeq });
+    this.#sendControl(r, { type: 'keepalive', seq: r.keepaliveSeq });
   }
 
   /** The session on `r` is gone (relay dead, restarted, or reaped us): its links too. */
@@ -418,9 +540,7 @@ export class RelayClient {
     if (dead && !r.dead) this.stats.relayDeaths++;
     r.dead = dead;
     r.phase = 'none';
-    r.sessionId = null;
-    r.sessionKey = null;
-    r.token = null;
+    forgetSession(r);
     r.cookie = null;
     r.retryAtUs = now + (dead ? DEAD_RETRY_US : 0);
     this.#dir.forget(r);
@@ -448,7 +568,7 @@ export class RelayClient {
   }
 
   #publish(now: number): void {
-    const entries = [this.#primary, this.#backup].filter((r): r is RelayState => r !== null && r.phase === 'open' && r.token !== null).map((r) => ({ relay: r.addr, token: r.token as Uint8Array }));
+    const entries = [this.#primary, this.#backup].filter((r): r is RelayState => r !== null && r.phase === 'open' && r.token !== null).map((r) => ({ relay: r.addr, publicKey: r.publicKey, token: r.token as Uint8Array }));
     if (entries.length === 0 || this.#primary?.phase !== 'open') return;
     const cur = this.#routeParsed;
     if (cur && cur.entries.length === entries.length && cur.entries.every((e, i) => addressKey(e.relay) === addressKey((entries[i] as { relay: SocketAddress }).relay) && bytesEqual(e.token, (entries[i] as { token: Uint8Array }).token))) return;
@@ -481,14 +601,19 @@ export class RelayClient {
         return;
       }
       case 'sessionOk': {
-        if (r.phase !== 'requesting' || !bytesEqual(m.clientNonce, r.clientNonce)) return;
+        // Opened with the request's keys (see #open): the relay holds its key. The session starts.
         r.phase = 'open';
         r.sessionId = m.sessionId.slice();
-        r.sessionKey = m.sessionKey.slice();
+        r.keys = r.requestKeys;
+        r.requestKeys = null;
+        r.upCounter = 0;
+        r.dataSeq = 0;
+        r.proof = null;
         r.token = m.token.slice();
         r.lastHeardUs = now;
         r.keepaliveSentUs = now;
         r.draining = m.drainSeconds > 0;
+        if (this.#permits.length > 0) this.#sendPermits(r);
         this.#paths.sessionOpen(r, now);
         this.#choose(now);
         this.#publish(now);
@@ -496,6 +621,7 @@ export class RelayClient {
       }
       case 'refused': {
         if (r.phase !== 'requesting' || !bytesEqual(m.clientNonce, r.clientNonce)) return;
+        r.requestKeys = null;
         this.stats.sessionsRefused++;
         r.phase = 'none';
         r.draining = true; // not usable for now; a later pong clears it
@@ -520,10 +646,26 @@ export class RelayClient {
         return;
       }
       case 'pathChallenge': {
-        if (r.phase !== 'open' || !r.sessionId || !r.sessionKey) return;
-        const mac = this.#p.hmacSha256(r.sessionKey, PATH_LABEL, m.challenge).subarray(0, PATH_MAC_BYTES);
+        // Sealed: it is our relay's, and our answer (sealed too) proves the new address is ours.
+        if (r.phase !== 'open') return;
         this.stats.pathChallengesAnswered++;
-        this.#sendControl(r, { type: 'pathResponse', sessionId: r.sessionId, challenge: m.challenge, mac });
+        this.#sendControl(r, { type: 'pathResponse', challenge: m.challenge });
+        return;
+      }
+      case 'linkOffer': {
+        if (r.phase !== 'open') return;
+        r.lastHeardUs = now;
+        this.stats.offersReceived++;
+        // A peer we permit (its request crossed our PERMIT) is accepted at once; anyone else is the owner's question.
+        if (this.#permits.includes(m.peerId)) this.#sendControl(r, { type: 'linkAnswer', offerId: m.offerId, accept: true });
+        else this.#events.push({ type: 'linkOffer', relay: r.addr, offerId: m.offerId, peerId: m.peerId, user: m.user });
+        return;
+      }
+      case 'tokenRotated': {
+        if (r.phase !== 'open') return;
+        r.lastHeardUs = now;
+        r.token = m.token.slice();
+        this.#publish(now);
         return;
       }
       case 'noSession': {
@@ -542,4 +684,13 @@ export class RelayClient {
         this.stats.refused++;
     }
   }
+}
+
+/** Forgets a relay's session: its id, keys and token (the relay state stays, for pings and a new session). */
+function forgetSession(r: RelayState): void {
+  r.sessionId = null;
+  r.keys = null;
+  r.requestKeys = null;
+  r.proof = null;
+  r.token = null;
 }

@@ -1,7 +1,7 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
-import { addressKey, type RelayControl, type Route } from '../protocol.js';
+import { RefuseCode, addressKey, type RelayControl, type Route } from '../protocol.js';
 import { usable } from './choice.js';
-import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, UNCLAIMED_PATH_US, newPath, writeHopHeader, type Path, type RelayState } from './state.js';
+import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, UNCLAIMED_PATH_US, newPath, nextHopHeader, writeHopHeader, type Path, type RelayState } from './state.js';
 
 // Paths and links, client side (docs/RELAY.md, "Links"): each end-to-end connection through the relays
 // has one path with a stable virtual address; underneath, the path is linked through one relay of the
@@ -9,8 +9,10 @@ import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, UNCLAIMED_PATH_US
 
 /** What the path table needs of the relay client. */
 export interface PathHost {
-  /** The relay at `addr` (known or new, not configured). */
-  relayAt(addr: SocketAddress): RelayState;
+  /** The relay at `addr` with `publicKey` (known or new, not configured), or null if the relay there has another key. */
+  relayAt(addr: SocketAddress, publicKey: Uint8Array): RelayState | null;
+  /** What a link request on `r` proves this client is: its peer id, key and the session's proof; null before the session is open. */
+  linkIdentity(r: RelayState): { peerId: bigint; publicKey: Uint8Array; proof: Uint8Array } | null;
   /** Opens a session on `r` unless it has one or is opening one. */
   wantSession(r: RelayState, now: number): void;
   sendControl(r: RelayState, m: RelayControl): void;
@@ -29,6 +31,8 @@ export interface PathStats {
   noLinkDrops: number;
   relinks: number;
   linkFailures: number;
+  /** Links the peer's relay refused because the peer did not consent (or was too busy to be asked). */
+  linksNotAccepted: number;
 }
 
 /** Every path, by the port of its virtual address, with its link and the requests that make one. */
@@ -127,6 +131,7 @@ export class PathTable {
     }
     this.#stats.datagramsSent++;
     path.tx.data = t.data;
+    path.tx.header = nextHopHeader(path, r);
     return path.tx;
   }
 
@@ -165,7 +170,16 @@ export class PathTable {
     for (const path of this.#paths.values()) {
       if (path.pendingRelay !== r || path.requestId !== m.requestId) continue;
       if (m.type === 'linkOk') this.#bind(path, r, m.linkId);
-      else {
+      else if (m.code === RefuseCode.Busy) {
+        // The peer's relay is busy with offers (or we asked too fast): the timer asks again.
+        path.pendingRelay = null;
+        path.requestSentUs = now;
+      } else if (m.code === RefuseCode.NotAccepted || m.code === RefuseCode.BadProof) {
+        // The peer refused: no more link requests; the connection on the path times out or is closed by its owner.
+        this.#stats.linksNotAccepted++;
+        path.pendingRelay = null;
+        path.refused = true;
+      } else {
         // The peer's session there is gone (BAD_ROUTE): try its next relay; its new route will follow.
         this.#stats.linkFailures++;
         path.pendingRelay = null;
@@ -203,9 +217,11 @@ export class PathTable {
         } else this.#requestLink(path, r, now);
       }
       if (path.pendingRelay) due = Math.min(due, path.requestSentUs + REQUEST_RETRY_US);
-    } else if (!r && (!path.relay || path.relay.dead) && path.route) {
-      this.relink(path, now);
-      if (!path.pendingRelay) due = Math.min(due, now + REQUEST_RETRY_US);
+    } else if (!r && (!path.relay || path.relay.dead) && path.route && !path.refused) {
+      // No link and none being asked for: ask again, at most once per REQUEST_RETRY_US (a BUSY answer waits too).
+      const wait = path.requestSentUs + REQUEST_RETRY_US - now;
+      if (wait <= 0) this.relink(path, now);
+      if (!path.pendingRelay) due = Math.min(due, now + (wait > 0 ? wait : REQUEST_RETRY_US));
     }
     return due;
   }
@@ -219,11 +235,11 @@ export class PathTable {
   /** Links `path` through the first relay of its route that is alive, opening a session there if needed. */
   relink(path: Path, now: number): void {
     const route = path.route;
-    if (!route) return; // a path the peer made: it re-links, or tells us its new route
+    if (!route || path.refused) return; // a path the peer made: it re-links, or tells us its new route
     let target: RelayState | null = null;
     for (const e of route.entries) {
-      const r = this.#host.relayAt(e.relay);
-      if (usable(r)) {
+      const r = this.#host.relayAt(e.relay, e.publicKey);
+      if (r && usable(r)) {
         target = r;
         break;
       }
@@ -243,10 +259,11 @@ export class PathTable {
 
   #requestLink(path: Path, r: RelayState, now: number): void {
     const token = path.route?.entries.find((e) => addressKey(e.relay) === r.key)?.token ?? null;
-    if (!token || !r.sessionId) return;
+    const me = this.#host.linkIdentity(r);
+    if (!token || !me) return;
     path.requestSentUs = now;
     path.requestTries++;
-    this.#host.sendControl(r, { type: 'linkRequest', sessionId: r.sessionId, requestId: path.requestId, token });
+    this.#host.sendControl(r, { type: 'linkRequest', requestId: path.requestId, token, ...me });
   }
 
   #bind(path: Path, r: RelayState, linkId: number): void {
@@ -261,7 +278,7 @@ export class PathTable {
     // What the endpoint sent before the link was up leaves now, in order.
     for (const d of path.queue.splice(0)) {
       this.#stats.datagramsSent++;
-      this.#host.transmit({ destination: r.addr, data: d, header: path.header.slice() });
+      this.#host.transmit({ destination: r.addr, data: d, header: nextHopHeader(path, r) });
     }
   }
 }

@@ -1,5 +1,7 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
-import { RelayMsg, UP_HEADER_BYTES, type Route } from '../protocol.js';
+import { ReplayWindow } from '../../util/replay-window.js';
+import { writeDataTag, type HopKeys } from '../hop.js';
+import { DATA_TAG_BYTES, RelayMsg, UP_HEADER_BYTES, type Route } from '../protocol.js';
 
 // The relay client's state records and its named timings (docs/RELAY.md, "The client").
 
@@ -45,6 +47,8 @@ export type SessionPhase = 'none' | 'pinging' | 'requesting' | 'open';
 export interface RelayState {
   readonly addr: SocketAddress;
   readonly key: string;
+  /** The relay's static public key: a session there is agreed with it, and a relay without it cannot answer. */
+  readonly publicKey: Uint8Array;
   readonly configured: boolean;
   /** Recent round-trip samples, µs (pongs and keepalive answers). */
   readonly rtts: number[];
@@ -56,10 +60,20 @@ export interface RelayState {
   pingSentUs: number;
   pingTries: number;
   readonly clientNonce: Uint8Array;
+  /** The cookie, ephemeral key and keys of the session request in flight (its retries repeat them). */
+  requestCookie: Uint8Array | null;
+  requestKeys: HopKeys | null;
+  requestPublic: Uint8Array | null;
   requestSentUs: number;
   requestTries: number;
   sessionId: Uint8Array | null;
-  sessionKey: Uint8Array | null;
+  /** The open session's keys, counters and replay window. */
+  keys: HopKeys | null;
+  upCounter: number;
+  dataSeq: number;
+  downWindow: ReplayWindow;
+  /** This client's identity proof for the session (signed once, sent in every link request). */
+  proof: Uint8Array | null;
   token: Uint8Array | null;
   lastHeardUs: number;
   /** Silence is counted from the later of this and `lastHeardUs`: the time it became the primary (its window shrank then). */
@@ -92,7 +106,7 @@ export interface Path {
   route: Route | null;
   relay: RelayState | null;
   linkId: number;
-  /** Hop header for this link (type, session id, link id), sent in front of each datagram. */
+  /** Hop header for this link (type, session id, link id; the sequence tag is made per datagram). */
   readonly header: Uint8Array;
   readonly tx: MutableTransmit;
   /** A link request in flight, on this relay. */
@@ -103,15 +117,18 @@ export interface Path {
   readonly queue: Uint8Array[];
   /** Made by the peer's link request (we learnt it from data), not by us. */
   readonly incoming: boolean;
+  /** The peer's relay refused the link (the peer did not consent): no more link requests. */
+  refused: boolean;
   /** When a lingering close forgets it (or +Infinity), and what may keep it. */
   forgetAtUs: number;
   stillUsed: (() => boolean) | null;
 }
 
-export function newRelayState(addr: SocketAddress, key: string, configured: boolean): RelayState {
+export function newRelayState(addr: SocketAddress, key: string, publicKey: Uint8Array, configured: boolean): RelayState {
   return {
     addr: { address: addr.address, port: addr.port },
     key,
+    publicKey: publicKey.slice(),
     configured,
     rtts: [],
     phase: 'none',
@@ -121,10 +138,17 @@ export function newRelayState(addr: SocketAddress, key: string, configured: bool
     pingSentUs: 0,
     pingTries: 0,
     clientNonce: new Uint8Array(8),
+    requestCookie: null,
+    requestKeys: null,
+    requestPublic: null,
     requestSentUs: 0,
     requestTries: 0,
     sessionId: null,
-    sessionKey: null,
+    keys: null,
+    upCounter: 0,
+    dataSeq: 0,
+    downWindow: new ReplayWindow(),
+    proof: null,
     token: null,
     lastHeardUs: 0,
     watchSinceUs: 0,
@@ -143,16 +167,29 @@ export function newPath(port: number, incoming: boolean): Path {
   const vaddr = { address: VIRTUAL_ADDRESS, port };
   const header = new Uint8Array(UP_HEADER_BYTES);
   header[0] = RelayMsg.DataUp;
-  return { vaddr, route: null, relay: null, linkId: -1, header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
+  return { vaddr, route: null, relay: null, linkId: -1, header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, refused: false, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
 }
 
 /** Writes the hop header of `path` for its link on `r`: DATA_UP, the session id, the link id. */
 export function writeHopHeader(path: Path, r: RelayState, linkId: number): void {
   const h = path.header;
   h.set(r.sessionId as Uint8Array, 1);
-  h[UP_HEADER_BYTES - 2] = linkId >>> 8;
-  h[UP_HEADER_BYTES - 1] = linkId & 0xff;
+  h[UP_HEADER_BYTES - DATA_TAG_BYTES - 2] = linkId >>> 8;
+  h[UP_HEADER_BYTES - DATA_TAG_BYTES - 1] = linkId & 0xff;
   path.tx.destination = r.addr;
+}
+
+/** Scratch block for sequence tags (one at a time: the client is single-threaded). */
+const TAG_BLOCK = new Uint8Array(16);
+
+/**
+ * The hop header of the next datagram on `path`'s link: the link's header with a fresh sequence tag. A new
+ * buffer each time: the socket may still hold the previous one (a send the kernel deferred).
+ */
+export function nextHopHeader(path: Path, r: RelayState): Uint8Array {
+  const h = path.header.slice();
+  if (r.keys) writeDataTag(r.keys.data, r.dataSeq++, h, TAG_BLOCK);
+  return h;
 }
 
 export function addRtt(r: RelayState, rttUs: number): void {

@@ -1,4 +1,5 @@
 import type { SocketAddress } from '../../core/types.js';
+import type { RelayAddress } from '../protocol.js';
 import type { SigningKey, CryptoProvider } from '../../crypto/provider.js';
 import type { Hysteresis } from './choice.js';
 import type { DirectoryStats, LookupResult } from './directory.js';
@@ -6,11 +7,13 @@ import type { PathStats } from './paths.js';
 
 /** Options of a {@link RelayClient}. */
 export interface RelayClientOptions {
-  /** The relays to use: pinged at start, the best becomes the primary, the next the backup. */
-  readonly relays: readonly SocketAddress[];
+  /** The relays to use, each with its static public key: pinged at start, the best becomes the primary, the next the backup. */
+  readonly relays: readonly RelayAddress[];
   /** The operator's ticket; none for relays in `--open` mode. */
   readonly ticket?: Uint8Array | null;
   readonly provider: CryptoProvider;
+  /** This client's identity key: link requests prove its peer id with it (the relay tells the peer who asks). */
+  readonly identityKey: SigningKey;
   /** Keepalive to the primary relay, ms. Default 200. Backup and other relays get one a second. */
   readonly keepaliveMs?: number;
   /** A relay not heard from for this long is dead, ms. Default 1200. */
@@ -37,10 +40,20 @@ export interface RelayClientStats extends DirectoryStats, PathStats {
   primaryChanges: number;
   pathChallengesAnswered: number;
   sessionsRefused: number;
+  /** SESSION_OKs that did not open with the relay's expected key: the answer was not that relay's. */
+  relayKeyMismatches: number;
+  /** Sealed relay messages that did not authenticate, and ones seen already. */
+  unauthenticated: number;
+  replayed: number;
+  offersReceived: number;
 }
 
 /** What a relay client tells its owner, drained with {@link RelayClient.pollEvent}. */
-export type RelayClientEvent = { readonly type: 'route'; readonly route: string } | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult };
+export type RelayClientEvent =
+  | { readonly type: 'route'; readonly route: string }
+  | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult }
+  /** A peer (its peer id proven to the relay with its key; `user` its ticket's, or empty) asks for a link: {@link RelayClient.answerOffer}. */
+  | { readonly type: 'linkOffer'; readonly relay: SocketAddress; readonly offerId: number; readonly peerId: bigint; readonly user: string };
 
 /** A relay's state as the client sees it (for stats and tests). */
 export interface RelayPing {

@@ -57,7 +57,7 @@ export class Directory {
    */
   register(now: number, s: Session, m: Extract<RelayControl, { type: 'dirRegister' }>): void {
     const ctx = this.#ctx;
-    const answer = (code: number): void => ctx.reply({ type: 'dirRegisterResult', requestId: m.requestId, code }, s.port, s.address);
+    const answer = (code: number): void => this.#sessions.send(s, { type: 'dirRegisterResult', requestId: m.requestId, code });
     const refuse = (code: number, why: keyof RelayStats['dirRefusedBy']): void => {
       ctx.stats.dirRefusedBy[why]++;
       answer(code);
@@ -96,14 +96,14 @@ export class Directory {
     this.#refill(now, s);
     if (s.dirLookupTokens < 1) {
       ctx.stats.dirLookupsLimited++;
-      ctx.reply({ type: 'dirLookupResult', requestId: m.requestId, code: DirCode.RateLimited, peerId: m.peerId, route: '' }, s.port, s.address);
+      this.#sessions.send(s, { type: 'dirLookupResult', requestId: m.requestId, code: DirCode.RateLimited, peerId: m.peerId, route: '' });
       return;
     }
     s.dirLookupTokens -= 1;
     ctx.stats.dirLookups++;
     const e = this.#entries.get(m.peerId);
     if (!e) ctx.stats.dirNotFound++;
-    ctx.reply({ type: 'dirLookupResult', requestId: m.requestId, code: e ? DirCode.Ok : DirCode.NotFound, peerId: m.peerId, route: e?.route ?? '' }, s.port, s.address);
+    this.#sessions.send(s, { type: 'dirLookupResult', requestId: m.requestId, code: e ? DirCode.Ok : DirCode.NotFound, peerId: m.peerId, route: e?.route ?? '' });
   }
 
   #refill(now: number, s: Session): void {

@@ -1,3 +1,4 @@
+import { readDataTag } from '../hop.js';
 import { DOWN_HEADER_BYTES, RefuseCode, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES } from '../protocol.js';
 import { US_PER_S, type RelayContext } from './context.js';
 import type { Session, SessionTable } from './sessions.js';
@@ -46,6 +47,8 @@ export class Forwarder {
   readonly #sessions: SessionTable;
   readonly #maxLinks: number;
   readonly #idleUs: number;
+  /** Scratch for a DATA_UP's decrypted sequence tag. */
+  readonly #block = new Uint8Array(16);
 
   constructor(ctx: RelayContext, sessions: SessionTable, maxLinksPerSession: number, idleTimeoutUs: number) {
     this.#ctx = ctx;
@@ -61,7 +64,11 @@ export class Forwarder {
     return n / SIDES_PER_LINK;
   }
 
-  /** A DATA_UP (`data[0]` is its type): forwarded as a DATA_DOWN to the linked session, or dropped and counted. */
+  /**
+   * A DATA_UP (`data[0]` is its type): forwarded as a DATA_DOWN to the linked session, or dropped and counted.
+   * Checked in order of cost: the session and its address, the link, the sequence tag (one AES block) against
+   * the session's replay window, the rate.
+   */
   forward(now: number, address: string, port: number, data: Uint8Array): void {
     const stats = this.#ctx.stats;
     if (data.length <= UP_HEADER_BYTES) {
@@ -75,6 +82,16 @@ export class Forwarder {
       stats.noLink++;
       return;
     }
+    const seq = readDataTag(s.keys.data, data, this.#block);
+    if (seq < 0) {
+      stats.unauthenticated++;
+      return;
+    }
+    if (!s.dataWindow.isNew(seq)) {
+      stats.replayed++;
+      return;
+    }
+    s.dataWindow.mark(seq);
     const n = data.length - UP_HEADER_BYTES;
     if (now > s.tokensAtUs) {
       s.tokens = Math.min(s.burst, s.tokens + (now - s.tokensAtUs) * s.bytesPerUs);
@@ -85,7 +102,7 @@ export class Forwarder {
       return;
     }
     s.tokens -= n;
-    // Rewrite the 11-byte up header into the 3-byte down header in place: no copy of the payload.
+    // Rewrite the up header into the 3-byte down header in place: no copy of the payload.
     const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
     out[0] = RelayMsg.DataDown;
     out[1] = link.peerLinkId >>> 8;
@@ -95,11 +112,16 @@ export class Forwarder {
     this.#ctx.out(out, link.peer.port, link.peer.address);
   }
 
-  /** Links `s` to the session a route token names (or finds the link they already share). Returns the link id on `s`'s side, or a refusal code. */
-  link(s: Session, token: Uint8Array, now: number): { id: number } | number {
-    const t = this.#sessions.byToken(token);
-    if (!t || t === s) return RefuseCode.BadRoute;
-    for (let i = 0; i < s.links.length; i++) if (s.links[i]?.peer === t) return { id: i };
+  /** The id on `s`'s side of the link between `s` and `t`, or -1 if they share none. */
+  linkOf(s: Session, t: Session): number {
+    for (let i = 0; i < s.links.length; i++) if (s.links[i]?.peer === t) return i;
+    return -1;
+  }
+
+  /** Links two sessions that both consented. Returns the link id on `s`'s side and on `t`'s, or a refusal code. */
+  join(s: Session, t: Session, now: number): { id: number; peerId: number } | number {
+    const have = this.linkOf(s, t);
+    if (have >= 0) return { id: have, peerId: (s.links[have] as Link).peerLinkId };
     if (s.linkCount >= this.#maxLinks || t.linkCount >= this.#maxLinks) return RefuseCode.LinkLimit;
     const a = freeSlot(s.links);
     const b = freeSlot(t.links);
@@ -107,9 +129,10 @@ export class Forwarder {
     t.links[b] = { peer: s, peerLinkId: a };
     s.linkCount++;
     t.linkCount++;
+    s.lastSeenUs = Math.max(s.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
     t.lastSeenUs = Math.max(t.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
     this.#ctx.stats.linksCreated++;
-    return { id: a };
+    return { id: a, peerId: b };
   }
 
   /** Cuts every link of a session that is going: its peers forget their side. */

@@ -1,10 +1,12 @@
+import type { KeyExchangePair } from '../../crypto/provider.js';
 import { toHex } from '../../util/bytes.js';
 import { MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type RelayControl } from '../protocol.js';
 import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
 import { CookieJar } from './cookies.js';
 import { Directory } from './directory.js';
 import { Forwarder } from './forwarding.js';
-import { SessionTable } from './sessions.js';
+import { LinkBroker } from './links.js';
+import { SessionTable, type Session } from './sessions.js';
 import { NodeTimer, TimerTable, nextReapScanUs } from './timers.js';
 import { RouteTokens } from './tokens.js';
 import { newRelayStats, type RelayNodeOptions, type RelayStats } from './types.js';
@@ -17,6 +19,10 @@ const DEFAULT_MAX_SESSIONS = 10_000;
 const DEFAULT_MAX_LINKS_PER_SESSION = 64;
 /** Default of {@link RelayNodeOptions.openSessionsPerAddress}. */
 const DEFAULT_OPEN_SESSIONS_PER_ADDRESS = 8;
+/** Default of {@link RelayNodeOptions.openSessionsPerNetwork}. */
+const DEFAULT_OPEN_SESSIONS_PER_NETWORK = 64;
+/** Default of {@link RelayNodeOptions.linkRequestRate}, per session. */
+const DEFAULT_LINK_REQUESTS_PER_S = 8;
 /** Default of {@link RelayNodeOptions.openKbps}: 200 Mbit/s. */
 const DEFAULT_OPEN_KBPS = 200_000;
 /** Default of {@link RelayNodeOptions.idleTimeoutUs}: 30 s. */
@@ -35,9 +41,10 @@ const DEFAULT_DIR_CLOCK_WINDOW_S = 120;
 const US_PER_MS = 1000;
 
 /**
- * A relay node, sans-IO (docs/RELAY.md): it holds relay sessions, each opened
- * with a cookie and a ticket, links between sessions named by route tokens, and forwards end-to-end
- * datagrams between linked sessions, rewriting only the hop header. It never parses what it forwards.
+ * A relay node, sans-IO (docs/RELAY.md): it holds relay sessions, each opened with a cookie, a ticket
+ * and a key agreement with the relay's static key; links between sessions that both consented, named by
+ * route tokens; and forwards end-to-end datagrams between linked sessions, rewriting only the hop header.
+ * It never parses what it forwards. Session control travels sealed under the session's keys.
  *
  * Inputs: {@link handleDatagram}, and {@link handleTimeout} at {@link pollTimeout}. Output goes through the
  * `send` sink given at construction, not a queue to poll: a forwarded datagram is the received buffer itself,
@@ -52,6 +59,8 @@ export class RelayNode {
   readonly #sessions: SessionTable;
   readonly #forwarder: Forwarder;
   readonly #directory: Directory;
+  readonly #links: LinkBroker;
+  readonly #key: KeyExchangePair;
   readonly #timers = new TimerTable();
   /** The time of the last datagram, for {@link sessions}. */
   #nowUs = 0;
@@ -59,6 +68,8 @@ export class RelayNode {
   constructor(options: RelayNodeOptions) {
     const ctx = (this.#ctx = new RelayContext(options.provider, options.send, options.unixSeconds, this.stats));
     const tokens = new RouteTokens(ctx.provider, ctx.unixSeconds);
+    const key = (this.#key = options.staticKey ?? ctx.provider.generateKeyExchange());
+    const linkRequestsPerS = options.linkRequestRate ?? DEFAULT_LINK_REQUESTS_PER_S;
     this.#cookies = new CookieJar(ctx.provider);
     const idleTimeoutUs = options.idleTimeoutUs ?? DEFAULT_IDLE_TIMEOUT_US;
     const dirRegistersPerS = options.dirRegisterRate ?? DEFAULT_DIR_REGISTERS_PER_S;
@@ -72,20 +83,29 @@ export class RelayNode {
         open: options.open ?? false,
         maxSessions: options.maxSessions ?? DEFAULT_MAX_SESSIONS,
         openSessionsPerAddress: options.openSessionsPerAddress ?? DEFAULT_OPEN_SESSIONS_PER_ADDRESS,
+        openSessionsPerNetwork: options.openSessionsPerNetwork ?? DEFAULT_OPEN_SESSIONS_PER_NETWORK,
         openKbps: options.openKbps ?? DEFAULT_OPEN_KBPS,
         idleTimeoutUs,
         tokenLifetimeS: options.tokenLifetimeS ?? DEFAULT_TOKEN_LIFETIME_S,
         noSessionRepliesPerS: options.noSessionReplyRate ?? DEFAULT_NO_SESSION_REPLIES_PER_S,
         dirRegistersPerS,
         dirLookupsPerS,
+        linkRequestsPerS,
       },
+      key,
       (s) => {
         this.#forwarder.unlink(s);
         this.#directory.forget(s);
       },
     );
     this.#forwarder = new Forwarder(ctx, this.#sessions, options.maxLinksPerSession ?? DEFAULT_MAX_LINKS_PER_SESSION, idleTimeoutUs);
+    this.#links = new LinkBroker(ctx, this.#sessions, this.#forwarder, key.publicKey, linkRequestsPerS);
     this.#directory = new Directory(ctx, this.#sessions, { registersPerS: dirRegistersPerS, lookupsPerS: dirLookupsPerS, clockWindowS: options.dirClockWindowS ?? DEFAULT_DIR_CLOCK_WINDOW_S });
+  }
+
+  /** The relay's static public key: clients name it with the relay's address. */
+  get publicKey(): Uint8Array {
+    return this.#key.publicKey;
   }
 
   /** Sessions held. */
@@ -131,62 +151,64 @@ export class RelayNode {
       this.#forwarder.forward(now, address, port, data);
       return;
     }
+    if (data[0] === RelayMsg.Sealed) {
+      const got = this.#sessions.sealed(now, address, port, data);
+      if (got) this.#sealed(now, got.s, got.m);
+      return;
+    }
     const m = tryDecodeRelayControl(data);
     if (!m) {
       st.malformed++;
       return;
     }
-    this.#control(now, address, port, data.length, m);
-  }
-
-  #control(now: number, address: string, port: number, size: number, m: RelayControl): void {
-    const ctx = this.#ctx;
-    const sessions = this.#sessions;
     switch (m.type) {
-      case 'ping': {
-        this.stats.pings++;
-        // 32 bytes for a request of at least 512: never an amplifier, and no state kept.
-        ctx.reply({ type: 'pong', nonce: m.nonce, cookie: this.#cookies.issue(now, address, port), load: sessions.load(), drainSeconds: ctx.drainSeconds(now) }, port, address);
+      case 'ping':
+        st.pings++;
+        // 33 bytes for a request of at least 512: never an amplifier, and no state kept.
+        this.#ctx.reply({ type: 'pong', nonce: m.nonce, cookie: this.#cookies.issue(now, address, port), load: this.#sessions.load(), drainSeconds: this.#ctx.drainSeconds(now) }, port, address);
         return;
-      }
       case 'sessionRequest':
-        sessions.request(now, address, port, m);
+        this.#sessions.request(now, address, port, m);
         // A first session (or binding) starts the reap scan; one already armed keeps its time.
-        if (!sessions.empty) this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
-        return;
-      case 'linkRequest': {
-        const s = sessions.from(now, address, port, size, m.sessionId, 0);
-        if (!s) return;
-        const code = this.#forwarder.link(s, m.token, now);
-        if (typeof code === 'number') {
-          this.stats.linkRefused++;
-          ctx.reply({ type: 'linkFailed', requestId: m.requestId, code }, port, address);
-        } else ctx.reply({ type: 'linkOk', requestId: m.requestId, linkId: code.id }, port, address);
-        return;
-      }
-      case 'keepalive': {
-        const s = sessions.from(now, address, port, size, m.sessionId, 0);
-        if (!s) return;
-        ctx.reply({ type: 'keepaliveAck', seq: m.seq, drainSeconds: ctx.drainSeconds(now), load: sessions.load() }, port, address);
-        return;
-      }
-      case 'pathResponse':
-        sessions.pathResponse(now, address, port, m);
-        return;
-      case 'dirRegister':
-      case 'dirLookup': {
-        const s = sessions.from(now, address, port, size, m.sessionId, 0);
-        if (!s) return;
-        if (m.type === 'dirRegister') this.#directory.register(now, s, m);
-        else this.#directory.lookup(now, s, m);
-        return;
-      }
-      case 'closeSession':
-        sessions.close(address, port, m.sessionId);
+        if (!this.#sessions.empty) this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
         return;
       default:
-        // Messages only a relay sends: a client never sends them.
-        this.stats.malformed++;
+        // Only PING and SESSION_REQUEST travel in the clear from a client; the rest must be sealed.
+        st.malformed++;
+    }
+  }
+
+  /** A sealed control message from a session's validated address. */
+  #sealed(now: number, s: Session, m: RelayControl): void {
+    const sessions = this.#sessions;
+    switch (m.type) {
+      case 'keepalive':
+        sessions.send(s, { type: 'keepaliveAck', seq: m.seq, drainSeconds: this.#ctx.drainSeconds(now), load: sessions.load() });
+        return;
+      case 'linkRequest':
+        this.#links.request(now, s, m);
+        return;
+      case 'linkAnswer':
+        this.#links.answer(now, s, m);
+        return;
+      case 'permit':
+        this.#links.permit(now, s, m);
+        return;
+      case 'rotateToken':
+        sessions.rotateToken(s, m.requestId);
+        return;
+      case 'dirRegister':
+        this.#directory.register(now, s, m);
+        return;
+      case 'dirLookup':
+        this.#directory.lookup(now, s, m);
+        return;
+      case 'closeSession':
+        sessions.close(s);
+        return;
+      default:
+        // A PATH_RESPONSE from the session's own address answers nothing.
+        this.stats.unauthenticated++;
     }
   }
 
@@ -216,6 +238,7 @@ export class RelayNode {
     const timers = this.#timers;
     if (timers.isDue(NodeTimer.ReapScan, now)) {
       this.#sessions.reap(now);
+      this.#links.expire(now);
       if (this.#sessions.empty) timers.disarm(NodeTimer.ReapScan);
       else timers.arm(NodeTimer.ReapScan, nextReapScanUs(now));
     }

@@ -1,23 +1,24 @@
-import { bytesEqual } from '../../crypto/provider.js';
+import { bytesEqual, type KeyExchangePair } from '../../crypto/provider.js';
+import { addressBlock } from '../../util/address.js';
 import { toHex } from '../../util/bytes.js';
-import { PATH_MAC_BYTES, RefuseCode, SESSION_ID_BYTES, SESSION_KEY_BYTES, type RelayControl } from '../protocol.js';
+import { ReplayWindow } from '../../util/replay-window.js';
+import { openUp, relayHopKeys, sealDown, sealSessionOk, sealedUpCounter, SEALED_SESSION_AT, type HopKeys } from '../hop.js';
+import { RefuseCode, SESSION_ID_BYTES, type RelayControl } from '../protocol.js';
 import { verifyTicket, type TicketKeys } from '../ticket.js';
 import { US_PER_S, readU32, type RelayContext } from './context.js';
 import type { CookieJar } from './cookies.js';
 import { rateBurstBytes, rateBytesPerUs, type Link } from './forwarding.js';
-import type { RouteTokens } from './tokens.js';
+import { tokenGeneration, type RouteTokens } from './tokens.js';
 import type { RelayStats } from './types.js';
 
 /** The random challenge of a PATH_CHALLENGE, bytes. */
 const PATH_CHALLENGE_BYTES = 8;
-/** A PATH_CHALLENGE on the wire (type and challenge), bytes. */
-const PATH_CHALLENGE_MESSAGE_BYTES = 1 + PATH_CHALLENGE_BYTES;
+/** A sealed PATH_CHALLENGE on the wire (type, counter, sealed type and challenge, tag), bytes. */
+const PATH_CHALLENGE_MESSAGE_BYTES = 1 + 8 + 1 + PATH_CHALLENGE_BYTES + 16;
 /** A candidate address gets at most one PATH_CHALLENGE this often, µs. */
 const PATH_CHALLENGE_INTERVAL_US = 50_000;
 /** A candidate address gets at most this many bytes of challenges per byte it sent. */
 const PATH_CHALLENGE_MAX_AMPLIFICATION = 3;
-/** The HMAC label of a PATH_RESPONSE. */
-const PATH_LABEL = new TextEncoder().encode('netlane-relay-path');
 /** Where the low 32 bits of a session id start (the table's key; the high 32 bits are checked). */
 const SESSION_ID_LO_AT = 4;
 /** The load byte of PONG and KEEPALIVE_ACK: sessions held as a share of the most, on 0..255. */
@@ -33,13 +34,24 @@ export interface PathCandidate {
   lastSentUs: number;
 }
 
+/** A link another session asked for, waiting for this session's consent (never holding a link slot). */
+export interface Offer {
+  readonly id: number;
+  readonly from: Session;
+  /** The request the answer goes to (the latest retry's). */
+  requestId: number;
+  readonly expiresUs: number;
+}
+
 /** One relay session: its id and keys, its validated address, its links, its rate bucket and directory budgets. */
 export interface Session {
   readonly idHi: number;
   readonly idLo: number;
   readonly id: Uint8Array;
-  readonly key: Uint8Array;
-  readonly token: Uint8Array;
+  readonly keys: HopKeys;
+  /** The route token of the current generation; older generations' tokens name nothing. */
+  token: Uint8Array;
+  tokenGeneration: number;
   readonly nonceKey: string;
   address: string;
   port: number;
@@ -60,6 +72,21 @@ export interface Session {
   dirRegisterTokens: number;
   dirLookupTokens: number;
   dirTokensAtUs: number;
+  /** Counters of sealed control seen from the client, and DATA_UP sequence numbers: replays are dropped. */
+  readonly upWindow: ReplayWindow;
+  readonly dataWindow: ReplayWindow;
+  /** The next counter of a sealed message to the client. */
+  downCounter: number;
+  /** The peer id this session proved with its key in a LINK_REQUEST, once checked. */
+  peerId: bigint | null;
+  /** Peer ids whose link requests this session accepts at once (PERMIT). */
+  readonly permits: Set<bigint>;
+  /** Link requests waiting for this session's answer, by offer id. */
+  readonly offers: Map<number, Offer>;
+  nextOfferId: number;
+  /** Token bucket for the offers and proof checks this session's link requests cost. */
+  linkTokens: number;
+  linkTokensAtUs: number;
 }
 
 /** The admission and lifetime policy of a {@link SessionTable}, as resolved from the node's options. */
@@ -68,6 +95,7 @@ export interface SessionPolicy {
   readonly open: boolean;
   readonly maxSessions: number;
   readonly openSessionsPerAddress: number;
+  readonly openSessionsPerNetwork: number;
   readonly openKbps: number;
   readonly idleTimeoutUs: number;
   readonly tokenLifetimeS: number;
@@ -75,19 +103,29 @@ export interface SessionPolicy {
   /** The directory's budgets, with which every session starts full. */
   readonly dirRegistersPerS: number;
   readonly dirLookupsPerS: number;
+  /** The link request budget (offers and proof checks) every session starts with. */
+  readonly linkRequestsPerS: number;
+}
+
+/** A sealed message from a session's validated address, opened. */
+export interface SealedFrom {
+  readonly s: Session;
+  readonly m: RelayControl;
 }
 
 /**
  * The session table: admission (cookie, drain and capacity, ticket, ticket binding, quota; or the open mode's
- * per-address limit), lookups by id and by route token, the validated-address check every message passes
- * (NO_SESSION answers, path challenges, rebinding), and the end of sessions (close, reap, drain).
- * `release` is told of every session that goes, after the table has forgotten it.
+ * per-address and per-network limits), the key agreement, lookups by id and by route token, sealed control (the
+ * replay window, then the AEAD), the validated-address check every message passes (NO_SESSION answers, path
+ * challenges, rebinding), and the end of sessions (close, reap, drain). `release` is told of every session
+ * that goes, after the table has forgotten it.
  */
 export class SessionTable {
   readonly #ctx: RelayContext;
   readonly #cookies: CookieJar;
   readonly #tokens: RouteTokens;
   readonly #policy: SessionPolicy;
+  readonly #key: KeyExchangePair;
   readonly #release: (s: Session) => void;
   /** Sessions by the low 32 bits of their id (unique by construction); the high bits are checked. */
   readonly #sessions = new Map<number, Session>();
@@ -95,16 +133,17 @@ export class SessionTable {
   readonly #byNonce = new Map<string, Session>();
   /** ticketId -> the client address that first used it, until the ticket expires (unix s). */
   readonly #ticketBinding = new Map<string, { address: string; expiresAt: number }>();
-  /** user -> sessions held (ticketed), or address -> sessions (open mode). */
+  /** user -> sessions held (ticketed), or address and network block -> sessions (open mode). */
   readonly #perOwner = new Map<string, number>();
   #noSessionTokens: number;
   #noSessionAtUs = 0;
 
-  constructor(ctx: RelayContext, cookies: CookieJar, tokens: RouteTokens, policy: SessionPolicy, release: (s: Session) => void) {
+  constructor(ctx: RelayContext, cookies: CookieJar, tokens: RouteTokens, policy: SessionPolicy, key: KeyExchangePair, release: (s: Session) => void) {
     this.#ctx = ctx;
     this.#cookies = cookies;
     this.#tokens = tokens;
     this.#policy = policy;
+    this.#key = key;
     this.#release = release;
     this.#noSessionTokens = policy.noSessionRepliesPerS;
   }
@@ -135,15 +174,22 @@ export class SessionTable {
     return s && s.idHi === readU32(bytes, at) ? s : null;
   }
 
-  /** The session a route token names, or null if the token is forged, expired or its session is gone. */
+  /** The session a route token names, or null if the token is forged, expired, of a rotated generation, or its session is gone. */
   byToken(token: Uint8Array): Session | null {
-    const id = this.#tokens.open(token);
-    return id ? this.byId(id, 0) : null;
+    const plain = this.#tokens.open(token);
+    if (!plain) return null;
+    const s = this.byId(plain, 0);
+    return s && s.tokenGeneration === tokenGeneration(plain) ? s : null;
+  }
+
+  /** Sends a sealed message to a session's validated address. */
+  send(s: Session, m: RelayControl): void {
+    this.#ctx.out(sealDown(s.keys, s.downCounter++, m), s.port, s.address);
   }
 
   /**
-   * The session a message names (its id at `bytes[at]`), if it came from the session's validated address (the session
-   * is then seen alive). Otherwise null, after answering NO_SESSION (rate-limited) or a path challenge.
+   * The session a DATA_UP names (its id at `bytes[at]`), if it came from the session's validated address (the
+   * session is then seen alive). Otherwise null, after answering NO_SESSION (rate-limited) or a path challenge.
    */
   from(now: number, address: string, port: number, size: number, bytes: Uint8Array, at: number): Session | null {
     const s = this.byId(bytes, at);
@@ -159,7 +205,39 @@ export class SessionTable {
     return s;
   }
 
-  /** A SESSION_REQUEST: the cookie first (no answer without it), then drain and capacity, the ticket, its binding, the quota. */
+  /**
+   * A SEALED frame: the session it names, its counter against the replay window (before any crypto), the
+   * AEAD, then the address. A PATH_RESPONSE from the session's candidate address moves the session; anything
+   * else from another address gets a path challenge and is not acted on. Returns what the caller handles.
+   */
+  sealed(now: number, address: string, port: number, data: Uint8Array): SealedFrom | null {
+    const stats = this.#ctx.stats;
+    const s = this.byId(data, SEALED_SESSION_AT);
+    if (!s) {
+      this.#noSession(now, address, port, data.subarray(SEALED_SESSION_AT, SEALED_SESSION_AT + SESSION_ID_BYTES));
+      return null;
+    }
+    const counter = sealedUpCounter(data);
+    if (counter < 0 || !s.upWindow.isNew(counter)) {
+      stats.replayed++;
+      return null;
+    }
+    const o = openUp(s.keys, data);
+    if (!o) {
+      stats.unauthenticated++;
+      return null;
+    }
+    s.upWindow.mark(o.counter);
+    if (s.port === port && s.address === address) {
+      s.lastSeenUs = now;
+      return { s, m: o.message };
+    }
+    if (o.message.type === 'pathResponse') this.#pathResponse(now, s, address, port, o.message.challenge);
+    else this.#unvalidated(now, s, address, port, data.length);
+    return null;
+  }
+
+  /** A SESSION_REQUEST: the cookie first (no answer without it), then drain and capacity, the ticket, its binding, the quota, the key agreement. */
   request(now: number, address: string, port: number, m: Extract<RelayControl, { type: 'sessionRequest' }>): void {
     const ctx = this.#ctx;
     const policy = this.#policy;
@@ -181,8 +259,6 @@ export class SessionTable {
     let user: string | null = null;
     let ticketId: string | null = null;
     let kbps = policy.openKbps;
-    let owner = `addr|${address}`;
-    let ownerMax = policy.openSessionsPerAddress;
     let ticketExpiry = 0;
     if (m.ticket.length > 0 || !policy.open) {
       const failed = (why: keyof RelayStats['ticketRefusedBy']): void => {
@@ -199,48 +275,42 @@ export class SessionTable {
       ticketExpiry = v.ticket.expiresAt;
       user = v.ticket.user;
       kbps = v.ticket.maxKbps;
-      owner = `user|${user}`;
-      ownerMax = v.ticket.maxSessions;
+      if ((this.#perOwner.get(`user|${user}`) ?? 0) >= v.ticket.maxSessions) return failed('quota');
+    } else {
+      // Open mode: a few sessions per address, and a bound per network block (/24, /64), so that one host's
+      // many addresses cannot fill the relay.
+      if ((this.#perOwner.get(`addr|${address}`) ?? 0) >= policy.openSessionsPerAddress) {
+        ctx.stats.openRefusedBy.address++;
+        return refuse(RefuseCode.Quota);
+      }
+      if ((this.#perOwner.get(`net|${addressBlock(address)}`) ?? 0) >= policy.openSessionsPerNetwork) {
+        ctx.stats.openRefusedBy.network++;
+        return refuse(RefuseCode.AddressQuota);
+      }
     }
-    if ((this.#perOwner.get(owner) ?? 0) >= ownerMax) {
-      ctx.stats.ticketRefused++;
-      ctx.stats.ticketRefusedBy.quota++;
-      return refuse(RefuseCode.Quota);
+    // 3. The key agreement: the relay's static key with the client's ephemeral one, bound to this request.
+    const keys = relayHopKeys(ctx.provider, this.#key, m);
+    if (!keys) {
+      ctx.stats.malformed++;
+      return;
     }
     if (ticketId && !this.#ticketBinding.has(ticketId)) this.#ticketBinding.set(ticketId, { address: `${address}|${port}`, expiresAt: ticketExpiry });
-    const s = this.#newSession(now, address, port, user, ticketId, kbps, nonceKey);
+    const s = this.#newSession(now, address, port, user, ticketId, kbps, nonceKey, keys);
     this.#sessionOk(s, m.clientNonce, now);
   }
 
-  /** A PATH_RESPONSE: if it answers the session's challenge from the candidate address, the session moves there. */
-  pathResponse(now: number, address: string, port: number, m: Extract<RelayControl, { type: 'pathResponse' }>): void {
-    const ctx = this.#ctx;
-    const s = this.byId(m.sessionId, 0);
-    const c = s?.candidate;
-    if (!s || !c || c.address !== address || c.port !== port || !bytesEqual(c.challenge, m.challenge) || !bytesEqual(this.#pathMac(s, m.challenge), m.mac)) {
-      ctx.stats.cookieRefused++;
-      return;
-    }
-    // The new address proved it holds the session key: move the session (NAT rebinding). The route is unchanged.
-    this.#owned(s, -1);
-    s.address = address;
-    s.port = port;
-    s.candidate = null;
-    s.lastSeenUs = now;
-    this.#owned(s, +1);
-    const binding = s.ticketId ? this.#ticketBinding.get(s.ticketId) : undefined;
-    if (binding) binding.address = `${address}|${port}`;
-    ctx.stats.rebinds++;
-    ctx.reply({ type: 'keepaliveAck', seq: 0, drainSeconds: ctx.drainSeconds(now), load: this.load() }, port, address);
+  /** A new route token generation: every older token of the session names nothing from now on. */
+  rotateToken(s: Session, requestId: number): void {
+    s.tokenGeneration++;
+    s.token = this.#tokens.seal(s.id, this.#ctx.unixSeconds() + this.#policy.tokenLifetimeS, s.tokenGeneration);
+    this.#ctx.stats.tokensRotated++;
+    this.send(s, { type: 'tokenRotated', requestId, token: s.token });
   }
 
-  /** A CLOSE_SESSION: honoured only from the session's own address. */
-  close(address: string, port: number, sessionId: Uint8Array): void {
-    const s = this.byId(sessionId, 0);
-    if (s && s.port === port && s.address === address) {
-      this.#remove(s);
-      this.#ctx.stats.sessionsClosed++;
-    }
+  /** A CLOSE_SESSION (sealed, from the session's address). */
+  close(s: Session): void {
+    this.#remove(s);
+    this.#ctx.stats.sessionsClosed++;
   }
 
   /** Reaps the sessions silent for longer than the idle timeout, and forgets the ticket bindings that expired. */
@@ -260,6 +330,26 @@ export class SessionTable {
     for (const s of this.#sessions.values()) this.#remove(s);
   }
 
+  /** The path challenge's answer from the candidate address: the session moves there (a NAT rebinding); the route is unchanged. */
+  #pathResponse(now: number, s: Session, address: string, port: number, challenge: Uint8Array): void {
+    const ctx = this.#ctx;
+    const c = s.candidate;
+    if (!c || c.address !== address || c.port !== port || !bytesEqual(c.challenge, challenge)) {
+      ctx.stats.unauthenticated++;
+      return;
+    }
+    this.#owned(s, -1);
+    s.address = address;
+    s.port = port;
+    s.candidate = null;
+    s.lastSeenUs = now;
+    this.#owned(s, +1);
+    const binding = s.ticketId ? this.#ticketBinding.get(s.ticketId) : undefined;
+    if (binding) binding.address = `${address}|${port}`;
+    ctx.stats.rebinds++;
+    this.send(s, { type: 'keepaliveAck', seq: 0, drainSeconds: ctx.drainSeconds(now), load: this.load() });
+  }
+
   /** Answers data naming a session we do not have, rarely: the sender learns to open a new one. 9 bytes for at least 11. */
   #noSession(now: number, address: string, port: number, id: Uint8Array): void {
     const ctx = this.#ctx;
@@ -269,7 +359,7 @@ export class SessionTable {
       this.#noSessionTokens = Math.min(rate, this.#noSessionTokens + ((now - this.#noSessionAtUs) * rate) / US_PER_S);
       this.#noSessionAtUs = now;
     }
-    if (this.#noSessionTokens < 1) {
+    if (this.#noSessionTokens < 1 || id.length < SESSION_ID_BYTES) {
       ctx.stats.noSessionRepliesLimited++;
       return;
     }
@@ -279,7 +369,8 @@ export class SessionTable {
 
   /**
    * A datagram for a session from an address other than its own: a NAT rebinding, or a forgery. Nothing
-   * is forwarded from it; the new address gets a PATH_CHALLENGE, with at most 3x the bytes it sent us.
+   * is forwarded from it; the new address gets a sealed PATH_CHALLENGE, with at most 3x the bytes it sent us.
+   * Only the session's client can open the challenge and answer it.
    */
   #unvalidated(now: number, s: Session, address: string, port: number, size: number): void {
     const ctx = this.#ctx;
@@ -295,14 +386,10 @@ export class SessionTable {
     c.bytesOut += PATH_CHALLENGE_MESSAGE_BYTES;
     c.lastSentUs = now;
     ctx.stats.pathChallenges++;
-    ctx.reply({ type: 'pathChallenge', challenge: c.challenge }, port, address);
+    ctx.out(sealDown(s.keys, s.downCounter++, { type: 'pathChallenge', challenge: c.challenge }), port, address);
   }
 
-  #pathMac(s: Session, challenge: Uint8Array): Uint8Array {
-    return this.#ctx.provider.hmacSha256(s.key, PATH_LABEL, challenge).subarray(0, PATH_MAC_BYTES);
-  }
-
-  #newSession(now: number, address: string, port: number, user: string | null, ticketId: string | null, kbps: number, nonceKey: string): Session {
+  #newSession(now: number, address: string, port: number, user: string | null, ticketId: string | null, kbps: number, nonceKey: string, keys: HopKeys): Session {
     const { provider } = this.#ctx;
     const policy = this.#policy;
     const id = new Uint8Array(SESSION_ID_BYTES);
@@ -311,16 +398,15 @@ export class SessionTable {
       provider.fillRandom(id);
       lo = readU32(id, SESSION_ID_LO_AT);
     } while (this.#sessions.has(lo));
-    const key = new Uint8Array(SESSION_KEY_BYTES);
-    provider.fillRandom(key);
     const bytesPerUs = rateBytesPerUs(kbps);
     const burst = rateBurstBytes(bytesPerUs);
     const s: Session = {
       idHi: readU32(id, 0),
       idLo: lo,
       id,
-      key,
-      token: this.#tokens.seal(id, this.#ctx.unixSeconds() + policy.tokenLifetimeS),
+      keys,
+      token: this.#tokens.seal(id, this.#ctx.unixSeconds() + policy.tokenLifetimeS, 0),
+      tokenGeneration: 0,
       nonceKey,
       address,
       port,
@@ -338,6 +424,15 @@ export class SessionTable {
       dirRegisterTokens: policy.dirRegistersPerS,
       dirLookupTokens: policy.dirLookupsPerS,
       dirTokensAtUs: now,
+      upWindow: new ReplayWindow(),
+      dataWindow: new ReplayWindow(),
+      downCounter: 0,
+      peerId: null,
+      permits: new Set(),
+      offers: new Map(),
+      nextOfferId: 1,
+      linkTokens: policy.linkRequestsPerS,
+      linkTokensAtUs: now,
     };
     this.#sessions.set(lo, s);
     this.#byNonce.set(nonceKey, s);
@@ -346,20 +441,23 @@ export class SessionTable {
     return s;
   }
 
-  #owner(s: Session): string {
-    return s.user !== null ? `user|${s.user}` : `addr|${s.address}`;
+  /** What a session counts against: its ticket's user, or (open mode) its address and its network block. */
+  #owners(s: Session): string[] {
+    return s.user !== null ? [`user|${s.user}`] : [`addr|${s.address}`, `net|${addressBlock(s.address)}`];
   }
 
   #owned(s: Session, delta: number): void {
-    const k = this.#owner(s);
-    const n = (this.#perOwner.get(k) ?? 0) + delta;
-    if (n <= 0) this.#perOwner.delete(k);
-    else this.#perOwner.set(k, n);
+    for (const k of this.#owners(s)) {
+      const n = (this.#perOwner.get(k) ?? 0) + delta;
+      if (n <= 0) this.#perOwner.delete(k);
+      else this.#perOwner.set(k, n);
+    }
   }
 
   #sessionOk(s: Session, clientNonce: Uint8Array, now: number): void {
     const ctx = this.#ctx;
-    ctx.reply({ type: 'sessionOk', clientNonce, sessionId: s.id, sessionKey: s.key, drainSeconds: ctx.drainSeconds(now), idleSeconds: Math.round(this.#policy.idleTimeoutUs / US_PER_S), token: s.token }, s.port, s.address);
+    const m = { type: 'sessionOk', sessionId: s.id, drainSeconds: ctx.drainSeconds(now), idleSeconds: Math.round(this.#policy.idleTimeoutUs / US_PER_S), token: s.token } as const;
+    ctx.out(sealSessionOk(s.keys, clientNonce, s.downCounter++, m), s.port, s.address);
   }
 
   #remove(s: Session): void {

@@ -8,11 +8,13 @@ const TOKEN_KID = 1;
 const TOKEN_KID_BYTES = 1;
 /** The expiry field (unix seconds, u32), bytes. */
 const TOKEN_EXPIRY_BYTES = 4;
-/** What a token seals: session id 8 | expiry u32. */
-const TOKEN_PLAIN_BYTES = SESSION_ID_BYTES + TOKEN_EXPIRY_BYTES;
+/** The generation field (u32): a session's tokens of older generations are void (it rotated them). */
+const TOKEN_GENERATION_BYTES = 4;
+/** What a token seals: session id 8 | expiry u32 | generation u32. */
+const TOKEN_PLAIN_BYTES = SESSION_ID_BYTES + TOKEN_EXPIRY_BYTES + TOKEN_GENERATION_BYTES;
 /** Where the sealed part starts: after the key id and the nonce. */
 const TOKEN_SEALED_AT = TOKEN_KID_BYTES + AEAD_NONCE_BYTES;
-/** A whole route token: kid 1 | nonce 12 | AES-256-GCM(session id 8 | expiry u32) | tag 16 = 41 bytes. */
+/** A whole route token: kid 1 | nonce 12 | AES-256-GCM(session id 8 | expiry u32 | generation u32) | tag 16 = 45 bytes. */
 export const ROUTE_TOKEN_BYTES = TOKEN_SEALED_AT + TOKEN_PLAIN_BYTES + AEAD_TAG_BYTES;
 
 /**
@@ -34,22 +36,25 @@ export class RouteTokens {
     this.#aead = provider.aead(AeadCipher.Aes256Gcm, key);
   }
 
-  /** A fresh token for the session `id` (8 bytes), valid until `expiresAtS` (unix seconds). */
-  seal(id: Uint8Array, expiresAtS: number): Uint8Array {
+  /** A fresh token for the session `id` (8 bytes) of `generation`, valid until `expiresAtS` (unix seconds). */
+  seal(id: Uint8Array, expiresAtS: number, generation: number): Uint8Array {
     const out = new Uint8Array(ROUTE_TOKEN_BYTES);
     out[0] = TOKEN_KID;
     const nonce = out.subarray(TOKEN_KID_BYTES, TOKEN_SEALED_AT);
     this.#p.fillRandom(nonce);
     const plain = new Uint8Array(TOKEN_PLAIN_BYTES);
     plain.set(id);
-    new DataView(plain.buffer).setUint32(SESSION_ID_BYTES, expiresAtS >>> 0);
+    const v = new DataView(plain.buffer);
+    v.setUint32(SESSION_ID_BYTES, expiresAtS >>> 0);
+    v.setUint32(SESSION_ID_BYTES + TOKEN_EXPIRY_BYTES, generation >>> 0);
     this.#aead.seal(nonce, out.subarray(0, TOKEN_KID_BYTES), plain, out, TOKEN_SEALED_AT);
     return out;
   }
 
   /**
-   * The session id a token names (the first {@link SESSION_ID_BYTES} of the result), or null if the token is not
-   * one of ours or has expired. Whether that session still exists is the session table's question.
+   * The session id a token names (the first {@link SESSION_ID_BYTES} of the result, its generation after the
+   * expiry: {@link tokenGeneration}), or null if the token is not one of ours or has expired. Whether that
+   * session still exists, and still has that generation, is the session table's question.
    */
   open(token: Uint8Array): Uint8Array | null {
     if (token.length !== ROUTE_TOKEN_BYTES || token[0] !== TOKEN_KID) return null;
@@ -58,4 +63,9 @@ export class RouteTokens {
     if (new DataView(plain.buffer).getUint32(SESSION_ID_BYTES) <= this.#unixSeconds()) return null;
     return plain;
   }
+}
+
+/** The generation of an opened token (the result of {@link RouteTokens.open}). */
+export function tokenGeneration(plain: Uint8Array): number {
+  return new DataView(plain.buffer, plain.byteOffset).getUint32(SESSION_ID_BYTES + TOKEN_EXPIRY_BYTES);
 }

@@ -1,4 +1,4 @@
-import type { CryptoProvider } from '../../crypto/provider.js';
+import type { CryptoProvider, KeyExchangePair } from '../../crypto/provider.js';
 import type { TicketFailure, TicketKeys } from '../ticket.js';
 
 /**
@@ -17,6 +17,11 @@ export interface RelayNodeOptions {
   readonly provider: CryptoProvider;
   /** Where every datagram the node sends goes (see {@link RelaySend}). */
   readonly send: RelaySend;
+  /**
+   * The relay's static X25519 key: clients name its public half with the relay's address (`host:port#key`), and
+   * every session key is agreed with it. Default: a fresh key from `provider` (clients must then learn it).
+   */
+  readonly staticKey?: KeyExchangePair;
   /** Ticket keys trusted. Without any, only `open` mode admits clients. */
   readonly ticketKeys?: TicketKeys;
   /** Development mode: sessions without a ticket are admitted (rate `openKbps`, `openSessionsPerAddress` per address). */
@@ -32,6 +37,10 @@ export interface RelayNodeOptions {
   readonly maxLinksPerSession?: number;
   /** Sessions without a ticket per client address, in open mode. Default 8. */
   readonly openSessionsPerAddress?: number;
+  /** Sessions without a ticket per network block (IPv4 /24, IPv6 /64), in open mode. Default 64. */
+  readonly openSessionsPerNetwork?: number;
+  /** Link requests that cost an identity check or make an offer, per session per second. Default 8. */
+  readonly linkRequestRate?: number;
   /** Rate cap per session in open mode, kbit/s. Default 200,000 (200 Mbit/s). */
   readonly openKbps?: number;
   /** A session that sends nothing for this long is reaped. Default 30 s. */
@@ -56,7 +65,7 @@ export interface RelayStats {
   bytesOut: number;
   malformed: number;
   pings: number;
-  /** Session requests and path responses dropped for a bad or stale cookie or MAC: no reply, no state. */
+  /** Session requests dropped for a bad or stale cookie: no reply, no state. */
   cookieRefused: number;
   /** Ed25519 verifications done (only ever after a valid cookie). */
   signatureChecks: number;
@@ -69,6 +78,21 @@ export interface RelayStats {
   linkRefused: number;
   forwardedPackets: number;
   forwardedBytes: number;
+  /** Sealed control or data whose counter or sequence number was seen already (replays), dropped. */
+  replayed: number;
+  /** Sealed control that does not open, DATA_UP whose sequence tag is not the session's, or a wrong path response. */
+  unauthenticated: number;
+  /** Open-mode session requests refused by the per-address and per-network caps. */
+  openRefusedBy: { address: number; network: number };
+  /** Link requests whose identity proof did not verify. */
+  linkProofRefused: number;
+  /** Link offers made, refused by their target, and refused because the target had too many waiting or the requester asked too fast. */
+  offers: number;
+  offersRefused: number;
+  offersBusy: number;
+  /** Peer ids a PERMIT carried beyond a session's limit. */
+  permitsDropped: number;
+  tokensRotated: number;
   /** Data dropped by a session's rate cap. */
   rateLimited: number;
   /** Data for a link the session does not have. */
@@ -110,6 +134,15 @@ export function newRelayStats(): RelayStats {
     linkRefused: 0,
     forwardedPackets: 0,
     forwardedBytes: 0,
+    replayed: 0,
+    unauthenticated: 0,
+    openRefusedBy: { address: 0, network: 0 },
+    linkProofRefused: 0,
+    offers: 0,
+    offersRefused: 0,
+    offersBusy: 0,
+    permitsDropped: 0,
+    tokensRotated: 0,
     rateLimited: 0,
     noLink: 0,
     unknownSession: 0,

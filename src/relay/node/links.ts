@@ -1,0 +1,157 @@
+import { derivePeerId } from '../../crypto/identity.js';
+import { linkProofSigned } from '../hop.js';
+import { OFFER_LIFETIME_US, RefuseCode, type RelayControl } from '../protocol.js';
+import { US_PER_S, type RelayContext } from './context.js';
+import type { Forwarder } from './forwarding.js';
+import type { Offer, Session, SessionTable } from './sessions.js';
+
+/** Offers waiting at one target, at most: more are refused with BUSY, and never take a link slot. */
+const MAX_OFFERS_PER_TARGET = 16;
+/** Peer ids one session permits, at most. */
+const MAX_PERMITS = 256;
+/** Offer ids are u16 on the wire, 0 unused. */
+const MAX_OFFER_ID = 0xffff;
+
+/**
+ * Links by consent (docs/RELAY.md "Links"). A session asks for a link with the target's route token and
+ * proves its peer id with its key (checked once per session, within a budget). The link exists at once when
+ * the target permitted that peer id, or asked for the requester itself (both ask); otherwise the target gets
+ * an offer naming the requester's proven peer id (and ticket user), which it accepts or refuses. Offers are
+ * bounded per target and budgeted per requester; they hold no link slot, and nothing is forwarded to a session
+ * on a link it did not consent to.
+ */
+export class LinkBroker {
+  readonly #ctx: RelayContext;
+  readonly #sessions: SessionTable;
+  readonly #forwarder: Forwarder;
+  readonly #relayPublic: Uint8Array;
+  readonly #linkRequestsPerS: number;
+
+  constructor(ctx: RelayContext, sessions: SessionTable, forwarder: Forwarder, relayPublic: Uint8Array, linkRequestsPerS: number) {
+    this.#ctx = ctx;
+    this.#sessions = sessions;
+    this.#forwarder = forwarder;
+    this.#relayPublic = relayPublic;
+    this.#linkRequestsPerS = linkRequestsPerS;
+  }
+
+  /** A LINK_REQUEST from `s`. */
+  request(now: number, s: Session, m: Extract<RelayControl, { type: 'linkRequest' }>): void {
+    const stats = this.#ctx.stats;
+    const fail = (code: number): void => {
+      stats.linkRefused++;
+      this.#sessions.send(s, { type: 'linkFailed', requestId: m.requestId, code });
+    };
+    const t = this.#sessions.byToken(m.token);
+    if (!t || t === s) return fail(RefuseCode.BadRoute);
+    const have = this.#forwarder.linkOf(s, t);
+    if (have >= 0) return this.#sessions.send(s, { type: 'linkOk', requestId: m.requestId, linkId: have });
+    // The requester's identity: its key derives the peer id, and it signed this session's binding.
+    if (s.peerId !== m.peerId) {
+      if (!this.#take(now, s)) return fail(RefuseCode.Busy);
+      stats.signatureChecks++;
+      if (derivePeerId(this.#ctx.provider, m.publicKey) !== m.peerId || !this.#ctx.provider.verify(m.publicKey, linkProofSigned(this.#relayPublic, s.keys.binding), m.proof)) {
+        stats.linkProofRefused++;
+        return fail(RefuseCode.BadProof);
+      }
+      s.peerId = m.peerId;
+    }
+    // Consent: the target permitted this peer, or asked for the requester itself (an offer from it waits here).
+    const mutual = offerFrom(s, t);
+    if (mutual || t.permits.has(m.peerId)) {
+      if (mutual) s.offers.delete(mutual.id);
+      const joined = this.#forwarder.join(s, t, now);
+      if (typeof joined === 'number') {
+        if (mutual) this.#sessions.send(t, { type: 'linkFailed', requestId: mutual.requestId, code: joined });
+        return fail(joined);
+      }
+      this.#sessions.send(s, { type: 'linkOk', requestId: m.requestId, linkId: joined.id });
+      if (mutual) this.#sessions.send(t, { type: 'linkOk', requestId: mutual.requestId, linkId: joined.peerId });
+      return;
+    }
+    // An offer to the target. A retry while one waits only updates the request it answers: no answer now,
+    // the requester keeps retrying until the target answers or the offer expires.
+    const waiting = offerFrom(t, s);
+    if (waiting) {
+      waiting.requestId = m.requestId;
+      return;
+    }
+    if (t.offers.size >= MAX_OFFERS_PER_TARGET || !this.#take(now, s)) {
+      stats.offersBusy++;
+      return fail(RefuseCode.Busy);
+    }
+    const o: Offer = { id: nextOfferId(t), from: s, requestId: m.requestId, expiresUs: now + OFFER_LIFETIME_US };
+    t.offers.set(o.id, o);
+    stats.offers++;
+    this.#sessions.send(t, { type: 'linkOffer', offerId: o.id, peerId: m.peerId, user: s.user ?? '' });
+  }
+
+  /** A LINK_ANSWER from the target of an offer: the link, or a refusal the requester hears. */
+  answer(now: number, t: Session, m: Extract<RelayControl, { type: 'linkAnswer' }>): void {
+    const o = t.offers.get(m.offerId);
+    if (!o) return; // expired, or answered already
+    t.offers.delete(o.id);
+    this.#settle(now, t, o, m.accept);
+  }
+
+  /** A PERMIT: peer ids whose link requests `t` accepts at once. Offers waiting from them are accepted now. */
+  permit(now: number, t: Session, m: Extract<RelayControl, { type: 'permit' }>): void {
+    if (m.reset) t.permits.clear();
+    for (const id of m.peerIds) {
+      if (t.permits.size >= MAX_PERMITS) {
+        this.#ctx.stats.permitsDropped++;
+        break;
+      }
+      t.permits.add(id);
+    }
+    for (const o of [...t.offers.values()]) {
+      if (o.from.peerId !== null && t.permits.has(o.from.peerId)) {
+        t.offers.delete(o.id);
+        this.#settle(now, t, o, true);
+      }
+    }
+  }
+
+  /** Forgets expired offers (the reap scan). */
+  expire(now: number): void {
+    for (const s of this.#sessions.values()) for (const o of s.offers.values()) if (o.expiresUs <= now) s.offers.delete(o.id);
+  }
+
+  #settle(now: number, t: Session, o: Offer, accept: boolean): void {
+    const from = o.from;
+    if (this.#sessions.byId(from.id, 0) !== from) return; // the requester's session is gone
+    if (!accept) {
+      this.#ctx.stats.offersRefused++;
+      this.#sessions.send(from, { type: 'linkFailed', requestId: o.requestId, code: RefuseCode.NotAccepted });
+      return;
+    }
+    const joined = this.#forwarder.join(from, t, now);
+    if (typeof joined === 'number') this.#sessions.send(from, { type: 'linkFailed', requestId: o.requestId, code: joined });
+    else this.#sessions.send(from, { type: 'linkOk', requestId: o.requestId, linkId: joined.id });
+  }
+
+  /** Takes one unit of a session's link request budget (proof checks and offers). */
+  #take(now: number, s: Session): boolean {
+    const rate = this.#linkRequestsPerS;
+    if (now > s.linkTokensAtUs) {
+      s.linkTokens = Math.min(rate, s.linkTokens + ((now - s.linkTokensAtUs) * rate) / US_PER_S);
+      s.linkTokensAtUs = now;
+    }
+    if (s.linkTokens < 1) return false;
+    s.linkTokens -= 1;
+    return true;
+  }
+}
+
+/** The offer from `from` waiting at `target`, if any. */
+function offerFrom(target: Session, from: Session): Offer | undefined {
+  for (const o of target.offers.values()) if (o.from === from) return o;
+  return undefined;
+}
+
+function nextOfferId(t: Session): number {
+  let id = t.nextOfferId;
+  while (t.offers.has(id)) id = (id % MAX_OFFER_ID) + 1;
+  t.nextOfferId = (id % MAX_OFFER_ID) + 1;
+  return id;
+}
