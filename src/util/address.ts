@@ -40,3 +40,63 @@ export function formatIPv6(groups: readonly number[]): string {
   }
   return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
+
+const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** The 16-bit groups of `a:b:c` (a dotted quad last when `quadLast`, as two groups) into `out`; false if one is malformed. */
+function pushGroups(part: string, quadLast: boolean, out: number[]): boolean {
+  if (part === '') return true;
+  const list = part.split(':');
+  for (let i = 0; i < list.length; i++) {
+    const g = list[i] as string;
+    if (quadLast && i === list.length - 1 && IPV4.test(g)) {
+      const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
+      if (a > 255 || b > 255 || c > 255 || d > 255) return false;
+      out.push((a << 8) | b, (c << 8) | d);
+    } else if (HEX_GROUP.test(g)) out.push(parseInt(g, 16));
+    else return false;
+  }
+  return true;
+}
+
+/**
+ * The eight 16-bit groups of an IPv6 address in text form (`::` and a trailing dotted quad allowed, a
+ * `%zone` ignored), or null if it is not one.
+ */
+export function parseIPv6(text: string): number[] | null {
+  const zone = text.indexOf('%');
+  const s = zone < 0 ? text : text.slice(0, zone);
+  const gap = s.indexOf('::');
+  if (gap >= 0 && gap !== s.lastIndexOf('::')) return null;
+  const head: number[] = [];
+  const tail: number[] = [];
+  if (gap < 0) {
+    if (!pushGroups(s, true, head) || head.length !== 8) return null;
+    return head;
+  }
+  if (!pushGroups(s.slice(0, gap), false, head) || !pushGroups(s.slice(gap + 2), true, tail)) return null;
+  const zeros = 8 - head.length - tail.length;
+  if (zeros < 1) return null;
+  return [...head, ...new Array<number>(zeros).fill(0), ...tail];
+}
+
+/**
+ * The group an address counts in for per-address connection limits: an IPv4 address is its own group
+ * (/32); an IPv6 address counts in its /64 (`2001:db8:1:2::/64`), the smallest prefix a subscriber or a
+ * host is given, so that one host cannot dodge a limit by using more of its addresses; an IPv4-mapped
+ * IPv6 address counts as its IPv4 address. Anything else (a relay path such as `relay:N`) is in no group
+ * (null): it is not limited per address.
+ */
+export function addressGroup(address: string): string | null {
+  if (IPV4.test(address)) return address;
+  if (!address.includes(':')) return null;
+  const g = parseIPv6(address);
+  if (!g) return null;
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    const hi = g[6] as number;
+    const lo = g[7] as number;
+    return `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  }
+  return `${formatIPv6([g[0] as number, g[1] as number, g[2] as number, g[3] as number, 0, 0, 0, 0])}/64`;
+}
