@@ -370,7 +370,8 @@ export class NetworkingSockets {
         out.push(0);
         continue;
       }
-      const r = this.sendMessageToConnection(m.connection, m.data, m.flags ?? SendFlags.Unreliable, m.lane ?? 0);
+      // Only a missing flags or lane takes the default: null is a bad value, as any other.
+      const r = this.sendMessageToConnection(m.connection, m.data, m.flags === undefined ? SendFlags.Unreliable : m.flags, m.lane === undefined ? 0 : m.lane);
       if (r.result === Result.OK) out.push(r.messageNumber);
       else {
         out.push(-r.result);
