@@ -67,7 +67,7 @@ const B: SocketAddress = { address: '127.0.0.1', port: 2 };
 
 /** Returns [handshakes/s counting both sides, handshakes/s of the server's share of the work]. */
 function handshakes(count: number): [number, number] {
-  const server = new Endpoint({ rng: new SeededRng(2), listen: true, handshake: new SecureHandshake({ provider }), maxConnections: count + 10 });
+  const server = new Endpoint({ rng: new SeededRng(2), listen: true, handshake: new SecureHandshake({ provider }), maxConnections: count + 10, maxConnectionsPerAddress: count + 10 });
   const client = new Endpoint({ rng: new SeededRng(1), handshake: new SecureHandshake({ provider }) });
   let now = 1;
   let serverMs = 0;

@@ -532,6 +532,9 @@ function netlane(encrypted: boolean): Contender {
       const { s, links } = eventDrivenSockets();
       const ls = s.createListenSocket(hostPort(host, 0), {
         ...options,
+        // Every client of the benchmark is on loopback: one address opens up to 1000 connections, 64 handshakes at a time.
+        Netlane_MaxConnectionsPerAddress: 8191,
+        Netlane_MaxPendingPerAddress: 8191,
         Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
           if (info.info.state === ConnectionState.Connecting) s.acceptConnection(info.connection);
           else if (info.info.state === ConnectionState.Connected) {

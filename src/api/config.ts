@@ -1,4 +1,5 @@
 import { CONFIG_SPECS, resolveConfig, type ConfigValues } from '../core/config.js';
+import { DEFAULT_LIMITS, type ConnectionLimits } from '../core/endpoint.js';
 import { NO_FAKE_CONDITIONS, type FakeConditions } from '../io/fake-network.js';
 
 /**
@@ -53,6 +54,12 @@ export const ConfigValue = {
   Cipher: 1002,
   /** netlane: packets under one key before a key update. */
   KeyUpdatePackets: 1003,
+  /** netlane, listen socket: most connections it holds (closing ones included). Default 8191, GNS's limit. */
+  Netlane_MaxConnections: 1004,
+  /** netlane, listen socket: most connections, pending or connected, from one address (IPv4 /32, IPv6 /64). Default 256. */
+  Netlane_MaxConnectionsPerAddress: 1005,
+  /** netlane, listen socket: most connections from one address that the application has not accepted yet. Default 16. */
+  Netlane_MaxPendingPerAddress: 1006,
 } as const;
 /** A configuration value's name. */
 export type ConfigName = keyof typeof ConfigValue;
@@ -75,6 +82,8 @@ export type ConfigKind =
   | 'core'
   /** Fake network conditions, applied live at the UDP socket. */
   | 'fake'
+  /** A listen socket's admission limit (core/endpoint.ts `ConnectionLimits`), applied to listen sockets at once; not a connection value. */
+  | 'limit'
   /** Anything else the facade keeps: user data, log levels, the status callback. */
   | 'api';
 
@@ -92,6 +101,13 @@ export interface ConfigValueInfo {
 
 const INT32_MAX = 0x7fffffff;
 
+/** Limit value name -> its `ConnectionLimits` field. */
+const LIMIT_FIELDS: Partial<Record<ConfigName, keyof ConnectionLimits>> = {
+  Netlane_MaxConnections: 'maxConnections',
+  Netlane_MaxConnectionsPerAddress: 'maxConnectionsPerAddress',
+  Netlane_MaxPendingPerAddress: 'maxPendingPerAddress',
+};
+
 function describe(name: ConfigName): ConfigValueInfo {
   const id = ConfigValue[name];
   const core = (CONFIG_SPECS as Record<string, { def: number; min: number; max: number } | undefined>)[name];
@@ -102,6 +118,8 @@ function describe(name: ConfigName): ConfigValueInfo {
     const max = /Pct|Loss|Reorder_(Send|Recv)|Dup_(Send|Recv)/.test(name) ? 100 : /Rate_|Burst/.test(name) ? INT32_MAX : 5000;
     return { id, name, type: isFloat ? ConfigDataType.Float : ConfigDataType.Int32, kind: 'fake', def: f ? NO_FAKE_CONDITIONS[f[1]] : 0, min: 0, max, readOnly: false };
   }
+  const limit = LIMIT_FIELDS[name];
+  if (limit) return { id, name, type: ConfigDataType.Int32, kind: 'limit', def: DEFAULT_LIMITS[limit], min: 1, max: INT32_MAX, readOnly: false };
   switch (name) {
     case 'ConnectionUserData':
       return { id, name, type: ConfigDataType.Int64, kind: 'api', def: -1, min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER, readOnly: false };
@@ -187,6 +205,16 @@ export class ConfigStore {
       if (info.kind !== 'core') continue;
       const v = this.lookup(info.id);
       if (typeof v === 'number') out[info.name] = v;
+    }
+    return out;
+  }
+
+  /** The listen socket limits in effect at this scope (defaults where no scope sets one). */
+  limits(): ConnectionLimits {
+    const out = { ...DEFAULT_LIMITS };
+    for (const [name, field] of Object.entries(LIMIT_FIELDS) as [ConfigName, keyof ConnectionLimits][]) {
+      const v = this.lookup(ConfigValue[name]);
+      if (typeof v === 'number') out[field] = v;
     }
     return out;
   }

@@ -9,6 +9,7 @@ import { Result } from '../core/types.js';
 import { NetlaneError } from '../util/errors.js';
 import { Listeners } from '../util/listeners.js';
 import { closeStack, parseRoute, rebindStack, relayedStack, type RelayTuning, type RelayedStack } from './relayed.js';
+import { isIntegerIn } from './validate.js';
 import type { ConfigOptions } from './networking-sockets.js';
 
 /** Discord's `Result` codes (the values the GameSDK uses), for the results the network manager returns. */
@@ -157,8 +158,9 @@ export class NetworkManager {
     return this.relay.route;
   }
 
-  /** Opens a connection to a peer that broadcast `route` (`OpenPeer`). The peer opens us too. */
+  /** Opens a connection to a peer that broadcast `route` (`OpenPeer`). The peer opens us too. ServiceUnavailable once closed. */
   openPeer(peerId: bigint, route: string): DiscordResult {
+    if (this.#closed) return DiscordResult.ServiceUnavailable;
     if (!checkId(peerId) || peerId === this.#stack.peerId) return DiscordResult.InvalidCommand;
     const key = `id:${peerId}`;
     if (this.#host.session(key)?.wanted) return DiscordResult.Conflict;
@@ -194,12 +196,17 @@ export class NetworkManager {
     return DiscordResult.Ok;
   }
 
-  /** Opens channel `channelId` (0-127) to a peer (`OpenChannel`). Reopening changes its reliability. */
+  /**
+   * Opens channel `channelId` (0-127) to a peer (`OpenChannel`). Reopening changes its reliability.
+   * InvalidChannel for a channel that is not an integer in 0-127; `reliable` must be a boolean
+   * (ERR_NETLANE_INVALID_ARGUMENT otherwise, never read as false).
+   */
   openChannel(peerId: bigint, channelId: number, reliable: boolean): DiscordResult {
+    if (typeof reliable !== 'boolean') throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'reliable must be a boolean');
     const s = this.#peer(peerId);
     if (!s) return DiscordResult.NotFound;
     if (!validChannel(channelId)) return DiscordResult.InvalidChannel;
-    s.app.channels.set(channelId, { reliable: reliable === true });
+    s.app.channels.set(channelId, { reliable });
     return DiscordResult.Ok;
   }
 
@@ -291,9 +298,9 @@ export class NetworkManager {
     return this.#stack.driver.transport.local;
   }
 
-  /** Moves to a new local port, as a NAT rebinding would: the relays challenge the new address; the route stays. */
+  /** Moves to a new local port, as a NAT rebinding would: the relays challenge the new address; the route stays. Throws ERR_NETLANE_INVALID_STATE once closed (a closed manager opens no socket). */
   rebind(): void {
-    rebindStack(this.#stack);
+    rebindStack(this.#stack, this.#closed);
   }
 
   /**
@@ -374,7 +381,7 @@ function checkId(peerId: bigint): boolean {
 }
 
 function validChannel(channelId: number): boolean {
-  return Number.isInteger(channelId) && channelId >= 0 && channelId <= MAX_CHANNEL_ID;
+  return isIntegerIn(channelId, 0, MAX_CHANNEL_ID);
 }
 
 /** The options of `o` named in `keys` that are set (exactOptionalPropertyTypes: no explicit undefined). */

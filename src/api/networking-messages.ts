@@ -1,11 +1,12 @@
 import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
-import { identityToString, isRelayPath, parseIdentity, peerIdOf, validChannel, type PeerHost, type PeerPolicy, type PeerSession, type PeerSpec } from '../peer/index.js';
+import { MAX_CHANNEL, MIN_CHANNEL, identityToString, isRelayPath, parseIdentity, peerIdOf, type PeerHost, type PeerPolicy, type PeerSession, type PeerSpec } from '../peer/index.js';
 import { addressKey, type RelayClient } from '../relay/index.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { Listeners } from '../util/listeners.js';
 import { closeStack, rebindStack, relayedStack, type RelayedStack } from './relayed.js';
 import { Limits } from './types.js';
+import { isIntegerIn, isSendFlags } from './validate.js';
 import { AUTO_RESTART_BROKEN_SESSION, NetworkingConnectionEnd, NetworkingMessagesMessage, type NetworkingIdentity, type NetworkingMessagesOptions, type NetworkingMessagesStats, type SessionConnectionInfo, type SessionFailedInfo } from './messages-types.js';
 
 export { AUTO_RESTART_BROKEN_SESSION, NetworkingConnectionEnd, NetworkingMessagesMessage, type NetworkingIdentity, type NetworkingMessagesOptions, type NetworkingMessagesStats, type SessionConnectionInfo, type SessionFailedInfo } from './messages-types.js';
@@ -106,14 +107,15 @@ export class NetworkingMessages {
   /**
    * Sends `data` to a user on `channel` (`SendMessageToUser`), making the session if there is none
    * (and accepting the user's pending request, if any). Returns an `EResult`: OK (1); NoConnection (3)
-   * when the session failed and `AUTO_RESTART_BROKEN_SESSION` is not in `flags`; InvalidParam (8) for a
-   * bad identity, channel or size; LimitExceeded (25) when the session's send buffer is full.
+   * when the session failed and `AUTO_RESTART_BROKEN_SESSION` is not in `flags`, or after `close`;
+   * InvalidParam (8) for a bad identity or size, flags that are not an integer combination of the send
+   * flags, or a channel that is not an int32; LimitExceeded (25) when the session's send buffer is full.
    * Until the connection is up, messages are queued and sent reliably (as GNS does).
    */
   sendMessageToUser(identity: NetworkingIdentity, data: Uint8Array, flags: number = SendFlags.Unreliable, channel = 0): number {
     if (!(data instanceof Uint8Array)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'data must be a Uint8Array or Buffer');
     if (this.#closed) return Result.NoConnection;
-    if (!validChannel(channel) || !Number.isInteger(flags) || data.length > Limits.maxMessageSize) return Result.InvalidParam;
+    if (!isIntegerIn(channel, MIN_CHANNEL, MAX_CHANNEL) || !isSendFlags(flags) || data.length > Limits.maxMessageSize) return Result.InvalidParam;
     const who = this.#resolve(identity);
     if (!who || who.peerId === this.#stack.peerId) return Result.InvalidParam;
     const host = this.#host;
@@ -291,9 +293,9 @@ export class NetworkingMessages {
     return this.#host.relay;
   }
 
-  /** Moves to a new local port, as a NAT rebinding would (tests): the relays challenge the new address. */
+  /** Moves to a new local port, as a NAT rebinding would (tests): the relays challenge the new address. Throws ERR_NETLANE_INVALID_STATE once closed (a closed instance opens no socket). */
   rebind(): void {
-    rebindStack(this.#stack);
+    rebindStack(this.#stack, this.#closed);
   }
 
   getStats(): NetworkingMessagesStats {

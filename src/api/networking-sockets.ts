@@ -29,9 +29,11 @@ import {
   type StoredConfig,
 } from './config.js';
 import { formatDetailedStatus } from './detailed-status.js';
+import { isIntegerIn, isSendFlags } from './validate.js';
 import {
   DebugOutputType,
   INVALID_HANDLE,
+  Limits,
   NetworkingMessage,
   type ConnectionInfo,
   type ConnectionRealTimeStatus,
@@ -127,7 +129,8 @@ interface QueuedCallback {
 /** Most status callbacks queued before the oldest are dropped (GNS asserts at 100). */
 const MAX_QUEUED_CALLBACKS = 4096;
 const LOOPBACK_BUFFERS_FLAG = 4;
-const FAILED_HANDLE: SendResult = Object.freeze({ result: Result.InvalidParam, messageNumber: 0 });
+/** What a send with a bad handle, flags, lane or size gets. */
+const INVALID_SEND: SendResult = Object.freeze({ result: Result.InvalidParam, messageNumber: 0 });
 const NO_CONNECTION: SendResult = Object.freeze({ result: Result.NoConnection, messageNumber: 0 });
 
 /**
@@ -179,14 +182,16 @@ export class NetworkingSockets {
 
   /**
    * Opens a UDP socket that accepts connections (`CreateListenSocketIP`). `::` listens on IPv4 and
-   * IPv6. Returns the listen socket handle, or 0 if the socket cannot be opened or an option is bad
-   * (the reason goes to the debug output).
+   * IPv6. Returns the listen socket handle, or 0 if the socket cannot be opened, an option is bad or
+   * this instance is closed (the reason goes to the debug output). `Netlane_MaxConnections`,
+   * `Netlane_MaxConnectionsPerAddress` and `Netlane_MaxPendingPerAddress` limit what it accepts.
    */
   createListenSocket(address: SocketAddress | string, options: ConfigOptions = {}): number {
+    if (this.#refuseClosed()) return INVALID_HANDLE;
     const local = this.#address(address);
     const store = local && this.#storeWith(this.#iface, options);
     if (!local || !store) return INVALID_HANDLE;
-    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake });
+    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake, ...store.limits() });
     let sock: DatagramTransport;
     try {
       sock = this.#runtime.openUdp({ address: local.address, port: local.port });
@@ -204,9 +209,11 @@ export class NetworkingSockets {
 
   /**
    * Connects to a server (`ConnectByIPAddress`). Returns the connection handle at once, in state
-   * Connecting; a status callback reports Connected or the failure. Returns 0 for a bad address or option.
+   * Connecting; a status callback reports Connected or the failure. Returns 0 for a bad address or
+   * option, or once this instance is closed.
    */
   connect(address: SocketAddress | string, options: ConfigOptions = {}): number {
+    if (this.#refuseClosed()) return INVALID_HANDLE;
     const remote = this.#address(address);
     const store = remote && this.#storeWith(this.#iface, options);
     if (!remote || !store) return INVALID_HANDLE;
@@ -279,9 +286,10 @@ export class NetworkingSockets {
    * Two connections talking to each other (`CreateSocketPair`), connected at once with no callbacks.
    * Without `useNetworkLoopback` they exchange packets in memory, unencrypted, with no fake conditions.
    * With it they use two UDP sockets on 127.0.0.1, encrypted, with fake conditions like any connection.
-   * Returns the two handles, or null if the sockets cannot be opened.
+   * Returns the two handles, or null if the sockets cannot be opened or this instance is closed.
    */
   createSocketPair(useNetworkLoopback = false, options: ConfigOptions = {}): [number, number] | null {
+    if (this.#refuseClosed()) return null;
     const storeA = this.#storeWith(this.#iface, options);
     const storeB = this.#storeWith(this.#iface, options);
     if (!storeA || !storeB) return null;
@@ -329,13 +337,15 @@ export class NetworkingSockets {
   /**
    * Queues a message (`SendMessageToConnection`). `flags` are `SendFlags` (default Unreliable); `lane`
    * must have been configured. Returns OK with the message number; InvalidParam for an unknown handle,
-   * a lane not configured or a message over the limit; NoConnection once the connection has ended;
+   * flags that are not an integer combination of the send flags, a lane that is not an integer or not
+   * configured, or a message over the limit; NoConnection once the connection has ended;
    * LimitExceeded when the send buffer is full; Ignored for a NoDelay message that cannot go out now.
    */
   sendMessageToConnection(conn: number, data: Uint8Array, flags: number = SendFlags.Unreliable, lane = 0): SendResult {
     const rec = this.#conns.get(conn);
-    if (!rec) return FAILED_HANDLE;
+    if (!rec) return INVALID_SEND;
     if (!(data instanceof Uint8Array)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'data must be a Uint8Array or Buffer');
+    if (!isSendFlags(flags) || !isIntegerIn(lane, 0, Limits.maxLanes - 1)) return INVALID_SEND;
     const ep = rec.site.driver.node;
     const r = ep.send(this.#clock(), rec.cid, data, flags, lane);
     if (r < 0) {
@@ -360,7 +370,8 @@ export class NetworkingSockets {
         out.push(0);
         continue;
       }
-      const r = this.sendMessageToConnection(m.connection, m.data, m.flags ?? SendFlags.Unreliable, m.lane ?? 0);
+      // Only a missing flags or lane takes the default: null is a bad value, as any other.
+      const r = this.sendMessageToConnection(m.connection, m.data, m.flags === undefined ? SendFlags.Unreliable : m.flags, m.lane === undefined ? 0 : m.lane);
       if (r.result === Result.OK) out.push(r.messageNumber);
       else {
         out.push(-r.result);
@@ -386,7 +397,7 @@ export class NetworkingSockets {
   configureConnectionLanes(conn: number, numLanes: number, priorities?: readonly number[], weights?: readonly number[]): Result {
     const rec = this.#conns.get(conn);
     if (!rec) return Result.InvalidParam;
-    if (!Number.isInteger(numLanes) || numLanes < 1 || numLanes > 255) return Result.InvalidParam;
+    if (!isIntegerIn(numLanes, 1, Limits.maxLanes)) return Result.InvalidParam;
     if ((priorities && priorities.length < numLanes) || (weights && weights.length < numLanes)) return Result.InvalidParam;
     const p = Array.from({ length: numLanes }, (_, i) => priorities?.[i] ?? 0);
     const w = Array.from({ length: numLanes }, (_, i) => weights?.[i] ?? 1);
@@ -540,8 +551,9 @@ export class NetworkingSockets {
 
   /**
    * Counters of the UDP socket under a listen socket or an outgoing connection: datagrams that never
-   * reached a connection (malformed, unknown connection, refused handshakes), stateless replies, what
-   * the fake conditions did, and failed sends. Null for an unknown handle.
+   * reached a connection (malformed, unknown connection, refused handshakes), connections refused at a
+   * limit (`refusedMaxConnections`, `refusedMaxConnectionsPerAddress`, `refusedMaxPendingPerAddress`),
+   * stateless replies, what the fake conditions did, and failed sends. Null for an unknown handle.
    */
   getSocketStats(handle: number): SocketStats | null {
     const site = this.#listens.get(handle)?.site ?? this.#conns.get(handle)?.site;
@@ -679,6 +691,7 @@ export class NetworkingSockets {
   #apply(info: ConfigValueInfo, scope: ConfigScope, obj: number): boolean {
     const rec = scope === ConfigScope.Connection ? this.#conns.get(obj) : undefined;
     if (rec) {
+      if (info.kind === 'limit') return false; // a listen socket's value, not a connection's
       if (info.kind === 'core') {
         try {
           return rec.site.driver.node.reconfigure(rec.cid, { [info.name]: (rec.config.lookup(info.id) ?? info.def) as number }) === Result.OK;
@@ -694,9 +707,9 @@ export class NetworkingSockets {
       if (info.id === ConfigValue.ConnectionUserData) rec.userData = (rec.config.own(info.id) as number | undefined) ?? -1;
       return true;
     }
+    // Listen sockets take new values at once: the defaults their new connections inherit, and their limits.
+    const listens = scope === ConfigScope.ListenSocket ? [this.#listens.get(obj)] : [...this.#listens.values()];
     if (info.kind === 'core') {
-      // New connections inherit at creation: listen sockets take the new defaults now.
-      const listens = scope === ConfigScope.ListenSocket ? [this.#listens.get(obj)] : [...this.#listens.values()];
       try {
         for (const l of listens) if (l) resolveConfig(l.config.coreValues());
       } catch {
@@ -704,6 +717,7 @@ export class NetworkingSockets {
       }
       for (const l of listens) l?.site.driver.node.setConfig(l.config.coreValues());
     }
+    if (info.kind === 'limit') for (const l of listens) l?.site.driver.node.setLimits(l.config.limits());
     if (info.kind === 'fake') for (const site of this.#sites) this.#refreshFake(site);
     return true;
   }
@@ -756,7 +770,16 @@ export class NetworkingSockets {
     if (level <= this.#debugLevel) this.#debugFn?.(level, message);
   }
 
-  /** Closes every connection and socket of this instance (the seed's `Deinitialize`). Handles become invalid. */
+  /** True (with debug output) once `close` has run: a closed instance opens no socket. */
+  #refuseClosed(): boolean {
+    if (this.#closed) this.#debug(DebugOutputType.Error, 'this NetworkingSockets is closed');
+    return this.#closed;
+  }
+
+  /**
+   * Closes every connection and socket of this instance (the seed's `Deinitialize`). Handles become
+   * invalid, and `connect`, `createListenSocket` and `createSocketPair` are refused from then on.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -121,8 +121,9 @@ export function closeStack<A>(stack: RelayedStack<A>): void {
   stack.driver.close();
 }
 
-/** Moves a relayed facade to a new local port (a NAT rebinding, for tests): the relays challenge the new address and move its sessions. */
-export function rebindStack<A>(stack: RelayedStack<A>): void {
+/** Moves a relayed facade to a new local port (a NAT rebinding, for tests): the relays challenge the new address and move its sessions. Throws ERR_NETLANE_INVALID_STATE for a closed facade: it opens no socket. */
+export function rebindStack<A>(stack: RelayedStack<A>, closed: boolean): void {
+  if (closed) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'closed: a closed facade opens no socket');
   const old = stack.driver.transport.local;
   stack.driver.rebind(stack.runtime.openUdp({ address: old.address === '::' || old.address.includes(':') ? '::' : '0.0.0.0', port: 0 }));
 }

@@ -18,6 +18,8 @@ export const Limits = {
   maxCloseReasonValue: 2999,
   /** Largest reliable message, bytes (unreliable: 65,536). */
   maxMessageSize: 524_288,
+  /** Most lanes a connection has (`configureConnectionLanes`); lanes are 0 to this - 1. */
+  maxLanes: 255,
 } as const;
 
 /** `SteamNetConnectionInfo_t`: who a connection is with and how it ended. */

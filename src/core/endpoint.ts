@@ -1,3 +1,4 @@
+import { addressGroup } from '../util/address.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
@@ -11,8 +12,12 @@ import type { ConnectionStatus, LaneStatus } from './stats.js';
 import { US_PER_S } from './timers.js';
 import { ConnectionState as S, EndReason, Result, apiState, sameAddress, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
-/** Connections per endpoint unless `maxConnections` says otherwise (GNS's limit). */
-const DEFAULT_MAX_CONNECTIONS = 8191;
+/**
+ * The limits a listening endpoint admits new connections under, unless told otherwise: GNS's 8191
+ * connections in all, and per address (IPv4 /32, IPv6 /64) 256 connections and 16 of them pending.
+ * docs/PORTING.md argues the numbers.
+ */
+export const DEFAULT_LIMITS: ConnectionLimits = Object.freeze({ maxConnections: 8191, maxConnectionsPerAddress: 256, maxPendingPerAddress: 16 });
 /** Stateless replies per second unless `statelessReplyRate` says otherwise. */
 const DEFAULT_STATELESS_REPLY_RATE = 1000;
 /** The reply bucket holds 1/this of a second's replies, so that a burst stays short. */
@@ -40,11 +45,38 @@ export interface EndpointOptions {
   readonly statelessReplyRate?: number;
   /** Most connections the table holds. Default 8191 (as GNS). */
   readonly maxConnections?: number;
+  /** Most incoming connections one address (IPv4 /32, IPv6 /64) holds, pending or connected. Default 256. */
+  readonly maxConnectionsPerAddress?: number;
+  /** Most incoming connections one address holds that the application has not accepted yet. Default 16. */
+  readonly maxPendingPerAddress?: number;
   /**
    * Let an authenticated packet from a new address move its connection there. Default false. The relay
    * transport turns it on: its addresses are relay links, validated by the relay, never raw IPs.
    */
   readonly migration?: boolean;
+}
+
+/**
+ * What a listening endpoint admits. A CONNECT_REQUEST with a valid cookie that would go past a limit is
+ * refused before any state or crypto work, with a CLOSED (5011, `Misc_ConnectionLimit`) under the stateless
+ * reply rate limit. Lowering a limit closes no connection; it refuses new ones.
+ */
+export interface ConnectionLimits {
+  /** Most connections the table holds, closing ones (FinWait, up to 5 s) included. */
+  readonly maxConnections: number;
+  /**
+   * Most incoming connections from one address group (`addressGroup`: IPv4 /32, IPv6 /64) in state
+   * Connecting or Connected. Counted against the address each connected from.
+   */
+  readonly maxConnectionsPerAddress: number;
+  /** Most incoming connections from one address group in state Connecting: not accepted yet. */
+  readonly maxPendingPerAddress: number;
+}
+
+/** What one address group holds: connections Connecting (pending), and Connecting or Connected (live). */
+interface AddressLoad {
+  pending: number;
+  live: number;
 }
 
 /** Endpoint-wide counters: traffic that never reached a connection. */
@@ -59,6 +91,12 @@ export interface EndpointStats {
   statelessRepliesSent: number;
   /** Stateless replies suppressed by the rate limit. */
   statelessRepliesLimited: number;
+  /** CONNECT_REQUESTs refused (CLOSED 5011) because the table held `maxConnections`. A client whose CLOSED was lost asks again and is counted again. */
+  refusedMaxConnections: number;
+  /** CONNECT_REQUESTs refused because the address group held `maxConnectionsPerAddress` connections. */
+  refusedMaxConnectionsPerAddress: number;
+  /** CONNECT_REQUESTs refused because the address group held `maxPendingPerAddress` connections not accepted yet. */
+  refusedMaxPendingPerAddress: number;
 }
 
 /**
@@ -71,15 +109,29 @@ export interface EndpointStats {
  */
 export class Endpoint implements ConnectionHost {
   #config: ConfigValues;
-  readonly stats: EndpointStats = { datagramsReceived: 0, datagramsMalformed: 0, unknownConnection: 0, handshakeRefused: 0, statelessRepliesSent: 0, statelessRepliesLimited: 0 };
+  readonly stats: EndpointStats = {
+    datagramsReceived: 0,
+    datagramsMalformed: 0,
+    unknownConnection: 0,
+    handshakeRefused: 0,
+    statelessRepliesSent: 0,
+    statelessRepliesLimited: 0,
+    refusedMaxConnections: 0,
+    refusedMaxConnectionsPerAddress: 0,
+    refusedMaxPendingPerAddress: 0,
+  };
   readonly #rng: Rng;
   readonly #handshake: HandshakeLayer;
   #listen: boolean;
-  readonly #maxConnections: number;
+  #limits: ConnectionLimits;
   readonly #migration: boolean;
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
   readonly #byClient = new Map<string, Connection>();
+  /** Server: what each address group holds (groups with a live connection only). */
+  readonly #load = new Map<string, AddressLoad>();
+  /** Server: the address group each incoming connection from an IP address was admitted under, by handle. */
+  readonly #groupOf = new Map<number, string>();
   /** Connections that may have something to send, in round-robin order. */
   readonly #dirty = new Set<Connection>();
   readonly #events = new Deque<EndpointEvent>();
@@ -97,7 +149,8 @@ export class Endpoint implements ConnectionHost {
     this.#config = options.config ? resolveConfig(options.config) : DEFAULT_CONFIG;
     this.#handshake = options.handshake;
     this.#listen = options.listen ?? false;
-    this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#limits = DEFAULT_LIMITS;
+    this.setLimits(options);
     this.#migration = options.migration ?? false;
     this.#replyRate = options.statelessReplyRate ?? DEFAULT_STATELESS_REPLY_RATE;
     this.#replyBurst = Math.max(1, this.#replyRate / REPLY_BURST_DIVISOR);
@@ -106,6 +159,7 @@ export class Endpoint implements ConnectionHost {
 
   /** ConnectionHost: queue an event. @internal */
   emit(event: EndpointEvent): void {
+    if (event.type === 'connectionStatusChanged') this.#account(event.connection, event.oldState, event.state);
     this.#events.push(event);
   }
 
@@ -121,6 +175,23 @@ export class Endpoint implements ConnectionHost {
 
   set listening(on: boolean) {
     this.#listen = on;
+  }
+
+  /** The limits new incoming connections are admitted under. */
+  get limits(): ConnectionLimits {
+    return this.#limits;
+  }
+
+  /** Changes the limits that new incoming connections are admitted under; values not given stay. Throws ERR_NETLANE_CONFIG on a value that is not an integer >= 1. */
+  setLimits(limits: Partial<ConnectionLimits>): void {
+    const next = { ...this.#limits };
+    for (const k of ['maxConnections', 'maxConnectionsPerAddress', 'maxPendingPerAddress'] as const) {
+      const v = limits[k];
+      if (v === undefined) continue;
+      if (!Number.isInteger(v) || v < 1) throw new NetlaneError('ERR_NETLANE_CONFIG', `${k} must be an integer >= 1, got ${v}`);
+      next[k] = v;
+    }
+    this.#limits = Object.freeze(next);
   }
 
   /** Configuration for connections made or accepted from now on. */
@@ -156,7 +227,7 @@ export class Endpoint implements ConnectionHost {
 
   /** Starts a connection to `remote`. Returns its handle. */
   connect(now: number, remote: SocketAddress, config?: Partial<Record<string, number>>): number {
-    if (this.#conns.size >= this.#maxConnections) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'too many connections');
+    if (this.#conns.size >= this.#limits.maxConnections) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'too many connections');
     const cfg = config ? resolveConfig(config, this.#config) : this.#config;
     const conn = new Connection(this, this.#handshake, this.#newCid(), remote, false, cfg, now);
     this.#conns.set(conn.localCid, conn);
@@ -342,8 +413,11 @@ export class Endpoint implements ConnectionHost {
           this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Remote_BadProtocolVersion, debug: 'unsupported protocol version' });
           return;
         }
-        if (this.#conns.size >= this.#maxConnections) {
-          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Misc_Generic, debug: 'Too many connections.' });
+        // Limits before any crypto work or state: a refusal costs a lookup and a small CLOSED.
+        const group = addressGroup(from.address);
+        const refusal = this.#overLimit(group);
+        if (refusal !== null) {
+          this.#statelessReply(now, from, { type: 'closed', destinationCid: p.clientCid, sourceCid: 0, reason: EndReason.Misc_ConnectionLimit, debug: refusal });
           return;
         }
         const serverCid = this.#newCid();
@@ -356,7 +430,11 @@ export class Endpoint implements ConnectionHost {
         const conn = new Connection(this, this.#handshake, serverCid, from, true, this.#config, now);
         this.#conns.set(serverCid, conn);
         this.#byClient.set(key, conn);
-        conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer);
+        if (group !== null) {
+          this.#groupOf.set(serverCid, group);
+          if (!this.#load.has(group)) this.#load.set(group, { pending: 0, live: 0 });
+        }
+        conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer); // None -> Connecting: counted in #account
         return;
       }
       case 'challenge':
@@ -389,6 +467,36 @@ export class Endpoint implements ConnectionHost {
         void never;
       }
     }
+  }
+
+  /** Why a new incoming connection from `group` would break a limit (the CLOSED's debug text, naming the setting), counted; null if it fits. */
+  #overLimit(group: string | null): string | null {
+    const lim = this.#limits;
+    if (this.#conns.size >= lim.maxConnections) {
+      this.stats.refusedMaxConnections++;
+      return 'Too many connections (Netlane_MaxConnections).';
+    }
+    const load = group === null ? undefined : this.#load.get(group);
+    if (!load) return null;
+    if (load.pending >= lim.maxPendingPerAddress) {
+      this.stats.refusedMaxPendingPerAddress++;
+      return 'Too many pending connections from this address (Netlane_MaxPendingPerAddress).';
+    }
+    if (load.live >= lim.maxConnectionsPerAddress) {
+      this.stats.refusedMaxConnectionsPerAddress++;
+      return 'Too many connections from this address (Netlane_MaxConnectionsPerAddress).';
+    }
+    return null;
+  }
+
+  /** Keeps the address groups' counts as an incoming connection's API state moves (pending: Connecting; live: Connecting or Connected). */
+  #account(cid: number, from: ConnectionState, to: ConnectionState): void {
+    const group = this.#groupOf.get(cid);
+    const load = group === undefined ? undefined : this.#load.get(group);
+    if (!load) return;
+    load.pending += Number(to === S.Connecting) - Number(from === S.Connecting);
+    load.live += Number(to === S.Connecting || to === S.Connected) - Number(from === S.Connecting || from === S.Connected);
+    if (load.live === 0) this.#load.delete(group as string);
   }
 
   #statelessReply(now: number, to: SocketAddress, p: ControlPacket): void {
@@ -426,6 +534,7 @@ export class Endpoint implements ConnectionHost {
     if (c.state !== S.Dead) return;
     this.#conns.delete(c.localCid);
     this.#dirty.delete(c);
+    this.#groupOf.delete(c.localCid);
     for (const [k, v] of this.#byClient) if (v === c) this.#byClient.delete(k);
   }
 

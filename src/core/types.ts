@@ -50,6 +50,11 @@ export const EndReason = {
   Misc_InternalError: 5002,
   Misc_Timeout: 5003,
   Misc_PeerSentNoConnection: 5010,
+  /**
+   * netlane: a listen socket refused a new connection at one of its limits (`Netlane_MaxConnections`,
+   * `Netlane_MaxConnectionsPerAddress`, `Netlane_MaxPendingPerAddress`); the debug text names the limit.
+   */
+  Misc_ConnectionLimit: 5011,
 } as const;
 /** An end reason: one of {@link EndReason}, or an application's own code in 1000-2999. */
 export type EndReason = number;

@@ -2,7 +2,7 @@ import type { SocketAddress } from '../core/types.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
-import { expandIPv6, formatIPv6 } from '../util/address.js';
+import { formatIPv6, parseIPv6 } from '../util/address.js';
 
 /**
  * The relay protocol (docs/RELAY.md): what a client and a relay node say to each other. Big-endian.
@@ -486,7 +486,8 @@ function writeAddress(w: Writer, a: SocketAddress): void {
     for (const part of a.address.split('.')) w.u8(Number(part), 'ipv4');
   } else {
     w.u8(6, 'family');
-    const v6 = expandIPv6(a.address);
+    const v6 = parseIPv6(a.address);
+    if (!v6) throw new WireError('route.ipv6', `not an IPv6 address: ${a.address}`);
     for (let i = 0; i < 8; i++) w.u16(v6[i] as number, 'ipv6');
   }
   w.u16(a.port, 'port');

@@ -41,25 +41,63 @@ export function formatIPv6(groups: readonly number[]): string {
   return `${hex(0, best)}::${hex(best + bestLen, 8)}`;
 }
 
-/** The eight 16-bit groups of an IPv6 literal (the caller parsed it as one). */
-export function expandIPv6(s: string): number[] {
-  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, null];
-  const parse = (p: string): number[] => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));
-  const h = parse(head);
-  if (tail === null) return h;
-  const t = parse(tail);
-  return [...h, ...new Array<number>(8 - h.length - t.length).fill(0), ...t];
+const IPV4 = /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** The 16-bit groups of `a:b:c` (a dotted quad last when `quadLast`, as two groups) into `out`; false if one is malformed. */
+function pushGroups(part: string, quadLast: boolean, out: number[]): boolean {
+  if (part === '') return true;
+  const list = part.split(':');
+  for (let i = 0; i < list.length; i++) {
+    const g = list[i] as string;
+    if (quadLast && i === list.length - 1 && IPV4.test(g)) {
+      const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number];
+      if (a > 255 || b > 255 || c > 255 || d > 255) return false;
+      out.push((a << 8) | b, (c << 8) | d);
+    } else if (HEX_GROUP.test(g)) out.push(parseInt(g, 16));
+    else return false;
+  }
+  return true;
 }
 
 /**
- * The network block an address belongs to, as a string key: the /24 of an IPv4 address, the /64 of an IPv6 one
- * (an IPv4-mapped IPv6 address counts as its IPv4 address). What per-network limits count by: one host or one
- * customer's delegated prefix holds many addresses of its block.
+ * The eight 16-bit groups of an IPv6 address in text form (`::` and a trailing dotted quad allowed, a
+ * `%zone` ignored), or null if it is not one.
  */
-export function addressBlock(address: string): string {
-  if (!address.includes(':')) return `${address.slice(0, address.lastIndexOf('.'))}/24`;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return addressBlock(mapped[1] as string);
-  const g = expandIPv6(address.replace(/%.*$/, ''));
-  return `${g.slice(0, 4).map((x) => x.toString(16)).join(':')}::/64`;
+export function parseIPv6(text: string): number[] | null {
+  const zone = text.indexOf('%');
+  const s = zone < 0 ? text : text.slice(0, zone);
+  const gap = s.indexOf('::');
+  if (gap >= 0 && gap !== s.lastIndexOf('::')) return null;
+  const head: number[] = [];
+  const tail: number[] = [];
+  if (gap < 0) {
+    if (!pushGroups(s, true, head) || head.length !== 8) return null;
+    return head;
+  }
+  if (!pushGroups(s.slice(0, gap), false, head) || !pushGroups(s.slice(gap + 2), true, tail)) return null;
+  const zeros = 8 - head.length - tail.length;
+  if (zeros < 1) return null;
+  return [...head, ...new Array<number>(zeros).fill(0), ...tail];
+}
+
+/**
+ * The group an address counts in for per-address limits: an IPv4 address its /`ipv4Bits` (32: itself, as
+ * connection limits count; 24: its network, as the relay's open mode counts); an IPv6 address its /64
+ * (`2001:db8:1:2::/64`), the smallest prefix a subscriber or a host is given, so that one host cannot dodge
+ * a limit by using more of its addresses; an IPv4-mapped IPv6 address counts as its IPv4 address. Anything
+ * else (a relay path such as `relay:N`) is in no group (null): it is not limited per address.
+ */
+export function addressGroup(address: string, ipv4Bits: 24 | 32 = 32): string | null {
+  let v4: string | null = IPV4.test(address) ? address : null;
+  if (!v4) {
+    if (!address.includes(':')) return null;
+    const g = parseIPv6(address);
+    if (!g) return null;
+    if (!(g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff)) return `${formatIPv6([g[0] as number, g[1] as number, g[2] as number, g[3] as number, 0, 0, 0, 0])}/64`;
+    const hi = g[6] as number;
+    const lo = g[7] as number;
+    v4 = `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  }
+  return ipv4Bits === 32 ? v4 : `${v4.slice(0, v4.lastIndexOf('.'))}.0/24`;
 }

@@ -6,94 +6,12 @@
 // seed; a failure names it (replay: NETLANE_SEED=<seed>).
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { describe, it, type TestContext } from 'node:test';
-import { ConfigScope, ConnectionState, GetConfigValueResult, NetworkingSockets, Result, SendFlags, type ConfigOptions, type NetworkingMessage, type NetworkingSocketsOptions, type StatusChangedInfo } from '../../src/index.js';
-import type { LinkConditions } from '../../src/testing/sim-network.js';
+import { describe, it } from 'node:test';
+import { ConfigScope, ConnectionState, GetConfigValueResult, Result, SendFlags, type NetworkingMessage, type NetworkingSockets, type StatusChangedInfo } from '../../src/index.js';
 import { SeededRng } from '../../src/util/rng.js';
-import { bothConnected, startClient, startServer, type Client, type Server } from '../integration/support.js';
-import { seedOr, withSeed } from '../support/sim.js';
-import { World, type Framed } from '../support/world.js';
+import { MS, inSim } from '../support/sockets-world.js';
 
-/** Every link: a LAN, 1 ms one way with ±0.2 ms of jitter (so datagrams also overtake each other). */
-const LINK: Partial<LinkConditions> = { latencyUs: 1_000, jitterUs: 200 };
-const MS = 1000;
 const LOSSY = { FakePacketLoss_Send: 10, FakePacketLag_Send: 20 };
-
-/** NetworkingSockets instances in one World; `until` and `run` are game-loop frames (every instance's callbacks) in virtual time. */
-class SocketsWorld {
-  readonly world: World;
-  readonly #instances: NetworkingSockets[] = [];
-  readonly #frames: Framed[] = [];
-
-  constructor(seed: number) {
-    this.world = new World(seed, LINK);
-  }
-
-  /** An instance on a new virtual IP. */
-  instance(options: Omit<NetworkingSocketsOptions, 'runtime'> = {}): NetworkingSockets {
-    return this.#track(new NetworkingSockets({ ...options, runtime: this.world.peerRuntime() }));
-  }
-
-  /** A server (accepting every connection) on a new virtual IP. */
-  server(options: ConfigOptions = {}): Server {
-    const s = startServer('0.0.0.0', options, { runtime: this.world.peerRuntime() });
-    this.#track(s.sockets);
-    return s;
-  }
-
-  /** A client on a new virtual IP with one connection to `server`. */
-  client(server: Server, options: ConfigOptions = {}): Client {
-    const c = startClient(server.address, server.port, options, { runtime: this.world.peerRuntime() });
-    this.#track(c.sockets);
-    return c;
-  }
-
-  /** A server and a client, connected on both sides. */
-  pair(serverOptions: ConfigOptions = {}, clientOptions: ConfigOptions = {}): { server: Server; client: Client; sconn: number } {
-    const server = this.server(serverOptions);
-    const client = this.client(server, clientOptions);
-    this.until(() => bothConnected(server, client), 10_000, 'both sides connected');
-    return { server, client, sconn: server.conns[0] as number };
-  }
-
-  /** Frames until `done()` holds; fails (naming the seed) after `ms` of virtual time. */
-  until(done: () => boolean, ms: number, what: string, each?: () => void): void {
-    this.world.drive(this.#frames, done, ms * MS, what, each);
-    // `done()` is checked after every event, so it can hold in the middle of an instant: a datagram handled
-    // (a state changed) and its service pass (which queues the status callback) still due at the same
-    // time. A game loop's frame is a timer and never runs there: finish the instant, then run a frame.
-    this.world.sim.runFor(0);
-    for (const f of this.#frames) f.frame();
-  }
-
-  /** `ms` of virtual time with frames. */
-  run(ms: number, each?: () => void): void {
-    this.world.run(this.#frames, ms * MS, each);
-  }
-
-  close(): void {
-    for (const s of this.#instances) s.close();
-    this.world.close();
-  }
-
-  #track(s: NetworkingSockets): NetworkingSockets {
-    this.#instances.push(s);
-    this.#frames.push({ frame: () => s.runCallbacks() });
-    return s;
-  }
-}
-
-/** Runs `body` in a new SocketsWorld seeded from NETLANE_SEED or `defaultSeed`, reports the seed and the virtual time covered, and closes everything. */
-function inSim(t: TestContext, defaultSeed: number, body: (w: SocketsWorld) => void): void {
-  const seed = seedOr(defaultSeed);
-  const w = new SocketsWorld(seed);
-  try {
-    withSeed(seed, () => body(w));
-  } finally {
-    t.diagnostic(`seed ${seed} (replay: NETLANE_SEED=${seed}): ${w.world.sim.now / 1e6} s of virtual time`);
-    w.close();
-  }
-}
 
 function collect(into: NetworkingMessage[], batch: NetworkingMessage[] | null): void {
   assert.ok(batch, 'receive on a valid handle returns an array');
@@ -228,7 +146,8 @@ describe('NetworkingSockets in virtual time: connections', () => {
 describe('NetworkingSockets in virtual time: poll groups', () => {
   it('receives from 100 connections through one poll group, each message attributed to its connection', (t) =>
     inSim(t, 4201, (w) => {
-      const server = w.server();
+      // One address makes 100 connections at once: more pending than the default per-address limit (16).
+      const server = w.server({ Netlane_MaxPendingPerAddress: 100 });
       const clients = w.instance();
       const group = server.sockets.createPollGroup();
       const conns: number[] = [];

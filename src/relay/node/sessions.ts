@@ -1,5 +1,5 @@
 import { bytesEqual, type KeyExchangePair } from '../../crypto/provider.js';
-import { addressBlock } from '../../util/address.js';
+import { addressGroup } from '../../util/address.js';
 import { toHex } from '../../util/bytes.js';
 import { ReplayWindow } from '../../util/replay-window.js';
 import { openUp, relayHopKeys, sealDown, sealSessionOk, sealedUpCounter, SEALED_SESSION_AT, type HopKeys } from '../hop.js';
@@ -283,7 +283,7 @@ export class SessionTable {
         ctx.stats.openRefusedBy.address++;
         return refuse(RefuseCode.Quota);
       }
-      if ((this.#perOwner.get(`net|${addressBlock(address)}`) ?? 0) >= policy.openSessionsPerNetwork) {
+      if ((this.#perOwner.get(`net|${networkOf(address)}`) ?? 0) >= policy.openSessionsPerNetwork) {
         ctx.stats.openRefusedBy.network++;
         return refuse(RefuseCode.AddressQuota);
       }
@@ -443,7 +443,7 @@ export class SessionTable {
 
   /** What a session counts against: its ticket's user, or (open mode) its address and its network block. */
   #owners(s: Session): string[] {
-    return s.user !== null ? [`user|${s.user}`] : [`addr|${s.address}`, `net|${addressBlock(s.address)}`];
+    return s.user !== null ? [`user|${s.user}`] : [`addr|${s.address}`, `net|${networkOf(s.address)}`];
   }
 
   #owned(s: Session, delta: number): void {
@@ -466,4 +466,9 @@ export class SessionTable {
     this.#owned(s, -1);
     this.#release(s);
   }
+}
+
+/** The network block open mode counts sessions by: an IPv4 address's /24, an IPv6 address's /64. */
+function networkOf(address: string): string {
+  return addressGroup(address, 24) ?? address;
 }
