@@ -126,9 +126,17 @@ test('NAT rebinding over real UDP: the client socket is replaced by one on a new
     const swappedAt = performance.now();
     const echoedAtSwap = echoed;
     assert.notEqual(next.port, oldPort);
-    await waitFor([client], () => (pump(), seenPort === next.port), 5000, `the server to see the new port (server said: ${server.out()})`);
+    /** waitFor, with what the server printed (its status changes) in the error. */
+    const until = async (done: () => boolean, timeoutMs: number, what: string): Promise<void> => {
+      try {
+        await waitFor([client], done, timeoutMs, what);
+      } catch (e) {
+        throw new Error(`${(e as Error).message}; client state ${state()} reason ${client.getConnectionInfo(conn)?.endReason}; the server printed: ${server.out().replace(/\n/g, ', ')}`);
+      }
+    };
+    await until(() => (pump(), seenPort === next.port), 5000, 'the server to see the new port');
     const movedMs = Math.round(performance.now() - swappedAt);
-    await waitFor([client], () => (pump(), performance.now() - swappedAt > 3 * TIMEOUT_MS && echoed > echoedAtSwap + 500), 15_000, `messages three timeouts past the rebind (server said: ${server.out()})`);
+    await until(() => (pump(), performance.now() - swappedAt > 3 * TIMEOUT_MS && echoed > echoedAtSwap + 500), 15_000, 'messages three timeouts past the rebind');
     console.log(`# real UDP rebinding: port ${oldPort} -> ${next.port}; the server echoed the new port ${movedMs} ms after the swap; ${echoed - echoedAtSwap} echoes of ${MESSAGE_BYTES} B since, ${Math.round(performance.now() - swappedAt)} ms after the swap; TimeoutConnected ${TIMEOUT_MS} ms`);
     assert.equal(state(), ConnectionState.Connected, 'the same handle, still connected');
     assert.equal(client.getConnectionInfo(conn)?.endReason, 0);
