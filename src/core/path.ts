@@ -64,11 +64,6 @@ export class PathValidator {
     this.#host = host;
   }
 
-  /** The address under validation, or null. */
-  get probing(): SocketAddress | null {
-    return this.#probe;
-  }
-
   /** Whether a probe packet may be owed (a cheap test before {@link probeTo}). */
   get wantsProbe(): boolean {
     return this.#responseTo !== null || this.#challengeDue;
