@@ -41,6 +41,13 @@ export class AckTracker {
     return Math.max(0, now - this.#largestTimeUs) >>> ACK_DELAY_SHIFT;
   }
 
+  /** An ACK of everything received is owed now (the path changed: earlier ones went to the old address). */
+  ackNow(now: number): void {
+    if (this.received.max() < 0) return;
+    this.pending = true;
+    this.dueUs = now;
+  }
+
   /** An ACK frame describing everything in `received` was sent. */
   onAckSent(): void {
     this.pending = false;

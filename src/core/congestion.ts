@@ -104,12 +104,46 @@ export class CongestionController {
   #tokens: number;
   #tokensTimeUs = 0;
 
+  readonly #initialRttUs: number;
+
   constructor(mtu: number, rateMin: number, rateMax: number, initialRttUs: number) {
     this.#mtu = mtu;
     this.#rateMin = rateMin;
     this.#rateMax = rateMax;
+    this.#initialRttUs = initialRttUs;
     this.cwnd = INITIAL_WINDOW_PACKETS * mtu;
-    this.pacingRate = this.#clampRate((STARTUP_GAIN * this.cwnd * US_PER_S) / Math.max(initialRttUs, GRANULARITY_US));
+    this.pacingRate = this.#initialRate();
+    this.#tokens = this.#burst();
+  }
+
+  #initialRate(): number {
+    return this.#clampRate((STARTUP_GAIN * this.cwnd * US_PER_S) / Math.max(this.#initialRttUs, GRANULARITY_US));
+  }
+
+  /**
+   * Starts the model over, as on a new connection: the path moved to another peer address (RFC 9000
+   * 9.4). The bandwidth and minimum RTT estimates, the mode and the window go back to their initial
+   * values. What is in flight stays counted (its acks and losses still leave the flight), and the
+   * delivery counters keep running, so that later rate samples stay consistent.
+   */
+  reset(): void {
+    this.#mode = Mode.Startup;
+    this.#appLimitedUntil = 0;
+    this.#bwRounds.fill(0);
+    this.#btlBw = 0;
+    this.#nextRoundDelivered = this.delivered;
+    this.#roundStart = false;
+    this.#minRttUs = Number.POSITIVE_INFINITY;
+    this.#minRttStampUs = 0;
+    this.#probeRttDoneUs = 0;
+    this.#fullBw = 0;
+    this.#fullBwCount = 0;
+    this.#filledPipe = false;
+    this.#cycleIndex = 0;
+    this.#cycleStampUs = 0;
+    this.#priorCwnd = 0;
+    this.cwnd = INITIAL_WINDOW_PACKETS * this.#mtu;
+    this.pacingRate = this.#initialRate();
     this.#tokens = this.#burst();
   }
 
@@ -195,12 +229,20 @@ export class CongestionController {
     if (this.bytesInFlight < this.cwnd) this.#appLimitedUntil = Math.max(1, this.delivered + this.bytesInFlight);
   }
 
-  /** A packet was acknowledged. Call once per newly acked packet, then {@link onAckBatchEnd}. */
-  onPacketAcked(now: number, p: RateSnapshot): void {
+  /**
+   * A packet was acknowledged. Call once per newly acked packet, then {@link onAckBatchEnd}. `sample`:
+   * false for a packet sent before the model was {@link reset} (on another path): it leaves the flight
+   * and counts as delivered, but measures nothing.
+   */
+  onPacketAcked(now: number, p: RateSnapshot, sample = true): void {
     this.bytesInFlight -= p.size;
     this.delivered += p.size;
     this.deliveredTimeUs = now;
     if (this.#appLimitedUntil !== 0 && this.delivered > this.#appLimitedUntil) this.#appLimitedUntil = 0;
+    if (!sample) {
+      this.firstSentTimeUs = p.timeSentUs;
+      return;
+    }
     // Round counting: a round ends when a packet sent after the previous round's end is acked.
     if (p.delivered >= this.#nextRoundDelivered) {
       this.#nextRoundDelivered = this.delivered;

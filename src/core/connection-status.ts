@@ -19,7 +19,7 @@ const METER_MIN_INTERVAL_US = 1;
 /** The lifetime counters of a connection, as its status reports them; the modules that count write them where the connection keeps them. */
 export type ConnectionCounters = Pick<
   ConnectionStatus,
-  'packetsSent' | 'packetsReceived' | 'bytesSent' | 'bytesReceived' | 'retransmittedBytes' | 'duplicatePackets' | 'badPackets' | 'pathChanges' | 'refusedPackets' | 'messagesSent' | 'messagesReceived' | 'unreliableDroppedSend'
+  'packetsSent' | 'packetsReceived' | 'bytesSent' | 'bytesReceived' | 'retransmittedBytes' | 'duplicatePackets' | 'badPackets' | 'pathChanges' | 'pathChallengesSent' | 'pathResponsesSent' | 'pathValidationsFailed' | 'refusedPackets' | 'messagesSent' | 'messagesReceived' | 'unreliableDroppedSend'
 >;
 
 /** What a status report reads from its connection besides the counters. */
@@ -121,6 +121,9 @@ export function connectionStatus(src: StatusSource, lanes: LaneScheduler, interv
     duplicatePackets: src.duplicatePackets,
     badPackets: src.badPackets,
     pathChanges: src.pathChanges,
+    pathChallengesSent: src.pathChallengesSent,
+    pathResponsesSent: src.pathResponsesSent,
+    pathValidationsFailed: src.pathValidationsFailed,
     refusedPackets: src.refusedPackets,
     messagesSent: src.messagesSent,
     messagesReceived: src.messagesReceived,

@@ -1,6 +1,6 @@
 import type { ConnectionKeys, HandshakeLayer, PeerInfo } from '../crypto/types.js';
 import { WireError } from '../wire/errors.js';
-import { AckTracker } from './ack-tracker.js';
+import { AckTracker, MAX_ACK_DELAY_US } from './ack-tracker.js';
 import type { ConfigValues } from './config.js';
 import { CongestionController } from './congestion.js';
 import { IntervalStats, STATS_INTERVAL_US, connectionStatus, laneStatus, type ConnectionCounters, type StatusSource } from './connection-status.js';
@@ -8,6 +8,7 @@ import { HandshakeDriver } from './handshake-driver.js';
 import { LaneScheduler, type SendQueueCounters } from './lane-scheduler.js';
 import { PacketBuilder, PendingFrames, type PacketHost } from './packet-builder.js';
 import { PacketReceiver, type ReceiverHost } from './packet-receiver.js';
+import { PathValidator, type PathHost } from './path.js';
 import { ProtocolViolation } from './recv-lane.js';
 import { Recovery } from './recovery.js';
 import { INITIAL_RTT_US } from './rtt.js';
@@ -21,6 +22,8 @@ export interface ConnectionHost {
   emit(event: EndpointEvent): void;
   /** The connection's receive queue went from empty to non-empty. */
   readable(conn: Connection): void;
+  /** 32 unpredictable bits (path challenges). */
+  random32(): number;
 }
 
 /** Configuration values the handshake or the packet size fixed: a live connection cannot change them. */
@@ -40,12 +43,15 @@ const FIN_WAIT_MAX_US = 5_000_000;
  * Sans-IO: inputs are `handleDatagram` and `handleTimeout`, output is drained with `pollTransmit`.
  * The endpoint owns the table of connections and routes to them.
  */
-export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, StatusSource {
+export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, StatusSource {
   /** Our connection id: the handle, and the destination id of packets sent to us. */
   readonly localCid: number;
   /** The peer's connection id (0 until known). */
   remoteCid = 0;
-  /** Where packets go. Changes only when the endpoint allows migration and an authenticated, newest packet arrives from elsewhere. */
+  /**
+   * Where packets go: the peer's validated address. Changes only when the endpoint allows migration, an
+   * authenticated newest packet arrived from elsewhere, and that address answered a path challenge.
+   */
   remote: SocketAddress;
   readonly isServer: boolean;
   /** The live configuration; `reconfigure` replaces it. */
@@ -66,8 +72,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   retransmittedBytes = 0;
   duplicatePackets = 0;
   badPackets = 0;
-  /** Times the path moved to a new address (migration). */
+  /** Times the connection moved to a new, validated peer address (migration). */
   pathChanges = 0;
+  pathChallengesSent = 0;
+  pathResponsesSent = 0;
+  pathValidationsFailed = 0;
   refusedPackets = 0;
   messagesSent = 0;
   messagesReceived = 0;
@@ -90,6 +99,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   readonly #hs: HandshakeDriver;
   readonly #rx: PacketReceiver;
   readonly #tx: PacketBuilder;
+  readonly #path: PathValidator;
+  /** Where the packet being processed came from when that is not `remote` (null: from `remote`). */
+  #from: SocketAddress | null = null;
 
   constructor(host: ConnectionHost, handshake: HandshakeLayer, localCid: number, remote: SocketAddress, isServer: boolean, config: ConfigValues, now: number) {
     this.#host = host;
@@ -102,7 +114,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.recovery = new Recovery(this.cc, this.#lanes);
     this.#hs = new HandshakeDriver(handshake, this.#timers);
     this.#rx = new PacketReceiver(this, this.recovery, this.#ack, this.#interval);
-    this.#tx = new PacketBuilder(this, this.recovery, this.cc, this.#ack, this.#lanes, this.#interval, this.#frames);
+    this.#path = new PathValidator(this);
+    this.#tx = new PacketBuilder(this, this.recovery, this.cc, this.#ack, this.#lanes, this.#interval, this.#frames, this.#path);
     this.#lastRecvUs = now;
     this.#armIdle();
     this.#armKeepalive();
@@ -137,6 +150,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
 
   #stopTransport(): void {
     this.recovery.discardAll();
+    this.#path.clear();
     this.#lanes.dropUnreliable();
     this.#frames.probe = false;
     this.#frames.ping = false;
@@ -358,8 +372,10 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
 
   /**
    * An authenticated-or-not data packet addressed to this connection. Never throws. `from` is set when
-   * it came from an address other than `remote` and the endpoint allows migration: the path moves there
-   * if the packet authenticates and is the newest seen (an old or replayed packet never moves it).
+   * it came from an address other than `remote` and the endpoint allows migration: the packet counts
+   * if it authenticates, and when it is the newest seen that address is challenged (path validation);
+   * the connection moves there once the peer answers from it (an old or replayed packet never starts
+   * a validation, and an unanswered challenge never moves anything).
    */
   handleDatagram(now: number, data: Uint8Array, from: SocketAddress | null = null): void {
     const st = this.#state;
@@ -372,23 +388,58 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     const rx = this.#rx;
     const plain = rx.open(keys, data);
     if (!plain) return;
-    if (from !== null && rx.newest) {
-      this.remote = from;
-      this.pathChanges++;
-    }
     this.#heard(now);
     if (st === S.FinWait || st === S.ClosedByPeer || st === S.ProblemDetectedLocally) {
       // Stray packet after close: remind the peer (once per RTT at most).
       if (st !== S.ClosedByPeer && now - this.#frames.lastCloseSentUs >= this.recovery.rtt.smoothedUs) this.#frames.close = true;
       return;
     }
+    if (from !== null) this.#path.onPacketFrom(now, from, data.length, rx.newest, this.recovery.rtt.ptoUs(MAX_ACK_DELAY_US));
+    this.#from = from;
     try {
       rx.processFrames(now, plain, st === S.Linger);
     } catch (e) {
       if (e instanceof WireError) this.#problem(now, EndReason.Remote_ProtocolViolation, `malformed frame: ${e.message}`);
       else if (e instanceof ProtocolViolation) this.#problem(now, e.reason, e.message);
       else throw e;
+    } finally {
+      this.#from = null;
     }
+  }
+
+  /** ReceiverHost: a PATH_CHALLENGE arrived; its PATH_RESPONSE goes back on the path it came from. */
+  onPathChallenge(data: Uint8Array): void {
+    this.#path.onChallenge(this.#from ?? this.remote, data);
+  }
+
+  /** ReceiverHost: a PATH_RESPONSE arrived; if it proves the address it came from, the connection moves there. */
+  onPathResponse(now: number, data: Uint8Array): void {
+    const from = this.#from;
+    if (from !== null && this.#path.onResponse(from, data)) this.#migrate(now, from);
+  }
+
+  /**
+   * Moves the connection to `to`, a peer address that answered our challenge. Keys, lanes, streams and
+   * message numbers stay; so do the RTT estimate and the congestion controller when only the port
+   * changed (a NAT rebinding), otherwise both start over (RFC 9000 9.4). An ACK goes out at once on the
+   * new path: the ones sent while it was being validated went to the old address.
+   */
+  #migrate(now: number, to: SocketAddress): void {
+    const otherHost = to.address !== this.remote.address;
+    this.remote = to;
+    this.pathChanges++;
+    this.recovery.onPathChange(otherHost);
+    this.#ack.ackNow(now);
+  }
+
+  /** Our own address changed (the io driver rebound to a new port): a PING tells the peer where we are now. */
+  onLocalRebind(): void {
+    if (this.#state === S.Connected || this.#state === S.Linger) this.#frames.ping = true;
+  }
+
+  /** ConnectionHost's randomness, for path challenges. */
+  random32(): number {
+    return this.#host.random32();
   }
 
   // ---------------------------------------------------------------- timers
@@ -422,6 +473,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       t.set(Timer.Ack, this.#ack.pending ? this.#ack.dueUs : NO_TIME);
       const dataAt = this.#lanes.dataWantedAtUs(mtu);
       t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen() ? Math.max(dataAt, this.cc.nextSendTimeUs(now, mtu)) : NO_TIME);
+      t.set(Timer.Path, this.#path.timeoutUs());
     }
     return t.next(timersFor(st, this.recovery.ackElicitingInFlight !== 0));
   }
@@ -448,6 +500,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           return;
         }
         if (this.recovery.onTimeout(now)) this.#frames.probe = true;
+        if (t.expired(Timer.Path, now)) this.#path.onTimeout(now);
         if (this.recovery.ackElicitingInFlight === 0 && t.expired(Timer.Keepalive, now)) {
           this.#frames.ping = true;
           this.#lastKeepaliveUs = now;
@@ -484,7 +537,13 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     const st = this.#state;
     const keys = this.#keys;
     if (!keys) return null;
-    if (st === S.Connected || st === S.Linger) return this.#tx.data(now, keys, false);
+    if (st === S.Connected || st === S.Linger) {
+      if (this.#path.wantsProbe) {
+        const probe = this.#tx.probe(now, keys);
+        if (probe) return probe;
+      }
+      return this.#tx.data(now, keys, false);
+    }
     if (this.#frames.close && (st === S.FinWait || st === S.ProblemDetectedLocally)) return this.#tx.data(now, keys, true);
     return null;
   }

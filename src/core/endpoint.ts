@@ -50,8 +50,11 @@ export interface EndpointOptions {
   /** Most incoming connections one address holds that the application has not accepted yet. Default 16. */
   readonly maxPendingPerAddress?: number;
   /**
-   * Let an authenticated packet from a new address move its connection there. Default false. The relay
-   * transport turns it on: its addresses are relay links, validated by the relay, never raw IPs.
+   * Connection migration (RFC 9000 section 9): an authenticated packet from a new address that is the
+   * newest its connection has seen starts a path validation of that address (a PATH_CHALLENGE sent there,
+   * at most 3x the bytes received from it until it answers), and the connection moves there once the
+   * PATH_RESPONSE comes back from it. The peer's NAT rebinding and relay link changes survive this way.
+   * Default true. False: packets from any address but the connection's are dropped (counted as bad).
    */
   readonly migration?: boolean;
 }
@@ -151,7 +154,7 @@ export class Endpoint implements ConnectionHost {
     this.#listen = options.listen ?? false;
     this.#limits = DEFAULT_LIMITS;
     this.setLimits(options);
-    this.#migration = options.migration ?? false;
+    this.#migration = options.migration ?? true;
     this.#replyRate = options.statelessReplyRate ?? DEFAULT_STATELESS_REPLY_RATE;
     this.#replyBurst = Math.max(1, this.#replyRate / REPLY_BURST_DIVISOR);
     this.#replyTokens = this.#replyBurst;
@@ -166,6 +169,11 @@ export class Endpoint implements ConnectionHost {
   /** ConnectionHost: a connection has messages to receive. @internal */
   readable(conn: Connection): void {
     this.#readable.push(conn.localCid);
+  }
+
+  /** ConnectionHost: randomness for path challenges (the endpoint's, as for connection ids). @internal */
+  random32(): number {
+    return this.#rng.nextU32();
   }
 
   /** Whether new incoming connections are accepted (HELLOs answered). */
@@ -353,8 +361,8 @@ export class Endpoint implements ConnectionHost {
         return;
       }
       if (!sameAddress(c.remote, from)) {
-        // Without migration, packets from another address are dropped. With it (relay paths, whose
-        // addresses the relay validates), an authenticated newest packet moves the connection.
+        // Without migration, packets from another address are dropped. With it, an authenticated newest
+        // packet starts a path validation of its address, and the connection moves once that address answers.
         if (!this.#migration) {
           c.badPackets++;
           return;
@@ -527,6 +535,17 @@ export class Endpoint implements ConnectionHost {
         this.#dirty.add(c);
         this.#reap(c);
       }
+    }
+  }
+
+  /**
+   * Our local address changed (the io driver moved to a new port): every connection sends a PING from
+   * it, so that each peer sees the new address and validates it at once rather than at the next packet.
+   */
+  handleRebind(): void {
+    for (const c of this.#conns.values()) {
+      c.onLocalRebind();
+      this.#dirty.add(c);
     }
   }
 

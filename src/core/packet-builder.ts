@@ -18,6 +18,7 @@ import type { ConfigValues } from './config.js';
 import type { CongestionController } from './congestion.js';
 import type { ConnectionCounters, IntervalStats } from './connection-status.js';
 import { PACKET_SLACK_BYTES, type LaneScheduler } from './lane-scheduler.js';
+import type { PathValidator } from './path.js';
 import type { Recovery, SentPacket } from './recovery.js';
 import type { SendLane } from './send-lane.js';
 import { NO_TIME } from './timers.js';
@@ -96,11 +97,12 @@ export class PacketBuilder {
   readonly #lanes: LaneScheduler;
   readonly #interval: IntervalStats;
   readonly #frames: PendingFrames;
+  readonly #path: PathValidator;
   readonly #scratch: Uint8Array;
   readonly #w: Writer;
   readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
 
-  constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames) {
+  constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames, path: PathValidator) {
     this.#host = host;
     this.#recovery = recovery;
     this.#cc = cc;
@@ -108,6 +110,7 @@ export class PacketBuilder {
     this.#lanes = lanes;
     this.#interval = interval;
     this.#frames = frames;
+    this.#path = path;
     this.#scratch = new Uint8Array(host.config.MTU_PacketSize + SCRATCH_SLACK_BYTES);
     this.#w = new Writer(this.#scratch);
   }
@@ -138,25 +141,17 @@ export class PacketBuilder {
       const at = this.#lanes.dataWantedAtUs(cfg.MTU_PacketSize);
       wantData = at <= now && (probe || (cc.windowOpen() && cc.nextSendTimeUs(now, cfg.MTU_PacketSize) <= now));
     }
-    if (!wantData && !ackDue && !frames.close && !probe && !ping && !(interval.reportDue && ack.pending)) {
+    const response = !closing && this.#path.responseOwedTo(host.remote);
+    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.pending)) {
       if (!closing && this.#lanes.pendingBytes === 0) cc.onAppLimited();
       return null;
     }
-    const recovery = this.#recovery;
-    const pn = recovery.nextPn;
     const w = this.#w;
-    const limit = cfg.MTU_PacketSize - keys.overhead;
-    w.reset(this.#scratch, 0, limit);
-    const hdr = this.#hdr;
-    hdr.keyPhase = keys.sendPhase;
-    hdr.destinationCid = host.remoteCid;
-    hdr.pnLength = packetNumberLength(pn, recovery.largestAcked);
-    hdr.truncatedPn = pn;
-    encodeDataHeader(w, hdr);
-    const headerLen = w.position;
-    const sent = recovery.allocate();
+    const headerLen = this.#startPacket(keys);
+    const sent = this.#recovery.allocate();
     let ackEliciting = false;
 
+    if (response) this.#path.writeResponse(w);
     if (ack.pending) this.#writeAck(now, w);
     if (frames.close) {
       encodeClose(w, host.endReason, host.endDebug);
@@ -178,18 +173,61 @@ export class PacketBuilder {
         if (this.#writeData(now, w, sent)) ackEliciting = true;
       }
     }
-    const payloadLen = w.position - headerLen;
-    if (payloadLen === 0) return null; // the unused record is left to the garbage collector
-    const sealedLen = keys.seal(pn, this.#scratch.subarray(0, headerLen), this.#scratch.subarray(headerLen), payloadLen);
-    const total = headerLen + sealedLen;
+    if (w.position === headerLen) return null; // the unused record is left to the garbage collector
     sent.ackEliciting = ackEliciting;
     sent.inFlight = ackEliciting;
+    return { destination: host.remote, data: this.#seal(now, keys, headerLen, sent) };
+  }
+
+  /**
+   * Builds a probe packet: path frames alone (PATH_CHALLENGE, PATH_RESPONSE) for an address other than
+   * the connection's, as the path validator decides, within that address's amplification budget. Null
+   * when none is due. Probe packets are not congestion controlled and are not retransmitted: the
+   * validator repeats its challenge on its own timer.
+   */
+  probe(now: number, keys: ConnectionKeys): Transmit | null {
+    const headerLen = this.#startPacket(keys);
+    const path = this.#path;
+    const to = path.probeTo(this.#host.remote, headerLen + keys.overhead);
+    if (to === null) return null;
+    path.writeProbe(this.#w, now);
+    const sent = this.#recovery.allocate();
+    sent.ackEliciting = false;
+    sent.inFlight = false;
+    const data = this.#seal(now, keys, headerLen, sent);
+    path.onProbeSent(to, data.length);
+    return { destination: to, data };
+  }
+
+  /** Writes the header of the next data packet into the scratch buffer; returns its length. */
+  #startPacket(keys: ConnectionKeys): number {
+    const recovery = this.#recovery;
+    const pn = recovery.nextPn;
+    const w = this.#w;
+    w.reset(this.#scratch, 0, this.#host.config.MTU_PacketSize - keys.overhead);
+    const hdr = this.#hdr;
+    hdr.keyPhase = keys.sendPhase;
+    hdr.destinationCid = this.#host.remoteCid;
+    hdr.pnLength = packetNumberLength(pn, recovery.largestAcked);
+    hdr.truncatedPn = pn;
+    encodeDataHeader(w, hdr);
+    return w.position;
+  }
+
+  /** Seals the packet in the scratch buffer (frames written after `headerLen`), hands `sent` to recovery, counts it; returns a copy. */
+  #seal(now: number, keys: ConnectionKeys, headerLen: number, sent: SentPacket): Uint8Array {
+    const recovery = this.#recovery;
+    const pn = recovery.nextPn;
+    const payloadLen = this.#w.position - headerLen;
+    const sealedLen = keys.seal(pn, this.#scratch.subarray(0, headerLen), this.#scratch.subarray(headerLen), payloadLen);
+    const total = headerLen + sealedLen;
     sent.size = total;
     recovery.onSent(now, sent);
+    const host = this.#host;
     host.packetsSent++;
     host.bytesSent += total;
-    interval.outMeter.add(total);
-    return { destination: host.remote, data: this.#scratch.slice(0, total) };
+    this.#interval.outMeter.add(total);
+    return this.#scratch.slice(0, total);
   }
 
   #writeAck(now: number, w: Writer): void {

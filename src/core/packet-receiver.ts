@@ -26,6 +26,10 @@ export interface ReceiverHost extends Pick<ConnectionCounters, 'badPackets' | 'd
   onAckFrame(now: number): void;
   /** The receive queue went from empty to non-empty. */
   onReadable(): void;
+  /** A PATH_CHALLENGE arrived (`data` is only valid during the call). */
+  onPathChallenge(data: Uint8Array): void;
+  /** A PATH_RESPONSE arrived (`data` is only valid during the call). */
+  onPathResponse(now: number, data: Uint8Array): void;
 }
 
 /**
@@ -177,6 +181,12 @@ export class PacketReceiver implements MessageSink {
           return;
         case 'stats':
           this.#interval.onPeerStats(f.quality);
+          break;
+        case 'pathChallenge':
+          host.onPathChallenge(f.data);
+          break;
+        case 'pathResponse':
+          host.onPathResponse(now, f.data);
           break;
         default: {
           const never: never = f;

@@ -42,6 +42,8 @@ export class Recovery {
   #lossTimeUs = Number.POSITIVE_INFINITY;
   #lastAckElicitingUs = 0;
   ackElicitingInFlight = 0;
+  /** Packets numbered below this were sent on a path the connection has left: their acks measure nothing. */
+  #pathFirstPn = 0;
 
   // Lifetime counters.
   packetsLost = 0;
@@ -103,8 +105,9 @@ export class Recovery {
     if (!newestAcked) return true;
     if (largest > this.largestAcked) this.largestAcked = largest;
     let sample = 0;
-    // RTT sample only from the largest acked packet, when it is newly acked and ack-eliciting (RFC 9002 5.1).
-    if (newestAcked.pn === largest && anyEliciting) {
+    // RTT sample only from the largest acked packet, when it is newly acked and ack-eliciting (RFC 9002 5.1),
+    // and was sent on the current path.
+    if (newestAcked.pn === largest && anyEliciting && largest >= this.#pathFirstPn) {
       sample = now - newestAcked.timeSentUs;
       this.rtt.update(sample, ackDelayUs, MAX_ACK_DELAY_US);
     }
@@ -118,7 +121,7 @@ export class Recovery {
   #ackPacket(now: number, p: SentPacket): void {
     p.done = true;
     this.packetsAcked++;
-    if (p.inFlight) this.#cc.onPacketAcked(now, p);
+    if (p.inFlight) this.#cc.onPacketAcked(now, p, p.pn >= this.#pathFirstPn);
     if (p.ackEliciting) this.ackElicitingInFlight--;
     const s = p.segments;
     for (let k = 0; k < s.length; k += 3) this.#listener.onSegmentAcked(s[k] as number, s[k + 1] as number, s[k + 2] as number);
@@ -200,6 +203,19 @@ export class Recovery {
     }
     this.#lastAckElicitingUs = now; // the backoff runs from the probe
     return true;
+  }
+
+  /**
+   * The connection moved to another path. `resetEstimates` (another peer IP): the RTT estimate and the
+   * congestion controller start over, and acks of packets sent before now measure nothing. Either way
+   * the probe backoff, earned on the old path, is forgotten.
+   */
+  onPathChange(resetEstimates: boolean): void {
+    this.ptoCount = 0;
+    if (!resetEstimates) return;
+    this.rtt.reset();
+    this.#cc.reset();
+    this.#pathFirstPn = this.nextPn;
   }
 
   /** Forgets every outstanding packet (the connection stopped sending). */

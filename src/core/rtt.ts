@@ -13,6 +13,15 @@ export class RttEstimator {
   minUs = Number.POSITIVE_INFINITY;
   hasSample = false;
 
+  /** Back to the initial estimate: the path changed (RFC 9000 9.4); the next sample starts afresh. */
+  reset(): void {
+    this.latestUs = 0;
+    this.smoothedUs = INITIAL_RTT_US;
+    this.varianceUs = INITIAL_RTT_US / 2;
+    this.minUs = Number.POSITIVE_INFINITY;
+    this.hasSample = false;
+  }
+
   /**
    * Takes one sample: `sampleUs` is now minus the send time of the newest newly acked packet,
    * `ackDelayUs` what the peer says it held the ack (RFC 9002 section 5.3).

@@ -40,8 +40,14 @@ export interface ConnectionStatus {
   duplicatePackets: number;
   /** Packets that failed authentication (dropped, counted). */
   badPackets: number;
-  /** Times the path moved to a new address (migration over relay links). */
+  /** Times the connection moved to a new peer address after validating it (migration: NAT rebinding, another relay link). */
   pathChanges: number;
+  /** PATH_CHALLENGEs sent to peer addresses under validation. */
+  pathChallengesSent: number;
+  /** PATH_RESPONSEs sent: the peer validating our address. */
+  pathResponsesSent: number;
+  /** Validations abandoned: no answer from the address in time (a spoofed or replayed packet, a dead path), or a newer address replaced it. */
+  pathValidationsFailed: number;
   /** Packets not accepted because receive buffers were full (left unacked). */
   refusedPackets: number;
   messagesSent: number;

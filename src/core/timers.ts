@@ -12,8 +12,8 @@ export const US_PER_S = 1_000_000;
 /**
  * The connection's timers, one slot each in its {@link TimerTable}; {@link timersFor} says which can
  * fire in which state. The slots the connection owns are set when the event that moves them happens.
- * `Ack`, `Loss` and `Send` mirror deadlines that the ack tracker, recovery and the pacer own and move on
- * every packet, so they are copied from them each time the next deadline is asked for.
+ * `Ack`, `Loss`, `Send` and `Path` mirror deadlines that the ack tracker, recovery, the pacer and the path
+ * validator own and move on every packet, so they are copied from them each time the next deadline is asked for.
  */
 export const Timer = {
   /** Connecting: the handshake gives up (`TimeoutInitial`). */
@@ -39,6 +39,8 @@ export const Timer = {
   Nagle: 8,
   /** FinWait is over: the connection is dead and the endpoint forgets it. */
   FinWait: 9,
+  /** Path validation: a PATH_CHALLENGE goes out again, or the validation is abandoned. */
+  Path: 10,
 } as const;
 /** One of the {@link Timer} kinds. */
 export type Timer = (typeof Timer)[keyof typeof Timer];
@@ -49,7 +51,7 @@ const TIMER_COUNT = Object.keys(Timer).length;
 export type TimerMask = number;
 
 const HANDSHAKE_TIMERS: TimerMask = (1 << Timer.Connect) | (1 << Timer.HandshakeRetry);
-const TRANSPORT_TIMERS: TimerMask = (1 << Timer.Idle) | (1 << Timer.Keepalive) | (1 << Timer.Stats) | (1 << Timer.Ack) | (1 << Timer.Loss) | (1 << Timer.Send);
+const TRANSPORT_TIMERS: TimerMask = (1 << Timer.Idle) | (1 << Timer.Keepalive) | (1 << Timer.Stats) | (1 << Timer.Ack) | (1 << Timer.Loss) | (1 << Timer.Send) | (1 << Timer.Path);
 const CLOSING_TIMERS: TimerMask = 1 << Timer.FinWait;
 const NO_TIMERS: TimerMask = 0;
 

@@ -56,6 +56,12 @@ export const PERFECT_LINK: Readonly<LinkConditions> = Object.freeze({
 /** What an intercept hook decides for a datagram: deliver these bytes (maybe changed), or drop (null). */
 export type Intercept = (from: SocketAddress, to: SocketAddress, data: Uint8Array, nowUs: number) => Uint8Array | null;
 
+/** A send hook: sees every datagram a host or socket sends, as it leaves (before link conditions). */
+export type SendTap = (from: SocketAddress, to: SocketAddress, data: Uint8Array, nowUs: number) => void;
+
+/** One end of a link: a host or a socket. */
+export type LinkEnd = SimHost | SimSocket;
+
 /** Counters of one link direction. */
 export interface LinkStats {
   sent: number;
@@ -172,6 +178,8 @@ export class SimNetwork {
   #seq = 0;
   #sameTimeSteps = 0;
   intercept: Intercept | null = null;
+  /** Called for every datagram sent, when it is sent (what a sender put on the wire, lost or not). */
+  onSend: SendTap | null = null;
   /** When set, every delivered datagram is appended. */
   trace: TraceEntry[] | null = null;
 
@@ -192,24 +200,24 @@ export class SimNetwork {
   }
 
   /** Sets the conditions of the link from `a` to `b` (one direction), starting from the defaults. */
-  setLink(a: SimHost, b: SimHost, cond: Partial<LinkConditions>): void {
+  setLink(a: LinkEnd, b: LinkEnd, cond: Partial<LinkConditions>): void {
     const l = this.#link(a.key, b.key);
     l.cond = { ...this.#defaults, ...cond };
   }
 
   /** Sets both directions between `a` and `b`. */
-  setLinks(a: SimHost, b: SimHost, cond: Partial<LinkConditions>): void {
+  setLinks(a: LinkEnd, b: LinkEnd, cond: Partial<LinkConditions>): void {
     this.setLink(a, b, cond);
     this.setLink(b, a, cond);
   }
 
   /** Changes some conditions of an existing direction, keeping the others. */
-  updateLink(a: SimHost, b: SimHost, cond: Partial<LinkConditions>): void {
+  updateLink(a: LinkEnd, b: LinkEnd, cond: Partial<LinkConditions>): void {
     const l = this.#link(a.key, b.key);
     l.cond = { ...l.cond, ...cond };
   }
 
-  linkStats(a: SimHost, b: SimHost): LinkStats {
+  linkStats(a: LinkEnd, b: LinkEnd): LinkStats {
     return this.#link(a.key, b.key).stats;
   }
 
@@ -260,6 +268,7 @@ export class SimNetwork {
   }
 
   #route(fromKey: string, fromAddress: SocketAddress, to: SocketAddress, data: Uint8Array): void {
+    this.onSend?.(fromAddress, to, data, this.now);
     const toKey = `${to.address}:${to.port}`;
     const dest = this.#hosts.get(toKey) ?? this.#sockets.get(toKey);
     const link = this.#link(fromKey, toKey);

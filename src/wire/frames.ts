@@ -13,6 +13,8 @@ import { varintSize, type Writer } from './writer.js';
  *   0x04-0x05   RELIABLE    reliable stream segment; bit 0: explicit length
  *   0x06        CLOSE       reason code and debug text
  *   0x07        STATS       the sender's view of the link (quality, receive rates)
+ *   0x08        PATH_CHALLENGE  8 unpredictable bytes: is the peer at the address this packet goes to?
+ *   0x09        PATH_RESPONSE   the 8 bytes of a PATH_CHALLENGE, echoed on the path it came from
  *   0x10-0x1f   UNRELIABLE  unreliable message segment; bit 0: explicit length, bit 1: last fragment,
  *                           bit 2: offset present, bit 3: Latest delivery
  *
@@ -26,6 +28,8 @@ export const FrameType = {
   Reliable: 0x04,
   Close: 0x06,
   Stats: 0x07,
+  PathChallenge: 0x08,
+  PathResponse: 0x09,
   Unreliable: 0x10,
 } as const;
 
@@ -38,6 +42,10 @@ export const UNREL_LATEST = 0x08;
 export const MAX_LANES = 255;
 /** Debug text in a CLOSE frame is at most this many UTF-8 bytes. */
 export const MAX_CLOSE_DEBUG_BYTES = 128;
+/** A PATH_CHALLENGE or PATH_RESPONSE carries this many bytes (RFC 9000 19.17). */
+export const PATH_DATA_BYTES = 8;
+/** Encoded size of a PATH_CHALLENGE or PATH_RESPONSE frame: the type byte and the data. */
+export const PATH_FRAME_BYTES = 1 + PATH_DATA_BYTES;
 
 export interface PaddingFrame {
   type: 'padding';
@@ -90,7 +98,20 @@ export interface StatsFrame {
   inBytesPerSec: number;
 }
 
-export type Frame = PaddingFrame | PingFrame | AckFrame | LaneFrame | ReliableFrame | UnreliableFrame | CloseFrame | StatsFrame;
+/** PATH_CHALLENGE (RFC 9000 19.17): the receiver echoes `data` in a PATH_RESPONSE on the path the challenge came from. */
+export interface PathChallengeFrame {
+  type: 'pathChallenge';
+  /** {@link PATH_DATA_BYTES} bytes. */
+  data: Uint8Array;
+}
+/** PATH_RESPONSE (RFC 9000 19.18): the data of a PATH_CHALLENGE, echoed. */
+export interface PathResponseFrame {
+  type: 'pathResponse';
+  /** {@link PATH_DATA_BYTES} bytes. */
+  data: Uint8Array;
+}
+
+export type Frame = PaddingFrame | PingFrame | AckFrame | LaneFrame | ReliableFrame | UnreliableFrame | CloseFrame | StatsFrame | PathChallengeFrame | PathResponseFrame;
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
@@ -152,6 +173,10 @@ export function decodeFrame(r: Reader): Frame {
       const inBytesPerSec = r.varint('stats.inBytesPerSec');
       return { type: 'stats', quality: q - 1, inPacketsPerSec, inBytesPerSec };
     }
+    case FrameType.PathChallenge:
+      return { type: 'pathChallenge', data: r.bytes(PATH_DATA_BYTES, 'pathChallenge.data') };
+    case FrameType.PathResponse:
+      return { type: 'pathResponse', data: r.bytes(PATH_DATA_BYTES, 'pathResponse.data') };
     default:
       throw new WireError('frame.type', `unknown frame type 0x${t.toString(16)}`);
   }
@@ -257,6 +282,13 @@ export function utf8Truncate(s: string, max: number): Uint8Array {
   return bytes.subarray(0, end);
 }
 
+/** Writes a PATH_CHALLENGE (`type` {@link FrameType.PathChallenge}) or PATH_RESPONSE frame; `data` holds {@link PATH_DATA_BYTES} bytes. */
+export function encodePathFrame(w: Writer, type: typeof FrameType.PathChallenge | typeof FrameType.PathResponse, data: Uint8Array): void {
+  if (data.length !== PATH_DATA_BYTES) throw new WireError('path.data', `path data must be ${PATH_DATA_BYTES} bytes`);
+  w.u8(type, 'path.type');
+  w.bytes(data, 'path.data');
+}
+
 /** Encodes any frame value (tests, vectors, and the rarely used frames on the send path). */
 export function encodeFrame(w: Writer, f: Frame): void {
   switch (f.type) {
@@ -290,6 +322,12 @@ export function encodeFrame(w: Writer, f: Frame): void {
       w.varint(f.quality + 1, 'stats.quality');
       w.varint(f.inPacketsPerSec, 'stats.inPacketsPerSec');
       w.varint(f.inBytesPerSec, 'stats.inBytesPerSec');
+      return;
+    case 'pathChallenge':
+      encodePathFrame(w, FrameType.PathChallenge, f.data);
+      return;
+    case 'pathResponse':
+      encodePathFrame(w, FrameType.PathResponse, f.data);
       return;
     default: {
       const never: never = f;

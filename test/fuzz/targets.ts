@@ -165,6 +165,8 @@ function frameCorpus(): Uint8Array[] {
     { type: 'close', reason: 1000, debug: 'bye' },
     { type: 'stats', quality: 990, inPacketsPerSec: 100, inBytesPerSec: 120000 },
     { type: 'padding', length: 4 },
+    { type: 'pathChallenge', data: Uint8Array.of(1, 2, 3, 4, 5, 6, 7, 8) },
+    { type: 'pathResponse', data: Uint8Array.of(8, 7, 6, 5, 4, 3, 2, 1) },
   ];
   for (const f of frames) {
     const w = new Writer(new Uint8Array(256));

@@ -110,6 +110,7 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     .map(([messageNumber, offset, last, latest, data, explicitLength]): Frame => ({ type: 'unreliable', messageNumber, offset, last, latest, data, explicitLength })),
   fc.tuple(fc.integer({ min: 0, max: 65535 }), fc.string({ maxLength: 40 })).map(([reason, debug]): Frame => ({ type: 'close', reason, debug })),
   fc.tuple(fc.integer({ min: -1, max: 1000 }), u62, u62).map(([quality, inPacketsPerSec, inBytesPerSec]): Frame => ({ type: 'stats', quality, inPacketsPerSec, inBytesPerSec })),
+  fc.tuple(fc.boolean(), fc.uint8Array({ minLength: 8, maxLength: 8 })).map(([challenge, data]): Frame => ({ type: challenge ? 'pathChallenge' : 'pathResponse', data })),
 );
 
 test('property: decode(encode(frame)) == frame for every frame type', () => {
@@ -121,7 +122,7 @@ test('property: decode(encode(frame)) == frame for every frame type', () => {
       const r = new Reader(buf, 0, w.position);
       const back = decodeFrame(r);
       assert.equal(r.remaining, 0);
-      if (f.type === 'reliable' || f.type === 'unreliable') {
+      if (f.type === 'reliable' || f.type === 'unreliable' || f.type === 'pathChallenge' || f.type === 'pathResponse') {
         assert.deepEqual({ ...back, data: [...(back as typeof f).data] }, { ...f, data: [...f.data] });
       } else {
         assert.deepEqual(back, f);
