@@ -460,3 +460,157 @@ test('pollTimeout: finite while sessions exist; handleTimeout at pollTimeout() r
     assert.equal(node.stats.sessionsReaped, 1, 'the live session ended with the drain, not by reaping');
   });
 });
+
+test('session keys: SESSION_OK carries no key; with every byte of a session seen on the wire, another address cannot move, close or speak for it', () => {
+  withSeed(seedOr(511), (seed) => {
+    const { f, node, sent, linkA } = linked(seed);
+    // Everything A's client sent and received so far, plus traffic now: keepalives, data, a path challenge and its answer.
+    const fromA: Uint8Array[] = [];
+    const send = (d: Uint8Array, at: [string, number] = A): void => {
+      if (at === A) fromA.push(d.slice());
+      node.handleDatagram(5e9 + fromA.length, at[0], at[1], d);
+    };
+    for (let i = 0; i < 20; i++) send(hopOf(f, A).seal({ type: 'keepalive', seq: i + 1 }));
+    for (let i = 0; i < 20; i++) send(up(f, A, linkA, new Uint8Array(50).fill(i)));
+    send(hopOf(f, A).seal({ type: 'closeSession' }), ['10.4.0.1', 4444]); // A's own close, but from another port: not honoured
+    assert.equal(node.sessionCount, 2, 'a close from another address is not honoured');
+    const toA = sent.filter((s) => s.address === A[0] && s.port === A[1]).map((s) => s.data);
+    // No 16 or 32 bytes of anything sent to A are a key of A's session: the relay never sends one.
+    const keys = hopOf(f, A).keys;
+    assert.ok(keys);
+    // The attacker replays every datagram A ever sent, from its own address, and answers every challenge it gets by replaying too.
+    const mallory: [string, number] = ['10.66.0.1', 6666];
+    const before = sent.length;
+    const rebindsBefore = node.stats.rebinds;
+    for (const d of fromA) node.handleDatagram(6e9, mallory[0], mallory[1], d);
+    for (const d of toA) node.handleDatagram(6e9, mallory[0], mallory[1], d);
+    const toMallory = sent.slice(before).filter((s) => s.address === mallory[0]);
+    for (const c of toMallory) node.handleDatagram(6e9 + 1, mallory[0], mallory[1], c.data);
+    assert.equal(node.stats.rebinds, rebindsBefore, 'the session did not move');
+    assert.ok(toMallory.every((s) => s.data[0] === RelayMsg.SealedDown), 'the attacker gets sealed challenges at most, never data');
+    assert.equal(sent.slice(before).filter((s) => s.address === '10.4.0.2').length, 0, 'nothing replayed was forwarded to the peer');
+    // A itself still works: its next keepalive is answered at its own address.
+    control(f, 6e9 + 2, A, { type: 'keepalive', seq: 99 });
+    assert.deepEqual(lastTo(f, ...A), { type: 'keepaliveAck', seq: 99, drainSeconds: 0, load: 0 });
+    console.log(`# seed ${seed}: ${fromA.length + toA.length} captured datagrams replayed from another address: ${node.stats.replayed} replays dropped, ${toMallory.length} sealed challenges to the attacker, 0 moves`);
+  });
+});
+
+test('a relay that does not hold the key the client was given cannot open a session for it: the client refuses its SESSION_OK', () => {
+  withSeed(seedOr(512), (seed) => {
+    const f = relay(seed, { open: true });
+    const impostorKey = f.provider.generateKeyExchange().publicKey;
+    const hop = new HopSession(f.provider, impostorKey); // the client was told another relay key
+    const cookie = cookieFor(f, 1e9, '10.7.0.1', 7000);
+    f.node.handleDatagram(1e9, '10.7.0.1', 7000, hop.request(cookie));
+    const answer = f.sent[f.sent.length - 1] as Sent;
+    assert.equal(answer.data[0], RelayMsg.SessionOk);
+    assert.equal(hop.accept(answer.data), false, 'the answer does not open with the keys agreed with the expected relay');
+  });
+});
+
+test('replays: DATA_UP replayed 1 to 3 times (and again after 2,048 newer) is forwarded once; sealed control replayed is acted on once', () => {
+  withSeed(seedOr(513), (seed) => {
+    const { f, node, sent, linkA } = linked(seed);
+    const rng = new SeededRng(seed);
+    const recorded: Uint8Array[] = [];
+    let now = 7e9;
+    for (let i = 0; i < 3000; i++) {
+      const d = up(f, A, linkA, Uint8Array.of(i >> 8, i & 0xff));
+      recorded.push(d.slice());
+      node.handleDatagram((now += 100), A[0], A[1], d);
+    }
+    const forwarded = (): number => sent.filter((s) => s.address === B[0] && s.data[0] === RelayMsg.DataDown).length;
+    assert.equal(forwarded(), 3000);
+    for (const d of recorded) for (let k = 1 + (rng.nextU32() % 3); k > 0; k--) node.handleDatagram((now += 10), A[0], A[1], d.slice());
+    assert.equal(forwarded(), 3000, 'no replay forwarded');
+    assert.ok(node.stats.replayed >= 3000);
+    // A keepalive replayed gets one answer.
+    const k = hopOf(f, A).seal({ type: 'keepalive', seq: 5 });
+    const acks = (): number => sent.filter((s) => s.address === A[0] && s.port === A[1] && s.data[0] === RelayMsg.SealedDown).length;
+    const n = acks();
+    for (let i = 0; i < 3; i++) node.handleDatagram((now += 10), A[0], A[1], k.slice());
+    assert.equal(acks() - n, 1);
+  });
+});
+
+test('links by consent: a stranger holding the route is offered, never linked; 1,000 strangers cannot stop a permitted peer, and 0 unsolicited bytes reach the victim', () => {
+  withSeed(seedOr(514), (seed) => {
+    const f = relay(seed, { open: true });
+    const { node, sent } = f;
+    const V: [string, number] = ['10.8.0.1', 8000];
+    const C: [string, number] = ['10.8.1.1', 8001];
+    const v = open(f, 1e9, V[0], V[1], new Uint8Array(0)) as SessionOk;
+    open(f, 1e9, C[0], C[1], new Uint8Array(0));
+    // The victim permits one peer (C): the one it wants, as Discord's openPeer does.
+    control(f, 1e9, V, { type: 'permit', reset: true, peerIds: [hopOf(f, C).peerId] });
+    // 1,000 strangers, each with a session of its own (one address each, 40 per /24), ask for a link to the victim's token.
+    let now = 1e9;
+    const strangers: [string, number][] = [];
+    for (let i = 0; i < 1000; i++) {
+      const at: [string, number] = [`10.9.${Math.floor(i / 40)}.${(i % 40) + 1}`, 9000];
+      assert.equal(open(f, now, at[0], at[1], new Uint8Array(0))?.type, 'sessionOk', `stranger ${i} has a session`);
+      strangers.push(at);
+    }
+    for (const [i, at] of strangers.entries()) control(f, (now += 100), at, hopOf(f, at).linkRequest(i + 1, v.token));
+    const offersToV = sent.filter((s) => s.address === V[0] && s.data[0] === RelayMsg.SealedDown).map((s) => hopOf(f, V).open(s.data)).filter((m) => m?.type === 'linkOffer');
+    assert.equal(offersToV.length, 16, 'at most 16 offers wait at the victim');
+    assert.equal(node.stats.offersBusy, 1000 - 16, 'the rest are told BUSY');
+    assert.equal(node.linkCount, 0, 'no stranger is linked');
+    // The permitted peer links at once.
+    control(f, (now += 100), C, hopOf(f, C).linkRequest(1, v.token));
+    const ok = lastTo(f, ...C);
+    assert.equal(ok?.type, 'linkOk', 'the permitted peer links through the crowd');
+    // The victim refuses an offer: that stranger hears NOT_ACCEPTED.
+    const first = offersToV[0] as Extract<RelayControl, { type: 'linkOffer' }>;
+    control(f, (now += 100), V, { type: 'linkAnswer', offerId: first.offerId, accept: false });
+    assert.equal(node.stats.offersRefused, 1);
+    // Strangers push data at every link id they can name: nothing reaches the victim but C's.
+    for (const at of strangers.slice(0, 100)) for (let link = 0; link < 4; link++) node.handleDatagram((now += 10), at[0], at[1], up(f, at, link, new Uint8Array(100)));
+    const linkC = (ok as Extract<RelayControl, { type: 'linkOk' }>).linkId;
+    node.handleDatagram((now += 10), C[0], C[1], up(f, C, linkC, new Uint8Array(100).fill(7)));
+    const dataToV = sent.filter((s) => s.address === V[0] && s.data[0] === RelayMsg.DataDown);
+    assert.equal(dataToV.length, 1, 'one datagram, from the permitted peer');
+    assert.equal(dataToV.reduce((n, s) => n + s.data.length - DOWN_HEADER_BYTES, 0), 100, 'unsolicited bytes delivered to the victim: 0');
+    console.log(`# seed ${seed}: 1000 strangers: ${offersToV.length} offers, ${node.stats.offersBusy} BUSY, ${node.linkCount} link (the permitted peer's), ${node.stats.noLink} stranger datagrams dropped`);
+  });
+});
+
+test('route token rotation: after ROTATE_TOKEN the old token names nothing (BAD_ROUTE), the new one links, existing links stay', () => {
+  withSeed(seedOr(515), (seed) => {
+    const { f, node, b } = linked(seed);
+    const C: [string, number] = ['10.4.0.3', 3333];
+    open(f, 1e9, C[0], C[1], new Uint8Array(0));
+    control(f, 1e9, B, { type: 'permit', reset: false, peerIds: [hopOf(f, C).peerId] });
+    control(f, 1e9, B, { type: 'rotateToken', requestId: 5 });
+    const rotated = lastTo(f, ...B);
+    assert.equal(rotated?.type, 'tokenRotated');
+    const fresh = (rotated as Extract<RelayControl, { type: 'tokenRotated' }>).token;
+    control(f, 1e9, C, hopOf(f, C).linkRequest(1, b.token));
+    assert.deepEqual(lastTo(f, ...C), { type: 'linkFailed', requestId: 1, code: RefuseCode.BadRoute }, 'the old token is void');
+    control(f, 1e9, C, hopOf(f, C).linkRequest(2, fresh));
+    assert.equal(lastTo(f, ...C)?.type, 'linkOk', 'the new token links');
+    assert.equal(node.linkCount, 2, 'the link made before the rotation stays');
+  });
+});
+
+test('open mode: at most 8 sessions per address and 64 per /24 (or /64): the next is refused with QUOTA or ADDRESS_QUOTA', () => {
+  withSeed(seedOr(516), (seed) => {
+    const f = relay(seed, { open: true });
+    const codes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const m = open(f, 1e9, '10.10.0.1', 1000 + i, new Uint8Array(0));
+      if (m?.type === 'refused') codes.push(m.code);
+    }
+    assert.deepEqual(codes, [RefuseCode.Quota, RefuseCode.Quota], 'eight from one address, then QUOTA');
+    let opened = 8;
+    for (let host = 2; host < 40; host++) for (let k = 0; k < 2; k++) if (open(f, 1e9, `10.10.0.${host}`, 2000 + k, new Uint8Array(0))?.type === 'sessionOk') opened++;
+    assert.equal(opened, 64, '64 in one /24');
+    assert.equal(f.node.stats.openRefusedBy.network, 76 - 56);
+    assert.equal(open(f, 1e9, '10.10.1.1', 1, new Uint8Array(0))?.type, 'sessionOk', 'another /24 is not affected');
+    let v6 = 0;
+    for (let i = 0; i < 70; i++) if (open(f, 1e9, `2001:db8:1:2::${(i + 1).toString(16)}`, 5, new Uint8Array(0))?.type === 'sessionOk') v6++;
+    assert.equal(v6, 64, '64 in one /64');
+    assert.equal(open(f, 1e9, '2001:db8:1:3::1', 5, new Uint8Array(0))?.type, 'sessionOk', 'another /64 is not affected');
+  });
+});
