@@ -614,3 +614,33 @@ test('open mode: at most 8 sessions per address and 64 per /24 (or /64): the nex
     assert.equal(open(f, 1e9, '2001:db8:1:3::1', 5, new Uint8Array(0))?.type, 'sessionOk', 'another /64 is not affected');
   });
 });
+
+test('guessing: 1,000,000 DATA_UP with random session ids and 20,000 link requests with forged or mutated tokens: 0 hits, replies within the rate limit', () => {
+  withSeed(seedOr(517), (seed) => {
+    const { f, node, sent, b } = linked(seed);
+    const rng = new SeededRng(seed);
+    const before = sent.length;
+    const forwardedBefore = node.stats.forwardedPackets;
+    const d = new Uint8Array(UP_HEADER_BYTES + 20);
+    d[0] = RelayMsg.DataUp;
+    let now = 8e9;
+    for (let i = 0; i < 1_000_000; i++) {
+      for (let k = 1; k < UP_HEADER_BYTES; k++) d[k] = rng.nextU32() & 0xff;
+      node.handleDatagram((now += 5), '10.12.0.1', 1200 + (i & 0xff), d); // 200,000 a second for 5 s
+    }
+    assert.equal(node.stats.forwardedPackets, forwardedBefore, 'no guess named a live session');
+    const replies = sent.length - before;
+    assert.ok(replies <= 4 * 5 + 4, `${replies} NO_SESSION replies in 5 s: at most 4 a second`);
+    // Tokens: random, and B's with one bit flipped, from A's session (sealed, so they reach the token check).
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const token = i % 2 === 0 ? Uint8Array.from({ length: 45 }, () => rng.nextU32() & 0xff) : b.token.slice();
+      if (i % 2 === 1) token[rng.nextU32() % token.length] ^= 1 << (rng.nextU32() % 8);
+      control(f, (now += 50), A, { type: 'linkRequest', requestId: (i % 65535) + 1, token, peerId: 1n, publicKey: new Uint8Array(32), proof: new Uint8Array(64) });
+      const m = lastTo(f, ...A);
+      if (m?.type === 'linkOk') accepted++;
+    }
+    assert.equal(accepted, 0, 'no forged or mutated token linked');
+    console.log(`# seed ${seed}: 10^6 session id guesses: 0 hits, ${replies} replies; 20,000 forged tokens: 0 links`);
+  });
+});
