@@ -55,6 +55,8 @@ export const EndReason = {
    * `Netlane_MaxConnectionsPerAddress`, `Netlane_MaxPendingPerAddress`); the debug text names the limit.
    */
   Misc_ConnectionLimit: 5011,
+  /** netlane: the peer's relay refused the link to the peer (it did not accept it, or the requester's identity proof failed). */
+  Misc_LinkNotAccepted: 5012,
 } as const;
 /** An end reason: one of {@link EndReason}, or an application's own code in 1000-2999. */
 export type EndReason = number;

@@ -297,6 +297,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       for (let e = relay.pollEvent(); e; e = relay.pollEvent()) {
         if (e.type === 'lookup') this.#routes.lookupDone(now, e.peerId, e.result);
         else if (e.type === 'linkOffer') this.#offer(now, e);
+        else if (e.type === 'linkRefused') this.#linkRefused(now, e.vaddr);
         else {
           this.#routes.ownRouteChanged(now, e.route);
           this.#events.push({ type: 'route', route: e.route });
@@ -396,6 +397,17 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, repeatAtUs: now + REQUEST_REPEAT_US, untilUs });
     this.#timers.lower(now + REQUEST_REPEAT_US);
     this.#request(s);
+  }
+
+  /** Our link to a peer was refused by its relay (the peer did not accept): the session's connection there fails with 5012, not a timeout. */
+  #linkRefused(now: number, vaddr: SocketAddress): void {
+    for (const s of this.#sessions.values()) {
+      const v = s.vaddr;
+      if (v && v.address === vaddr.address && v.port === vaddr.port && s.state.kind === 'connecting') {
+        this.fail(now, s, ConnectionState.ProblemDetectedLocally, E.LinkNotAccepted, 'the peer did not accept a link through its relay');
+        return;
+      }
+    }
   }
 
   #setWanted(s: PeerSession<A>, wanted: boolean): void {

@@ -108,5 +108,5 @@ export const LOOKUP_RETRY_US = 500_000;
 /** An idle-timed-out session with data still moving gets this much more. */
 export const IDLE_GRACE_US = 1_000_000;
 /** The end reasons the peer layer closes connections and fails sessions with (GNS's values). */
-export const E = { Shutdown: 1000, SessionClosed: 1001, SessionIdleTimeout: 1002, Duplicate: 1003, Replaced: 1000, Generic: 5001, BadCert: 4003, NotLoggedIn: 4004, ProtocolViolation: 4008, Timeout: 5003, RelayConnectivity: 5004, NoRelay: 3002 } as const;
+export const E = { Shutdown: 1000, SessionClosed: 1001, SessionIdleTimeout: 1002, Duplicate: 1003, Replaced: 1000, Generic: 5001, BadCert: 4003, NotLoggedIn: 4004, ProtocolViolation: 4008, Timeout: 5003, RelayConnectivity: 5004, NoRelay: 3002, LinkNotAccepted: 5012 } as const;
 

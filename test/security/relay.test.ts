@@ -635,7 +635,10 @@ test('guessing: 1,000,000 DATA_UP with random session ids and 20,000 link reques
     let accepted = 0;
     for (let i = 0; i < 20_000; i++) {
       const token = i % 2 === 0 ? Uint8Array.from({ length: 45 }, () => rng.nextU32() & 0xff) : b.token.slice();
-      if (i % 2 === 1) token[rng.nextU32() % token.length] ^= 1 << (rng.nextU32() % 8);
+      if (i % 2 === 1) {
+        const at = rng.nextU32() % token.length;
+        token[at] = (token[at] as number) ^ (1 << (rng.nextU32() % 8));
+      }
       control(f, (now += 50), A, { type: 'linkRequest', requestId: (i % 65535) + 1, token, peerId: 1n, publicKey: new Uint8Array(32), proof: new Uint8Array(64) });
       const m = lastTo(f, ...A);
       if (m?.type === 'linkOk') accepted++;

@@ -617,3 +617,29 @@ test('a registration that arrives after a newer one (same second) is refused as 
     }
   });
 });
+
+test('links by consent: nothing reaches a user before it accepts; closing the session with a requester refuses its link, and the sender fails at once with 5012, not a timeout', () => {
+  withSeed(seedOr(8120), (seed) =>
+    inWorld(seed, 2, {}, (w, [a, b]) => {
+      if (!a || !b) throw new Error('two peers');
+      let requests = 0;
+      b.on('sessionRequest', () => requests++);
+      const failed: SessionFailedInfo[] = [];
+      a.on('sessionFailed', (f) => failed.push(f));
+      const bEndpoint = (): number => b.getStats().endpoint.datagramsReceived;
+      const before = bEndpoint();
+      assert.equal(a.sendMessageToUser(b.getIdentity(), Buffer.from('hello'), SendFlags.Reliable, 0), Result.OK);
+      w.until(() => requests >= 1, 2000, 'the request (a link offer)');
+      assert.equal(b.getSessionConnectionInfo(a.getIdentity()).state, 1, 'B sees the request as connecting');
+      w.run(1500);
+      assert.equal(bEndpoint() - before, 0, 'not one datagram of A reached B before it accepted');
+      assert.ok(requests >= 2, 'the request repeats while the offer waits');
+      const t0 = w.now;
+      assert.equal(b.closeSessionWithUser(a.getIdentity()), true);
+      w.until(() => failed.length > 0, 2000, 'sessionFailed at A');
+      assert.equal(failed[0]?.reason, 5012, 'the link was not accepted');
+      assert.ok(w.now - t0 < 500_000, `failed ${(w.now - t0) / 1000} ms after the refusal`);
+      assert.equal(bEndpoint() - before, 0, 'still nothing at B');
+    }),
+  );
+});

@@ -118,6 +118,7 @@ export class RelayClient {
         nextRequestId: () => this.#requestId(),
         dueAt: (atUs) => (this.#dueUs = Math.min(this.#dueUs, atUs)),
         pathInUse: (vaddr) => this.pathInUse(vaddr),
+        refused: (path) => this.#events.push({ type: 'linkRefused', vaddr: path.vaddr }),
       },
       this.stats,
     );

@@ -23,6 +23,8 @@ export interface PathHost {
   dueAt(atUs: number): void;
   /** Whether a connection uses the path at `vaddr`. */
   pathInUse(vaddr: SocketAddress): boolean;
+  /** The peer's relay refused the path's link (NOT_ACCEPTED or BAD_PROOF): its connection cannot reach the peer. */
+  refused(path: Path): void;
 }
 
 /** Counters the path table keeps (part of the relay client's stats). */
@@ -179,6 +181,7 @@ export class PathTable {
         this.#stats.linksNotAccepted++;
         path.pendingRelay = null;
         path.refused = true;
+        this.#host.refused(path);
       } else {
         // The peer's session there is gone (BAD_ROUTE): try its next relay; its new route will follow.
         this.#stats.linkFailures++;

@@ -53,7 +53,9 @@ export type RelayClientEvent =
   | { readonly type: 'route'; readonly route: string }
   | { readonly type: 'lookup'; readonly peerId: bigint; readonly result: LookupResult }
   /** A peer (its peer id proven to the relay with its key; `user` its ticket's, or empty) asks for a link: {@link RelayClient.answerOffer}. */
-  | { readonly type: 'linkOffer'; readonly relay: SocketAddress; readonly offerId: number; readonly peerId: bigint; readonly user: string };
+  | { readonly type: 'linkOffer'; readonly relay: SocketAddress; readonly offerId: number; readonly peerId: bigint; readonly user: string }
+  /** The peer's relay refused the link of the path at `vaddr`: the peer did not consent. */
+  | { readonly type: 'linkRefused'; readonly vaddr: SocketAddress };
 
 /** A relay's state as the client sees it (for stats and tests). */
 export interface RelayPing {
