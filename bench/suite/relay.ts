@@ -97,7 +97,7 @@ async function load(port: number, netlane: boolean, size: number, ms: number, re
     const sa = await session(a, port, relayKey);
     const sb = await session(b, port, relayKey);
     // B permits A (no answer), then each links to the other's token: one link, seen from both sides.
-    b.sock.send(sb.seal({ type: 'permit', reset: true, peerIds: [sa.peerId] }), port, '127.0.0.1');
+    b.sock.send(sb.seal({ type: 'permit', reset: true, complete: true, peerIds: [sa.peerId] }), port, '127.0.0.1');
     const la = await ask(a, port, sa.seal(sa.linkRequest(1, sb.token as Uint8Array)), sa);
     const lb = await ask(b, port, sb.seal(sb.linkRequest(2, sa.token as Uint8Array)), sb);
     if (la === 'sessionOk' || lb === 'sessionOk' || la.type !== 'linkOk' || lb.type !== 'linkOk') throw new Error('no link');

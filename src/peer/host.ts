@@ -10,7 +10,7 @@ import { identifyCaller } from './incoming.js';
 import { Routes } from './routes.js';
 import { SessionTimers, type SessionTimerHost } from './timers.js';
 import { PeerSession, type SessionState } from './session.js';
-import { E, IDLE_GRACE_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
+import { E, IDLE_GRACE_US, PERMIT_LINGER_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
 
 export type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
 
@@ -56,6 +56,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   #closed = false;
   /** The wanted sessions changed: the relays' permits follow (see {@link #syncPermits}). */
   #permitsDirty = false;
+  /** Peer ids no longer wanted, still permitted until then (µs): what was just queued to them (a close) still gets through. */
+  readonly #leaving = new Map<bigint, number>();
+  #leavingDueUs = Number.POSITIVE_INFINITY;
 
   constructor(options: PeerHostOptions<A>) {
     this.#o = options;
@@ -109,8 +112,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
    * session cannot be reached (no address, no route, no relay).
    */
   want(now: number, s: PeerSession<A>): boolean {
-    this.#setWanted(s, true);
-    this.#syncPermits();
+    this.#setWanted(now, s, true);
+    this.#syncPermits(now);
     s.lastUsedUs = now;
     const st = s.state;
     if (st.kind === 'awaitingAccept') {
@@ -119,7 +122,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     }
     if (st.kind === 'offered') {
       // The peer asked for a link: our permit (and this answer) let it through now, and the peer dials.
-      this.relay?.answerOffer(st.relay, st.offerId, true);
+      this.relay?.answerOffer(st.relay, st.offerId, st.peerId, true);
       this.#waitForPeer(s, now + this.#o.timeoutInitialUs);
       return true;
     }
@@ -141,11 +144,11 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
     // A link offer never accepted is refused: the requester hears it at once.
     const st = s.state;
-    if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, false);
+    if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, st.peerId, false);
     this.#pending.delete(s);
     this.#sessions.delete(s.key);
-    if (s.wanted && s.peerId !== null) this.#permitsDirty = true;
-    this.#syncPermits();
+    if (s.wanted && s.peerId !== null) this.#unpermit(now, s.peerId);
+    this.#syncPermits(now);
   }
 
   /**
@@ -285,6 +288,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     const r = this.relay?.pollTimeout() ?? null;
     if (r !== null && r < at) at = r;
     if (!this.#closed && this.#timers.dueUs < at) at = this.#timers.dueUs;
+    if (!this.#closed && this.#leavingDueUs < at) at = this.#leavingDueUs;
     return at === Number.POSITIVE_INFINITY ? null : at;
   }
 
@@ -304,7 +308,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
         }
       }
     }
-    this.#syncPermits();
+    this.#syncPermits(now);
     const ep = this.endpoint;
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) if (e.type === 'connectionStatusChanged') this.#status(now, e);
     if (this.#pending.size > 0) for (const s of this.#pending) this.#write(now, s);
@@ -385,16 +389,16 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     const s = this.open(now, { key: `id:${e.peerId}`, peerId: e.peerId, direct: null });
     const st = s.state;
     if (s.wanted) {
-      this.relay?.answerOffer(e.relay, e.offerId, true);
+      this.relay?.answerOffer(e.relay, e.offerId, e.peerId, true);
       return;
     }
-    if (st.kind !== 'idle' && st.kind !== 'offered') return;
+    if (st.kind !== 'idle' && st.kind !== 'offered' && st.kind !== 'failed') return;
     const untilUs = now + OFFER_LIFETIME_US;
     if (st.kind === 'offered') {
-      s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, repeatAtUs: st.repeatAtUs, untilUs });
+      s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, peerId: e.peerId, repeatAtUs: st.repeatAtUs, untilUs });
       return;
     }
-    s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, repeatAtUs: now + REQUEST_REPEAT_US, untilUs });
+    s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, peerId: e.peerId, repeatAtUs: now + REQUEST_REPEAT_US, untilUs });
     this.#timers.lower(now + REQUEST_REPEAT_US);
     this.#request(s);
   }
@@ -410,19 +414,44 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     }
   }
 
-  #setWanted(s: PeerSession<A>, wanted: boolean): void {
+  #setWanted(now: number, s: PeerSession<A>, wanted: boolean): void {
     if (s.wanted === wanted) return;
     s.wanted = wanted;
-    if (s.peerId !== null) this.#permitsDirty = true;
+    if (s.peerId === null) return;
+    if (wanted) {
+      this.#leaving.delete(s.peerId);
+      this.#permitsDirty = true;
+    } else this.#unpermit(now, s.peerId);
   }
 
-  /** The relays permit links from exactly the peers of the sessions wanted now. */
-  #syncPermits(): void {
-    if (!this.#permitsDirty || !this.relay) return;
+  /** A peer is no longer wanted: it stays permitted for PERMIT_LINGER_US (its link is cut at the relay after). */
+  #unpermit(now: number, peerId: bigint): void {
+    const until = now + PERMIT_LINGER_US;
+    this.#leaving.set(peerId, until);
+    if (until < this.#leavingDueUs) this.#leavingDueUs = until;
+  }
+
+  /**
+   * The relays permit links from exactly the peers of the sessions wanted now, and for a moment those just let
+   * go (so that the close queued to them still leaves on the link before the relay cuts it).
+   */
+  #syncPermits(now: number): void {
+    if (!this.relay) return;
+    if (now >= this.#leavingDueUs) {
+      let next = Number.POSITIVE_INFINITY;
+      for (const [id, until] of this.#leaving) {
+        if (until <= now) {
+          this.#leaving.delete(id);
+          this.#permitsDirty = true;
+        } else if (until < next) next = until;
+      }
+      this.#leavingDueUs = next;
+    }
+    if (!this.#permitsDirty) return;
     this.#permitsDirty = false;
-    const ids: bigint[] = [];
-    for (const x of this.#sessions.values()) if (x.wanted && x.peerId !== null) ids.push(x.peerId);
-    this.relay.permit(ids);
+    const ids = new Set<bigint>(this.#leaving.keys());
+    for (const x of this.#sessions.values()) if (x.wanted && x.peerId !== null) ids.add(x.peerId);
+    this.relay.permit(now, [...ids]);
   }
 
   /** Raises a `request` event for a session awaiting acceptance (when the policy wants them). */
@@ -498,7 +527,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.stats.quietCloses++;
       this.#unlink(now, s, reason, debug);
       s.transition({ kind: 'idle' });
-      this.#setWanted(s, false); // the next send wants it again; a connection from the peer is a new request
+      this.#setWanted(now, s, false); // the next send wants it again; a connection from the peer is a new request
       this.#events.push({ type: 'ended', session: s, reason, debug });
       return;
     }
@@ -510,7 +539,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (s.state.kind === 'failed') return;
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
     // Steam: a broken session is not wanted until the application restarts it; a connection from the peer is a new request.
-    if (this.#policy.afterEnd === 'quietOrFail') this.#setWanted(s, false);
+    if (this.#policy.afterEnd === 'quietOrFail') this.#setWanted(now, s, false);
     s.clearOutbox();
     this.#pending.delete(s);
     s.transition({ kind: 'failed', state: apiState, reason, debug });

@@ -23,7 +23,7 @@ export type SessionState =
    * accepted: a request is raised, repeated every second, until the offer expires (`untilUs`; the peer's
    * retries renew it). Nothing from the peer reaches us meanwhile.
    */
-  | { readonly kind: 'offered'; readonly relay: SocketAddress; readonly offerId: number; repeatAtUs: number; readonly untilUs: number }
+  | { readonly kind: 'offered'; readonly relay: SocketAddress; readonly offerId: number; readonly peerId: bigint; repeatAtUs: number; readonly untilUs: number }
   /** The peer's connection, not accepted yet (a request raised, or held until the application opens the peer). */
   | { readonly kind: 'awaitingAccept'; readonly cid: number; readonly vaddr: SocketAddress; repeatAtUs: number }
   /** The peer makes the connection (it has the lower id, or won a crossing); until `untilUs` (+Infinity: for good). */
@@ -44,7 +44,7 @@ export const TRANSITIONS: { readonly [K in SessionKind]: readonly SessionKind[] 
   awaitingAccept: ['connecting', 'awaitingAccept', 'idle', 'failed'],
   awaitingPeer: ['connecting', 'awaitingAccept', 'failed', 'idle'],
   connected: ['connecting', 'awaitingAccept', 'awaitingPeer', 'failed', 'idle'],
-  failed: ['idle', 'findingRoute', 'connecting', 'awaitingAccept', 'awaitingPeer'],
+  failed: ['idle', 'findingRoute', 'connecting', 'awaitingAccept', 'awaitingPeer', 'offered'],
 };
 
 /** A message queued on a session before its connection is up, or while its send buffer is full. */

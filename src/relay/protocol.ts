@@ -35,6 +35,7 @@ export const RelayMsg = {
   Permit: 0x18,
   RotateToken: 0x19,
   TokenRotated: 0x1a,
+  Unlink: 0x1b,
   /** A session's control message to its relay, sealed with the session's up key (docs/RELAY.md "Sealed control"). */
   Sealed: 0x20,
   /** A relay's control message to a session, sealed with the session's down key. */
@@ -126,10 +127,11 @@ export type RelayControl =
   | { type: 'linkOk'; requestId: number; linkId: number }
   | { type: 'linkFailed'; requestId: number; code: number }
   | { type: 'linkOffer'; offerId: number; peerId: bigint; user: string }
-  | { type: 'linkAnswer'; offerId: number; accept: boolean }
-  | { type: 'permit'; reset: boolean; peerIds: readonly bigint[] }
+  | { type: 'linkAnswer'; offerId: number; peerId: bigint; accept: boolean }
+  | { type: 'permit'; reset: boolean; complete: boolean; peerIds: readonly bigint[] }
   | { type: 'rotateToken'; requestId: number }
   | { type: 'tokenRotated'; requestId: number; token: Uint8Array }
+  | { type: 'unlink'; linkId: number }
   | { type: 'keepalive'; seq: number }
   | { type: 'keepaliveAck'; seq: number; drainSeconds: number; load: number }
   | { type: 'pathChallenge'; challenge: Uint8Array }
@@ -142,11 +144,14 @@ export type RelayControl =
   | { type: 'dirLookupResult'; requestId: number; code: number; peerId: bigint; route: string };
 
 /** The message types a client sends sealed; a relay accepts nothing else inside a SEALED frame. */
-export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup']);
+export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'unlink', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup']);
 /** The message types a relay sends sealed; a client accepts nothing else inside a SEALED_DOWN frame. */
 export const SEALED_DOWN_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkOk', 'linkFailed', 'linkOffer', 'tokenRotated', 'keepaliveAck', 'pathChallenge', 'dirRegisterResult', 'dirLookupResult']);
 /** A link offer waits this long for its target's answer, µs; the requester's retries then make a new one. */
 export const OFFER_LIFETIME_US = 10_000_000;
+/** PERMIT flags: the first message of a set replaces what the relay had; the last completes it (links to peers no longer permitted are cut then). */
+const PERMIT_RESET = 1;
+const PERMIT_COMPLETE = 2;
 /** Most peer ids one PERMIT carries. */
 export const MAX_PERMIT_IDS = 64;
 /** The identity proof of a LINK_REQUEST: an Ed25519 signature. */
@@ -227,11 +232,12 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
     case 'linkAnswer':
       w.u8(RelayMsg.LinkAnswer, 'type');
       w.u16(m.offerId, 'offerId');
+      w.u64(m.peerId, 'peerId');
       w.u8(m.accept ? 1 : 0, 'accept');
       break;
     case 'permit':
       w.u8(RelayMsg.Permit, 'type');
-      w.u8(m.reset ? 1 : 0, 'reset');
+      w.u8((m.reset ? PERMIT_RESET : 0) | (m.complete ? PERMIT_COMPLETE : 0), 'flags');
       w.u8(m.peerIds.length, 'count');
       for (const id of m.peerIds) w.u64(id, 'peerId');
       break;
@@ -244,6 +250,10 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       w.u16(m.requestId, 'requestId');
       w.u8(m.token.length, 'tokenLength');
       w.bytes(m.token, 'token');
+      break;
+    case 'unlink':
+      w.u8(RelayMsg.Unlink, 'type');
+      w.u16(m.linkId, 'linkId');
       break;
     case 'keepalive':
       w.u8(RelayMsg.Keepalive, 'type');
@@ -358,19 +368,20 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
     }
     case RelayMsg.LinkAnswer: {
       const offerId = r.u16('offerId');
+      const peerId = r.u64('peerId');
       const accept = r.u8('accept');
       if (accept > 1) throw new WireError('linkAnswer.accept', `${accept} is not 0 or 1`);
-      m = { type: 'linkAnswer', offerId, accept: accept === 1 };
+      m = { type: 'linkAnswer', offerId, peerId, accept: accept === 1 };
       break;
     }
     case RelayMsg.Permit: {
-      const reset = r.u8('reset');
-      if (reset > 1) throw new WireError('permit.reset', `${reset} is not 0 or 1`);
+      const flags = r.u8('flags');
+      if ((flags & ~(PERMIT_RESET | PERMIT_COMPLETE)) !== 0) throw new WireError('permit.flags', `unknown flags ${flags}`);
       const n = r.u8('count');
       if (n > MAX_PERMIT_IDS) throw new WireError('permit.count', `${n} > ${MAX_PERMIT_IDS}`);
       const peerIds: bigint[] = [];
       for (let i = 0; i < n; i++) peerIds.push(r.u64('peerId'));
-      m = { type: 'permit', reset: reset === 1, peerIds };
+      m = { type: 'permit', reset: (flags & PERMIT_RESET) !== 0, complete: (flags & PERMIT_COMPLETE) !== 0, peerIds };
       break;
     }
     case RelayMsg.RotateToken:
@@ -378,6 +389,9 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
       break;
     case RelayMsg.TokenRotated:
       m = { type: 'tokenRotated', requestId: r.u16('requestId'), token: r.bytes(r.u8('tokenLength'), 'token') };
+      break;
+    case RelayMsg.Unlink:
+      m = { type: 'unlink', linkId: r.u16('linkId') };
       break;
     case RelayMsg.Keepalive:
       m = { type: 'keepalive', seq: r.u32('seq') };

@@ -238,7 +238,7 @@ function linked(seed: number, options: Partial<RelayNodeOptions> = {}): { f: Fix
     for (const ip of [[10, 4, 0, 1], [10, 4, 0, 2]]) assert.equal(raw.indexOf(Buffer.from(ip)), -1, 'no client IP bytes in the route');
     assert.ok(!route.includes('10.4.0'), 'no client IP text in the route');
   }
-  control(f, 1e9, B, { type: 'permit', reset: true, peerIds: [hopOf(f, A).peerId] });
+  control(f, 1e9, B, { type: 'permit', reset: true, complete: true, peerIds: [hopOf(f, A).peerId] });
   control(f, 1e9, A, hopOf(f, A).linkRequest(7, b.token));
   const ok = lastTo(f, ...A);
   assert.equal(ok?.type, 'linkOk');
@@ -438,7 +438,14 @@ test('pollTimeout: finite while sessions exist; handleTimeout at pollTimeout() r
     assert.equal(reapedAt, (Math.floor((t0 + idleUs) / tickUs) + 1) * tickUs);
     assert.ok(reapedAt - (t0 + idleUs) <= tickUs);
     assert.equal(node.stats.sessionsReaped, 1);
+    // The reaped session's request stays retired for 11 s (so that no replay of it makes a second session with the
+    // same keys); then nothing is left and no timer is armed.
+    for (let polls = 0; polls < 100 && node.pollTimeout(now) !== null; polls++) {
+      now = node.pollTimeout(now) as number;
+      node.handleTimeout(now);
+    }
     assert.equal(node.pollTimeout(now), null, 'the last session reaped (open mode: no ticket binding): no timer');
+    assert.ok(now - reapedAt <= 11e6 + 250_000, `the timer stopped ${(now - reapedAt) / 1e6} s after the reap`);
 
     // A draining node that keeps a live session: every poll is at or before the deadline, and at the deadline it is drained.
     const t1 = 2e9;
@@ -543,7 +550,7 @@ test('links by consent: a stranger holding the route is offered, never linked; 1
     const v = open(f, 1e9, V[0], V[1], new Uint8Array(0)) as SessionOk;
     open(f, 1e9, C[0], C[1], new Uint8Array(0));
     // The victim permits one peer (C): the one it wants, as Discord's openPeer does.
-    control(f, 1e9, V, { type: 'permit', reset: true, peerIds: [hopOf(f, C).peerId] });
+    control(f, 1e9, V, { type: 'permit', reset: true, complete: true, peerIds: [hopOf(f, C).peerId] });
     // 1,000 strangers, each with a session of its own (one address each, 40 per /24), ask for a link to the victim's token.
     let now = 1e9;
     const strangers: [string, number][] = [];
@@ -563,7 +570,7 @@ test('links by consent: a stranger holding the route is offered, never linked; 1
     assert.equal(ok?.type, 'linkOk', 'the permitted peer links through the crowd');
     // The victim refuses an offer: that stranger hears NOT_ACCEPTED.
     const first = offersToV[0] as Extract<RelayControl, { type: 'linkOffer' }>;
-    control(f, (now += 100), V, { type: 'linkAnswer', offerId: first.offerId, accept: false });
+    control(f, (now += 100), V, { type: 'linkAnswer', offerId: first.offerId, peerId: first.peerId, accept: false });
     assert.equal(node.stats.offersRefused, 1);
     // Strangers push data at every link id they can name: nothing reaches the victim but C's.
     for (const at of strangers.slice(0, 100)) for (let link = 0; link < 4; link++) node.handleDatagram((now += 10), at[0], at[1], up(f, at, link, new Uint8Array(100)));
@@ -581,7 +588,7 @@ test('route token rotation: after ROTATE_TOKEN the old token names nothing (BAD_
     const { f, node, b } = linked(seed);
     const C: [string, number] = ['10.4.0.3', 3333];
     open(f, 1e9, C[0], C[1], new Uint8Array(0));
-    control(f, 1e9, B, { type: 'permit', reset: false, peerIds: [hopOf(f, C).peerId] });
+    control(f, 1e9, B, { type: 'permit', reset: false, complete: true, peerIds: [hopOf(f, C).peerId] });
     control(f, 1e9, B, { type: 'rotateToken', requestId: 5 });
     const rotated = lastTo(f, ...B);
     assert.equal(rotated?.type, 'tokenRotated');
@@ -645,5 +652,81 @@ test('guessing: 1,000,000 DATA_UP with random session ids and 20,000 link reques
     }
     assert.equal(accepted, 0, 'no forged or mutated token linked');
     console.log(`# seed ${seed}: 10^6 session id guesses: 0 hits, ${replies} replies; 20,000 forged tokens: 0 links`);
+  });
+});
+
+test("review fixes: an answer names its offer's peer; rebinding respects the open caps; a retired request makes no second session; consent withdrawn cuts the link; UNLINK cuts; raced copies neither displace a rebinding nor suppress the original", () => {
+  withSeed(seedOr(518), (seed) => {
+    const { f, node, sent, a, b, linkA } = linked(seed);
+    // 1. LINK_ANSWER for an offer id with another peer id than the offer's changes nothing.
+    const S: [string, number] = ['10.4.1.1', 4100];
+    open(f, 1e9, S[0], S[1], new Uint8Array(0));
+    control(f, 1e9, S, hopOf(f, S).linkRequest(1, b.token));
+    const offer = lastTo(f, ...B) as Extract<RelayControl, { type: 'linkOffer' }>;
+    assert.equal(offer.type, 'linkOffer');
+    control(f, 1e9, B, { type: 'linkAnswer', offerId: offer.offerId, peerId: offer.peerId + 1n, accept: true });
+    assert.equal(node.linkCount, 1, 'an answer naming another peer is ignored');
+    // 2. Consent withdrawn: B's complete permit set without A cuts the link B did not ask for; A's data stops there.
+    control(f, 1e9, B, { type: 'permit', reset: true, complete: true, peerIds: [] });
+    assert.equal(node.linkCount, 0);
+    assert.equal(node.stats.linksCut, 1);
+    const n = sent.length;
+    node.handleDatagram(1e9 + 1, A[0], A[1], up(f, A, linkA, new Uint8Array(10)));
+    assert.equal(sent.slice(n).filter((x) => x.address === B[0]).length, 0, 'nothing reaches B after it withdrew');
+    // 3. UNLINK: a link the asker made is cut by the asker.
+    control(f, 1e9, B, { type: 'permit', reset: true, complete: true, peerIds: [hopOf(f, A).peerId] });
+    control(f, 1e9, A, hopOf(f, A).linkRequest(8, b.token));
+    const ok = lastTo(f, ...A) as Extract<RelayControl, { type: 'linkOk' }>;
+    assert.equal(ok.type, 'linkOk');
+    control(f, 1e9, A, { type: 'unlink', linkId: ok.linkId });
+    assert.equal(node.linkCount, 0, 'UNLINK cut it');
+    // 4. Raced copies: a sealed keepalive of A sent first from another address is not acted on, and A's original still is.
+    const k = hopOf(f, A).seal({ type: 'keepalive', seq: 42 });
+    node.handleDatagram(2e9, '10.66.6.6', 6666, k.slice());
+    node.handleDatagram(2e9, A[0], A[1], k);
+    assert.deepEqual(lastTo(f, ...A), { type: 'keepaliveAck', seq: 42, drainSeconds: 0, load: 0 }, 'the original is answered');
+    // 5. Garbage naming A's session from an attacker's address does not displace A's rebinding to a new port.
+    for (let i = 0; i < 20; i++) {
+      const junk = up(f, A, linkA, new Uint8Array(20));
+      junk[20] = (junk[20] as number) ^ 0xff; // a broken tag
+      node.handleDatagram(2e9 + 1000 + i, '10.66.6.6', 6667, junk);
+    }
+    const NEW: [string, number] = [A[0], 5151];
+    const first = up(f, A, linkA, new Uint8Array(20));
+    node.handleDatagram(2e9 + 100_000, NEW[0], NEW[1], first);
+    // The attacker copies that datagram (all it can do: it has no key) and sends it from 20 addresses.
+    for (let i = 0; i < 20; i++) node.handleDatagram(2e9 + 100_100 + i, '10.66.6.6', 6667 + i, first.slice());
+    const challenge = sent.filter((x) => x.address === NEW[0] && x.port === NEW[1]).map((x) => hopOf(f, A).open(x.data)).find((m) => m?.type === 'pathChallenge') as Extract<RelayControl, { type: 'pathChallenge' }>;
+    assert.ok(challenge, "A's new port was challenged");
+    const rebinds = node.stats.rebinds;
+    control(f, 2e9 + 200_000, A, { type: 'pathResponse', challenge: challenge.challenge }, NEW);
+    assert.equal(node.stats.rebinds, rebinds + 1, "A moved to its new port despite the attacker's datagrams");
+    void a;
+  });
+  withSeed(seedOr(519), (seed) => {
+    // 6. Rebinding cannot carry a session past the open-mode cap of its new address; 7. a retired request makes no second session.
+    const f = relay(seed, { open: true });
+    const { node, sent } = f;
+    for (let i = 0; i < 8; i++) assert.equal(open(f, 1e9, '10.20.0.1', 100 + i, new Uint8Array(0))?.type, 'sessionOk');
+    const M: [string, number] = ['10.20.0.2', 200];
+    assert.equal(open(f, 1e9, M[0], M[1], new Uint8Array(0))?.type, 'sessionOk');
+    control(f, 1e9, M, { type: 'keepalive', seq: 1 }, ['10.20.0.1', 999]);
+    const ch = hopOf(f, M).open((sent[sent.length - 1] as Sent).data) as Extract<RelayControl, { type: 'pathChallenge' }>;
+    assert.equal(ch?.type, 'pathChallenge');
+    const rebinds = node.stats.rebinds;
+    control(f, 1e9, M, { type: 'pathResponse', challenge: ch.challenge }, ['10.20.0.1', 999]);
+    assert.equal(node.stats.rebinds, rebinds, 'the move to a full address is refused');
+    assert.equal(node.stats.openRefusedBy.address, 1);
+    const R: [string, number] = ['10.20.1.1', 300];
+    const hop = new HopSession(f.provider, node.publicKey);
+    f.hops.set(`${R[0]}:${R[1]}`, hop);
+    const cookie = cookieFor(f, 2e9, R[0], R[1]);
+    const req = hop.request(cookie);
+    node.handleDatagram(2e9, R[0], R[1], req);
+    assert.ok(hop.accept((sent[sent.length - 1] as Sent).data));
+    control(f, 2e9, R, { type: 'closeSession' });
+    const count = node.sessionCount;
+    node.handleDatagram(2e9 + 1e6, R[0], R[1], req);
+    assert.equal(node.sessionCount, count, "the closed session's request, replayed, makes none");
   });
 });

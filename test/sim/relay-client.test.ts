@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetworkManager } from '../../src/api/network-manager.js';
 import { RelayMsg, addressKey } from '../../src/relay/protocol.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World } from '../support/world.js';
 
@@ -94,6 +95,39 @@ test('a warm backup relay survives 10 % loss: a lost keepalive never kills it, s
     assert.ok(routes.length - before.routes <= 4, `${routes.length - before.routes} route changes`);
     assert.ok(nm.relay.relayPings().every((p) => p.session && !p.dead), 'both sessions open at the end');
     nm.close();
+    world.close();
+  });
+});
+
+test('a forged NO_SESSION (it travels in the clear) does not end a live session: a sealed keepalive refutes it; a real one (the relay restarted) still does', () => {
+  withSeed(seedOr(851), (seed) => {
+    const world = new World(seed, LINK);
+    const staticKey = seededCryptoProvider(seed).generateKeyExchange();
+    const relay = world.relay({ open: true, staticKey }, '10.0.0.1');
+    const x = new NetworkManager({ relays: [relay.address], runtime: world.peerRuntime() });
+    const frames = [{ frame: () => (x.runCallbacks(), x.flush()) }];
+    const seen: { id: Uint8Array | null } = { id: null };
+    world.sim.intercept = (_from, to, data) => {
+      if (data[0] === RelayMsg.Sealed && addressKey(to) === relay.at) seen.id ??= data.slice(1, 9);
+      return data;
+    };
+    world.drive(frames, () => x.route !== null && seen.id !== null, 3_000_000, 'a session and a sealed frame seen on the wire');
+    const sessionId = seen.id as Uint8Array;
+    const route = x.route;
+    const socket = world.sim.socketAt(x.localAddress);
+    assert.ok(socket);
+    // An attacker on the path forges NO_SESSION from the relay's address, ten times over a second.
+    for (let i = 0; i < 10; i++) world.sim.inject(relay.server.local, socket, Uint8Array.of(RelayMsg.NoSession, ...sessionId), world.sim.now + i * 100_000);
+    world.run(frames, 2_000_000);
+    assert.equal(x.route, route, 'the route is unchanged: the session was kept');
+    assert.equal(x.getStats().relay?.relayDeaths, 0);
+    assert.equal(relay.server.node.stats.sessionsOpened, 1, 'no new session was opened');
+    // The relay restarts (same address, same key, no sessions): its NO_SESSION is real, nothing sealed refutes it.
+    world.kill(relay.at);
+    const again = world.relay({ open: true, staticKey }, '10.0.0.1');
+    world.drive(frames, () => x.route !== null && x.route !== route, 3_000_000, 'a new session and route on the restarted relay');
+    assert.equal(again.server.node.stats.sessionsOpened, 1);
+    x.close();
     world.close();
   });
 });

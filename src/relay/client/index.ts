@@ -10,7 +10,7 @@ import { MAX_PERMIT_IDS, RelayMsg, ROUTE_VERSION, SEALED_UP_TYPES, addressKey, t
 import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
 import { DirectoryClient } from './directory.js';
 import { PathTable } from './paths.js';
-import { DEAD_RETRY_US, DEFAULT_PATH_LINGER_US, EXTRA_SESSION_IDLE_US, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, SECONDARY_KEEPALIVE_US, SECONDARY_SILENCE_US, addRtt, median, newRelayState, type RelayState } from './state.js';
+import { DEAD_RETRY_US, DEFAULT_PATH_LINGER_US, NO_SESSION_CONFIRM_US, PERMIT_REFRESH_US, EXTRA_SESSION_IDLE_US, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, SECONDARY_KEEPALIVE_US, SECONDARY_SILENCE_US, addRtt, median, newRelayState, type RelayState } from './state.js';
 
 import type { RelayClientEvent, RelayClientOptions, RelayClientStats, RelayPing } from './types.js';
 
@@ -227,23 +227,32 @@ export class RelayClient {
    * opens): the peers it wants (Discord's `openPeer`). A request from anyone else reaches this client as a
    * `linkOffer` event, for {@link answerOffer}; until it is accepted, nothing from that peer reaches here.
    */
-  permit(peerIds: readonly bigint[]): void {
+  permit(now: number, peerIds: readonly bigint[]): void {
     this.#permits = [...peerIds];
-    for (const r of this.#relayList) if (r.phase === 'open') this.#sendPermits(r);
+    for (const r of this.#relayList) if (r.phase === 'open') this.#sendPermits(r, now);
+    this.#dueUs = Math.min(this.#dueUs, now + PERMIT_REFRESH_US);
   }
 
-  /** Accepts or refuses a `linkOffer`: the link is made, or the requester hears NOT_ACCEPTED. */
-  answerOffer(relay: SocketAddress, offerId: number, accept: boolean): void {
+  /**
+   * Accepts or refuses a `linkOffer` (its relay, offer id and peer id, as the event gave them): the link is made,
+   * or the requester hears NOT_ACCEPTED. The relay acts only if that offer, from that peer, still waits.
+   */
+  answerOffer(relay: SocketAddress, offerId: number, peerId: bigint, accept: boolean): void {
     const r = this.#find(relay);
-    if (r && r.phase === 'open') this.#sendControl(r, { type: 'linkAnswer', offerId, accept });
+    if (r && r.phase === 'open') this.#sendControl(r, { type: 'linkAnswer', offerId, peerId, accept });
   }
 
   /**
    * New route tokens on every relay of this client's route: a new route (revision + 1, a `route` event) follows
    * when they arrive, and nobody holding the old route can ask for a link any more. Links made already stay.
    */
-  rotateRoute(): void {
-    for (const r of [this.#primary, this.#backup]) if (r && r.phase === 'open') this.#sendControl(r, { type: 'rotateToken', requestId: this.#requestId() });
+  rotateRoute(now: number): void {
+    for (const r of [this.#primary, this.#backup]) {
+      if (!r || r.phase !== 'open') continue;
+      r.rotateRequestId = this.#requestId();
+      r.rotateTries = 0;
+      this.#rotate(r, now);
+    }
   }
 
   /** Whether the peer's relay refused the path's link (the peer did not consent). */
@@ -305,7 +314,7 @@ export class RelayClient {
       this.onData(now, this.#paths.down(r, linkId, now).vaddr, data.subarray(3));
       return true;
     }
-    const m = this.#open(r, data);
+    const m = this.#open(r, data, now);
     if (!m) return true;
     this.#control(r, m, now);
     this.#dueUs = now; // control changes deadlines: the next handleTimeout recomputes them
@@ -341,7 +350,7 @@ export class RelayClient {
    * (its counter against the replay window), PONG, REFUSED and NO_SESSION in the clear. Null (counted) for
    * anything that does not authenticate, repeats, or is not a relay's message.
    */
-  #open(r: RelayState, data: Uint8Array): RelayControl | null {
+  #open(r: RelayState, data: Uint8Array, now: number): RelayControl | null {
     const stats = this.stats;
     let o: Opened | null = null;
     if (data[0] === RelayMsg.SessionOk) {
@@ -371,6 +380,8 @@ export class RelayClient {
         stats.replayed++;
         return null;
       }
+      r.sealedHeardUs = now;
+      r.noSessionAtUs = -1; // the relay still has the session: a NO_SESSION seen meanwhile was not its
     } else {
       const m = tryDecodeRelayControl(data);
       if (m && (m.type === 'pong' || m.type === 'refused' || m.type === 'noSession')) return m;
@@ -407,8 +418,25 @@ export class RelayClient {
           return Math.max(now, r.retryAtUs);
         }
         const interval = primary ? this.#keepaliveUs : SECONDARY_KEEPALIVE_US;
+        if (r.noSessionAtUs >= 0 && r.sealedHeardUs < r.noSessionAtUs && now - r.noSessionAtUs >= NO_SESSION_CONFIRM_US) {
+          // Nothing sealed since the relay said it has no session for us: it is gone (the relay restarted or reaped it).
+          this.#lose(r, now, false);
+          return Math.max(now, r.retryAtUs);
+        }
         if (now - r.keepaliveSentUs >= interval) this.#keepalive(r, now);
         let due = Math.min(r.keepaliveSentUs + interval, heardUs + silenceUs + 1);
+        if (r.noSessionAtUs >= 0 && r.sealedHeardUs < r.noSessionAtUs) due = Math.min(due, r.noSessionAtUs + NO_SESSION_CONFIRM_US);
+        if (this.#permits.length > 0) {
+          if (now - r.permitsSentUs >= PERMIT_REFRESH_US) this.#sendPermits(r, now);
+          due = Math.min(due, r.permitsSentUs + PERMIT_REFRESH_US);
+        }
+        if (r.rotateRequestId !== 0) {
+          if (now - r.rotateSentUs >= REQUEST_RETRY_US) {
+            if (r.rotateTries >= REQUEST_TRIES) r.rotateRequestId = 0;
+            else this.#rotate(r, now);
+          }
+          if (r.rotateRequestId !== 0) due = Math.min(due, r.rotateSentUs + REQUEST_RETRY_US);
+        }
         if (r !== this.#primary && r !== this.#backup) due = Math.min(due, this.#idleExtraSession(r, now));
         return due;
       }
@@ -481,14 +509,21 @@ export class RelayClient {
     return { peerId: this.#peerId, publicKey: this.#identity.publicKey, proof: r.proof };
   }
 
-  /** Tells `r` the permitted peer ids: the first message replaces what it had, the rest add. */
-  #sendPermits(r: RelayState): void {
+  /** Tells `r` the permitted peer ids: the first message replaces what it had, the rest add, the last completes the set. */
+  #sendPermits(r: RelayState, now: number): void {
     const ids = this.#permits;
+    r.permitsSentUs = now;
     let i = 0;
     do {
-      this.#sendControl(r, { type: 'permit', reset: i === 0, peerIds: ids.slice(i, i + MAX_PERMIT_IDS) });
+      this.#sendControl(r, { type: 'permit', reset: i === 0, complete: i + MAX_PERMIT_IDS >= ids.length, peerIds: ids.slice(i, i + MAX_PERMIT_IDS) });
       i += MAX_PERMIT_IDS;
     } while (i < ids.length);
+  }
+
+  #rotate(r: RelayState, now: number): void {
+    r.rotateSentUs = now;
+    r.rotateTries++;
+    this.#sendControl(r, { type: 'rotateToken', requestId: r.rotateRequestId });
   }
 
   #ping(r: RelayState, now: number): void {
@@ -614,7 +649,10 @@ export class RelayClient {
         r.lastHeardUs = now;
         r.keepaliveSentUs = now;
         r.draining = m.drainSeconds > 0;
-        if (this.#permits.length > 0) this.#sendPermits(r);
+        r.sealedHeardUs = now;
+        r.noSessionAtUs = -1;
+        r.rotateRequestId = 0;
+        if (this.#permits.length > 0) this.#sendPermits(r, now);
         this.#paths.sessionOpen(r, now);
         this.#choose(now);
         this.#publish(now);
@@ -658,19 +696,24 @@ export class RelayClient {
         r.lastHeardUs = now;
         this.stats.offersReceived++;
         // A peer we permit (its request crossed our PERMIT) is accepted at once; anyone else is the owner's question.
-        if (this.#permits.includes(m.peerId)) this.#sendControl(r, { type: 'linkAnswer', offerId: m.offerId, accept: true });
+        if (this.#permits.includes(m.peerId)) this.#sendControl(r, { type: 'linkAnswer', offerId: m.offerId, peerId: m.peerId, accept: true });
         else this.#events.push({ type: 'linkOffer', relay: r.addr, offerId: m.offerId, peerId: m.peerId, user: m.user });
         return;
       }
       case 'tokenRotated': {
         if (r.phase !== 'open') return;
         r.lastHeardUs = now;
+        if (m.requestId === r.rotateRequestId) r.rotateRequestId = 0;
         r.token = m.token.slice();
         this.#publish(now);
         return;
       }
       case 'noSession': {
-        if (r.phase === 'open' && r.sessionId && bytesEqual(m.sessionId, r.sessionId)) this.#lose(r, now, false);
+        // In the clear, so possibly forged by anyone on the path: a sealed keepalive asks the relay, and the
+        // session is given up only if nothing sealed answers within NO_SESSION_CONFIRM_US.
+        if (r.phase !== 'open' || !r.sessionId || !bytesEqual(m.sessionId, r.sessionId) || r.noSessionAtUs >= 0) return;
+        r.noSessionAtUs = now;
+        this.#keepalive(r, now);
         return;
       }
       case 'dirRegisterResult':

@@ -79,12 +79,15 @@ export class PathTable {
     if (!stays) this.relink(path, now);
   }
 
-  /** Forgets a path at once. */
+  /** Forgets a path at once; its link, if no other path holds it, is cut at the relay (UNLINK). */
   close(vaddr: SocketAddress): void {
     const path = this.#paths.get(vaddr.port);
     if (!path) return;
     this.#paths.delete(vaddr.port);
+    const r = path.relay;
+    const held = r !== null && r.links[path.linkId] === path;
     this.#release(path);
+    if (r && held && r.links[path.linkId] === undefined && r.phase === 'open') this.#host.sendControl(r, { type: 'unlink', linkId: path.linkId });
   }
 
   /**
@@ -176,6 +179,8 @@ export class PathTable {
         // The peer's relay is busy with offers (or we asked too fast): the timer asks again.
         path.pendingRelay = null;
         path.requestSentUs = now;
+        path.busy = true;
+        this.#host.dueAt(now + REQUEST_RETRY_US);
       } else if (m.code === RefuseCode.NotAccepted || m.code === RefuseCode.BadProof) {
         // The peer refused: no more link requests; the connection on the path times out or is closed by its owner.
         this.#stats.linksNotAccepted++;
@@ -220,7 +225,7 @@ export class PathTable {
         } else this.#requestLink(path, r, now);
       }
       if (path.pendingRelay) due = Math.min(due, path.requestSentUs + REQUEST_RETRY_US);
-    } else if (!r && (!path.relay || path.relay.dead) && path.route && !path.refused) {
+    } else if (!r && (path.busy || !path.relay || path.relay.dead) && path.route && !path.refused) {
       // No link and none being asked for: ask again, at most once per REQUEST_RETRY_US (a BUSY answer waits too).
       const wait = path.requestSentUs + REQUEST_RETRY_US - now;
       if (wait <= 0) this.relink(path, now);
@@ -251,6 +256,7 @@ export class PathTable {
       path.pendingRelay = null; // no relay of the peer's route works now: retried on the timer, or on a new route
       return;
     }
+    path.busy = false;
     if (path.relay === target && path.linkId >= 0) return;
     path.pendingRelay = target;
     path.requestTries = 0;

@@ -18,6 +18,10 @@ export const SECONDARY_KEEPALIVE_US = 1_000_000;
  * the route. The primary, with a keepalive every 200 ms, has the shorter `relayTimeoutMs` (1.2 s).
  */
 export const SECONDARY_SILENCE_US = 4 * SECONDARY_KEEPALIVE_US + 200_000;
+/** NO_SESSION travels in the clear (anyone on the path can forge one): the session is given up only if nothing sealed comes from the relay for this long after it, µs. */
+export const NO_SESSION_CONFIRM_US = 300_000;
+/** The permitted peer ids are told to every relay session again this often, µs (a PERMIT may be lost). */
+export const PERMIT_REFRESH_US = 5_000_000;
 /** A relay that refused a session, or a registration it refused or never answered, is retried after this. */
 export const REFUSED_RETRY_US = 5_000_000;
 /** A dead relay is pinged again after this. */
@@ -74,6 +78,16 @@ export interface RelayState {
   downWindow: ReplayWindow;
   /** This client's identity proof for the session (signed once, sent in every link request). */
   proof: Uint8Array | null;
+  /** When something sealed last came from the relay (µs): what a NO_SESSION is checked against. */
+  sealedHeardUs: number;
+  /** When a NO_SESSION for the open session came, or -1: confirmed by silence, refuted by anything sealed. */
+  noSessionAtUs: number;
+  /** When the permits were last sent on this session, µs. */
+  permitsSentUs: number;
+  /** A ROTATE_TOKEN waiting for its answer: its request id, when it was sent, the tries (0: none waiting). */
+  rotateRequestId: number;
+  rotateSentUs: number;
+  rotateTries: number;
   token: Uint8Array | null;
   lastHeardUs: number;
   /** Silence is counted from the later of this and `lastHeardUs`: the time it became the primary (its window shrank then). */
@@ -119,6 +133,8 @@ export interface Path {
   readonly incoming: boolean;
   /** The peer's relay refused the link (the peer did not consent): no more link requests. */
   refused: boolean;
+  /** The peer's relay answered BUSY: ask again after a retry interval, even while an old link still carries data. */
+  busy: boolean;
   /** When a lingering close forgets it (or +Infinity), and what may keep it. */
   forgetAtUs: number;
   stillUsed: (() => boolean) | null;
@@ -149,6 +165,12 @@ export function newRelayState(addr: SocketAddress, key: string, publicKey: Uint8
     dataSeq: 0,
     downWindow: new ReplayWindow(),
     proof: null,
+    sealedHeardUs: 0,
+    noSessionAtUs: -1,
+    permitsSentUs: 0,
+    rotateRequestId: 0,
+    rotateSentUs: 0,
+    rotateTries: 0,
     token: null,
     lastHeardUs: 0,
     watchSinceUs: 0,
@@ -167,7 +189,7 @@ export function newPath(port: number, incoming: boolean): Path {
   const vaddr = { address: VIRTUAL_ADDRESS, port };
   const header = new Uint8Array(UP_HEADER_BYTES);
   header[0] = RelayMsg.DataUp;
-  return { vaddr, route: null, relay: null, linkId: -1, header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, refused: false, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
+  return { vaddr, route: null, relay: null, linkId: -1, header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, refused: false, busy: false, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
 }
 
 /** Writes the hop header of `path` for its link on `r`: DATA_UP, the session id, the link id. */

@@ -21,10 +21,12 @@ const BURST_US = 100_000;
 /** A session that gets a new link is taken as seen at most this share of the idle timeout ago. */
 const LINKED_IDLE_SHARE = 0.5;
 
-/** One side of a link between two sessions: the session at the other end and the link's id on that side. */
+/** One side of a link between two sessions: the session at the other end, the link's id on that side, and whether this side asked for the link itself. */
 export interface Link {
   readonly peer: Session;
   readonly peerLinkId: number;
+  /** This side sent the link request (it knew the other's token); otherwise it consented by a permit or an answer, and a later permit set without the peer cuts the link. */
+  readonly asked: boolean;
 }
 
 /** A rate cap in kbit/s as bytes per µs, the unit of a session's rate bucket. */
@@ -66,8 +68,8 @@ export class Forwarder {
 
   /**
    * A DATA_UP (`data[0]` is its type): forwarded as a DATA_DOWN to the linked session, or dropped and counted.
-   * Checked in order of cost: the session and its address, the link, the sequence tag (one AES block) against
-   * the session's replay window, the rate.
+   * Checked in order: the session, the sequence tag (one AES block) against the session's replay window, the
+   * session's address (a fresh datagram from another one is challenged), the link, the rate.
    */
   forward(now: number, address: string, port: number, data: Uint8Array): void {
     const stats = this.#ctx.stats;
@@ -75,13 +77,8 @@ export class Forwarder {
       stats.malformed++;
       return;
     }
-    const s = this.#sessions.from(now, address, port, data.length, data, UP_SESSION_ID_AT);
+    const s = this.#sessions.named(now, address, port, data, UP_SESSION_ID_AT);
     if (!s) return;
-    const link = s.links[((data[UP_LINK_ID_AT] as number) << 8) | (data[UP_LINK_ID_AT + 1] as number)];
-    if (!link) {
-      stats.noLink++;
-      return;
-    }
     const seq = readDataTag(s.keys.data, data, this.#block);
     if (seq < 0) {
       stats.unauthenticated++;
@@ -91,7 +88,18 @@ export class Forwarder {
       stats.replayed++;
       return;
     }
+    if (s.port !== port || s.address !== address) {
+      // A fresh datagram of the session from elsewhere: challenged, not forwarded, and its number not used up.
+      this.#sessions.unvalidated(now, s, address, port, data.length, seq);
+      return;
+    }
+    s.lastSeenUs = now;
     s.dataWindow.mark(seq);
+    const link = s.links[((data[UP_LINK_ID_AT] as number) << 8) | (data[UP_LINK_ID_AT + 1] as number)];
+    if (!link) {
+      stats.noLink++;
+      return;
+    }
     const n = data.length - UP_HEADER_BYTES;
     if (now > s.tokensAtUs) {
       s.tokens = Math.min(s.burst, s.tokens + (now - s.tokensAtUs) * s.bytesPerUs);
@@ -118,21 +126,32 @@ export class Forwarder {
     return -1;
   }
 
-  /** Links two sessions that both consented. Returns the link id on `s`'s side and on `t`'s, or a refusal code. */
-  join(s: Session, t: Session, now: number): { id: number; peerId: number } | number {
+  /** Links two sessions that both consented (`s` asked; `t` too when `tAsked`). Returns the link id on `s`'s side and on `t`'s, or a refusal code. */
+  join(s: Session, t: Session, now: number, tAsked = false): { id: number; peerId: number } | number {
     const have = this.linkOf(s, t);
     if (have >= 0) return { id: have, peerId: (s.links[have] as Link).peerLinkId };
     if (s.linkCount >= this.#maxLinks || t.linkCount >= this.#maxLinks) return RefuseCode.LinkLimit;
     const a = freeSlot(s.links);
     const b = freeSlot(t.links);
-    s.links[a] = { peer: t, peerLinkId: b };
-    t.links[b] = { peer: s, peerLinkId: a };
+    s.links[a] = { peer: t, peerLinkId: b, asked: true };
+    t.links[b] = { peer: s, peerLinkId: a, asked: tAsked };
     s.linkCount++;
     t.linkCount++;
     s.lastSeenUs = Math.max(s.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
     t.lastSeenUs = Math.max(t.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
     this.#ctx.stats.linksCreated++;
     return { id: a, peerId: b };
+  }
+
+  /** Cuts the link between `s` and `t`, both sides. */
+  cut(s: Session, id: number): void {
+    const l = s.links[id];
+    if (!l) return;
+    l.peer.links[l.peerLinkId] = undefined;
+    l.peer.linkCount--;
+    s.links[id] = undefined;
+    s.linkCount--;
+    this.#ctx.stats.linksCut++;
   }
 
   /** Cuts every link of a session that is going: its peers forget their side. */

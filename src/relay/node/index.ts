@@ -153,7 +153,7 @@ export class RelayNode {
     }
     if (data[0] === RelayMsg.Sealed) {
       const got = this.#sessions.sealed(now, address, port, data);
-      if (got) this.#sealed(now, got.s, got.m);
+      if (got) this.#sealed(now, got.s, got.m, got.counter);
       return;
     }
     const m = tryDecodeRelayControl(data);
@@ -179,7 +179,7 @@ export class RelayNode {
   }
 
   /** A sealed control message from a session's validated address. */
-  #sealed(now: number, s: Session, m: RelayControl): void {
+  #sealed(now: number, s: Session, m: RelayControl, counter: number): void {
     const sessions = this.#sessions;
     switch (m.type) {
       case 'keepalive':
@@ -192,10 +192,13 @@ export class RelayNode {
         this.#links.answer(now, s, m);
         return;
       case 'permit':
-        this.#links.permit(now, s, m);
+        this.#links.permit(now, s, m, counter);
         return;
       case 'rotateToken':
         sessions.rotateToken(s, m.requestId);
+        return;
+      case 'unlink':
+        this.#forwarder.cut(s, m.linkId);
         return;
       case 'dirRegister':
         this.#directory.register(now, s, m);
@@ -204,7 +207,7 @@ export class RelayNode {
         this.#directory.lookup(now, s, m);
         return;
       case 'closeSession':
-        sessions.close(s);
+        sessions.close(now, s);
         return;
       default:
         // A PATH_RESPONSE from the session's own address answers nothing.
@@ -243,7 +246,7 @@ export class RelayNode {
       else timers.arm(NodeTimer.ReapScan, nextReapScanUs(now));
     }
     if (timers.isDue(NodeTimer.DrainDeadline, now)) {
-      this.#sessions.removeAll();
+      this.#sessions.removeAll(now);
       timers.disarm(NodeTimer.DrainDeadline);
     }
   }

@@ -9,6 +9,8 @@ import type { Offer, Session, SessionTable } from './sessions.js';
 const MAX_OFFERS_PER_TARGET = 16;
 /** Peer ids one session permits, at most. */
 const MAX_PERMITS = 256;
+/** A waiting offer is told to its target again, on the requester's retries, at most this often, µs (it may have been lost). */
+const OFFER_RESEND_US = 1_000_000;
 /** Offer ids are u16 on the wire, 0 unused. */
 const MAX_OFFER_ID = 0xffff;
 
@@ -60,7 +62,7 @@ export class LinkBroker {
     const mutual = offerFrom(s, t);
     if (mutual || t.permits.has(m.peerId)) {
       if (mutual) s.offers.delete(mutual.id);
-      const joined = this.#forwarder.join(s, t, now);
+      const joined = this.#forwarder.join(s, t, now, mutual !== undefined);
       if (typeof joined === 'number') {
         if (mutual) this.#sessions.send(t, { type: 'linkFailed', requestId: mutual.requestId, code: joined });
         return fail(joined);
@@ -74,13 +76,18 @@ export class LinkBroker {
     const waiting = offerFrom(t, s);
     if (waiting) {
       waiting.requestId = m.requestId;
+      // The offer may have been lost on its way: told again, at most once a second.
+      if (now - waiting.sentUs >= OFFER_RESEND_US) {
+        waiting.sentUs = now;
+        this.#sessions.send(t, { type: 'linkOffer', offerId: waiting.id, peerId: m.peerId, user: s.user ?? '' });
+      }
       return;
     }
     if (t.offers.size >= MAX_OFFERS_PER_TARGET || !this.#take(now, s)) {
       stats.offersBusy++;
       return fail(RefuseCode.Busy);
     }
-    const o: Offer = { id: nextOfferId(t), from: s, requestId: m.requestId, expiresUs: now + OFFER_LIFETIME_US };
+    const o: Offer = { id: nextOfferId(t), from: s, requestId: m.requestId, expiresUs: now + OFFER_LIFETIME_US, sentUs: now };
     t.offers.set(o.id, o);
     stats.offers++;
     this.#sessions.send(t, { type: 'linkOffer', offerId: o.id, peerId: m.peerId, user: s.user ?? '' });
@@ -89,20 +96,36 @@ export class LinkBroker {
   /** A LINK_ANSWER from the target of an offer: the link, or a refusal the requester hears. */
   answer(now: number, t: Session, m: Extract<RelayControl, { type: 'linkAnswer' }>): void {
     const o = t.offers.get(m.offerId);
-    if (!o) return; // expired, or answered already
+    // Expired, answered already, or another offer under that id than the one answered (the peer id says which).
+    if (!o || o.from.peerId !== m.peerId) return;
     t.offers.delete(o.id);
     this.#settle(now, t, o, m.accept);
   }
 
-  /** A PERMIT: peer ids whose link requests `t` accepts at once. Offers waiting from them are accepted now. */
-  permit(now: number, t: Session, m: Extract<RelayControl, { type: 'permit' }>): void {
-    if (m.reset) t.permits.clear();
+  /**
+   * A PERMIT: peer ids whose link requests `t` accepts at once. Offers waiting from them are accepted now. When
+   * the set is complete, links `t` consented to (it did not ask for them) with peers it no longer names are cut:
+   * consent ends when the peer is closed. A link `t` asked for ends with UNLINK.
+   */
+  permit(now: number, t: Session, m: Extract<RelayControl, { type: 'permit' }>, counter: number): void {
+    // Sets are ordered by their sealed counters: a part of an older set, arriving late, changes nothing.
+    if (counter < t.permitsFrom) return;
+    if (m.reset) {
+      t.permits.clear();
+      t.permitsFrom = counter;
+    }
     for (const id of m.peerIds) {
       if (t.permits.size >= MAX_PERMITS) {
         this.#ctx.stats.permitsDropped++;
         break;
       }
       t.permits.add(id);
+    }
+    if (m.complete) {
+      for (let i = 0; i < t.links.length; i++) {
+        const l = t.links[i];
+        if (l && !l.asked && (l.peer.peerId === null || !t.permits.has(l.peer.peerId))) this.#forwarder.cut(t, i);
+      }
     }
     for (const o of [...t.offers.values()]) {
       if (o.from.peerId !== null && t.permits.has(o.from.peerId)) {

@@ -19,6 +19,10 @@ const PATH_CHALLENGE_MESSAGE_BYTES = 1 + 8 + 1 + PATH_CHALLENGE_BYTES + 16;
 const PATH_CHALLENGE_INTERVAL_US = 50_000;
 /** A candidate address gets at most this many bytes of challenges per byte it sent. */
 const PATH_CHALLENGE_MAX_AMPLIFICATION = 3;
+/** Addresses under validation per session, at most: a new one replaces the oldest, so that an attacker sending from one address cannot displace the client's. */
+const MAX_CANDIDATES = 4;
+/** A removed session's request (address, port, client nonce) is not answered again for this long, µs: its cookie (10 s) has expired by then, so no replay can recreate a session with the same keys and counter 0. */
+const RETIRED_REQUEST_US = 11_000_000;
 /** Where the low 32 bits of a session id start (the table's key; the high 32 bits are checked). */
 const SESSION_ID_LO_AT = 4;
 /** The load byte of PONG and KEEPALIVE_ACK: sessions held as a share of the most, on 0..255. */
@@ -41,6 +45,8 @@ export interface Offer {
   /** The request the answer goes to (the latest retry's). */
   requestId: number;
   readonly expiresUs: number;
+  /** When the target was last told of it. */
+  sentUs: number;
 }
 
 /** One relay session: its id and keys, its validated address, its links, its rate bucket and directory budgets. */
@@ -65,7 +71,8 @@ export interface Session {
   readonly bytesPerUs: number;
   readonly burst: number;
   lastSeenUs: number;
-  candidate: PathCandidate | null;
+  /** Addresses that named the session and are being challenged (at most {@link MAX_CANDIDATES}). */
+  readonly candidates: PathCandidate[];
   /** The peer id this session registered in the directory, if any. */
   dirId: bigint | null;
   /** Token buckets for directory registrations and lookups (requests). */
@@ -75,12 +82,20 @@ export interface Session {
   /** Counters of sealed control seen from the client, and DATA_UP sequence numbers: replays are dropped. */
   readonly upWindow: ReplayWindow;
   readonly dataWindow: ReplayWindow;
+  /**
+   * Counters and sequence numbers seen from addresses other than the session's: each may start or refresh one
+   * path validation, once. Copies of a captured datagram raced from many addresses make one candidate, not many.
+   */
+  readonly foreignUp: ReplayWindow;
+  readonly foreignData: ReplayWindow;
   /** The next counter of a sealed message to the client. */
   downCounter: number;
   /** The peer id this session proved with its key in a LINK_REQUEST, once checked. */
   peerId: bigint | null;
   /** Peer ids whose link requests this session accepts at once (PERMIT). */
   readonly permits: Set<bigint>;
+  /** The counter of the PERMIT that started the set held: an older one (reordered on the way) is ignored. */
+  permitsFrom: number;
   /** Link requests waiting for this session's answer, by offer id. */
   readonly offers: Map<number, Offer>;
   nextOfferId: number;
@@ -107,10 +122,11 @@ export interface SessionPolicy {
   readonly linkRequestsPerS: number;
 }
 
-/** A sealed message from a session's validated address, opened. */
+/** A sealed message from a session's validated address, opened, with its counter (the order the client sent it in). */
 export interface SealedFrom {
   readonly s: Session;
   readonly m: RelayControl;
+  readonly counter: number;
 }
 
 /**
@@ -131,6 +147,8 @@ export class SessionTable {
   readonly #sessions = new Map<number, Session>();
   /** `address/clientNonce` -> session: a repeated request gets the same answer. */
   readonly #byNonce = new Map<string, Session>();
+  /** The requests of removed sessions, until when they are ignored (µs). */
+  readonly #retired = new Map<string, number>();
   /** ticketId -> the client address that first used it, until the ticket expires (unix s). */
   readonly #ticketBinding = new Map<string, { address: string; expiresAt: number }>();
   /** user -> sessions held (ticketed), or address and network block -> sessions (open mode). */
@@ -153,9 +171,9 @@ export class SessionTable {
     return this.#sessions.size;
   }
 
-  /** Whether a reap scan has nothing to look at: no session and no ticket binding. */
+  /** Whether a reap scan has nothing to look at: no session, no ticket binding, no retired request. */
   get empty(): boolean {
-    return this.#sessions.size === 0 && this.#ticketBinding.size === 0;
+    return this.#sessions.size === 0 && this.#ticketBinding.size === 0 && this.#retired.size === 0;
   }
 
   /** Every session, in the order they opened. */
@@ -188,21 +206,23 @@ export class SessionTable {
   }
 
   /**
-   * The session a DATA_UP names (its id at `bytes[at]`), if it came from the session's validated address (the
-   * session is then seen alive). Otherwise null, after answering NO_SESSION (rate-limited) or a path challenge.
+   * The session a DATA_UP names (its id at `bytes[at]`), whether or not it came from the session's validated
+   * address; null, after answering NO_SESSION (rate-limited), if there is no such session.
    */
-  from(now: number, address: string, port: number, size: number, bytes: Uint8Array, at: number): Session | null {
+  named(now: number, address: string, port: number, bytes: Uint8Array, at: number): Session | null {
     const s = this.byId(bytes, at);
-    if (!s) {
-      this.#noSession(now, address, port, bytes.subarray(at, at + SESSION_ID_BYTES));
-      return null;
-    }
-    if (s.port !== port || s.address !== address) {
-      this.#unvalidated(now, s, address, port, size);
-      return null;
-    }
-    s.lastSeenUs = now;
+    if (!s) this.#noSession(now, address, port, bytes.subarray(at, at + SESSION_ID_BYTES));
     return s;
+  }
+
+  /**
+   * A DATA_UP (its tag fresh and the session's) from an address other than the session's: a NAT rebinding, or
+   * a captured datagram raced from elsewhere. The address is challenged; nothing is forwarded from it.
+   */
+  unvalidated(now: number, s: Session, address: string, port: number, size: number, seq: number): void {
+    if (!s.foreignData.isNew(seq)) return;
+    s.foreignData.mark(seq);
+    this.#unvalidated(now, s, address, port, size);
   }
 
   /**
@@ -227,13 +247,18 @@ export class SessionTable {
       stats.unauthenticated++;
       return null;
     }
-    s.upWindow.mark(o.counter);
     if (s.port === port && s.address === address) {
+      s.upWindow.mark(o.counter);
       s.lastSeenUs = now;
-      return { s, m: o.message };
+      return { s, m: o.message, counter: o.counter };
     }
-    if (o.message.type === 'pathResponse') this.#pathResponse(now, s, address, port, o.message.challenge);
-    else this.#unvalidated(now, s, address, port, data.length);
+    // From another address: only a PATH_RESPONSE that moves the session uses up its counter. Anything else is
+    // not acted on, and its counter stays usable: a copy raced from elsewhere cannot suppress the original.
+    if (o.message.type === 'pathResponse' && this.#pathResponse(now, s, address, port, o.message.challenge)) s.upWindow.mark(o.counter);
+    else if (s.foreignUp.isNew(o.counter)) {
+      s.foreignUp.mark(o.counter);
+      this.#unvalidated(now, s, address, port, data.length);
+    }
     return null;
   }
 
@@ -250,6 +275,10 @@ export class SessionTable {
     const again = this.#byNonce.get(nonceKey);
     if (again) {
       this.#sessionOk(again, m.clientNonce, now);
+      return;
+    }
+    if ((this.#retired.get(nonceKey) ?? 0) > now) {
+      ctx.stats.replayed++; // the request of a session that is gone: its keys must not serve a second one
       return;
     }
     const refuse = (code: number): void => ctx.reply({ type: 'refused', clientNonce: m.clientNonce, code }, port, address);
@@ -308,8 +337,8 @@ export class SessionTable {
   }
 
   /** A CLOSE_SESSION (sealed, from the session's address). */
-  close(s: Session): void {
-    this.#remove(s);
+  close(now: number, s: Session): void {
+    this.#remove(s, now);
     this.#ctx.stats.sessionsClosed++;
   }
 
@@ -317,37 +346,52 @@ export class SessionTable {
   reap(now: number): void {
     for (const s of this.#sessions.values()) {
       if (now - s.lastSeenUs > this.#policy.idleTimeoutUs) {
-        this.#remove(s);
+        this.#remove(s, now);
         this.#ctx.stats.sessionsReaped++;
       }
     }
     const nowS = this.#ctx.unixSeconds();
     for (const [id, b] of this.#ticketBinding) if (b.expiresAt <= nowS) this.#ticketBinding.delete(id);
+    for (const [k, until] of this.#retired) if (until <= now) this.#retired.delete(k);
   }
 
   /** Removes every session (the drain deadline). */
-  removeAll(): void {
-    for (const s of this.#sessions.values()) this.#remove(s);
+  removeAll(now: number): void {
+    for (const s of this.#sessions.values()) this.#remove(s, now);
   }
 
-  /** The path challenge's answer from the candidate address: the session moves there (a NAT rebinding); the route is unchanged. */
-  #pathResponse(now: number, s: Session, address: string, port: number, challenge: Uint8Array): void {
+  /**
+   * The path challenge's answer from a candidate address: the session moves there (a NAT rebinding); the route
+   * is unchanged. In open mode the new address must have room under the per-address and per-network caps (a
+   * session moved there counts there), or the move is refused. Returns whether the session moved.
+   */
+  #pathResponse(now: number, s: Session, address: string, port: number, challenge: Uint8Array): boolean {
     const ctx = this.#ctx;
-    const c = s.candidate;
-    if (!c || c.address !== address || c.port !== port || !bytesEqual(c.challenge, challenge)) {
+    const c = s.candidates.find((x) => x.address === address && x.port === port);
+    if (!c || !bytesEqual(c.challenge, challenge)) {
       ctx.stats.unauthenticated++;
-      return;
+      return false;
+    }
+    if (s.user === null && address !== s.address) {
+      const policy = this.#policy;
+      const overAddress = (this.#perOwner.get(`addr|${address}`) ?? 0) >= policy.openSessionsPerAddress;
+      const sameNet = networkOf(address) === networkOf(s.address);
+      if (overAddress || (!sameNet && (this.#perOwner.get(`net|${networkOf(address)}`) ?? 0) >= policy.openSessionsPerNetwork)) {
+        ctx.stats.openRefusedBy[overAddress ? 'address' : 'network']++;
+        return false;
+      }
     }
     this.#owned(s, -1);
     s.address = address;
     s.port = port;
-    s.candidate = null;
+    s.candidates.length = 0;
     s.lastSeenUs = now;
     this.#owned(s, +1);
     const binding = s.ticketId ? this.#ticketBinding.get(s.ticketId) : undefined;
     if (binding) binding.address = `${address}|${port}`;
     ctx.stats.rebinds++;
     this.send(s, { type: 'keepaliveAck', seq: 0, drainSeconds: ctx.drainSeconds(now), load: this.load() });
+    return true;
   }
 
   /** Answers data naming a session we do not have, rarely: the sender learns to open a new one. 9 bytes for at least 11. */
@@ -375,11 +419,17 @@ export class SessionTable {
   #unvalidated(now: number, s: Session, address: string, port: number, size: number): void {
     const ctx = this.#ctx;
     ctx.stats.unvalidatedPath++;
-    let c = s.candidate;
-    if (!c || c.address !== address || c.port !== port) {
+    let c = s.candidates.find((x) => x.address === address && x.port === port);
+    if (c) {
+      // The most recently active candidate goes last: a new one replaces the stalest.
+      s.candidates.splice(s.candidates.indexOf(c), 1);
+      s.candidates.push(c);
+    } else {
       const challenge = new Uint8Array(PATH_CHALLENGE_BYTES);
       ctx.provider.fillRandom(challenge);
-      c = s.candidate = { address, port, challenge, bytesIn: 0, bytesOut: 0, lastSentUs: -Infinity };
+      c = { address, port, challenge, bytesIn: 0, bytesOut: 0, lastSentUs: -Infinity };
+      if (s.candidates.length >= MAX_CANDIDATES) s.candidates.shift();
+      s.candidates.push(c);
     }
     c.bytesIn += size;
     if (now - c.lastSentUs < PATH_CHALLENGE_INTERVAL_US || c.bytesOut + PATH_CHALLENGE_MESSAGE_BYTES > PATH_CHALLENGE_MAX_AMPLIFICATION * c.bytesIn) return;
@@ -419,16 +469,19 @@ export class SessionTable {
       bytesPerUs,
       burst,
       lastSeenUs: now,
-      candidate: null,
+      candidates: [],
       dirId: null,
       dirRegisterTokens: policy.dirRegistersPerS,
       dirLookupTokens: policy.dirLookupsPerS,
       dirTokensAtUs: now,
       upWindow: new ReplayWindow(),
       dataWindow: new ReplayWindow(),
+      foreignUp: new ReplayWindow(),
+      foreignData: new ReplayWindow(),
       downCounter: 0,
       peerId: null,
       permits: new Set(),
+      permitsFrom: -1,
       offers: new Map(),
       nextOfferId: 1,
       linkTokens: policy.linkRequestsPerS,
@@ -460,9 +513,10 @@ export class SessionTable {
     ctx.out(sealSessionOk(s.keys, clientNonce, s.downCounter++, m), s.port, s.address);
   }
 
-  #remove(s: Session): void {
+  #remove(s: Session, now: number): void {
     this.#sessions.delete(s.idLo);
     this.#byNonce.delete(s.nonceKey);
+    this.#retired.set(s.nonceKey, now + RETIRED_REQUEST_US);
     this.#owned(s, -1);
     this.#release(s);
   }

@@ -92,6 +92,8 @@ export interface RelayStats {
   offersBusy: number;
   /** Peer ids a PERMIT carried beyond a session's limit. */
   permitsDropped: number;
+  /** Links cut because a session stopped permitting the peer at the other end. */
+  linksCut: number;
   tokensRotated: number;
   /** Data dropped by a session's rate cap. */
   rateLimited: number;
@@ -142,6 +144,7 @@ export function newRelayStats(): RelayStats {
     offersRefused: 0,
     offersBusy: 0,
     permitsDropped: 0,
+    linksCut: 0,
     tokensRotated: 0,
     rateLimited: 0,
     noLink: 0,
