@@ -3,23 +3,19 @@ import { Admission } from '../util/admission.js';
 import type { Rng } from '../util/rng.js';
 
 /** Most unauthenticated datagrams handled per pass (one event-loop turn) unless told otherwise. */
-export const DEFAULT_ADMISSION_BUDGET = 256;
+const DEFAULT_ADMISSION_BUDGET = 256;
+/** libuv reads at most this many datagrams from a socket per event-loop turn (uv__udp_recvmsg). */
+export const READ_BATCH = 32;
 /**
- * Unauthenticated datagrams and the replies they cause may take this share of the clock on average, so
- * that under a sustained flood reading the socket keeps the rest (libuv reads at most 32 datagrams per
- * turn) and the kernel's buffer does not overflow and drop at random...
+ * Clock time of a pass after a turn that read a full batch, µs: the socket has more waiting, and a pass
+ * much longer than reading a batch (some 100-150 µs in Node) would leave it unread, overflow the kernel's
+ * buffer and lose datagrams at random, established traffic's included.
  */
-const WORK_SHARE = 0.5;
-/**
- * ...and run this far ahead of it, µs: a burst of new sources (every source of a flood is new at its
- * start) is answered in a few tens of milliseconds, while the kernel's receive buffer (4 MiB asked, some
- * 6,500 small datagrams) holds what arrives meanwhile.
- */
-const WORK_BURST_US = 20_000;
-/** Longest pass, µs: the most a pass holds the event loop (and the socket unread). */
-const PASS_MAX_US = 2_000;
+const PASS_BACKLOGGED_US = 100;
+/** Clock time of a pass after a turn that emptied the socket, µs: the time reading does not need. */
+const PASS_IDLE_US = 1_000;
 /** Most datagrams of each admission class waiting at once unless told otherwise (a power of two). */
-export const DEFAULT_ADMISSION_CAPACITY = 1024;
+const DEFAULT_ADMISSION_CAPACITY = 4096;
 /**
  * Under load, a source gets one datagram of each kind (first byte) per this long on average, µs. Each wait
  * is drawn from half to one and a half of it, so that the sources of a flood, all let in at its start, do
@@ -43,18 +39,18 @@ export interface AdmissionStats {
 
 /** Options of an {@link AdmissionQueue}. */
 export interface AdmissionOptions {
-  /** Most datagrams handed on per {@link AdmissionQueue.drain}. Default {@link DEFAULT_ADMISSION_BUDGET}. */
+  /** Most datagrams handed on per {@link AdmissionQueue.drain}. Default 256. */
   readonly budget?: number;
-  /** Most datagrams waiting per class; rounded up to a power of two. Default {@link DEFAULT_ADMISSION_CAPACITY}. */
+  /** Most datagrams waiting per class; rounded up to a power of two. Default 4096. */
   readonly capacity?: number;
 }
 
-/** A bounded stack of datagrams: newest out first; when full, the oldest gives way. */
-class Stack {
+/** A bounded FIFO of datagrams: when full, the oldest gives way. */
+class Queue {
   readonly #mask: number;
   readonly #data: (Uint8Array | undefined)[];
   readonly #from: (SocketAddress | undefined)[];
-  /** The oldest entry; the newest is at `#head + size - 1`. */
+  /** The oldest entry. */
   #head = 0;
   size = 0;
 
@@ -82,13 +78,14 @@ class Stack {
     return !full;
   }
 
-  /** Hands the newest datagram to `handle` (the stack must not be empty). */
-  pop(handle: (data: Uint8Array, from: SocketAddress) => void): void {
-    const i = (this.#head + this.size - 1) & this.#mask;
+  /** Hands the oldest datagram to `handle` (the queue must not be empty). */
+  shift(handle: (data: Uint8Array, from: SocketAddress) => void): void {
+    const i = this.#head;
     const data = this.#data[i] as Uint8Array;
     const from = this.#from[i] as SocketAddress;
     this.#data[i] = undefined;
     this.#from[i] = undefined;
+    this.#head = (i + 1) & this.#mask;
     this.size--;
     handle(data, from);
   }
@@ -105,16 +102,17 @@ class Stack {
  * Bounded work for unauthenticated input (docs/RUNTIME.md "Under a flood"), shared by the endpoint driver
  * and the relay server: datagrams that cost work before anything authenticates their sender (handshakes,
  * relay pings and session requests) wait here and are handed to the node a bounded amount per pass, one
- * pass per event-loop turn: at most `budget` datagrams and 2 ms of clock time, their replies included, and
- * on average half of the clock (with 20 ms of slack for bursts). So a flood never holds the event loop, the
- * socket keeps being read, and established traffic, which never waits here, keeps flowing.
+ * pass per event-loop turn: at most `budget` datagrams and a bounded clock time, their replies included:
+ * about what reading a batch takes while the socket has more waiting, up to 1 ms when it is empty. So a
+ * flood never holds the event loop, the socket keeps being read as fast as it fills (what reading does
+ * not need goes to the queue), and established traffic, which never waits here, keeps flowing.
  *
- * Newest first: under overload the datagrams that waited longest are the ones given up (pushed out of a
- * full stack), and a client that just sent its HELLO is answered in the next pass rather than after the
- * backlog. Datagrams that return a cookie ({@link Admission.Cookie}: the second step of a handshake the node
- * already answered, checked for the price of one MAC) are served before new ones for the first half of
- * each pass, so that a client answered just before a flood is not buried under it; new ones
- * ({@link Admission.New}) have the second half, so that neither class can starve the other.
+ * Oldest first, and when a queue is full its oldest datagram gives way (it has waited longest; its sender's
+ * retry comes soonest), so that no datagram waits longer than a full queue takes. Datagrams that return a
+ * cookie ({@link Admission.Cookie}: the second step of a handshake the node already answered, checked for
+ * the price of one MAC) have the first half of each pass, so that a client answered just before a flood
+ * is not queued behind its new sources; new ones ({@link Admission.New}) have the second half, so that
+ * neither class can starve the other.
  *
  * While loaded (within a second of holding a budget, keeping datagrams over a pass or shedding a source),
  * each source (address and port) gets a share of each kind of datagram (its first byte: a HELLO, a
@@ -127,12 +125,9 @@ class Stack {
 export class AdmissionQueue {
   readonly stats: AdmissionStats = { queued: 0, shed: 0 };
   readonly #budget: number;
-  readonly #cookies: Stack;
-  readonly #fresh: Stack;
+  readonly #cookies: Queue;
+  readonly #fresh: Queue;
   #loadedUntilUs = Number.NEGATIVE_INFINITY;
-  /** Clock time the passes may still spend (WORK_SHARE, WORK_BURST_US), µs, as of `#creditAtUs`. */
-  #creditUs = WORK_BURST_US;
-  #creditAtUs = Number.NEGATIVE_INFINITY;
   readonly #rng: Rng;
   #seed = 0;
   /** Per slot: the hash of the source and kind holding it (0: free) and when it may next be let in, µs. */
@@ -144,8 +139,8 @@ export class AdmissionQueue {
     this.#rng = rng;
     this.#budget = Math.max(1, options.budget ?? DEFAULT_ADMISSION_BUDGET);
     const capacity = options.capacity ?? DEFAULT_ADMISSION_CAPACITY;
-    this.#cookies = new Stack(capacity);
-    this.#fresh = new Stack(capacity);
+    this.#cookies = new Queue(capacity);
+    this.#fresh = new Queue(capacity);
   }
 
   /** Datagrams waiting. */
@@ -167,28 +162,26 @@ export class AdmissionQueue {
   }
 
   /**
-   * One pass: hands datagrams, newest first, to `handle` (which also sends what they cause) while the pass
-   * has budget and clock time (at most PASS_MAX_US, and no more than the work share has left): cookies
-   * for the first half of that time, then new ones, then cookies again. At least one datagram; in virtual
-   * time, where the clock stands still during a pass, the budget alone counts. Returns whether more are
-   * waiting (the queue then counts as loaded).
+   * One pass: hands datagrams, oldest first, to `handle` (which also sends what they cause) while the pass
+   * has budget and clock time: PASS_BACKLOGGED_US if the socket delivered a full READ_BATCH since the last
+   * pass (`received`, every datagram counted), PASS_IDLE_US if not. Cookies have the first half of that
+   * time, new ones the rest, then cookies again. At least one datagram; in virtual time, where the clock
+   * stands still during a pass, the budget alone counts. Returns whether more are waiting (the queue then
+   * counts as loaded).
    */
-  drain(now: number, clock: () => number, handle: (data: Uint8Array, from: SocketAddress) => void): boolean {
-    if (now > this.#creditAtUs) this.#creditUs = Math.min(WORK_BURST_US, this.#creditUs + (now - this.#creditAtUs) * WORK_SHARE);
-    this.#creditAtUs = now;
-    const passUs = Math.min(PASS_MAX_US, this.#creditUs);
+  drain(now: number, received: number, clock: () => number, handle: (data: Uint8Array, from: SocketAddress) => void): boolean {
+    const passUs = received >= READ_BATCH ? PASS_BACKLOGGED_US : PASS_IDLE_US;
     let n = this.#serve(this.#cookies, 0, now, clock, passUs / 2, handle);
     n = this.#serve(this.#fresh, n, now, clock, passUs, handle);
     this.#serve(this.#cookies, n, now, clock, passUs, handle);
-    this.#creditUs -= clock() - now;
     if (this.size === 0) return false;
     this.#loadedUntilUs = now + LOAD_HOLD_US;
     return true;
   }
 
-  /** Pops from `stack` while the pass has budget and time up to `untilUs` (`n` handed on so far); returns the new `n`. */
-  #serve(stack: Stack, n: number, now: number, clock: () => number, untilUs: number, handle: (data: Uint8Array, from: SocketAddress) => void): number {
-    for (; stack.size > 0 && n < this.#budget && (n === 0 || clock() - now < untilUs); n++) stack.pop(handle);
+  /** Shifts from `queue` while the pass has budget and time up to `untilUs` (`n` handed on so far); returns the new `n`. */
+  #serve(queue: Queue, n: number, now: number, clock: () => number, untilUs: number, handle: (data: Uint8Array, from: SocketAddress) => void): number {
+    for (; queue.size > 0 && n < this.#budget && (n === 0 || clock() - now < untilUs); n++) queue.shift(handle);
     return n;
   }
 

@@ -104,6 +104,8 @@ export class EndpointDriver<N extends SansIo = SansIo> {
   /** The clock of the current pass, for the queued datagrams it hands to the node, and what they sent. */
   #passUs = 0;
   #passSends = 0;
+  /** Datagrams received since the last pass: a full read batch means the socket has more waiting. */
+  #received = 0;
   #closed = false;
   #keepAlive: boolean;
 
@@ -156,6 +158,7 @@ export class EndpointDriver<N extends SansIo = SansIo> {
 
   #receive(data: Uint8Array, from: SocketAddress): void {
     if (this.#closed) return;
+    this.#received++;
     const now = this.#sched.now();
     // A shed datagram changed nothing: it needs no pass (under a flood most need none).
     if (this.fakeRecv.admit(now, data, from) && !this.#input(now, data, from)) return;
@@ -187,17 +190,25 @@ export class EndpointDriver<N extends SansIo = SansIo> {
 
   readonly #onImmediate = (): void => {
     this.#immediate = null;
-    this.service();
+    this.#pass(true);
   };
 
   readonly #onTimer = (): void => {
     this.#timer = null;
     this.#timerAtUs = Number.POSITIVE_INFINITY;
-    this.service();
+    this.#pass(false);
   };
 
   /** Runs the node now: due datagrams, expired timers, everything it wants sent; then re-arms the timer. */
   service(): void {
+    this.#pass(false);
+  }
+
+  /**
+   * A service pass. Only the pass of the event-loop turn (`admit`, run by `soon` after the turn's reads)
+   * hands queued unauthenticated datagrams on: it knows what the turn read, and so how long it may take.
+   */
+  #pass(admit: boolean): void {
     if (this.#closed) return;
     const ep = this.node;
     let now = this.#sched.now();
@@ -205,7 +216,11 @@ export class EndpointDriver<N extends SansIo = SansIo> {
     this.#passUs = now;
     this.#passSends = 0;
     // At most one budget of unauthenticated datagrams per pass: the rest wait for the next turn.
-    const more = this.admission.size > 0 && this.admission.drain(now, this.#clock, this.#admit);
+    let more = this.admission.size > 0;
+    if (more && admit) {
+      more = this.admission.drain(now, this.#received, this.#clock, this.#admit);
+      this.#received = 0;
+    }
     ep.handleTimeout(now); // fires only what has expired; one scan, not a pollTimeout scan and then this one
     let sends = this.#passSends + this.#transmit(now, MAX_SENDS_PER_PASS - this.#passSends);
     this.#onServiced(this);

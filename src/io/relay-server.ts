@@ -55,6 +55,8 @@ export class RelayServer {
   #immediate: TimerHandle | null = null;
   /** The clock of the current pass, for the queued datagrams it hands to the node. */
   #passUs = 0;
+  /** Datagrams received since the last pass: a full read batch means the socket has more waiting. */
+  #received = 0;
 
   private constructor(sock: DatagramTransport, runtime: Runtime, options: RelayServerOptions) {
     this.#sock = sock;
@@ -79,6 +81,7 @@ export class RelayServer {
       },
     });
     sock.onMessage = (data, from) => {
+      this.#received++;
       const now = this.#sched.now();
       const kind = this.node.admission(data);
       if (kind !== Admission.Now) {
@@ -110,7 +113,9 @@ export class RelayServer {
     if (this.#closed) return;
     const now = this.#sched.now();
     this.#passUs = now;
-    if (this.admission.drain(now, this.#clock, this.#admit)) this.#immediate = this.#sched.soon(this.#onImmediate);
+    const more = this.admission.drain(now, this.#received, this.#clock, this.#admit);
+    this.#received = 0;
+    if (more) this.#immediate = this.#sched.soon(this.#onImmediate);
     // A first session arms the reap scan.
     this.#service(now);
   };
