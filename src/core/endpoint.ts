@@ -276,8 +276,11 @@ export class Endpoint implements ConnectionHost {
     const first = data[0] as number;
     if (first === ControlType.ConnectRequest) return Admission.Cookie;
     // Where the packet names our connection id: after the flags byte, or after a CHALLENGE's version.
-    const at = (first & DATA_FLAG) !== 0 || first === ControlType.ConnectOk || first === ControlType.Closed || first === ControlType.NoConnection ? 1 : first === ControlType.Challenge ? 5 : 0;
-    if (at === 0 || data.length < at + 4) return Admission.New;
+    let at: number;
+    if ((first & DATA_FLAG) !== 0 || first === ControlType.ConnectOk || first === ControlType.Closed || first === ControlType.NoConnection) at = 1;
+    else if (first === ControlType.Challenge) at = 5;
+    else return Admission.New;
+    if (data.length < at + 4) return Admission.New;
     const cid = (((data[at] as number) << 24) | ((data[at + 1] as number) << 16) | ((data[at + 2] as number) << 8) | (data[at + 3] as number)) >>> 0;
     return this.#conns.has(cid) ? Admission.Now : Admission.New;
   }

@@ -124,7 +124,6 @@ export interface SansIo {
   admission?(data: Uint8Array): Admission;
 }
 
-
 /** A message delivered to the application. */
 export interface ReceivedMessage {
   /** Handle of the connection it arrived on. */

@@ -84,9 +84,10 @@ const MAX_SENDS_PER_PASS = 4096;
  * one transport: feeds it datagrams, drains its output after every input and command, and keeps exactly
  * one timer, re-armed at the earliest of `node.pollTimeout()` and the fake network's next held datagram.
  * Received datagrams of established traffic are processed at once; those the node calls unauthenticated
- * (`node.admission`) wait in an {@link AdmissionQueue} and are processed, a bounded number per pass,
- * at the start of the next pass. Output is drained in one pass per event-loop turn (the scheduler's
- * `soon`), so that a burst of datagrams or of `send` calls shares packets and acks.
+ * (`node.admission`) wait in an {@link AdmissionQueue}, and the pass of each event-loop turn hands them on,
+ * a bounded number and time per pass (docs/RUNTIME.md "Under a flood"). Output is drained in one pass per
+ * event-loop turn (the scheduler's `soon`), so that a burst of datagrams or of `send` calls shares packets
+ * and acks.
  */
 export class EndpointDriver<N extends SansIo = SansIo> {
   readonly node: N;
