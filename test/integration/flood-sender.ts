@@ -4,8 +4,8 @@
 // `sockets`: HELLOs, CONNECT_REQUESTs without a cookie and CONNECT_REQUESTs whose cookie has the server's
 // current tick and key generation (learnt from one real CHALLENGE) and a forged MAC, so that each costs the
 // server an HMAC. `relay`: PINGs and SESSION_REQUESTs with a forged cookie of the relay's current time
-// (learnt from one real PONG). It prints `ready` once its sockets are bound, floods on `go` as fast as it
-// can send, and prints `{"sent","ms"}` when done.
+// (learnt from one real PONG). It prints `ready` once its sockets are bound, floods on each `go` as fast as
+// it can send, and prints `{"sent","ms","errors"}` when done.
 import dgram from 'node:dgram';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
