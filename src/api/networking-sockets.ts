@@ -51,6 +51,8 @@ export interface SocketStats extends EndpointStats {
   readonly fakeRecv: FakeLinkStats;
   /** `send` calls the operating system refused. */
   readonly sendErrors: number;
+  /** Unauthenticated datagrams (handshakes, packets for no connection) dropped unprocessed under load (docs/RUNTIME.md "Under a flood"). */
+  readonly datagramsShed: number;
 }
 
 /** Options of a {@link NetworkingSockets} instance. */
@@ -560,7 +562,7 @@ export class NetworkingSockets {
     if (!site) return null;
     const d = site.driver;
     const sendErrors = d.transport.sendErrors ?? 0;
-    return { ...d.node.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors };
+    return { ...d.node.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors, datagramsShed: d.admission.stats.shed };
   }
 
   /** Sets the connection's user data (a safe integer; -1 means none). Received messages and callbacks carry it. */

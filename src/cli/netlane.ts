@@ -168,7 +168,7 @@ async function main(argv: string[]): Promise<void> {
       if (statusSeconds > 0) {
         setInterval(() => {
           const st = relay.node.stats;
-          console.log(`sessions ${relay.node.sessionCount} links ${relay.node.linkCount} forwarded ${st.forwardedPackets} pkts ${st.forwardedBytes} B, refused: cookie ${st.cookieRefused} ticket ${st.ticketRefused} rate ${st.rateLimited}`);
+          console.log(`sessions ${relay.node.sessionCount} links ${relay.node.linkCount} forwarded ${st.forwardedPackets} pkts ${st.forwardedBytes} B, refused: cookie ${st.cookieRefused} ticket ${st.ticketRefused} rate ${st.rateLimited}, shed ${relay.admission.stats.shed}`);
         }, statusSeconds * 1000).unref();
       }
       let draining = false;

@@ -2,6 +2,7 @@
  * Public vocabulary of the core: states, end reasons, send flags, result codes, events.
  * Numeric values follow GameNetworkingSockets so that the facades translate 1:1.
  */
+import type { Admission } from '../util/admission.js';
 
 /**
  * Connection states (docs/STATE_MACHINE.md). Negative values are internal and
@@ -122,6 +123,12 @@ export interface SansIo {
   pollTimeout(now: number): number | null;
   /** The local address changed (a new port, as a NAT rebinding): tell whoever must validate it. */
   handleRebind?(now: number): void;
+  /**
+   * How an io driver may treat a datagram, from a cheap look at its first bytes (see {@link Admission}):
+   * established traffic it hands to `handleDatagram` at once; unauthenticated input it may defer to a
+   * bounded, budgeted queue and shed under load. Without this method every datagram is handled at once.
+   */
+  admission?(data: Uint8Array): Admission;
 }
 
 /** A message delivered to the application. */

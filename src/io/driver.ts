@@ -1,5 +1,7 @@
 import type { SansIo, SocketAddress } from '../core/types.js';
+import { Admission } from '../util/admission.js';
 import type { Rng } from '../util/rng.js';
+import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import { FakeLink, type FakeConditions } from './fake-network.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
 
@@ -70,6 +72,8 @@ export interface DriverOptions<N extends SansIo> {
   readonly onServiced: (driver: EndpointDriver<N>) => void;
   /** Keep the process alive while the socket is open. Default false: an idle library never holds a process. */
   readonly keepProcessAlive?: boolean;
+  /** The queue of unauthenticated datagrams: its per-pass budget and capacity. */
+  readonly admission?: AdmissionOptions;
 }
 
 /** Most datagrams sent in one service pass before yielding to the event loop. */
@@ -79,8 +83,11 @@ const MAX_SENDS_PER_PASS = 4096;
  * Runs one sans-IO node (an `Endpoint`, or a `PeerHost`: endpoint, relay client and peer sessions) on
  * one transport: feeds it datagrams, drains its output after every input and command, and keeps exactly
  * one timer, re-armed at the earliest of `node.pollTimeout()` and the fake network's next held datagram.
- * Received datagrams are processed at once; output is drained in one pass per event-loop turn (the
- * scheduler's `soon`), so that a burst of datagrams or of `send` calls shares packets and acks.
+ * Received datagrams of established traffic are processed at once; those the node calls unauthenticated
+ * (`node.admission`) wait in an {@link AdmissionQueue}, and the pass of each event-loop turn hands them on,
+ * a bounded number and time per pass (docs/RUNTIME.md "Under a flood"). Output is drained in one pass per
+ * event-loop turn (the scheduler's `soon`), so that a burst of datagrams or of `send` calls shares packets
+ * and acks.
  */
 export class EndpointDriver<N extends SansIo = SansIo> {
   readonly node: N;
@@ -88,11 +95,18 @@ export class EndpointDriver<N extends SansIo = SansIo> {
   /** Fake conditions on datagrams we send and on datagrams we receive. */
   readonly fakeSend: FakeLink;
   readonly fakeRecv: FakeLink;
+  /** Unauthenticated datagrams waiting for the next pass; `admission.stats` counts what was shed. */
+  readonly admission: AdmissionQueue;
   readonly #sched: Scheduler;
   readonly #onServiced: (driver: EndpointDriver<N>) => void;
   #timer: TimerHandle | null = null;
   #timerAtUs = Number.POSITIVE_INFINITY;
   #immediate: TimerHandle | null = null;
+  /** The clock of the current pass, for the queued datagrams it hands to the node, and what they sent. */
+  #passUs = 0;
+  #passSends = 0;
+  /** Datagrams received since the last pass: a full read batch means the socket has more waiting. */
+  #received = 0;
   #closed = false;
   #keepAlive: boolean;
 
@@ -104,6 +118,7 @@ export class EndpointDriver<N extends SansIo = SansIo> {
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.fakeSend = new FakeLink(options.rng);
     this.fakeRecv = new FakeLink(options.rng);
+    this.admission = new AdmissionQueue(options.rng, options.admission);
     this.#attach(transport);
   }
 
@@ -144,10 +159,29 @@ export class EndpointDriver<N extends SansIo = SansIo> {
 
   #receive(data: Uint8Array, from: SocketAddress): void {
     if (this.#closed) return;
+    this.#received++;
     const now = this.#sched.now();
-    if (this.fakeRecv.admit(now, data, from)) this.node.handleDatagram(now, from, data);
+    // A shed datagram changed nothing: it needs no pass (under a flood most need none).
+    if (this.fakeRecv.admit(now, data, from) && !this.#input(now, data, from)) return;
     this.kick();
   }
+
+  /** Established traffic is handled at once; unauthenticated datagrams wait for the pass. Returns false if shed. */
+  #input(now: number, data: Uint8Array, from: SocketAddress): boolean {
+    const ep = this.node;
+    const kind = ep.admission?.(data) ?? Admission.Now;
+    if (kind !== Admission.Now) return this.admission.offer(now, kind, data, from);
+    ep.handleDatagram(now, from, data);
+    return true;
+  }
+
+  readonly #clock = (): number => this.#sched.now();
+
+  /** One queued datagram of a pass, and what it caused sent at once: the pass's time budget covers both. */
+  readonly #admit = (data: Uint8Array, from: SocketAddress): void => {
+    this.node.handleDatagram(this.#passUs, from, data);
+    this.#passSends += this.#transmit(this.#passUs, MAX_SENDS_PER_PASS - this.#passSends);
+  };
 
   /** Asks for a service pass on this turn of the event loop (after a command such as `send`). */
   kick(): void {
@@ -157,23 +191,39 @@ export class EndpointDriver<N extends SansIo = SansIo> {
 
   readonly #onImmediate = (): void => {
     this.#immediate = null;
-    this.service();
+    this.#pass(true);
   };
 
   readonly #onTimer = (): void => {
     this.#timer = null;
     this.#timerAtUs = Number.POSITIVE_INFINITY;
-    this.service();
+    this.#pass(false);
   };
 
   /** Runs the node now: due datagrams, expired timers, everything it wants sent; then re-arms the timer. */
   service(): void {
+    this.#pass(false);
+  }
+
+  /**
+   * A service pass. Only the pass of the event-loop turn (`admit`, run by `soon` after the turn's reads)
+   * hands queued unauthenticated datagrams on: it knows what the turn read, and so how long it may take.
+   */
+  #pass(admit: boolean): void {
     if (this.#closed) return;
     const ep = this.node;
     let now = this.#sched.now();
-    for (let d = this.fakeRecv.pollDue(now); d; d = this.fakeRecv.pollDue(now)) ep.handleDatagram(now, d.peer, d.data);
+    for (let d = this.fakeRecv.pollDue(now); d; d = this.fakeRecv.pollDue(now)) this.#input(now, d.data, d.peer);
+    this.#passUs = now;
+    this.#passSends = 0;
+    // At most one budget of unauthenticated datagrams per pass: the rest wait for the next turn.
+    let more = this.admission.size > 0;
+    if (more && admit) {
+      more = this.admission.drain(now, this.#received, this.#clock, this.#admit);
+      this.#received = 0;
+    }
     ep.handleTimeout(now); // fires only what has expired; one scan, not a pollTimeout scan and then this one
-    let sends = this.#transmit(now, MAX_SENDS_PER_PASS);
+    let sends = this.#passSends + this.#transmit(now, MAX_SENDS_PER_PASS - this.#passSends);
     this.#onServiced(this);
     if (this.#closed) return;
     // What the owner sent from inside onServiced (an echo, a reply) leaves now, not one event-loop turn later.
@@ -183,7 +233,7 @@ export class EndpointDriver<N extends SansIo = SansIo> {
       now = this.#sched.now(); // the owner's sends are stamped later than the pass began
       sends += this.#transmit(now, MAX_SENDS_PER_PASS - sends);
     }
-    if (sends === MAX_SENDS_PER_PASS) {
+    if (sends === MAX_SENDS_PER_PASS || more) {
       this.kick();
       return;
     }
@@ -246,6 +296,7 @@ export class EndpointDriver<N extends SansIo = SansIo> {
     this.#immediate = null;
     this.fakeSend.clear();
     this.fakeRecv.clear();
+    this.admission.clear();
     this.#transport.close();
   }
 }

@@ -6,5 +6,6 @@ export { FakeLink, NO_FAKE_CONDITIONS, type FakeConditions, type FakeLinkStats, 
 export { CryptoRng, randomSeed } from './random.js';
 export { channels } from './diagnostics.js';
 export { RelayServer, type RelayServerOptions } from './relay-server.js';
+export { AdmissionQueue, type AdmissionOptions, type AdmissionStats } from './admission.js';
 export { realScheduler, realTime, type Scheduler, type TimerHandle } from './scheduler.js';
 export { udpRuntime, runtimeWithClock, type Runtime } from './runtime.js';

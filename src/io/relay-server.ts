@@ -2,6 +2,9 @@ import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
 import { formatRelayAddress } from '../relay/protocol.js';
+import { Admission } from '../util/admission.js';
+import type { Rng } from '../util/rng.js';
+import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import type { Clock } from './clock.js';
 import type { DatagramTransport } from './driver.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
@@ -26,12 +29,16 @@ export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 
   readonly unixSeconds?: () => number;
   /** Keep the process alive while the relay runs. Default true for `netlane relay`; false for an embedded relay. */
   readonly keepProcessAlive?: boolean;
+  /** The queue of unauthenticated datagrams (pings, session requests): its per-pass budget and capacity. */
+  readonly admission?: AdmissionOptions;
 }
 
 /**
  * A sans-IO {@link RelayNode} on one socket with one timer, armed at the node's `pollTimeout()`: one
  * process, one port, one core. The forwarding path sends the received buffer itself, rewritten in place
- * by the node: no copy and no allocation per datagram.
+ * by the node: no copy and no allocation per datagram. Pings and session requests, which cost work before
+ * any session exists, go through an {@link AdmissionQueue} drained in one pass per event-loop turn, as the
+ * endpoint driver's handshakes do (docs/RUNTIME.md "Under a flood").
  */
 export class RelayServer {
   readonly node: RelayNode;
@@ -44,12 +51,23 @@ export class RelayServer {
   #timerAtUs = Number.POSITIVE_INFINITY;
   #closed = false;
   #onDrained: (() => void) | null = null;
+  /** Pings and session requests waiting for the next pass; `admission.stats` counts what was shed. */
+  readonly admission: AdmissionQueue;
+  #immediate: TimerHandle | null = null;
+  /** The clock of the current pass, for the queued datagrams it hands to the node. */
+  #passUs = 0;
+  /** Datagrams received since the last pass: a full read batch means the socket has more waiting. */
+  #received = 0;
 
   private constructor(sock: DatagramTransport, runtime: Runtime, options: RelayServerOptions) {
     this.#sock = sock;
     this.#sched = runtime.scheduler;
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.local = sock.local;
+    // Drawn from only under load: a relay that never is leaves the runtime's randomness as it was.
+    let rng: Rng | null = null;
+    const lazy: Rng = { next: () => (rng ??= runtime.rng()).next(), nextU32: () => (rng ??= runtime.rng()).nextU32() };
+    this.admission = new AdmissionQueue(lazy, options.admission);
     // One destination record, rewritten per send: the socket reads it before `send` returns.
     const to = { address: '', port: 0 };
     this.node = new RelayNode({
@@ -64,7 +82,13 @@ export class RelayServer {
       },
     });
     sock.onMessage = (data, from) => {
+      this.#received++;
       const now = this.#sched.now();
+      const kind = this.node.admission(data);
+      if (kind !== Admission.Now) {
+        if (this.admission.offer(now, kind, data, from) && this.#immediate === null) this.#immediate = this.#sched.soon(this.#onImmediate);
+        return;
+      }
       this.node.handleDatagram(now, from.address, from.port, data);
       // A datagram never moves an armed pollTimeout earlier: only an idle node (no timer) or a drain needs a look.
       if (this.#timer === null || this.#onDrained !== null) this.#service(now);
@@ -93,6 +117,25 @@ export class RelayServer {
   get sendErrors(): number {
     return this.#sock.sendErrors ?? 0;
   }
+
+  /** A pass over the queued pings and session requests; another follows next turn while some wait. */
+  readonly #onImmediate = (): void => {
+    this.#immediate = null;
+    if (this.#closed) return;
+    const now = this.#sched.now();
+    this.#passUs = now;
+    const more = this.admission.drain(now, this.#received, this.#clock, this.#admit);
+    this.#received = 0;
+    if (more) this.#immediate = this.#sched.soon(this.#onImmediate);
+    // A first session arms the reap scan.
+    this.#service(now);
+  };
+
+  readonly #clock = (): number => this.#sched.now();
+
+  readonly #admit = (data: Uint8Array, from: SocketAddress): void => {
+    this.node.handleDatagram(this.#passUs, from.address, from.port, data);
+  };
 
   readonly #onTimer = (): void => {
     this.#timer = null;
@@ -142,7 +185,10 @@ export class RelayServer {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer) this.#sched.cancel(this.#timer);
+    if (this.#immediate) this.#sched.cancelSoon(this.#immediate);
     this.#timer = null;
+    this.#immediate = null;
+    this.admission.clear();
     this.#sock.close();
   }
 }

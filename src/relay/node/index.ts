@@ -1,4 +1,5 @@
 import type { KeyExchangePair } from '../../crypto/provider.js';
+import { Admission } from '../../util/admission.js';
 import { toHex } from '../../util/bytes.js';
 import { MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type RelayControl } from '../protocol.js';
 import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
@@ -136,6 +137,16 @@ export class RelayNode {
   }
 
   // ---------------------------------------------------------------- input
+
+  /**
+   * What a datagram is to an io runner's admission control (docs/RUNTIME.md "Under a flood"): a
+   * SESSION_REQUEST returns a cookie (`Cookie`), a PING costs a cookie and a PONG (`New`), both before any
+   * session exists; everything else is for a session, or dropped for the price of a lookup (`Now`). Reads one byte.
+   */
+  admission(data: Uint8Array): Admission {
+    const type = data[0];
+    return type === RelayMsg.SessionRequest ? Admission.Cookie : type === RelayMsg.Ping ? Admission.New : Admission.Now;
+  }
 
   /** One datagram from `address`:`port`. Never throws. `data` may be rewritten in place and forwarded. */
   handleDatagram(now: number, address: string, port: number, data: Uint8Array): void {
