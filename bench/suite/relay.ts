@@ -93,7 +93,7 @@ async function session(e: End, port: number, relayKey: Uint8Array): Promise<HopS
 /** Hop headers for `count` datagrams on `linkId`, each with the next sequence tag, back to back (made before the run, so that the load does not pay for them). */
 function headers(hop: HopSession, linkId: number, count: number): Buffer {
   const all = Buffer.alloc(count * UP_HEADER_BYTES);
-  for (let i = 0; i < count; i++) all.set(hop.header(linkId), i * UP_HEADER_BYTES);
+  for (let i = 0; i < count; i++) hop.headerInto(all.subarray(i * UP_HEADER_BYTES, (i + 1) * UP_HEADER_BYTES), linkId);
   return all;
 }
 

@@ -91,14 +91,19 @@ export class HopSession {
 
   /** A DATA_UP hop header for `linkId` with the next sequence tag (or `seq`). */
   header(linkId: number, seq = this.#dataSeq++): Uint8Array {
-    if (!this.keys || !this.sessionId) throw new Error('no session');
     const h = new Uint8Array(UP_HEADER_BYTES);
+    this.headerInto(h, linkId, seq);
+    return h;
+  }
+
+  /** Writes the next DATA_UP hop header for `linkId` (or the one of `seq`) into `h` (its first 27 bytes: a view, for headers made in bulk). */
+  headerInto(h: Uint8Array, linkId: number, seq = this.#dataSeq++): void {
+    if (!this.keys || !this.sessionId) throw new Error('no session');
     h[0] = RelayMsg.DataUp;
     h.set(this.sessionId, 1);
     h[UP_HEADER_BYTES - DATA_TAG_BYTES - 2] = linkId >>> 8;
     h[UP_HEADER_BYTES - DATA_TAG_BYTES - 1] = linkId & 0xff;
     writeDataTag(this.keys.data, seq, h, this.#block);
-    return h;
   }
 
   /** A whole DATA_UP: header (next sequence tag, or `seq`) and payload. */
