@@ -192,6 +192,8 @@ export interface NetworkingMessagesStats {
   queuedMessages: number;
   /** Datagrams the fake network conditions dropped (FakePacketLoss_Send / _Recv), both directions. */
   readonly fakeLost: number;
+  /** Unauthenticated datagrams from direct peers shed unprocessed under a flood (docs/RUNTIME.md "Under a flood"). */
+  readonly datagramsShed: number;
   readonly relay: RelayClientStats | null;
   readonly endpoint: EndpointStats;
 }

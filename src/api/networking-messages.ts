@@ -313,6 +313,7 @@ export class NetworkingMessages {
       lookups: p.lookups,
       queuedMessages: this.#queued,
       fakeLost: d.fakeSend.stats.lost + d.fakeRecv.stats.lost,
+      datagramsShed: d.admission.stats.shed,
       relay: this.#host.relay ? { ...this.#host.relay.stats } : null,
       endpoint: { ...this.#host.endpoint.stats },
     };

@@ -128,7 +128,7 @@ export interface SansIo {
    * established traffic it hands to `handleDatagram` at once; unauthenticated input it may defer to a
    * bounded, budgeted queue and shed under load. Without this method every datagram is handled at once.
    */
-  admission?(data: Uint8Array): Admission;
+  admission?(data: Uint8Array, from: SocketAddress): Admission;
 }
 
 /** A message delivered to the application. */

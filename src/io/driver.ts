@@ -169,7 +169,7 @@ export class EndpointDriver<N extends SansIo = SansIo> {
   /** Established traffic is handled at once; unauthenticated datagrams wait for the pass. Returns false if shed. */
   #input(now: number, data: Uint8Array, from: SocketAddress): boolean {
     const ep = this.node;
-    const kind = ep.admission?.(data) ?? Admission.Now;
+    const kind = ep.admission?.(data, from) ?? Admission.Now;
     if (kind !== Admission.Now) return this.admission.offer(now, kind, data, from);
     ep.handleDatagram(now, from, data);
     return true;

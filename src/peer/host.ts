@@ -2,6 +2,7 @@ import type { Endpoint } from '../core/endpoint.js';
 import { ConnectionState, Result, SendFlags, type ConnectionStatusChangedEvent, type ReceivedMessage, type SansIo, type SocketAddress, type Transmit } from '../core/types.js';
 import { isRelayPath, type RelayClient, type RelayClientEvent } from '../relay/client/index.js';
 import { OFFER_LIFETIME_US, type Route } from '../relay/protocol.js';
+import { Admission } from '../util/admission.js';
 import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
 import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
@@ -243,6 +244,16 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   }
 
   // ---------------------------------------------------------------- sans-IO inputs and outputs
+
+  /**
+   * What a datagram is to the io driver's admission control: a relay's (or, with no direct peers, anyone's:
+   * a stray costs a lookup) is handled at once; a direct peer's is classified by the endpoint, so that a flood
+   * of spoofed handshakes at a `bind` socket is bounded per turn as a NetworkingSockets listen socket's is.
+   */
+  admission(data: Uint8Array, from: SocketAddress): Admission {
+    if (!this.#o.direct || this.relay?.isRelay(from)) return Admission.Now;
+    return this.endpoint.admission(data);
+  }
 
   handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
     this.#o.tap?.(data, from);
