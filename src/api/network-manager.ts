@@ -298,6 +298,18 @@ export class NetworkManager {
     return this.#stack.driver.transport.local;
   }
 
+  /**
+   * New route tokens on this peer's relays (netlane's addition): a new route follows (`routeUpdate`, to
+   * republish), and nobody holding an older route can ask its relays for a link any more. Connections made
+   * already stay. ServiceUnavailable once closed.
+   */
+  rotateRoute(): DiscordResult {
+    if (this.#closed) return DiscordResult.ServiceUnavailable;
+    this.relay.rotateRoute(this.#now());
+    this.#stack.driver.kick();
+    return DiscordResult.Ok;
+  }
+
   /** Moves to a new local port, as a NAT rebinding would: the relays challenge the new address; the route stays. Throws ERR_NETLANE_INVALID_STATE once closed (a closed manager opens no socket). */
   rebind(): void {
     rebindStack(this.#stack, this.#closed);

@@ -68,7 +68,7 @@ export const RefuseCode = {
   Full: 4,
   BadRoute: 5,
   LinkLimit: 6,
-  /** The target session refused the link, or let the offer expire. */
+  /** The target session refused the link (an offer that expires is not answered: the requester's retries make a new one). */
   NotAccepted: 7,
   /** The target has too many offers waiting, or this session makes offers too fast: try later. */
   Busy: 8,

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js';
+import { decodeRoute, formatRelayAddress } from '../../src/relay/protocol.js';
 import { NetlaneError } from '../../src/util/errors.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
@@ -153,3 +154,47 @@ test('closePeer: the peer is gone at once on this side (sends answer NotFound) a
     assert.equal(b.peerStatus(pa)?.handshakes, 2, 'one handshake per connection');
   });
 });
+
+test('rotateRoute: a new route (routeUpdate, revision + 1); a third peer holding the old route never links, one given the new route does; the connected peer stays connected', () => {
+  withPair(839, (world, a, b) => {
+    const old = a.route as string;
+    const updates: string[] = [];
+    a.on('routeUpdate', (r) => updates.push(r));
+    assert.equal(a.rotateRoute(), DiscordResult.Ok);
+    const frames = [frame(() => (a.runCallbacks(), b.runCallbacks(), a.flush(), b.flush()))];
+    // (The first routeUpdate, queued since the start, may come first: the new route is the one that differs.)
+    world.drive(frames, () => updates.some((r) => r !== old), 2_000_000, 'the new route');
+    const fresh = updates.find((r) => r !== old) as string;
+    assert.equal(decodeRoute(fresh).revision, decodeRoute(old).revision + 1);
+    // C opens A with the old route; A opens C: the link request on the old token is refused (BAD_ROUTE) as long as C has only it.
+    // C must be the one that dials (the lower id), so that it links with the route it holds: keys until one is.
+    let c = new NetworkManager({ relays: [decodeRouteRelay(old)], runtime: world.peerRuntime() });
+    for (let i = 0; i < 32 && c.getPeerId() > a.getPeerId(); i++) {
+      c.close();
+      c = new NetworkManager({ relays: [decodeRouteRelay(old)], runtime: world.peerRuntime() });
+    }
+    assert.ok(c.getPeerId() < a.getPeerId());
+    try {
+      frames.push(frame(() => (c.runCallbacks(), c.flush())));
+      world.drive(frames, () => c.route !== null, 2_000_000, "C's route");
+      assert.equal(c.openPeer(a.getPeerId(), old), DiscordResult.Ok);
+      assert.equal(a.openPeer(c.getPeerId(), c.route as string), DiscordResult.Ok);
+      world.run(frames, 2_000_000);
+      assert.notEqual(c.peerStatus(a.getPeerId())?.connected, true, 'the old route names nothing any more');
+      assert.ok((c.getStats().relay?.linkFailures ?? 0) > 0, 'the link request on the old token failed');
+      c.updatePeer(a.getPeerId(), fresh);
+      world.drive(frames, () => c.peerStatus(a.getPeerId())?.connected === true, 5_000_000, 'C connected with the new route');
+      assert.equal(a.peerStatus(b.getPeerId())?.connected, true, 'B, linked before the rotation, stays connected');
+      assert.equal(a.peerStatus(b.getPeerId())?.handshakes, 1);
+    } finally {
+      c.close();
+    }
+  });
+});
+
+/** The first relay of a route string, as `host:port#key`. */
+function decodeRouteRelay(route: string): string {
+  const e = decodeRoute(route).entries[0];
+  if (!e) throw new Error('an empty route');
+  return formatRelayAddress({ ...e.relay, publicKey: e.publicKey });
+}

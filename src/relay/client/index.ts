@@ -255,11 +255,6 @@ export class RelayClient {
     }
   }
 
-  /** Whether the peer's relay refused the path's link (the peer did not consent). */
-  pathRefused(vaddr: SocketAddress): boolean {
-    return this.#paths.get(vaddr)?.refused ?? false;
-  }
-
   /** The local address changed (a NAT rebinding): keepalives now, so the relays challenge and move the sessions. */
   handleRebind(now: number): void {
     for (const r of this.#relayList) if (r.phase === 'open') this.#keepalive(r, now);
