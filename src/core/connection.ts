@@ -36,6 +36,8 @@ const FIN_WAIT_PTOS = 3;
 const FIN_WAIT_MIN_US = 1_000_000;
 /** FinWait lasts at most this long, so that a dead path does not hold the connection in the table. */
 const FIN_WAIT_MAX_US = 5_000_000;
+/** Our CLOSE is sent again this many times during FinWait, a probe timeout apart: it is not acknowledged, and may be lost. */
+const CLOSE_REPEATS = 2;
 
 /**
  * One connection: the state machine and the public commands and inputs, which it hands to its parts:
@@ -95,6 +97,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   /** The idle and keepalive timers run from these. */
   #lastRecvUs: number;
   #lastKeepaliveUs = 0;
+  /** FinWait ends then; until then our CLOSE goes out again `#closeRepeats` more times. */
+  #finWaitEndUs = 0;
+  #closeRepeats = 0;
   readonly #timers = new TimerTable();
   readonly #ack = new AckTracker();
   readonly #frames = new PendingFrames();
@@ -143,7 +148,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     if (next === S.Connecting) this.#armConnect();
     if (next === S.ClosedByPeer || next === S.ProblemDetectedLocally || next === S.FinWait) this.#stopTransport();
     if (next === S.FinWait) {
-      this.#timers.set(Timer.FinWait, now + Math.min(FIN_WAIT_MAX_US, Math.max(FIN_WAIT_MIN_US, FIN_WAIT_PTOS * this.recovery.ptoUs())));
+      this.#finWaitEndUs = now + Math.min(FIN_WAIT_MAX_US, Math.max(FIN_WAIT_MIN_US, FIN_WAIT_PTOS * this.recovery.ptoUs()));
+      this.#closeRepeats = this.#frames.close ? CLOSE_REPEATS : 0;
+      this.#armFinWait(now);
     }
     const oldApi = apiState(prev);
     const newApi = apiState(next);
@@ -468,6 +475,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.#armKeepalive();
   }
 
+  /** The FinWait timer: the next repeat of our CLOSE, or the end of FinWait. */
+  #armFinWait(now: number): void {
+    this.#timers.set(Timer.FinWait, this.#closeRepeats > 0 ? Math.min(this.#finWaitEndUs, now + this.recovery.ptoUs()) : this.#finWaitEndUs);
+  }
+
   #armConnect(): void {
     this.#timers.set(Timer.Connect, this.#stateEnteredUs + this.config.TimeoutInitial * US_PER_MS);
   }
@@ -490,7 +502,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       t.set(Timer.Loss, this.recovery.timeoutUs());
       t.set(Timer.Ack, this.#ack.pending ? this.#ack.dueUs : NO_TIME);
       const dataAt = this.#lanes.dataWantedAtUs(mtu);
-      t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen() ? Math.max(dataAt, this.cc.nextSendTimeUs(now, mtu)) : NO_TIME);
+      const need = dataAt !== NO_TIME ? this.#lanes.nextPacketBytes(mtu) : mtu;
+      t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen(need) ? Math.max(dataAt, this.cc.nextSendTimeUs(now, need)) : NO_TIME);
       t.set(Timer.Path, this.#path.timeoutUs());
     }
     return t.next(timersFor(st, this.recovery.ackElicitingInFlight !== 0));
@@ -509,7 +522,14 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
         if (!this.isServer && t.expired(Timer.HandshakeRetry, now)) this.#hs.onRetryTimer(now);
         return;
       case S.FinWait:
-        if (t.expired(Timer.FinWait, now)) this.#setState(now, S.Dead);
+        if (!t.expired(Timer.FinWait, now)) return;
+        if (now >= this.#finWaitEndUs) {
+          this.#setState(now, S.Dead);
+          return;
+        }
+        this.#closeRepeats--;
+        this.#frames.close = true;
+        this.#armFinWait(now);
         return;
       case S.Connected:
       case S.Linger:
@@ -517,7 +537,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           this.#problem(now, EndReason.Misc_Timeout, 'Connection timed out: nothing heard from the peer');
           return;
         }
-        if (this.recovery.onTimeout(now)) this.#frames.probe = true;
+        if (this.recovery.onTimeout(now)) {
+          // The probe carries new data if any is queued, otherwise unacknowledged data again.
+          this.#frames.probe = true;
+          if (this.#lanes.dataWantedAtUs(this.config.MTU_PacketSize) === NO_TIME) this.recovery.queueProbeData();
+        }
         if (t.expired(Timer.Path, now)) this.#path.onTimeout(now);
         if (this.recovery.ackElicitingInFlight === 0 && t.expired(Timer.Keepalive, now)) {
           this.#frames.ping = true;

@@ -146,7 +146,10 @@ export class PacketBuilder {
     let wantData = false;
     if (!closing) {
       const at = this.#lanes.dataWantedAtUs(cfg.MTU_PacketSize);
-      wantData = at <= now && (probe || (cc.windowOpen() && cc.nextSendTimeUs(now, cfg.MTU_PacketSize) <= now));
+      if (at <= now) {
+        const need = this.#lanes.nextPacketBytes(cfg.MTU_PacketSize);
+        wantData = probe || (cc.windowOpen(need) && cc.nextSendTimeUs(now, need) <= now);
+      }
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
     if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.pending)) {
@@ -173,6 +176,7 @@ export class PacketBuilder {
       if (probe || ping) {
         w.u8(FrameType.Ping, 'ping');
         ackEliciting = true;
+        sent.ping = true;
         frames.probe = false;
         frames.ping = false;
       }
@@ -256,38 +260,37 @@ export class PacketBuilder {
     ack.onAckSent();
   }
 
-  /** Writes retransmissions, then new data. Returns true if any data was written. */
+  /**
+   * Writes data in the scheduler's order (strict priority, then weighted fair queueing); a lane's
+   * retransmissions go before its new data, but not before another lane's turn, so that a lossy bulk
+   * lane's repairs do not hold up small messages on another lane. Returns true if any data was written.
+   */
   #writeData(now: number, w: Writer, sent: SentPacket): boolean {
     const sched = this.#lanes;
-    const lanes = sched.lanes;
     let curLane = 0;
     let wrote = false;
-    // 1. Retransmissions first, lanes in index order (GNS sends retries before new data).
-    for (let li = 0; li < lanes.length; li++) {
-      const lane = lanes[li] as SendLane;
+    while (w.remaining > MIN_SEGMENT_BYTES / 2) {
+      const lane = sched.pick();
+      if (!lane) break;
       const rt = lane.retransmit;
-      while (!rt.isEmpty()) {
-        let a = rt.lo[0] as number;
+      if (!rt.isEmpty()) {
+        const a = rt.lo[0] as number;
         const b = rt.hi[0] as number;
         if (a < lane.stream.base) {
           rt.removeBelow(lane.stream.base);
           continue;
         }
-        a = Math.max(a, lane.stream.base);
         const avail = w.remaining - laneFrameSize(curLane, lane.index) - reliableHeaderSize(a, SEGMENT_LENGTH_BOUND, true);
-        if (avail < Math.min(MIN_SEGMENT_BYTES, b - a + 1)) return wrote;
+        if (avail < Math.min(MIN_SEGMENT_BYTES, b - a + 1)) break;
         const len = Math.min(b - a + 1, avail);
         curLane = selectLane(w, curLane, lane.index);
         writeReliable(w, lane, a, len, sent);
         rt.remove(a, a + len - 1);
         this.#host.retransmittedBytes += len;
+        sched.chargeRetransmission(lane, len);
         wrote = true;
+        continue;
       }
-    }
-    // 2. New data, in the scheduler's order.
-    while (w.remaining > MIN_SEGMENT_BYTES / 2) {
-      const lane = sched.pick();
-      if (!lane) break;
       const item = lane.items.peek();
       if (!item) break;
       const laneHdr = laneFrameSize(curLane, lane.index);

@@ -138,6 +138,7 @@ export class PacketReceiver implements MessageSink {
     let lane = 0;
     let ackEliciting = false;
     let immediate = false;
+    let reliable = false;
     let refused = false;
     const f = this.#f;
     const buf = plain;
@@ -161,10 +162,13 @@ export class PacketReceiver implements MessageSink {
           break;
         case FrameType.Reliable: {
           ackEliciting = true;
+          reliable = true;
           if (lingering) break;
           const rl = this.#lane(lane);
           const end = f.offset + (f.dataEnd - f.dataStart);
-          if (rl.isNewReliable(f.offset, end) && this.#full()) {
+          // A segment at the lane's next offset is refused only when the application's queue is full: it
+          // fills the hole that out-of-order data waits for, so refusing it would deadlock a full buffer.
+          if (rl.isNewReliable(f.offset, end) && (f.offset > rl.nextOffset ? this.#full() : this.#queueFull())) {
             refused = true;
             break;
           }
@@ -174,7 +178,8 @@ export class PacketReceiver implements MessageSink {
         case FrameType.Unreliable:
           ackEliciting = true;
           if (lingering) break;
-          if (this.#full()) {
+          // Only the application's queue limits unreliable data: another lane's out-of-order bytes do not.
+          if (this.#queueFull()) {
             if (f.offset === 0) this.#droppedQueueFull++;
             break;
           }
@@ -201,7 +206,7 @@ export class PacketReceiver implements MessageSink {
       host.refusedPackets++;
       return;
     }
-    this.#ack.onPacket(now, this.#pn, ackEliciting, immediate);
+    this.#ack.onPacket(now, this.#pn, ackEliciting, immediate, reliable);
   }
 
   #lane(i: number): RecvLane {
@@ -213,9 +218,16 @@ export class PacketReceiver implements MessageSink {
     return l;
   }
 
+  /** The application's receive queue is at its message or byte limit. */
+  #queueFull(): boolean {
+    const cfg = this.#host.config;
+    return this.#queue.length >= cfg.RecvBufferMessages || this.#queueBytes >= cfg.RecvBufferSize;
+  }
+
+  /** The receive buffers are full: the application's queue, or it and the lanes' held bytes together. */
   #full(): boolean {
     const cfg = this.#host.config;
-    if (this.#queue.length >= cfg.RecvBufferMessages) return true;
+    if (this.#queueFull()) return true;
     let held = this.#queueBytes;
     for (const l of this.#lanes) if (l) held += l.oooBytes + l.partialReliableBytes;
     return held >= cfg.RecvBufferSize;
