@@ -7,6 +7,10 @@ import { SendFlags } from '../../src/core/types.js';
 import type { SecureHandshakeOptions } from '../../src/crypto/handshake.js';
 import { SodiumCryptoProvider } from '../../src/crypto/sodium-provider.js';
 import { seededCryptoProvider } from '../../src/testing/crypto.js';
+import { SimNetwork } from '../../src/testing/sim-network.js';
+import { NetworkingSockets } from '../../src/api/networking-sockets.js';
+import { DebugOutputType } from '../../src/api/types.js';
+import { udpRuntime } from '../../src/io/runtime.js';
 import { check, connectedPair, drain, payload, seedOr, withSeed, type Pair } from '../support/sim.js';
 
 const NO_SODIUM = SodiumCryptoProvider.load() ? false : 'sodium-native is not installed (an optional dependency: npm ci --omit=optional leaves it out)';
@@ -97,4 +101,16 @@ test('a mixed pair: automatic gives AES-256-GCM; with Cipher 3, sodium-native se
     assert.equal(sodiumOnly.wire, nodeOnly.wire);
     assert.notEqual(auto.wire, nodeOnly.wire, 'the wire digest tells the ciphers apart');
   });
+});
+
+test('NetworkingSockets names its crypto provider in the debug output; the real runtime\'s default names sodium-native or why not', () => {
+  const sim = new SimNetwork(seedOr(324));
+  const sockets = new NetworkingSockets({ runtime: sim.runtime('10.0.0.9') });
+  const lines: string[] = [];
+  sockets.setDebugOutputFunction(DebugOutputType.Msg, (_level, message) => lines.push(message));
+  assert.deepEqual(lines, ['crypto provider: node:crypto (seeded test randomness)']);
+  sockets.close();
+  const real = udpRuntime.provider();
+  if (NO_SODIUM) assert.match(real.name, /^node:crypto \(sodium-native not loaded: /);
+  else assert.equal(real.name, 'sodium-native ChaCha20-Poly1305 + node:crypto');
 });
