@@ -28,7 +28,7 @@ export interface ConfigValues {
   readonly MTU_PacketSize: number;
   /** netlane: ms of silence from the peer after which a keepalive PING is sent. */
   readonly KeepaliveInterval: number;
-  /** 0 = AES only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
+  /** 0 = encrypted only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
   readonly Unencrypted: number;
   /** netlane: the AEAD. 0 = automatic (default): ChaCha20-Poly1305 when both sides prefer it (both run it through sodium-native), else AES-256-GCM; 2 = AES-256-GCM only; 3 = ChaCha20-Poly1305 only. 1 is not a value. */
   readonly Cipher: number;
