@@ -57,7 +57,7 @@ export interface SocketStats extends EndpointStats {
 
 /** Options of a {@link NetworkingSockets} instance. */
 export interface NetworkingSocketsOptions {
-  /** The handshake layer: who we are and whom we trust. Default: a `SecureHandshake` with a fresh Ed25519 key on node:crypto. */
+  /** The handshake layer: who we are and whom we trust. Default: a `SecureHandshake` with a fresh Ed25519 key on the runtime's provider (sodium-native's ChaCha20-Poly1305 and node:crypto, or node:crypto alone). */
   readonly handshake?: HandshakeLayer;
   /** Seed of the fake network conditions' randomness. Default: random; read it back from `fakeSeed` to replay. */
   readonly fakeSeed?: number;
@@ -169,6 +169,8 @@ export class NetworkingSockets {
   #nextPipePort = 1;
   #debugLevel: DebugOutputType = DebugOutputType.None;
   #debugFn: DebugOutputFunction | null = null;
+  /** The crypto provider's name, for the debug output. */
+  readonly #cryptoName: string;
   #closed = false;
   readonly #onReadable: ((connection: number) => void) | undefined;
   readonly #onWritable: ((connection: number) => void) | undefined;
@@ -178,7 +180,14 @@ export class NetworkingSockets {
     this.#onWritable = options.onWritable;
     this.#runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
     this.#clock = this.#runtime.scheduler.now;
-    this.#handshake = options.handshake ?? localPeer(this.#runtime.provider(), undefined, this.#runtime.unixSeconds).handshake;
+    if (options.handshake) {
+      this.#handshake = options.handshake;
+      this.#cryptoName = (options.handshake as { readonly provider?: { readonly name?: string } }).provider?.name ?? 'a custom handshake layer';
+    } else {
+      const provider = this.#runtime.provider();
+      this.#handshake = localPeer(provider, undefined, this.#runtime.unixSeconds).handshake;
+      this.#cryptoName = provider.name;
+    }
     this.#cidRng = this.#runtime.rng();
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.fakeSeed = (options.fakeSeed ?? this.#runtime.randomSeed()) >>> 0;
@@ -776,6 +785,7 @@ export class NetworkingSockets {
   setDebugOutputFunction(level: DebugOutputType, fn: DebugOutputFunction | null): void {
     this.#debugLevel = fn ? level : DebugOutputType.None;
     this.#debugFn = fn;
+    this.#debug(DebugOutputType.Msg, `crypto provider: ${this.#cryptoName}`);
   }
 
   #debug(level: DebugOutputType, message: string): void {
