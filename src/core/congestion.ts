@@ -27,10 +27,10 @@ const WINDOW_HEADROOM_PACKETS = 3;
 const RATE_MIN_WINDOW_RTTS = 2;
 /** The pacer always lets this many packets out back to back, however low the rate. */
 const MIN_BURST_PACKETS = 2;
-/** Beyond that, the pacer's bucket holds this long at the current rate: the io timer wakes at millisecond resolution, often a millisecond late. */
-const PACER_BURST_US = 2000;
+/** Beyond that, the pacer's bucket holds this long at the current rate: a turn of the event loop's worth. */
+const PACER_BURST_US = 1000;
 /** The pacer's bucket never holds more than this, however high the rate. */
-const MAX_BURST_BYTES = 256 * 1024;
+const MAX_BURST_BYTES = 64 * 1024;
 /** BBR's full-pipe test: a round whose bandwidth estimate grew by less than this factor counts as flat. */
 const FULL_BW_GROWTH = 1.25;
 /** BBR's full-pipe test: this many flat rounds in a row and the pipe is full. */
