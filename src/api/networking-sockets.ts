@@ -68,12 +68,20 @@ export interface NetworkingSocketsOptions {
   /** Sockets, timers and randomness. Default: real UDP (`udpRuntime`); `SimNetwork.runtime(ip)` runs the facade in virtual time. */
   readonly runtime?: Runtime;
   /**
-   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, after the
-   * datagrams of one event-loop turn are processed). A netlane extension for event-driven programs that
+   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, right after
+   * the datagram that filled it is processed). A netlane extension for event-driven programs that
    * do not poll every frame: receive from that connection until it returns fewer messages than asked, or
    * the next message will not call again. The handle is the connection's, even when it is in a poll group.
+   * What it sends in answer leaves at once, in the same event-loop callback.
    */
   readonly onReadable?: (connection: number) => void;
+  /**
+   * Called once after `sendMessageToConnection` (or `sendMessages`) refused a message on a connection
+   * with `LimitExceeded`, when the connection's send queue has drained so far that the refused message
+   * would be taken now (and at the latest when half of `SendBufferSize` is free). A netlane extension:
+   * a bulk sender sends until LimitExceeded and resumes here, instead of retrying on every turn.
+   */
+  readonly onWritable?: (connection: number) => void;
 }
 
 /** Configuration given when creating a listen socket or a connection: values by name (GNS `SteamNetworkingConfigValue_t[]`). */
@@ -165,9 +173,11 @@ export class NetworkingSockets {
   readonly #cryptoName: string;
   #closed = false;
   readonly #onReadable: ((connection: number) => void) | undefined;
+  readonly #onWritable: ((connection: number) => void) | undefined;
 
   constructor(options: NetworkingSocketsOptions = {}) {
     this.#onReadable = options.onReadable;
+    this.#onWritable = options.onWritable;
     this.#runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
     this.#clock = this.#runtime.scheduler.now;
     if (options.handshake) {
@@ -874,6 +884,10 @@ export class NetworkingSockets {
       rec.listen?.ready.add(rec);
       rec.group?.ready.add(rec);
       this.#onReadable?.(rec.handle);
+    }
+    for (let cid = ep.pollWritable(); cid !== null; cid = ep.pollWritable()) {
+      const rec = site.byCid.get(cid);
+      if (rec) this.#onWritable?.(rec.handle);
     }
     // A site nobody uses any more closes its socket once its connections have finished closing.
     if (site.byCid.size === 0 && (!site.listen || site.listen.closing) && ep.connectionCount === 0) {

@@ -22,6 +22,8 @@ export interface ConnectionHost {
   emit(event: EndpointEvent): void;
   /** The connection's receive queue went from empty to non-empty. */
   readable(conn: Connection): void;
+  /** A send was refused with LimitExceeded, and the send queue has drained enough to take it now. */
+  writable(conn: Connection): void;
   /** 32 unpredictable bits (path challenges). */
   random32(): number;
 }
@@ -90,6 +92,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   #keys: ConnectionKeys | null = null;
   /** A CLOSED control packet is owed: the connection closed before the client had keys for a CLOSE frame. */
   #closedControlPending = false;
+  /** A send was refused with LimitExceeded: the host hears once unsent bytes fall to this (-1: nobody waits). */
+  #writableAt = -1;
   /** The idle and keepalive timers run from these. */
   #lastRecvUs: number;
   #lastKeepaliveUs = 0;
@@ -270,7 +274,21 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   send(now: number, data: Uint8Array, flags: number, laneIndex: number): number {
     const st = this.#state;
     if (st !== S.Connected && st !== S.Connecting && st !== S.FindingRoute) return -Result.InvalidState;
-    return this.#lanes.queue(now, data, flags, laneIndex, this.config, st === S.Connected);
+    const r = this.#lanes.queue(now, data, flags, laneIndex, this.config, st === S.Connected);
+    if (r === -Result.LimitExceeded) {
+      // Writable again once the refused message would fit, and at the latest when half the buffer is free.
+      const at = Math.min(this.config.SendBufferSize - data.length, this.config.SendBufferSize >>> 1);
+      this.#writableAt = this.#writableAt < 0 ? at : Math.min(this.#writableAt, at);
+    }
+    return r;
+  }
+
+  /** Tells the host once the send queue has drained to where a refused send would be taken. */
+  #checkWritable(): void {
+    if (this.#writableAt >= 0 && this.#lanes.pendingBytes <= this.#writableAt) {
+      this.#writableAt = -1;
+      if (this.#state === S.Connected) this.#host.writable(this);
+    }
   }
 
   /** Sends queued messages without waiting for the Nagle timer. */
@@ -566,7 +584,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
         const probe = this.#tx.probe(now, keys);
         if (probe) return probe;
       }
-      return this.#tx.data(now, keys, false);
+      const t = this.#tx.data(now, keys, false);
+      if (this.#writableAt >= 0) this.#checkWritable();
+      return t;
     }
     if (this.#frames.close && (st === S.FinWait || st === S.ProblemDetectedLocally)) return this.#tx.data(now, keys, true);
     return null;

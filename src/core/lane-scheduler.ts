@@ -6,6 +6,7 @@ import type { RecoveryListener } from './recovery.js';
 import { SendLane } from './send-lane.js';
 import { NO_TIME, Timer, US_PER_S, type TimerTable } from './timers.js';
 import { Result, SendFlags } from './types.js';
+import { copyBytes } from '../util/slab.js';
 
 /** NoDelay messages that cannot leave within this are dropped (GNS documents ~200 ms). */
 const NO_DELAY_LIMIT_US = 200_000;
@@ -80,7 +81,7 @@ export class LaneScheduler implements RecoveryListener {
         dropAfter = now + NO_DELAY_LIMIT_US;
       }
       // Copy: the caller may reuse its buffer as soon as send returns.
-      num = lane.queueUnreliable(data.slice(), (flags & SendFlags.Latest) !== 0, dropAfter);
+      num = lane.queueUnreliable(copyBytes(data, 0, data.length), (flags & SendFlags.Latest) !== 0, dropAfter);
     }
     this.#counters.messagesSent++;
     if (wasIdle) this.#activate(lane);
