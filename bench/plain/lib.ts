@@ -121,7 +121,7 @@ export async function runPlain(contender: string, what: 'pingpong' | 'flood', pi
   }
 }
 
-/** `node dist/bench/plain/lib.js [--pin] [--rounds N] contender[,contender] [pingpong|flood]`: prints each run. */
+/** `npm run bench:plain -- [--pin] [--rounds N] contender[,contender] [pingpong|flood]` (this file): prints each run. */
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const a = process.argv.slice(2);
   const pin = a.includes('--pin');

@@ -13,6 +13,7 @@ const noop = (): void => undefined;
 const literalLookup = (host: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void): void => cb(null, host, host.includes(':') ? 6 : 4);
 
 // ---------------------------------------------------------------- raw UDP: the physical limit for Node
+const UDP_INFLIGHT = 64;
 class UdpLink implements Link {
   onMessage: (data: Uint8Array) => void = noop;
   inflight = 0;
@@ -31,7 +32,7 @@ class UdpLink implements Link {
   }
   flush(): void {}
   writable(): boolean {
-    return this.inflight < 64;
+    return this.inflight < UDP_INFLIGHT;
   }
   close(): void {
     if (this.connected) this.socket.close();
@@ -44,6 +45,7 @@ function udpSocket(host: string): dgram.Socket {
 
 const udp: Contender = {
   name: 'udp',
+    backPressure: false,
   modes: ['unreliable'],
   maxMessage: 1200,
   async serve(host, onLink) {
@@ -127,6 +129,7 @@ class TcpLink implements Link {
 function tcp(batched: boolean): Contender {
   return {
     name: batched ? 'tcp-batch' : 'tcp',
+    backPressure: true,
     modes: ['reliable'],
     maxMessage: Infinity,
     async serve(host, onLink) {
@@ -180,6 +183,7 @@ class WsLink implements Link {
 
 const ws: Contender = {
   name: 'ws',
+    backPressure: true,
   modes: ['reliable'],
   maxMessage: Infinity,
   async serve(host, onLink) {
@@ -270,6 +274,7 @@ class EnetLink implements Link {
 
 const enet: Contender = {
   name: 'enet',
+    backPressure: false,
   modes: ['reliable', 'unreliable'],
   maxMessage: Infinity,
   async serve(host, onLink) {
@@ -348,6 +353,7 @@ const KCP_CONVERSATION = 0x6e6c;
 
 const kcp: Contender = {
   name: 'kcp',
+    backPressure: false,
   modes: ['reliable'],
   // @hazae41/kcp sends one segment per message and never fragments: a message must fit a datagram.
   maxMessage: 1200,
@@ -438,6 +444,7 @@ function rtcConfig(host: string): object {
 
 const webrtc: Contender = {
   name: 'webrtc',
+    backPressure: true,
   modes: ['reliable', 'unreliable'],
   maxMessage: 1 << 20,
   async serve(host, onLink) {
@@ -532,6 +539,7 @@ function netlane(encrypted: boolean): Contender {
   const options = encrypted ? {} : { Unencrypted: 3 };
   return {
     name: encrypted ? 'netlane' : 'netlane-plain',
+    backPressure: true,
     modes: ['reliable', 'unreliable'],
     maxMessage: 512 * 1024,
     async serve(host, onLink) {

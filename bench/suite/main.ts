@@ -335,7 +335,7 @@ interface Step {
 
 /** Seconds each kind of run takes beyond what it measures: processes started, imports, connects. */
 const OVERHEAD = { suite: 0.7, plain: 0.6, relay: 0.8 };
-const mmss = (secs: number): string => `${Math.floor(secs / 60)}:${String(Math.round(secs % 60)).padStart(2, '0')}`;
+const mmss = (secs: number): string => `${Math.floor(Math.round(secs) / 60)}:${String(Math.round(secs) % 60).padStart(2, '0')}`;
 
 /** Runs the steps, printing after each `[k/N] step, elapsed m:ss, about m:ss left` (the model scaled by how long the done steps took against it). */
 async function runSteps(steps: readonly Step[]): Promise<void> {
@@ -354,7 +354,7 @@ async function main(): Promise<void> {
   installContenders();
   const began = Date.now();
   const suite: Suite = {
-    command: `npm run bench${QUICK ? ' -- --quick' : ''}${ONLY ? ` -- --only ${[...ONLY].join(',')}` : ''}`,
+    command: `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
     date: new Date().toISOString(),
     node: process.version,
     machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
@@ -382,12 +382,13 @@ async function main(): Promise<void> {
   if (want('pingpong')) {
     if (placeArg !== 'pinned') step('ping-pong, 64 B, free', ALL_PINGPONG, R, ppSecs, async () => void (m.pingpongFree = await compare(ALL_PINGPONG, FREE, 'pingpong', ppParams, R, 60_000, check('pingpong', 'plainPingpongFree', plainPp))), ppSecs);
     if (placeArg !== 'free') step('ping-pong, 64 B, pinned', ALL_PINGPONG, R, ppSecs, async () => void (m.pingpongPinned = await compare(ALL_PINGPONG, PINNED, 'pingpong', ppParams, R, 60_000, check('pingpong', 'plainPingpongPinned', plainPp))), ppSecs);
-  } else if (want('plain')) {
+  } else if (want('plain') && !want('throughput')) {
+    // `--only plain`: the plain harnesses alone. Listed with pingpong or throughput, they run in its rounds.
     const only = (what: 'pingpong' | 'flood', place: Place, key: string, env: Record<string, number>, secs: number, name: string): void =>
       void steps.push({ name, estimate: R * 7 * (OVERHEAD.plain + secs), run: () => plainOnly(place, { what, env, into: (m[key] ??= {}) }, R) });
     only('pingpong', FREE, 'plainPingpongFree', plainPp, ppSecs, 'plain ping-pong, free');
     only('pingpong', PINNED, 'plainPingpongPinned', plainPp, ppSecs, 'plain ping-pong, pinned');
-    if (!want('throughput')) only('flood', FREE, 'plainFlood', plainFl, (Q.ms + Q.warmMs) / 1000, 'plain flood, 100 B');
+    only('flood', FREE, 'plainFlood', plainFl, (Q.ms + Q.warmMs) / 1000, 'plain flood, 100 B');
   }
   const tput = { durationMs: Q.ms, warmMs: Q.warmMs, size: 100 };
   const tputSecs = (Q.ms + Q.warmMs) / 1000 + 0.2;

@@ -100,7 +100,7 @@ type Result = Record<string, number | string | null>;
 
 /**
  * Behaviours of the old suite, kept switchable so that what each cost can be measured again:
- * `BENCH_LEGACY=alloc,watchdog,enetpeers` (and `servers`, in main.ts; docs/BENCHMARKS.md).
+ * `BENCH_LEGACY=alloc,watchdog,enetpeers,window` (and `servers`, in main.ts; docs/BENCHMARKS.md).
  */
 export const LEGACY = new Set((process.env.BENCH_LEGACY ?? '').split(','));
 
@@ -170,19 +170,22 @@ async function pingPong(link: Link, p: Params): Promise<Result> {
 }
 
 /**
- * Sends Data for `ms` as fast as the contender takes it (its own send buffer capped at SEND_BUFFER_CAP,
- * `writable()`), within a window of unacknowledged bytes that the server's Progress messages open. Each
+ * Sends Data for `ms` as fast as the contender takes it: while `writable()` (its send buffer under
+ * SEND_BUFFER_CAP or its own limit). A contender whose send buffer does not push back (raw UDP, ENet, KCP)
+ * is held to a window of unacknowledged bytes instead, which the server's Progress messages open. Each
  * event-loop turn sends until the contender or the window says stop, at most 64 messages (256 KiB), so
- * that the process reads its sockets between bursts. Neither the window nor the burst is what limits a
- * contender: 8 MiB instead of 1 MiB, or 1,024 messages a turn instead of 64, moved no contender's rate
- * consistently (docs/BENCHMARKS.md). Every message is the same buffer, never modified.
+ * that the process reads its sockets between bursts. The window held every contender until it measured
+ * WebRTC at 0.6x and netlane at 0.75x of their plain harnesses (docs/BENCHMARKS.md; `BENCH_LEGACY=window`
+ * brings it back, `BENCH_WINDOW=bytes` and `BENCH_BURST=messages` change the two limits). Every message is
+ * the same buffer, never modified.
  */
 function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, sizeOverride?: number): Promise<{ sent: number; sentBytes: number }> {
   const size = Math.min(sizeOverride ?? p.size ?? 100, c.maxMessage);
   const mode = p.mode;
-  const windowBytes = Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
+  const windowBytes = Number(process.env.BENCH_WINDOW ?? 0) || Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
+  const windowed = !c.backPressure || LEGACY.has('window');
   const data = message(size, Kind.Data, mode, epoch, 0, 0);
-  const turnBudget = Math.max(1, Math.min(64, (256 * 1024) / size));
+  const turnBudget = Number(process.env.BENCH_BURST ?? 0) || Math.max(1, Math.min(64, (256 * 1024) / size));
   let acked = 0;
   let lastProgressMs = performance.now();
   let sent = 0;
@@ -210,7 +213,7 @@ function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, s
         lastProgressMs = now;
       }
       let budget = turnBudget;
-      while (budget-- > 0 && sentBytes - acked < windowBytes && link.writable()) {
+      while (budget-- > 0 && (!windowed || sentBytes - acked < windowBytes) && link.writable()) {
         if (!link.send(LEGACY.has('alloc') ? message(size, Kind.Data, mode, epoch, sent) : data, mode)) break;
         sent++;
         sentBytes += size;

@@ -194,11 +194,15 @@ function suiteRuns(m: Suite['measures'], measure: 'pingpongFree' | 'pingpongPinn
   return name === 'udp' ? m.unreliableSmall?.udp : m.reliableSmall?.[name];
 }
 
-/** "1.04x" for suite / plain, flagged when off by more than 15 %. */
+/**
+ * "1.04x" for suite / plain. Off by more than 15 %: "~" when the suite's median is still inside the range the
+ * plain harness itself spanned over the rounds (the harness disagrees with itself as much), "**!**" when not.
+ */
 function agree(a: Stat | null, b: Stat | null): string {
   if (!a || !b || b.med <= 0) return '-';
   const r = a.med / b.med;
-  return `${r.toFixed(2)}x${r > 1.15 || r < 1 / 1.15 ? ' **!**' : ''}`;
+  if (r <= 1.15 && r >= 1 / 1.15) return `${r.toFixed(2)}x`;
+  return `${r.toFixed(2)}x ${a.med >= b.min && a.med <= b.max ? '~' : '**!**'}`;
 }
 
 /** The agreement table: each contender's figures in the suite and in its plain harness (bench/plain), same rounds. */
@@ -206,10 +210,19 @@ export function renderAgreement(s: Suite): string {
   const m = s.measures;
   const out: string[] = ['### The ruler checked against plain harnesses'];
   out.push(
-    'Each contender also runs in `bench/plain/`: a minimal two-process program per library, written as its README shows, sharing no code with the suite (`node dist/bench/plain/lib.js --help`). The suite runs them in the same rounds, right after its own run of the same contender, under the same placement. Cells: the suite\'s median over rounds / the plain harness\'s median, and their ratio (suite / plain; **!** marks a disagreement over 15 %). Ping-pong: 64 B round trip, µs. Flood: 100 B messages one way, messages/s received (raw UDP unreliable, the others reliable).',
+    "Each contender also runs in `bench/plain/`: a minimal two-process program per library, written as its README shows, sharing no code with the suite. The suite runs it in the same rounds, right after its own run of the same contender, under the same placement. Cells: the suite's median over rounds / the plain harness's median = suite / plain. Off by more than 15 %: `~` when the suite's median lies inside the range the plain harness itself spanned over the rounds, **!** when outside it. Ping-pong: 64 B round trip, µs. Flood: 100 B messages one way, messages/s received (raw UDP unreliable, the others reliable). The last column is the plain harness against itself: its range over the rounds.",
   );
   const names = ['udp', 'tcp', 'ws', 'enet', 'kcp', 'webrtc', 'netlane'];
   const rows: string[][] = [];
+  const pair = (su: readonly Run[] | undefined, pl: readonly Run[] | undefined, k: string): string => {
+    const a = stat(su, k);
+    const b = stat(pl, k);
+    return `${a ? num(a.med) : '-'} / ${b ? num(b.med) : '-'} = ${agree(a, b)}`;
+  };
+  const range = (pl: readonly Run[] | undefined, k: string): string => {
+    const b = stat(pl, k);
+    return b ? `${num(b.min)}-${num(b.max)}` : '-';
+  };
   for (const n of names) {
     for (const [measure, plainKey, label] of [
       ['pingpongPinned', 'plainPingpongPinned', 'ping-pong pinned'],
@@ -218,22 +231,13 @@ export function renderAgreement(s: Suite): string {
       const su = suiteRuns(m, measure, n);
       const pl = m[plainKey]?.[n];
       if (!su && !pl) continue;
-      const q = (k: string): string => {
-        const a = stat(su, k);
-        const b = stat(pl, k);
-        return `${a ? num(a.med) : '-'} / ${b ? num(b.med) : '-'} = ${agree(a, b)}`;
-      };
-      rows.push([n, label, q('p50'), q('p99'), q('p999'), `${cell(pl, 'p50')}`]);
+      rows.push([n, label, pair(su, pl, 'p50'), pair(su, pl, 'p99'), pair(su, pl, 'p999'), `p50 ${range(pl, 'p50')}, p99 ${range(pl, 'p99')}, p99.9 ${range(pl, 'p999')}`]);
     }
     const su = suiteRuns(m, 'flood', n);
     const pl = m.plainFlood?.[n];
-    if (su || pl) {
-      const a = stat(su, 'msgsPerSec');
-      const b = stat(pl, 'msgsPerSec');
-      rows.push([n, 'flood 100 B', `${a ? num(a.med) : '-'} / ${b ? num(b.med) : '-'} = ${agree(a, b)}`, '', '', cell(pl, 'msgsPerSec')]);
-    }
+    if (su || pl) rows.push([n, 'flood 100 B', pair(su, pl, 'msgsPerSec'), '', '', range(pl, 'msgsPerSec')]);
   }
-  out.push(table(['contender', 'measure', 'p50 (flood: msgs/s): suite / plain', 'p99: suite / plain', 'p99.9: suite / plain', 'plain p50 (flood: msgs/s) over rounds'], rows));
+  out.push(table(['contender', 'measure', 'p50 (flood: msgs/s): suite / plain', 'p99: suite / plain', 'p99.9: suite / plain', 'plain over the rounds'], rows));
   return out.join('\n\n');
 }
 
