@@ -337,7 +337,11 @@ interface Step {
 const OVERHEAD = { suite: 0.7, plain: 0.6, relay: 0.8 };
 const mmss = (secs: number): string => `${Math.floor(Math.round(secs) / 60)}:${String(Math.round(secs) % 60).padStart(2, '0')}`;
 
-/** Runs the steps, printing after each `[k/N] step, elapsed m:ss, about m:ss left` (the model scaled by how long the done steps took against it). */
+/**
+ * Runs the steps, printing after each `[k/N] step, elapsed m:ss, about m:ss left`: what the model plans for
+ * the steps left, scaled by how long the done steps took against the model (with 30 s of the model's own
+ * word in it, so that one short step does not swing the estimate).
+ */
 async function runSteps(steps: readonly Step[]): Promise<void> {
   const t0 = Date.now();
   let estimatedDone = 0;
@@ -345,7 +349,7 @@ async function runSteps(steps: readonly Step[]): Promise<void> {
     await step.run();
     estimatedDone += step.estimate;
     const elapsed = (Date.now() - t0) / 1000;
-    const left = steps.slice(i + 1).reduce((s, x) => s + x.estimate, 0) * (estimatedDone > 0 ? elapsed / estimatedDone : 1);
+    const left = steps.slice(i + 1).reduce((s, x) => s + x.estimate, 0) * ((elapsed + 30) / (estimatedDone + 30));
     console.log(`[${i + 1}/${steps.length}] ${step.name}, elapsed ${mmss(elapsed)}, about ${mmss(left)} left`);
   }
 }

@@ -97,7 +97,7 @@ export function renderTables(s: Suite): string {
       for (const l of ['naive', 'netlane']) {
         const a = stat(r[l], 'p99');
         const b = stat(r.naive, 'p99');
-        const added = l === 'naive' || !a || !b ? '' : `${Math.round(a.med - b.med)} µs`;
+        const added = l === 'naive' || !a || !b ? '' : `${num(a.med - b.med)} µs`;
         rows.push([`${size} B`, l, cell(r[l], 'pktsPerSec'), ratio(r[l], r.naive, 'pktsPerSec'), cell(r[l], 'p50'), cell(r[l], 'p99'), cell(r[l], 'p999'), added]);
       }
     }
@@ -280,5 +280,5 @@ export function renderGoals(s: Suite): string {
   rows.push(goal('1,000 idle connections: <= 1 % of a core', n('idleCpuPct'), 1, true, (v) => `${v.toFixed(1)} %`));
   const mem = n('heapPerConn') === null ? null : ((n('heapPerConn') ?? 0) + (n('externalPerConn') ?? 0)) / 1024;
   rows.push(goal('1,000 idle connections: <= 8 KiB each (heap + buffers)', mem, 8, true, (v) => `${v.toFixed(1)} KiB`, n('rssPerConn') === null ? '' : `RSS ${((n('rssPerConn') ?? 0) / 1024).toFixed(1)} KiB`));
-  return [`From \`${s.command}\` (${s.date.slice(0, 10)}); every ratio is taken within that run.`, table(['goal', 'measured', ''], rows)].join('\n\n');
+  return [`From \`${s.command}\` (${s.date.slice(0, 10)}); each ratio is taken between two figures of the same measure in the same run.`, table(['goal', 'measured', ''], rows)].join('\n\n');
 }
