@@ -141,7 +141,6 @@ export class PacketReceiver implements MessageSink {
     let reliable = false;
     let refused = false;
     const f = this.#f;
-    const buf = plain;
     while (r.remaining > 0) {
       decodeFrameInto(r, f);
       switch (f.type) {
@@ -172,7 +171,7 @@ export class PacketReceiver implements MessageSink {
             refused = true;
             break;
           }
-          if (!rl.onReliable(f.offset, buf, f.dataStart, f.dataEnd, host.config.RecvBufferSize - this.#queueBytes)) refused = true;
+          if (!rl.onReliable(f.offset, plain, f.dataStart, f.dataEnd, host.config.RecvBufferSize - this.#queueBytes)) refused = true;
           break;
         }
         case FrameType.Unreliable:
@@ -183,7 +182,7 @@ export class PacketReceiver implements MessageSink {
             if (f.offset === 0) this.#droppedQueueFull++;
             break;
           }
-          this.#lane(lane).onUnreliable(f.messageNumber, f.offset, f.last, f.latest, buf, f.dataStart, f.dataEnd);
+          this.#lane(lane).onUnreliable(f.messageNumber, f.offset, f.last, f.latest, plain, f.dataStart, f.dataEnd);
           break;
         case FrameType.Close:
           host.onPeerClose(now, f.reason, f.debug);
@@ -192,10 +191,10 @@ export class PacketReceiver implements MessageSink {
           this.#interval.onPeerStats(f.quality);
           break;
         case FrameType.PathChallenge:
-          host.onPathChallenge(buf.subarray(f.dataStart, f.dataEnd));
+          host.onPathChallenge(plain.subarray(f.dataStart, f.dataEnd));
           break;
         case FrameType.PathResponse:
-          host.onPathResponse(now, buf.subarray(f.dataStart, f.dataEnd));
+          host.onPathResponse(now, plain.subarray(f.dataStart, f.dataEnd));
           break;
         default:
           break; // decodeFrameInto throws on any other type

@@ -38,10 +38,10 @@ interface Attempt {
 }
 
 /** Runs one connection attempt with the given handshake options and configs; the server accepts everything. */
-function attempt(seed: number, client: Partial<SecureHandshakeOptions>, server: Partial<SecureHandshakeOptions>, clientConfig: Partial<Record<string, number>> = {}, serverConfig: Partial<Record<string, number>> = {}, setup?: (sim: SimNetwork) => void): Attempt {
+function attempt(seed: number, client: Partial<SecureHandshakeOptions>, server: Partial<SecureHandshakeOptions>, clientConfig: Partial<Record<string, number>> = {}, serverConfig: Partial<Record<string, number>> = {}, setup?: (sim: SimNetwork) => void, serverLayer?: HandshakeLayer): Attempt {
   const sim = new SimNetwork(seed, { latencyUs: 10_000 });
   const rng = new SeededRng(seed);
-  const sh = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config: serverConfig, handshake: seededHandshake(seed + 1, server) }));
+  const sh = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config: serverConfig, handshake: serverLayer ?? seededHandshake(seed + 1, server) }));
   const ch = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config: clientConfig, handshake: seededHandshake(seed + 2, client) }));
   sh.onEvent = (e) => {
     if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) sh.endpoint.accept(sim.now, e.connection);
@@ -396,20 +396,8 @@ function dishonestServer(inner: SecureHandshake, key: SigningKey, chosen: number
 
 /** A connection attempt to a dishonest server (see {@link dishonestServer}). */
 function toDishonest(seed: number, client: Partial<SecureHandshakeOptions>, server: Partial<SecureHandshakeOptions>, chosen: number, ciphers: number[] | undefined, clientConfig: Partial<Record<string, number>> = {}): Attempt {
-  const sim = new SimNetwork(seed, { latencyUs: 10_000 });
-  const rng = new SeededRng(seed);
   const inner = seededHandshake(seed + 1, server);
-  const sh = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, handshake: dishonestServer(inner, inner.key, chosen, ciphers) }));
-  const ch = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config: clientConfig, handshake: seededHandshake(seed + 2, client) }));
-  sh.onEvent = (e) => {
-    if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) sh.endpoint.accept(sim.now, e.connection);
-  };
-  const c = ch.endpoint.connect(sim.now, SERVER_ADDR);
-  sim.runUntil(() => {
-    const st = ch.endpoint.state(c);
-    return st === ConnectionState.Connected || st === ConnectionState.ClosedByPeer || st === ConnectionState.ProblemDetectedLocally;
-  }, 15_000_000);
-  return { sim, client: ch.endpoint, server: sh.endpoint, c, serverEvents: sh.events, clientEvents: ch.events };
+  return attempt(seed, client, server, clientConfig, {}, undefined, dishonestServer(inner, inner.key, chosen, ciphers));
 }
 
 test('a server that picks a cipher the rule does not give, properly signed, is refused by the client (4002)', () => {
