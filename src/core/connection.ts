@@ -1,4 +1,5 @@
 import type { ConnectionKeys, HandshakeLayer, PeerInfo } from '../crypto/types.js';
+import type { HeapEntry } from '../util/heap.js';
 import { WireError } from '../wire/errors.js';
 import { AckTracker, MAX_ACK_DELAY_US } from './ack-tracker.js';
 import type { ConfigValues } from './config.js';
@@ -43,7 +44,13 @@ const FIN_WAIT_MAX_US = 5_000_000;
  * Sans-IO: inputs are `handleDatagram` and `handleTimeout`, output is drained with `pollTransmit`.
  * The endpoint owns the table of connections and routes to them.
  */
-export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, StatusSource {
+export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, StatusSource, HeapEntry {
+  /** The endpoint's timer heap: this connection's deadline as last computed, and its place there. @internal */
+  heapKey = NO_TIME;
+  /** @internal */
+  heapIndex = -1;
+  /** The endpoint must recompute this connection's deadline before its next `pollTimeout`. @internal */
+  timerDirty = false;
   /** Our connection id: the handle, and the destination id of packets sent to us. */
   readonly localCid: number;
   /** The peer's connection id (0 until known). */
