@@ -15,7 +15,7 @@ import { Recovery } from './recovery.js';
 import { INITIAL_RTT_US } from './rtt.js';
 import { canTransition, STATE_NAMES } from './state.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
-import { NO_TIME, Timer, TimerTable, US_PER_MS, timersFor } from './timers.js';
+import { NO_TIME, Timer, TimerTable, US_PER_MS, keepaliveDeadline, timersFor } from './timers.js';
 import { ConnectionState as S, EndReason, Result, apiState, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
 /** What a connection needs from its endpoint (the Endpoint implements it). */
@@ -98,6 +98,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   /** The idle and keepalive timers run from these. */
   #lastRecvUs: number;
   #lastKeepaliveUs = 0;
+  /** Server: when the last packet that asked for an ack arrived (the client keeps the connection alive; see keepaliveDeadline). */
+  #lastAskedUs = Number.NEGATIVE_INFINITY;
   readonly #timers = new TimerTable();
   readonly #ack = new AckTracker();
   readonly #frames = new PendingFrames();
@@ -393,6 +395,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       return;
     }
     const rx = this.#rx;
+    this.#rollStats(now); // before this packet counts in the interval
     const plain = rx.open(keys, data);
     if (!plain) return;
     this.#heard(now);
@@ -411,6 +414,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       else throw e;
     } finally {
       this.#from = null;
+    }
+    if (this.isServer && this.#ack.dueUs !== NO_TIME) {
+      // An ACK is owed: the client sent an ack-eliciting packet, and it keeps the connection alive.
+      this.#lastAskedUs = now;
+      this.#armKeepalive();
     }
   }
 
@@ -466,7 +474,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   }
 
   #armKeepalive(): void {
-    this.#timers.set(Timer.Keepalive, Math.max(this.#lastRecvUs, this.#lastKeepaliveUs) + this.config.KeepaliveInterval * US_PER_MS);
+    this.#timers.set(Timer.Keepalive, keepaliveDeadline(this.#lastRecvUs, this.#lastKeepaliveUs, this.#lastAskedUs, this.config.KeepaliveInterval * US_PER_MS));
   }
 
   /** Absolute time (µs) of this connection's next timer; +Infinity if none. */
@@ -513,10 +521,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           this.#lastKeepaliveUs = now;
           this.#armKeepalive();
         }
-        if (t.expired(Timer.Stats, now)) {
-          this.#interval.roll(now, this.#rx.largestPn);
-          t.set(Timer.Stats, now + STATS_INTERVAL_US);
-        }
+        this.#rollStats(now);
         return;
       case S.None:
       case S.FindingRoute:
@@ -529,6 +534,14 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
         void never;
       }
     }
+  }
+
+  /** Closes the stats interval if it is over (Timer.Stats is never a wake-up of its own: see timers.ts). */
+  #rollStats(now: number): void {
+    const t = this.#timers;
+    if (!t.expired(Timer.Stats, now) || (this.#state !== S.Connected && this.#state !== S.Linger)) return;
+    this.#interval.roll(now, this.#rx.largestPn);
+    t.set(Timer.Stats, now + STATS_INTERVAL_US);
   }
 
   // ---------------------------------------------------------------- send path
@@ -545,6 +558,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     const keys = this.#keys;
     if (!keys) return null;
     if (st === S.Connected || st === S.Linger) {
+      this.#rollStats(now); // a STATS frame owed since the interval ended rides on this packet
       if (this.#path.wantsProbe) {
         const probe = this.#tx.probe(now, keys);
         if (probe) return probe;
@@ -565,6 +579,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
 
   /** The real-time status (`getConnectionRealTimeStatus`). */
   status(now: number): ConnectionStatus {
+    this.#rollStats(now);
     return connectionStatus(this, this.#lanes, this.#interval, this.#rx.droppedUnreliable(), this.sendBudget(now), this.#keys?.keyUpdates ?? 0);
   }
 

@@ -142,7 +142,9 @@ export class PacketBuilder {
       wantData = at <= now && (probe || (cc.windowOpen() && cc.nextSendTimeUs(now, cfg.MTU_PacketSize) <= now));
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
-    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.pending)) {
+    // A STATS frame rides on a packet sent for another reason: never one of its own (with an ACK of ACK-only
+    // packets it would be a non-ack-eliciting packet answering non-ack-eliciting ones, each side's every second).
+    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response) {
       if (!closing && this.#lanes.pendingBytes === 0) cc.onAppLimited();
       return null;
     }
