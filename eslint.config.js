@@ -67,7 +67,7 @@ export default tseslint.config(
   },
   {
     files: ['src/crypto/**/*.ts'],
-    ignores: ['src/crypto/node-provider.ts'],
+    ignores: ['src/crypto/node-provider.ts', 'src/crypto/sodium-provider.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [...worldImports, { group: ['**/core/**'], message: 'crypto imports util and wire only.' }] }],
       'no-restricted-globals': ['error', ...worldGlobals.filter((g) => g.name !== 'Date')],
@@ -75,7 +75,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/crypto/node-provider.ts'],
+    files: ['src/crypto/node-provider.ts', 'src/crypto/sodium-provider.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [worldImports[1], { group: ['**/core/**'], message: 'crypto imports util and wire only.' }] }],
     },
@@ -105,6 +105,11 @@ export default tseslint.config(
     files: ['src/io/**/*.ts', 'src/cli/**/*.ts'],
     ignores: ['src/io/udp.ts'],
     rules: { 'no-restricted-syntax': ['error', noEnums, noDgram] },
+  },
+  {
+    // sodium-provider.ts loads the optional sodium-native package with createRequire (synchronously, on first use).
+    files: ['src/crypto/sodium-provider.ts'],
+    rules: { 'no-restricted-syntax': ['error', noEnums, noTimers] },
   },
   {
     files: ['src/peer/**/*.ts', 'src/relay/client/**/*.ts'],

@@ -1,15 +1,19 @@
 // `npm run bench:crypto`: the cost of packet protection and of handshakes, each next to a baseline
 // measured in the same run (absolute numbers drift on a shared machine).
-// 1. Seal + open of a 1200 B packet through netlane's SessionKeys (nonce, AAD, key-phase logic, copies)
+// 1. Seal and open, timed apart, of 64 B and 1200 B packets through each provider's AEAD: node:crypto
+//    AES-256-GCM and ChaCha20-Poly1305, and sodium-native ChaCha20-Poly1305 when it is installed (it is an
+//    optional dependency); alternating rounds, median of 7, in ns per call.
+// 2. Seal + open of a 1200 B packet through netlane's SessionKeys (nonce, AAD, key-phase logic, copies)
 //    against raw node:crypto doing the same AES-256-GCM calls, alternating rounds; median of 7.
-// 2. Full handshakes per second on one core: two Endpoints in memory, HELLO to Connected, in sequence.
+// 3. Full handshakes per second on one core: two Endpoints in memory, HELLO to Connected, in sequence.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { Endpoint } from '../src/core/endpoint.js';
 import { ConnectionState, type SocketAddress } from '../src/core/types.js';
 import { SecureHandshake } from '../src/crypto/handshake.js';
 import { NodeCryptoProvider } from '../src/crypto/node-provider.js';
+import { SodiumCryptoProvider } from '../src/crypto/sodium-provider.js';
 import { SessionKeys } from '../src/crypto/protection.js';
-import { AeadCipher } from '../src/crypto/provider.js';
+import { AeadCipher, type CryptoProvider } from '../src/crypto/provider.js';
 import { SeededRng } from '../src/util/rng.js';
 
 const provider = new NodeCryptoProvider();
@@ -45,11 +49,11 @@ function rawRound(): number {
   return N / ((performance.now() - t0) / 1000);
 }
 
-function netlaneRound(cipher: AeadCipher): number {
+function netlaneRound(p: CryptoProvider, cipher: AeadCipher): number {
   const s1 = randomBytes(32);
   const s2 = randomBytes(32);
-  const a = new SessionKeys(provider, cipher, s1, s2, 1 << 22);
-  const b = new SessionKeys(provider, cipher, s2, s1, 1 << 22);
+  const a = new SessionKeys(p, cipher, s1, s2, 1 << 22);
+  const b = new SessionKeys(p, cipher, s2, s1, 1 << 22);
   const hdr = new Uint8Array(7).fill(0x80);
   const buf = new Uint8Array(SIZE);
   const plainLen = SIZE - 7 - 16;
@@ -95,61 +99,73 @@ function handshakes(count: number): [number, number] {
 }
 
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
-console.log(`netlane crypto benchmark (node ${process.version}, ${provider.name}, ${N.toLocaleString('en-US')} packets of ${SIZE} B per round)`);
+const sodium = SodiumCryptoProvider.load();
+console.log(`netlane crypto benchmark (node ${process.version}; providers: ${provider.name}; ${sodium ? sodium.name : 'sodium-native not installed'})`);
+
+/** ns per seal and per open of `size`-byte plaintexts through one AEAD, `n` calls each. */
+function aeadRound(p: CryptoProvider, cipher: AeadCipher, size: number, n: number): [number, number] {
+  const aead = p.aead(cipher, randomBytes(32));
+  const nonce = new Uint8Array(12);
+  const aad = new Uint8Array(7).fill(0x80);
+  const buf = new Uint8Array(size + 16).fill(1);
+  let t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    nonce[11] = i & 0xff;
+    aead.seal(nonce, aad, buf.subarray(0, size), buf, 0);
+  }
+  const seal = ((performance.now() - t0) * 1e6) / n;
+  buf.fill(2, 0, size);
+  aead.seal(nonce, aad, buf.subarray(0, size), buf, 0);
+  const out = new Uint8Array(size);
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) if (aead.open(nonce, aad, buf, out, 0) !== size) throw new Error('bench: open failed');
+  const open = ((performance.now() - t0) * 1e6) / n;
+  return [seal, open];
+}
+
+const cases: { label: string; p: CryptoProvider; cipher: AeadCipher }[] = [
+  { label: 'node:crypto   AES-256-GCM      ', p: provider, cipher: AeadCipher.Aes256Gcm },
+  { label: 'node:crypto   ChaCha20-Poly1305', p: provider, cipher: AeadCipher.ChaCha20Poly1305 },
+];
+if (sodium) cases.push({ label: 'sodium-native ChaCha20-Poly1305', p: sodium, cipher: AeadCipher.ChaCha20Poly1305 });
+for (const size of [64, 1200]) {
+  const seals = cases.map(() => [] as number[]);
+  const opens = cases.map(() => [] as number[]);
+  for (const c of cases) aeadRound(c.p, c.cipher, size, 5000); // warm-up
+  for (let r = 0; r < 7; r++) {
+    cases.forEach((c, i) => {
+      const [s, o] = aeadRound(c.p, c.cipher, size, N);
+      seals[i]?.push(s);
+      opens[i]?.push(o);
+    });
+  }
+  const base = median(seals[0] ?? []) + median(opens[0] ?? []);
+  cases.forEach((c, i) => {
+    const s = median(seals[i] ?? []);
+    const o = median(opens[i] ?? []);
+    console.log(`${String(size).padStart(4)} B  ${c.label}  seal ${fmt(s).padStart(5)} ns  open ${fmt(o).padStart(5)} ns  = ${(base / (s + o)).toFixed(2)} x node:crypto AES-256-GCM`);
+  });
+}
+
 rawRound();
-netlaneRound(AeadCipher.Aes256Gcm); // warm-up
+netlaneRound(provider, AeadCipher.Aes256Gcm); // warm-up
 const raw: number[] = [];
 const ours: number[] = [];
 const chacha: number[] = [];
+const fast: number[] = [];
 for (let r = 0; r < 7; r++) {
   raw.push(rawRound());
-  ours.push(netlaneRound(AeadCipher.Aes256Gcm));
-  chacha.push(netlaneRound(AeadCipher.ChaCha20Poly1305));
+  ours.push(netlaneRound(provider, AeadCipher.Aes256Gcm));
+  chacha.push(netlaneRound(provider, AeadCipher.ChaCha20Poly1305));
+  if (sodium) fast.push(netlaneRound(sodium, AeadCipher.ChaCha20Poly1305));
 }
 const rm = median(raw);
 const om = median(ours);
-console.log(`raw node:crypto AES-256-GCM seal+open  ${fmt(rm)} packets/s (min ${fmt(Math.min(...raw))}, max ${fmt(Math.max(...raw))})`);
-console.log(`netlane SessionKeys AES-256-GCM        ${fmt(om)} packets/s (min ${fmt(Math.min(...ours))}, max ${fmt(Math.max(...ours))}) = ${(om / rm).toFixed(3)} x raw`);
-console.log(`netlane SessionKeys ChaCha20-Poly1305  ${fmt(median(chacha))} packets/s = ${(median(chacha) / rm).toFixed(3)} x raw AES`);
-
-// An alternative provider, measured side by side when it is installed (it is not a dependency):
-//   npm i --no-save sodium-native && npm run bench:crypto
-interface Sodium {
-  crypto_aead_chacha20poly1305_ietf_encrypt(c: Uint8Array, m: Uint8Array, ad: Uint8Array, nsec: null, npub: Uint8Array, k: Uint8Array): number;
-  crypto_aead_chacha20poly1305_ietf_decrypt(m: Uint8Array, nsec: null, c: Uint8Array, ad: Uint8Array, npub: Uint8Array, k: Uint8Array): number;
-}
-let sodium: Sodium | null = null;
-try {
-  const name = 'sodium-native';
-  sodium = ((await import(name)) as { default: Sodium }).default;
-} catch {
-  console.log('sodium-native: not installed (npm i --no-save sodium-native to compare it side by side)');
-}
-if (sodium) {
-  const so = sodium;
-  const sodiumRound = (): number => {
-    const key = randomBytes(32);
-    const nonce = Buffer.alloc(12);
-    const ad = Buffer.alloc(7, 0x80);
-    const m = Buffer.alloc(SIZE - 7 - 16, 3);
-    const c = Buffer.alloc(SIZE - 7);
-    const back = Buffer.alloc(SIZE - 7 - 16);
-    const t0 = performance.now();
-    for (let i = 0; i < N; i++) {
-      nonce.writeUInt32BE(i, 8);
-      so.crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad, null, nonce, key);
-      so.crypto_aead_chacha20poly1305_ietf_decrypt(back, null, c, ad, nonce, key);
-    }
-    return N / ((performance.now() - t0) / 1000);
-  };
-  const sr: number[] = [];
-  const rr: number[] = [];
-  for (let r = 0; r < 7; r++) {
-    rr.push(rawRound());
-    sr.push(sodiumRound());
-  }
-  console.log(`sodium-native ChaCha20-Poly1305 seal+open ${fmt(median(sr))} packets/s = ${(median(sr) / median(rr)).toFixed(2)} x raw node:crypto AES-256-GCM (${fmt(median(rr))}) in the same rounds`);
-}
+console.log(`1200 B packets seal+open, ${N.toLocaleString('en-US')} per round:`);
+console.log(`raw node:crypto AES-256-GCM seal+open                ${fmt(rm)} packets/s (min ${fmt(Math.min(...raw))}, max ${fmt(Math.max(...raw))})`);
+console.log(`netlane SessionKeys AES-256-GCM (node:crypto)        ${fmt(om)} packets/s (min ${fmt(Math.min(...ours))}, max ${fmt(Math.max(...ours))}) = ${(om / rm).toFixed(3)} x raw`);
+console.log(`netlane SessionKeys ChaCha20-Poly1305 (node:crypto)  ${fmt(median(chacha))} packets/s = ${(median(chacha) / rm).toFixed(3)} x raw AES`);
+if (sodium) console.log(`netlane SessionKeys ChaCha20-Poly1305 (sodium-native) ${fmt(median(fast))} packets/s (min ${fmt(Math.min(...fast))}, max ${fmt(Math.max(...fast))}) = ${(median(fast) / rm).toFixed(3)} x raw AES`);
 handshakes(50);
 const both: number[] = [];
 const serverOnly: number[] = [];

@@ -50,7 +50,7 @@ export const ConfigValue = {
   Callback_ConnectionStatusChanged: 201,
   /** netlane: ms of silence after which a keepalive is sent. */
   KeepaliveInterval: 1001,
-  /** netlane: preferred AEAD (2 AES-256-GCM, 3 ChaCha20-Poly1305). */
+  /** netlane: the AEAD: 0 automatic (default; ChaCha20-Poly1305 when both sides prefer it, else AES-256-GCM), 2 AES-256-GCM only, 3 ChaCha20-Poly1305 only. */
   Cipher: 1002,
   /** netlane: packets under one key before a key update. */
   KeyUpdatePackets: 1003,
@@ -241,6 +241,7 @@ export function checkConfigValue(info: ConfigValueInfo, v: StoredConfig | null):
   if (typeof v !== 'number' || Number.isNaN(v)) return `${info.name} takes a number`;
   if (info.type !== ConfigDataType.Float && !Number.isInteger(v)) return `${info.name} takes an integer`;
   if (v < info.min || v > info.max) return `${info.name} must be in [${info.min}, ${info.max}], got ${v}`;
+  if (info.name === 'Cipher' && v === 1) return 'Cipher must be 0 (automatic), 2 (AES-256-GCM) or 3 (ChaCha20-Poly1305), got 1';
   return null;
 }
 

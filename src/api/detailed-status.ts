@@ -24,7 +24,7 @@ export function formatDetailedStatus(info: ConnectionInfo, s: ConnectionStatus, 
   lines.push('    Lifetime stats:');
   lines.push(`        Sent: ${n(s.packetsSent)} pkts  ${n(s.bytesSent)} bytes  ${n(s.messagesSent)} msgs`);
   lines.push(`        Recv: ${n(s.packetsReceived)} pkts  ${n(s.bytesReceived)} bytes  ${n(s.messagesReceived)} msgs`);
-  lines.push(`        Lost: ${n(s.packetsLost)} (${pct(s.packetsLost, s.packetsSent)})  Retransmitted: ${n(s.retransmittedBytes)} bytes  Duplicate recv: ${n(s.duplicatePackets)}`);
+  lines.push(`        Lost: ${n(s.packetsLost)} (${pct(s.packetsLost, s.packetsSent)}, ${n(s.packetsSpuriouslyRetransmitted)} spurious)  Retransmitted: ${n(s.retransmittedBytes)} bytes  Duplicate recv: ${n(s.duplicatePackets)}`);
   lines.push(`        Refused (buffers full): ${n(s.refusedPackets)}  Failed authentication: ${n(s.badPackets)}  Key updates: ${s.keyUpdates}`);
   lines.push(`        Unreliable dropped: ${n(s.unreliableDroppedSend)} before sending, ${n(s.unreliableDroppedRecv)} on receive`);
   for (let i = 0; i < lanes; i++) {

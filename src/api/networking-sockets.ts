@@ -57,7 +57,7 @@ export interface SocketStats extends EndpointStats {
 
 /** Options of a {@link NetworkingSockets} instance. */
 export interface NetworkingSocketsOptions {
-  /** The handshake layer: who we are and whom we trust. Default: a `SecureHandshake` with a fresh Ed25519 key on node:crypto. */
+  /** The handshake layer: who we are and whom we trust. Default: a `SecureHandshake` with a fresh Ed25519 key on the runtime's provider (sodium-native's ChaCha20-Poly1305 and node:crypto, or node:crypto alone). */
   readonly handshake?: HandshakeLayer;
   /** Seed of the fake network conditions' randomness. Default: random; read it back from `fakeSeed` to replay. */
   readonly fakeSeed?: number;
@@ -68,12 +68,20 @@ export interface NetworkingSocketsOptions {
   /** Sockets, timers and randomness. Default: real UDP (`udpRuntime`); `SimNetwork.runtime(ip)` runs the facade in virtual time. */
   readonly runtime?: Runtime;
   /**
-   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, after the
-   * datagrams of one event-loop turn are processed). A netlane extension for event-driven programs that
+   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, right after
+   * the datagram that filled it is processed). A netlane extension for event-driven programs that
    * do not poll every frame: receive from that connection until it returns fewer messages than asked, or
    * the next message will not call again. The handle is the connection's, even when it is in a poll group.
+   * What it sends in answer leaves at once, in the same event-loop callback.
    */
   readonly onReadable?: (connection: number) => void;
+  /**
+   * Called once after `sendMessageToConnection` (or `sendMessages`) refused a message on a connection
+   * with `LimitExceeded`, when the connection's send queue has drained so far that the refused message
+   * would be taken now (and at the latest when half of `SendBufferSize` is free). A netlane extension:
+   * a bulk sender sends until LimitExceeded and resumes here, instead of retrying on every turn.
+   */
+  readonly onWritable?: (connection: number) => void;
 }
 
 /** Configuration given when creating a listen socket or a connection: values by name (GNS `SteamNetworkingConfigValue_t[]`). */
@@ -161,14 +169,25 @@ export class NetworkingSockets {
   #nextPipePort = 1;
   #debugLevel: DebugOutputType = DebugOutputType.None;
   #debugFn: DebugOutputFunction | null = null;
+  /** The crypto provider's name, for the debug output. */
+  readonly #cryptoName: string;
   #closed = false;
   readonly #onReadable: ((connection: number) => void) | undefined;
+  readonly #onWritable: ((connection: number) => void) | undefined;
 
   constructor(options: NetworkingSocketsOptions = {}) {
     this.#onReadable = options.onReadable;
+    this.#onWritable = options.onWritable;
     this.#runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
     this.#clock = this.#runtime.scheduler.now;
-    this.#handshake = options.handshake ?? localPeer(this.#runtime.provider(), undefined, this.#runtime.unixSeconds).handshake;
+    if (options.handshake) {
+      this.#handshake = options.handshake;
+      this.#cryptoName = (options.handshake as { readonly provider?: { readonly name?: string } }).provider?.name ?? 'a custom handshake layer';
+    } else {
+      const provider = this.#runtime.provider();
+      this.#handshake = localPeer(provider, undefined, this.#runtime.unixSeconds).handshake;
+      this.#cryptoName = provider.name;
+    }
     this.#cidRng = this.#runtime.rng();
     this.#keepAlive = options.keepProcessAlive ?? false;
     this.fakeSeed = (options.fakeSeed ?? this.#runtime.randomSeed()) >>> 0;
@@ -766,6 +785,7 @@ export class NetworkingSockets {
   setDebugOutputFunction(level: DebugOutputType, fn: DebugOutputFunction | null): void {
     this.#debugLevel = fn ? level : DebugOutputType.None;
     this.#debugFn = fn;
+    this.#debug(DebugOutputType.Msg, `crypto provider: ${this.#cryptoName}`);
   }
 
   #debug(level: DebugOutputType, message: string): void {
@@ -864,6 +884,10 @@ export class NetworkingSockets {
       rec.listen?.ready.add(rec);
       rec.group?.ready.add(rec);
       this.#onReadable?.(rec.handle);
+    }
+    for (let cid = ep.pollWritable(); cid !== null; cid = ep.pollWritable()) {
+      const rec = site.byCid.get(cid);
+      if (rec) this.#onWritable?.(rec.handle);
     }
     // A site nobody uses any more closes its socket once its connections have finished closing.
     if (site.byCid.size === 0 && (!site.listen || site.listen.closing) && ep.connectionCount === 0) {

@@ -6,6 +6,12 @@ export const MAX_ACK_RANGES = 32;
 const ACK_ELICITING_THRESHOLD = 2;
 /** Longest we hold an ack, microseconds. Peers subtract the reported delay from RTT samples. */
 export const MAX_ACK_DELAY_US = 5000;
+/**
+ * Longest we hold the ack of a packet carrying reliable data: long enough for an answer the
+ * application sends at once to carry it, short enough that the sender's tail-loss probe
+ * (2 x RTT + this, recovery.ts) does not fire before it arrives. Senders assume this value.
+ */
+export const RELIABLE_ACK_DELAY_US = 1000;
 /** ACK delay field unit: 8 microseconds (2^3). */
 export const ACK_DELAY_SHIFT = 3;
 
@@ -22,8 +28,11 @@ export class AckTracker {
   /** When an ACK must go out (+Infinity: no deadline). */
   dueUs = Number.POSITIVE_INFINITY;
 
-  /** Records an accepted packet. */
-  onPacket(now: number, pn: number, ackEliciting: boolean, immediate: boolean): void {
+  /**
+   * Records an accepted packet. `immediate`: it carried a PING (acked at once); `reliable`: it carried
+   * reliable data (acked within {@link RELIABLE_ACK_DELAY_US}, others within {@link MAX_ACK_DELAY_US}).
+   */
+  onPacket(now: number, pn: number, ackEliciting: boolean, immediate: boolean, reliable = false): void {
     const largest = this.received.max();
     const outOfOrder = largest >= 0 && pn !== largest + 1;
     this.received.add(pn, pn);
@@ -33,7 +42,7 @@ export class AckTracker {
     if (!ackEliciting) return;
     this.#unackedEliciting++;
     if (immediate || outOfOrder || this.#unackedEliciting >= ACK_ELICITING_THRESHOLD) this.dueUs = now;
-    else if (this.dueUs === Number.POSITIVE_INFINITY) this.dueUs = now + MAX_ACK_DELAY_US;
+    else this.dueUs = Math.min(this.dueUs, now + (reliable ? RELIABLE_ACK_DELAY_US : MAX_ACK_DELAY_US));
   }
 
   /** ACK delay to report, in wire units. */

@@ -28,9 +28,9 @@ export interface ConfigValues {
   readonly MTU_PacketSize: number;
   /** netlane: ms of silence from the peer after which a keepalive PING is sent. */
   readonly KeepaliveInterval: number;
-  /** 0 = AES only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
+  /** 0 = encrypted only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
   readonly Unencrypted: number;
-  /** netlane: the preferred AEAD, 2 = AES-256-GCM (default), 3 = ChaCha20-Poly1305. */
+  /** netlane: the AEAD. 0 = automatic (default): ChaCha20-Poly1305 when both sides prefer it (both run it through sodium-native), else AES-256-GCM; 2 = AES-256-GCM only; 3 = ChaCha20-Poly1305 only. 1 is not a value. */
   readonly Cipher: number;
   /** Peers without a certificate from a trusted authority: 0 = refuse (4003), 1 = allow with a warning, 2 = allow. Flagged `Unauthenticated` either way. */
   readonly IP_AllowWithoutAuth: number;
@@ -61,7 +61,7 @@ export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: ConfigSpec } = 
   MTU_PacketSize: { def: 1200, min: 576, max: 1400 },
   KeepaliveInterval: { def: 2000, min: 10, max: 600_000 },
   Unencrypted: { def: 0, min: 0, max: 3 },
-  Cipher: { def: 2, min: 2, max: 3 },
+  Cipher: { def: 0, min: 0, max: 3 },
   IP_AllowWithoutAuth: { def: 2, min: 0, max: 2 },
   IPLocalHost_AllowWithoutAuth: { def: 2, min: 0, max: 2 },
   KeyUpdatePackets: { def: 1 << 22, min: 16, max: (1 << 23) - (1 << 20) },
@@ -92,6 +92,7 @@ export function resolveConfig(values: Partial<Record<string, number>>, base?: Co
     out[key] = v;
   }
   const cfg = out as unknown as ConfigValues;
+  if (cfg.Cipher === 1) throw new NetlaneError('ERR_NETLANE_CONFIG', 'Cipher must be 0 (automatic), 2 (AES-256-GCM) or 3 (ChaCha20-Poly1305), got 1 (plaintext is Unencrypted)');
   if (cfg.SendRateMax < cfg.SendRateMin) {
     throw new NetlaneError('ERR_NETLANE_CONFIG', `SendRateMax (${cfg.SendRateMax}) is below SendRateMin (${cfg.SendRateMin})`);
   }

@@ -189,9 +189,9 @@ export class CongestionController {
     return Math.max(0, Math.min(this.cwnd - this.bytesInFlight, this.#tokens));
   }
 
-  /** Whether the window has room for another packet. */
-  windowOpen(): boolean {
-    return this.bytesInFlight + this.#mtu <= this.cwnd;
+  /** Whether the window has room for another packet (of `bytes`, a full one by default). */
+  windowOpen(bytes = this.#mtu): boolean {
+    return this.bytesInFlight + bytes <= this.cwnd;
   }
 
   /** When the pacer will allow a packet of `bytes` (now, if it already does). */

@@ -117,6 +117,7 @@ export function connectionStatus(src: StatusSource, lanes: LaneScheduler, interv
     bytesSent: src.bytesSent,
     bytesReceived: src.bytesReceived,
     packetsLost: src.recovery.packetsLost,
+    packetsSpuriouslyRetransmitted: src.recovery.packetsSpuriouslyRetransmitted,
     retransmittedBytes: src.retransmittedBytes,
     duplicatePackets: src.duplicatePackets,
     badPackets: src.badPackets,

@@ -23,6 +23,8 @@ export interface ConnectionHost {
   emit(event: EndpointEvent): void;
   /** The connection's receive queue went from empty to non-empty. */
   readable(conn: Connection): void;
+  /** A send was refused with LimitExceeded, and the send queue has drained enough to take it now. */
+  writable(conn: Connection): void;
   /** 32 unpredictable bits (path challenges). */
   random32(): number;
 }
@@ -35,6 +37,8 @@ const FIN_WAIT_PTOS = 3;
 const FIN_WAIT_MIN_US = 1_000_000;
 /** FinWait lasts at most this long, so that a dead path does not hold the connection in the table. */
 const FIN_WAIT_MAX_US = 5_000_000;
+/** Our CLOSE is sent again this many times during FinWait, a probe timeout apart: it is not acknowledged, and may be lost. */
+const CLOSE_REPEATS = 2;
 
 /**
  * One connection: the state machine and the public commands and inputs, which it hands to its parts:
@@ -95,11 +99,16 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   #keys: ConnectionKeys | null = null;
   /** A CLOSED control packet is owed: the connection closed before the client had keys for a CLOSE frame. */
   #closedControlPending = false;
+  /** A send was refused with LimitExceeded: the host hears once unsent bytes fall to this (-1: nobody waits). */
+  #writableAt = -1;
   /** The idle and keepalive timers run from these. */
   #lastRecvUs: number;
   #lastKeepaliveUs = 0;
   /** Server: when the last packet that asked for an ack arrived (the client keeps the connection alive; see keepaliveDeadline). */
   #lastAskedUs = Number.NEGATIVE_INFINITY;
+  /** FinWait ends then; until then our CLOSE goes out again `#closeRepeats` more times. */
+  #finWaitEndUs = 0;
+  #closeRepeats = 0;
   readonly #timers = new TimerTable();
   readonly #ack = new AckTracker();
   readonly #frames = new PendingFrames();
@@ -148,7 +157,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     if (next === S.Connecting) this.#armConnect();
     if (next === S.ClosedByPeer || next === S.ProblemDetectedLocally || next === S.FinWait) this.#stopTransport();
     if (next === S.FinWait) {
-      this.#timers.set(Timer.FinWait, now + Math.min(FIN_WAIT_MAX_US, Math.max(FIN_WAIT_MIN_US, FIN_WAIT_PTOS * this.recovery.ptoUs())));
+      this.#finWaitEndUs = now + Math.min(FIN_WAIT_MAX_US, Math.max(FIN_WAIT_MIN_US, FIN_WAIT_PTOS * this.recovery.ptoUs()));
+      this.#closeRepeats = this.#frames.close ? CLOSE_REPEATS : 0;
+      this.#armFinWait(now);
     }
     const oldApi = apiState(prev);
     const newApi = apiState(next);
@@ -272,7 +283,21 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   send(now: number, data: Uint8Array, flags: number, laneIndex: number): number {
     const st = this.#state;
     if (st !== S.Connected && st !== S.Connecting && st !== S.FindingRoute) return -Result.InvalidState;
-    return this.#lanes.queue(now, data, flags, laneIndex, this.config, st === S.Connected);
+    const r = this.#lanes.queue(now, data, flags, laneIndex, this.config, st === S.Connected);
+    if (r === -Result.LimitExceeded) {
+      // Writable again once the refused message would fit, and at the latest when half the buffer is free.
+      const at = Math.min(this.config.SendBufferSize - data.length, this.config.SendBufferSize >>> 1);
+      this.#writableAt = this.#writableAt < 0 ? at : Math.min(this.#writableAt, at);
+    }
+    return r;
+  }
+
+  /** Tells the host once the send queue has drained to where a refused send would be taken. */
+  #checkWritable(): void {
+    if (this.#writableAt >= 0 && this.#lanes.pendingBytes <= this.#writableAt) {
+      this.#writableAt = -1;
+      if (this.#state === S.Connected) this.#host.writable(this);
+    }
   }
 
   /** Sends queued messages without waiting for the Nagle timer. */
@@ -465,6 +490,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.#armKeepalive();
   }
 
+  /** The FinWait timer: the next repeat of our CLOSE, or the end of FinWait. */
+  #armFinWait(now: number): void {
+    this.#timers.set(Timer.FinWait, this.#closeRepeats > 0 ? Math.min(this.#finWaitEndUs, now + this.recovery.ptoUs()) : this.#finWaitEndUs);
+  }
+
   #armConnect(): void {
     this.#timers.set(Timer.Connect, this.#stateEnteredUs + this.config.TimeoutInitial * US_PER_MS);
   }
@@ -487,7 +517,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       t.set(Timer.Loss, this.recovery.timeoutUs());
       t.set(Timer.Ack, this.#ack.pending ? this.#ack.dueUs : NO_TIME);
       const dataAt = this.#lanes.dataWantedAtUs(mtu);
-      t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen() ? Math.max(dataAt, this.cc.nextSendTimeUs(now, mtu)) : NO_TIME);
+      const need = dataAt !== NO_TIME ? this.#lanes.nextPacketBytes(mtu) : mtu;
+      t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen(need) ? Math.max(dataAt, this.cc.nextSendTimeUs(now, need)) : NO_TIME);
       t.set(Timer.Path, this.#path.timeoutUs());
     }
     return t.next(timersFor(st, this.recovery.ackElicitingInFlight !== 0));
@@ -506,7 +537,14 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
         if (!this.isServer && t.expired(Timer.HandshakeRetry, now)) this.#hs.onRetryTimer(now);
         return;
       case S.FinWait:
-        if (t.expired(Timer.FinWait, now)) this.#setState(now, S.Dead);
+        if (!t.expired(Timer.FinWait, now)) return;
+        if (now >= this.#finWaitEndUs) {
+          this.#setState(now, S.Dead);
+          return;
+        }
+        this.#closeRepeats--;
+        this.#frames.close = true;
+        this.#armFinWait(now);
         return;
       case S.Connected:
       case S.Linger:
@@ -514,7 +552,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           this.#problem(now, EndReason.Misc_Timeout, 'Connection timed out: nothing heard from the peer');
           return;
         }
-        if (this.recovery.onTimeout(now)) this.#frames.probe = true;
+        if (this.recovery.onTimeout(now)) {
+          // The probe carries new data if any is queued, otherwise unacknowledged data again.
+          this.#frames.probe = true;
+          if (this.#lanes.dataWantedAtUs(this.config.MTU_PacketSize) === NO_TIME) this.recovery.queueProbeData();
+        }
         if (t.expired(Timer.Path, now)) this.#path.onTimeout(now);
         if (this.recovery.ackElicitingInFlight === 0 && t.expired(Timer.Keepalive, now)) {
           this.#frames.ping = true;
@@ -563,7 +605,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
         const probe = this.#tx.probe(now, keys);
         if (probe) return probe;
       }
-      return this.#tx.data(now, keys, false);
+      const t = this.#tx.data(now, keys, false);
+      if (this.#writableAt >= 0) this.#checkWritable();
+      return t;
     }
     if (this.#frames.close && (st === S.FinWait || st === S.ProblemDetectedLocally)) return this.#tx.data(now, keys, true);
     return null;

@@ -165,6 +165,8 @@ export class Endpoint implements ConnectionHost {
   readonly #events = new Deque<EndpointEvent>();
   /** Connections whose receive queue became non-empty since the last `pollReadable`. */
   readonly #readable = new Deque<number>();
+  /** Connections that refused a send with LimitExceeded and can take it now, since the last `pollWritable`. */
+  readonly #writable = new Deque<number>();
   readonly #stateless = new Deque<Transmit>();
   readonly #replyRate: number;
   /** Most tokens the reply bucket holds. */
@@ -194,6 +196,11 @@ export class Endpoint implements ConnectionHost {
   /** ConnectionHost: a connection has messages to receive. @internal */
   readable(conn: Connection): void {
     this.#readable.push(conn.localCid);
+  }
+
+  /** ConnectionHost: a send refused with LimitExceeded would be taken now. @internal */
+  writable(conn: Connection): void {
+    this.#writable.push(conn.localCid);
   }
 
   /** ConnectionHost: randomness for path challenges (the endpoint's, as for connection ids). @internal */
@@ -682,6 +689,14 @@ export class Endpoint implements ConnectionHost {
   /** The handle of a connection that has received messages waiting since it was last reported, or null. */
   pollReadable(): number | null {
     return this.#readable.shift() ?? null;
+  }
+
+  /**
+   * A connection that refused a send with LimitExceeded and has since drained enough to take it (once
+   * per refusal, edge-triggered); null when none.
+   */
+  pollWritable(): number | null {
+    return this.#writable.shift() ?? null;
   }
 
   /** The next event, or null. */

@@ -6,6 +6,7 @@ import type { RecoveryListener } from './recovery.js';
 import { SendLane } from './send-lane.js';
 import { NO_TIME, Timer, US_PER_S, type TimerTable } from './timers.js';
 import { Result, SendFlags } from './types.js';
+import { copyBytes } from '../util/slab.js';
 
 /** NoDelay messages that cannot leave within this are dropped (GNS documents ~200 ms). */
 const NO_DELAY_LIMIT_US = 200_000;
@@ -80,7 +81,7 @@ export class LaneScheduler implements RecoveryListener {
         dropAfter = now + NO_DELAY_LIMIT_US;
       }
       // Copy: the caller may reuse its buffer as soon as send returns.
-      num = lane.queueUnreliable(data.slice(), (flags & SendFlags.Latest) !== 0, dropAfter);
+      num = lane.queueUnreliable(copyBytes(data, 0, data.length), (flags & SendFlags.Latest) !== 0, dropAfter);
     }
     this.#counters.messagesSent++;
     if (wasIdle) this.#activate(lane);
@@ -113,11 +114,11 @@ export class LaneScheduler implements RecoveryListener {
     return Result.OK;
   }
 
-  /** Lowest priority value first; inside a class the lane with the least weighted service. */
+  /** Lowest priority value first; inside a class the lane with the least weighted service. Retransmissions make a lane busy too. */
   pick(): SendLane | null {
     let best: SendLane | null = null;
     for (const lane of this.lanes) {
-      if (lane.items.length === 0) continue;
+      if (lane.items.length === 0 && lane.retransmit.isEmpty()) continue;
       if (!best || lane.priority < best.priority || (lane.priority === best.priority && lane.vtime < best.vtime)) best = lane;
     }
     return best;
@@ -140,6 +141,11 @@ export class LaneScheduler implements RecoveryListener {
     lane.vtime += len / lane.weight;
   }
 
+  /** `len` bytes of `lane` were retransmitted: they count as the lane's service (they were never in `pendingBytes`). */
+  chargeRetransmission(lane: SendLane, len: number): void {
+    lane.vtime += len / lane.weight;
+  }
+
   /** The unreliable message at the head of `lane` missed its NoDelay deadline: dropped rather than sent late. */
   dropLate(lane: SendLane, size: number): void {
     lane.items.shift();
@@ -159,6 +165,19 @@ export class LaneScheduler implements RecoveryListener {
     if (this.pendingBytes === 0) return NO_TIME;
     if (this.pendingBytes >= mtu - PACKET_SLACK_BYTES) return 0;
     return this.#timers.get(Timer.Nagle);
+  }
+
+  /**
+   * The room the next packet needs from the window and the pacer: a full packet, unless the lane served
+   * next starts with a small unreliable message, which then needs only its own size. A small message on
+   * its own lane so waits for no more than its own bytes of pacing, however much bulk queues elsewhere.
+   */
+  nextPacketBytes(mtu: number): number {
+    const lane = this.pick();
+    if (!lane || !lane.retransmit.isEmpty()) return mtu;
+    const item = lane.items.peek();
+    if (!item || item.reliable) return mtu;
+    return Math.min(mtu, (item.data as Uint8Array).length - item.sent + PACKET_SLACK_BYTES);
   }
 
   /** Every reliable byte queued so far has been acknowledged. */

@@ -22,6 +22,7 @@ import type { PathValidator } from './path.js';
 import type { Recovery, SentPacket } from './recovery.js';
 import type { SendLane } from './send-lane.js';
 import { NO_TIME } from './timers.js';
+import { Slabs } from '../util/slab.js';
 import type { SocketAddress, Transmit } from './types.js';
 
 /** A segment smaller than this is not started at the end of a packet ("no tiny slivers", GNS). */
@@ -36,6 +37,13 @@ const SEGMENT_LENGTH_BOUND = 0xffff;
 const FRAME_TYPE_BYTES = 1;
 /** Scratch room past the MTU, so that no key's overhead makes a seal write past the buffer. */
 const SCRATCH_SLACK_BYTES = 64;
+/**
+ * Packets are written and sealed in place in slabs shared by every connection (the process is one
+ * thread), and handed to the socket as views: no copy and no buffer of its own per packet, and a view
+ * stays valid while the kernel send is queued because its region is never written again.
+ */
+const TX_SLAB_BYTES = 64 * 1024;
+const txSlabs = new Slabs(TX_SLAB_BYTES);
 /** Room for the largest control packet: a CONNECT_REQUEST with its cookie and handshake payload. */
 const CONTROL_PACKET_MAX_BYTES = 8192;
 
@@ -98,8 +106,9 @@ export class PacketBuilder {
   readonly #interval: IntervalStats;
   readonly #frames: PendingFrames;
   readonly #path: PathValidator;
-  readonly #scratch: Uint8Array;
-  readonly #w: Writer;
+  readonly #w = new Writer(txSlabs.bytes);
+  /** Where the packet being built starts in `txSlabs.bytes`. */
+  #base = 0;
   readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
 
   constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames, path: PathValidator) {
@@ -111,8 +120,6 @@ export class PacketBuilder {
     this.#interval = interval;
     this.#frames = frames;
     this.#path = path;
-    this.#scratch = new Uint8Array(host.config.MTU_PacketSize + SCRATCH_SLACK_BYTES);
-    this.#w = new Writer(this.#scratch);
   }
 
   /** Encodes a control packet to the peer (handshake, CLOSED). */
@@ -139,7 +146,10 @@ export class PacketBuilder {
     let wantData = false;
     if (!closing) {
       const at = this.#lanes.dataWantedAtUs(cfg.MTU_PacketSize);
-      wantData = at <= now && (probe || (cc.windowOpen() && cc.nextSendTimeUs(now, cfg.MTU_PacketSize) <= now));
+      if (at <= now) {
+        const need = this.#lanes.nextPacketBytes(cfg.MTU_PacketSize);
+        wantData = probe || (cc.windowOpen(need) && cc.nextSendTimeUs(now, need) <= now);
+      }
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
     // A STATS frame rides on a packet sent for another reason: never one of its own (with an ACK of ACK-only
@@ -168,6 +178,7 @@ export class PacketBuilder {
       if (probe || ping) {
         w.u8(FrameType.Ping, 'ping');
         ackEliciting = true;
+        sent.ping = true;
         frames.probe = false;
         frames.ping = false;
       }
@@ -190,7 +201,7 @@ export class PacketBuilder {
   probe(now: number, keys: ConnectionKeys): Transmit | null {
     const headerLen = this.#startPacket(keys);
     const path = this.#path;
-    const to = path.probeTo(this.#host.remote, headerLen + keys.overhead);
+    const to = path.probeTo(this.#host.remote, headerLen - this.#base + keys.overhead);
     if (to === null) return null;
     path.writeProbe(this.#w, now);
     const sent = this.#recovery.allocate();
@@ -201,12 +212,15 @@ export class PacketBuilder {
     return { destination: to, data };
   }
 
-  /** Writes the header of the next data packet into the scratch buffer; returns its length. */
+  /** Writes the header of the next data packet at a fresh slab region; returns the position where its payload starts. */
   #startPacket(keys: ConnectionKeys): number {
     const recovery = this.#recovery;
     const pn = recovery.nextPn;
     const w = this.#w;
-    w.reset(this.#scratch, 0, this.#host.config.MTU_PacketSize - keys.overhead);
+    const mtu = this.#host.config.MTU_PacketSize;
+    const base = txSlabs.reserve(mtu + SCRATCH_SLACK_BYTES);
+    this.#base = base;
+    w.reset(txSlabs.bytes, base, base + mtu - keys.overhead);
     const hdr = this.#hdr;
     hdr.keyPhase = keys.sendPhase;
     hdr.destinationCid = this.#host.remoteCid;
@@ -216,20 +230,22 @@ export class PacketBuilder {
     return w.position;
   }
 
-  /** Seals the packet in the scratch buffer (frames written after `headerLen`), hands `sent` to recovery, counts it; returns a copy. */
-  #seal(now: number, keys: ConnectionKeys, headerLen: number, sent: SentPacket): Uint8Array {
+  /** Seals the packet in place (frames written after `headerEnd`), hands `sent` to recovery, counts it; returns the packet, a view. */
+  #seal(now: number, keys: ConnectionKeys, headerEnd: number, sent: SentPacket): Uint8Array {
     const recovery = this.#recovery;
     const pn = recovery.nextPn;
-    const payloadLen = this.#w.position - headerLen;
-    const sealedLen = keys.seal(pn, this.#scratch.subarray(0, headerLen), this.#scratch.subarray(headerLen), payloadLen);
-    const total = headerLen + sealedLen;
+    const buf = txSlabs.bytes;
+    const base = this.#base;
+    const payloadLen = this.#w.position - headerEnd;
+    const sealedLen = keys.seal(pn, buf.subarray(base, headerEnd), buf.subarray(headerEnd), payloadLen);
+    const total = headerEnd - base + sealedLen;
     sent.size = total;
     recovery.onSent(now, sent);
     const host = this.#host;
     host.packetsSent++;
     host.bytesSent += total;
     this.#interval.outMeter.add(total);
-    return this.#scratch.slice(0, total);
+    return txSlabs.commit(base, total);
   }
 
   #writeAck(now: number, w: Writer): void {
@@ -246,38 +262,37 @@ export class PacketBuilder {
     ack.onAckSent();
   }
 
-  /** Writes retransmissions, then new data. Returns true if any data was written. */
+  /**
+   * Writes data in the scheduler's order (strict priority, then weighted fair queueing); a lane's
+   * retransmissions go before its new data, but not before another lane's turn, so that a lossy bulk
+   * lane's repairs do not hold up small messages on another lane. Returns true if any data was written.
+   */
   #writeData(now: number, w: Writer, sent: SentPacket): boolean {
     const sched = this.#lanes;
-    const lanes = sched.lanes;
     let curLane = 0;
     let wrote = false;
-    // 1. Retransmissions first, lanes in index order (GNS sends retries before new data).
-    for (let li = 0; li < lanes.length; li++) {
-      const lane = lanes[li] as SendLane;
+    while (w.remaining > MIN_SEGMENT_BYTES / 2) {
+      const lane = sched.pick();
+      if (!lane) break;
       const rt = lane.retransmit;
-      while (!rt.isEmpty()) {
-        let a = rt.lo[0] as number;
+      if (!rt.isEmpty()) {
+        const a = rt.lo[0] as number;
         const b = rt.hi[0] as number;
         if (a < lane.stream.base) {
           rt.removeBelow(lane.stream.base);
           continue;
         }
-        a = Math.max(a, lane.stream.base);
         const avail = w.remaining - laneFrameSize(curLane, lane.index) - reliableHeaderSize(a, SEGMENT_LENGTH_BOUND, true);
-        if (avail < Math.min(MIN_SEGMENT_BYTES, b - a + 1)) return wrote;
+        if (avail < Math.min(MIN_SEGMENT_BYTES, b - a + 1)) break;
         const len = Math.min(b - a + 1, avail);
         curLane = selectLane(w, curLane, lane.index);
         writeReliable(w, lane, a, len, sent);
         rt.remove(a, a + len - 1);
         this.#host.retransmittedBytes += len;
+        sched.chargeRetransmission(lane, len);
         wrote = true;
+        continue;
       }
-    }
-    // 2. New data, in the scheduler's order.
-    while (w.remaining > MIN_SEGMENT_BYTES / 2) {
-      const lane = sched.pick();
-      if (!lane) break;
       const item = lane.items.peek();
       if (!item) break;
       const laneHdr = laneFrameSize(curLane, lane.index);

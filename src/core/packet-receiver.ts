@@ -1,7 +1,7 @@
 import type { ConnectionKeys } from '../crypto/types.js';
 import { Deque } from '../util/deque.js';
 import { ReplayWindow } from '../util/replay-window.js';
-import { decodeFrame } from '../wire/frames.js';
+import { FrameFields, FrameType, decodeFrameInto } from '../wire/frames.js';
 import { decodeDataHeader, expandPacketNumber, type DataHeader } from '../wire/header.js';
 import { Reader } from '../wire/reader.js';
 import { ACK_DELAY_SHIFT, type AckTracker } from './ack-tracker.js';
@@ -44,6 +44,8 @@ export class PacketReceiver implements MessageSink {
   readonly #interval: IntervalStats;
   readonly #replay = new ReplayWindow();
   readonly #r = new Reader(new Uint8Array(0));
+  /** The frame being run: one object refilled for every frame. */
+  readonly #f = new FrameFields();
   readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
   readonly #lanes: (RecvLane | undefined)[] = [];
   readonly #queue = new Deque<ReceivedMessage>(RECV_QUEUE_INITIAL_MESSAGES);
@@ -136,62 +138,67 @@ export class PacketReceiver implements MessageSink {
     let lane = 0;
     let ackEliciting = false;
     let immediate = false;
+    let reliable = false;
     let refused = false;
+    const f = this.#f;
+    const buf = plain;
     while (r.remaining > 0) {
-      const f = decodeFrame(r);
+      decodeFrameInto(r, f);
       switch (f.type) {
-        case 'padding':
+        case FrameType.Padding:
           break;
-        case 'ping':
+        case FrameType.Ping:
           ackEliciting = true;
           immediate = true;
           break;
-        case 'ack':
+        case FrameType.Ack:
           if (!this.#recovery.onAck(now, f.lo, f.hi, f.ackDelay << ACK_DELAY_SHIFT)) {
             throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'ack of a packet never sent');
           }
           host.onAckFrame(now);
           break;
-        case 'lane':
+        case FrameType.Lane:
           lane = f.lane;
           break;
-        case 'reliable': {
+        case FrameType.Reliable: {
           ackEliciting = true;
+          reliable = true;
           if (lingering) break;
           const rl = this.#lane(lane);
-          const end = f.offset + f.data.length;
-          if (rl.isNewReliable(f.offset, end) && this.#full()) {
+          const end = f.offset + (f.dataEnd - f.dataStart);
+          // A segment at the lane's next offset is refused only when the application's queue is full: it
+          // fills the hole that out-of-order data waits for, so refusing it would deadlock a full buffer.
+          if (rl.isNewReliable(f.offset, end) && (f.offset > rl.nextOffset ? this.#full() : this.#queueFull())) {
             refused = true;
             break;
           }
-          if (!rl.onReliable(f.offset, f.data, host.config.RecvBufferSize - this.#queueBytes)) refused = true;
+          if (!rl.onReliable(f.offset, buf, f.dataStart, f.dataEnd, host.config.RecvBufferSize - this.#queueBytes)) refused = true;
           break;
         }
-        case 'unreliable':
+        case FrameType.Unreliable:
           ackEliciting = true;
           if (lingering) break;
-          if (this.#full()) {
+          // Only the application's queue limits unreliable data: another lane's out-of-order bytes do not.
+          if (this.#queueFull()) {
             if (f.offset === 0) this.#droppedQueueFull++;
             break;
           }
-          this.#lane(lane).onUnreliable(f.messageNumber, f.offset, f.last, f.latest, f.data);
+          this.#lane(lane).onUnreliable(f.messageNumber, f.offset, f.last, f.latest, buf, f.dataStart, f.dataEnd);
           break;
-        case 'close':
+        case FrameType.Close:
           host.onPeerClose(now, f.reason, f.debug);
           return;
-        case 'stats':
+        case FrameType.Stats:
           this.#interval.onPeerStats(f.quality);
           break;
-        case 'pathChallenge':
-          host.onPathChallenge(f.data);
+        case FrameType.PathChallenge:
+          host.onPathChallenge(buf.subarray(f.dataStart, f.dataEnd));
           break;
-        case 'pathResponse':
-          host.onPathResponse(now, f.data);
+        case FrameType.PathResponse:
+          host.onPathResponse(now, buf.subarray(f.dataStart, f.dataEnd));
           break;
-        default: {
-          const never: never = f;
-          void never;
-        }
+        default:
+          break; // decodeFrameInto throws on any other type
       }
     }
     if (refused) {
@@ -199,7 +206,7 @@ export class PacketReceiver implements MessageSink {
       host.refusedPackets++;
       return;
     }
-    this.#ack.onPacket(now, this.#pn, ackEliciting, immediate);
+    this.#ack.onPacket(now, this.#pn, ackEliciting, immediate, reliable);
   }
 
   #lane(i: number): RecvLane {
@@ -211,9 +218,16 @@ export class PacketReceiver implements MessageSink {
     return l;
   }
 
+  /** The application's receive queue is at its message or byte limit. */
+  #queueFull(): boolean {
+    const cfg = this.#host.config;
+    return this.#queue.length >= cfg.RecvBufferMessages || this.#queueBytes >= cfg.RecvBufferSize;
+  }
+
+  /** The receive buffers are full: the application's queue, or it and the lanes' held bytes together. */
   #full(): boolean {
     const cfg = this.#host.config;
-    if (this.#queue.length >= cfg.RecvBufferMessages) return true;
+    if (this.#queueFull()) return true;
     let held = this.#queueBytes;
     for (const l of this.#lanes) if (l) held += l.oooBytes + l.partialReliableBytes;
     return held >= cfg.RecvBufferSize;

@@ -1,5 +1,6 @@
 import { MAX_UNRELIABLE_MESSAGE_SIZE } from './config.js';
 import { EndReason } from './types.js';
+import { copyBytes } from '../util/slab.js';
 
 /**
  * Thrown inside frame processing when an authenticated peer breaks the protocol; the connection
@@ -88,26 +89,27 @@ export class RecvLane {
   }
 
   /**
-   * A reliable segment. Returns false when it cannot be buffered (the packet must then stay unacked
-   * so the sender retries); true when taken or already known.
+   * A reliable segment, `buf[start, end)` (read now, never kept). Returns false when it cannot be
+   * buffered (the packet must then stay unacked so the sender retries); true when taken or already known.
    */
-  onReliable(offset: number, data: Uint8Array, oooLimitBytes: number): boolean {
-    const end = offset + data.length;
-    if (end <= this.nextOffset) return true;
+  onReliable(offset: number, buf: Uint8Array, start: number, end: number, oooLimitBytes: number): boolean {
+    const length = end - start;
+    const last = offset + length;
+    if (last <= this.nextOffset) return true;
     if (offset <= this.nextOffset) {
-      this.#feed(data.subarray(this.nextOffset - offset));
-      this.nextOffset = end;
-      this.#drainOutOfOrder();
+      this.#feed(buf, start + (this.nextOffset - offset), end);
+      this.nextOffset = last;
+      if (this.#ooo.length > 0) this.#drainOutOfOrder();
       return true;
     }
-    if (this.oooBytes + data.length > oooLimitBytes || this.#ooo.length >= MAX_OUT_OF_ORDER_SEGMENTS) return false;
+    if (this.oooBytes + length > oooLimitBytes || this.#ooo.length >= MAX_OUT_OF_ORDER_SEGMENTS) return false;
     // Insert sorted by offset; overlaps are resolved when draining.
     let i = this.#ooo.length;
     while (i > 0 && (this.#ooo[i - 1] as OutOfOrder).offset > offset) i--;
     const prev = this.#ooo[i - 1];
-    if (prev && prev.offset === offset && prev.data.length >= data.length) return true;
-    this.#ooo.splice(i, 0, { offset, data: data.slice() });
-    this.oooBytes += data.length;
+    if (prev && prev.offset === offset && prev.data.length >= length) return true;
+    this.#ooo.splice(i, 0, { offset, data: buf.slice(start, end) });
+    this.oooBytes += length;
     return true;
   }
 
@@ -119,16 +121,15 @@ export class RecvLane {
       this.oooBytes -= s.data.length;
       const end = s.offset + s.data.length;
       if (end > this.nextOffset) {
-        this.#feed(s.data.subarray(this.nextOffset - s.offset));
+        this.#feed(s.data, this.nextOffset - s.offset, s.data.length);
         this.nextOffset = end;
       }
     }
   }
 
-  /** Runs the framing parser over in-order stream bytes. */
-  #feed(chunk: Uint8Array): void {
-    let p = 0;
-    const n = chunk.length;
+  /** Runs the framing parser over in-order stream bytes `chunk[from, n)`. */
+  #feed(chunk: Uint8Array, from: number, n: number): void {
+    let p = from;
     while (p < n) {
       if (this.#phase === PhaseBody) {
         const body = this.#body as Uint8Array;
@@ -167,7 +168,7 @@ export class RecvLane {
       }
       // Header complete. Fast path: the whole body is in this chunk.
       if (n - p >= this.#size) {
-        const msg = chunk.slice(p, p + this.#size);
+        const msg = copyBytes(chunk, p, p + this.#size);
         p += this.#size;
         this.#phase = PhaseSize;
         this.#deliverReliable(msg);
@@ -195,9 +196,9 @@ export class RecvLane {
     return this.#phase === PhaseBody ? this.#bodyFill : 0;
   }
 
-  /** An unreliable segment. Never retransmitted, so each fragment arrives at most once. */
-  onUnreliable(messageNumber: number, offset: number, last: boolean, latest: boolean, data: Uint8Array): void {
-    const end = offset + data.length;
+  /** An unreliable segment, `buf[start, stop)` (read now, never kept). Never retransmitted, so each fragment arrives at most once. */
+  onUnreliable(messageNumber: number, offset: number, last: boolean, latest: boolean, buf: Uint8Array, start: number, stop: number): void {
+    const end = offset + (stop - start);
     if (end > MAX_UNRELIABLE_MESSAGE_SIZE) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, `unreliable message beyond ${MAX_UNRELIABLE_MESSAGE_SIZE} bytes`);
     if (messageNumber === 0) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'unreliable message number 0');
     if (latest && messageNumber <= this.#latestDelivered) {
@@ -205,7 +206,7 @@ export class RecvLane {
       return;
     }
     if (offset === 0 && last) {
-      this.#deliverUnreliable(messageNumber, latest, data.slice());
+      this.#deliverUnreliable(messageNumber, latest, copyBytes(buf, start, stop));
       return;
     }
     let part: Partial | undefined;
@@ -234,8 +235,8 @@ export class RecvLane {
     }
     if (part.total !== -1 && end > part.total) throw new ProtocolViolation(EndReason.Remote_ProtocolViolation, 'fragment beyond message end');
     part.offsets.push(offset);
-    part.pieces.push(data.slice());
-    part.received += data.length;
+    part.pieces.push(buf.slice(start, stop));
+    part.received += stop - start;
     if (part.total !== -1 && part.received === part.total) {
       const msg = new Uint8Array(part.total);
       for (let i = 0; i < part.offsets.length; i++) msg.set(part.pieces[i] as Uint8Array, part.offsets[i] as number);

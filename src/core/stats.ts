@@ -35,7 +35,13 @@ export interface ConnectionStatus {
   packetsReceived: number;
   bytesSent: number;
   bytesReceived: number;
+  /** Packets declared lost (by RACK or a probe's ack); `packetsSpuriouslyRetransmitted` of them were only late. */
   packetsLost: number;
+  /**
+   * Packets with reliable data declared lost and acknowledged afterwards: they had been reordered or
+   * delayed, not lost, and their data was (or would have been) retransmitted for nothing.
+   */
+  packetsSpuriouslyRetransmitted: number;
   retransmittedBytes: number;
   duplicatePackets: number;
   /** Packets that failed authentication (dropped, counted). */

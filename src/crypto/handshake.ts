@@ -28,7 +28,7 @@ const BAD_CERT = 4003;
 const BAD_VERSION = 4006;
 
 /** The signed description of one side's key exchange (docs/WIRE_FORMAT.md "Handshake payloads"). */
-interface CryptInfo {
+export interface CryptInfo {
   minVersion: number;
   maxVersion: number;
   version: number;
@@ -39,7 +39,8 @@ interface CryptInfo {
   chosen: number;
 }
 
-function encodeCryptInfo(c: CryptInfo): Uint8Array {
+/** Encodes a crypt info (exported for the handshake tests, which play a dishonest server). */
+export function encodeCryptInfo(c: CryptInfo): Uint8Array {
   const w = new Writer(new Uint8Array(128));
   w.u32(c.minVersion, 'crypt.minVersion');
   w.u32(c.maxVersion, 'crypt.maxVersion');
@@ -69,13 +70,14 @@ function decodeCryptInfo(b: Uint8Array): CryptInfo {
 }
 
 /** One side's handshake message: certificate, signed crypt info, signature. */
-interface HandshakeMessage {
+export interface HandshakeMessage {
   certBytes: Uint8Array;
   cryptBytes: Uint8Array;
   signature: Uint8Array;
 }
 
-function encodeMessage(m: HandshakeMessage): Uint8Array {
+/** Encodes a CONNECT_REQUEST / CONNECT_OK payload (exported for the handshake tests). */
+export function encodeMessage(m: HandshakeMessage): Uint8Array {
   const w = new Writer(new Uint8Array(m.certBytes.length + m.cryptBytes.length + 80));
   w.varint(m.certBytes.length, 'hs.certLength');
   w.bytes(m.certBytes, 'hs.cert');
@@ -105,9 +107,14 @@ function isLoopback(address: string): boolean {
   return address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.');
 }
 
-/** Ciphers this side offers, most preferred first (config `Unencrypted` 0-3 as GNS, `Cipher` picks the AEAD). */
-function cipherList(config: HandshakeConfig): number[] {
-  const aeads = config.Cipher === AeadCipher.ChaCha20Poly1305 ? [AeadCipher.ChaCha20Poly1305, AeadCipher.Aes256Gcm] : [AeadCipher.Aes256Gcm, AeadCipher.ChaCha20Poly1305];
+/**
+ * Ciphers this side offers, most preferred first (docs/WIRE_FORMAT.md "Cipher ids"). `Cipher` 0
+ * (automatic) offers both AEADs, the provider's `preferredCipher` first; 2 or 3 offers that AEAD alone.
+ * `Unencrypted` 0-3 places none as in GNS.
+ */
+export function cipherList(config: Pick<HandshakeConfig, 'Cipher' | 'Unencrypted'>, preferred: AeadCipher = AeadCipher.Aes256Gcm): number[] {
+  const explicit = config.Cipher === AeadCipher.Aes256Gcm || config.Cipher === AeadCipher.ChaCha20Poly1305;
+  const aeads = explicit ? [config.Cipher] : preferred === AeadCipher.ChaCha20Poly1305 ? [AeadCipher.ChaCha20Poly1305, AeadCipher.Aes256Gcm] : [AeadCipher.Aes256Gcm, AeadCipher.ChaCha20Poly1305];
   switch (config.Unencrypted) {
     case 1:
       return [...aeads, AeadCipher.Null];
@@ -120,9 +127,25 @@ function cipherList(config: HandshakeConfig): number[] {
   }
 }
 
-/** The server's pick: the first of its own list that the client offers (0 if none). */
-function chooseCipher(server: readonly number[], client: readonly number[]): number {
-  return server.find((c) => client.includes(c)) ?? 0;
+/** Whether `list` offers ChaCha20-Poly1305 ahead of AES-256-GCM (false when it lacks either). */
+function chachaFirst(list: readonly number[]): boolean {
+  const c = list.indexOf(AeadCipher.ChaCha20Poly1305);
+  const a = list.indexOf(AeadCipher.Aes256Gcm);
+  return c >= 0 && a >= 0 && c < a;
+}
+
+/**
+ * The negotiation rule (docs/WIRE_FORMAT.md "Cipher ids"), which the server applies and the client
+ * checks: the first entry of the server's list that the client also offers (0 if none); but when that
+ * entry is an AEAD and both lists offer both AEADs, ChaCha20-Poly1305 if both lists put it ahead of
+ * AES-256-GCM, else AES-256-GCM.
+ */
+export function chooseCipher(server: readonly number[], client: readonly number[]): number {
+  const first = server.find((c) => client.includes(c)) ?? 0;
+  if (first === 0 || first === AeadCipher.Null) return first;
+  const both = (l: readonly number[]): boolean => l.includes(AeadCipher.Aes256Gcm) && l.includes(AeadCipher.ChaCha20Poly1305);
+  if (!both(server) || !both(client)) return first;
+  return chachaFirst(server) && chachaFirst(client) ? AeadCipher.ChaCha20Poly1305 : AeadCipher.Aes256Gcm;
 }
 
 /** Options of {@link SecureHandshake}. */
@@ -299,7 +322,7 @@ export class SecureHandshake implements HandshakeLayer {
 
   startClient(clientCid: number, remote: PeerAddress, config: HandshakeConfig): ClientHandshake {
     const eph = this.provider.generateKeyExchange();
-    const ciphers = cipherList(config);
+    const ciphers = cipherList(config, this.provider.preferredCipher);
     let cached: { cookie: Uint8Array; version: number; payload: Uint8Array; message: HandshakeMessage; crypt: CryptInfo } | null = null;
     return {
       request: (cookie: Uint8Array, version: number): Uint8Array => {
@@ -362,9 +385,9 @@ export class SecureHandshake implements HandshakeLayer {
     const c = req.crypt;
     const expected = Math.min(c.maxVersion, this.maxProtocolVersion);
     if (c.version !== version || version !== expected) return { ok: false, reason: BAD_VERSION, debug: `protocol downgrade detected: request uses ${version}, both speak ${expected}` };
-    const mine = cipherList(config);
+    const mine = cipherList(config, this.provider.preferredCipher);
     const chosen = chooseCipher(mine, c.ciphers);
-    if (chosen === 0) return { ok: false, reason: BAD_CRYPT, debug: 'no cipher in common (Unencrypted needs both sides)' };
+    if (chosen === 0) return { ok: false, reason: BAD_CRYPT, debug: 'no cipher in common (Unencrypted needs both sides; an explicit Cipher offers that AEAD alone)' };
     const eph = this.provider.generateKeyExchange();
     const shared = this.provider.deriveSharedSecret(eph, c.ephemeral);
     if (!shared) return { ok: false, reason: BAD_CRYPT, debug: 'bad client key exchange key' };

@@ -1,6 +1,7 @@
 /** Cryptography: the provider, packet protection, the secure handshake, identities and certificates. */
 export { AeadCipher, AEAD_TAG_BYTES, AEAD_NONCE_BYTES, AEAD_KEY_BYTES, isSmallOrderX25519, BLOCK_BYTES, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 export { NodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
+export { SodiumCryptoProvider, defaultCryptoProvider } from './sodium-provider.js';
 export { SessionKeys, NULL_KEYS } from './protection.js';
 export { SecureHandshake, PROTOCOL_VERSION, COOKIE_BYTES, type SecureHandshakeOptions } from './handshake.js';
 export { parseIdentity, identityToString, checkIdentity, derivePeerId, identitiesEqual, type Identity } from './identity.js';

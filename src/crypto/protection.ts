@@ -98,9 +98,11 @@ export class SessionKeys implements ConnectionKeys {
     if (phase === this.#recvPhase) g = this.#recv;
     else if (pn < this.#recvFirstPn) g = this.#recvPrev;
     else g = this.#recvNext ??= nextGeneration(this.#provider, this.#cipher, this.#recv);
-    if (!g) return null;
+    if (!g || sealed.length < AEAD_TAG_BYTES) return null;
     if (this.#plain.length < sealed.length) this.#plain = new Uint8Array(sealed.length);
-    const n = g.aead.open(packetNonce(this.#recvNonce, g.iv, pn), header, sealed, this.#plain, 0);
+    // A view of exactly the plaintext's size: a provider opens straight into it, and it is what we return.
+    const plain = this.#plain.subarray(0, sealed.length - AEAD_TAG_BYTES);
+    const n = g.aead.open(packetNonce(this.#recvNonce, g.iv, pn), header, sealed, plain, 0);
     if (n < 0) return null;
     if (g === this.#recvNext) {
       this.#recvPrev = this.#recv;
@@ -114,7 +116,7 @@ export class SessionKeys implements ConnectionKeys {
       if (pn < this.#recvFirstPn) this.#recvFirstPn = pn;
       if (phase === this.#sendPhase) this.#peerConfirmed = true;
     }
-    return this.#plain.subarray(0, n);
+    return plain;
   }
 
   #updateSend(): void {

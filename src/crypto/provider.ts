@@ -1,8 +1,10 @@
 /**
  * The cryptographic primitives netlane uses, behind one interface so that the protocol code never
- * touches a crypto library directly. {@link NodeCryptoProvider} implements it
- * with node:crypto. Every method checks its inputs and throws {@link NetlaneError} on misuse; network
- * input never reaches a throwing path (AEAD open and signature checks return false / -1 instead).
+ * touches a crypto library directly. {@link NodeCryptoProvider} implements it with node:crypto;
+ * {@link SodiumCryptoProvider} runs ChaCha20-Poly1305 through the optional sodium-native package and
+ * the rest through node:crypto; {@link defaultCryptoProvider} picks between them. Every method checks
+ * its inputs and throws {@link NetlaneError} on misuse; network input never reaches a throwing path
+ * (AEAD open and signature checks return false / -1 instead).
  */
 
 /** An AEAD cipher under one key. Tags are always 16 bytes and nonces always 12 bytes. */
@@ -15,7 +17,8 @@ export interface Aead {
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number;
   /**
    * Decrypts `sealed` (ciphertext followed by a 16-byte tag) into `out` at `outOffset`. Returns the
-   * plaintext length, or -1 when it does not authenticate (a shorter tag never authenticates).
+   * plaintext length, or -1 when it does not authenticate (a shorter tag never authenticates); the
+   * bytes of `out` it would have written are unspecified then.
    */
   open(nonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array, outOffset: number): number;
 }
@@ -61,7 +64,13 @@ export interface SigningKey {
 }
 
 export interface CryptoProvider {
+  /** What runs the primitives, for logs: `node:crypto`, `sodium-native ChaCha20-Poly1305 + node:crypto`, or a fallback with its reason. */
   readonly name: string;
+  /**
+   * The AEAD this provider runs fastest. With `Cipher` = 0 (automatic) the handshake lists it first
+   * (docs/WIRE_FORMAT.md "Cipher ids"). Absent: AES-256-GCM.
+   */
+  readonly preferredCipher?: AeadCipher;
   /** Fills `out` with cryptographically strong random bytes. */
   fillRandom(out: Uint8Array): void;
   /** A fresh X25519 key pair, or the one for a 32-byte private `seed` (a stored key). */

@@ -1,4 +1,4 @@
-import { NodeCryptoProvider } from '../crypto/node-provider.js';
+import { defaultCryptoProvider } from '../crypto/sodium-provider.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { SeededRng, type Rng } from '../util/rng.js';
 import type { Clock } from './clock.js';
@@ -22,18 +22,22 @@ export interface Runtime {
   randomSeed(): number;
   /** Wall clock, unix seconds (tickets, certificates, directory registrations). */
   unixSeconds(): number;
-  /** The crypto provider a facade uses when none is given. */
+  /**
+   * The crypto provider a facade uses when none is given. The real runtime's is {@link defaultCryptoProvider}:
+   * sodium-native's ChaCha20-Poly1305 with node:crypto for the rest when the optional package loads,
+   * node:crypto alone otherwise or with `NETLANE_CRYPTO=node` (its `name` says which, and why).
+   */
   provider(): CryptoProvider;
 }
 
-/** The real runtime: node:dgram sockets, the process clock, `setTimeout`, the OS's CSPRNG. */
+/** The real runtime: node:dgram sockets, the process clock, `setTimeout`, the OS's CSPRNG, sodium-native when it loads. */
 export const udpRuntime: Runtime = {
   scheduler: realScheduler,
   openUdp: (options) => UdpSocket.open(options),
   rng: () => new CryptoRng(),
   randomSeed,
   unixSeconds: () => Math.floor(Date.now() / 1000),
-  provider: () => new NodeCryptoProvider(),
+  provider: () => defaultCryptoProvider({ sodium: process.env['NETLANE_CRYPTO'] !== 'node' }),
 };
 
 /** The real runtime with another clock (a facade's `clock` option). */

@@ -2,4 +2,4 @@
 export { SimNetwork, SimHost, SimSocket, PERFECT_LINK, type LinkConditions, type LinkStats, type Intercept, type SendTap, type LinkEnd, type TraceEntry } from './sim-network.js';
 export { ManualClock } from './manual-clock.js';
 export { SeededRng, type Rng } from '../util/rng.js';
-export { seededCryptoProvider, seededHandshake } from './crypto.js';
+export { seededCryptoProvider, seededHandshake, type SeededCryptoProviderOptions } from './crypto.js';

@@ -116,16 +116,53 @@ export type Frame = PaddingFrame | PingFrame | AckFrame | LaneFrame | ReliableFr
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
-/** Decodes one frame. Throws {@link WireError} (and nothing else) on malformed input. */
-export function decodeFrame(r: Reader): Frame {
+/**
+ * One frame as the receive path reads it: a single object, refilled by {@link decodeFrameInto} for every
+ * frame of every packet, so that reading a packet allocates nothing. `type` is the frame's type byte with
+ * its flag bits cleared (a {@link FrameType} value); only the fields of that type are meaningful, and
+ * they stay valid until the next decode. Segment and path data are positions in the reader's buffer.
+ */
+export class FrameFields {
+  type = 0;
+  /** LANE: the lane. PADDING: the run's length. */
+  lane = 0;
+  /** RELIABLE: stream offset. UNRELIABLE: byte offset of the fragment. */
+  offset = 0;
+  messageNumber = 0;
+  last = false;
+  latest = false;
+  explicitLength = false;
+  /** Segment or path data: `[dataStart, dataEnd)` of the reader's buffer. */
+  dataStart = 0;
+  dataEnd = 0;
+  /** ACK: delay in units of 8 µs, and the ranges ascending (`lo[i]..hi[i]`; arrays reused). */
+  ackDelay = 0;
+  readonly lo: number[] = [];
+  readonly hi: number[] = [];
+  /** CLOSE. */
+  reason = 0;
+  debug = '';
+  /** STATS (quality in permille, -1 unknown). */
+  quality = 0;
+  inPacketsPerSec = 0;
+  inBytesPerSec = 0;
+}
+
+/** Decodes one frame into `f`. Throws {@link WireError} (and nothing else) on malformed input. */
+export function decodeFrameInto(r: Reader, f: FrameFields): void {
   const t = r.u8('frame.type');
   if (t >= FrameType.Unreliable && t <= 0x1f) {
-    const messageNumber = r.varint('unreliable.messageNumber');
-    const offset = (t & UNREL_HAS_OFFSET) !== 0 ? r.varint('unreliable.offset') : 0;
-    const explicitLength = (t & SEG_HAS_LENGTH) !== 0;
-    const data = explicitLength ? r.bytes(r.varint('unreliable.length'), 'unreliable.data') : r.rest();
-    return { type: 'unreliable', messageNumber, offset, last: (t & UNREL_LAST) !== 0, latest: (t & UNREL_LATEST) !== 0, data, explicitLength };
+    f.type = FrameType.Unreliable;
+    f.messageNumber = r.varint('unreliable.messageNumber');
+    f.offset = (t & UNREL_HAS_OFFSET) !== 0 ? r.varint('unreliable.offset') : 0;
+    f.explicitLength = (t & SEG_HAS_LENGTH) !== 0;
+    f.last = (t & UNREL_LAST) !== 0;
+    f.latest = (t & UNREL_LATEST) !== 0;
+    f.dataStart = f.explicitLength ? r.take(r.varint('unreliable.length'), 'unreliable.data') : r.takeRest();
+    f.dataEnd = r.position;
+    return;
   }
+  f.type = t;
   switch (t) {
     case FrameType.Padding: {
       let length = 1;
@@ -133,24 +170,29 @@ export function decodeFrame(r: Reader): Frame {
         r.skip(1, 'padding');
         length++;
       }
-      return { type: 'padding', length };
+      f.lane = length;
+      return;
     }
     case FrameType.Ping:
-      return { type: 'ping' };
+      return;
     case FrameType.Ack:
-      return decodeAck(r);
+      decodeAckInto(r, f);
+      return;
     case FrameType.Lane: {
       const lane = r.varint('lane.lane');
       if (lane >= MAX_LANES) throw new WireError('lane.lane', `lane ${lane} >= ${MAX_LANES}`);
-      return { type: 'lane', lane };
+      f.lane = lane;
+      return;
     }
     case FrameType.Reliable:
     case FrameType.Reliable | SEG_HAS_LENGTH: {
-      const offset = r.varint('reliable.offset');
-      const explicitLength = (t & SEG_HAS_LENGTH) !== 0;
-      const data = explicitLength ? r.bytes(r.varint('reliable.length'), 'reliable.data') : r.rest();
-      if (offset + data.length > Number.MAX_SAFE_INTEGER) throw new WireError('reliable.offset', 'stream offset overflow');
-      return { type: 'reliable', offset, data, explicitLength };
+      f.type = FrameType.Reliable;
+      f.offset = r.varint('reliable.offset');
+      f.explicitLength = (t & SEG_HAS_LENGTH) !== 0;
+      f.dataStart = f.explicitLength ? r.take(r.varint('reliable.length'), 'reliable.data') : r.takeRest();
+      f.dataEnd = r.position;
+      if (f.offset + (f.dataEnd - f.dataStart) > Number.MAX_SAFE_INTEGER) throw new WireError('reliable.offset', 'stream offset overflow');
+      return;
     }
     case FrameType.Close: {
       const reason = r.varint('close.reason');
@@ -158,31 +200,36 @@ export function decodeFrame(r: Reader): Frame {
       const n = r.varint('close.debugLength');
       if (n > MAX_CLOSE_DEBUG_BYTES) throw new WireError('close.debugLength', `debug text over ${MAX_CLOSE_DEBUG_BYTES} bytes`);
       const bytes = r.bytes(n, 'close.debug');
-      let debug: string;
       try {
-        debug = utf8Decoder.decode(bytes);
+        f.debug = utf8Decoder.decode(bytes);
       } catch {
         throw new WireError('close.debug', 'not UTF-8');
       }
-      return { type: 'close', reason, debug };
+      f.reason = reason;
+      return;
     }
     case FrameType.Stats: {
       const q = r.varint('stats.quality');
       if (q > 1001) throw new WireError('stats.quality', 'quality above 1000 permille');
-      const inPacketsPerSec = r.varint('stats.inPacketsPerSec');
-      const inBytesPerSec = r.varint('stats.inBytesPerSec');
-      return { type: 'stats', quality: q - 1, inPacketsPerSec, inBytesPerSec };
+      f.quality = q - 1;
+      f.inPacketsPerSec = r.varint('stats.inPacketsPerSec');
+      f.inBytesPerSec = r.varint('stats.inBytesPerSec');
+      return;
     }
     case FrameType.PathChallenge:
-      return { type: 'pathChallenge', data: r.bytes(PATH_DATA_BYTES, 'pathChallenge.data') };
+      f.dataStart = r.take(PATH_DATA_BYTES, 'pathChallenge.data');
+      f.dataEnd = r.position;
+      return;
     case FrameType.PathResponse:
-      return { type: 'pathResponse', data: r.bytes(PATH_DATA_BYTES, 'pathResponse.data') };
+      f.dataStart = r.take(PATH_DATA_BYTES, 'pathResponse.data');
+      f.dataEnd = r.position;
+      return;
     default:
       throw new WireError('frame.type', `unknown frame type 0x${t.toString(16)}`);
   }
 }
 
-function decodeAck(r: Reader): AckFrame {
+function decodeAckInto(r: Reader, f: FrameFields): void {
   const largest = r.varint('ack.largest');
   const ackDelay = r.varint('ack.ackDelay');
   const count = r.varint('ack.rangeCount');
@@ -190,8 +237,10 @@ function decodeAck(r: Reader): AckFrame {
   if (count > r.remaining / 2) throw new WireError('ack.rangeCount', 'more ranges than bytes');
   const first = r.varint('ack.firstRange');
   if (first > largest) throw new WireError('ack.firstRange', 'range below packet number 0');
-  const lo: number[] = new Array<number>(count + 1);
-  const hi: number[] = new Array<number>(count + 1);
+  const lo = f.lo;
+  const hi = f.hi;
+  lo.length = count + 1;
+  hi.length = count + 1;
   let curHi = largest;
   let curLo = largest - first;
   lo[count] = curLo;
@@ -205,7 +254,36 @@ function decodeAck(r: Reader): AckFrame {
     lo[i] = curLo;
     hi[i] = curHi;
   }
-  return { type: 'ack', ackDelay, lo, hi };
+  f.ackDelay = ackDelay;
+}
+
+/** Decodes one frame as a value of its own (tests, vectors, tools; the receive path uses {@link decodeFrameInto}). Throws {@link WireError} (and nothing else) on malformed input. */
+export function decodeFrame(r: Reader): Frame {
+  const f = new FrameFields();
+  decodeFrameInto(r, f);
+  const data = (): Uint8Array => r.buffer.subarray(f.dataStart, f.dataEnd);
+  switch (f.type) {
+    case FrameType.Unreliable:
+      return { type: 'unreliable', messageNumber: f.messageNumber, offset: f.offset, last: f.last, latest: f.latest, data: data(), explicitLength: f.explicitLength };
+    case FrameType.Padding:
+      return { type: 'padding', length: f.lane };
+    case FrameType.Ping:
+      return { type: 'ping' };
+    case FrameType.Ack:
+      return { type: 'ack', ackDelay: f.ackDelay, lo: f.lo.slice(), hi: f.hi.slice() };
+    case FrameType.Lane:
+      return { type: 'lane', lane: f.lane };
+    case FrameType.Reliable:
+      return { type: 'reliable', offset: f.offset, data: data(), explicitLength: f.explicitLength };
+    case FrameType.Close:
+      return { type: 'close', reason: f.reason, debug: f.debug };
+    case FrameType.Stats:
+      return { type: 'stats', quality: f.quality, inPacketsPerSec: f.inPacketsPerSec, inBytesPerSec: f.inBytesPerSec };
+    case FrameType.PathChallenge:
+      return { type: 'pathChallenge', data: data() };
+    default:
+      return { type: 'pathResponse', data: data() };
+  }
 }
 
 /**

@@ -128,6 +128,27 @@ export class Reader {
     return v;
   }
 
+  /** The bytes the reader walks (positions index into them). */
+  get buffer(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** Steps over the next `n` bytes and returns where they start in {@link buffer} (no view made). */
+  take(n: number, field: string): number {
+    if (n < 0) throw new WireError(field, 'negative length');
+    this.#need(n, field);
+    const at = this.#pos;
+    this.#pos = at + n;
+    return at;
+  }
+
+  /** Steps over everything left; returns where it started in {@link buffer}. */
+  takeRest(): number {
+    const at = this.#pos;
+    this.#pos = this.#end;
+    return at;
+  }
+
   skip(n: number, field: string): void {
     this.#need(n, field);
     this.#pos += n;

@@ -4,7 +4,12 @@ import { Endpoint } from '../../src/core/endpoint.js';
 import { ConnectionState, SendFlags, type EndpointEvent } from '../../src/core/types.js';
 import { SimNetwork } from '../../src/testing/sim-network.js';
 import { seededCryptoProvider, seededHandshake } from '../../src/testing/crypto.js';
-import { SecureHandshake, type SecureHandshakeOptions } from '../../src/crypto/handshake.js';
+import { SecureHandshake, decodeHandshakeMessage, encodeCryptInfo, encodeMessage, type SecureHandshakeOptions } from '../../src/crypto/handshake.js';
+import { SodiumCryptoProvider } from '../../src/crypto/sodium-provider.js';
+import type { SigningKey } from '../../src/crypto/provider.js';
+import type { HandshakeLayer } from '../../src/crypto/types.js';
+import { concat } from '../../src/util/bytes.js';
+import { decodeControl, encodeControl } from '../../src/wire/control.js';
 import { signCertificate, unsignedCertificate } from '../../src/crypto/certificate.js';
 import { derivePeerId, parseIdentity } from '../../src/crypto/identity.js';
 import { ControlType } from '../../src/wire/control.js';
@@ -259,5 +264,176 @@ test('IP_AllowWithoutAuth = 1 allows an unsigned peer with a warning event; Unau
     assert.equal(warnings.length, 1);
     assert.match(warnings[0]?.type === 'warning' ? warnings[0].message : '', /not authenticated/);
     assert.equal(a.clientEvents.filter((e) => e.type === 'warning').length, 1);
+  });
+});
+
+// ------------------------------------------------------------------ cipher negotiation and downgrade
+
+const NO_SODIUM = SodiumCryptoProvider.load() ? false : 'sodium-native is not installed (an optional dependency: npm ci --omit=optional leaves it out), so no side can prefer ChaCha20-Poly1305 here';
+if (NO_SODIUM) console.log(`# skipping the sodium-native pairs: ${NO_SODIUM}`);
+/** Handshake options of a side on the fast provider (sodium-native, which prefers ChaCha20-Poly1305), seeded. */
+const fast = (seed: number): Partial<SecureHandshakeOptions> => ({ provider: seededCryptoProvider(seed, { sodium: true }) });
+
+/** Both ends' negotiated cipher names (client's view, server's view). */
+function ciphers(a: Attempt): [string | undefined, string | undefined] {
+  assert.equal(a.client.state(a.c), ConnectionState.Connected, `client state ${a.client.state(a.c)} ${a.client.endInfo(a.c)?.debug}`);
+  const s = a.serverEvents.find((e) => e.type === 'connectionStatusChanged')?.connection ?? 0;
+  return [a.client.peerInfo(a.c)?.cipher, a.server.peerInfo(s)?.cipher];
+}
+
+const AES = 'AES-256-GCM';
+const CHACHA = 'ChaCha20-Poly1305';
+
+/** The client refused the server's CONNECT_OK (the server had already set up its side). */
+function clientRefused(a: Attempt, reason: number, debug: RegExp): void {
+  assert.equal(a.client.state(a.c), ConnectionState.ProblemDetectedLocally);
+  const info = a.client.endInfo(a.c);
+  assert.equal(info?.reason, reason, `end ${info?.reason} ${info?.debug}`);
+  assert.match(info?.debug ?? '', debug);
+}
+
+test('negotiation, fast and fallback providers: both fast give ChaCha20-Poly1305, one fast gives AES-256-GCM, an explicit Cipher is honoured', { skip: NO_SODIUM }, () => {
+  withSeed(seedOr(309), (seed) => {
+    assert.deepEqual(ciphers(attempt(seed, fast(seed + 2), fast(seed + 1))), [CHACHA, CHACHA], 'both fast');
+    assert.deepEqual(ciphers(attempt(seed, fast(seed + 2), {})), [AES, AES], 'fast client, fallback server');
+    assert.deepEqual(ciphers(attempt(seed, {}, fast(seed + 1))), [AES, AES], 'fallback client, fast server');
+    assert.deepEqual(ciphers(attempt(seed, fast(seed + 2), fast(seed + 1), { Cipher: 2 }, {})), [AES, AES], 'both fast, the client asks for AES');
+    assert.deepEqual(ciphers(attempt(seed, fast(seed + 2), fast(seed + 1), {}, { Cipher: 2 })), [AES, AES], 'both fast, the server asks for AES');
+    assert.deepEqual(ciphers(attempt(seed, fast(seed + 2), {}, {}, { Cipher: 3 })), [CHACHA, CHACHA], 'fallback server asks for ChaCha20');
+    endedWith(attempt(seed, fast(seed + 2), fast(seed + 1), { Cipher: 2 }, { Cipher: 3 }), 4002, /no cipher in common/);
+  });
+});
+
+test('negotiation on node:crypto alone: AES-256-GCM by default; an explicit Cipher on either side wins; explicit and different is refused (4002)', () => {
+  withSeed(seedOr(310), (seed) => {
+    assert.deepEqual(ciphers(attempt(seed, {}, {})), [AES, AES]);
+    assert.deepEqual(ciphers(attempt(seed, {}, {}, { Cipher: 3 }, {})), [CHACHA, CHACHA], 'the client asks for ChaCha20');
+    assert.deepEqual(ciphers(attempt(seed, {}, {}, {}, { Cipher: 3 })), [CHACHA, CHACHA], 'the server asks for ChaCha20');
+    assert.deepEqual(ciphers(attempt(seed, {}, {}, { Cipher: 2 }, { Cipher: 2 })), [AES, AES]);
+    endedWith(attempt(seed, {}, {}, { Cipher: 3 }, { Cipher: 2 }), 4002, /no cipher in common/);
+  });
+});
+
+/** A man in the middle who rewrites the cipher list in every CONNECT_REQUEST or CONNECT_OK (and, for CONNECT_OK, the chosen cipher), leaving the signature. */
+function rewriteCiphers(type: number, f: (ciphers: number[]) => { ciphers: number[]; chosen?: number }, count: { n: number }): (sim: SimNetwork) => void {
+  return (sim) => {
+    sim.intercept = (_f, _t, data) => {
+      if (data[0] !== type) return data;
+      const p = decodeControl(data);
+      if (p.type !== 'connectRequest' && p.type !== 'connectOk') return data;
+      const m = decodeHandshakeMessage(p.payload);
+      const next = f(m.crypt.ciphers);
+      const cryptBytes = encodeCryptInfo({ ...m.crypt, ciphers: next.ciphers, chosen: next.chosen ?? m.crypt.chosen });
+      const out = new Uint8Array(data.length + 64);
+      const n = encodeControl(out, { ...p, payload: encodeMessage({ ...m.message, cryptBytes }) });
+      count.n++;
+      return out.subarray(0, n);
+    };
+  };
+}
+
+test('downgrade: a man in the middle who strips ChaCha20-Poly1305 from, or reorders, either side\'s signed cipher list is detected (4002)', () => {
+  withSeed(seedOr(311), (seed) => {
+    const strip = (l: number[]): { ciphers: number[] } => ({ ciphers: l.filter((c) => c !== 3) });
+    const reorder = (l: number[]): { ciphers: number[] } => ({ ciphers: [...l].reverse() });
+    // The client's list (node:crypto: AES-256-GCM, ChaCha20-Poly1305), rewritten in CONNECT_REQUEST: the server refuses it.
+    for (const [what, f] of [['strip', strip], ['reorder', reorder]] as const) {
+      const count = { n: 0 };
+      const a = attempt(seed, {}, {}, {}, {}, rewriteCiphers(ControlType.ConnectRequest, f, count));
+      assert.ok(count.n > 0, `${what}: the request was rewritten`);
+      endedWith(a, 4002, /connect request signature does not verify/);
+    }
+    // The server's list and its choice, rewritten in CONNECT_OK (to say "I prefer AES-256-GCM, so AES-256-GCM"): the client refuses it.
+    const count = { n: 0 };
+    const a = attempt(seed, {}, {}, {}, { Cipher: 3 }, rewriteCiphers(ControlType.ConnectOk, () => ({ ciphers: [2, 3], chosen: 2 }), count));
+    assert.ok(count.n > 0, 'the reply was rewritten');
+    clientRefused(a, 4002, /server handshake signature does not verify/);
+  });
+});
+
+test('downgrade between two fast peers: stripping or reordering ChaCha20-Poly1305 in either list is detected (4002)', { skip: NO_SODIUM }, () => {
+  withSeed(seedOr(312), (seed) => {
+    for (const [type, f, debug] of [
+      [ControlType.ConnectRequest, (l: number[]) => ({ ciphers: l.filter((c) => c !== 3) }), /connect request signature does not verify/],
+      [ControlType.ConnectRequest, (l: number[]) => ({ ciphers: [...l].reverse() }), /connect request signature does not verify/],
+      [ControlType.ConnectOk, () => ({ ciphers: [2], chosen: 2 }), /server handshake signature does not verify/],
+      [ControlType.ConnectOk, () => ({ ciphers: [2, 3], chosen: 2 }), /server handshake signature does not verify/],
+    ] as const) {
+      const count = { n: 0 };
+      const a = attempt(seed, fast(seed + 2), fast(seed + 1), {}, {}, rewriteCiphers(type, f, count));
+      assert.ok(count.n > 0);
+      (type === ControlType.ConnectOk ? clientRefused : endedWith)(a, 4002, debug);
+    }
+  });
+});
+
+const SIG_SERVER = new TextEncoder().encode('netlane hs server v2\0');
+const u32be = (v: number): Uint8Array => new Uint8Array([v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff]);
+
+/**
+ * A server that states `ciphers` (or its real list) and picks `chosen`, and signs that properly with its own
+ * key (docs/WIRE_FORMAT.md "Handshake payloads"): a dishonest peer, not a man in the middle.
+ */
+function dishonestServer(inner: SecureHandshake, key: SigningKey, chosen: number, ciphers?: number[]): HandshakeLayer {
+  return {
+    minProtocolVersion: inner.minProtocolVersion,
+    maxProtocolVersion: inner.maxProtocolVersion,
+    issueCookie: (now, from, cid) => inner.issueCookie(now, from, cid),
+    checkCookie: (now, from, cid, cookie) => inner.checkCookie(now, from, cid, cookie),
+    startClient: (cid, remote, config) => inner.startClient(cid, remote, config),
+    acceptClient(from, clientCid, serverCid, version, cookie, requestPayload, config) {
+      const r = inner.acceptClient(from, clientCid, serverCid, version, cookie, requestPayload, config);
+      if (!r.ok) return r;
+      const reply = decodeHandshakeMessage(r.replyPayload);
+      const req = decodeHandshakeMessage(requestPayload);
+      const cryptBytes = encodeCryptInfo({ ...reply.crypt, chosen, ciphers: ciphers ?? reply.crypt.ciphers });
+      const p = inner.provider;
+      const signed = concat(SIG_SERVER, u32be(clientCid), u32be(serverCid), p.sha256(req.message.certBytes, req.message.cryptBytes), reply.message.certBytes, cryptBytes);
+      return { ...r, replyPayload: encodeMessage({ certBytes: reply.message.certBytes, cryptBytes, signature: p.sign(key, signed) }) };
+    },
+  };
+}
+
+/** A connection attempt to a dishonest server (see {@link dishonestServer}). */
+function toDishonest(seed: number, client: Partial<SecureHandshakeOptions>, server: Partial<SecureHandshakeOptions>, chosen: number, ciphers: number[] | undefined, clientConfig: Partial<Record<string, number>> = {}): Attempt {
+  const sim = new SimNetwork(seed, { latencyUs: 10_000 });
+  const rng = new SeededRng(seed);
+  const inner = seededHandshake(seed + 1, server);
+  const sh = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, handshake: dishonestServer(inner, inner.key, chosen, ciphers) }));
+  const ch = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config: clientConfig, handshake: seededHandshake(seed + 2, client) }));
+  sh.onEvent = (e) => {
+    if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) sh.endpoint.accept(sim.now, e.connection);
+  };
+  const c = ch.endpoint.connect(sim.now, SERVER_ADDR);
+  sim.runUntil(() => {
+    const st = ch.endpoint.state(c);
+    return st === ConnectionState.Connected || st === ConnectionState.ClosedByPeer || st === ConnectionState.ProblemDetectedLocally;
+  }, 15_000_000);
+  return { sim, client: ch.endpoint, server: sh.endpoint, c, serverEvents: sh.events, clientEvents: ch.events };
+}
+
+test('a server that picks a cipher the rule does not give, properly signed, is refused by the client (4002)', () => {
+  withSeed(seedOr(313), (seed) => {
+    const refused = (a: Attempt, chosen: number): void => clientRefused(a, 4002, new RegExp(`server chose cipher ${chosen}, which negotiation does not give`));
+    // Both on node:crypto: the rule gives AES-256-GCM; a server that says ChaCha20-Poly1305 is refused.
+    refused(toDishonest(seed, {}, {}, 3, undefined), 3);
+    // The client asks for ChaCha20-Poly1305 alone: AES-256-GCM was not offered.
+    refused(toDishonest(seed, {}, {}, 2, undefined, { Cipher: 3 }), 2);
+    // Plaintext, which the client never offered.
+    refused(toDishonest(seed, {}, {}, 1, [1, 2, 3]), 1);
+    // Control: the same dishonest wrapper picking what the rule gives connects, so the refusals above are the cipher check.
+    const honest = toDishonest(seed, {}, {}, 2, undefined);
+    assert.equal(honest.client.state(honest.c), ConnectionState.Connected);
+  });
+});
+
+test('between two fast peers a server that signs AES-256-GCM while listing ChaCha20-Poly1305 first is refused; one that states an AES-first preference is not', { skip: NO_SODIUM }, () => {
+  withSeed(seedOr(314), (seed) => {
+    clientRefused(toDishonest(seed, fast(seed + 2), fast(seed + 1), 2, undefined), 4002, /server chose cipher 2, which negotiation does not give/);
+    // A server may prefer AES-256-GCM (its signed list says so): the rule then gives AES-256-GCM. Its keys
+    // are ChaCha20-Poly1305's, so data would not flow, but the handshake check accepts the choice.
+    const b = toDishonest(seed, fast(seed + 2), fast(seed + 1), 2, [2, 3]);
+    assert.equal(b.client.state(b.c), ConnectionState.Connected);
+    assert.equal(b.client.peerInfo(b.c)?.cipher, AES);
   });
 });

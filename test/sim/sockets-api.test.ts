@@ -266,6 +266,73 @@ describe('NetworkingSockets in virtual time: onReadable', () => {
     }));
 });
 
+describe('NetworkingSockets in virtual time: onWritable', () => {
+  it('a bulk sender that sends until LimitExceeded and resumes only on onWritable delivers everything, in order', (t) =>
+    inSim(t, 4451, (w) => {
+      const N = 400;
+      const SIZE = 3000;
+      const BUFFER = 16 * 1024;
+      let a = 0;
+      let b = 0;
+      let next = 0;
+      let refusals = 0;
+      let notices = 0;
+      let noticeTook = 0;
+      const got: number[] = [];
+      const send = (): void => {
+        while (next < N) {
+          const m = new Uint8Array(SIZE);
+          m[0] = next & 0xff;
+          m[1] = next >> 8;
+          const r = sockets.sendMessageToConnection(a, m, SendFlags.Reliable);
+          if (r.result === Result.LimitExceeded) {
+            refusals++;
+            return;
+          }
+          assert.equal(r.result, Result.OK);
+          next++;
+        }
+      };
+      const sockets: NetworkingSockets = w.instance({
+        onWritable: (conn) => {
+          assert.equal(conn, a, 'the notice names the connection that refused');
+          notices++;
+          const before = next;
+          send();
+          if (next > before) noticeTook++;
+        },
+        onReadable: (conn) => {
+          for (let batch = sockets.receiveMessagesOnConnection(conn, 64); batch && batch.length > 0; batch = sockets.receiveMessagesOnConnection(conn, 64)) {
+            for (const m of batch) got.push((m.data[0] as number) | ((m.data[1] as number) << 8));
+          }
+        },
+      });
+      const pair = sockets.createSocketPair(true);
+      assert.ok(pair);
+      [a, b] = pair;
+      assert.ok(sockets.setConnectionConfigValue(a, 'SendBufferSize', BUFFER));
+      send();
+      assert.ok(refusals === 1 && next < N, `the first burst fills the send buffer (${next} taken)`);
+      w.until(() => got.length >= N, 20_000, `${N} messages delivered`);
+      assert.deepEqual(got, Array.from({ length: N }, (_, i) => i), 'every message once, in order');
+      assert.ok(refusals > 10, `the sender was refused many times (${refusals})`);
+      assert.equal(notices, refusals, 'one notice per refusal, never a repeat');
+      assert.equal(noticeTook, notices, 'each notice came when the refused message would be taken');
+      void b;
+    }));
+
+  it('without a refusal there is no notice', (t) =>
+    inSim(t, 4452, (w) => {
+      let notices = 0;
+      const sockets = w.instance({ onWritable: () => void notices++ });
+      const pair = sockets.createSocketPair(true);
+      assert.ok(pair);
+      for (let i = 0; i < 50; i++) assert.equal(sockets.sendMessageToConnection(pair[0], new Uint8Array(1000), SendFlags.Reliable).result, Result.OK);
+      w.run(500);
+      assert.equal(notices, 0);
+    }));
+});
+
 describe('NetworkingSockets in virtual time: configuration', () => {
   it('resolves connection over listen socket over interface over global, and reports where a value came from', (t) =>
     inSim(t, 4501, (w) => {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { hkdfSync } from 'node:crypto';
 import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
-import { AeadCipher, isSmallOrderX25519 } from '../../src/crypto/provider.js';
+import { AeadCipher, isSmallOrderX25519, type CryptoProvider } from '../../src/crypto/provider.js';
+import { SodiumCryptoProvider, defaultCryptoProvider, loadSodium, providerFromLoad } from '../../src/crypto/sodium-provider.js';
 import { SessionKeys, packetNonce } from '../../src/crypto/protection.js';
 import { checkCertificate, decodeCertificate, signCertificate, unsignedCertificate } from '../../src/crypto/certificate.js';
 import { derivePeerId, identityToString, parseIdentity } from '../../src/crypto/identity.js';
@@ -14,39 +15,175 @@ import { seedOr } from '../support/sim.js';
 const provider = new NodeCryptoProvider();
 const NOW = 1_800_000_000;
 
-for (const cipher of [AeadCipher.Aes256Gcm, AeadCipher.ChaCha20Poly1305]) {
-  test(`AEAD ${cipher}: round trip; tags truncated to 12/8/4 bytes, a changed AAD or a flipped bit never open`, () => {
-    const key = new Uint8Array(32).fill(7);
-    const aead = provider.aead(cipher, key);
-    const nonce = new Uint8Array(12).fill(1);
-    const aad = new Uint8Array([0x80, 1, 2, 3, 4, 5, 6]);
-    const pt = new TextEncoder().encode('loot: 3 gold, 1 sword');
-    const out = new Uint8Array(pt.length + 16);
-    assert.equal(aead.seal(nonce, aad, pt, out, 0), pt.length + 16);
-    const back = new Uint8Array(64);
-    assert.equal(aead.open(nonce, aad, out, back, 0), pt.length);
-    assert.deepEqual(back.subarray(0, pt.length), pt);
-    for (const cut of [4, 8, 12]) assert.equal(aead.open(nonce, aad, out.subarray(0, pt.length + 16 - cut), back, 0), -1, `tag cut by ${cut}`);
-    // Node accepts a short GCM tag unless told the length: a ciphertext with only its first 12/8/4 tag bytes must fail too.
-    for (const tagLen of [12, 8, 4]) assert.equal(aead.open(nonce, aad, out.subarray(0, pt.length + tagLen), back, 0), -1);
-    assert.equal(aead.open(nonce, new Uint8Array([0x81, 1, 2, 3, 4, 5, 6]), out, back, 0), -1);
-    for (let bit = 0; bit < out.length * 8; bit += 7) {
-      const t = out.slice();
-      t[bit >> 3] = (t[bit >> 3] as number) ^ (1 << (bit & 7));
-      assert.equal(aead.open(nonce, aad, t, back, 0), -1, `bit ${bit}`);
+/** The sodium-native provider when the optional package is installed (`npm ci` installs it; `--omit=optional` does not). */
+const sodium = SodiumCryptoProvider.load();
+const NO_SODIUM = sodium ? false : 'sodium-native is not installed (an optional dependency: npm ci --omit=optional leaves it out), so its provider cannot be tested here';
+if (!sodium) console.log(`# skipping the sodium-native cases: ${NO_SODIUM}`);
+const PROVIDERS: { label: string; p: CryptoProvider | null; skip: string | false }[] = [
+  { label: 'node:crypto', p: provider, skip: false },
+  { label: 'sodium-native', p: sodium, skip: NO_SODIUM },
+];
+const hex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/\s/g, ''), 'hex'));
+const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
+
+/** AEAD known answers: RFC 8439 section 2.8.2, and AES-256-GCM test cases 13, 14 and 16 of McGrew and Viega's GCM specification. */
+const VECTORS: { name: string; cipher: AeadCipher; key: string; nonce: string; aad: string; pt: string; ct: string; tag: string }[] = [
+  {
+    name: 'RFC 8439 2.8.2',
+    cipher: AeadCipher.ChaCha20Poly1305,
+    key: '808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f',
+    nonce: '070000004041424344454647',
+    aad: '50515253c0c1c2c3c4c5c6c7',
+    pt: Buffer.from("Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.").toString('hex'),
+    ct: `d31a8d34648e60db7b86afbc53ef7ec2 a4aded51296e08fea9e2b5a736ee62d6 3dbea45e8ca9671282fafb69da92728b 1a71de0a9e060b2905d6a5b67ecd3b36
+         92ddbd7f2d778b8c9803aee328091b58 fab324e4fad675945585808b4831d7bc 3ff4def08e4b7a9de576d26586cec64b 6116`,
+    tag: '1ae10b594f09e26a7e902ecbd0600691',
+  },
+  { name: 'GCM test case 13', cipher: AeadCipher.Aes256Gcm, key: '00'.repeat(32), nonce: '00'.repeat(12), aad: '', pt: '', ct: '', tag: '530f8afbc74536b9a963b4f1c4cb738b' },
+  { name: 'GCM test case 14', cipher: AeadCipher.Aes256Gcm, key: '00'.repeat(32), nonce: '00'.repeat(12), aad: '', pt: '00'.repeat(16), ct: 'cea7403d4d606b6e074ec5d3baf39d18', tag: 'd0d1c8a799996bf0265b98b5d48ab919' },
+  {
+    name: 'GCM test case 16',
+    cipher: AeadCipher.Aes256Gcm,
+    key: 'feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308',
+    nonce: 'cafebabefacedbaddecaf888',
+    aad: 'feedfacedeadbeeffeedfacedeadbeefabaddad2',
+    pt: 'd9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39',
+    ct: '522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662',
+    tag: '76fc6ece0f4e1768cddf8853bb2d551b',
+  },
+];
+
+for (const { label, p, skip } of PROVIDERS) {
+  test(`${label}: AEAD known answers (RFC 8439 2.8.2 ChaCha20-Poly1305, AES-256-GCM test cases 13, 14, 16), sealed in place, into another buffer and at an offset`, { skip }, () => {
+    const prov = p as CryptoProvider;
+    for (const v of VECTORS) {
+      const aead = prov.aead(v.cipher, hex(v.key));
+      const pt = hex(v.pt);
+      const want = toHex(hex(v.ct)) + v.tag;
+      // in place: the plaintext's own buffer, with room for the tag
+      const inPlace = new Uint8Array(pt.length + 16);
+      inPlace.set(pt);
+      assert.equal(aead.seal(hex(v.nonce), hex(v.aad), inPlace.subarray(0, pt.length), inPlace, 0), pt.length + 16, v.name);
+      assert.equal(toHex(inPlace), want, `${v.name} in place`);
+      // into another buffer at an offset; the plaintext is left alone
+      const out = new Uint8Array(pt.length + 16 + 9).fill(0xee);
+      assert.equal(aead.seal(hex(v.nonce), hex(v.aad), pt, out, 5), pt.length + 16);
+      assert.equal(toHex(out.subarray(5, 5 + pt.length + 16)), want, `${v.name} at an offset`);
+      assert.deepEqual([...out.subarray(0, 5), ...out.subarray(5 + pt.length + 16)], [0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee]);
+      assert.equal(toHex(pt), toHex(hex(v.pt)), `${v.name}: the plaintext was not touched`);
+      // open: into an exact buffer and at an offset of a larger one
+      const exact = new Uint8Array(pt.length);
+      assert.equal(aead.open(hex(v.nonce), hex(v.aad), inPlace, exact, 0), pt.length);
+      assert.equal(toHex(exact), v.pt.toLowerCase(), `${v.name} open`);
+      const big = new Uint8Array(pt.length + 3);
+      assert.equal(aead.open(hex(v.nonce), hex(v.aad), inPlace, big, 3), pt.length);
+      assert.equal(toHex(big.subarray(3)), v.pt.toLowerCase());
     }
   });
 
-  test(`AEAD ${cipher}: nonces of 8 or 16 bytes and keys of the wrong size are refused with a typed error`, () => {
-    const aead = provider.aead(cipher, new Uint8Array(32));
-    for (const n of [0, 8, 11, 13, 16]) {
-      assert.throws(() => aead.seal(new Uint8Array(n), new Uint8Array(0), new Uint8Array(4), new Uint8Array(64), 0), (e: unknown) => e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT');
-      assert.throws(() => aead.open(new Uint8Array(n), new Uint8Array(0), new Uint8Array(20), new Uint8Array(64), 0), (e: unknown) => e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT');
-    }
-    assert.throws(() => provider.aead(cipher, new Uint8Array(16)), (e: unknown) => e instanceof NetlaneError);
-    assert.throws(() => provider.aead(AeadCipher.Null, new Uint8Array(32)), (e: unknown) => e instanceof NetlaneError);
-  });
+  for (const cipher of [AeadCipher.Aes256Gcm, AeadCipher.ChaCha20Poly1305]) {
+    test(`${label} AEAD ${cipher}: round trip; tags truncated to 12/8/4 bytes, a changed AAD, a wrong nonce or a flipped bit never open`, { skip }, () => {
+      const prov = p as CryptoProvider;
+      const key = new Uint8Array(32).fill(7);
+      const aead = prov.aead(cipher, key);
+      assert.equal(aead.cipher, cipher);
+      const nonce = new Uint8Array(12).fill(1);
+      const aad = new Uint8Array([0x80, 1, 2, 3, 4, 5, 6]);
+      const pt = new TextEncoder().encode('loot: 3 gold, 1 sword');
+      const out = new Uint8Array(pt.length + 16);
+      assert.equal(aead.seal(nonce, aad, pt, out, 0), pt.length + 16);
+      const back = new Uint8Array(64);
+      assert.equal(aead.open(nonce, aad, out, back, 0), pt.length);
+      assert.deepEqual(back.subarray(0, pt.length), pt);
+      for (const cut of [4, 8, 12]) assert.equal(aead.open(nonce, aad, out.subarray(0, pt.length + 16 - cut), back, 0), -1, `tag cut by ${cut}`);
+      // Node accepts a short GCM tag unless told the length: a ciphertext with only its first 12/8/4 tag bytes must fail too.
+      for (const tagLen of [12, 8, 4]) assert.equal(aead.open(nonce, aad, out.subarray(0, pt.length + tagLen), back, 0), -1);
+      for (const n of [0, 15]) assert.equal(aead.open(nonce, aad, out.subarray(0, n), back, 0), -1, `${n} bytes: shorter than a tag`);
+      assert.equal(aead.open(nonce, new Uint8Array([0x81, 1, 2, 3, 4, 5, 6]), out, back, 0), -1);
+      assert.equal(aead.open(new Uint8Array(12).fill(2), aad, out, back, 0), -1, 'another nonce');
+      assert.equal(prov.aead(cipher, new Uint8Array(32).fill(8)).open(nonce, aad, out, back, 0), -1, 'another key');
+      for (let bit = 0; bit < out.length * 8; bit += 7) {
+        const t = out.slice();
+        t[bit >> 3] = (t[bit >> 3] as number) ^ (1 << (bit & 7));
+        assert.equal(aead.open(nonce, aad, t, back, 0), -1, `bit ${bit}`);
+      }
+      // An empty plaintext still has a tag that authenticates the AAD.
+      const empty = new Uint8Array(16);
+      assert.equal(aead.seal(nonce, aad, new Uint8Array(0), empty, 0), 16);
+      assert.equal(aead.open(nonce, aad, empty, back, 0), 0);
+      assert.equal(aead.open(nonce, new Uint8Array(0), empty, back, 0), -1);
+    });
+
+    test(`${label} AEAD ${cipher}: nonces of 0/8/11/13/16 bytes, keys of the wrong size and a too-small output are refused with a typed error`, { skip }, () => {
+      const prov = p as CryptoProvider;
+      const aead = prov.aead(cipher, new Uint8Array(32));
+      const typed = (e: unknown): boolean => e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT';
+      for (const n of [0, 8, 11, 13, 16]) {
+        assert.throws(() => aead.seal(new Uint8Array(n), new Uint8Array(0), new Uint8Array(4), new Uint8Array(64), 0), typed);
+        assert.throws(() => aead.open(new Uint8Array(n), new Uint8Array(0), new Uint8Array(20), new Uint8Array(64), 0), typed);
+      }
+      assert.throws(() => aead.seal(new Uint8Array(12), new Uint8Array(0), new Uint8Array(4), new Uint8Array(19), 0), typed);
+      assert.throws(() => aead.open(new Uint8Array(12), new Uint8Array(0), new Uint8Array(20), new Uint8Array(3), 0), typed);
+      for (const k of [0, 16, 31, 33]) assert.throws(() => prov.aead(cipher, new Uint8Array(k)), typed);
+      assert.throws(() => prov.aead(AeadCipher.Null, new Uint8Array(32)), (e: unknown) => e instanceof NetlaneError);
+    });
+  }
 }
+
+test('property: node:crypto and sodium-native ChaCha20-Poly1305 agree byte for byte, and each opens what the other sealed', { skip: NO_SODIUM }, () => {
+  const fast = sodium as CryptoProvider;
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 12, maxLength: 12 }), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 1500 }), (key, nonce, aad, pt) => {
+      const a = new Uint8Array(pt.length + 16);
+      const b = new Uint8Array(pt.length + 16);
+      provider.aead(AeadCipher.ChaCha20Poly1305, key).seal(nonce, aad, pt, a, 0);
+      fast.aead(AeadCipher.ChaCha20Poly1305, key).seal(nonce, aad, pt, b, 0);
+      const back = new Uint8Array(pt.length);
+      return Buffer.from(a).equals(Buffer.from(b)) && fast.aead(AeadCipher.ChaCha20Poly1305, key).open(nonce, aad, a, back, 0) === pt.length && Buffer.from(back).equals(Buffer.from(pt)) && provider.aead(AeadCipher.ChaCha20Poly1305, key).open(nonce, aad, b, back, 0) === pt.length;
+    }),
+    { seed: seedOr(94), numRuns: 300 },
+  );
+});
+
+test('sodium-native: sealing into a buffer that overlaps the plaintext at another offset gives the same bytes as sealing a copy', { skip: NO_SODIUM }, () => {
+  const aead = (sodium as CryptoProvider).aead(AeadCipher.ChaCha20Poly1305, new Uint8Array(32).fill(5));
+  const nonce = new Uint8Array(12).fill(3);
+  const pt = Uint8Array.from({ length: 100 }, (_, i) => i);
+  const want = new Uint8Array(116);
+  aead.seal(nonce, new Uint8Array(0), pt, want, 0);
+  for (const [from, to] of [[10, 0], [0, 10], [3, 4]] as const) {
+    const buf = new Uint8Array(140);
+    buf.set(pt, from);
+    assert.equal(aead.seal(nonce, new Uint8Array(0), buf.subarray(from, from + 100), buf, to), 116);
+    assert.equal(toHex(buf.subarray(to, to + 116)), toHex(want), `plaintext at ${from}, sealed at ${to}`);
+  }
+});
+
+test('provider choice: a missing or broken sodium-native falls back to node:crypto, named with the reason; present, it prefers ChaCha20-Poly1305', () => {
+  const missing = loadSodium('netlane-no-such-package');
+  assert.equal(missing.ok, false);
+  const fallback = providerFromLoad(missing);
+  assert.ok(fallback instanceof NodeCryptoProvider);
+  assert.match(fallback.name, /^node:crypto \(sodium-native not loaded: .*netlane-no-such-package/);
+  assert.equal(fallback.preferredCipher, AeadCipher.Aes256Gcm);
+  // A module without the functions is refused too (node:fs stands in for a broken build).
+  const broken = loadSodium('node:fs');
+  assert.equal(broken.ok, false);
+  if (!broken.ok) assert.match(broken.reason, /no crypto_aead_chacha20poly1305_ietf functions/);
+  const off = defaultCryptoProvider({ sodium: false });
+  assert.equal(off.name, 'node:crypto');
+  assert.equal(off.preferredCipher, AeadCipher.Aes256Gcm);
+  const auto = defaultCryptoProvider();
+  if (sodium) {
+    assert.ok(auto instanceof SodiumCryptoProvider);
+    assert.equal(auto.name, 'sodium-native ChaCha20-Poly1305 + node:crypto');
+    assert.equal(auto.preferredCipher, AeadCipher.ChaCha20Poly1305);
+    assert.equal(loadSodium('sodium-native').ok, true);
+  } else {
+    assert.match(auto.name, /^node:crypto \(sodium-native not loaded: /);
+    assert.equal(auto.preferredCipher, AeadCipher.Aes256Gcm);
+  }
+});
 
 test('X25519: all-zero and small-order peer keys give no shared secret; honest keys agree', () => {
   const a = provider.generateKeyExchange();
@@ -119,12 +256,16 @@ test('property: packet nonces are distinct for distinct packet numbers (10^6 con
   );
 });
 
-test('key update: both directions move to new keys under reordering, no packet is lost to the change', () => {
+for (const [label, prov, cipher, skip] of [
+  ['node:crypto AES-256-GCM', provider, AeadCipher.Aes256Gcm, false],
+  ['sodium-native ChaCha20-Poly1305', sodium, AeadCipher.ChaCha20Poly1305, NO_SODIUM],
+] as const) test(`key update (${label}): both directions move to new keys under reordering, no packet is lost to the change`, { skip }, () => {
+  const provider = prov as CryptoProvider;
   const rng = new SeededRng(seedOr(92));
   const s1 = new Uint8Array(32).fill(1);
   const s2 = new Uint8Array(32).fill(2);
-  const a = new SessionKeys(provider, AeadCipher.Aes256Gcm, s1, s2, 50);
-  const b = new SessionKeys(provider, AeadCipher.Aes256Gcm, s2, s1, 50);
+  const a = new SessionKeys(provider, cipher, s1, s2, 50);
+  const b = new SessionKeys(provider, cipher, s2, s1, 50);
   const hdr = (phase: boolean): Uint8Array => new Uint8Array([0x80 | (phase ? 0x40 : 0), 0, 0, 0, 1, 0, 0]);
   let pnA = 0;
   let pnB = 0;

@@ -1,0 +1,61 @@
+/**
+ * Copies of small byte strings carved out of shared slabs, as Node's Buffer pool does: a copy is a view
+ * into a 16 KiB ArrayBuffer, so that a 100-byte message costs a view object and a memcpy instead of an
+ * ArrayBuffer of its own (whose backing store V8 allocates off-heap and tracks until a full GC). A slab
+ * is never written again once its space is handed out: a copy stays valid and unchanged for as long as
+ * it is referenced, and the slab is freed when the last copy in it is. A long-held small copy keeps its
+ * whole slab alive, which bounds the waste at {@link SLAB_BYTES} per held copy; larger strings get their
+ * own buffer.
+ */
+
+/** Bytes of one slab. */
+export const SLAB_BYTES = 16 * 1024;
+/** Strings longer than this are copied into a buffer of their own. */
+export const SLAB_MAX_COPY = 1024;
+
+/**
+ * Hands out regions of slabs: {@link reserve} room, write into {@link bytes} there, then {@link commit}
+ * what was written, which returns a view. A committed region is never handed out again.
+ */
+export class Slabs {
+  readonly #size: number;
+  /** The current slab: write at the offset {@link reserve} returned. */
+  bytes: Uint8Array;
+  #used = 0;
+
+  constructor(size: number) {
+    this.#size = size;
+    this.bytes = new Uint8Array(size);
+  }
+
+  /** Where `n` bytes may be written in {@link bytes} (a fresh slab when the current one has no room). */
+  reserve(n: number): number {
+    if (this.#used + n > this.bytes.length) {
+      this.bytes = new Uint8Array(Math.max(this.#size, n));
+      this.#used = 0;
+    }
+    return this.#used;
+  }
+
+  /** Hands out `bytes[at, at + n)` (written since {@link reserve} returned `at`) as a view. */
+  commit(at: number, n: number): Uint8Array {
+    this.#used = (at + n + 7) & ~7; // 8-byte aligned, so that a region can be read through a DataView cheaply
+    return this.bytes.subarray(at, at + n);
+  }
+}
+
+const copies = new Slabs(SLAB_BYTES);
+
+/** A copy of `src[start, end)` that never changes and that nothing else writes (a view into a slab when small). */
+export function copyBytes(src: Uint8Array, start: number, end: number): Uint8Array {
+  const n = end - start;
+  if (n > SLAB_MAX_COPY) return src.slice(start, end);
+  const at = copies.reserve(n);
+  const b = copies.bytes;
+  if (n <= 32) {
+    for (let i = 0; i < n; i++) b[at + i] = src[start + i] as number;
+  } else {
+    b.set(src.subarray(start, end), at);
+  }
+  return copies.commit(at, n);
+}
