@@ -15,7 +15,7 @@ import { Recovery } from './recovery.js';
 import { INITIAL_RTT_US } from './rtt.js';
 import { canTransition, STATE_NAMES } from './state.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
-import { NO_TIME, Timer, TimerTable, US_PER_MS, keepaliveDeadline, timersFor } from './timers.js';
+import { NO_TIME, Timer, TimerTable, US_PER_MS, keepaliveDeadline, statsDeadline, timersFor } from './timers.js';
 import { ConnectionState as S, EndReason, Result, apiState, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
 /** What a connection needs from its endpoint (the Endpoint implements it). */
@@ -137,7 +137,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.#lastRecvUs = now;
     this.#armIdle();
     this.#armKeepalive();
-    this.#timers.set(Timer.Stats, now + STATS_INTERVAL_US);
+    this.#timers.set(Timer.Stats, statsDeadline(now, STATS_INTERVAL_US));
   }
 
   /** The internal state (API-visible through `apiState`). */
@@ -521,7 +521,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen(need) ? Math.max(dataAt, this.cc.nextSendTimeUs(now, need)) : NO_TIME);
       t.set(Timer.Path, this.#path.timeoutUs());
     }
-    return t.next(timersFor(st, this.recovery.ackElicitingInFlight !== 0));
+    const mask = timersFor(st, this.recovery.ackElicitingInFlight !== 0);
+    // The stats interval wakes the connection only if it saw traffic; an idle one is closed lazily (#rollStats).
+    return t.next((st === S.Connected || st === S.Linger) && this.#interval.active ? mask | (1 << Timer.Stats) : mask);
   }
 
   /** Fires whatever timers have expired. */
@@ -583,7 +585,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     const t = this.#timers;
     if (!t.expired(Timer.Stats, now) || (this.#state !== S.Connected && this.#state !== S.Linger)) return;
     this.#interval.roll(now, this.#rx.largestPn);
-    t.set(Timer.Stats, now + STATS_INTERVAL_US);
+    t.set(Timer.Stats, statsDeadline(now, STATS_INTERVAL_US));
   }
 
   // ---------------------------------------------------------------- send path

@@ -152,9 +152,9 @@ export class PacketBuilder {
       }
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
-    // A STATS frame rides on a packet sent for another reason: never one of its own (with an ACK of ACK-only
-    // packets it would be a non-ack-eliciting packet answering non-ack-eliciting ones, each side's every second).
-    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response) {
+    // A STATS frame due goes at once with the ACK owed for an ack-eliciting packet, never with an ACK of ACK-only
+    // packets (a non-ack-eliciting packet answering non-ack-eliciting ones: idle peers would trade them each second).
+    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.dueUs !== NO_TIME)) {
       if (!closing && this.#lanes.pendingBytes === 0) cc.onAppLimited();
       return null;
     }

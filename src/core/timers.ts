@@ -25,9 +25,9 @@ export const Timer = {
   /** Nothing heard or sent for `KeepaliveInterval`: a PING goes out. */
   Keepalive: 3,
   /**
-   * The stats interval ends: rates and quality are recomputed and a STATS frame is owed. Never a wake-up by
-   * itself (no state's mask holds it): the interval is closed by the first packet in or out, status read, or
-   * other timer after it, so that an idle connection's stats cost no wake-up.
+   * The stats interval ends: rates and quality are recomputed and a STATS frame is owed. A wake-up only
+   * while packets came or went in the interval (the connection adds it to its mask); an idle interval is
+   * closed by the next packet in or out, status read or other timer, so that idle connections cost none.
    */
   Stats: 4,
   /** An ACK is due. */
@@ -79,6 +79,14 @@ export function keepaliveDeadline(lastRecvUs: number, lastKeepaliveUs: number, l
   const at = Math.max(lastRecvUs + intervalUs, lastKeepaliveUs + intervalUs, lastAskedUs + intervalUs * KEEPALIVE_ANSWERED_FACTOR);
   const grid = Math.max(1, Math.floor(intervalUs / KEEPALIVE_GRID_DIVISOR));
   return Math.ceil(at / grid) * grid;
+}
+
+/** The stats intervals of an endpoint's connections end on a common grid of 1/8 s, so that they share wake-ups. */
+const STATS_GRID_US = 125_000;
+
+/** When a stats interval that starts at `now` ends: `intervalUs` later, rounded up to the grid (at most 1/8 s longer). */
+export function statsDeadline(now: number, intervalUs: number): number {
+  return Math.ceil((now + intervalUs) / STATS_GRID_US) * STATS_GRID_US;
 }
 
 /**

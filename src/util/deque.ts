@@ -1,5 +1,5 @@
 /** The ring of every deque that has not held anything yet (never written: a push allocates first). */
-const NO_SLOTS: readonly never[] = [];
+const NO_SLOTS: never[] = [];
 /** Slots of a deque's first ring: an idle connection's queues hold a few items at most. */
 const FIRST_SLOTS = 8;
 
@@ -9,7 +9,7 @@ const FIRST_SLOTS = 8;
  * first ring has 8 slots: the many queues of idle connections stay small.
  */
 export class Deque<T> {
-  #buf: (T | undefined)[] = NO_SLOTS as (T | undefined)[];
+  #buf: (T | undefined)[] = NO_SLOTS;
   #head = 0;
   #len = 0;
   /** The ring the first growth past 8 slots jumps to (a power of two). */
