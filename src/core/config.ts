@@ -59,7 +59,7 @@ export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: ConfigSpec } = 
   SendRateMax: { def: 0x10000000, min: 1024, max: 0x10000000 },
   NagleTime: { def: 5000, min: 0, max: 20_000 },
   MTU_PacketSize: { def: 1200, min: 576, max: 1400 },
-  KeepaliveInterval: { def: 2000, min: 10, max: 600_000 },
+  KeepaliveInterval: { def: 5000, min: 10, max: 600_000 },
   Unencrypted: { def: 0, min: 0, max: 3 },
   Cipher: { def: 0, min: 0, max: 3 },
   IP_AllowWithoutAuth: { def: 2, min: 0, max: 2 },

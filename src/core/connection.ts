@@ -423,6 +423,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.#rollStats(now); // before this packet counts in the interval
     const plain = rx.open(keys, data);
     if (!plain) return;
+    if (this.isServer) this.#hs.confirmed();
     this.#heard(now);
     if (st === S.FinWait || st === S.ClosedByPeer || st === S.ProblemDetectedLocally) {
       // Stray packet after close: remind the peer (once per RTT at most).
