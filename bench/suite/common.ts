@@ -27,6 +27,11 @@ export interface Contender {
   readonly modes: readonly Mode[];
   /** Largest message it can carry (raw UDP: one datagram; larger bulk messages are cut into pieces). */
   readonly maxMessage: number;
+  /**
+   * Whether its send buffer pushes back (`writable()` false at SEND_BUFFER_CAP or the library's own limit).
+   * Those without (raw UDP, ENet, KCP) are held to a window of unacknowledged bytes instead.
+   */
+  readonly backPressure: boolean;
   serve(host: string, onLink: (link: Link) => void): Promise<{ port: number; close(): void }>;
   connect(host: string, port: number): Promise<Link>;
 }

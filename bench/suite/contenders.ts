@@ -13,6 +13,7 @@ const noop = (): void => undefined;
 const literalLookup = (host: string, _o: unknown, cb: (e: Error | null, a: string, f: number) => void): void => cb(null, host, host.includes(':') ? 6 : 4);
 
 // ---------------------------------------------------------------- raw UDP: the physical limit for Node
+const UDP_INFLIGHT = 64;
 class UdpLink implements Link {
   onMessage: (data: Uint8Array) => void = noop;
   inflight = 0;
@@ -31,7 +32,7 @@ class UdpLink implements Link {
   }
   flush(): void {}
   writable(): boolean {
-    return this.inflight < 64;
+    return this.inflight < UDP_INFLIGHT;
   }
   close(): void {
     if (this.connected) this.socket.close();
@@ -44,6 +45,7 @@ function udpSocket(host: string): dgram.Socket {
 
 const udp: Contender = {
   name: 'udp',
+    backPressure: false,
   modes: ['unreliable'],
   maxMessage: 1200,
   async serve(host, onLink) {
@@ -127,6 +129,7 @@ class TcpLink implements Link {
 function tcp(batched: boolean): Contender {
   return {
     name: batched ? 'tcp-batch' : 'tcp',
+    backPressure: true,
     modes: ['reliable'],
     maxMessage: Infinity,
     async serve(host, onLink) {
@@ -180,6 +183,7 @@ class WsLink implements Link {
 
 const ws: Contender = {
   name: 'ws',
+    backPressure: true,
   modes: ['reliable'],
   maxMessage: Infinity,
   async serve(host, onLink) {
@@ -221,6 +225,12 @@ interface EnetModule {
   Packet: new (data: Buffer, flags: number) => unknown;
   PACKET_FLAG: { RELIABLE: number };
 }
+
+/**
+ * Peer slots of an ENet host. host_service walks every slot on each call: with 4,000 slots (what the suite
+ * had) a ping-pong round trip cost 2.4x more (docs/BENCHMARKS.md). Only the connect measure needs more.
+ */
+export const enetOptions = { peers: 32 };
 
 /** ENet services its host every 10 ms by default; the bench services it on every datagram instead. */
 function driveEnet(host: EnetHost): void {
@@ -264,11 +274,12 @@ class EnetLink implements Link {
 
 const enet: Contender = {
   name: 'enet',
+    backPressure: false,
   modes: ['reliable', 'unreliable'],
   maxMessage: Infinity,
   async serve(host, onLink) {
     const mod = await importBench<EnetModule>('enet');
-    const h = await new Promise<EnetHost>((resolve, reject) => mod.createServer({ address: { address: host, port: 0 }, peers: 4000, channels: 2, down: 0, up: 0 }, (e, h) => (e ? reject(e) : resolve(h))));
+    const h = await new Promise<EnetHost>((resolve, reject) => mod.createServer({ address: { address: host, port: 0 }, peers: enetOptions.peers, channels: 2, down: 0, up: 0 }, (e, h) => (e ? reject(e) : resolve(h))));
     driveEnet(h);
     h.on('connect', (peer) => onLink(new EnetLink(mod, h, peer)));
     return { port: h.address().port, close: () => h.destroy() };
@@ -277,7 +288,7 @@ const enet: Contender = {
     const mod = await importBench<EnetModule>('enet');
     // One client host for all the connections a process makes: the compiled ENet fails past a few dozen hosts.
     enetClient ??= new Promise<EnetHost>((resolve, reject) =>
-      mod.createClient({ peers: 4000, channels: 2, down: 0, up: 0 }, (e, h) => {
+      mod.createClient({ peers: enetOptions.peers, channels: 2, down: 0, up: 0 }, (e, h) => {
         if (e) reject(e);
         else {
           driveEnet(h);
@@ -342,6 +353,7 @@ const KCP_CONVERSATION = 0x6e6c;
 
 const kcp: Contender = {
   name: 'kcp',
+    backPressure: false,
   modes: ['reliable'],
   // @hazae41/kcp sends one segment per message and never fragments: a message must fit a datagram.
   maxMessage: 1200,
@@ -432,6 +444,7 @@ function rtcConfig(host: string): object {
 
 const webrtc: Contender = {
   name: 'webrtc',
+    backPressure: true,
   modes: ['reliable', 'unreliable'],
   maxMessage: 1 << 20,
   async serve(host, onLink) {
@@ -526,6 +539,7 @@ function netlane(encrypted: boolean): Contender {
   const options = encrypted ? {} : { Unencrypted: 3 };
   return {
     name: encrypted ? 'netlane' : 'netlane-plain',
+    backPressure: true,
     modes: ['reliable', 'unreliable'],
     maxMessage: 512 * 1024,
     async serve(host, onLink) {

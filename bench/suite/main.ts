@@ -1,22 +1,37 @@
 // The benchmark suite: netlane against raw UDP, TCP, ws, ENet, KCP and WebRTC, each contender in its own
-// server and client processes on loopback, alternating round by round after a warm-up.
-//   npm run bench                  full suite (under 10 minutes)
-//   npm run bench -- --quick       smaller counts and shorter runs (under 2 minutes)
-//   npm run bench -- --only pingpong,bulk
-//   npm run bench -- --render bench/results/full.json    (tables from a saved run, nothing measured)
-// Writes bench/results/latest.json and regenerates the tables of docs/BENCHMARKS.md between its markers.
+// server and client processes on loopback, alternating round by round after a warm-up, with the plain
+// harnesses of bench/plain run in the same rounds as a check of the ruler itself.
+//   npm run bench                  full suite (under 15 minutes)
+//   npm run bench -- --quick       smaller counts and shorter runs (under 3 minutes)
+//   npm run bench -- --only pingpong,bulk    a subset (plain: the plain harnesses alone)
+//       --contenders udp,netlane   only these contenders (by contender or label)
+//       --rounds N                 rounds per comparison
+//       --place pinned|free        ping-pong under one placement only
+//       --out FILE                 where a subset run writes (default bench/results/partial.json)
+//   npm run bench -- --render bench/results/full.json[,more.json]   (tables from saved runs, merged; nothing measured)
+// Writes bench/results/full.json (quick.json, partial.json) and regenerates the tables of docs/BENCHMARKS.md
+// between its markers (a full or quick run, or --render).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BENCH_DIR, type Mode } from './common.js';
-import { renderTables, type Suite } from './report.js';
+import { renderTables, renderGoals, type Suite } from './report.js';
+import { runPlain, type PlainRun } from '../plain/lib.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
 const onlyArg = args[args.indexOf('--only') + 1];
 const ONLY = args.includes('--only') && onlyArg ? new Set(onlyArg.split(',')) : null;
+const contArg = args[args.indexOf('--contenders') + 1];
+const CONTENDERS_ONLY = args.includes('--contenders') && contArg ? new Set(contArg.split(',')) : null;
+const roundsArg = args.includes('--rounds') ? Number(args[args.indexOf('--rounds') + 1]) : null;
+const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
+/** `--place pinned` or `--place free`: ping-pong under that placement only. */
+const placeArg = args.includes('--place') ? args[args.indexOf('--place') + 1] : undefined;
+/** Old behaviours, to measure what each cost (see peer.ts): `servers` keeps every contender's server alive through a comparison. */
+const LEGACY = new Set((process.env.BENCH_LEGACY ?? '').split(','));
 const HOST = '127.0.0.1';
 const PEER = new URL('./peer.js', import.meta.url).pathname;
 const SCALE = new URL('./scale.js', import.meta.url).pathname;
@@ -96,16 +111,20 @@ function start(place: Place, script: string, rest: string[]): ChildProcess {
   p.once('exit', () => children.delete(p));
   return p;
 }
-function stop(p: ChildProcess): void {
-  if (p.exitCode === null && p.pid !== undefined) p.kill('SIGTERM');
+function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null || p.pid === undefined) return Promise.resolve();
+  return new Promise((resolve) => {
+    p.once('exit', () => resolve());
+    p.kill('SIGTERM');
+  });
 }
 
-async function server(contender: string, place: Place): Promise<{ port: number; proc: ChildProcess } | { error: string }> {
-  const proc = start(place, PEER, ['server', contender, HOST]);
+async function server(contender: string, place: Place, measure: string): Promise<{ port: number; proc: ChildProcess } | { error: string }> {
+  const proc = start(place, PEER, ['server', contender, HOST, measure]);
   try {
     return { port: Number(await lineFrom(proc, 'READY ', 15_000)), proc };
   } catch (err) {
-    stop(proc);
+    await stop(proc);
     return { error: (err as Error).message };
   }
 }
@@ -117,30 +136,57 @@ async function client(entry: Entry, port: number, place: Place, measure: string,
   } catch (err) {
     return { error: (err as Error).message };
   } finally {
-    stop(proc);
+    await stop(proc);
   }
 }
 
 let epoch = 1;
 
+/** The plain harness (bench/plain) that checks an entry of the suite, by label. */
+const PLAIN: Record<string, string> = { udp: 'udp', tcp: 'tcp', ws: 'ws', enet: 'enet', kcp: 'kcp', webrtc: 'webrtc', netlane: 'netlane' };
+
+interface PlainCheck {
+  readonly what: 'pingpong' | 'flood';
+  readonly env: Record<string, number>;
+  readonly into: Record<string, Run[]>;
+}
+
+async function plainRun(name: string, place: Place, check: PlainCheck): Promise<void> {
+  const r = (await runPlain(name, check.what, place.pin, check.env)) as PlainRun & Run;
+  (check.into[name] ??= []).push(r);
+  process.stdout.write(`  plain ${check.what} ${name}${place.pin ? ' pinned' : ''}: ${summary(r)}\n`);
+}
+
 /**
- * Runs `measure` for every entry at one placement: one server per contender, then `rounds` rounds, each
- * running every entry's client once in turn, so that a slow moment of the machine hits all contenders alike.
+ * Runs `measure` for every entry at one placement: `rounds` rounds, each running every entry once in turn,
+ * so that a slow moment of the machine hits all contenders alike. Each run has a server of its own, started
+ * before and stopped after it: no other contender's process is alive while one is measured. With `plain`,
+ * each entry that has a plain harness also runs it, right after its own run.
  */
-async function compare(entries: readonly Entry[], place: Place, measure: string, params: Record<string, unknown>, rounds: number, capMs: number): Promise<Record<string, Run[]>> {
+async function compare(all: readonly Entry[], place: Place, measure: string, params: Record<string, unknown>, rounds: number, capMs: number, plain?: PlainCheck): Promise<Record<string, Run[]>> {
+  const entries = CONTENDERS_ONLY ? all.filter((x) => CONTENDERS_ONLY.has(x.contender) || CONTENDERS_ONLY.has(x.label)) : all;
   const out: Record<string, Run[]> = {};
-  const servers = new Map<string, Awaited<ReturnType<typeof server>>>();
-  for (const en of entries) if (!servers.has(en.contender)) servers.set(en.contender, await server(en.contender, place));
-  for (let r = 0; r < rounds; r++) {
+  const shared = new Map<string, Awaited<ReturnType<typeof server>>>();
+  if (LEGACY.has('servers')) for (const en of entries) if (!shared.has(en.contender)) shared.set(en.contender, await server(en.contender, place, measure));
+  for (let r = 0; r < (roundsArg ?? rounds); r++) {
     for (const en of entries) {
-      const s = servers.get(en.contender);
-      const run = !s || 'error' in s ? { error: s ? s.error : 'no server' } : await client(en, s.port, place, measure, { ...params, epoch: epoch++ & 0x7fff }, capMs);
+      const s = shared.get(en.contender) ?? (await server(en.contender, place, measure));
+      const run = 'error' in s ? { error: s.error } : await client(en, s.port, place, measure, { ...params, epoch: epoch++ & 0x7fff }, capMs);
+      if (!shared.has(en.contender) && !('error' in s)) await stop(s.proc);
       (out[en.label] ??= []).push(run);
       process.stdout.write(`  ${measure} ${en.label}${place.pin ? ' pinned' : ''}${place.netns ? ' (loss)' : ''}: ${summary(run)}\n`);
+      const name = PLAIN[en.label];
+      if (plain && name) await plainRun(name, place, plain);
     }
   }
-  for (const s of servers.values()) if (!('error' in s)) stop(s.proc);
+  for (const s of shared.values()) if (!('error' in s)) await stop(s.proc);
   return out;
+}
+
+/** The plain harnesses alone (`--only plain`), `rounds` rounds. */
+async function plainOnly(place: Place, check: PlainCheck, rounds: number): Promise<void> {
+  const names = Object.values(PLAIN).filter((n) => !CONTENDERS_ONLY || CONTENDERS_ONLY.has(n));
+  for (let r = 0; r < (roundsArg ?? rounds); r++) for (const n of names) await plainRun(n, place, check);
 }
 
 function summary(r: Run): string {
@@ -226,14 +272,17 @@ async function scale(connections: number, idleMs: number, busyMs: number): Promi
       upPerSec: busy.perSec ?? null,
       upP50: busy.p50 ?? null,
       upP99: busy.p99 ?? null,
+      upP999: busy.p999 ?? null,
       downPerSec: down.reduce((s, d) => s + (d.perSec ?? 0), 0),
+      downP50: Math.max(...down.map((d) => d.p50 ?? 0)),
       downP99: Math.max(...down.map((d) => d.p99 ?? 0)),
+      downP999: Math.max(...down.map((d) => d.p999 ?? 0)),
       busySeconds: busyMs / 1000,
     };
   } catch (err) {
     return { error: (err as Error).message };
   } finally {
-    for (const p of [srv, ...clients]) stop(p);
+    await Promise.all([srv, ...clients].map(stop));
   }
 }
 
@@ -268,12 +317,40 @@ async function relayRun(kind: string, size: number): Promise<Run> {
     try {
       return JSON.parse(await lineFrom(load, 'RESULT ', Q.ms + 20_000)) as Run;
     } finally {
-      stop(load);
+      await stop(load);
     }
   } catch (err) {
     return { error: (err as Error).message };
   } finally {
-    stop(fw);
+    await stop(fw);
+  }
+}
+
+/** One step of the run: its name, its estimated cost (s, from the cost model) and what it does. */
+interface Step {
+  readonly name: string;
+  readonly estimate: number;
+  readonly run: () => Promise<void>;
+}
+
+/** Seconds each kind of run takes beyond what it measures: processes started, imports, connects. */
+const OVERHEAD = { suite: 0.7, plain: 0.6, relay: 0.8 };
+const mmss = (secs: number): string => `${Math.floor(Math.round(secs) / 60)}:${String(Math.round(secs) % 60).padStart(2, '0')}`;
+
+/**
+ * Runs the steps, printing after each `[k/N] step, elapsed m:ss, about m:ss left`: what the model plans for
+ * the steps left, scaled by how long the done steps took against the model (with 30 s of the model's own
+ * word in it, so that one short step does not swing the estimate).
+ */
+async function runSteps(steps: readonly Step[]): Promise<void> {
+  const t0 = Date.now();
+  let estimatedDone = 0;
+  for (const [i, step] of steps.entries()) {
+    await step.run();
+    estimatedDone += step.estimate;
+    const elapsed = (Date.now() - t0) / 1000;
+    const left = steps.slice(i + 1).reduce((s, x) => s + x.estimate, 0) * ((elapsed + 30) / (estimatedDone + 30));
+    console.log(`[${i + 1}/${steps.length}] ${step.name}, elapsed ${mmss(elapsed)}, about ${mmss(left)} left`);
   }
 }
 
@@ -281,102 +358,165 @@ async function main(): Promise<void> {
   installContenders();
   const began = Date.now();
   const suite: Suite = {
-    command: `npm run bench${QUICK ? ' -- --quick' : ''}${ONLY ? ` -- --only ${[...ONLY].join(',')}` : ''}`,
+    command: `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`,
     date: new Date().toISOString(),
     node: process.version,
     machine: `${cpus().length} x ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}`,
     quick: QUICK,
-    rounds: Q.rounds,
+    rounds: roundsArg ?? Q.rounds,
     measures: {},
     notes: [],
   };
   const m = suite.measures;
+  const steps: Step[] = [];
+  const R = roundsArg ?? Q.rounds;
+  const count = (list: readonly Entry[]): number => (CONTENDERS_ONLY ? list.filter((x) => CONTENDERS_ONLY.has(x.contender) || CONTENDERS_ONLY.has(x.label)).length : list.length);
+  const plains = (list: readonly Entry[]): number => list.filter((x) => PLAIN[x.label] && (!CONTENDERS_ONLY || CONTENDERS_ONLY.has(x.contender) || CONTENDERS_ONLY.has(x.label))).length;
+  /** A comparison as a step: its cost is runs x (overhead + what one run measures), plain checks included. */
+  const step = (name: string, list: readonly Entry[], rounds: number, perRun: number, run: () => Promise<void>, plainPerRun = 0): void => {
+    const withPlain = plainPerRun > 0 && want('plain');
+    steps.push({ name, estimate: rounds * (count(list) * (OVERHEAD.suite + perRun) + (withPlain ? plains(list) * (OVERHEAD.plain + plainPerRun) : 0)), run });
+  };
+
   const ppParams = { n: Q.pp, warm: Q.ppWarm, size: 64 };
+  const ppSecs = ((Q.pp + Q.ppWarm) * 150) / 1e6;
+  const plainPp = { N: Q.pp, WARM: Q.ppWarm };
+  const plainFl = { MS: Q.ms, WARM_MS: Q.warmMs };
+  const check = (what: 'pingpong' | 'flood', key: string, env: Record<string, number>): PlainCheck | undefined => (want('plain') ? { what, env, into: (m[key] ??= {}) } : undefined);
   if (want('pingpong')) {
-    console.log('ping-pong, 64 B');
-    m.pingpongFree = await compare(ALL_PINGPONG, FREE, 'pingpong', ppParams, Q.rounds, 60_000);
-    m.pingpongPinned = await compare(ALL_PINGPONG, PINNED, 'pingpong', ppParams, Q.rounds, 60_000);
+    if (placeArg !== 'pinned') step('ping-pong, 64 B, free', ALL_PINGPONG, R, ppSecs, async () => void (m.pingpongFree = await compare(ALL_PINGPONG, FREE, 'pingpong', ppParams, R, 60_000, check('pingpong', 'plainPingpongFree', plainPp))), ppSecs);
+    if (placeArg !== 'free') step('ping-pong, 64 B, pinned', ALL_PINGPONG, R, ppSecs, async () => void (m.pingpongPinned = await compare(ALL_PINGPONG, PINNED, 'pingpong', ppParams, R, 60_000, check('pingpong', 'plainPingpongPinned', plainPp))), ppSecs);
+  } else if (want('plain') && !want('throughput')) {
+    // `--only plain`: the plain harnesses alone. Listed with pingpong or throughput, they run in its rounds.
+    const only = (what: 'pingpong' | 'flood', place: Place, key: string, env: Record<string, number>, secs: number, name: string): void =>
+      void steps.push({ name, estimate: R * 7 * (OVERHEAD.plain + secs), run: () => plainOnly(place, { what, env, into: (m[key] ??= {}) }, R) });
+    only('pingpong', FREE, 'plainPingpongFree', plainPp, ppSecs, 'plain ping-pong, free');
+    only('pingpong', PINNED, 'plainPingpongPinned', plainPp, ppSecs, 'plain ping-pong, pinned');
+    only('flood', FREE, 'plainFlood', plainFl, (Q.ms + Q.warmMs) / 1000, 'plain flood, 100 B');
   }
   const tput = { durationMs: Q.ms, warmMs: Q.warmMs, size: 100 };
+  const tputSecs = (Q.ms + Q.warmMs) / 1000 + 0.2;
   if (want('throughput')) {
-    console.log('small messages, 100 B one way');
-    m.reliableSmall = await compare(RELIABLE_SMALL, FREE, 'throughput', tput, Q.rounds, 30_000);
-    m.unreliableSmall = await compare(UNRELIABLE_SMALL, FREE, 'throughput', tput, Q.rounds, 30_000);
+    // The plain flood checks both tables: raw UDP (unreliable) in the second, the reliable contenders in the first.
+    const fl = check('flood', 'plainFlood', plainFl);
+    step('small reliable messages, 100 B', RELIABLE_SMALL, R, tputSecs, async () => void (m.reliableSmall = await compare(RELIABLE_SMALL, FREE, 'throughput', tput, R, 30_000, fl)), tputSecs);
+    step('small unreliable messages, 100 B', UNRELIABLE_SMALL, R, tputSecs, async () => void (m.unreliableSmall = await compare(UNRELIABLE_SMALL, FREE, 'throughput', tput, R, 30_000, fl)), tputSecs);
   }
   if (want('bulk')) {
-    console.log('bulk, reliable');
-    m.bulk64k = await compare(BULK, FREE, 'throughput', { ...tput, size: 64 * 1024 }, Q.rounds, 30_000);
-    m.bulk512k = await compare(BULK, FREE, 'throughput', { ...tput, size: 512 * 1024 }, Q.rounds, 30_000);
+    step('bulk, 64 KiB reliable', BULK, R, tputSecs, async () => void (m.bulk64k = await compare(BULK, FREE, 'throughput', { ...tput, size: 64 * 1024 }, R, 30_000)));
+    step('bulk, 512 KiB reliable', BULK, R, tputSecs, async () => void (m.bulk512k = await compare(BULK, FREE, 'throughput', { ...tput, size: 512 * 1024 }, R, 30_000)));
   }
   if (want('loss') || want('hol')) {
     const ns = new LossNamespace();
-    const why = ns.make();
-    if (why) {
-      suite.notes.push(`Loss and head-of-line measures skipped: ${why}.`);
-      console.log(`loss measures skipped: ${why}`);
-    } else {
-      const place: Place = { pin: false, netns: ns.name };
-      try {
-        if (want('loss')) {
-          for (const pct of Q.lossLevels) {
-            console.log(`loss ${pct}% each way (nftables in ${ns.name})`);
-            ns.setLoss(pct);
-            m[`lossPingpong${pct}`] = await compare(LOSSY, place, 'pingpong', { n: Q.lossPp, warm: 50, size: 64 }, 1, Q.lossCapMs);
-            m[`lossThroughput${pct}`] = await compare(LOSSY, place, 'throughput', { ...tput, durationMs: Q.lossMs }, 1, 30_000);
-          }
+    let why: string | null = null;
+    const place: Place = { pin: false, netns: ns.name };
+    steps.push({
+      name: 'loss namespace',
+      estimate: 0.5,
+      run: async () => {
+        why = ns.make();
+        if (why) {
+          suite.notes.push(`Loss and head-of-line measures skipped: ${why}.`);
+          console.log(`loss measures skipped: ${why}`);
         }
-        if (want('hol')) {
-          console.log('head-of-line: 60 Hz positions with and without a bulk transfer, 5% loss');
-          ns.setLoss(5);
-          m.holAlone = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: false }, 1, Q.holMs + 20_000);
-          m.holBulk = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: true }, 1, Q.holMs + 20_000);
-        }
-      } finally {
-        ns.remove();
+      },
+    });
+    const inNs = (name: string, list: readonly Entry[], perRun: number, loss: number, fn: () => Promise<void>): void =>
+      step(name, list, 1, perRun, async () => {
+        if (why) return;
+        ns.setLoss(loss);
+        await fn();
+      });
+    if (want('loss')) {
+      for (const pct of Q.lossLevels) {
+        inNs(`ping-pong at ${pct} % loss`, LOSSY, (Q.lossPp * (pct > 0 ? 5000 : 300)) / 1e6 + 0.3, pct, async () => void (m[`lossPingpong${pct}`] = await compare(LOSSY, place, 'pingpong', { n: Q.lossPp, warm: 50, size: 64 }, 1, Q.lossCapMs)));
+        inNs(`100 B reliable at ${pct} % loss`, LOSSY, (Q.lossMs + Q.warmMs) / 1000 + 0.5, pct, async () => void (m[`lossThroughput${pct}`] = await compare(LOSSY, place, 'throughput', { ...tput, durationMs: Q.lossMs }, 1, 30_000)));
       }
     }
+    if (want('hol')) {
+      inNs('head-of-line, positions alone, 5 % loss', HOL, Q.holMs / 1000 + 0.5, 5, async () => void (m.holAlone = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: false }, 1, Q.holMs + 20_000)));
+      inNs('head-of-line, positions with bulk, 5 % loss', HOL, Q.holMs / 1000 + 0.5, 5, async () => void (m.holBulk = await compare(HOL, place, 'hol', { durationMs: Q.holMs, bulk: true }, 1, Q.holMs + 20_000)));
+    }
+    steps.push({ name: 'loss namespace removed', estimate: 0.1, run: async () => ns.remove() });
   }
   if (want('relay')) {
     for (const size of [128, 1200]) {
-      console.log(`relay forwarding, ${size} B: netlane relay node vs a naive dgram forwarder`);
-      const runs: Record<string, Run[]> = { naive: [], netlane: [] };
-      for (let round = 0; round < Q.rounds; round++) for (const kind of ['naive', 'netlane']) runs[kind]?.push(await relayRun(kind, size));
-      m[`relay${size}`] = runs;
+      steps.push({
+        name: `relay forwarding, ${size} B`,
+        estimate: R * 2 * (OVERHEAD.relay + Q.ms / 1000 + Math.min(2, Q.ms / 2000) + 0.3),
+        run: async () => {
+          const runs: Record<string, Run[]> = { naive: [], netlane: [] };
+          for (let round = 0; round < R; round++)
+            for (const kind of ['naive', 'netlane']) {
+              const r = await relayRun(kind, size);
+              runs[kind]?.push(r);
+              console.log(`  relay ${size} B ${kind}: ${summary(r)}`);
+            }
+          m[`relay${size}`] = runs;
+        },
+      });
     }
   }
-  if (want('connect')) {
-    console.log('connections per second');
-    m.connect = await compare(CONNECT, FREE, 'connect', { connections: Q.conns, concurrency: 16 }, Q.rounds, 60_000);
-  }
+  if (want('connect')) step('connections per second', CONNECT, R, Q.conns / 1500, async () => void (m.connect = await compare(CONNECT, FREE, 'connect', { connections: Q.conns, concurrency: 16 }, R, 60_000)));
   if (want('scale')) {
-    console.log(`server scale: ${Q.scaleConns} netlane connections from 2 client processes, 30 Hz x 100 B each way`);
-    const r = await scale(Q.scaleConns, Q.scaleIdleMs, Q.scaleBusyMs);
-    console.log(`  ${summary(r)}`);
-    m.scale = { netlane: [r] };
+    steps.push({
+      name: `server scale, ${Q.scaleConns} connections`,
+      estimate: 3 + Q.scaleConns / 800 + (Q.scaleIdleMs + Q.scaleBusyMs) / 1000 + 2,
+      run: async () => {
+        const r = await scale(Q.scaleConns, Q.scaleIdleMs, Q.scaleBusyMs);
+        console.log(`  scale: ${summary(r)}`);
+        m.scale = { netlane: [r] };
+      },
+    });
   }
+  console.log(`${steps.length} steps, about ${mmss(steps.reduce((x, st) => x + st.estimate, 0))} planned`);
+  await runSteps(steps);
   suite.seconds = Math.round((Date.now() - began) / 1000);
   const dir = join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, ONLY ? 'partial.json' : QUICK ? 'quick.json' : 'full.json');
+  const file = outArg ?? join(dir, ONLY || CONTENDERS_ONLY || roundsArg || placeArg ? 'partial.json' : QUICK ? 'quick.json' : 'full.json');
   writeFileSync(file, `${JSON.stringify(suite, null, 1)}\n`);
-  if (!ONLY) render(suite);
-  console.log(`done in ${suite.seconds} s: ${file}${ONLY ? '' : ', docs/BENCHMARKS.md'}`);
+  const partial = Boolean(ONLY || CONTENDERS_ONLY || roundsArg || placeArg);
+  if (!partial) render(suite);
+  console.log(`done in ${suite.seconds} s: ${file}${partial ? '' : ', docs/BENCHMARKS.md'}`);
 }
 
-/** Rewrites the tables of docs/BENCHMARKS.md between its markers. */
+/** Several saved runs as one: measures of later files replace those of earlier ones; notes and commands are kept. */
+function merge(files: readonly string[]): Suite {
+  const all = files.map((f) => JSON.parse(readFileSync(f, 'utf8')) as Suite);
+  const first = all[0];
+  if (!first) throw new Error('--render needs a file');
+  if (all.length === 1) return first;
+  return {
+    ...first,
+    command: all.map((x) => x.command).join('; '),
+    seconds: all.reduce((t, x) => t + (x.seconds ?? 0), 0),
+    measures: Object.assign({}, ...all.map((x) => x.measures)) as Suite['measures'],
+    notes: all.flatMap((x) => x.notes),
+    sources: files.map((f) => f.replace(/^.*bench\/results\//, 'bench/results/')),
+  };
+}
+
+/** Rewrites the generated parts of docs/BENCHMARKS.md: the tables and the goals, each between its markers. */
 function render(suite: Suite): void {
   const doc = join(ROOT, 'docs', 'BENCHMARKS.md');
-  const text = readFileSync(doc, 'utf8');
-  const begin = '<!-- suite:begin -->';
-  const end = '<!-- suite:end -->';
-  const i = text.indexOf(begin);
-  const j = text.indexOf(end);
-  if (i < 0 || j < i) throw new Error('docs/BENCHMARKS.md has no suite markers');
-  writeFileSync(doc, `${text.slice(0, i + begin.length)}\n${renderTables(suite)}\n${text.slice(j)}`);
+  let text = readFileSync(doc, 'utf8');
+  for (const [name, body] of [
+    ['suite', renderTables(suite)],
+    ['goals', renderGoals(suite)],
+  ] as const) {
+    const begin = `<!-- ${name}:begin -->`;
+    const end = `<!-- ${name}:end -->`;
+    const i = text.indexOf(begin);
+    const j = text.indexOf(end);
+    if (i < 0 || j < i) throw new Error(`docs/BENCHMARKS.md has no ${name} markers`);
+    text = `${text.slice(0, i + begin.length)}\n${body}\n${text.slice(j)}`;
+  }
+  writeFileSync(doc, text);
 }
 
 const cleanup = (): void => {
-  for (const p of children) stop(p);
+  for (const p of children) void stop(p);
   spawnSync('sh', ['-c', `ip netns del nlbench${process.pid} 2>/dev/null`]);
 };
 process.on('SIGINT', () => {
@@ -385,7 +525,7 @@ process.on('SIGINT', () => {
 });
 const renderArg = args.includes('--render') ? args[args.indexOf('--render') + 1] : undefined;
 try {
-  if (renderArg) render(JSON.parse(readFileSync(renderArg, 'utf8')) as Suite);
+  if (renderArg) render(merge(renderArg.split(',')));
   else await main();
 } finally {
   cleanup();

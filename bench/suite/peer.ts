@@ -1,5 +1,5 @@
 // One process of a benchmark run: a server, or a client that runs one measure and prints its result.
-//   node dist/bench/suite/peer.js server CONTENDER HOST
+//   node dist/bench/suite/peer.js server CONTENDER HOST [MEASURE]
 //       prints `READY <port>`, then serves until killed.
 //   node dist/bench/suite/peer.js client CONTENDER HOST PORT MEASURE JSON_PARAMS
 //       prints `RESULT <json>` and exits.
@@ -20,7 +20,7 @@ import {
   type Link,
   type Mode,
 } from './common.js';
-import { contender } from './contenders.js';
+import { contender, enetOptions } from './contenders.js';
 
 /** The server sends a Progress message each time this many more Data bytes have arrived. */
 const PROGRESS_EVERY = 32 * 1024;
@@ -62,7 +62,7 @@ function serveLink(c: Contender, link: Link): void {
       ages.push(nowUs() - timeOf(b));
     } else if (kind === Kind.Report) {
       ages.sort((x, y) => x - y);
-      const body = Buffer.from(JSON.stringify({ count, bytes, positions, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), max: ages.at(-1) ?? null }));
+      const body = Buffer.from(JSON.stringify({ count, bytes, positions, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), p999: quantile(ages, 0.999), max: ages.at(-1) ?? null }));
       const m = message(HEADER + body.length, Kind.Result, replyMode, epoch, 0);
       m.set(body, HEADER);
       link.send(m, replyMode);
@@ -98,6 +98,12 @@ interface Params {
 
 type Result = Record<string, number | string | null>;
 
+/**
+ * Behaviours of the old suite, kept switchable so that what each cost can be measured again:
+ * `BENCH_LEGACY=alloc,watchdog,enetpeers,window` (and `servers`, in main.ts; docs/BENCHMARKS.md).
+ */
+export const LEGACY = new Set((process.env.BENCH_LEGACY ?? '').split(','));
+
 async function pingPong(link: Link, p: Params): Promise<Result> {
   const n = p.n ?? 1000;
   const warm = p.warm ?? 100;
@@ -106,49 +112,82 @@ async function pingPong(link: Link, p: Params): Promise<Result> {
   let seq = 0;
   let lost = 0;
   let sentAt = 0;
-  const timeoutUs = p.mode === 'reliable' ? 2_000_000 : 200_000;
-  const deadline = nowUs() + p.capMs * 1000;
-  let watchdog: ReturnType<typeof setInterval> | undefined;
+  const timeoutMs = p.mode === 'reliable' ? 2000 : 200;
+  const deadline = performance.now() + p.capMs;
+  // One buffer for the run: only the sequence number changes, and only once the previous ping is back.
+  const ping = message(size, Kind.Ping, p.mode, p.epoch, 0, 0);
+  let watchdog: ReturnType<typeof setTimeout> | undefined;
   await new Promise<void>((resolve) => {
-    const ping = (): void => {
-      if (seq >= warm + n || nowUs() > deadline) {
+    const send = (): void => {
+      if (seq >= warm + n || performance.now() > deadline) {
         resolve();
         return;
       }
-      sentAt = nowUs();
-      link.send(message(size, Kind.Ping, p.mode, p.epoch, seq, sentAt), p.mode);
+      sentAt = performance.now();
+      if (LEGACY.has('alloc')) link.send(message(size, Kind.Ping, p.mode, p.epoch, seq, nowUs()), p.mode);
+      else {
+        ping.writeUInt32LE(seq >>> 0, 4);
+        link.send(ping, p.mode);
+      }
       link.flush();
     };
     link.onMessage = (d) => {
       const b = view(d);
       if (kindOf(b) !== Kind.Ping || seqOf(b) !== seq) return;
-      if (seq >= warm) rtts.push(nowUs() - sentAt);
+      if (seq >= warm) rtts.push((performance.now() - sentAt) * 1000);
       seq++;
-      ping();
+      send();
     };
     // A lost ping (unreliable contenders) is counted and the next one sent; the cap ends a stalled run.
-    watchdog = setInterval(() => {
-      if (nowUs() > deadline) resolve();
-      else if (nowUs() - sentAt > timeoutUs) {
+    // The check runs every `timeoutMs`: a lost ping waits 1-2 timeouts, and the timer wakes no one meanwhile.
+    let last = -1;
+    const check = (): void => {
+      if (performance.now() > deadline) return resolve();
+      if (seq === last) {
         lost++;
         seq++;
-        ping();
+        send();
       }
-    }, 50);
-    ping();
+      last = seq;
+      watchdog = setTimeout(check, timeoutMs);
+    };
+    watchdog = LEGACY.has('watchdog')
+      ? setInterval(() => {
+          if (performance.now() > deadline) resolve();
+          else if (performance.now() - sentAt > timeoutMs) {
+            lost++;
+            seq++;
+            send();
+          }
+        }, 50)
+      : setTimeout(check, timeoutMs);
+    send();
   });
+  clearTimeout(watchdog);
   clearInterval(watchdog);
   rtts.sort((a, b) => a - b);
   return { samples: rtts.length, lost, p50: quantile(rtts, 0.5), p99: quantile(rtts, 0.99), p999: quantile(rtts, 0.999), max: rtts.at(-1) ?? null };
 }
 
-/** Sends Data for `ms` as fast as the contender takes it, within a window of unacknowledged bytes. */
+/**
+ * Sends Data for `ms` as fast as the contender takes it: while `writable()` (its send buffer under
+ * SEND_BUFFER_CAP or its own limit). A contender whose send buffer does not push back (raw UDP, ENet, KCP)
+ * is held to a window of unacknowledged bytes instead, which the server's Progress messages open. Each
+ * event-loop turn sends until the contender or the window says stop, at most 64 messages (256 KiB), so
+ * that the process reads its sockets between bursts. The window held every contender until it measured
+ * WebRTC at 0.6x and netlane at 0.75x of their plain harnesses (docs/BENCHMARKS.md; `BENCH_LEGACY=window`
+ * brings it back, `BENCH_WINDOW=bytes` and `BENCH_BURST=messages` change the two limits). Every message is
+ * the same buffer, never modified.
+ */
 function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, sizeOverride?: number): Promise<{ sent: number; sentBytes: number }> {
   const size = Math.min(sizeOverride ?? p.size ?? 100, c.maxMessage);
   const mode = p.mode;
-  const windowBytes = Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
+  const windowBytes = Number(process.env.BENCH_WINDOW ?? 0) || Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
+  const windowed = !c.backPressure || LEGACY.has('window');
+  const data = message(size, Kind.Data, mode, epoch, 0, 0);
+  const turnBudget = Number(process.env.BENCH_BURST ?? 0) || Math.max(1, Math.min(64, (256 * 1024) / size));
   let acked = 0;
-  let lastProgressUs = nowUs();
+  let lastProgressMs = performance.now();
   let sent = 0;
   let sentBytes = 0;
   const prev = link.onMessage;
@@ -156,25 +195,26 @@ function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, s
     const b = view(d);
     if (kindOf(b) === Kind.Progress && epochOf(b) === (epoch & 0xffff)) {
       acked = Math.max(acked, timeOf(b));
-      lastProgressUs = nowUs();
+      lastProgressMs = performance.now();
     } else prev(d);
   };
   return new Promise((resolve) => {
-    const end = nowUs() + ms * 1000;
+    const end = performance.now() + ms;
     const turn = (): void => {
-      const now = nowUs();
+      const now = performance.now();
       if (now >= end) {
+        link.onMessage = prev;
         resolve({ sent, sentBytes });
         return;
       }
       // Progress lost (unreliable contenders): after 50 ms without any, open the window again.
-      if (sentBytes - acked >= windowBytes && now - lastProgressUs > 50_000) {
+      if (sentBytes - acked >= windowBytes && now - lastProgressMs > 50) {
         acked = sentBytes;
-        lastProgressUs = now;
+        lastProgressMs = now;
       }
-      let budget = Math.max(1, Math.min(64, (256 * 1024) / size));
-      while (budget-- > 0 && sentBytes - acked < windowBytes && link.writable()) {
-        if (!link.send(message(size, Kind.Data, mode, epoch, sent), mode)) break;
+      let budget = turnBudget;
+      while (budget-- > 0 && (!windowed || sentBytes - acked < windowBytes) && link.writable()) {
+        if (!link.send(LEGACY.has('alloc') ? message(size, Kind.Data, mode, epoch, sent) : data, mode)) break;
         sent++;
         sentBytes += size;
       }
@@ -251,7 +291,7 @@ async function headOfLine(link: Link, c: Contender, p: Params): Promise<Result> 
   if (bulk) await bulk; // it ends on its own after the same `ms`
   const r = await report(link, c, epoch, 10_000);
   if (!r) return { error: 'no report from the server' };
-  return { positions, received: r.positions ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
+  return { positions, received: r.positions ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, p999: r.p999 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
 }
 
 async function connectRate(c: Contender, host: string, port: number, p: Params): Promise<Result> {
@@ -294,10 +334,12 @@ async function client(c: Contender, host: string, port: number, measure: string,
 
 const [role, name, host, ...rest] = process.argv.slice(2);
 if (!role || !name || !host) {
-  console.error('usage: peer.js server CONTENDER HOST | client CONTENDER HOST PORT MEASURE PARAMS');
+  console.error('usage: peer.js server CONTENDER HOST [MEASURE] | client CONTENDER HOST PORT MEASURE PARAMS');
   process.exit(2);
 }
 const c = contender(name);
+const measureArg = role === 'server' ? rest[0] : rest[1];
+enetOptions.peers = LEGACY.has('enetpeers') ? 4000 : measureArg === 'connect' ? 256 : 32;
 if (role === 'server') {
   await server(c, host);
 } else {

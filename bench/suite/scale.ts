@@ -60,6 +60,7 @@ class Traffic {
       perSec: this.received / secs,
       p50: quantile(this.ages, 0.5),
       p99: quantile(this.ages, 0.99),
+      p999: quantile(this.ages, 0.999),
       connections: this.links.size,
     };
   }

@@ -68,11 +68,10 @@ export interface NetworkingSocketsOptions {
   /** Sockets, timers and randomness. Default: real UDP (`udpRuntime`); `SimNetwork.runtime(ip)` runs the facade in virtual time. */
   readonly runtime?: Runtime;
   /**
-   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, right after
-   * the datagram that filled it is processed). A netlane extension for event-driven programs that
+   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, after the
+   * datagrams of one event-loop turn are processed). A netlane extension for event-driven programs that
    * do not poll every frame: receive from that connection until it returns fewer messages than asked, or
    * the next message will not call again. The handle is the connection's, even when it is in a poll group.
-   * What it sends in answer leaves at once, in the same event-loop callback.
    */
   readonly onReadable?: (connection: number) => void;
   /**
