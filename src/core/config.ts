@@ -26,7 +26,12 @@ export interface ConfigValues {
   readonly NagleTime: number;
   /** Largest UDP payload sent, bytes. */
   readonly MTU_PacketSize: number;
-  /** netlane: ms of silence from the peer after which a keepalive PING is sent. */
+  /**
+   * netlane: ms of silence from the peer after which a keepalive PING is sent (a server waits 1.5 times this
+   * after the client's last ack-eliciting packet: the client keeps the connection alive). Default 5000: an
+   * idle connection costs one PING and its ACK per 5 s, and `TimeoutConnected` (10 s) still sees the PING and
+   * its probe retransmissions. GNS sends its keepalive after 10 s of silence.
+   */
   readonly KeepaliveInterval: number;
   /** 0 = encrypted only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
   readonly Unencrypted: number;
@@ -59,7 +64,7 @@ export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: ConfigSpec } = 
   SendRateMax: { def: 0x10000000, min: 1024, max: 0x10000000 },
   NagleTime: { def: 5000, min: 0, max: 20_000 },
   MTU_PacketSize: { def: 1200, min: 576, max: 1400 },
-  KeepaliveInterval: { def: 2000, min: 10, max: 600_000 },
+  KeepaliveInterval: { def: 5000, min: 10, max: 600_000 },
   Unencrypted: { def: 0, min: 0, max: 3 },
   Cipher: { def: 0, min: 0, max: 3 },
   IP_AllowWithoutAuth: { def: 2, min: 0, max: 2 },

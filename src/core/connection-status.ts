@@ -46,6 +46,11 @@ export class IntervalStats {
   #firstPn = NO_PN;
   #packets = 0;
 
+  /** Whether a packet came in or went out in this interval (an idle connection's interval waits to be closed lazily). */
+  get active(): boolean {
+    return this.#packets > 0 || this.outMeter.packets > 0;
+  }
+
   /** An authenticated packet `pn` of `bytes` arrived. */
   onReceived(pn: number, bytes: number): void {
     this.inMeter.add(bytes);

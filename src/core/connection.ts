@@ -1,4 +1,5 @@
 import type { ConnectionKeys, HandshakeLayer, PeerInfo } from '../crypto/types.js';
+import type { HeapEntry } from '../util/heap.js';
 import { WireError } from '../wire/errors.js';
 import { AckTracker, MAX_ACK_DELAY_US } from './ack-tracker.js';
 import type { ConfigValues } from './config.js';
@@ -14,7 +15,7 @@ import { Recovery } from './recovery.js';
 import { INITIAL_RTT_US } from './rtt.js';
 import { canTransition, STATE_NAMES } from './state.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
-import { NO_TIME, Timer, TimerTable, US_PER_MS, timersFor } from './timers.js';
+import { NO_TIME, Timer, TimerTable, US_PER_MS, keepaliveDeadline, statsDeadline, timersFor } from './timers.js';
 import { ConnectionState as S, EndReason, Result, apiState, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
 /** What a connection needs from its endpoint (the Endpoint implements it). */
@@ -47,7 +48,13 @@ const CLOSE_REPEATS = 2;
  * Sans-IO: inputs are `handleDatagram` and `handleTimeout`, output is drained with `pollTransmit`.
  * The endpoint owns the table of connections and routes to them.
  */
-export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, StatusSource {
+export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, StatusSource, HeapEntry {
+  /** The endpoint's timer heap: this connection's deadline as last computed, and its place there. @internal */
+  heapKey = NO_TIME;
+  /** @internal */
+  heapIndex = -1;
+  /** The endpoint must recompute this connection's deadline before its next `pollTimeout`. @internal */
+  timerDirty = false;
   /** Our connection id: the handle, and the destination id of packets sent to us. */
   readonly localCid: number;
   /** The peer's connection id (0 until known). */
@@ -97,6 +104,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   /** The idle and keepalive timers run from these. */
   #lastRecvUs: number;
   #lastKeepaliveUs = 0;
+  /** Server: when the last packet that asked for an ack arrived (the client keeps the connection alive; see keepaliveDeadline). */
+  #lastAskedUs = Number.NEGATIVE_INFINITY;
   /** FinWait ends then; until then our CLOSE goes out again `#closeRepeats` more times. */
   #finWaitEndUs = 0;
   #closeRepeats = 0;
@@ -128,7 +137,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.#lastRecvUs = now;
     this.#armIdle();
     this.#armKeepalive();
-    this.#timers.set(Timer.Stats, now + STATS_INTERVAL_US);
+    this.#timers.set(Timer.Stats, statsDeadline(now, STATS_INTERVAL_US));
   }
 
   /** The internal state (API-visible through `apiState`). */
@@ -411,8 +420,10 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       return;
     }
     const rx = this.#rx;
+    this.#rollStats(now); // before this packet counts in the interval
     const plain = rx.open(keys, data);
     if (!plain) return;
+    if (this.isServer) this.#hs.confirmed();
     this.#heard(now);
     if (st === S.FinWait || st === S.ClosedByPeer || st === S.ProblemDetectedLocally) {
       // Stray packet after close: remind the peer (once per RTT at most).
@@ -429,6 +440,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       else throw e;
     } finally {
       this.#from = null;
+    }
+    if (this.isServer && this.#ack.dueUs !== NO_TIME) {
+      // An ACK is owed: the client sent an ack-eliciting packet, and it keeps the connection alive.
+      this.#lastAskedUs = now;
+      this.#armKeepalive();
     }
   }
 
@@ -489,7 +505,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   }
 
   #armKeepalive(): void {
-    this.#timers.set(Timer.Keepalive, Math.max(this.#lastRecvUs, this.#lastKeepaliveUs) + this.config.KeepaliveInterval * US_PER_MS);
+    this.#timers.set(Timer.Keepalive, keepaliveDeadline(this.#lastRecvUs, this.#lastKeepaliveUs, this.#lastAskedUs, this.config.KeepaliveInterval * US_PER_MS));
   }
 
   /** Absolute time (µs) of this connection's next timer; +Infinity if none. */
@@ -506,7 +522,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen(need) ? Math.max(dataAt, this.cc.nextSendTimeUs(now, need)) : NO_TIME);
       t.set(Timer.Path, this.#path.timeoutUs());
     }
-    return t.next(timersFor(st, this.recovery.ackElicitingInFlight !== 0));
+    const mask = timersFor(st, this.recovery.ackElicitingInFlight !== 0);
+    // The stats interval wakes the connection only if it saw traffic; an idle one is closed lazily (#rollStats).
+    return t.next((st === S.Connected || st === S.Linger) && this.#interval.active ? mask | (1 << Timer.Stats) : mask);
   }
 
   /** Fires whatever timers have expired. */
@@ -548,10 +566,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           this.#lastKeepaliveUs = now;
           this.#armKeepalive();
         }
-        if (t.expired(Timer.Stats, now)) {
-          this.#interval.roll(now, this.#rx.largestPn);
-          t.set(Timer.Stats, now + STATS_INTERVAL_US);
-        }
+        this.#rollStats(now);
         return;
       case S.None:
       case S.FindingRoute:
@@ -564,6 +579,14 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
         void never;
       }
     }
+  }
+
+  /** Closes the stats interval if it is over (Timer.Stats is never a wake-up of its own: see timers.ts). */
+  #rollStats(now: number): void {
+    const t = this.#timers;
+    if (!t.expired(Timer.Stats, now) || (this.#state !== S.Connected && this.#state !== S.Linger)) return;
+    this.#interval.roll(now, this.#rx.largestPn);
+    t.set(Timer.Stats, statsDeadline(now, STATS_INTERVAL_US));
   }
 
   // ---------------------------------------------------------------- send path
@@ -580,6 +603,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     const keys = this.#keys;
     if (!keys) return null;
     if (st === S.Connected || st === S.Linger) {
+      this.#rollStats(now); // a STATS frame owed since the interval ended rides on this packet
       if (this.#path.wantsProbe) {
         const probe = this.#tx.probe(now, keys);
         if (probe) return probe;
@@ -602,6 +626,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
 
   /** The real-time status (`getConnectionRealTimeStatus`). */
   status(now: number): ConnectionStatus {
+    this.#rollStats(now);
     return connectionStatus(this, this.#lanes, this.#interval, this.#rx.droppedUnreliable(), this.sendBudget(now), this.#keys?.keyUpdates ?? 0);
   }
 

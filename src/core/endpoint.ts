@@ -1,6 +1,7 @@
 import { addressGroup } from '../util/address.js';
 import { Admission } from '../util/admission.js';
 import { Deque } from '../util/deque.js';
+import { IndexedHeap } from '../util/heap.js';
 import { NetlaneError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { ControlType, decodeControl, encodeControl, type ControlPacket } from '../wire/control.js';
@@ -101,6 +102,14 @@ export interface EndpointStats {
   refusedMaxConnectionsPerAddress: number;
   /** CONNECT_REQUESTs refused because the address group held `maxPendingPerAddress` connections not accepted yet. */
   refusedMaxPendingPerAddress: number;
+  /**
+   * `handleTimeout` calls, and the connections they looked at: only those whose deadline had come (the
+   * timer heap's top), never the whole table. `timerVisits / timeoutCalls` is the work per timer.
+   */
+  timeoutCalls: number;
+  timerVisits: number;
+  /** Deadlines recomputed: once per connection an input, a command or a transmit touched, before the next poll. */
+  timerUpdates: number;
 }
 
 /**
@@ -123,6 +132,9 @@ export class Endpoint implements ConnectionHost {
     refusedMaxConnections: 0,
     refusedMaxConnectionsPerAddress: 0,
     refusedMaxPendingPerAddress: 0,
+    timeoutCalls: 0,
+    timerVisits: 0,
+    timerUpdates: 0,
   };
   readonly #rng: Rng;
   readonly #handshake: HandshakeLayer;
@@ -132,12 +144,24 @@ export class Endpoint implements ConnectionHost {
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
   readonly #byClient = new Map<string, Connection>();
+  /** Server: the `#byClient` key of each incoming connection, by handle (so that forgetting one is no scan). */
+  readonly #clientKeyOf = new Map<number, string>();
   /** Server: what each address group holds (groups with a live connection only). */
   readonly #load = new Map<string, AddressLoad>();
   /** Server: the address group each incoming connection from an IP address was admitted under, by handle. */
   readonly #groupOf = new Map<number, string>();
   /** Connections that may have something to send, in round-robin order. */
   readonly #dirty = new Set<Connection>();
+  /**
+   * Every connection with a deadline, keyed by it (µs): `pollTimeout` is a peek and `handleTimeout` pops what
+   * is due. A key may be early (the connection is looked at, finds nothing due, and goes back with its real
+   * deadline), never late: whatever can move a deadline touches its connection ({@link #touch}).
+   */
+  readonly #timers = new IndexedHeap<Connection>();
+  /** Connections whose deadline may have moved since it was last computed (each once, `timerDirty` set). */
+  readonly #touched: Connection[] = [];
+  /** The connections one `handleTimeout` found due (reused). */
+  readonly #due: Connection[] = [];
   readonly #events = new Deque<EndpointEvent>();
   /** Connections whose receive queue became non-empty since the last `pollReadable`. */
   readonly #readable = new Deque<number>();
@@ -227,7 +251,9 @@ export class Endpoint implements ConnectionHost {
   reconfigure(handle: number, values: Partial<Record<string, number>>): Result {
     const c = this.#conns.get(handle);
     if (!c) return Result.InvalidParam;
-    return c.reconfigure(resolveConfig(values, c.config)) ? Result.OK : Result.InvalidState;
+    const ok = c.reconfigure(resolveConfig(values, c.config));
+    this.#touch(c);
+    return ok ? Result.OK : Result.InvalidState;
   }
 
   /** The current configuration of a connection, or null for an unknown handle. */
@@ -248,7 +274,7 @@ export class Endpoint implements ConnectionHost {
     const conn = new Connection(this, this.#handshake, this.#newCid(), remote, false, cfg, now);
     this.#conns.set(conn.localCid, conn);
     conn.startClient(now);
-    this.#dirty.add(conn);
+    this.#wake(conn);
     return conn.localCid;
   }
 
@@ -257,7 +283,7 @@ export class Endpoint implements ConnectionHost {
     const c = this.#conns.get(handle);
     if (!c) return Result.InvalidParam;
     const r = c.accept(now, config ? resolveConfig(config, c.config) : null);
-    this.#dirty.add(c);
+    this.#wake(c);
     return r;
   }
 
@@ -265,7 +291,7 @@ export class Endpoint implements ConnectionHost {
   close(now: number, handle: number, reason = 0, debug = '', linger = false): Result {
     const c = this.#conns.get(handle);
     if (!c || !c.close(now, reason, debug, linger)) return Result.InvalidParam;
-    this.#dirty.add(c);
+    this.#wake(c);
     return Result.OK;
   }
 
@@ -278,7 +304,7 @@ export class Endpoint implements ConnectionHost {
     const c = this.#conns.get(handle);
     if (!c) return -Result.InvalidParam;
     const r = c.send(now, data, flags, lane);
-    if (r > 0) this.#dirty.add(c);
+    if (r > 0) this.#wake(c);
     return r;
   }
 
@@ -287,7 +313,7 @@ export class Endpoint implements ConnectionHost {
     const c = this.#conns.get(handle);
     if (!c) return Result.InvalidParam;
     c.flush(now);
-    this.#dirty.add(c);
+    this.#wake(c);
     return Result.OK;
   }
 
@@ -295,6 +321,7 @@ export class Endpoint implements ConnectionHost {
   configureLanes(handle: number, priorities: readonly number[], weights: readonly number[]): Result {
     const c = this.#conns.get(handle);
     if (!c) return Result.InvalidParam;
+    this.#touch(c);
     return c.configureLanes(priorities, weights);
   }
 
@@ -397,7 +424,7 @@ export class Endpoint implements ConnectionHost {
         }
         c.handleDatagram(now, data, from);
       } else c.handleDatagram(now, data);
-      this.#dirty.add(c);
+      this.#wake(c);
       this.#reap(c);
       return;
     }
@@ -441,7 +468,7 @@ export class Endpoint implements ConnectionHost {
         const existing = this.#byClient.get(key);
         if (existing) {
           existing.onDuplicateConnectRequest();
-          this.#dirty.add(existing);
+          this.#wake(existing);
           return;
         }
         if (p.version < this.#handshake.minProtocolVersion || p.version > this.#handshake.maxProtocolVersion) {
@@ -466,11 +493,13 @@ export class Endpoint implements ConnectionHost {
         const conn = new Connection(this, this.#handshake, serverCid, from, true, this.#config, now);
         this.#conns.set(serverCid, conn);
         this.#byClient.set(key, conn);
+        this.#clientKeyOf.set(serverCid, key);
         if (group !== null) {
           this.#groupOf.set(serverCid, group);
           if (!this.#load.has(group)) this.#load.set(group, { pending: 0, live: 0 });
         }
         conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer); // None -> Connecting: counted in #account
+        this.#touch(conn);
         return;
       }
       case 'challenge':
@@ -484,7 +513,7 @@ export class Endpoint implements ConnectionHost {
         if (p.type === 'challenge') c.onChallenge(now, p.version, p.cookie);
         else if (p.type === 'connectOk') c.onConnectOk(now, p.serverCid, p.payload);
         else c.onNoConnection(now);
-        this.#dirty.add(c);
+        this.#wake(c);
         return;
       }
       case 'closed': {
@@ -495,7 +524,7 @@ export class Endpoint implements ConnectionHost {
           return;
         }
         c.onClosedControl(now, p.reason, p.debug);
-        this.#dirty.add(c);
+        this.#wake(c);
         return;
       }
       default: {
@@ -555,15 +584,27 @@ export class Endpoint implements ConnectionHost {
     this.stats.statelessRepliesSent++;
   }
 
-  /** Fires expired timers of every connection. */
+  /**
+   * Fires expired timers: of the connections whose deadline has come (the top of the timer heap), each
+   * once; the others are not looked at.
+   */
   handleTimeout(now: number): void {
-    for (const c of this.#conns.values()) {
+    this.stats.timeoutCalls++;
+    this.#settleTimers(now);
+    const heap = this.#timers;
+    const due = this.#due;
+    for (let top = heap.peek(); top !== undefined && top.heapKey <= now; top = heap.peek()) due.push(heap.pop() as Connection);
+    this.stats.timerVisits += due.length;
+    for (let i = 0; i < due.length; i++) {
+      const c = due[i] as Connection;
       if (c.nextTimeoutUs(now) <= now) {
         c.handleTimeout(now);
         this.#dirty.add(c);
-        this.#reap(c);
       }
+      this.#touch(c); // back in the heap at its next deadline, before the next poll
+      this.#reap(c);
     }
+    due.length = 0;
   }
 
   /**
@@ -573,7 +614,7 @@ export class Endpoint implements ConnectionHost {
   handleRebind(): void {
     for (const c of this.#conns.values()) {
       c.onLocalRebind();
-      this.#dirty.add(c);
+      this.#wake(c);
     }
   }
 
@@ -581,8 +622,42 @@ export class Endpoint implements ConnectionHost {
     if (c.state !== S.Dead) return;
     this.#conns.delete(c.localCid);
     this.#dirty.delete(c);
+    this.#timers.delete(c);
     this.#groupOf.delete(c.localCid);
-    for (const [k, v] of this.#byClient) if (v === c) this.#byClient.delete(k);
+    const key = this.#clientKeyOf.get(c.localCid);
+    if (key !== undefined) {
+      this.#clientKeyOf.delete(c.localCid);
+      if (this.#byClient.get(key) === c) this.#byClient.delete(key);
+    }
+  }
+
+  /** The connection may have something to send, and its deadline may have moved. */
+  #wake(c: Connection): void {
+    this.#dirty.add(c);
+    this.#touch(c);
+  }
+
+  /** The connection's deadline may have moved: it is recomputed before the next poll (once, however often touched). */
+  #touch(c: Connection): void {
+    if (c.timerDirty) return;
+    c.timerDirty = true;
+    this.#touched.push(c);
+  }
+
+  /** Recomputes the deadlines of the touched connections: the heap is exact again (or early, never late). */
+  #settleTimers(now: number): void {
+    const list = this.#touched;
+    if (list.length === 0) return;
+    const heap = this.#timers;
+    this.stats.timerUpdates += list.length;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i] as Connection;
+      c.timerDirty = false;
+      const at = c.state === S.Dead ? Number.POSITIVE_INFINITY : c.nextTimeoutUs(now);
+      if (at === Number.POSITIVE_INFINITY) heap.delete(c);
+      else heap.set(c, at);
+    }
+    list.length = 0;
   }
 
   // ---------------------------------------------------------------- outputs
@@ -594,6 +669,7 @@ export class Endpoint implements ConnectionHost {
     for (const c of this.#dirty) {
       const t = c.pollTransmit(now);
       this.#dirty.delete(c);
+      this.#touch(c); // sending moves the ack, loss, pacing and keepalive deadlines
       if (t) {
         this.#dirty.add(c); // back of the line: round robin between connections
         return t;
@@ -605,12 +681,9 @@ export class Endpoint implements ConnectionHost {
 
   /** Absolute time (µs) at which `handleTimeout` must be called next, or null if never. */
   pollTimeout(now: number): number | null {
-    let t = Number.POSITIVE_INFINITY;
-    for (const c of this.#conns.values()) {
-      const ct = c.nextTimeoutUs(now);
-      if (ct < t) t = ct;
-    }
-    return t === Number.POSITIVE_INFINITY ? null : Math.max(now, Math.ceil(t));
+    this.#settleTimers(now);
+    const top = this.#timers.peek();
+    return top === undefined ? null : Math.max(now, Math.ceil(top.heapKey));
   }
 
   /** The handle of a connection that has received messages waiting since it was last reported, or null. */

@@ -61,6 +61,12 @@ export class HandshakeDriver {
     this.#connectOkPayload = replyPayload;
   }
 
+  /** Server: the client sent an authenticated packet, so it has our CONNECT_OK: no repeat is owed again, and its payload goes. */
+  confirmed(): void {
+    this.#connectOkPayload = null;
+    this.#sendConnectOk = false;
+  }
+
   /** Server: CONNECT_OK is owed (the application accepted, or the client repeated its CONNECT_REQUEST). */
   sendConnectOk(): void {
     this.#sendConnectOk = true;

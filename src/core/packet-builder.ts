@@ -152,7 +152,9 @@ export class PacketBuilder {
       }
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
-    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.pending)) {
+    // A STATS frame due goes at once with the ACK owed for an ack-eliciting packet, never with an ACK of ACK-only
+    // packets (a non-ack-eliciting packet answering non-ack-eliciting ones: idle peers would trade them each second).
+    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.dueUs !== NO_TIME)) {
       if (!closing && this.#lanes.pendingBytes === 0) cc.onAppLimited();
       return null;
     }

@@ -42,8 +42,8 @@ export class PathValidator {
   readonly #host: PathHost;
   /** The address under validation, or null. */
   #probe: SocketAddress | null = null;
-  /** The challenges sent to it, {@link PATH_DATA_BYTES} each. */
-  readonly #challenges = new Uint8Array(MAX_CHALLENGES * PATH_DATA_BYTES);
+  /** The challenges sent to it, {@link PATH_DATA_BYTES} each (allocated by the first validation: most connections never migrate). */
+  #challenges: Uint8Array | null = null;
   #sent = 0;
   /** Authenticated bytes received from the address under validation, and bytes sent to it. */
   #bytesFrom = 0;
@@ -55,7 +55,7 @@ export class PathValidator {
   #deadlineUs = NO_TIME;
   /** A PATH_RESPONSE owed: to where (null: none), and its data. */
   #responseTo: SocketAddress | null = null;
-  readonly #response = new Uint8Array(PATH_DATA_BYTES);
+  #response: Uint8Array | null = null;
   /** What the probe packet being built carries (set by {@link probeTo}, used by {@link writeProbe}). */
   #planResponse = false;
   #planChallenge = false;
@@ -83,6 +83,7 @@ export class PathValidator {
     if (!newest) return;
     if (probe !== null) this.#host.pathValidationsFailed++; // a newer address replaces it
     this.#probe = from;
+    this.#challenges ??= new Uint8Array(MAX_CHALLENGES * PATH_DATA_BYTES);
     this.#bytesFrom = bytes;
     this.#bytesTo = 0;
     this.#sent = 0;
@@ -95,7 +96,7 @@ export class PathValidator {
   /** A PATH_CHALLENGE arrived from `from`: its PATH_RESPONSE is owed there (only the latest challenge is answered). */
   onChallenge(from: SocketAddress, data: Uint8Array): void {
     this.#responseTo = from;
-    this.#response.set(data);
+    (this.#response ??= new Uint8Array(PATH_DATA_BYTES)).set(data);
   }
 
   /**
@@ -106,7 +107,7 @@ export class PathValidator {
   onResponse(from: SocketAddress, data: Uint8Array): boolean {
     const probe = this.#probe;
     if (probe === null || !sameAddress(probe, from)) return false;
-    const c = this.#challenges;
+    const c = this.#challenges as Uint8Array; // a validation is under way
     for (let i = 0; i < this.#sent; i++) {
       let same = true;
       for (let k = 0; k < PATH_DATA_BYTES; k++) {
@@ -173,7 +174,7 @@ export class PathValidator {
   writeProbe(w: Writer, now: number): void {
     if (this.#planResponse) this.writeResponse(w);
     if (this.#planChallenge) {
-      const c = this.#challenges.subarray(this.#sent * PATH_DATA_BYTES, (this.#sent + 1) * PATH_DATA_BYTES);
+      const c = (this.#challenges as Uint8Array).subarray(this.#sent * PATH_DATA_BYTES, (this.#sent + 1) * PATH_DATA_BYTES);
       for (let k = 0; k < PATH_DATA_BYTES; k += 4) {
         const r = this.#host.random32();
         c[k] = r >>> 24;
@@ -204,7 +205,7 @@ export class PathValidator {
 
   /** Writes the PATH_RESPONSE owed (see {@link responseOwedTo}). */
   writeResponse(w: Writer): void {
-    encodePathFrame(w, FrameType.PathResponse, this.#response);
+    encodePathFrame(w, FrameType.PathResponse, this.#response as Uint8Array); // set with #responseTo
     this.#responseTo = null;
     this.#host.pathResponsesSent++;
   }

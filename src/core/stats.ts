@@ -87,6 +87,11 @@ export class RateMeter {
     this.#bytes += bytes;
   }
 
+  /** Packets counted in the interval so far. */
+  get packets(): number {
+    return this.#packets;
+  }
+
   /** Closes the interval if `intervalUs` passed. Returns true when it did. */
   roll(now: number, intervalUs: number): boolean {
     const dt = now - this.#intervalStartUs;

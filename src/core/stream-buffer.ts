@@ -1,16 +1,23 @@
 import { Writer } from '../wire/writer.js';
 import { encodeMessageHeader } from '../wire/message-framing.js';
 
+/** The buffer of every stream that has held nothing yet. */
+const NO_BYTES = new Uint8Array(0);
+/** The first buffer a stream takes (when its first reliable message is queued). */
+const FIRST_BYTES = 4096;
+/** One writer for every stream: each append resets it (single-threaded, used within the call). */
+const writer = new Writer(NO_BYTES);
+
 /**
  * A lane's outgoing reliable byte stream, from the oldest unacknowledged byte to the newest queued one.
  * Bytes are addressed by absolute stream offset. Storage is one contiguous growable array, compacted
- * when the acknowledged prefix is released, so every range is a single `subarray` view.
+ * when the acknowledged prefix is released, so every range is a single `subarray` view. Nothing is
+ * allocated before the first reliable message: a lane that only sends unreliably, or not at all, holds no buffer.
  */
 export class StreamBuffer {
-  #buf = new Uint8Array(4096);
+  #buf = NO_BYTES;
   #start = 0;
   #len = 0;
-  readonly #w = new Writer(this.#buf);
   /** Stream offset of the first byte held. */
   base = 0;
 
@@ -22,9 +29,10 @@ export class StreamBuffer {
   /** Appends one framed message (header + payload) and returns its end offset. */
   appendMessage(data: Uint8Array, gap: number): number {
     this.#ensure(data.length + 16);
-    this.#w.reset(this.#buf, this.#start + this.#len);
-    encodeMessageHeader(this.#w, data.length, gap);
-    const p = this.#w.position;
+    const w = writer;
+    w.reset(this.#buf, this.#start + this.#len);
+    encodeMessageHeader(w, data.length, gap);
+    const p = w.position;
     this.#buf.set(data, p);
     this.#len = p + data.length - this.#start;
     return this.end;
@@ -49,11 +57,16 @@ export class StreamBuffer {
   #ensure(extra: number): void {
     const need = this.#len + extra;
     if (this.#start + need <= this.#buf.length) return;
+    if (this.#buf.length === 0 && need <= FIRST_BYTES) {
+      this.#buf = new Uint8Array(FIRST_BYTES);
+      this.#start = 0;
+      return;
+    }
     if (need <= this.#buf.length / 2) {
       // Plenty of room once the released prefix is reclaimed.
       this.#buf.copyWithin(0, this.#start, this.#start + this.#len);
     } else {
-      let cap = this.#buf.length * 2;
+      let cap = Math.max(FIRST_BYTES, this.#buf.length) * 2;
       while (cap < need * 2) cap *= 2;
       const next = new Uint8Array(cap);
       next.set(this.#buf.subarray(this.#start, this.#start + this.#len));

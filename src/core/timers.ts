@@ -24,7 +24,11 @@ export const Timer = {
   Idle: 2,
   /** Nothing heard or sent for `KeepaliveInterval`: a PING goes out. */
   Keepalive: 3,
-  /** The stats interval ends: rates and quality are recomputed and a STATS frame is owed. */
+  /**
+   * The stats interval ends: rates and quality are recomputed and a STATS frame is owed. A wake-up only
+   * while packets came or went in the interval (the connection adds it to its mask); an idle interval is
+   * closed by the next packet in or out, status read or other timer, so that idle connections cost none.
+   */
   Stats: 4,
   /** An ACK is due. */
   Ack: 5,
@@ -51,9 +55,39 @@ const TIMER_COUNT = Object.keys(Timer).length;
 export type TimerMask = number;
 
 const HANDSHAKE_TIMERS: TimerMask = (1 << Timer.Connect) | (1 << Timer.HandshakeRetry);
-const TRANSPORT_TIMERS: TimerMask = (1 << Timer.Idle) | (1 << Timer.Keepalive) | (1 << Timer.Stats) | (1 << Timer.Ack) | (1 << Timer.Loss) | (1 << Timer.Send) | (1 << Timer.Path);
+const TRANSPORT_TIMERS: TimerMask = (1 << Timer.Idle) | (1 << Timer.Keepalive) | (1 << Timer.Ack) | (1 << Timer.Loss) | (1 << Timer.Send) | (1 << Timer.Path);
 const CLOSING_TIMERS: TimerMask = 1 << Timer.FinWait;
 const NO_TIMERS: TimerMask = 0;
+
+/** Keepalive deadlines fall on a grid of 1/this of the interval, so that idle connections share wake-ups. */
+const KEEPALIVE_GRID_DIVISOR = 32;
+/**
+ * A server's keepalive waits this many intervals after a packet that asked for an ack (the client's PING or
+ * data): the client keeps the connection alive, and its next PING comes first. With one rule on both sides,
+ * both would PING each interval: each one's deadline runs from the other's last packet, so they fall together.
+ */
+const KEEPALIVE_ANSWERED_FACTOR = 1.5;
+
+/**
+ * When the keepalive PING goes out: `intervalUs` after the last packet heard or the last PING sent, and (a
+ * server) 1.5 intervals after the last heard packet that asked for an ack (`lastAskedUs`; -Infinity for a
+ * client), rounded up to a grid of 1/32 of the interval (62.5 ms at the default 2 s) so that the keepalives
+ * of many idle connections share an endpoint's wake-ups. An idle connection so costs one PING and its ACK
+ * per interval, from the client while it lives.
+ */
+export function keepaliveDeadline(lastRecvUs: number, lastKeepaliveUs: number, lastAskedUs: number, intervalUs: number): number {
+  const at = Math.max(lastRecvUs + intervalUs, lastKeepaliveUs + intervalUs, lastAskedUs + intervalUs * KEEPALIVE_ANSWERED_FACTOR);
+  const grid = Math.max(1, Math.floor(intervalUs / KEEPALIVE_GRID_DIVISOR));
+  return Math.ceil(at / grid) * grid;
+}
+
+/** The stats intervals of an endpoint's connections end on a common grid of 1/8 s, so that they share wake-ups. */
+const STATS_GRID_US = 125_000;
+
+/** When a stats interval that starts at `now` ends: `intervalUs` later, rounded up to the grid (at most 1/8 s longer). */
+export function statsDeadline(now: number, intervalUs: number): number {
+  return Math.ceil((now + intervalUs) / STATS_GRID_US) * STATS_GRID_US;
+}
 
 /**
  * The timers that can fire in `state`. `inFlight`: ack-eliciting packets are outstanding; their acks or
@@ -87,7 +121,8 @@ export function timersFor(state: ConnectionState, inFlight: boolean): TimerMask 
  * the connection's state: the caller names them with a {@link TimerMask} from {@link timersFor}.
  */
 export class TimerTable {
-  readonly #at = new Float64Array(TIMER_COUNT).fill(NO_TIME);
+  /** A plain array of doubles: smaller than a Float64Array (no ArrayBuffer, no external store) for the same reads. */
+  readonly #at: number[] = new Array<number>(TIMER_COUNT).fill(NO_TIME);
 
   /** The deadline of `t` ({@link NO_TIME} when not armed). */
   get(t: Timer): number {

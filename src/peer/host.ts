@@ -102,7 +102,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       s = new PeerSession<A>(spec.key, spec.peerId, spec.direct, this.#o.app(spec.key), now);
       this.#sessions.set(spec.key, s);
       // Its idle deadline only moves later with use: the timer table recomputes it when it falls due.
-      if (this.#policy.idleTimeoutUs !== null) this.#timers.lower(now + this.#policy.idleTimeoutUs);
+      if (this.#policy.idleTimeoutUs !== null) this.#timers.lower(s, now + this.#policy.idleTimeoutUs);
     }
     return s;
   }
@@ -148,6 +148,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, st.peerId, false);
     this.#pending.delete(s);
     this.#sessions.delete(s.key);
+    this.#timers.forget(s);
     if (s.wanted && s.peerId !== null) this.#unpermit(now, s.peerId);
     this.#syncPermits(now);
   }
@@ -274,7 +275,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.endpoint.handleTimeout(now);
     this.relay?.handleTimeout(now);
     this.#settle(now);
-    if (!this.#closed && now >= this.#timers.dueUs) this.#timers.run(now, this.#sessions.values(), this);
+    if (!this.#closed && now >= this.#timers.dueUs) this.#timers.run(now, this);
   }
 
   handleRebind(now: number): void {
@@ -387,7 +388,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     else {
       const repeatAtUs = this.#policy.requests ? now + REQUEST_REPEAT_US : Number.POSITIVE_INFINITY;
       s.transition({ kind: 'awaitingAccept', cid, vaddr: remote, repeatAtUs });
-      this.#timers.lower(repeatAtUs);
+      this.#timers.lower(s, repeatAtUs);
       this.#request(s);
     }
   }
@@ -412,7 +413,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       return;
     }
     s.transition({ kind: 'offered', relay: e.relay, offerId: e.offerId, peerId: e.peerId, repeatAtUs: now + REQUEST_REPEAT_US, untilUs });
-    this.#timers.lower(now + REQUEST_REPEAT_US);
+    this.#timers.lower(s, now + REQUEST_REPEAT_US);
     this.#request(s);
   }
 
@@ -602,14 +603,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     }
     if (!this.#policy.findRoutes) return true; // no route: it stays idle until it has one (updateRoute)
     s.transition({ kind: 'findingRoute', deadlineUs: now + this.#o.timeoutInitialUs, nextLookupUs: now, inFlight: false, lastMiss: 'unreachable' });
-    this.#timers.lower(now + this.#o.timeoutInitialUs);
+    this.#timers.lower(s, now + this.#o.timeoutInitialUs);
     this.#routes.lookup(now, s);
     return true;
   }
 
   #waitForPeer(s: PeerSession<A>, untilUs: number): void {
     s.transition({ kind: 'awaitingPeer', untilUs });
-    this.#timers.lower(untilUs);
+    this.#timers.lower(s, untilUs);
   }
 
   /** Dials `vaddr` for a session (a relay path or the peer's address). */

@@ -37,7 +37,7 @@ export class Routes<A> {
     if (st.kind !== 'findingRoute' || st.inFlight || s.peerId === null || !relay) return;
     st.inFlight = true;
     st.nextLookupUs = now + LOOKUP_RETRY_US;
-    this.#h.timers.lower(st.nextLookupUs);
+    this.#h.timers.lower(s, st.nextLookupUs);
     this.#h.stats.lookups++;
     relay.lookup(now, s.peerId);
   }
@@ -65,7 +65,7 @@ export class Routes<A> {
     // The peer may not have registered yet, or our relay session may not be up yet: retry until the deadline.
     if (r.why !== 'unreachable' || st.lastMiss === 'unreachable') st.lastMiss = r.why;
     if (now >= st.deadlineUs) this.findingExpired(now, s, st);
-    else this.#h.timers.lower(Math.min(st.nextLookupUs, st.deadlineUs));
+    else this.#h.timers.lower(s, Math.min(st.nextLookupUs, st.deadlineUs));
   }
 
   /** A finding session's deadline passed with no route: it fails with why the last lookup found none. */
@@ -87,7 +87,7 @@ export class Routes<A> {
         ep.flush(now, st.cid);
       } else if (st.kind === 'findingRoute') {
         st.nextLookupUs = now; // the relay session is up: look again now
-        this.#h.timers.lower(now);
+        this.#h.timers.lower(s, now);
       }
     }
   }

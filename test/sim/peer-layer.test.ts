@@ -158,3 +158,39 @@ test('the diagnostics channels fire for the relayed facades: socket:open for the
     }
   });
 });
+
+test('a hub with a hundred idle sessions closes each at its own last use + the idle timeout, none early, none missed', () => {
+  withSeed(seedOr(864), (seed) => {
+    const world = new World(seed, LINK);
+    const IDLE_MS = 1000;
+    const hub = new NetworkingMessages({ bind: '0.0.0.0:0', runtime: world.peerRuntime(), sessionIdleTimeoutMs: IDLE_MS });
+    hub.on('sessionRequest', (id) => hub.acceptSessionWithUser(id));
+    const hubAddr = `ip:${(hub.localAddress as SocketAddress).address}:${(hub.localAddress as SocketAddress).port}`;
+    const peers = Array.from({ length: 100 }, () => new NetworkingMessages({ bind: '0.0.0.0:0', runtime: world.peerRuntime(), sessionIdleTimeoutMs: 60_000 }));
+    const frames = [hub, ...peers].map((p) => ({ frame: () => p.runCallbacks() }));
+    const lastUse = new Map<string, number>(); // the hub's session (by identity) -> when it last read from it
+    const closedAt = new Map<string, number>();
+    const t0 = world.sim.now;
+    let sent = 0;
+    const each = (): void => {
+      const now = world.sim.now;
+      // Each peer sends one message, 13 ms after the one before: the sessions' deadlines differ.
+      while (sent < peers.length && now >= t0 + sent * 13_000) peers[sent++]!.sendMessageToUser(hubAddr, Buffer.from('hi'), SendFlags.Reliable, 0);
+      for (const m of hub.receiveMessagesOnChannel(0, 256)) lastUse.set(String(m.identity), now);
+      for (const id of lastUse.keys()) if (!closedAt.has(id) && hub.getSessionConnectionInfo(id).state === ConnectionState.None) closedAt.set(id, now);
+    };
+    world.drive(frames, () => closedAt.size === peers.length, 10 * S, 'every idle session closed', each);
+    assert.equal(hub.getStats().idleTimeouts, peers.length);
+    let early = 0;
+    let late = 0;
+    for (const [id, used] of lastUse) {
+      const d = closedAt.get(id)! - (used + IDLE_MS * 1000);
+      early = Math.min(early, d);
+      late = Math.max(late, d);
+    }
+    console.log(`# ${peers.length} hub sessions idled out between ${early} and ${late} us after their last use + ${IDLE_MS} ms`);
+    // The last use is seen at a frame, and the close at the next event or frame: within two frames (20 ms).
+    assert.ok(early >= -20_000 && late <= 20_000, `idle closes ${early}..${late} us off`);
+    for (const p of [hub, ...peers]) p.close();
+  });
+});
