@@ -68,10 +68,13 @@ export interface NetworkingSocketsOptions {
   /** Sockets, timers and randomness. Default: real UDP (`udpRuntime`); `SimNetwork.runtime(ip)` runs the facade in virtual time. */
   readonly runtime?: Runtime;
   /**
-   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, after the
-   * datagrams of one event-loop turn are processed). A netlane extension for event-driven programs that
+   * Called when a connection's receive queue goes from empty to not empty (edge-triggered, right after
+   * the datagram that filled it is processed). A netlane extension for event-driven programs that
    * do not poll every frame: receive from that connection until it returns fewer messages than asked, or
-   * the next message will not call again. The handle is the connection's, even when it is in a poll group.
+   * the next message will not call again. Messages can arrive before the status callback that reports
+   * the connection Connected (the peer's first message completes the connection): then it is called
+   * once more right after that callback. The handle is the connection's, even when it is in a poll group.
+   * What it sends in answer leaves at once, in the same event-loop callback.
    */
   readonly onReadable?: (connection: number) => void;
   /**
@@ -769,7 +772,19 @@ export class NetworkingSockets {
     for (let i = 0; i < n; i++) {
       const c = this.#callbacks.shift() as QueuedCallback;
       c.fn?.(c.info);
+      this.#announceWaiting(c.info);
     }
+  }
+
+  /**
+   * After the callback that reports a connection Connected: messages that arrived before it (a peer's
+   * first message comes with the packet that completes the connection) were announced by `onReadable`
+   * to a program that did not know the connection yet, so they are announced once more.
+   */
+  #announceWaiting(info: StatusChangedInfo): void {
+    if (info.info.state !== ConnectionState.Connected || !this.#onReadable) return;
+    const rec = this.#conns.get(info.connection);
+    if (rec && rec.site.driver.node.pendingMessages(rec.cid) > 0) this.#onReadable(rec.handle);
   }
 
   /** Delivers the oldest queued status change to `callback`, if there is one (the seed's `DispatchCallback`). */
@@ -777,6 +792,7 @@ export class NetworkingSockets {
     const c = this.#callbacks.shift();
     if (!c) return false;
     callback(c.info);
+    this.#announceWaiting(c.info);
     return true;
   }
 

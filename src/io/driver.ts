@@ -109,6 +109,10 @@ export class EndpointDriver<N extends SansIo = SansIo> {
   #received = 0;
   #closed = false;
   #keepAlive: boolean;
+  /** Inside a pass or a response: a datagram arriving now (from a synchronous transport) waits for the pass. */
+  #passing = false;
+  /** A command asked for a pass (`kick`) since the flag was cleared: the owner sent something. */
+  #commanded = false;
 
   constructor(node: N, transport: DatagramTransport, options: DriverOptions<N>) {
     this.node = node;
@@ -161,9 +165,30 @@ export class EndpointDriver<N extends SansIo = SansIo> {
     if (this.#closed) return;
     this.#received++;
     const now = this.#sched.now();
-    // A shed datagram changed nothing: it needs no pass (under a flood most need none).
-    if (this.fakeRecv.admit(now, data, from) && !this.#input(now, data, from)) return;
+    if (this.fakeRecv.admit(now, data, from)) {
+      // A shed datagram changed nothing: it needs no pass (under a flood most need none).
+      if (!this.#input(now, data, from)) return;
+      if (!this.#passing) this.#respond();
+    }
     this.kick();
+  }
+
+  /**
+   * Right after a datagram was handled: the owner sees what it delivered, and what the owner sends in
+   * answer (an echo, a reply) leaves in this same callback, with the acks it carries. When the owner
+   * sends nothing, acks and the rest wait for the pass at the end of the event-loop turn, so that a
+   * burst of datagrams shares them.
+   */
+  #respond(): void {
+    this.#passing = true;
+    this.#commanded = false;
+    try {
+      this.#onServiced(this);
+    } finally {
+      this.#passing = false;
+    }
+    if (this.#closed || !this.#commanded) return;
+    this.#transmit(this.#sched.now(), MAX_SENDS_PER_PASS);
   }
 
   /** Established traffic is handled at once; unauthenticated datagrams wait for the pass. Returns false if shed. */
@@ -185,6 +210,7 @@ export class EndpointDriver<N extends SansIo = SansIo> {
 
   /** Asks for a service pass on this turn of the event loop (after a command such as `send`). */
   kick(): void {
+    this.#commanded = true;
     if (this.#immediate || this.#closed) return;
     this.#immediate = this.#sched.soon(this.#onImmediate);
   }
@@ -211,6 +237,16 @@ export class EndpointDriver<N extends SansIo = SansIo> {
    */
   #pass(admit: boolean): void {
     if (this.#closed) return;
+    const outer = this.#passing;
+    this.#passing = true;
+    try {
+      this.#passBody(admit);
+    } finally {
+      this.#passing = outer;
+    }
+  }
+
+  #passBody(admit: boolean): void {
     const ep = this.node;
     let now = this.#sched.now();
     for (let d = this.fakeRecv.pollDue(now); d; d = this.fakeRecv.pollDue(now)) this.#input(now, d.data, d.peer);

@@ -264,6 +264,35 @@ describe('NetworkingSockets in virtual time: onReadable', () => {
       assert.equal(calls.get(a), 200, 'one call per reply: each time the empty queue got a message');
       assert.equal(calls.get(b), 200);
     }));
+  it('a message that arrives before the app has seen the connection Connected is announced again after that callback', (t) =>
+    inSim(t, 4403, (w) => {
+      // The server's program knows a connection only from its Connected callback (run once a frame) and
+      // ignores notices for connections it does not know; the client sends as soon as it is connected.
+      const known = new Set<number>();
+      const got: number[] = [];
+      const notices: Array<[number, boolean]> = [];
+      const server: NetworkingSockets = w.instance({
+        onReadable: (conn) => {
+          notices.push([conn, known.has(conn)]);
+          if (!known.has(conn)) return;
+          for (const m of server.receiveMessagesOnConnection(conn, 64) ?? []) got.push(m.data[0] as number);
+        },
+      }, '10.9.0.1');
+      const listen = server.createListenSocket('0.0.0.0:0', {
+        Callback_ConnectionStatusChanged: (i: StatusChangedInfo) => {
+          if (i.info.state === ConnectionState.Connecting) server.acceptConnection(i.connection);
+          if (i.info.state === ConnectionState.Connected) known.add(i.connection);
+        },
+      });
+      const port = server.getListenSocketAddress(listen)?.port ?? 0;
+      // The client queues its message while connecting (as GNS allows): it leaves with the client's first data packet.
+      const client: NetworkingSockets = w.instance();
+      const conn = client.connect(`10.9.0.1:${port}`);
+      assert.equal(client.sendMessageToConnection(conn, new Uint8Array([7]), SendFlags.ReliableNoNagle).result, Result.OK);
+      w.until(() => got.length > 0, 2_000, 'the first message read');
+      assert.deepEqual(got, [7]);
+      assert.ok(notices.some(([, k]) => !k), 'the first notice came before the Connected callback (else this test shows nothing)');
+    }));
 });
 
 describe('NetworkingSockets in virtual time: onWritable', () => {
