@@ -43,7 +43,8 @@ export class UdpSocket implements DatagramTransport {
   #closed = false;
   // One-entry caches so that a steady peer costs no string work per datagram.
   #rawFrom = '';
-  #from = '';
+  /** The sender of the last datagram: the same (immutable) object while the sender stays the same. */
+  #from: SocketAddress = { address: '', port: 0 };
   #toAddress = '';
   #toMapped = '';
 
@@ -54,13 +55,14 @@ export class UdpSocket implements DatagramTransport {
     const a = sock.address();
     this.local = { address: a.address, port: a.port };
     sock.on('message', (msg, rinfo) => {
-      let address = rinfo.address;
-      if (address !== this.#rawFrom) {
+      const address = rinfo.address;
+      let from = this.#from;
+      if (address !== this.#rawFrom || rinfo.port !== from.port) {
         this.#rawFrom = address;
-        this.#from = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+        from = { address: address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address, port: rinfo.port };
+        this.#from = from;
       }
-      address = this.#from;
-      this.onMessage(msg, { address, port: rinfo.port });
+      this.onMessage(msg, from);
     });
     // Errors after open (ICMP unreachable on a connected socket, ...) are counted, never thrown.
     sock.on('error', (err) => this.#onSent(err));
