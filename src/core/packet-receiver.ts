@@ -14,25 +14,29 @@ import { EndReason, type ReceivedMessage } from './types.js';
 /** What `Endpoint.receiveEach` calls for every message it takes: its lane, number, kind, bytes (its own) and arrival (µs). */
 export type MessageVisitor = (lane: number, messageNumber: number, reliable: boolean, data: Uint8Array, receivedAtUs: number) => void;
 
+/** Messages the receive queue has room for at its first message (an idle connection's queue stays small). */
+const FIRST_MESSAGES = 8;
+/** The storage of every receive queue that has held nothing yet (never written: a push grows first). */
+const NO_NUMBERS = new Float64Array(0);
+const NO_FLAGS = new Uint8Array(0);
+
 /**
  * The receive queue: messages waiting for the application, as parallel rings (no record per message;
  * {@link PacketReceiver.receive} makes one when it hands a message out). Grows by doubling.
  */
 class MessageRing {
-  #data: (Uint8Array | undefined)[];
-  #lane: Float64Array;
-  #number: Float64Array;
-  #reliable: Uint8Array;
-  #at: Float64Array;
+  #data: (Uint8Array | undefined)[] = [];
+  #lane = NO_NUMBERS;
+  #number = NO_NUMBERS;
+  #reliable = NO_FLAGS;
+  #at = NO_NUMBERS;
   #head = 0;
   length = 0;
+  /** The room the first growth past {@link FIRST_MESSAGES} jumps to (the expected busy size). */
+  readonly #reserve: number;
 
-  constructor(capacity: number) {
-    this.#data = new Array<Uint8Array | undefined>(capacity).fill(undefined);
-    this.#lane = new Float64Array(capacity);
-    this.#number = new Float64Array(capacity);
-    this.#reliable = new Uint8Array(capacity);
-    this.#at = new Float64Array(capacity);
+  constructor(reserve: number) {
+    this.#reserve = reserve;
   }
 
   push(lane: number, messageNumber: number, reliable: boolean, data: Uint8Array, receivedAtUs: number): void {
@@ -76,7 +80,7 @@ class MessageRing {
 
   #grow(): void {
     const cap = this.#data.length;
-    const n = cap * 2;
+    const n = cap === 0 ? FIRST_MESSAGES : cap === FIRST_MESSAGES ? this.#reserve : cap * 2;
     const data = new Array<Uint8Array | undefined>(n).fill(undefined);
     const lane = new Float64Array(n);
     const num = new Float64Array(n);
@@ -99,7 +103,7 @@ class MessageRing {
   }
 }
 
-/** The receive queue starts with room for this many messages and grows on demand. */
+/** The receive queue's room once it has held more than 8 messages; it grows on demand beyond. */
 const RECV_QUEUE_INITIAL_MESSAGES = 64;
 /** Smallest sealed payload worth opening: the AEAD tag plus one frame type byte. */
 const MIN_PAYLOAD_BYTES = 1;

@@ -1,17 +1,20 @@
-/** Ranges a set has room for before its first growth. */
-const INITIAL_RANGES = 8;
+/** Ranges a set has room for at its first insert (64 bytes an array: V8 keeps them on its heap). */
+const FIRST_RANGES = 8;
+/** The storage of every set that has held nothing yet (never written: an insert grows first). */
+const NO_RANGES = new Float64Array(0);
 
 /**
  * A set of non-negative integers stored as sorted, disjoint, non-adjacent inclusive ranges.
  * Used for received packet numbers (ack ranges) and for stream bytes (acked / to retransmit).
  *
  * Storage is two parallel Float64Arrays (exact for every integer below 2^53) and a count: inserting,
- * removing and trimming shift in place and allocate nothing, and the arrays only grow, by doubling.
+ * removing and trimming shift in place and allocate nothing, and the arrays only grow, by doubling
+ * (nothing is allocated before the first insert: idle connections' sets stay empty).
  * Most inserts extend the last range (in-order arrival), which is O(1).
  */
 export class RangeSet {
-  #lo = new Float64Array(INITIAL_RANGES);
-  #hi = new Float64Array(INITIAL_RANGES);
+  #lo = NO_RANGES;
+  #hi = NO_RANGES;
   #n = 0;
 
   /** Range starts, ascending: entries `[0, size)` (the array may be longer; it is replaced when the set grows). */
@@ -76,8 +79,9 @@ export class RangeSet {
   #insertAt(i: number, a: number, b: number): void {
     const n = this.#n;
     if (n === this.#lo.length) {
-      const lo = new Float64Array(n * 2);
-      const hi = new Float64Array(n * 2);
+      const cap = n === 0 ? FIRST_RANGES : n * 2;
+      const lo = new Float64Array(cap);
+      const hi = new Float64Array(cap);
       lo.set(this.#lo);
       hi.set(this.#hi);
       this.#lo = lo;
