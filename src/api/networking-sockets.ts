@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { resolveConfig } from '../core/config.js';
 import { Endpoint, type EndpointStats } from '../core/endpoint.js';
 import { STATE_NAMES } from '../core/state.js';
-import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
+import { ConnectionState, Result, SendFlags, type SocketAddress } from '../core/types.js';
 import type { HandshakeLayer } from '../crypto/types.js';
 import type { Clock } from '../io/clock.js';
 import { EndpointDriver, MemoryTransport, type DatagramTransport } from '../io/driver.js';
@@ -145,6 +145,9 @@ const LOOPBACK_BUFFERS_FLAG = 4;
 const INVALID_SEND: SendResult = Object.freeze({ result: Result.InvalidParam, messageNumber: 0 });
 const NO_CONNECTION: SendResult = Object.freeze({ result: Result.NoConnection, messageNumber: 0 });
 
+/** The array #take fills when it fills none (never written). */
+const NO_MESSAGES: NetworkingMessage[] = [];
+
 /**
  * The GameNetworkingSockets API (as ValveSockets-CSharp wraps it), over netlane's core and real UDP.
  * Listen sockets, connections and poll groups are numeric handles; 0 is invalid. Status changes are
@@ -166,7 +169,6 @@ export class NetworkingSockets {
   readonly #groups = new Map<number, PollGroupRecord>();
   readonly #sites = new Set<Site>();
   readonly #callbacks = new Deque<QueuedCallback>();
-  readonly #scratch: ReceivedMessage[] = [];
   #nextHandle = 1;
   #nextPipePort = 1;
   #debugLevel: DebugOutputType = DebugOutputType.None;
@@ -433,8 +435,11 @@ export class NetworkingSockets {
   receiveMessagesOnConnection(conn: number, max = 32): NetworkingMessage[] | null {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
-    const out: NetworkingMessage[] = [];
-    this.#take(rec, out, max);
+    const ep = rec.site.driver.node;
+    // An array of the messages' count (a grown one takes room for 17 to hold one), trimmed if fewer come.
+    const out = new Array<NetworkingMessage>(Math.max(0, Math.min(max, ep.pendingMessages(rec.cid))));
+    const n = this.#take(rec, out, 0, max);
+    if (n < out.length) out.length = n;
     return out;
   }
 
@@ -491,7 +496,7 @@ export class NetworkingSockets {
     for (const rec of ready) {
       if (out.length >= max) break;
       const want = max - out.length;
-      const got = this.#take(rec, out, want);
+      const got = this.#take(rec, out, out.length, want);
       ready.delete(rec);
       // Still more: go to the back of the line so that one busy connection cannot starve the others.
       if (got === want && rec.site.driver.node.pendingMessages(rec.cid) > 0) ready.add(rec);
@@ -499,19 +504,30 @@ export class NetworkingSockets {
     return out;
   }
 
-  #take(rec: ConnRecord, out: NetworkingMessage[], max: number): number {
+  /** Takes up to `max` messages of a connection into `out[at...]`; returns how many. */
+  #take(rec: ConnRecord, out: NetworkingMessage[], at: number, max: number): number {
     const ep = rec.site.driver.node;
-    const tmp = this.#scratch;
-    const n = ep.receive(rec.cid, tmp, max);
-    if (n === 0) return 0;
-    const identity = ep.peerInfo(rec.cid)?.identity ?? '';
-    for (let i = 0; i < n; i++) {
-      const m = tmp[i] as ReceivedMessage;
-      out.push(new NetworkingMessage(m.data, rec.handle, identity, rec.userData, m.receivedAtUs, m.messageNumber, m.lane, m.reliable ? SendFlags.Reliable : SendFlags.Unreliable));
-    }
-    tmp.length = 0;
+    this.#into = out;
+    this.#intoAt = at;
+    this.#intoRec = rec;
+    this.#intoIdentity = ep.peerInfo(rec.cid)?.identity ?? '';
+    const n = ep.receiveEach(rec.cid, max, this.#wrap);
+    this.#into = NO_MESSAGES;
+    this.#intoRec = null;
     return n;
   }
+
+  // The array #take fills, where, and for which connection: #wrap reads them (a bound visitor, so that a
+  // message costs its NetworkingMessage and nothing else).
+  #into: NetworkingMessage[] = NO_MESSAGES;
+  #intoAt = 0;
+  #intoRec: ConnRecord | null = null;
+  #intoIdentity = '';
+
+  readonly #wrap = (lane: number, messageNumber: number, reliable: boolean, data: Uint8Array, receivedAtUs: number): void => {
+    const rec = this.#intoRec as ConnRecord;
+    this.#into[this.#intoAt++] = new NetworkingMessage(data, rec.handle, this.#intoIdentity, rec.userData, receivedAtUs, messageNumber, lane, reliable ? SendFlags.Reliable : SendFlags.Unreliable);
+  };
 
   // ---------------------------------------------------------------- information
 

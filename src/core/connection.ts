@@ -8,7 +8,7 @@ import { IntervalStats, STATS_INTERVAL_US, connectionStatus, laneStatus, type Co
 import { HandshakeDriver } from './handshake-driver.js';
 import { LaneScheduler, type SendQueueCounters } from './lane-scheduler.js';
 import { PacketBuilder, PendingFrames, type PacketHost } from './packet-builder.js';
-import { PacketReceiver, type ReceiverHost } from './packet-receiver.js';
+import { PacketReceiver, type MessageVisitor, type ReceiverHost } from './packet-receiver.js';
 import { PathValidator, type PathHost } from './path.js';
 import { ProtocolViolation } from './recv-lane.js';
 import { Recovery } from './recovery.js';
@@ -55,6 +55,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   heapIndex = -1;
   /** The endpoint must recompute this connection's deadline before its next `pollTimeout`. @internal */
   timerDirty = false;
+  /** In the endpoint's queue of connections that may have something to send. @internal */
+  sendQueued = false;
   /** Our connection id: the handle, and the destination id of packets sent to us. */
   readonly localCid: number;
   /** The peer's connection id (0 until known). */
@@ -350,6 +352,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   /** Moves up to `max` received messages into `out`. */
   receive(out: ReceivedMessage[], max: number): number {
     return this.#rx.receive(out, max);
+  }
+
+  /** Takes up to `max` received messages, calling `visit` for each (no record made per message). */
+  receiveEach(max: number, visit: MessageVisitor): number {
+    return this.#rx.receiveEach(max, visit);
   }
 
   /** Received messages waiting for the application. */

@@ -9,6 +9,7 @@ import { WireError } from '../wire/errors.js';
 import { DATA_FLAG } from '../wire/header.js';
 import { DEFAULT_CONFIG, resolveConfig, type ConfigValues } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
+import type { MessageVisitor } from './packet-receiver.js';
 import type { HandshakeLayer, PeerInfo } from '../crypto/types.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
 import { US_PER_S } from './timers.js';
@@ -150,8 +151,12 @@ export class Endpoint implements ConnectionHost {
   readonly #load = new Map<string, AddressLoad>();
   /** Server: the address group each incoming connection from an IP address was admitted under, by handle. */
   readonly #groupOf = new Map<number, string>();
-  /** Connections that may have something to send, in round-robin order. */
-  readonly #dirty = new Set<Connection>();
+  /**
+   * Connections that may have something to send, in round-robin order, each once (`sendQueued` set): a ring,
+   * since a Set's delete and re-add per datagram allocates as its table rehashes. A reaped connection is
+   * skipped when it comes up.
+   */
+  readonly #dirty = new Deque<Connection>();
   /**
    * Every connection with a deadline, keyed by it (µs): `pollTimeout` is a peek and `handleTimeout` pops what
    * is due. A key may be early (the connection is looked at, finds nothing due, and goes back with its real
@@ -330,6 +335,16 @@ export class Endpoint implements ConnectionHost {
     const c = this.#conns.get(handle);
     if (!c || c.state === S.FinWait || c.state === S.Linger || c.state === S.Dead) return 0;
     return c.receive(out, max);
+  }
+
+  /**
+   * Takes up to `max` received messages of a connection, calling `visit(lane, messageNumber, reliable,
+   * data, receivedAtUs)` for each, without a record per message; returns how many.
+   */
+  receiveEach(handle: number, max: number, visit: MessageVisitor): number {
+    const c = this.#conns.get(handle);
+    if (!c || c.state === S.FinWait || c.state === S.Linger || c.state === S.Dead) return 0;
+    return c.receiveEach(max, visit);
   }
 
   /** Received messages waiting in a connection's queue (0 for an unknown handle). */
@@ -599,12 +614,12 @@ export class Endpoint implements ConnectionHost {
       const c = due[i] as Connection;
       if (c.nextTimeoutUs(now) <= now) {
         c.handleTimeout(now);
-        this.#dirty.add(c);
+        this.#queueSend(c);
       }
       this.#touch(c); // back in the heap at its next deadline, before the next poll
       this.#reap(c);
     }
-    due.length = 0;
+    while (due.length > 0) due.pop(); // not `length = 0`, which drops the array's storage (the next push allocates)
   }
 
   /**
@@ -621,7 +636,6 @@ export class Endpoint implements ConnectionHost {
   #reap(c: Connection): void {
     if (c.state !== S.Dead) return;
     this.#conns.delete(c.localCid);
-    this.#dirty.delete(c);
     this.#timers.delete(c);
     this.#groupOf.delete(c.localCid);
     const key = this.#clientKeyOf.get(c.localCid);
@@ -633,8 +647,15 @@ export class Endpoint implements ConnectionHost {
 
   /** The connection may have something to send, and its deadline may have moved. */
   #wake(c: Connection): void {
-    this.#dirty.add(c);
+    this.#queueSend(c);
     this.#touch(c);
+  }
+
+  /** Puts the connection at the back of the send queue unless it is there already. */
+  #queueSend(c: Connection): void {
+    if (c.sendQueued) return;
+    c.sendQueued = true;
+    this.#dirty.push(c);
   }
 
   /** The connection's deadline may have moved: it is recomputed before the next poll (once, however often touched). */
@@ -657,7 +678,7 @@ export class Endpoint implements ConnectionHost {
       if (at === Number.POSITIVE_INFINITY) heap.delete(c);
       else heap.set(c, at);
     }
-    list.length = 0;
+    while (list.length > 0) list.pop(); // not `length = 0`, which drops the array's storage (the next push allocates)
   }
 
   // ---------------------------------------------------------------- outputs
@@ -666,12 +687,14 @@ export class Endpoint implements ConnectionHost {
   pollTransmit(now: number): Transmit | null {
     const s = this.#stateless.shift();
     if (s) return s;
-    for (const c of this.#dirty) {
+    const dirty = this.#dirty;
+    for (let c = dirty.shift(); c; c = dirty.shift()) {
+      c.sendQueued = false;
+      if (this.#conns.get(c.localCid) !== c) continue; // reaped while queued
       const t = c.pollTransmit(now);
-      this.#dirty.delete(c);
       this.#touch(c); // sending moves the ack, loss, pacing and keepalive deadlines
       if (t) {
-        this.#dirty.add(c); // back of the line: round robin between connections
+        this.#queueSend(c); // back of the line: round robin between connections
         return t;
       }
       this.#reap(c);

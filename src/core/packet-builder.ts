@@ -22,7 +22,7 @@ import type { PathValidator } from './path.js';
 import type { Recovery, SentPacket } from './recovery.js';
 import type { SendLane } from './send-lane.js';
 import { NO_TIME } from './timers.js';
-import { Slabs } from '../util/slab.js';
+import { Slabs, ViewCache } from '../util/slab.js';
 import type { SocketAddress, Transmit } from './types.js';
 
 /** A segment smaller than this is not started at the end of a packet ("no tiny slivers", GNS). */
@@ -35,13 +35,15 @@ const STATS_FRAME_ROOM_BYTES = 24;
 const SEGMENT_LENGTH_BOUND = 0xffff;
 /** The type byte that starts every frame. */
 const FRAME_TYPE_BYTES = 1;
-/** Scratch room past the MTU, so that no key's overhead makes a seal write past the buffer. */
-const SCRATCH_SLACK_BYTES = 64;
+/** The packet scratch: the largest MTU (1400) and room for any key's overhead. */
+const SCRATCH_BYTES = 2048;
 /**
- * Packets are written and sealed in place in slabs shared by every connection (the process is one
- * thread), and handed to the socket as views: no copy and no buffer of its own per packet, and a view
- * stays valid while the kernel send is queued because its region is never written again.
+ * A packet is written and sealed in place in one scratch buffer shared by every connection (the process
+ * is one thread), through cached exact-size views of its header and payload (what libsodium takes), then
+ * copied into a slab shared by every connection and handed to the socket as a view of it: the one object
+ * a packet costs. A view stays valid while the kernel send is queued because its region is never written again.
  */
+const scratch = new ViewCache(SCRATCH_BYTES);
 const TX_SLAB_BYTES = 64 * 1024;
 const txSlabs = new Slabs(TX_SLAB_BYTES);
 /** Room for the largest control packet: a CONNECT_REQUEST with its cookie and handshake payload. */
@@ -88,13 +90,13 @@ function selectLane(w: Writer, cur: number, lane: number): number {
 /** Writes reliable stream bytes `[offset, offset + len)` of `lane` and records them in `sent` for recovery. */
 function writeReliable(w: Writer, lane: SendLane, offset: number, len: number, sent: SentPacket): void {
   encodeReliableHeader(w, offset, len, true);
-  w.bytes(lane.stream.view(offset, len), 'reliable.data');
+  lane.stream.copyTo(w, offset, len, 'reliable.data');
   sent.segments.push(lane.index, offset, len);
 }
 
 /**
- * Assembles a connection's outgoing packets into one scratch buffer per connection (the transmit copies
- * out of it): control packets during the handshake and close, and data packets carrying ACK, CLOSE,
+ * Assembles a connection's outgoing packets in the scratch shared by every connection (each is copied
+ * into a slab once sealed): control packets during the handshake and close, and data packets carrying ACK, CLOSE,
  * STATS, PING, retransmissions, then new data in lane-scheduler order.
  */
 export class PacketBuilder {
@@ -106,9 +108,7 @@ export class PacketBuilder {
   readonly #interval: IntervalStats;
   readonly #frames: PendingFrames;
   readonly #path: PathValidator;
-  readonly #w = new Writer(txSlabs.bytes);
-  /** Where the packet being built starts in `txSlabs.bytes`. */
-  #base = 0;
+  readonly #w = new Writer(scratch.bytes);
   readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
 
   constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames, path: PathValidator) {
@@ -201,7 +201,7 @@ export class PacketBuilder {
   probe(now: number, keys: ConnectionKeys): Transmit | null {
     const headerLen = this.#startPacket(keys);
     const path = this.#path;
-    const to = path.probeTo(this.#host.remote, headerLen - this.#base + keys.overhead);
+    const to = path.probeTo(this.#host.remote, headerLen + keys.overhead);
     if (to === null) return null;
     path.writeProbe(this.#w, now);
     const sent = this.#recovery.allocate();
@@ -212,15 +212,13 @@ export class PacketBuilder {
     return { destination: to, data };
   }
 
-  /** Writes the header of the next data packet at a fresh slab region; returns the position where its payload starts. */
+  /** Writes the header of the next data packet at the start of the scratch; returns the position where its payload starts. */
   #startPacket(keys: ConnectionKeys): number {
     const recovery = this.#recovery;
     const pn = recovery.nextPn;
     const w = this.#w;
     const mtu = this.#host.config.MTU_PacketSize;
-    const base = txSlabs.reserve(mtu + SCRATCH_SLACK_BYTES);
-    this.#base = base;
-    w.reset(txSlabs.bytes, base, base + mtu - keys.overhead);
+    w.reset(scratch.bytes, 0, mtu - keys.overhead);
     const hdr = this.#hdr;
     hdr.keyPhase = keys.sendPhase;
     hdr.destinationCid = this.#host.remoteCid;
@@ -230,28 +228,30 @@ export class PacketBuilder {
     return w.position;
   }
 
-  /** Seals the packet in place (frames written after `headerEnd`), hands `sent` to recovery, counts it; returns the packet, a view. */
+  /**
+   * Seals the packet in place in the scratch (frames written after `headerEnd`), hands `sent` to recovery,
+   * counts it; returns the packet, copied into a slab (a view).
+   */
   #seal(now: number, keys: ConnectionKeys, headerEnd: number, sent: SentPacket): Uint8Array {
     const recovery = this.#recovery;
     const pn = recovery.nextPn;
-    const buf = txSlabs.bytes;
-    const base = this.#base;
     const payloadLen = this.#w.position - headerEnd;
-    const sealedLen = keys.seal(pn, buf.subarray(base, headerEnd), buf.subarray(headerEnd), payloadLen);
-    const total = headerEnd - base + sealedLen;
+    const sealedLen = keys.seal(pn, scratch.view(0, headerEnd), scratch.view(headerEnd, payloadLen), scratch.bytes, headerEnd);
+    const total = headerEnd + sealedLen;
     sent.size = total;
     recovery.onSent(now, sent);
     const host = this.#host;
     host.packetsSent++;
     host.bytesSent += total;
     this.#interval.outMeter.add(total);
-    return txSlabs.commit(base, total);
+    const at = txSlabs.reserve(total);
+    txSlabs.bytes.set(scratch.view(0, total), at);
+    return txSlabs.commit(at, total);
   }
 
   #writeAck(now: number, w: Writer): void {
     const ack = this.#ack;
-    const { lo, hi } = ack.received;
-    const n = lo.length;
+    const { lo, hi, size: n } = ack.received;
     if (n === 0) return;
     const delay = ack.ackDelay(now);
     // Newest ranges first; keep as many as fit in the budget.
@@ -323,7 +323,7 @@ export class PacketBuilder {
         curLane = selectLane(w, curLane, lane.index);
         const last = item.sent + len === data.length;
         encodeUnreliableHeader(w, item.messageNumber, item.sent, len, last, item.latest, true);
-        w.bytes(data.subarray(item.sent, item.sent + len), 'unreliable.data');
+        w.bytesRange(data, item.sent, item.sent + len, 'unreliable.data');
         item.sent += len;
         lane.pendingUnreliableBytes -= len;
         if (last) lane.items.shift();

@@ -1,9 +1,9 @@
 import type { ConnectionKeys } from '../crypto/types.js';
-import { Deque } from '../util/deque.js';
 import { ReplayWindow } from '../util/replay-window.js';
 import { FrameFields, FrameType, decodeFrameInto } from '../wire/frames.js';
 import { decodeDataHeader, expandPacketNumber, type DataHeader } from '../wire/header.js';
 import { Reader } from '../wire/reader.js';
+import { ViewCache } from '../util/slab.js';
 import { ACK_DELAY_SHIFT, type AckTracker } from './ack-tracker.js';
 import type { ConfigValues } from './config.js';
 import type { ConnectionCounters, IntervalStats } from './connection-status.js';
@@ -11,10 +11,110 @@ import type { Recovery } from './recovery.js';
 import { ProtocolViolation, RecvLane, type MessageSink } from './recv-lane.js';
 import { EndReason, type ReceivedMessage } from './types.js';
 
-/** The receive queue starts with room for this many messages and grows on demand. */
+/** What `Endpoint.receiveEach` calls for every message it takes: its lane, number, kind, bytes (its own) and arrival (µs). */
+export type MessageVisitor = (lane: number, messageNumber: number, reliable: boolean, data: Uint8Array, receivedAtUs: number) => void;
+
+/** Messages the receive queue has room for at its first message (an idle connection's queue stays small). */
+const FIRST_MESSAGES = 8;
+/** The storage of every receive queue that has held nothing yet (never written: a push grows first). */
+const NO_NUMBERS = new Float64Array(0);
+const NO_FLAGS = new Uint8Array(0);
+
+/**
+ * The receive queue: messages waiting for the application, as parallel rings (no record per message;
+ * {@link PacketReceiver.receive} makes one when it hands a message out). Grows by doubling.
+ */
+class MessageRing {
+  #data: (Uint8Array | undefined)[] = [];
+  #lane = NO_NUMBERS;
+  #number = NO_NUMBERS;
+  #reliable = NO_FLAGS;
+  #at = NO_NUMBERS;
+  #head = 0;
+  length = 0;
+  /** The room the first growth past {@link FIRST_MESSAGES} jumps to (the expected busy size). */
+  readonly #reserve: number;
+
+  constructor(reserve: number) {
+    this.#reserve = reserve;
+  }
+
+  push(lane: number, messageNumber: number, reliable: boolean, data: Uint8Array, receivedAtUs: number): void {
+    if (this.length === this.#data.length) this.#grow();
+    const i = (this.#head + this.length) % this.#data.length;
+    this.#data[i] = data;
+    this.#lane[i] = lane;
+    this.#number[i] = messageNumber;
+    this.#reliable[i] = reliable ? 1 : 0;
+    this.#at[i] = receivedAtUs;
+    this.length++;
+  }
+
+  /** Index of the oldest message (call {@link drop} after reading it). */
+  get head(): number {
+    return this.#head;
+  }
+
+  dataAt(i: number): Uint8Array {
+    return this.#data[i] as Uint8Array;
+  }
+  laneAt(i: number): number {
+    return this.#lane[i] as number;
+  }
+  numberAt(i: number): number {
+    return this.#number[i] as number;
+  }
+  reliableAt(i: number): boolean {
+    return this.#reliable[i] === 1;
+  }
+  receivedAt(i: number): number {
+    return this.#at[i] as number;
+  }
+
+  /** Forgets the oldest message. */
+  drop(): void {
+    this.#data[this.#head] = undefined;
+    this.#head = (this.#head + 1) % this.#data.length;
+    this.length--;
+  }
+
+  #grow(): void {
+    const cap = this.#data.length;
+    const n = cap === 0 ? FIRST_MESSAGES : cap === FIRST_MESSAGES ? this.#reserve : cap * 2;
+    const data = new Array<Uint8Array | undefined>(n).fill(undefined);
+    const lane = new Float64Array(n);
+    const num = new Float64Array(n);
+    const rel = new Uint8Array(n);
+    const at = new Float64Array(n);
+    for (let k = 0; k < this.length; k++) {
+      const i = (this.#head + k) % cap;
+      data[k] = this.#data[i];
+      lane[k] = this.#lane[i] as number;
+      num[k] = this.#number[i] as number;
+      rel[k] = this.#reliable[i] as number;
+      at[k] = this.#at[i] as number;
+    }
+    this.#data = data;
+    this.#lane = lane;
+    this.#number = num;
+    this.#reliable = rel;
+    this.#at = at;
+    this.#head = 0;
+  }
+}
+
+/** The receive queue's room once it has held more than 8 messages; it grows on demand beyond. */
 const RECV_QUEUE_INITIAL_MESSAGES = 64;
 /** Smallest sealed payload worth opening: the AEAD tag plus one frame type byte. */
 const MIN_PAYLOAD_BYTES = 1;
+/** Datagrams up to this size (every packet of a 1400-byte MTU) are opened from the scratch below; larger ones through views of their own. */
+const RX_SCRATCH_BYTES = 2048;
+/**
+ * A received packet is copied here before it is opened, so that its header and sealed part are cached
+ * exact-size views (what libsodium takes) rather than two new views per packet. Shared by every
+ * connection of the process: a packet is opened before the next one is copied.
+ */
+const rxScratch = new ViewCache(RX_SCRATCH_BYTES);
 
 /** What the receive path needs from its connection: configuration, counters, and the events that change its state. */
 export interface ReceiverHost extends Pick<ConnectionCounters, 'badPackets' | 'duplicatePackets' | 'packetsReceived' | 'bytesReceived' | 'refusedPackets' | 'messagesReceived'> {
@@ -48,7 +148,7 @@ export class PacketReceiver implements MessageSink {
   readonly #f = new FrameFields();
   readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
   readonly #lanes: (RecvLane | undefined)[] = [];
-  readonly #queue = new Deque<ReceivedMessage>(RECV_QUEUE_INITIAL_MESSAGES);
+  readonly #queue = new MessageRing(RECV_QUEUE_INITIAL_MESSAGES);
   #queueBytes = 0;
   #droppedQueueFull = 0;
   /** The packet being processed: its number, its arrival, and whether it is the newest yet. */
@@ -112,7 +212,14 @@ export class PacketReceiver implements MessageSink {
       host.duplicatePackets++;
       return null;
     }
-    const plain = keys.open(pn, data.subarray(0, headerLen), data.subarray(headerLen));
+    const len = data.length;
+    let plain: Uint8Array | null;
+    if (len <= RX_SCRATCH_BYTES) {
+      rxScratch.bytes.set(data, 0);
+      plain = keys.open(pn, rxScratch.view(0, headerLen), rxScratch.view(headerLen, len - headerLen));
+    } else {
+      plain = keys.open(pn, data.subarray(0, headerLen), data.subarray(headerLen));
+    }
     if (!plain) {
       host.badPackets++;
       return null;
@@ -235,20 +342,43 @@ export class PacketReceiver implements MessageSink {
   /** MessageSink: a lane completed a message. */
   deliver(lane: number, messageNumber: number, reliable: boolean, data: Uint8Array): void {
     const host = this.#host;
-    this.#queue.push({ connection: host.localCid, lane, messageNumber, reliable, data, receivedAtUs: this.#nowUs });
+    this.#queue.push(lane, messageNumber, reliable, data, this.#nowUs);
     if (this.#queue.length === 1) host.onReadable();
     this.#queueBytes += data.length;
     host.messagesReceived++;
   }
 
-  /** Moves up to `max` received messages into `out`; returns how many. */
+  /** Moves up to `max` received messages into `out` (a record each); returns how many. */
   receive(out: ReceivedMessage[], max: number): number {
+    const q = this.#queue;
+    const connection = this.#host.localCid;
     let n = 0;
-    while (n < max && this.#queue.length > 0) {
-      const m = this.#queue.shift() as ReceivedMessage;
-      this.#queueBytes -= m.data.length;
-      out.push(m);
+    while (n < max && q.length > 0) {
+      const i = q.head;
+      const data = q.dataAt(i);
+      out.push({ connection, lane: q.laneAt(i), messageNumber: q.numberAt(i), reliable: q.reliableAt(i), data, receivedAtUs: q.receivedAt(i) });
+      q.drop();
+      this.#queueBytes -= data.length;
       n++;
+    }
+    return n;
+  }
+
+  /** Takes up to `max` received messages, calling `visit` for each (no record is made); returns how many. */
+  receiveEach(max: number, visit: MessageVisitor): number {
+    const q = this.#queue;
+    let n = 0;
+    while (n < max && q.length > 0) {
+      const i = q.head;
+      const data = q.dataAt(i);
+      const lane = q.laneAt(i);
+      const num = q.numberAt(i);
+      const reliable = q.reliableAt(i);
+      const at = q.receivedAt(i);
+      q.drop();
+      this.#queueBytes -= data.length;
+      n++;
+      visit(lane, num, reliable, data, at);
     }
     return n;
   }

@@ -97,7 +97,8 @@ export class Recovery {
   allocate(): SentPacket {
     const p = this.#pool.pop();
     if (p) {
-      p.segments.length = 0;
+      const s = p.segments;
+      while (s.length > 0) s.pop(); // not `length = 0`, which drops the array's storage (the next push allocates)
       p.done = false;
       p.lost = false;
       p.ping = false;

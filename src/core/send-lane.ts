@@ -55,16 +55,16 @@ export class SendLane {
   /** Reliable bytes waiting for retransmission. */
   retransmitBytes(): number {
     let n = 0;
-    const { lo, hi } = this.retransmit;
-    for (let i = 0; i < lo.length; i++) n += (hi[i] as number) - (lo[i] as number) + 1;
+    const { lo, hi, size } = this.retransmit;
+    for (let i = 0; i < size; i++) n += (hi[i] as number) - (lo[i] as number) + 1;
     return n;
   }
 
   /** Reliable bytes sent and not yet acknowledged. */
   sentUnackedBytes(): number {
     let acked = 0;
-    const { lo, hi } = this.acked;
-    for (let i = 0; i < lo.length; i++) acked += (hi[i] as number) - (lo[i] as number) + 1;
+    const { lo, hi, size } = this.acked;
+    for (let i = 0; i < size; i++) acked += (hi[i] as number) - (lo[i] as number) + 1;
     return this.sentOffset - this.stream.base - acked;
   }
 
@@ -101,8 +101,7 @@ export class SendLane {
     this.acked.add(Math.max(offset, this.stream.base), last);
     if (!this.retransmit.isEmpty()) this.retransmit.remove(offset, last);
     // Release the acknowledged prefix.
-    const lo = this.acked.lo;
-    if (lo.length > 0 && (lo[0] as number) <= this.stream.base) {
+    if (this.acked.size > 0 && (this.acked.lo[0] as number) <= this.stream.base) {
       const newBase = (this.acked.hi[0] as number) + 1;
       this.acked.removeBelow(newBase);
       this.stream.release(newBase);
@@ -114,8 +113,8 @@ export class SendLane {
     let a = Math.max(offset, this.stream.base);
     const b = offset + len - 1;
     if (b < a) return;
-    const { lo, hi } = this.acked;
-    for (let i = 0; i < lo.length && a <= b; i++) {
+    const { lo, hi, size } = this.acked;
+    for (let i = 0; i < size && a <= b; i++) {
       const l = lo[i] as number;
       const h = hi[i] as number;
       if (h < a) continue;

@@ -38,6 +38,12 @@ export class StreamBuffer {
     return this.end;
   }
 
+  /** Writes `len` bytes from stream offset `offset` with `w` (no view made for a short range). */
+  copyTo(w: Writer, offset: number, len: number, field: string): void {
+    const i = this.#start + (offset - this.base);
+    w.bytesRange(this.#buf, i, i + len, field);
+  }
+
   /** A view of `len` bytes from stream offset `offset` (valid until the next append or release). */
   view(offset: number, len: number): Uint8Array {
     const i = this.#start + (offset - this.base);

@@ -1,11 +1,22 @@
 import type { ConnectionKeys } from './types.js';
-import { AEAD_TAG_BYTES, AeadCipher, type Aead, type CryptoProvider } from './provider.js';
+import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, type Aead, type CryptoProvider } from './provider.js';
+import { ViewCache } from '../util/slab.js';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
 const LABEL_KEY = enc.encode('netlane key');
 const LABEL_IV = enc.encode('netlane iv');
 const LABEL_UPDATE = enc.encode('netlane ku');
+
+/** Plaintexts up to this size open into the shared buffer below (a packet is at most 1400 bytes); a larger one gets its own. */
+const SHARED_PLAIN_BYTES = 2048;
+/**
+ * What every session of the process opens into, and the nonce every seal and open computes into: the
+ * process is one thread and a plaintext is consumed before the next packet is opened, so no session
+ * needs memory of its own for either. The exact-size views are cached, so an open allocates nothing.
+ */
+const sharedPlain = new ViewCache(SHARED_PLAIN_BYTES);
+const sharedNonce = new Uint8Array(AEAD_NONCE_BYTES);
 
 /** Packet protection under one key: an AEAD and its IV, and the secret the next key comes from. */
 interface KeyGeneration {
@@ -70,9 +81,6 @@ export class SessionKeys implements ConnectionKeys {
   #recvNext: KeyGeneration | null = null;
   /** Lowest packet number seen under the current receive generation. */
   #recvFirstPn = 0;
-  readonly #sendNonce = new Uint8Array(12);
-  readonly #recvNonce = new Uint8Array(12);
-  #plain: Uint8Array = new Uint8Array(1500);
 
   constructor(provider: CryptoProvider, cipher: AeadCipher, sendSecret: Uint8Array, recvSecret: Uint8Array, updateAfter: number) {
     this.#provider = provider;
@@ -86,8 +94,8 @@ export class SessionKeys implements ConnectionKeys {
     return this.#sendPhase;
   }
 
-  seal(pn: number, header: Uint8Array, payload: Uint8Array, length: number): number {
-    const n = this.#send.aead.seal(packetNonce(this.#sendNonce, this.#send.iv, pn), header, payload.subarray(0, length), payload, 0);
+  seal(pn: number, header: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number {
+    const n = this.#send.aead.seal(packetNonce(sharedNonce, this.#send.iv, pn), header, plaintext, out, outOffset);
     if (++this.#sentUnderKey >= this.#updateAfter && this.#peerConfirmed) this.#updateSend();
     return n;
   }
@@ -99,10 +107,10 @@ export class SessionKeys implements ConnectionKeys {
     else if (pn < this.#recvFirstPn) g = this.#recvPrev;
     else g = this.#recvNext ??= nextGeneration(this.#provider, this.#cipher, this.#recv);
     if (!g || sealed.length < AEAD_TAG_BYTES) return null;
-    if (this.#plain.length < sealed.length) this.#plain = new Uint8Array(sealed.length);
     // A view of exactly the plaintext's size: a provider opens straight into it, and it is what we return.
-    const plain = this.#plain.subarray(0, sealed.length - AEAD_TAG_BYTES);
-    const n = g.aead.open(packetNonce(this.#recvNonce, g.iv, pn), header, sealed, plain, 0);
+    const size = sealed.length - AEAD_TAG_BYTES;
+    const plain = size <= SHARED_PLAIN_BYTES ? sharedPlain.view(0, size) : new Uint8Array(size);
+    const n = g.aead.open(packetNonce(sharedNonce, g.iv, pn), header, sealed, plain, 0);
     if (n < 0) return null;
     if (g === this.#recvNext) {
       this.#recvPrev = this.#recv;
@@ -134,7 +142,10 @@ export const NULL_KEYS: ConnectionKeys = Object.freeze({
   sendPhase: false,
   encrypted: false,
   keyUpdates: 0,
-  seal: (_pn: number, _header: Uint8Array, _payload: Uint8Array, length: number): number => length,
+  seal: (_pn: number, _header: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number => {
+    if (plaintext.buffer !== out.buffer || plaintext.byteOffset !== out.byteOffset + outOffset) out.set(plaintext, outOffset);
+    return plaintext.length;
+  },
   open: (_pn: number, _header: Uint8Array, sealed: Uint8Array): Uint8Array => sealed,
 });
 

@@ -21,14 +21,15 @@ export interface ConnectionKeys {
   /** Key updates so far (send direction). */
   readonly keyUpdates: number;
   /**
-   * Seals `payload[0, length)` in place; `header` (already carrying `sendPhase`) is associated data and
-   * `pn` the full packet number. `payload` has `overhead` spare bytes after `length`. Returns the
-   * sealed length.
+   * Seals `plaintext` into `out` at `outOffset`, ciphertext then the tag (`overhead` bytes); in place
+   * when `plaintext` is `out`'s region there (the packet path: no copy). `header` (already carrying
+   * `sendPhase`) is associated data and `pn` the full packet number. Returns the sealed length.
    */
-  seal(pn: number, header: Uint8Array, payload: Uint8Array, length: number): number;
+  seal(pn: number, header: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number;
   /**
-   * Opens a packet. Returns the plaintext (a view valid until the next call), or null when it does
-   * not authenticate. Key state changes only after a packet authenticates.
+   * Opens a packet. Returns the plaintext, or null when it does not authenticate. The plaintext is a
+   * view into memory shared by every connection of the process: valid until the next `open` of any
+   * connection's keys. Key state changes only after a packet authenticates.
    */
   open(pn: number, header: Uint8Array, sealed: Uint8Array): Uint8Array | null;
 }

@@ -19,6 +19,13 @@ export interface UdpSocketOptions {
   readonly sendBufferSize?: number;
 }
 
+/**
+ * One send in this many carries a completion callback, and after a failure every send does, until this many in
+ * a row have succeeded: dgram reports a send's error only to its callback, and a callback costs a tick (and its
+ * objects) per datagram. A failing socket has every send checked once its first failure is seen.
+ */
+export const SEND_CHECK_EVERY = 16;
+
 /** dgram resolves names even for IP literals, deferring each send by a tick; netlane only takes literals, so this answers at once. */
 export function literalLookup(host: string, opts: unknown, cb?: (err: Error | null, address: string, family: number) => void): void {
   const done = (typeof opts === 'function' ? opts : cb) as (err: Error | null, address: string, family: number) => void;
@@ -38,12 +45,18 @@ export class UdpSocket implements DatagramTransport {
   /** Called for every datagram received. */
   onMessage: (data: Uint8Array, from: SocketAddress) => void = () => undefined;
   sendErrors = 0;
+  /** Sends left before the next checked one. */
+  #untilCheck = 0;
+  /** A send failed and fewer than SEND_CHECK_EVERY have succeeded since: every send is checked. */
+  #failing = false;
+  #okStreak = 0;
   readonly #sock: dgram.Socket;
   readonly #connected: boolean;
   #closed = false;
   // One-entry caches so that a steady peer costs no string work per datagram.
   #rawFrom = '';
-  #from = '';
+  /** The sender of the last datagram: the same (immutable) object while the sender stays the same. */
+  #from: SocketAddress = { address: '', port: 0 };
   #toAddress = '';
   #toMapped = '';
 
@@ -54,13 +67,14 @@ export class UdpSocket implements DatagramTransport {
     const a = sock.address();
     this.local = { address: a.address, port: a.port };
     sock.on('message', (msg, rinfo) => {
-      let address = rinfo.address;
-      if (address !== this.#rawFrom) {
+      const address = rinfo.address;
+      let from = this.#from;
+      if (address !== this.#rawFrom || rinfo.port !== from.port) {
         this.#rawFrom = address;
-        this.#from = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+        from = { address: address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address, port: rinfo.port };
+        this.#from = from;
       }
-      address = this.#from;
-      this.onMessage(msg, { address, port: rinfo.port });
+      this.onMessage(msg, from);
     });
     // Errors after open (ICMP unreachable on a connected socket, ...) are counted, never thrown.
     sock.on('error', (err) => this.#onSent(err));
@@ -102,7 +116,12 @@ export class UdpSocket implements DatagramTransport {
   }
 
   readonly #onSent = (err: Error | null): void => {
-    if (!err) return;
+    if (!err) {
+      if (this.#failing && ++this.#okStreak >= SEND_CHECK_EVERY) this.#failing = false;
+      return;
+    }
+    this.#failing = true;
+    this.#okStreak = 0;
     this.sendErrors++;
     if (channels.sendError.hasSubscribers) channels.sendError.publish({ local: this.local, error: err });
   };
@@ -111,8 +130,15 @@ export class UdpSocket implements DatagramTransport {
   send(data: Uint8Array, to: SocketAddress, header?: Uint8Array): void {
     if (this.#closed) return;
     const msg = header ? [header, data] : data;
+    let cb: ((err: Error | null) => void) | undefined;
+    if (this.#failing) {
+      cb = this.#onSent;
+    } else if (--this.#untilCheck <= 0) {
+      this.#untilCheck = SEND_CHECK_EVERY;
+      cb = this.#onSent;
+    }
     if (this.#connected) {
-      this.#sock.send(msg, this.#onSent);
+      this.#sock.send(msg, cb);
       return;
     }
     let address = to.address;
@@ -123,7 +149,7 @@ export class UdpSocket implements DatagramTransport {
       }
       address = this.#toMapped;
     }
-    this.#sock.send(msg, to.port, address, this.#onSent);
+    this.#sock.send(msg, to.port, address, cb);
   }
 
   /** Lets the process exit while the socket is open (the default for netlane sockets), or not. */

@@ -59,3 +59,34 @@ export function copyBytes(src: Uint8Array, start: number, end: number): Uint8Arr
   }
   return copies.commit(at, n);
 }
+
+/**
+ * A fixed buffer and the views of it that have been asked for, each made once: `view(start, n)` is the
+ * same object every time, so that code handing exact-size regions to an API that takes whole typed arrays
+ * (libsodium, `TypedArray.set`) allocates nothing after the first packet of a size. Views are kept per
+ * start offset and length; callers use a few starts (0 and the header lengths), so the cache holds at
+ * most a few thousand views (a view is about 100 B).
+ */
+export class ViewCache {
+  readonly bytes: Uint8Array;
+  readonly #views: (Uint8Array | undefined)[][] = [];
+
+  constructor(size: number) {
+    this.bytes = new Uint8Array(size);
+  }
+
+  /** `bytes[start, start + n)`, the same view for the same arguments. */
+  view(start: number, n: number): Uint8Array {
+    let byLength = this.#views[start];
+    if (!byLength) {
+      byLength = new Array<Uint8Array | undefined>(this.bytes.length + 1 - start).fill(undefined); // dense: a fast lookup
+      this.#views[start] = byLength;
+    }
+    let v = byLength[n];
+    if (!v) {
+      v = this.bytes.subarray(start, start + n);
+      byLength[n] = v;
+    }
+    return v;
+  }
+}

@@ -290,7 +290,7 @@ export function decodeFrame(r: Reader): Frame {
  * Writes an ACK frame for the ranges `lo[from..to)`/`hi[from..to)` (ascending), newest first.
  * Used both for frame values and straight from a RangeSet's arrays on the send path.
  */
-export function encodeAckRanges(w: Writer, lo: readonly number[], hi: readonly number[], from: number, to: number, ackDelay: number): void {
+export function encodeAckRanges(w: Writer, lo: ArrayLike<number>, hi: ArrayLike<number>, from: number, to: number, ackDelay: number): void {
   const top = to - 1;
   const largest = hi[top] as number;
   w.u8(FrameType.Ack, 'ack.type');
@@ -305,7 +305,7 @@ export function encodeAckRanges(w: Writer, lo: readonly number[], hi: readonly n
 }
 
 /** Encoded size of an ACK frame over `lo[from..to)`/`hi[from..to)`. */
-export function ackFrameSize(lo: readonly number[], hi: readonly number[], from: number, to: number, ackDelay: number): number {
+export function ackFrameSize(lo: ArrayLike<number>, hi: ArrayLike<number>, from: number, to: number, ackDelay: number): number {
   const top = to - 1;
   const largest = hi[top] as number;
   let n = 1 + varintSize(largest) + varintSize(ackDelay) + varintSize(top - from) + varintSize(largest - (lo[top] as number));

@@ -9,6 +9,9 @@ export function varintSize(v: number): number {
   return 8;
 }
 
+/** Ranges up to this long are copied by a loop in {@link Writer.bytesRange} (no view object). */
+const SHORT_COPY_BYTES = 256;
+
 /**
  * A bounds-checked cursor that encodes into a buffer owned by the caller. Nothing here allocates.
  */
@@ -124,6 +127,23 @@ export class Writer {
     this.#need(src.length, field);
     this.#buf.set(src, this.#pos);
     this.#pos += src.length;
+  }
+
+  /**
+   * Writes `src[start, end)`. A short range is copied byte by byte, so that no view of it is made; a
+   * longer one (bulk data, where a view per packet costs nothing that matters) through `set`.
+   */
+  bytesRange(src: Uint8Array, start: number, end: number, field: string): void {
+    const n = end - start;
+    this.#need(n, field);
+    const buf = this.#buf;
+    const at = this.#pos;
+    if (n <= SHORT_COPY_BYTES) {
+      for (let i = 0; i < n; i++) buf[at + i] = src[start + i] as number;
+    } else {
+      buf.set(src.subarray(start, end), at);
+    }
+    this.#pos = at + n;
   }
 
   zeros(n: number, field: string): void {

@@ -267,9 +267,9 @@ class RecordingHandshake implements HandshakeLayer {
           get keyUpdates() {
             return inner.keyUpdates;
           },
-          seal(pn, header, payload, length) {
-            if (rec.length < 2000) rec.push(payload.slice(0, length));
-            return inner.seal(pn, header, payload, length);
+          seal(pn, header, plaintext, out, outOffset) {
+            if (rec.length < 2000) rec.push(plaintext.slice());
+            return inner.seal(pn, header, plaintext, out, outOffset);
           },
           open: (pn, header, sealed) => inner.open(pn, header, sealed),
         };
@@ -502,7 +502,7 @@ export const TARGETS: Target[] = [
         const hl = w.position;
         pkt.set(hdr.subarray(0, hl));
         pkt.set(plain, hl);
-        const n = l.keys.seal(pn++, pkt.subarray(0, hl), pkt.subarray(hl), plain.length);
+        const n = l.keys.seal(pn++, pkt.subarray(0, hl), pkt.subarray(hl, hl + plain.length), pkt, hl);
         l.server.handleDatagram(++t, CLIENT, pkt.slice(0, hl + n));
         drainEndpoint(l.server, t, l.s);
         return l.server.state(l.s) === ConnectionState.Connected;

@@ -278,7 +278,7 @@ for (const [label, prov, cipher, skip] of [
     const h = hdr(k.sendPhase);
     const buf = new Uint8Array(64);
     buf.set([pn & 0xff, 42]);
-    const n = k.seal(pn, h, buf, 2);
+    const n = k.seal(pn, h, buf.subarray(0, 2), buf, 0);
     return { pn, h, c: buf.slice(0, n) };
   };
   const deliver = (q: typeof inflightAB, k: SessionKeys): void => {
