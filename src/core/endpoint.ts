@@ -59,6 +59,11 @@ export interface EndpointOptions {
    * Default true. False: packets from any address but the connection's are dropped (counted as bad).
    */
   readonly migration?: boolean;
+  /**
+   * Queue a "writable again" notice ({@link Endpoint.pollWritable}) when a connection that refused a send
+   * with LimitExceeded can take it. Default false: an owner that never reads the notices is not given any.
+   */
+  readonly writableNotices?: boolean;
 }
 
 /**
@@ -141,6 +146,7 @@ export class Endpoint implements ConnectionHost {
   #listen: boolean;
   #limits: ConnectionLimits;
   readonly #migration: boolean;
+  readonly #writableNotices: boolean;
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
   readonly #byClient = new Map<string, Connection>();
@@ -182,6 +188,7 @@ export class Endpoint implements ConnectionHost {
     this.#limits = DEFAULT_LIMITS;
     this.setLimits(options);
     this.#migration = options.migration ?? true;
+    this.#writableNotices = options.writableNotices ?? false;
     this.#replyRate = options.statelessReplyRate ?? DEFAULT_STATELESS_REPLY_RATE;
     this.#replyBurst = Math.max(1, this.#replyRate / REPLY_BURST_DIVISOR);
     this.#replyTokens = this.#replyBurst;
@@ -200,7 +207,7 @@ export class Endpoint implements ConnectionHost {
 
   /** ConnectionHost: a send refused with LimitExceeded would be taken now. @internal */
   writable(conn: Connection): void {
-    this.#writable.push(conn.localCid);
+    if (this.#writableNotices) this.#writable.push(conn.localCid);
   }
 
   /** ConnectionHost: randomness for path challenges (the endpoint's, as for connection ids). @internal */
@@ -693,7 +700,8 @@ export class Endpoint implements ConnectionHost {
 
   /**
    * A connection that refused a send with LimitExceeded and has since drained enough to take it (once
-   * per refusal, edge-triggered); null when none.
+   * per refusal, edge-triggered); null when none, and always null unless the endpoint was made with
+   * `writableNotices`.
    */
   pollWritable(): number | null {
     return this.#writable.shift() ?? null;
