@@ -93,6 +93,13 @@ function writeReliable(w: Writer, lane: SendLane, offset: number, len: number, s
 }
 
 /**
+ * The writer and header a packet is built with, one for all the connections of the process (a packet is
+ * built and sealed without another in between): an idle connection so pins no slab of its own.
+ */
+const SHARED_WRITER = new Writer(txSlabs.bytes);
+const SHARED_HEADER: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+
+/**
  * Assembles a connection's outgoing packets into one scratch buffer per connection (the transmit copies
  * out of it): control packets during the handshake and close, and data packets carrying ACK, CLOSE,
  * STATS, PING, retransmissions, then new data in lane-scheduler order.
@@ -106,10 +113,10 @@ export class PacketBuilder {
   readonly #interval: IntervalStats;
   readonly #frames: PendingFrames;
   readonly #path: PathValidator;
-  readonly #w = new Writer(txSlabs.bytes);
+  readonly #w = SHARED_WRITER;
   /** Where the packet being built starts in `txSlabs.bytes`. */
   #base = 0;
-  readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+  readonly #hdr = SHARED_HEADER;
 
   constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames, path: PathValidator) {
     this.#host = host;
