@@ -55,6 +55,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   heapIndex = -1;
   /** The endpoint must recompute this connection's deadline before its next `pollTimeout`. @internal */
   timerDirty = false;
+  /** The connection is in the endpoint's queue of connections that may have something to send. @internal */
+  sendQueued = false;
   /** Our connection id: the handle, and the destination id of packets sent to us. */
   readonly localCid: number;
   /** The peer's connection id (0 until known). */

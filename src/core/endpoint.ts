@@ -156,8 +156,12 @@ export class Endpoint implements ConnectionHost {
   readonly #load = new Map<string, AddressLoad>();
   /** Server: the address group each incoming connection from an IP address was admitted under, by handle. */
   readonly #groupOf = new Map<number, string>();
-  /** Connections that may have something to send, in round-robin order. */
-  readonly #dirty = new Set<Connection>();
+  /**
+   * Connections that may have something to send, in round-robin order, each once (`sendQueued` set): a
+   * queue, not a Set, so that taking one and putting it back costs no hashing. A connection reaped while
+   * queued is skipped when its turn comes.
+   */
+  readonly #dirty = new Deque<Connection>();
   /**
    * Every connection with a deadline, keyed by it (µs): `pollTimeout` is a peek and `handleTimeout` pops what
    * is due. A key may be early (the connection is looked at, finds nothing due, and goes back with its real
@@ -593,23 +597,26 @@ export class Endpoint implements ConnectionHost {
 
   /**
    * Fires expired timers: of the connections whose deadline has come (the top of the timer heap), each
-   * once; the others are not looked at.
+   * once; the others are not looked at. Deadlines that inputs and commands moved since the last
+   * {@link pollTimeout} are not recomputed first: those connections are about to be polled for transmit,
+   * which moves them again, and the next `pollTimeout` computes each once (and returns `now` if one is due).
    */
   handleTimeout(now: number): void {
     this.stats.timeoutCalls++;
-    this.#settleTimers(now);
     const heap = this.#timers;
     const due = this.#due;
     for (let top = heap.peek(); top !== undefined && top.heapKey <= now; top = heap.peek()) due.push(heap.pop() as Connection);
     this.stats.timerVisits += due.length;
     for (let i = 0; i < due.length; i++) {
       const c = due[i] as Connection;
-      if (c.nextTimeoutUs(now) <= now) {
+      const at = c.nextTimeoutUs(now);
+      if (at <= now) {
         c.handleTimeout(now);
-        this.#dirty.add(c);
+        this.#wake(c); // back in the heap at its next deadline, before the next poll
+        this.#reap(c);
+      } else if (!c.timerDirty && at !== Number.POSITIVE_INFINITY) {
+        heap.set(c, at); // an early key: back at the deadline just computed
       }
-      this.#touch(c); // back in the heap at its next deadline, before the next poll
-      this.#reap(c);
     }
     due.length = 0;
   }
@@ -628,7 +635,6 @@ export class Endpoint implements ConnectionHost {
   #reap(c: Connection): void {
     if (c.state !== S.Dead) return;
     this.#conns.delete(c.localCid);
-    this.#dirty.delete(c);
     this.#timers.delete(c);
     this.#groupOf.delete(c.localCid);
     const key = this.#clientKeyOf.get(c.localCid);
@@ -640,7 +646,10 @@ export class Endpoint implements ConnectionHost {
 
   /** The connection may have something to send, and its deadline may have moved. */
   #wake(c: Connection): void {
-    this.#dirty.add(c);
+    if (!c.sendQueued) {
+      c.sendQueued = true;
+      this.#dirty.push(c);
+    }
     this.#touch(c);
   }
 
@@ -673,12 +682,15 @@ export class Endpoint implements ConnectionHost {
   pollTransmit(now: number): Transmit | null {
     const s = this.#stateless.shift();
     if (s) return s;
-    for (const c of this.#dirty) {
+    const dirty = this.#dirty;
+    for (let c = dirty.shift(); c !== undefined; c = dirty.shift()) {
+      c.sendQueued = false;
+      if (c.state === S.Dead) continue; // reaped while queued
       const t = c.pollTransmit(now);
-      this.#dirty.delete(c);
       this.#touch(c); // sending moves the ack, loss, pacing and keepalive deadlines
       if (t) {
-        this.#dirty.add(c); // back of the line: round robin between connections
+        c.sendQueued = true;
+        dirty.push(c); // back of the line: round robin between connections
         return t;
       }
       this.#reap(c);
