@@ -117,6 +117,11 @@ export interface EndpointStats {
   timerUpdates: number;
 }
 
+/** The key of a server's connection by client address and id: one flat string (a template literal would keep a chain of parts per connection). */
+function clientKey(from: SocketAddress, clientCid: number): string {
+  return [from.address, from.port, clientCid].join('|');
+}
+
 /**
  * The sans-IO endpoint: one UDP socket's worth of protocol. It owns the connection table, routes
  * datagrams by destination connection id, answers unknown connections statelessly (rate-limited), and
@@ -150,12 +155,8 @@ export class Endpoint implements ConnectionHost {
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
   readonly #byClient = new Map<string, Connection>();
-  /** Server: the `#byClient` key of each incoming connection, by handle (so that forgetting one is no scan). */
-  readonly #clientKeyOf = new Map<number, string>();
   /** Server: what each address group holds (groups with a live connection only). */
   readonly #load = new Map<string, AddressLoad>();
-  /** Server: the address group each incoming connection from an IP address was admitted under, by handle. */
-  readonly #groupOf = new Map<number, string>();
   /**
    * Connections that may have something to send, in round-robin order, each once (`sendQueued` set): a
    * queue, not a Set, so that taking one and putting it back costs no hashing. A connection reaped while
@@ -475,7 +476,7 @@ export class Endpoint implements ConnectionHost {
           this.stats.handshakeRefused++;
           return;
         }
-        const key = `${from.address}|${from.port}|${p.clientCid}`;
+        const key = clientKey(from, p.clientCid);
         const existing = this.#byClient.get(key);
         if (existing) {
           existing.onDuplicateConnectRequest();
@@ -504,9 +505,9 @@ export class Endpoint implements ConnectionHost {
         const conn = new Connection(this, this.#handshake, serverCid, from, true, this.#config, now);
         this.#conns.set(serverCid, conn);
         this.#byClient.set(key, conn);
-        this.#clientKeyOf.set(serverCid, key);
+        conn.clientKey = key;
         if (group !== null) {
-          this.#groupOf.set(serverCid, group);
+          conn.addressGroup = group;
           if (!this.#load.has(group)) this.#load.set(group, { pending: 0, live: 0 });
         }
         conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer); // None -> Connecting: counted in #account
@@ -529,7 +530,7 @@ export class Endpoint implements ConnectionHost {
       }
       case 'closed': {
         let c = p.destinationCid !== 0 ? this.#conns.get(p.destinationCid) : undefined;
-        if (!c) c = this.#byClient.get(`${from.address}|${from.port}|${p.sourceCid}`);
+        if (!c) c = this.#byClient.get(clientKey(from, p.sourceCid));
         if (!c || !sameAddress(c.remote, from) || (c.remoteCid !== 0 && c.remoteCid !== p.sourceCid && p.sourceCid !== 0)) {
           this.stats.handshakeRefused++;
           return;
@@ -567,8 +568,8 @@ export class Endpoint implements ConnectionHost {
 
   /** Keeps the address groups' counts as an incoming connection's API state moves (pending: Connecting; live: Connecting or Connected). */
   #account(cid: number, from: ConnectionState, to: ConnectionState): void {
-    const group = this.#groupOf.get(cid);
-    const load = group === undefined ? undefined : this.#load.get(group);
+    const group = this.#conns.get(cid)?.addressGroup ?? null;
+    const load = group === null ? undefined : this.#load.get(group);
     if (!load) return;
     load.pending += Number(to === S.Connecting) - Number(from === S.Connecting);
     load.live += Number(to === S.Connecting || to === S.Connected) - Number(from === S.Connecting || from === S.Connected);
@@ -636,12 +637,8 @@ export class Endpoint implements ConnectionHost {
     if (c.state !== S.Dead) return;
     this.#conns.delete(c.localCid);
     this.#timers.delete(c);
-    this.#groupOf.delete(c.localCid);
-    const key = this.#clientKeyOf.get(c.localCid);
-    if (key !== undefined) {
-      this.#clientKeyOf.delete(c.localCid);
-      if (this.#byClient.get(key) === c) this.#byClient.delete(key);
-    }
+    const key = c.clientKey;
+    if (key !== null && this.#byClient.get(key) === c) this.#byClient.delete(key);
   }
 
   /** The connection may have something to send, and its deadline may have moved. */
