@@ -297,7 +297,7 @@ const CONNECT = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('netlane',
 
 const Q = QUICK
   ? { rounds: 1, pp: 1000, ppWarm: 500, ms: 400, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 400, lossCapMs: 6000, holMs: 1000, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
-  : { rounds: 3, pp: 5000, ppWarm: 2000, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 5000, scaleBusyMs: 30_000 };
+  : { rounds: 3, pp: 5000, ppWarm: 2000, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 20_000, scaleBusyMs: 30_000 };
 
 const want = (m: string): boolean => !ONLY || ONLY.has(m);
 

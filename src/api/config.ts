@@ -48,7 +48,7 @@ export const ConfigValue = {
   FakePacketJitter_Recv_Max: 57,
   FakePacketJitter_Recv_Pct: 58,
   Callback_ConnectionStatusChanged: 201,
-  /** netlane: ms of silence after which a keepalive is sent. */
+  /** netlane: ms of silence after which a keepalive is sent. Default 8000 (the client PINGs, the server answers). */
   KeepaliveInterval: 1001,
   /** netlane: the AEAD: 0 automatic (default; ChaCha20-Poly1305 when both sides prefer it, else AES-256-GCM), 2 AES-256-GCM only, 3 ChaCha20-Poly1305 only. */
   Cipher: 1002,

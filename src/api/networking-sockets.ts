@@ -216,7 +216,7 @@ export class NetworkingSockets {
     const local = this.#address(address);
     const store = local && this.#storeWith(this.#iface, options);
     if (!local || !store) return INVALID_HANDLE;
-    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake, ...store.limits() });
+    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake, writableNotices: this.#onWritable !== undefined, ...store.limits() });
     let sock: DatagramTransport;
     try {
       sock = this.#runtime.openUdp({ address: local.address, port: local.port });
@@ -242,7 +242,7 @@ export class NetworkingSockets {
     const remote = this.#address(address);
     const store = remote && this.#storeWith(this.#iface, options);
     if (!remote || !store) return INVALID_HANDLE;
-    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), handshake: this.#handshake });
+    const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), handshake: this.#handshake, writableNotices: this.#onWritable !== undefined });
     let sock: DatagramTransport;
     try {
       sock = this.#runtime.openUdp({ address: isIP(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote });
@@ -319,8 +319,8 @@ export class NetworkingSockets {
     const storeB = this.#storeWith(this.#iface, options);
     if (!storeA || !storeB) return null;
     const extra = useNetworkLoopback ? {} : { Unencrypted: 3 };
-    const a = new Endpoint({ rng: this.#cidRng, config: { ...storeA.coreValues(), ...extra }, handshake: this.#handshake });
-    const b = new Endpoint({ rng: this.#cidRng, config: { ...storeB.coreValues(), ...extra }, listen: true, handshake: this.#handshake });
+    const a = new Endpoint({ rng: this.#cidRng, config: { ...storeA.coreValues(), ...extra }, handshake: this.#handshake, writableNotices: this.#onWritable !== undefined });
+    const b = new Endpoint({ rng: this.#cidRng, config: { ...storeB.coreValues(), ...extra }, listen: true, handshake: this.#handshake, writableNotices: this.#onWritable !== undefined });
     let ta: DatagramTransport;
     let tb: DatagramTransport;
     if (useNetworkLoopback) {

@@ -28,9 +28,10 @@ export interface ConfigValues {
   readonly MTU_PacketSize: number;
   /**
    * netlane: ms of silence from the peer after which a keepalive PING is sent (a server waits 1.5 times this
-   * after the client's last ack-eliciting packet: the client keeps the connection alive). Default 5000: an
-   * idle connection costs one PING and its ACK per 5 s, and `TimeoutConnected` (10 s) still sees the PING and
-   * its probe retransmissions. GNS sends its keepalive after 10 s of silence.
+   * after the client's last ack-eliciting packet: the client keeps the connection alive). Default 8000: an
+   * idle connection costs one PING and its ACK per 8 s, and `TimeoutConnected` (10 s) leaves the PING some
+   * 1.7 s (after the keepalive grid's 250 ms) for its probe retransmissions when it or its ACK is lost. Keep
+   * it well under `TimeoutConnected`. GNS sends its keepalive after 10 s of silence; QUIC sends none unless asked.
    */
   readonly KeepaliveInterval: number;
   /** 0 = encrypted only (default); 1 = allow unencrypted, prefer encrypted; 2 = prefer unencrypted; 3 = require unencrypted. Both sides must allow it. Debugging only. */
@@ -64,7 +65,7 @@ export const CONFIG_SPECS: { readonly [K in keyof ConfigValues]: ConfigSpec } = 
   SendRateMax: { def: 0x10000000, min: 1024, max: 0x10000000 },
   NagleTime: { def: 5000, min: 0, max: 20_000 },
   MTU_PacketSize: { def: 1200, min: 576, max: 1400 },
-  KeepaliveInterval: { def: 5000, min: 10, max: 600_000 },
+  KeepaliveInterval: { def: 8000, min: 10, max: 600_000 },
   Unencrypted: { def: 0, min: 0, max: 3 },
   Cipher: { def: 0, min: 0, max: 3 },
   IP_AllowWithoutAuth: { def: 2, min: 0, max: 2 },

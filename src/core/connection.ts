@@ -55,8 +55,12 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   heapIndex = -1;
   /** The endpoint must recompute this connection's deadline before its next `pollTimeout`. @internal */
   timerDirty = false;
-  /** In the endpoint's queue of connections that may have something to send. @internal */
+  /** The connection is in the endpoint's queue of connections that may have something to send. @internal */
   sendQueued = false;
+  /** Server: the endpoint's key of this connection by client address and id (repeated CONNECT_REQUESTs). @internal */
+  clientKey: string | null = null;
+  /** Server: the address group the connection was admitted under (the per-address limits), or null. @internal */
+  addressGroup: string | null = null;
   /** Our connection id: the handle, and the destination id of packets sent to us. */
   readonly localCid: number;
   /** The peer's connection id (0 until known). */

@@ -60,6 +60,11 @@ export interface EndpointOptions {
    * Default true. False: packets from any address but the connection's are dropped (counted as bad).
    */
   readonly migration?: boolean;
+  /**
+   * Queue a "writable again" notice ({@link Endpoint.pollWritable}) when a connection that refused a send
+   * with LimitExceeded can take it. Default false: an owner that never reads the notices is not given any.
+   */
+  readonly writableNotices?: boolean;
 }
 
 /**
@@ -113,6 +118,11 @@ export interface EndpointStats {
   timerUpdates: number;
 }
 
+/** The key of a server's connection by client address and id: one flat string (a template literal would keep a chain of parts per connection). */
+function clientKey(from: SocketAddress, clientCid: number): string {
+  return [from.address, from.port, clientCid].join('|');
+}
+
 /**
  * The sans-IO endpoint: one UDP socket's worth of protocol. It owns the connection table, routes
  * datagrams by destination connection id, answers unknown connections statelessly (rate-limited), and
@@ -142,15 +152,12 @@ export class Endpoint implements ConnectionHost {
   #listen: boolean;
   #limits: ConnectionLimits;
   readonly #migration: boolean;
+  readonly #writableNotices: boolean;
   readonly #conns = new Map<number, Connection>();
   /** Server: (client address, client cid) -> connection, to answer repeated CONNECT_REQUESTs. */
   readonly #byClient = new Map<string, Connection>();
-  /** Server: the `#byClient` key of each incoming connection, by handle (so that forgetting one is no scan). */
-  readonly #clientKeyOf = new Map<number, string>();
   /** Server: what each address group holds (groups with a live connection only). */
   readonly #load = new Map<string, AddressLoad>();
-  /** Server: the address group each incoming connection from an IP address was admitted under, by handle. */
-  readonly #groupOf = new Map<number, string>();
   /**
    * Connections that may have something to send, in round-robin order, each once (`sendQueued` set): a ring,
    * since a Set's delete and re-add per datagram allocates as its table rehashes. A reaped connection is
@@ -187,6 +194,7 @@ export class Endpoint implements ConnectionHost {
     this.#limits = DEFAULT_LIMITS;
     this.setLimits(options);
     this.#migration = options.migration ?? true;
+    this.#writableNotices = options.writableNotices ?? false;
     this.#replyRate = options.statelessReplyRate ?? DEFAULT_STATELESS_REPLY_RATE;
     this.#replyBurst = Math.max(1, this.#replyRate / REPLY_BURST_DIVISOR);
     this.#replyTokens = this.#replyBurst;
@@ -205,7 +213,7 @@ export class Endpoint implements ConnectionHost {
 
   /** ConnectionHost: a send refused with LimitExceeded would be taken now. @internal */
   writable(conn: Connection): void {
-    this.#writable.push(conn.localCid);
+    if (this.#writableNotices) this.#writable.push(conn.localCid);
   }
 
   /** ConnectionHost: randomness for path challenges (the endpoint's, as for connection ids). @internal */
@@ -479,7 +487,7 @@ export class Endpoint implements ConnectionHost {
           this.stats.handshakeRefused++;
           return;
         }
-        const key = `${from.address}|${from.port}|${p.clientCid}`;
+        const key = clientKey(from, p.clientCid);
         const existing = this.#byClient.get(key);
         if (existing) {
           existing.onDuplicateConnectRequest();
@@ -508,9 +516,9 @@ export class Endpoint implements ConnectionHost {
         const conn = new Connection(this, this.#handshake, serverCid, from, true, this.#config, now);
         this.#conns.set(serverCid, conn);
         this.#byClient.set(key, conn);
-        this.#clientKeyOf.set(serverCid, key);
+        conn.clientKey = key;
         if (group !== null) {
-          this.#groupOf.set(serverCid, group);
+          conn.addressGroup = group;
           if (!this.#load.has(group)) this.#load.set(group, { pending: 0, live: 0 });
         }
         conn.startServer(now, p.clientCid, out.keys, out.replyPayload, out.peer); // None -> Connecting: counted in #account
@@ -533,7 +541,7 @@ export class Endpoint implements ConnectionHost {
       }
       case 'closed': {
         let c = p.destinationCid !== 0 ? this.#conns.get(p.destinationCid) : undefined;
-        if (!c) c = this.#byClient.get(`${from.address}|${from.port}|${p.sourceCid}`);
+        if (!c) c = this.#byClient.get(clientKey(from, p.sourceCid));
         if (!c || !sameAddress(c.remote, from) || (c.remoteCid !== 0 && c.remoteCid !== p.sourceCid && p.sourceCid !== 0)) {
           this.stats.handshakeRefused++;
           return;
@@ -571,8 +579,8 @@ export class Endpoint implements ConnectionHost {
 
   /** Keeps the address groups' counts as an incoming connection's API state moves (pending: Connecting; live: Connecting or Connected). */
   #account(cid: number, from: ConnectionState, to: ConnectionState): void {
-    const group = this.#groupOf.get(cid);
-    const load = group === undefined ? undefined : this.#load.get(group);
+    const group = this.#conns.get(cid)?.addressGroup ?? null;
+    const load = group === null ? undefined : this.#load.get(group);
     if (!load) return;
     load.pending += Number(to === S.Connecting) - Number(from === S.Connecting);
     load.live += Number(to === S.Connecting || to === S.Connected) - Number(from === S.Connecting || from === S.Connected);
@@ -601,23 +609,26 @@ export class Endpoint implements ConnectionHost {
 
   /**
    * Fires expired timers: of the connections whose deadline has come (the top of the timer heap), each
-   * once; the others are not looked at.
+   * once; the others are not looked at. Deadlines that inputs and commands moved since the last
+   * {@link pollTimeout} are not recomputed first: those connections are about to be polled for transmit,
+   * which moves them again, and the next `pollTimeout` computes each once (and returns `now` if one is due).
    */
   handleTimeout(now: number): void {
     this.stats.timeoutCalls++;
-    this.#settleTimers(now);
     const heap = this.#timers;
     const due = this.#due;
     for (let top = heap.peek(); top !== undefined && top.heapKey <= now; top = heap.peek()) due.push(heap.pop() as Connection);
     this.stats.timerVisits += due.length;
     for (let i = 0; i < due.length; i++) {
       const c = due[i] as Connection;
-      if (c.nextTimeoutUs(now) <= now) {
+      const at = c.nextTimeoutUs(now);
+      if (at <= now) {
         c.handleTimeout(now);
-        this.#queueSend(c);
+        this.#wake(c); // back in the heap at its next deadline, before the next poll
+        this.#reap(c);
+      } else if (!c.timerDirty && at !== Number.POSITIVE_INFINITY) {
+        heap.set(c, at); // an early key: back at the deadline just computed
       }
-      this.#touch(c); // back in the heap at its next deadline, before the next poll
-      this.#reap(c);
     }
     while (due.length > 0) due.pop(); // not `length = 0`, which drops the array's storage (the next push allocates)
   }
@@ -637,12 +648,8 @@ export class Endpoint implements ConnectionHost {
     if (c.state !== S.Dead) return;
     this.#conns.delete(c.localCid);
     this.#timers.delete(c);
-    this.#groupOf.delete(c.localCid);
-    const key = this.#clientKeyOf.get(c.localCid);
-    if (key !== undefined) {
-      this.#clientKeyOf.delete(c.localCid);
-      if (this.#byClient.get(key) === c) this.#byClient.delete(key);
-    }
+    const key = c.clientKey;
+    if (key !== null && this.#byClient.get(key) === c) this.#byClient.delete(key);
   }
 
   /** The connection may have something to send, and its deadline may have moved. */
@@ -716,7 +723,8 @@ export class Endpoint implements ConnectionHost {
 
   /**
    * A connection that refused a send with LimitExceeded and has since drained enough to take it (once
-   * per refusal, edge-triggered); null when none.
+   * per refusal, edge-triggered); null when none, and always null unless the endpoint was made with
+   * `writableNotices`.
    */
   pollWritable(): number | null {
     return this.#writable.shift() ?? null;

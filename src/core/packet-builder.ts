@@ -95,6 +95,13 @@ function writeReliable(w: Writer, lane: SendLane, offset: number, len: number, s
 }
 
 /**
+ * The writer and header a packet is built with, one for all the connections of the process (a packet is
+ * built and sealed without another in between): an idle connection holds none of its own.
+ */
+const SHARED_WRITER = new Writer(scratch.bytes);
+const SHARED_HEADER: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+
+/**
  * Assembles a connection's outgoing packets in the scratch shared by every connection (each is copied
  * into a slab once sealed): control packets during the handshake and close, and data packets carrying ACK, CLOSE,
  * STATS, PING, retransmissions, then new data in lane-scheduler order.
@@ -108,8 +115,8 @@ export class PacketBuilder {
   readonly #interval: IntervalStats;
   readonly #frames: PendingFrames;
   readonly #path: PathValidator;
-  readonly #w = new Writer(scratch.bytes);
-  readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+  readonly #w = SHARED_WRITER;
+  readonly #hdr = SHARED_HEADER;
 
   constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames, path: PathValidator) {
     this.#host = host;

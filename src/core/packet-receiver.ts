@@ -116,6 +116,15 @@ const RX_SCRATCH_BYTES = 2048;
  */
 const rxScratch = new ViewCache(RX_SCRATCH_BYTES);
 
+/**
+ * The reader, frame and header objects a packet is decoded into, one for all the connections of the
+ * process: a packet is opened and its frames run without a packet of another connection in between, and
+ * an idle connection so holds none of them (nor the last datagram a reader of its own would point to).
+ */
+const SHARED_READER = new Reader(new Uint8Array(0));
+const SHARED_FRAME = new FrameFields();
+const SHARED_HEADER: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+
 /** What the receive path needs from its connection: configuration, counters, and the events that change its state. */
 export interface ReceiverHost extends Pick<ConnectionCounters, 'badPackets' | 'duplicatePackets' | 'packetsReceived' | 'bytesReceived' | 'refusedPackets' | 'messagesReceived'> {
   readonly config: ConfigValues;
@@ -143,10 +152,10 @@ export class PacketReceiver implements MessageSink {
   readonly #ack: AckTracker;
   readonly #interval: IntervalStats;
   readonly #replay = new ReplayWindow();
-  readonly #r = new Reader(new Uint8Array(0));
+  readonly #r = SHARED_READER;
   /** The frame being run: one object refilled for every frame. */
-  readonly #f = new FrameFields();
-  readonly #hdr: DataHeader = { keyPhase: false, destinationCid: 0, truncatedPn: 0, pnLength: 2 };
+  readonly #f = SHARED_FRAME;
+  readonly #hdr = SHARED_HEADER;
   readonly #lanes: (RecvLane | undefined)[] = [];
   readonly #queue = new MessageRing(RECV_QUEUE_INITIAL_MESSAGES);
   #queueBytes = 0;

@@ -71,7 +71,7 @@ const KEEPALIVE_ANSWERED_FACTOR = 1.5;
 /**
  * When the keepalive PING goes out: `intervalUs` after the last packet heard or the last PING sent, and (a
  * server) 1.5 intervals after the last heard packet that asked for an ack (`lastAskedUs`; -Infinity for a
- * client), rounded up to a grid of 1/32 of the interval (62.5 ms at the default 2 s) so that the keepalives
+ * client), rounded up to a grid of 1/32 of the interval (250 ms at the default 8 s) so that the keepalives
  * of many idle connections share an endpoint's wake-ups. An idle connection so costs one PING and its ACK
  * per interval, from the client while it lives.
  */

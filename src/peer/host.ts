@@ -218,8 +218,6 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
 
   /** The next session whose connection has messages to read, or null. A session may come more than once. */
   pollReadable(): PeerSession<A> | null {
-    // The relayed facades have no writable notice yet: the endpoint's queue of them is emptied here.
-    while (this.endpoint.pollWritable() !== null);
     for (let cid = this.endpoint.pollReadable(); cid !== null; cid = this.endpoint.pollReadable()) {
       const s = this.#byCid.get(cid);
       if (s) return s;

@@ -46,11 +46,11 @@ function dataCid(d: Uint8Array): number {
  * `n` connections from one client endpoint to one server endpoint, opened `spacingUs` apart so that their
  * deadlines differ. Each connection's first message names its client handle, so the test can pair them.
  */
-function world(seed: number, n: number, spacingUs: number): World {
-  const sim = new SimNetwork(seed, { latencyUs: LATENCY_US });
+function world(seed: number, n: number, spacingUs: number, config: Partial<Record<string, number>> = CONFIG, latencyUs = LATENCY_US): World {
+  const sim = new SimNetwork(seed, { latencyUs });
   const rng = new SeededRng(seed);
-  const server = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config: CONFIG, handshake: seededHandshake(seed + 1), ...MANY_LIMITS }));
-  const client = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config: CONFIG, handshake: seededHandshake(seed + 2) }));
+  const server = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config, handshake: seededHandshake(seed + 1), ...MANY_LIMITS }));
+  const client = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config, handshake: seededHandshake(seed + 2) }));
   const w: World = { sim, server, client, pairs: new Map(), serverEnds: new Map(), clientEnds: new Map(), lastToServer: new Map(), lastToClient: new Map(), drop: null };
   const clientOf = new Map<number, number>(); // server handle -> client handle, once paired
   sim.intercept = (from, _to, data, now) => {
@@ -136,6 +136,34 @@ test('hundreds of idle connections on one endpoint: each sends its keepalive PIN
     const bound = KEEPALIVE_MS * 1000 + 2 * LATENCY_US + GRID_US + 1000;
     console.log(`# ${n} idle connections: the longest silence before a keepalive ${worst} us (bound ${bound} us)`);
     assert.ok(worst <= bound, `a keepalive came ${worst} us after the last one, past ${bound} us`);
+  });
+});
+
+test('the defaults: an idle connection costs one PING and its ACK per 8 s (KeepaliveInterval), and a lost PING is repaired before TimeoutConnected (10 s)', () => {
+  withSeed(seedOr(1706), (seed) => {
+    const n = 20;
+    const w = world(seed, n, 50_000, {}, 50_000); // default configuration, 100 ms round trip
+    const { sim } = w;
+    const sends = { client: 0, server: 0 };
+    sim.onSend = (from, _to, data) => {
+      if (dataCid(data) >= 0) sends[from.address === CLIENT_ADDR.address ? 'client' : 'server']++;
+    };
+    sim.runFor(2_000_000); // the first messages' acks settle
+    sends.client = sends.server = 0;
+    const spanS = 80;
+    sim.runFor(spanS * 1_000_000);
+    assert.equal(w.serverEnds.size + w.clientEnds.size, 0, 'no connection timed out');
+    const perConn = sends.client / n;
+    console.log(`# ${n} idle connections, ${spanS} s, defaults: ${perConn} client and ${sends.server / n} server packets per connection`);
+    // One PING per 8 s plus its round trip and the 250 ms grid (5 s would be 16 in 80 s), and one ACK each.
+    assert.ok(perConn <= spanS / 8 + 1 && perConn >= spanS / 8.5 - 1, `${perConn} keepalives per connection in ${spanS} s`);
+    assert.ok(sends.server <= sends.client, `server sent ${sends.server} packets for ${sends.client} PINGs`);
+    // Each connection's next packet (its keepalive PING) is lost: the probe timer sends it again in time.
+    const dropped = new Set<number>();
+    w.drop = (c) => !dropped.has(c) && dropped.add(c) !== undefined;
+    sim.runFor(30_000_000);
+    assert.equal(dropped.size, n, 'a packet of every connection was dropped');
+    assert.equal(w.serverEnds.size + w.clientEnds.size, 0, 'no connection timed out after losing its PING');
   });
 });
 

@@ -30,11 +30,11 @@ export interface PairHandshakes {
  * Builds client and server endpoints on `link` (both directions), connects, and accepts.
  * Fails if the handshake does not complete within 30 simulated seconds.
  */
-export function connectedPair(seed: number, link: Partial<LinkConditions>, config: Partial<Record<string, number>> = {}, serverConfig?: Partial<Record<string, number>>, hs: PairHandshakes = {}): Pair {
+export function connectedPair(seed: number, link: Partial<LinkConditions>, config: Partial<Record<string, number>> = {}, serverConfig?: Partial<Record<string, number>>, hs: PairHandshakes = {}, writableNotices = false): Pair {
   const sim = new SimNetwork(seed, link);
   const rng = new SeededRng(seed ^ 0x5bd1e995);
   const server = sim.addHost(SERVER_ADDR, new Endpoint({ rng: rng.fork(), listen: true, config: serverConfig ?? config, handshake: seededHandshake(seed + 1, hs.server) }));
-  const client = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config, handshake: seededHandshake(seed + 2, hs.client) }));
+  const client = sim.addHost(CLIENT_ADDR, new Endpoint({ rng: rng.fork(), config, handshake: seededHandshake(seed + 2, hs.client), writableNotices }));
   let s = 0;
   server.onEvent = (e) => {
     if (e.type === 'connectionStatusChanged' && e.state === ConnectionState.Connecting) {
