@@ -481,9 +481,14 @@ const RELIABLE_LANE = 1;
 const UNRELIABLE_LANE = 0;
 const RECEIVE_BATCH = 256;
 
+/**
+ * Driven as docs/RUNTIME.md "Writable again" tells a bulk sender: send until LimitExceeded, then wait for
+ * `onWritable` (not a retry on every turn); flush only when something was queued since the last flush.
+ */
 class NetlaneLink implements Link {
   onMessage: (data: Uint8Array) => void = noop;
   #blocked = false;
+  #queued = false;
   constructor(
     readonly s: NetworkingSockets,
     readonly conn: number,
@@ -498,15 +503,21 @@ class NetlaneLink implements Link {
       if (msgs.length < RECEIVE_BATCH) return;
     }
   }
+  /** `onWritable`: the message refused last would be taken now. */
+  writableAgain(): void {
+    this.#blocked = false;
+  }
   send(data: Uint8Array, mode: Mode): boolean {
     const reliable = mode === 'reliable';
     const r = this.s.sendMessageToConnection(this.conn, data, reliable ? SendFlags.Reliable : SendFlags.Unreliable, reliable ? RELIABLE_LANE : UNRELIABLE_LANE).result;
-    this.#blocked = r === Result.LimitExceeded;
+    if (r === Result.LimitExceeded) this.#blocked = true;
+    else if (r === Result.OK) this.#queued = true;
     return r === Result.OK;
   }
   flush(): void {
+    if (!this.#queued) return;
+    this.#queued = false;
     this.s.flushMessagesOnConnection(this.conn);
-    this.#blocked = false;
   }
   writable(): boolean {
     return !this.#blocked;
@@ -517,12 +528,12 @@ class NetlaneLink implements Link {
 }
 
 /**
- * A NetworkingSockets that receives on `onReadable` and runs its callbacks as soon as one is queued
+ * A NetworkingSockets that receives on `onReadable`, resumes a blocked sender on `onWritable`, and runs its callbacks as soon as one is queued
  * (found on the `netlane:connection:status` channel), so that nothing waits for a frame tick.
  */
 function eventDrivenSockets(): { s: NetworkingSockets; links: Map<number, NetlaneLink> } {
   const links = new Map<number, NetlaneLink>();
-  const s: NetworkingSockets = new NetworkingSockets({ keepProcessAlive: true, onReadable: (c) => links.get(c)?.receive() });
+  const s: NetworkingSockets = new NetworkingSockets({ keepProcessAlive: true, onReadable: (c) => links.get(c)?.receive(), onWritable: (c) => links.get(c)?.writableAgain() });
   let queued = false;
   subscribe('netlane:connection:status', () => {
     if (queued) return;

@@ -31,6 +31,12 @@ const MIN_BURST_PACKETS = 2;
 const PACER_BURST_US = 1000;
 /** The pacer's bucket never holds more than this, however high the rate. */
 const MAX_BURST_BYTES = 64 * 1024;
+/**
+ * A sender held by the pacer and woken late (a real timer fires up to a millisecond or two after the
+ * send time it was armed for) may send what the pacer would have let out meanwhile, up to this long of
+ * the rate: the pacer keeps its average rate instead of losing the timer's lateness at every wait.
+ */
+const MAX_LATE_CREDIT_US = 2000;
 /** BBR's full-pipe test: a round whose bandwidth estimate grew by less than this factor counts as flat. */
 const FULL_BW_GROWTH = 1.25;
 /** BBR's full-pipe test: this many flat rounds in a row and the pipe is full. */
@@ -45,6 +51,14 @@ const DEFAULT_PHASE_US = 100_000;
  * idle minimum: a window of btlBw x 100 us would stall the sender every turn (docs/BENCHMARKS.md).
  */
 const MIN_WINDOW_RTT_US = 2000;
+/**
+ * The floor while the connection also carries small unreliable messages (a game's positions beside a
+ * transfer): the bulk then keeps less in flight, so that a position waits behind less of it in the
+ * receiver's socket and event loop, at some cost in bulk throughput on fast paths (docs/CONGESTION.md).
+ */
+const MIN_WINDOW_RTT_MIXED_US = 500;
+/** A small unreliable message keeps the mixed floor for this long after it is queued. */
+const MIXED_HOLD_US = 250_000;
 
 const Mode = { Startup: 0, Drain: 1, ProbeBw: 2, ProbeRtt: 3 } as const;
 type Mode = (typeof Mode)[keyof typeof Mode];
@@ -103,6 +117,10 @@ export class CongestionController {
   // Pacer: a token bucket refilled at the pacing rate.
   #tokens: number;
   #tokensTimeUs = 0;
+  /** The send time the pacer last gave a sender it held (0: none): lateness past it is credited. */
+  #heldUntilUs = 0;
+  /** Until then the window is sized with the mixed-traffic floor (a small unreliable message was queued). */
+  #mixedUntilUs = 0;
 
   readonly #initialRttUs: number;
 
@@ -145,6 +163,8 @@ export class CongestionController {
     this.cwnd = INITIAL_WINDOW_PACKETS * this.#mtu;
     this.pacingRate = this.#initialRate();
     this.#tokens = this.#burst();
+    this.#heldUntilUs = 0;
+    this.#mixedUntilUs = 0;
   }
 
   /** Bottleneck bandwidth estimate, bytes per second (0 before the first sample). */
@@ -177,10 +197,18 @@ export class CongestionController {
   }
 
   #refill(now: number): void {
-    if (now > this.#tokensTimeUs) {
-      this.#tokens = Math.min(this.#burst(), this.#tokens + ((now - this.#tokensTimeUs) * this.pacingRate) / US_PER_S);
-      this.#tokensTimeUs = now;
+    if (now <= this.#tokensTimeUs) return;
+    let cap = this.#burst();
+    const held = this.#heldUntilUs;
+    if (held !== 0 && now >= held) {
+      // Woken after the send time the pacer gave: what a punctual timer would have let out since may go now.
+      cap += (Math.min(now - held, MAX_LATE_CREDIT_US) * this.pacingRate) / US_PER_S;
+      this.#heldUntilUs = 0;
     }
+    const t = this.#tokens + ((now - this.#tokensTimeUs) * this.pacingRate) / US_PER_S;
+    // Credit above the cap is kept until it is spent, but not refilled.
+    this.#tokens = t <= cap ? t : Math.max(cap, this.#tokens);
+    this.#tokensTimeUs = now;
   }
 
   /** Bytes the window and the pacer allow right now (never negative). */
@@ -198,7 +226,9 @@ export class CongestionController {
   nextSendTimeUs(now: number, bytes: number): number {
     this.#refill(now);
     if (this.#tokens >= bytes) return now;
-    return now + Math.ceil(((bytes - this.#tokens) * US_PER_S) / this.pacingRate);
+    const at = now + Math.ceil(((bytes - this.#tokens) * US_PER_S) / this.pacingRate);
+    this.#heldUntilUs = at;
+    return at;
   }
 
   /** Records a sent packet that counts in flight; fills `snap` for the later rate sample. */
@@ -224,8 +254,17 @@ export class CongestionController {
     this.#tokens -= bytes;
   }
 
+  /**
+   * A small unreliable message (at most a packet) was queued: for a while the window is sized for the
+   * path's real round trip (floor {@link MIN_WINDOW_RTT_MIXED_US}), so that bulk beside it queues little.
+   */
+  onSmallUnreliable(now: number): void {
+    this.#mixedUntilUs = now + MIXED_HOLD_US;
+  }
+
   /** The sender has nothing to send: samples taken until this data is delivered are app-limited. */
   onAppLimited(): void {
+    this.#heldUntilUs = 0; // nothing waits for the pacer any more: no lateness to make up
     if (this.bytesInFlight < this.cwnd) this.#appLimitedUntil = Math.max(1, this.delivered + this.bytesInFlight);
   }
 
@@ -313,7 +352,7 @@ export class CongestionController {
         }
         break;
     }
-    this.#updateRates();
+    this.#updateRates(now);
   }
 
   /** gain x bottleneck bandwidth x round trip, the round trip taken as at least `rttFloorUs`. */
@@ -354,7 +393,7 @@ export class CongestionController {
     void now;
   }
 
-  #updateRates(): void {
+  #updateRates(now: number): void {
     let pacingGain: number;
     let cwndGain: number;
     switch (this.#mode) {
@@ -383,7 +422,7 @@ export class CongestionController {
     if (this.#mode === Mode.ProbeRtt) {
       this.cwnd = minWindow;
     } else if (this.#btlBw > 0 && Number.isFinite(this.#minRttUs)) {
-      let target = this.#bdp(cwndGain, MIN_WINDOW_RTT_US) + WINDOW_HEADROOM_PACKETS * this.#mtu;
+      let target = this.#bdp(cwndGain, now < this.#mixedUntilUs ? MIN_WINDOW_RTT_MIXED_US : MIN_WINDOW_RTT_US) + WINDOW_HEADROOM_PACKETS * this.#mtu;
       // The window must let SendRateMin through whatever the estimate says.
       target = Math.max(target, (this.#rateMin * this.#minRttUs * RATE_MIN_WINDOW_RTTS) / US_PER_S);
       if (this.#filledPipe) this.cwnd = Math.max(minWindow, target);

@@ -567,9 +567,12 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           return;
         }
         if (this.recovery.onTimeout(now)) {
-          // The probe carries new data if any is queued, otherwise unacknowledged data again.
+          // The tail-loss probe carries new data if any is queued, otherwise unacknowledged data again. A
+          // later probe (a whole probe timeout without an ack) always queues the outstanding data again:
+          // a receiver whose reorder buffer is full refuses new data beyond its hole, and only the hole's
+          // bytes, which the lanes send before their new data, get an ack out of it.
           this.#frames.probe = true;
-          if (this.#lanes.dataWantedAtUs(this.config.MTU_PacketSize) === NO_TIME) this.recovery.queueProbeData();
+          if (this.recovery.ptoCount > 1 || this.#lanes.dataWantedAtUs(this.config.MTU_PacketSize) === NO_TIME) this.recovery.queueProbeData();
         }
         if (t.expired(Timer.Path, now)) this.#path.onTimeout(now);
         if (this.recovery.ackElicitingInFlight === 0 && t.expired(Timer.Keepalive, now)) {

@@ -82,6 +82,7 @@ export class LaneScheduler implements RecoveryListener {
       }
       // Copy: the caller may reuse its buffer as soon as send returns.
       num = lane.queueUnreliable(copyBytes(data, 0, data.length), (flags & SendFlags.Latest) !== 0, dropAfter);
+      if (size <= cfg.MTU_PacketSize - PACKET_SLACK_BYTES) this.#cc.onSmallUnreliable(now);
     }
     this.#counters.messagesSent++;
     if (wasIdle) this.#activate(lane);
