@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionState, Result, SendFlags } from '../../src/core/types.js';
-import { check, connectedPair, drain, payload, withSeed, seedOr, SERVER_ADDR, type Pair } from '../support/sim.js';
+import { check, connectedPair, drain, schedulePositions, withSeed, seedOr, SERVER_ADDR, type Pair } from '../support/sim.js';
 
 const LINK_BPS = 1_250_000; // 10 Mbit/s
 const BOTTLENECK = { latencyUs: 20_000, bandwidthBytesPerSec: LINK_BPS, queueBytes: 75_000 }; // 40 ms RTT, queue ~1.5 BDP
@@ -96,18 +96,7 @@ function fastPath(seed: number, positions: boolean): { p99: number; goodput: num
   const delays: number[] = [];
   const t0 = p.sim.now + 500_000;
   const spanUs = 3_000_000;
-  if (positions) {
-    for (let i = 0; i < spanUs / 16_667; i++) {
-      p.sim.scheduler.at(
-        t0 + Math.round((i * 1e6) / 60),
-        () => {
-          sentAt[i] = p.sim.now;
-          p.client.endpoint.send(p.sim.now, p.c, payload(0, i, 100), SendFlags.Unreliable | SendFlags.NoNagle, 0);
-        },
-        false,
-      );
-    }
-  }
+  if (positions) schedulePositions(p, t0, Math.ceil(spanUs / 16_667), sentAt);
   let bytes = 0;
   p.sim.runUntil(() => {
     while (p.client.endpoint.laneStatus(p.c, 1)!.pendingReliable < 200_000) if (p.client.endpoint.send(p.sim.now, p.c, CHUNK, SendFlags.Reliable, 1) < 0) break;

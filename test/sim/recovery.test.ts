@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Result, SendFlags } from '../../src/core/types.js';
-import { CLIENT_ADDR, check, connectedPair, drain, payload, seedOr, withSeed, type Pair } from '../support/sim.js';
+import { CLIENT_ADDR, check, connectedPair, drain, payload, schedulePositions, seedOr, withSeed, type Pair } from '../support/sim.js';
 
 const BULK_MESSAGE = payload(0, 0, 16 * 1024);
 
@@ -83,16 +83,7 @@ function positions(seed: number, bulk: boolean): { p99: number; received: number
   const delays: number[] = [];
   let bulkBytes = 0;
   const t0 = p.sim.now + 500_000;
-  for (let i = 0; i < 600; i++) {
-    p.sim.scheduler.at(
-      t0 + Math.round((i * 1e6) / 60),
-      () => {
-        sentAt[i] = p.sim.now;
-        p.client.endpoint.send(p.sim.now, p.c, payload(0, i, 100), SendFlags.Unreliable | SendFlags.NoNagle, 0);
-      },
-      false,
-    );
-  }
+  schedulePositions(p, t0, 600, sentAt);
   p.sim.runUntil(() => {
     if (bulk) fillBulk(p, 1);
     for (const m of drain(p.server, p.s)) {

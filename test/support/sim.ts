@@ -1,6 +1,6 @@
 // Shared helpers for simulated tests: a connected pair of endpoints in a SimNetwork, and seed reporting.
 import { Endpoint } from '../../src/core/endpoint.js';
-import { ConnectionState } from '../../src/core/types.js';
+import { ConnectionState, SendFlags } from '../../src/core/types.js';
 import type { ReceivedMessage } from '../../src/core/types.js';
 import { SimNetwork, type LinkConditions, type SimHost } from '../../src/testing/sim-network.js';
 import { SeededRng } from '../../src/util/rng.js';
@@ -82,6 +82,23 @@ export function payload(lane: number, index: number, size: number): Uint8Array {
   v.setUint32(4, index);
   for (let i = 8; i < b.length; i++) b[i] = (index * 31 + i * 7 + lane) & 0xff;
   return b;
+}
+
+/**
+ * Schedules `count` 100 B unreliable positions at 60 Hz on lane 0 of the client, from `t0` (µs), each
+ * recording its send time in `sentAt[i]` (the head-of-line tests measure their age at the receiver).
+ */
+export function schedulePositions(p: Pair, t0: number, count: number, sentAt: number[]): void {
+  for (let i = 0; i < count; i++) {
+    p.sim.scheduler.at(
+      t0 + Math.round((i * 1e6) / 60),
+      () => {
+        sentAt[i] = p.sim.now;
+        p.client.endpoint.send(p.sim.now, p.c, payload(0, i, 100), SendFlags.Unreliable | SendFlags.NoNagle, 0);
+      },
+      false,
+    );
+  }
 }
 
 /** Checks a payload made by {@link payload}; returns its (lane, index) or throws. */
