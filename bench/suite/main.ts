@@ -296,8 +296,8 @@ const HOL = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('webrtc', 'web
 const CONNECT = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('netlane', 'netlane'), e('netlane unencrypted', 'netlane-plain')];
 
 const Q = QUICK
-  ? { rounds: 1, pp: 1000, ppWarm: 500, ms: 400, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 400, lossCapMs: 6000, holMs: 1000, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
-  : { rounds: 3, pp: 5000, ppWarm: 2000, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 20_000, scaleBusyMs: 30_000 };
+  ? { rounds: 1, pp: 1000, ppWarm: 500, ppWarmMs: 200, ms: 400, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 400, lossCapMs: 6000, holMs: 1000, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
+  : { rounds: 3, pp: 20_000, ppWarm: 2000, ppWarmMs: 500, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 20_000, scaleBusyMs: 30_000 };
 
 const want = (m: string): boolean => !ONLY || ONLY.has(m);
 
@@ -378,9 +378,9 @@ async function main(): Promise<void> {
     steps.push({ name, estimate: rounds * (count(list) * (OVERHEAD.suite + perRun) + (withPlain ? plains(list) * (OVERHEAD.plain + plainPerRun) : 0)), run });
   };
 
-  const ppParams = { n: Q.pp, warm: Q.ppWarm, size: 64 };
-  const ppSecs = ((Q.pp + Q.ppWarm) * 150) / 1e6;
-  const plainPp = { N: Q.pp, WARM: Q.ppWarm };
+  const ppParams = { n: Q.pp, warm: Q.ppWarm, warmMs: Q.ppWarmMs, size: 64 };
+  const ppSecs = ((Q.pp + Q.ppWarm) * 150) / 1e6 + Q.ppWarmMs / 1000;
+  const plainPp = { N: Q.pp, WARM: Q.ppWarm, PP_WARM_MS: Q.ppWarmMs };
   const plainFl = { MS: Q.ms, WARM_MS: Q.warmMs };
   const check = (what: 'pingpong' | 'flood', key: string, env: Record<string, number>): PlainCheck | undefined => (want('plain') ? { what, env, into: (m[key] ??= {}) } : undefined);
   if (want('pingpong')) {

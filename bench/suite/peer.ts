@@ -80,10 +80,10 @@ async function server(c: Contender, host: string): Promise<void> {
 interface Params {
   epoch: number;
   mode: Mode;
-  /** Ping-pong: round trips measured, after `warm` unmeasured ones. */
+  /** Ping-pong: round trips measured, after `warm` unmeasured ones and at least `warmMs` (below). */
   n?: number;
   warm?: number;
-  /** Throughput and head-of-line: how long to send, ms (after a warm-up of `warmMs`). */
+  /** Throughput and head-of-line: how long to send, ms (after a warm-up of `warmMs`; ping-pong: its least warm-up). */
   durationMs?: number;
   warmMs?: number;
   size?: number;
@@ -114,12 +114,17 @@ async function pingPong(link: Link, p: Params): Promise<Result> {
   let sentAt = 0;
   const timeoutMs = p.mode === 'reliable' ? 2000 : 200;
   const deadline = performance.now() + p.capMs;
+  // Warm-up: `warm` round trips and at least `warmMs`, past the JIT's first compilations; `start` is the first
+  // measured ping.
+  const warmUntil = performance.now() + (p.warmMs ?? 0);
+  let start = -1;
   // One buffer for the run: only the sequence number changes, and only once the previous ping is back.
   const ping = message(size, Kind.Ping, p.mode, p.epoch, 0, 0);
   let watchdog: ReturnType<typeof setTimeout> | undefined;
   await new Promise<void>((resolve) => {
     const send = (): void => {
-      if (seq >= warm + n || performance.now() > deadline) {
+      if (start < 0 && seq >= warm && performance.now() >= warmUntil) start = seq;
+      if ((start >= 0 && seq >= start + n) || performance.now() > deadline) {
         resolve();
         return;
       }
@@ -134,7 +139,7 @@ async function pingPong(link: Link, p: Params): Promise<Result> {
     link.onMessage = (d) => {
       const b = view(d);
       if (kindOf(b) !== Kind.Ping || seqOf(b) !== seq) return;
-      if (seq >= warm) rtts.push((performance.now() - sentAt) * 1000);
+      if (start >= 0) rtts.push((performance.now() - sentAt) * 1000);
       seq++;
       send();
     };
