@@ -177,7 +177,8 @@ export type StoredConfig = number | ((...args: never[]) => unknown);
  * whether the value came from this scope or was inherited.
  */
 export class ConfigStore {
-  readonly #values = new Map<number, StoredConfig>();
+  /** Made at the first `set`: most connections' stores never hold a value of their own. */
+  #values: Map<number, StoredConfig> | null = null;
   readonly parent: ConfigStore | null;
 
   constructor(parent: ConfigStore | null) {
@@ -185,17 +186,17 @@ export class ConfigStore {
   }
 
   set(id: number, v: StoredConfig | null): void {
-    if (v === null) this.#values.delete(id);
-    else this.#values.set(id, v);
+    if (v === null) this.#values?.delete(id);
+    else (this.#values ??= new Map()).set(id, v);
   }
 
   own(id: number): StoredConfig | undefined {
-    return this.#values.get(id);
+    return this.#values?.get(id);
   }
 
   /** The effective value: this scope's, else the nearest wider scope's, else undefined (the default). */
   lookup(id: number): StoredConfig | undefined {
-    return this.#values.get(id) ?? this.parent?.lookup(id);
+    return this.#values?.get(id) ?? this.parent?.lookup(id);
   }
 
   /** The core values that differ from the defaults anywhere in the chain, for `resolveConfig`. */

@@ -97,7 +97,8 @@ export class CongestionController {
   pacingRate: number;
 
   // Bandwidth max filter over the last BW_WINDOW_ROUNDS rounds (a small ring of per-round maxima).
-  readonly #bwRounds = new Float64Array(BW_WINDOW_ROUNDS);
+  // A plain array of BW_WINDOW_ROUNDS zeros: a Float64Array of 80 bytes would add a buffer object and memory outside the heap.
+  readonly #bwRounds: number[] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
   #btlBw = 0;
   #round = 0;
   #nextRoundDelivered = 0;

@@ -107,6 +107,7 @@ export class HandshakeDriver {
     this.#timers.stop(Timer.HandshakeRetry);
     this.#sendRequest = false;
     this.#client = null;
+    this.#cookie = null;
     return this.#requestsSent === 1 ? now - this.#requestFirstUs : null;
   }
 

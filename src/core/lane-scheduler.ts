@@ -32,8 +32,8 @@ export type SendQueueCounters = Pick<ConnectionCounters, 'messagesSent' | 'unrel
  * priority class. Recovery reports acknowledged and lost segments here because the lanes own them.
  */
 export class LaneScheduler implements RecoveryListener {
-  /** Lane `i` at index `i`; the count only grows. */
-  readonly lanes: SendLane[] = [new SendLane(0)];
+  /** Lane `i` at index `i`; the count only grows (a new array of exactly that size: `push` would leave spare slots). */
+  lanes: SendLane[] = [new SendLane(0)];
   /** Unsent bytes over all lanes (new reliable stream bytes + unreliable). */
   pendingBytes = 0;
   readonly #timers: TimerTable;
@@ -106,7 +106,11 @@ export class LaneScheduler implements RecoveryListener {
       const p = priorities[i] as number;
       if (!Number.isInteger(w) || w < 1 || w > MAX_LANE_WEIGHT || !Number.isInteger(p)) return Result.InvalidParam;
     }
-    while (this.lanes.length < n) this.lanes.push(new SendLane(this.lanes.length));
+    if (this.lanes.length < n) {
+      const added: SendLane[] = [];
+      for (let i = this.lanes.length; i < n; i++) added.push(new SendLane(i));
+      this.lanes = this.lanes.concat(added);
+    }
     for (let i = 0; i < n; i++) {
       const lane = this.lanes[i] as SendLane;
       lane.priority = priorities[i] as number;

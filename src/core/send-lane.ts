@@ -2,6 +2,11 @@ import { Deque } from '../util/deque.js';
 import { RangeSet } from '../util/range-set.js';
 import { StreamBuffer } from './stream-buffer.js';
 
+/** What a lane reads before it has written a structure of its own (never written: see `SendLane.stream`). */
+const NO_STREAM = new StreamBuffer();
+const NO_RANGES = new RangeSet();
+const NO_ITEMS = new Deque<SendItem>();
+
 /** One queued send: a run of reliable stream bytes, or one unreliable message. */
 export interface SendItem {
   reliable: boolean;
@@ -30,21 +35,47 @@ export class SendLane {
   /** Weighted-fair-queueing virtual time: bytes sent divided by weight. */
   vtime = 0;
 
-  readonly stream = new StreamBuffer();
+  #stream: StreamBuffer | null = null;
   /** First reliable stream byte never sent. */
   sentOffset = 0;
-  /** Acked stream ranges at or above `stream.base`. */
-  readonly acked = new RangeSet();
-  /** Stream ranges waiting to be sent again. */
-  readonly retransmit = new RangeSet();
-
-  readonly items = new Deque<SendItem>();
+  #acked: RangeSet | null = null;
+  #retransmit: RangeSet | null = null;
+  #items: Deque<SendItem> | null = null;
   nextMessageNumber = 1;
   #lastReliableNumber = 0;
   pendingUnreliableBytes = 0;
 
   constructor(index: number) {
     this.index = index;
+  }
+
+  /**
+   * The reliable byte stream. A lane makes it, and each structure below, at its first write: until then
+   * this is an empty one shared by every lane (never written: only the lane's own methods write, and they
+   * write to the lane's own), so that an idle lane is one object.
+   */
+  get stream(): StreamBuffer {
+    return this.#stream ?? NO_STREAM;
+  }
+
+  /** Acked stream ranges at or above `stream.base`. */
+  get acked(): RangeSet {
+    return this.#acked ?? NO_RANGES;
+  }
+
+  /** Stream ranges waiting to be sent again. */
+  get retransmit(): RangeSet {
+    return this.#retransmit ?? NO_RANGES;
+  }
+
+  /** What is queued, in order: runs of reliable stream bytes and unreliable messages. */
+  get items(): Deque<SendItem> {
+    return this.#items ?? NO_ITEMS;
+  }
+
+  /** @internal Which of its structures the lane has made (tests: an idle or unreliable-only lane holds none it does not use). */
+  holds(): { stream: boolean; acked: boolean; retransmit: boolean; items: boolean } {
+    return { stream: this.#stream !== null, acked: this.#acked !== null, retransmit: this.#retransmit !== null, items: this.#items !== null };
   }
 
   /** Reliable bytes queued but never sent. */
@@ -75,13 +106,14 @@ export class SendLane {
   /** Queues a reliable message; returns its message number. */
   queueReliable(data: Uint8Array): number {
     const num = this.nextMessageNumber++;
-    const end = this.stream.appendMessage(data, num - this.#lastReliableNumber);
+    const end = (this.#stream ??= new StreamBuffer()).appendMessage(data, num - this.#lastReliableNumber);
     this.#lastReliableNumber = num;
-    const tail = this.items.length > 0 ? this.items.at(this.items.length - 1) : undefined;
+    const items = (this.#items ??= new Deque<SendItem>());
+    const tail = items.length > 0 ? items.at(items.length - 1) : undefined;
     if (tail && tail.reliable) {
       tail.end = end; // consecutive reliable messages form one run
     } else {
-      this.items.push({ reliable: true, end, data: null, messageNumber: num, sent: 0, latest: false, dropAfterUs: Number.POSITIVE_INFINITY });
+      items.push({ reliable: true, end, data: null, messageNumber: num, sent: 0, latest: false, dropAfterUs: Number.POSITIVE_INFINITY });
     }
     return num;
   }
@@ -89,22 +121,24 @@ export class SendLane {
   /** Queues an unreliable message; returns its message number. */
   queueUnreliable(data: Uint8Array, latest: boolean, dropAfterUs: number): number {
     const num = this.nextMessageNumber++;
-    this.items.push({ reliable: false, end: 0, data, messageNumber: num, sent: 0, latest, dropAfterUs });
+    (this.#items ??= new Deque<SendItem>()).push({ reliable: false, end: 0, data, messageNumber: num, sent: 0, latest, dropAfterUs });
     this.pendingUnreliableBytes += data.length;
     return num;
   }
 
   /** A sent stream range was acknowledged. */
   onAcked(offset: number, len: number): void {
+    const stream = this.stream;
     const last = offset + len - 1;
-    if (last < this.stream.base) return;
-    this.acked.add(Math.max(offset, this.stream.base), last);
-    if (!this.retransmit.isEmpty()) this.retransmit.remove(offset, last);
+    if (last < stream.base) return;
+    const acked = (this.#acked ??= new RangeSet());
+    acked.add(Math.max(offset, stream.base), last);
+    if (this.#retransmit && !this.#retransmit.isEmpty()) this.#retransmit.remove(offset, last);
     // Release the acknowledged prefix.
-    if (this.acked.size > 0 && (this.acked.lo[0] as number) <= this.stream.base) {
-      const newBase = (this.acked.hi[0] as number) + 1;
-      this.acked.removeBelow(newBase);
-      this.stream.release(newBase);
+    if (acked.size > 0 && (acked.lo[0] as number) <= stream.base) {
+      const newBase = (acked.hi[0] as number) + 1;
+      acked.removeBelow(newBase);
+      stream.release(newBase);
     }
   }
 
@@ -119,10 +153,10 @@ export class SendLane {
       const h = hi[i] as number;
       if (h < a) continue;
       if (l > b) break;
-      if (l > a) this.retransmit.add(a, l - 1);
+      if (l > a) (this.#retransmit ??= new RangeSet()).add(a, l - 1);
       a = h + 1;
     }
-    if (a <= b) this.retransmit.add(a, b);
+    if (a <= b) (this.#retransmit ??= new RangeSet()).add(a, b);
   }
 
   /** Everything sent has been acknowledged and nothing is queued. */
@@ -132,14 +166,16 @@ export class SendLane {
 
   /** Drops all queued unreliable messages (connection ending). Returns how many. */
   dropUnreliable(): number {
+    const items = this.#items;
+    if (!items) return 0;
     let n = 0;
     const keep: SendItem[] = [];
-    while (this.items.length > 0) {
-      const it = this.items.shift() as SendItem;
+    while (items.length > 0) {
+      const it = items.shift() as SendItem;
       if (it.reliable) keep.push(it);
       else n++;
     }
-    for (const it of keep) this.items.push(it);
+    for (const it of keep) items.push(it);
     this.pendingUnreliableBytes = 0;
     return n;
   }

@@ -2,7 +2,7 @@ import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
 import { NetlaneError } from '../util/errors.js';
-import { concat, toHex } from '../util/bytes.js';
+import { concat, flatString, toHex } from '../util/bytes.js';
 import { checkCertificate, decodeCertificate, unsignedCertificate, type Certificate, type CertificateAuthority } from './certificate.js';
 import { derivePeerId, identityToString, type Identity } from './identity.js';
 import { AeadCipher, bytesEqual, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
@@ -311,7 +311,7 @@ export class SecureHandshake implements HandshakeLayer {
 
   #peerInfo(cert: Certificate, authenticated: boolean, cipher: number, warning: string | null): PeerInfo {
     return {
-      identity: identityToString(cert.identity),
+      identity: flatString(identityToString(cert.identity)),
       keyFingerprint: toHex(this.provider.sha256(cert.publicKey).subarray(0, 8)),
       authenticated,
       flags: (authenticated ? 0 : ConnectionInfoFlags.Unauthenticated) | (cipher === AeadCipher.Null ? ConnectionInfoFlags.Unencrypted : 0),

@@ -1,6 +1,6 @@
 import type { ConnectionKeys } from './types.js';
 import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, type Aead, type CryptoProvider } from './provider.js';
-import { ViewCache } from '../util/slab.js';
+import { ViewCache, copySecret } from '../util/slab.js';
 
 const enc = new TextEncoder();
 const EMPTY = new Uint8Array(0);
@@ -18,23 +18,32 @@ const SHARED_PLAIN_BYTES = 2048;
 const sharedPlain = new ViewCache(SHARED_PLAIN_BYTES);
 const sharedNonce = new Uint8Array(AEAD_NONCE_BYTES);
 
-/** Packet protection under one key: an AEAD and its IV, and the secret the next key comes from. */
+/**
+ * Packet protection under one key: an AEAD, and `material` = the IV (bytes 0..11, what {@link packetNonce}
+ * reads) then the secret the next key comes from (bytes 12..43). The material is one view into a shared
+ * slab, so that a generation costs an object, its AEAD and two views, not three typed arrays of its own.
+ */
 interface KeyGeneration {
   readonly aead: Aead;
-  readonly iv: Uint8Array;
-  readonly secret: Uint8Array;
+  readonly material: Uint8Array;
 }
 
+const IV_BYTES = 12;
+const SECRET_BYTES = 32;
+/** The IV and the secret of a generation, side by side (see {@link KeyGeneration}). */
+const material = new Uint8Array(IV_BYTES + SECRET_BYTES);
+
 function generation(provider: CryptoProvider, cipher: AeadCipher, secret: Uint8Array): KeyGeneration {
-  return {
-    aead: provider.aead(cipher, provider.hkdf(secret, EMPTY, LABEL_KEY, 32)),
-    iv: provider.hkdf(secret, EMPTY, LABEL_IV, 12),
-    secret,
-  };
+  const aead = provider.aead(cipher, provider.hkdf(secret, EMPTY, LABEL_KEY, 32));
+  material.set(provider.hkdf(secret, EMPTY, LABEL_IV, IV_BYTES), 0);
+  material.set(secret, IV_BYTES);
+  const g = { aead, material: copySecret(material) };
+  material.fill(0);
+  return g;
 }
 
 function nextGeneration(provider: CryptoProvider, cipher: AeadCipher, g: KeyGeneration): KeyGeneration {
-  return generation(provider, cipher, provider.hkdf(g.secret, EMPTY, LABEL_UPDATE, 32));
+  return generation(provider, cipher, provider.hkdf(g.material.subarray(IV_BYTES), EMPTY, LABEL_UPDATE, 32));
 }
 
 /** nonce = IV xor the packet number as a 64-bit big-endian integer in the last 8 bytes. */
@@ -95,7 +104,7 @@ export class SessionKeys implements ConnectionKeys {
   }
 
   seal(pn: number, header: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number {
-    const n = this.#send.aead.seal(packetNonce(sharedNonce, this.#send.iv, pn), header, plaintext, out, outOffset);
+    const n = this.#send.aead.seal(packetNonce(sharedNonce, this.#send.material, pn), header, plaintext, out, outOffset);
     if (++this.#sentUnderKey >= this.#updateAfter && this.#peerConfirmed) this.#updateSend();
     return n;
   }
@@ -110,7 +119,7 @@ export class SessionKeys implements ConnectionKeys {
     // A view of exactly the plaintext's size: a provider opens straight into it, and it is what we return.
     const size = sealed.length - AEAD_TAG_BYTES;
     const plain = size <= SHARED_PLAIN_BYTES ? sharedPlain.view(0, size) : new Uint8Array(size);
-    const n = g.aead.open(packetNonce(sharedNonce, g.iv, pn), header, sealed, plain, 0);
+    const n = g.aead.open(packetNonce(sharedNonce, g.material, pn), header, sealed, plain, 0);
     if (n < 0) return null;
     if (g === this.#recvNext) {
       this.#recvPrev = this.#recv;

@@ -3,6 +3,7 @@
 import { createRequire } from 'node:module';
 import { debuglog } from 'node:util';
 import { NetlaneError } from '../util/errors.js';
+import { copySecret } from '../util/slab.js';
 import { NodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
 import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 
@@ -65,22 +66,25 @@ export function sodiumStatus(): SodiumLoad {
   return loaded;
 }
 
+/** The tag every seal writes through: the process is one thread and a seal copies it out before it returns. */
+const sharedTag = new Uint8Array(AEAD_TAG_BYTES);
+
 /**
  * ChaCha20-Poly1305 (RFC 8439, IETF 96-bit nonce) through libsodium. Seals in place (or copies the
- * plaintext into `out` first), writes the tag through a 16-byte scratch and opens straight into the
+ * plaintext into `out` first), writes the tag through a 16-byte scratch shared by all keys and opens straight into the
  * caller's buffer: no buffer is allocated per call (a typed-array view when `out` is not exactly the
  * plaintext's size). libsodium checks the tag before it decrypts.
  */
 class SodiumChaChaAead implements Aead {
   readonly cipher = AeadCipher.ChaCha20Poly1305;
   readonly #s: SodiumApi;
+  /** A copy in a shared slab (`copySecret`): a view, not a typed array and buffer of its own. */
   readonly #key: Uint8Array;
-  readonly #tag = new Uint8Array(AEAD_TAG_BYTES);
 
   constructor(sodium: SodiumApi, key: Uint8Array) {
     if (key.length !== AEAD_KEY_BYTES) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `AEAD key must be ${AEAD_KEY_BYTES} bytes, got ${key.length}`);
     this.#s = sodium;
-    this.#key = key.slice();
+    this.#key = copySecret(key);
   }
 
   seal(nonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array, outOffset: number): number {
@@ -92,7 +96,7 @@ class SodiumChaChaAead implements Aead {
       out.set(plaintext, outOffset); // set() copies through a temporary when the two overlap
       c = out.subarray(outOffset, outOffset + n);
     }
-    const tag = this.#tag;
+    const tag = sharedTag;
     this.#s.crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, tag, c, aad, null, nonce, this.#key);
     const at = outOffset + n;
     for (let i = 0; i < AEAD_TAG_BYTES; i++) out[at + i] = tag[i] as number;

@@ -11,9 +11,19 @@ export function concat(...parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Lower-case hex of bytes. */
+const HEX_BYTES = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+/** Lower-case hex of bytes, as one flat string (`join` builds one; a `+=` loop would leave a tree of its parts, several times the size). */
 export function toHex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
+  const parts: string[] = [];
+  for (const x of b) parts.push(HEX_BYTES[x] as string);
+  return parts.join('');
+}
+
+/**
+ * `s` as one flat string. V8 keeps a concatenation (a template literal too) of 13 characters or more as a
+ * tree of its parts; a string kept for a connection's lifetime is rebuilt flat here (`join` of its UTF-16 units).
+ */
+export function flatString(s: string): string {
+  return s.length < 13 ? s : s.split('').join('');
 }

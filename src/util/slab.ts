@@ -61,6 +61,24 @@ export function copyBytes(src: Uint8Array, start: number, end: number): Uint8Arr
 }
 
 /**
+ * Slabs for key material (AEAD keys, IVs and traffic secrets), apart from the message copies so that a
+ * long-lived key never keeps a slab of dead messages alive. 4 KiB each: a session's keys are a few views.
+ */
+const secrets = new Slabs(4096);
+
+/**
+ * A copy of `src` for key material that lives as long as a session: a view into a shared slab (about 100 B
+ * of heap instead of a typed array and buffer of its own, and a buffer that native code uses as it is).
+ * Never written again, like {@link copyBytes}.
+ */
+export function copySecret(src: Uint8Array): Uint8Array {
+  const n = src.length;
+  const at = secrets.reserve(n);
+  secrets.bytes.set(src, at);
+  return secrets.commit(at, n);
+}
+
+/**
  * A fixed buffer and the views of it that have been asked for, each made once: `view(start, n)` is the
  * same object every time, so that code handing exact-size regions to an API that takes whole typed arrays
  * (libsodium, `TypedArray.set`) allocates nothing after the first packet of a size. Views are kept per
