@@ -203,7 +203,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       if (m.lane !== 0) fn(m.lane - 1, m.data, m);
       else violation = this.#inBand(now, s, m, fn);
     }
-    out.length = 0;
+    while (out.length > 0) out.pop(); // not `length = 0`, which drops the array's storage (the next push allocates)
     if (n > 0) s.lastUsedUs = now;
     if (violation !== null) {
       // The peer broke the in-band protocol: nothing after the bad message is delivered, and the facade's

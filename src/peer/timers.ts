@@ -95,7 +95,7 @@ export class SessionTimers<A> {
       if (next === Number.POSITIVE_INFINITY) heap.delete(slot);
       else if (!heap.has(slot) || next < slot.heapKey) heap.set(slot, next);
     }
-    due.length = 0;
+    while (due.length > 0) due.pop(); // not `length = 0`, which drops the array's storage (the next push allocates)
   }
 }
 /** A session's next deadline, from its state and its last use. */
