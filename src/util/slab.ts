@@ -37,6 +37,19 @@ export class Slabs {
     return this.#used;
   }
 
+  /** A copy of `src[start, end)` in a slab region, handed out as a view (reserve, write, commit). */
+  copy(src: Uint8Array, start: number, end: number): Uint8Array {
+    const n = end - start;
+    const at = this.reserve(n);
+    const b = this.bytes;
+    if (n <= 32) {
+      for (let i = 0; i < n; i++) b[at + i] = src[start + i] as number;
+    } else {
+      b.set(start === 0 && end === src.length ? src : src.subarray(start, end), at);
+    }
+    return this.commit(at, n);
+  }
+
   /** Hands out `bytes[at, at + n)` (written since {@link reserve} returned `at`) as a view. */
   commit(at: number, n: number): Uint8Array {
     this.#used = (at + n + 7) & ~7; // 8-byte aligned, so that a region can be read through a DataView cheaply
@@ -48,16 +61,7 @@ const copies = new Slabs(SLAB_BYTES);
 
 /** A copy of `src[start, end)` that never changes and that nothing else writes (a view into a slab when small). */
 export function copyBytes(src: Uint8Array, start: number, end: number): Uint8Array {
-  const n = end - start;
-  if (n > SLAB_MAX_COPY) return src.slice(start, end);
-  const at = copies.reserve(n);
-  const b = copies.bytes;
-  if (n <= 32) {
-    for (let i = 0; i < n; i++) b[at + i] = src[start + i] as number;
-  } else {
-    b.set(src.subarray(start, end), at);
-  }
-  return copies.commit(at, n);
+  return end - start > SLAB_MAX_COPY ? src.slice(start, end) : copies.copy(src, start, end);
 }
 
 /**
@@ -72,10 +76,7 @@ const secrets = new Slabs(4096);
  * Never written again, like {@link copyBytes}.
  */
 export function copySecret(src: Uint8Array): Uint8Array {
-  const n = src.length;
-  const at = secrets.reserve(n);
-  secrets.bytes.set(src, at);
-  return secrets.commit(at, n);
+  return secrets.copy(src, 0, src.length);
 }
 
 /**
