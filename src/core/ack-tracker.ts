@@ -4,8 +4,19 @@ import { RangeSet } from '../util/range-set.js';
 export const MAX_ACK_RANGES = 32;
 /** Ack after this many ack-eliciting packets without waiting (RFC 9000 section 13.2.2). */
 const ACK_ELICITING_THRESHOLD = 2;
-/** Longest we hold an ack, microseconds. Peers subtract the reported delay from RTT samples. */
-export const MAX_ACK_DELAY_US = 5000;
+/**
+ * Longest we hold the ack of a packet carrying only unreliable data, microseconds: long enough that the
+ * next packet a game sends anyway carries it (a 30 Hz sender's next packet comes 33 ms later, plus its
+ * timer's lateness), so that two-way unreliable traffic at 30 Hz or faster needs no ACK-only packets; a
+ * one-way flow is acked every second packet ({@link ACK_ELICITING_THRESHOLD}) or after this. Senders assume
+ * this value for such packets (recovery.ts).
+ */
+export const UNRELIABLE_ACK_DELAY_US = 50_000;
+/**
+ * Longest we hold any ack (RFC 9000 max_ack_delay): the reported ack delay a peer subtracts from its RTT
+ * samples is capped at this (RFC 9002 section 5.3), and timers scaled by the probe timeout include it.
+ */
+export const MAX_ACK_DELAY_US = UNRELIABLE_ACK_DELAY_US;
 /**
  * Longest we hold the ack of a packet carrying reliable data: long enough for an answer the
  * application sends at once to carry it, short enough that the sender's tail-loss probe
@@ -30,7 +41,7 @@ export class AckTracker {
 
   /**
    * Records an accepted packet. `immediate`: it carried a PING (acked at once); `reliable`: it carried
-   * reliable data (acked within {@link RELIABLE_ACK_DELAY_US}, others within {@link MAX_ACK_DELAY_US}).
+   * reliable data (acked within {@link RELIABLE_ACK_DELAY_US}, others within {@link UNRELIABLE_ACK_DELAY_US}).
    */
   onPacket(now: number, pn: number, ackEliciting: boolean, immediate: boolean, reliable = false): void {
     const largest = this.received.max();
@@ -42,7 +53,7 @@ export class AckTracker {
     if (!ackEliciting) return;
     this.#unackedEliciting++;
     if (immediate || outOfOrder || this.#unackedEliciting >= ACK_ELICITING_THRESHOLD) this.dueUs = now;
-    else this.dueUs = Math.min(this.dueUs, now + (reliable ? RELIABLE_ACK_DELAY_US : MAX_ACK_DELAY_US));
+    else this.dueUs = Math.min(this.dueUs, now + (reliable ? RELIABLE_ACK_DELAY_US : UNRELIABLE_ACK_DELAY_US));
   }
 
   /** ACK delay to report, in wire units. */

@@ -13,7 +13,7 @@ import {
 } from '../wire/frames.js';
 import { encodeDataHeader, packetNumberLength, type DataHeader } from '../wire/header.js';
 import { Writer, varintSize } from '../wire/writer.js';
-import { MAX_ACK_RANGES, type AckTracker } from './ack-tracker.js';
+import { MAX_ACK_RANGES, RELIABLE_ACK_DELAY_US, type AckTracker } from './ack-tracker.js';
 import type { ConfigValues } from './config.js';
 import type { CongestionController } from './congestion.js';
 import type { ConnectionCounters, IntervalStats } from './connection-status.js';
@@ -159,9 +159,11 @@ export class PacketBuilder {
       }
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
-    // A STATS frame due goes at once with the ACK owed for an ack-eliciting packet, never with an ACK of ACK-only
-    // packets (a non-ack-eliciting packet answering non-ack-eliciting ones: idle peers would trade them each second).
-    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.dueUs !== NO_TIME)) {
+    // A STATS frame due goes at once with an ACK owed soon (within RELIABLE_ACK_DELAY_US) for an ack-eliciting
+    // packet, never with an ACK of ACK-only packets (a non-ack-eliciting packet answering non-ack-eliciting ones:
+    // idle peers would trade them each second). The ACK of unreliable data waits for the next packet, and the
+    // STATS frame with it: sent early, it would add a datagram per interval to traffic that carries its ACKs.
+    if (!wantData && !ackDue && !frames.close && !probe && !ping && !response && !(interval.reportDue && ack.dueUs - now <= RELIABLE_ACK_DELAY_US)) {
       if (!closing && this.#lanes.pendingBytes === 0) cc.onAppLimited();
       return null;
     }

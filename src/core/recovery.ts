@@ -1,7 +1,7 @@
 import { Deque } from '../util/deque.js';
 import type { CongestionController, RateSnapshot } from './congestion.js';
 import { GRANULARITY_US, RttEstimator } from './rtt.js';
-import { MAX_ACK_DELAY_US, RELIABLE_ACK_DELAY_US } from './ack-tracker.js';
+import { MAX_ACK_DELAY_US, RELIABLE_ACK_DELAY_US, UNRELIABLE_ACK_DELAY_US } from './ack-tracker.js';
 
 /**
  * Until reordering has been seen, a packet with this many later packets acknowledged is lost at once
@@ -63,7 +63,7 @@ export class Recovery {
   #lossTimeUs = Number.POSITIVE_INFINITY;
   #lastAckElicitingUs = 0;
   /** The ack delay the peer may apply to the newest ack-eliciting packet (0 if it carried a PING). */
-  #lastAckDelayUs = MAX_ACK_DELAY_US;
+  #lastAckDelayUs = UNRELIABLE_ACK_DELAY_US;
   ackElicitingInFlight = 0;
   /** Packets numbered below this were sent on a path the connection has left: their acks measure nothing. */
   #pathFirstPn = 0;
@@ -117,7 +117,7 @@ export class Recovery {
       this.ackElicitingInFlight++;
       this.#lastAckElicitingUs = now;
       // What the peer's ack tracker does with it (ack-tracker.ts): at once for a PING, soon for reliable data.
-      this.#lastAckDelayUs = p.ping ? 0 : p.segments.length > 0 ? RELIABLE_ACK_DELAY_US : MAX_ACK_DELAY_US;
+      this.#lastAckDelayUs = p.ping ? 0 : p.segments.length > 0 ? RELIABLE_ACK_DELAY_US : UNRELIABLE_ACK_DELAY_US;
     }
     this.#log.push(p);
   }
