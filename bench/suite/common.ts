@@ -18,6 +18,8 @@ export interface Link {
   /** Set by the measure: every message that arrives. */
   onMessage: (data: Uint8Array) => void;
   close(): void;
+  /** Datagrams per second each way over the library's last interval, where it measures them (the scale test). */
+  packetRates?(): { out: number; in: number };
 }
 
 /** A library under test: how to serve and how to connect. */

@@ -525,6 +525,10 @@ class NetlaneLink implements Link {
   close(): void {
     this.s.closeConnection(this.conn);
   }
+  packetRates(): { out: number; in: number } {
+    const st = this.s.getQuickConnectionStatus(this.conn);
+    return { out: st?.outPacketsPerSecond ?? 0, in: st?.inPacketsPerSecond ?? 0 };
+  }
 }
 
 /**

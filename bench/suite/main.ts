@@ -273,6 +273,8 @@ async function scale(connections: number, idleMs: number, busyMs: number): Promi
       upP50: busy.p50 ?? null,
       upP99: busy.p99 ?? null,
       upP999: busy.p999 ?? null,
+      serverPacketsOutPerSec: busy.packetsOutPerSec ?? null,
+      serverPacketsInPerSec: busy.packetsInPerSec ?? null,
       downPerSec: down.reduce((s, d) => s + (d.perSec ?? 0), 0),
       downP50: Math.max(...down.map((d) => d.p50 ?? 0)),
       downP99: Math.max(...down.map((d) => d.p99 ?? 0)),

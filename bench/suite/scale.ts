@@ -3,7 +3,8 @@
 //   node --expose-gc dist/bench/suite/scale.js server HOST        prints READY <port>
 //   node dist/bench/suite/scale.js client HOST PORT COUNT         prints READY once COUNT are connected
 // Commands: MEM (live memory: after a full GC and the sweeping of freed buffers), GO (start the 30 Hz traffic), MARK (start measuring CPU and ages),
-// REPORT (CPU % since MARK, ages of the messages received since MARK).
+// REPORT (CPU % since MARK, ages of the messages received since MARK, datagrams per second each way over the
+// connections' last status interval).
 import { createInterface } from 'node:readline';
 import { cpuUsage, memoryUsage } from 'node:process';
 import { Kind, message, nowUs, quantile, timeOf, view, type Link } from './common.js';
@@ -53,6 +54,13 @@ class Traffic {
   report(): Record<string, number> {
     const cpu = cpuUsage(this.#cpu);
     const secs = (nowUs() - this.#markUs) / 1e6;
+    let packetsOut = 0;
+    let packetsIn = 0;
+    for (const l of this.links) {
+      const r = l.packetRates?.();
+      packetsOut += r?.out ?? 0;
+      packetsIn += r?.in ?? 0;
+    }
     this.ages.sort((a, b) => a - b);
     return {
       cpuPct: ((cpu.user + cpu.system) / 1e6 / secs) * 100,
@@ -62,6 +70,8 @@ class Traffic {
       p99: quantile(this.ages, 0.99),
       p999: quantile(this.ages, 0.999),
       connections: this.links.size,
+      packetsOutPerSec: packetsOut,
+      packetsInPerSec: packetsIn,
     };
   }
 }
