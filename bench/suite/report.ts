@@ -168,7 +168,7 @@ export function renderTables(s: Suite): string {
       const f = (k: string, d = 1): string => (typeof sc[k] === 'number' ? num((sc[k] as number) / d) : '-');
       out.push(
         table(
-          ['connections', 'connect time (s)', 'idle server CPU', 'heap + buffers per connection', 'RSS per connection', 'busy server CPU', 'to server msgs/s, p50 / p99 / p99.9 age (µs)', 'to clients msgs/s, p50 / p99 / p99.9 age (µs)'],
+          ['connections', 'connect time (s)', 'idle server CPU', 'heap + buffers per connection', 'RSS per connection', 'busy server CPU', 'server datagrams/s out / in', 'to server msgs/s, p50 / p99 / p99.9 age (µs)', 'to clients msgs/s, p50 / p99 / p99.9 age (µs)'],
           [
             [
               f('connections'),
@@ -177,6 +177,7 @@ export function renderTables(s: Suite): string {
               `${f('heapPerConn', 1024)} + ${f('externalPerConn', 1024)} KiB`,
               `${f('rssPerConn', 1024)} KiB`,
               `${f('busyCpuPct')} %`,
+              `${f('serverPacketsOutPerSec')} / ${f('serverPacketsInPerSec')}`,
               `${f('upPerSec')}, ${f('upP50')} / ${f('upP99')} / ${f('upP999')}`,
               `${f('downPerSec')}, ${f('downP50')} / ${f('downP99')} / ${f('downP999')}`,
             ],

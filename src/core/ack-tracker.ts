@@ -8,7 +8,7 @@ const ACK_ELICITING_THRESHOLD = 2;
  * Longest we hold the ack of a packet carrying only unreliable data, microseconds: long enough that the
  * next packet a game sends anyway carries it (a 30 Hz sender's next packet comes 33 ms later, plus its
  * timer's lateness), so that two-way unreliable traffic at 30 Hz or faster needs no ACK-only packets; a
- * one-way flow is acked every second packet ({@link ACK_ELICITING_THRESHOLD}) or after this. Senders assume
+ * one-way flow is acked every second packet (`ACK_ELICITING_THRESHOLD`) or after this. Senders assume
  * this value for such packets (recovery.ts).
  */
 export const UNRELIABLE_ACK_DELAY_US = 50_000;
