@@ -1,12 +1,14 @@
 // The plain harnesses' one shared helper: the command line of a harness process, quantiles, the result
 // line, the contenders' packages, and (for the runner) spawning a server and a client process.
-//   node dist/bench/plain/<contender>.js server pingpong|flood        prints PORT <n>; for flood, the RESULT
-//   node dist/bench/plain/<contender>.js client pingpong|flood <port> for pingpong, prints the RESULT
+//   node dist/bench/plain/<contender>.js server pingpong|flood|bulk        prints PORT <n>; for flood and bulk, the RESULT
+//   node dist/bench/plain/<contender>.js client pingpong|flood|bulk <port> for pingpong, prints the RESULT
+// (bulk: `udp` and `netlane` only)
 // Ping-pong: one 64 B message at a time, echoed; `N` (20,000) round trips timed after `WARM` (2000) and at least
 // `PP_WARM_MS` (500) ms: past the JIT's first compilations, and enough samples that a fresh process's first
 // major collection (incremental, in its first seconds) weighs in the p99 no more than any other pause.
 // Flood: the client sends 100 B messages for as long as it lives; the server counts those that arrive
 // in `MS` (1500) ms, starting `WARM_MS` (500) ms after the first one.
+// Bulk: the same, with `BULK` (512 KiB) messages (raw UDP: 1200 B datagrams); the server counts bytes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -14,10 +16,12 @@ import { createInterface } from 'node:readline';
 const [role = '', measure = '', port = '0'] = process.argv.slice(2);
 export const SERVER = role === 'server';
 export const PINGPONG = measure === 'pingpong';
+export const BULK_MODE = measure === 'bulk';
 export const PORT = Number(port);
 export const HOST = '127.0.0.1';
-export const SIZE = PINGPONG ? 64 : 100;
 const env = (k: string, d: number): number => Number(process.env[k] ?? d);
+/** A message's size: 64 B ping-pong, 100 B flood, `BULK` (512 KiB) bulk. */
+export const SIZE = PINGPONG ? 64 : BULK_MODE ? env('BULK', 512 * 1024) : 100;
 export const N = env('N', 20_000);
 export const WARM = env('WARM', 2000);
 export const MS = env('MS', 1500);
@@ -67,7 +71,10 @@ export function pingpong(send: () => void): () => void {
   };
 }
 
-/** The server side of a flood: call on every message that arrives; prints messages/s over the window. */
+/**
+ * The server side of a flood or bulk run: call on every message that arrives, with how many it stands for
+ * (flood) or its bytes (bulk); prints messages/s (flood) or MB/s (bulk) over the window.
+ */
 export function counter(): (messages?: number) => void {
   let start = 0;
   let end = 0;
@@ -78,7 +85,7 @@ export function counter(): (messages?: number) => void {
       start = now + WARM_MS;
       end = start + MS;
     }
-    if (now >= end) result({ msgsPerSec: count / (MS / 1000) });
+    if (now >= end) result(BULK_MODE ? { mbPerSec: count / (MS / 1000) / 1e6 } : { msgsPerSec: count / (MS / 1000) });
     else if (now >= start) count += messages;
   };
 }
@@ -89,6 +96,7 @@ export interface PlainRun {
   p99?: number;
   p999?: number;
   msgsPerSec?: number;
+  mbPerSec?: number;
   error?: string;
 }
 
@@ -106,8 +114,10 @@ function line(p: ChildProcess, prefix: string, ms: number): Promise<string> {
   });
 }
 
-/** Runs one harness (`udp`, `tcp`, `ws`, `enet`, `kcp`, `webrtc`, `netlane`) once: a server and a client process. */
-export async function runPlain(contender: string, what: 'pingpong' | 'flood', pin: boolean, env: Record<string, number> = {}, timeoutMs = 60_000): Promise<PlainRun> {
+/** Runs one harness (`udp`, `tcp`, `ws`, `enet`, `kcp`, `webrtc`, `netlane`; bulk: `udp`, `netlane`) once: a server and a client process. */
+export type PlainMeasure = 'pingpong' | 'flood' | 'bulk';
+
+export async function runPlain(contender: string, what: PlainMeasure, pin: boolean, env: Record<string, number> = {}, timeoutMs = 60_000): Promise<PlainRun> {
   const script = fileURLToPath(new URL(`./${contender}.js`, import.meta.url));
   const start = (args: string[]): ChildProcess => {
     const argv = [process.execPath, script, ...args];
@@ -127,13 +137,13 @@ export async function runPlain(contender: string, what: 'pingpong' | 'flood', pi
   }
 }
 
-/** `npm run bench:plain -- [--pin] [--rounds N] contender[,contender] [pingpong|flood]` (this file): prints each run. */
+/** `npm run bench:plain -- [--pin] [--rounds N] contender[,contender] [pingpong|flood|bulk]` (this file): prints each run. */
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const a = process.argv.slice(2);
   const pin = a.includes('--pin');
   const rounds = a.includes('--rounds') ? Number(a[a.indexOf('--rounds') + 1]) : 1;
   const rest = a.filter((x, i) => !x.startsWith('--') && a[i - 1] !== '--rounds');
   const names = (rest[0] ?? 'udp,tcp,ws,enet,kcp,webrtc,netlane').split(',');
-  const measures = rest[1] ? [rest[1] as 'pingpong' | 'flood'] : (['pingpong', 'flood'] as const);
+  const measures = rest[1] ? [rest[1] as PlainMeasure] : (['pingpong', 'flood'] as const);
   for (let r = 0; r < rounds; r++) for (const m of measures) for (const n of names) console.log(`${n} ${m}${pin ? ' pinned' : ''}: ${JSON.stringify(await runPlain(n, m, pin))}`);
 }

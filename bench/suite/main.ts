@@ -17,8 +17,8 @@ import { cpus, totalmem, release } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BENCH_DIR, type Mode } from './common.js';
-import { renderTables, renderGoals, type Suite } from './report.js';
-import { runPlain, type PlainRun } from '../plain/lib.js';
+import { BULK_UDP, renderTables, renderGoals, type Suite } from './report.js';
+import { runPlain, type PlainMeasure, type PlainRun } from '../plain/lib.js';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick');
@@ -143,12 +143,20 @@ async function client(entry: Entry, port: number, place: Place, measure: string,
 let epoch = 1;
 
 /** The plain harness (bench/plain) that checks an entry of the suite, by label. */
-const PLAIN: Record<string, string> = { udp: 'udp', tcp: 'tcp', ws: 'ws', enet: 'enet', kcp: 'kcp', webrtc: 'webrtc', netlane: 'netlane' };
+const PLAIN: Record<string, string> = { udp: 'udp', [BULK_UDP]: 'udp', tcp: 'tcp', ws: 'ws', enet: 'enet', kcp: 'kcp', webrtc: 'webrtc', netlane: 'netlane' };
+/** The plain harnesses that have a bulk measure. */
+const PLAIN_BULK: ReadonlySet<string> = new Set(['udp', 'netlane']);
 
 interface PlainCheck {
-  readonly what: 'pingpong' | 'flood';
+  readonly what: PlainMeasure;
   readonly env: Record<string, number>;
   readonly into: Record<string, Run[]>;
+}
+
+/** Whether an entry (by label) has a plain harness for this check. */
+function plainFor(label: string, check: PlainCheck): string | undefined {
+  const name = PLAIN[label];
+  return name && (check.what !== 'bulk' || PLAIN_BULK.has(name)) ? name : undefined;
 }
 
 async function plainRun(name: string, place: Place, check: PlainCheck): Promise<void> {
@@ -175,7 +183,7 @@ async function compare(all: readonly Entry[], place: Place, measure: string, par
       if (!shared.has(en.contender) && !('error' in s)) await stop(s.proc);
       (out[en.label] ??= []).push(run);
       process.stdout.write(`  ${measure} ${en.label}${place.pin ? ' pinned' : ''}${place.netns ? ' (loss)' : ''}: ${summary(run)}\n`);
-      const name = PLAIN[en.label];
+      const name = plain && plainFor(en.label, plain);
       if (plain && name) await plainRun(name, place, plain);
     }
   }
@@ -185,7 +193,7 @@ async function compare(all: readonly Entry[], place: Place, measure: string, par
 
 /** The plain harnesses alone (`--only plain`), `rounds` rounds. */
 async function plainOnly(place: Place, check: PlainCheck, rounds: number): Promise<void> {
-  const names = Object.values(PLAIN).filter((n) => !CONTENDERS_ONLY || CONTENDERS_ONLY.has(n));
+  const names = [...new Set(Object.values(PLAIN))].filter((n) => (!CONTENDERS_ONLY || CONTENDERS_ONLY.has(n)) && (check.what !== 'bulk' || PLAIN_BULK.has(n)));
   for (let r = 0; r < (roundsArg ?? rounds); r++) for (const n of names) await plainRun(n, place, check);
 }
 
@@ -373,28 +381,30 @@ async function main(): Promise<void> {
   const steps: Step[] = [];
   const R = roundsArg ?? Q.rounds;
   const count = (list: readonly Entry[]): number => (CONTENDERS_ONLY ? list.filter((x) => CONTENDERS_ONLY.has(x.contender) || CONTENDERS_ONLY.has(x.label)).length : list.length);
-  const plains = (list: readonly Entry[]): number => list.filter((x) => PLAIN[x.label] && (!CONTENDERS_ONLY || CONTENDERS_ONLY.has(x.contender) || CONTENDERS_ONLY.has(x.label))).length;
+  const plains = (list: readonly Entry[], what: PlainMeasure): number =>
+    list.filter((x) => plainFor(x.label, { what, env: {}, into: {} }) && (!CONTENDERS_ONLY || CONTENDERS_ONLY.has(x.contender) || CONTENDERS_ONLY.has(x.label))).length;
   /** A comparison as a step: its cost is runs x (overhead + what one run measures), plain checks included. */
-  const step = (name: string, list: readonly Entry[], rounds: number, perRun: number, run: () => Promise<void>, plainPerRun = 0): void => {
+  const step = (name: string, list: readonly Entry[], rounds: number, perRun: number, run: () => Promise<void>, plainPerRun = 0, plainWhat: PlainMeasure = 'pingpong'): void => {
     const withPlain = plainPerRun > 0 && want('plain');
-    steps.push({ name, estimate: rounds * (count(list) * (OVERHEAD.suite + perRun) + (withPlain ? plains(list) * (OVERHEAD.plain + plainPerRun) : 0)), run });
+    steps.push({ name, estimate: rounds * (count(list) * (OVERHEAD.suite + perRun) + (withPlain ? plains(list, plainWhat) * (OVERHEAD.plain + plainPerRun) : 0)), run });
   };
 
   const ppParams = { n: Q.pp, warm: Q.ppWarm, warmMs: Q.ppWarmMs, size: 64 };
   const ppSecs = ((Q.pp + Q.ppWarm) * 150) / 1e6 + Q.ppWarmMs / 1000;
   const plainPp = { N: Q.pp, WARM: Q.ppWarm, PP_WARM_MS: Q.ppWarmMs };
   const plainFl = { MS: Q.ms, WARM_MS: Q.warmMs };
-  const check = (what: 'pingpong' | 'flood', key: string, env: Record<string, number>): PlainCheck | undefined => (want('plain') ? { what, env, into: (m[key] ??= {}) } : undefined);
+  const check = (what: PlainMeasure, key: string, env: Record<string, number>): PlainCheck | undefined => (want('plain') ? { what, env, into: (m[key] ??= {}) } : undefined);
   if (want('pingpong')) {
     if (placeArg !== 'pinned') step('ping-pong, 64 B, free', ALL_PINGPONG, R, ppSecs, async () => void (m.pingpongFree = await compare(ALL_PINGPONG, FREE, 'pingpong', ppParams, R, 60_000, check('pingpong', 'plainPingpongFree', plainPp))), ppSecs);
     if (placeArg !== 'free') step('ping-pong, 64 B, pinned', ALL_PINGPONG, R, ppSecs, async () => void (m.pingpongPinned = await compare(ALL_PINGPONG, PINNED, 'pingpong', ppParams, R, 60_000, check('pingpong', 'plainPingpongPinned', plainPp))), ppSecs);
   } else if (want('plain') && !want('throughput')) {
     // `--only plain`: the plain harnesses alone. Listed with pingpong or throughput, they run in its rounds.
-    const only = (what: 'pingpong' | 'flood', place: Place, key: string, env: Record<string, number>, secs: number, name: string): void =>
-      void steps.push({ name, estimate: R * 7 * (OVERHEAD.plain + secs), run: () => plainOnly(place, { what, env, into: (m[key] ??= {}) }, R) });
+    const only = (what: PlainMeasure, place: Place, key: string, env: Record<string, number>, secs: number, name: string): void =>
+      void steps.push({ name, estimate: R * (what === 'bulk' ? PLAIN_BULK.size : 7) * (OVERHEAD.plain + secs), run: () => plainOnly(place, { what, env, into: (m[key] ??= {}) }, R) });
     only('pingpong', FREE, 'plainPingpongFree', plainPp, ppSecs, 'plain ping-pong, free');
     only('pingpong', PINNED, 'plainPingpongPinned', plainPp, ppSecs, 'plain ping-pong, pinned');
     only('flood', FREE, 'plainFlood', plainFl, (Q.ms + Q.warmMs) / 1000, 'plain flood, 100 B');
+    if (!want('bulk')) only('bulk', FREE, 'plainBulk', { ...plainFl, BULK: 512 * 1024 }, (Q.ms + Q.warmMs) / 1000, 'plain bulk, 512 KiB');
   }
   const tput = { durationMs: Q.ms, warmMs: Q.warmMs, size: 100 };
   const tputSecs = (Q.ms + Q.warmMs) / 1000 + 0.2;
@@ -406,7 +416,9 @@ async function main(): Promise<void> {
   }
   if (want('bulk')) {
     step('bulk, 64 KiB reliable', BULK, R, tputSecs, async () => void (m.bulk64k = await compare(BULK, FREE, 'throughput', { ...tput, size: 64 * 1024 }, R, 30_000)));
-    step('bulk, 512 KiB reliable', BULK, R, tputSecs, async () => void (m.bulk512k = await compare(BULK, FREE, 'throughput', { ...tput, size: 512 * 1024 }, R, 30_000)));
+    // The plain bulk harnesses (raw UDP and netlane) check the 512 KiB table.
+    const bk = check('bulk', 'plainBulk', { ...plainFl, BULK: 512 * 1024 });
+    step('bulk, 512 KiB reliable', BULK, R, tputSecs, async () => void (m.bulk512k = await compare(BULK, FREE, 'throughput', { ...tput, size: 512 * 1024 }, R, 30_000, bk)), tputSecs, 'bulk');
   }
   if (want('loss') || want('hol')) {
     const ns = new LossNamespace();

@@ -2,6 +2,9 @@
 // and ratios to the baseline measured in the same run.
 type Run = Record<string, number | string | null>;
 
+/** The bulk tables' raw UDP entry: the same bytes as 1200 B datagrams, unreliably (the ceiling). */
+export const BULK_UDP = 'udp (1200 B datagrams)';
+
 export interface Suite {
   command: string;
   date: string;
@@ -116,7 +119,7 @@ export function renderTables(s: Suite): string {
   if (m.bulk64k || m.bulk512k) {
     out.push('### Bulk reliable messages (MB/s)');
     out.push('Raw `udp` sends the same bytes as 1200 B datagrams, unreliably: the ceiling. Ratios: against it.');
-    const base = 'udp (1200 B datagrams)';
+    const base = BULK_UDP;
     out.push(
       table(
         ['contender', '64 KiB messages', 'vs udp', '512 KiB messages', 'vs udp'],
@@ -158,7 +161,7 @@ export function renderTables(s: Suite): string {
     out.push('### Connections per second (16 at a time, each closed once established)');
     out.push(table(['contender', 'connections/s', 'vs tcp'], labels(m.connect).map((l) => [l, cell(m.connect?.[l], 'perSec'), ratio(m.connect?.[l], m.connect?.tcp, 'perSec')])));
   }
-  if (m.plainPingpongFree || m.plainPingpongPinned || m.plainFlood) out.push(renderAgreement(s));
+  if (m.plainPingpongFree || m.plainPingpongPinned || m.plainFlood || m.plainBulk) out.push(renderAgreement(s));
   const sc = m.scale?.netlane?.[0];
   if (sc) {
     out.push('### Server scale: netlane connections from 2 client processes, 30 Hz x 100 B unreliable each way');
@@ -190,7 +193,8 @@ export function renderTables(s: Suite): string {
 }
 
 /** Where the suite measures what a plain harness measures: the suite's runs for a contender and a measure. */
-function suiteRuns(m: Suite['measures'], measure: 'pingpongFree' | 'pingpongPinned' | 'flood', name: string): readonly Run[] | undefined {
+function suiteRuns(m: Suite['measures'], measure: 'pingpongFree' | 'pingpongPinned' | 'flood' | 'bulk', name: string): readonly Run[] | undefined {
+  if (measure === 'bulk') return m.bulk512k?.[name === 'udp' ? BULK_UDP : name];
   if (measure !== 'flood') return m[measure]?.[name];
   return name === 'udp' ? m.unreliableSmall?.udp : m.reliableSmall?.[name];
 }
@@ -211,7 +215,7 @@ export function renderAgreement(s: Suite): string {
   const m = s.measures;
   const out: string[] = ['### The ruler checked against plain harnesses'];
   out.push(
-    "Each contender also runs in `bench/plain/`: a minimal two-process program per library, written as its README shows, sharing no code with the suite. The suite runs it in the same rounds, right after its own run of the same contender, under the same placement. Cells: the suite's median over rounds / the plain harness's median = suite / plain. Off by more than 15 %: `~` when the suite's median lies inside the range the plain harness itself spanned over the rounds, **!** when outside it. Ping-pong: 64 B round trip, µs. Flood: 100 B messages one way, messages/s received (raw UDP unreliable, the others reliable). The last column is the plain harness against itself: its range over the rounds.",
+    "Each contender also runs in `bench/plain/`: a minimal two-process program per library, written as its README shows, sharing no code with the suite. The suite runs it in the same rounds, right after its own run of the same contender, under the same placement. Cells: the suite's median over rounds / the plain harness's median = suite / plain. Off by more than 15 %: `~` when the suite's median lies inside the range the plain harness itself spanned over the rounds, **!** when outside it. Ping-pong: 64 B round trip, µs. Flood: 100 B messages one way, messages/s received (raw UDP unreliable, the others reliable). Bulk: 512 KiB reliable messages one way, MB/s received (raw UDP: the same bytes as 1200 B datagrams; raw UDP and netlane only). The last column is the plain harness against itself: its range over the rounds.",
   );
   const names = ['udp', 'tcp', 'ws', 'enet', 'kcp', 'webrtc', 'netlane'];
   const rows: string[][] = [];
@@ -237,8 +241,10 @@ export function renderAgreement(s: Suite): string {
     const su = suiteRuns(m, 'flood', n);
     const pl = m.plainFlood?.[n];
     if (su || pl) rows.push([n, 'flood 100 B', pair(su, pl, 'msgsPerSec'), '', '', range(pl, 'msgsPerSec')]);
+    const pb = m.plainBulk?.[n];
+    if (pb) rows.push([n, 'bulk 512 KiB', pair(suiteRuns(m, 'bulk', n), pb, 'mbPerSec'), '', '', range(pb, 'mbPerSec')]);
   }
-  out.push(table(['contender', 'measure', 'p50 (flood: msgs/s): suite / plain', 'p99: suite / plain', 'p99.9: suite / plain', 'plain over the rounds'], rows));
+  out.push(table(['contender', 'measure', 'p50 (flood: msgs/s; bulk: MB/s): suite / plain', 'p99: suite / plain', 'p99.9: suite / plain', 'plain over the rounds'], rows));
   return out.join('\n\n');
 }
 
@@ -266,7 +272,7 @@ export function renderGoals(s: Suite): string {
   const best = peers.reduce<readonly [string, number] | null>((b, e) => (!b || e[1] > b[1] ? e : b), null);
   const small = med(m.reliableSmall?.netlane, 'msgsPerSec');
   rows.push(goal('100 B reliable messages >= 1.5x the best peer (tcp, ws, enet, kcp, webrtc; one write per message)', div(small, best?.[1] ?? null), 1.5, false, x, best ? `${num(small ?? 0)} msg/s against ${best[0]}'s ${num(best[1])}` : ''));
-  const bulk = div(med(m.bulk512k?.netlane, 'mbPerSec'), med(m.bulk512k?.['udp (1200 B datagrams)'], 'mbPerSec'));
+  const bulk = div(med(m.bulk512k?.netlane, 'mbPerSec'), med(m.bulk512k?.[BULK_UDP], 'mbPerSec'));
   rows.push(goal('bulk, 512 KiB reliable messages >= 0.4x raw UDP MB/s', bulk, 0.4, false, x, `${num(med(m.bulk512k?.netlane, 'mbPerSec') ?? 0)} MB/s`));
   const lp99 = med(m.lossPingpong5?.netlane, 'p99');
   rows.push(goal('at 5 % loss, ping-pong p99 <= 5 ms', lp99 === null ? null : lp99 / 1000, 5, true, (v) => `${v.toFixed(1)} ms`));
