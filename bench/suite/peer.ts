@@ -21,9 +21,51 @@ import {
   type Mode,
 } from './common.js';
 import { contender, enetOptions } from './contenders.js';
+import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
 
 /** The server sends a Progress message each time this many more Data bytes have arrived. */
 const PROGRESS_EVERY = 32 * 1024;
+
+/**
+ * The server's garbage collections, as [start, end] pairs in `nowUs` time (the clock positions are
+ * stamped with), and whether each was a full collection: the head-of-line result says how much of the
+ * receiver's time went to collections and how many of the worst position ages overlapped one. Watched
+ * only by a server started for that measure ({@link watchGc}), so that no other measure pays for it.
+ */
+const gcs: { start: number; end: number; full: boolean }[] = [];
+const watchGc = (): void => new PerformanceObserver((list) => {
+  const now = nowUs();
+  const at = performance.now();
+  for (const e of list.getEntries()) {
+    const start = now - (at - e.startTime) * 1000;
+    const kind = (e.toJSON() as { detail?: { kind?: number } | null }).detail?.kind;
+    gcs.push({ start, end: start + e.duration * 1000, full: kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR });
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** Receiver collection figures over the positions of one head-of-line measure (sent at `arrival - age`). */
+function gcFigures(arrivals: number[], ages: number[]): Record<string, number> {
+  if (arrivals.length === 0) return {};
+  const from = (arrivals[0] as number) - (ages[0] as number);
+  const to = arrivals.at(-1) as number;
+  let gcMs = 0;
+  let gcFull = 0;
+  for (const g of gcs) {
+    if (g.end < from || g.start > to) continue;
+    gcMs += (g.end - g.start) / 1000;
+    if (g.full) gcFull++;
+  }
+  // The worst 1 % of ages (at least one): how many of them waited through a collection.
+  const order = ages.map((_, i) => i).sort((x, y) => (ages[y] as number) - (ages[x] as number));
+  const worst = order.slice(0, Math.max(1, Math.ceil(ages.length / 100)));
+  let inGc = 0;
+  for (const i of worst) {
+    const arrived = arrivals[i] as number;
+    const sent = arrived - (ages[i] as number);
+    if (gcs.some((g) => g.end >= sent && g.start <= arrived)) inGc++;
+  }
+  return { gcMs: Math.round(gcMs), gcFull, worstInGc: inGc, worst: worst.length };
+}
 
 function serveLink(c: Contender, link: Link): void {
   const replyMode: Mode = c.modes.includes('reliable') ? 'reliable' : 'unreliable';
@@ -33,6 +75,7 @@ function serveLink(c: Contender, link: Link): void {
   let nextProgress = PROGRESS_EVERY;
   let positions = 0;
   let ages: number[] = [];
+  let arrivals: number[] = [];
   link.onMessage = (d) => {
     const b = view(d);
     const kind = kindOf(b);
@@ -48,6 +91,8 @@ function serveLink(c: Contender, link: Link): void {
       nextProgress = PROGRESS_EVERY;
       positions = 0;
       ages = [];
+      arrivals = [];
+      gcs.length = 0;
     }
     if (kind === Kind.Data) {
       count++;
@@ -59,10 +104,13 @@ function serveLink(c: Contender, link: Link): void {
       }
     } else if (kind === Kind.Position) {
       positions++;
-      ages.push(nowUs() - timeOf(b));
+      const now = nowUs();
+      ages.push(now - timeOf(b));
+      arrivals.push(now);
     } else if (kind === Kind.Report) {
+      const gc = gcFigures(arrivals, ages);
       ages.sort((x, y) => x - y);
-      const body = Buffer.from(JSON.stringify({ count, bytes, positions, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), p999: quantile(ages, 0.999), max: ages.at(-1) ?? null }));
+      const body = Buffer.from(JSON.stringify({ count, bytes, positions, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), p999: quantile(ages, 0.999), max: ages.at(-1) ?? null, ...gc }));
       const m = message(HEADER + body.length, Kind.Result, replyMode, epoch, 0);
       m.set(body, HEADER);
       link.send(m, replyMode);
@@ -296,7 +344,7 @@ async function headOfLine(link: Link, c: Contender, p: Params): Promise<Result> 
   if (bulk) await bulk; // it ends on its own after the same `ms`
   const r = await report(link, c, epoch, 10_000);
   if (!r) return { error: 'no report from the server' };
-  return { positions, received: r.positions ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, p999: r.p999 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0 };
+  return { positions, received: r.positions ?? 0, p50: r.p50 ?? null, p99: r.p99 ?? null, p999: r.p999 ?? null, max: r.max ?? null, bulkMBps: r.bytes ? r.bytes / (ms / 1000) / 1e6 : 0, serverGcMs: r.gcMs ?? null, serverGcFull: r.gcFull ?? null, worstInGc: r.worstInGc ?? null, worst: r.worst ?? null };
 }
 
 async function connectRate(c: Contender, host: string, port: number, p: Params): Promise<Result> {
@@ -346,6 +394,7 @@ const c = contender(name);
 const measureArg = role === 'server' ? rest[0] : rest[1];
 enetOptions.peers = LEGACY.has('enetpeers') ? 4000 : measureArg === 'connect' ? 256 : 32;
 if (role === 'server') {
+  if (measureArg === 'hol') watchGc();
   await server(c, host);
 } else {
   const [port, measure, params] = rest;
