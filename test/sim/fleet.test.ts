@@ -26,12 +26,15 @@ interface Fleet {
   readonly frames: Framed[];
 }
 
-/** Two relays in one fleet, and one peer on each relay (configured with that relay only), both registered. */
-function fleet(seed: number, body: (f: Fleet) => void): void {
+/**
+ * Two relays in one fleet, and one peer on each relay (configured with that relay only, and not discovering the
+ * fleet, so that each stays on its own relay), both registered.
+ */
+function fleet(seed: number, body: (f: Fleet) => void, discoverFleet = false): void {
   const world = new World(seed, LINK);
   const store = new MemoryFleetStore(() => world.sim.now);
   const relays = [world.relay({ open: true, fleet: { store, region: 'eu' } }), world.relay({ open: true, fleet: { store, region: 'us' } })];
-  const peers = relays.map((r) => new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime() }));
+  const peers = relays.map((r) => new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime(), relayOptions: { discoverFleet } }));
   const frames = peers.map((p) => ({ frame: () => p.runCallbacks() }));
   try {
     world.drive(frames, () => peers.every((p) => p.registered), 5000 * MS, 'directory registrations');
@@ -138,4 +141,43 @@ test('the registry lists every relay of the fleet with its region; a closed rela
       assert.deepEqual(store.members('netlane:relays'), [ra.at]);
     }),
   );
+});
+
+test('a client configured with one relay of a fleet learns the other from FLEET_LIST, pings it and keeps it as its backup (its route names both)', () => {
+  withSeed(seedOr(1805), (seed) =>
+    fleet(
+      seed,
+      ({ world, relays: [ra, rb], peers: [alice], frames }) => {
+        assert.ok(ra && rb && alice);
+        const relay = alice.relay;
+        assert.ok(relay);
+        world.drive(frames, () => decodeRoute(alice.route as string).entries.length === 2, 5000 * MS, 'a route through both relays');
+        assert.equal(relay.stats.fleetRelaysLearnt, 1, `one relay learnt (its own was configured): ${JSON.stringify(relay.relayPings())}`);
+        const entries = decodeRoute(alice.route as string).entries.map((e) => `${e.relay.address}:${e.relay.port}`).sort();
+        assert.deepEqual(entries, [ra.at, rb.at].sort());
+        assert.ok(relay.relayPings().every((x) => x.pingMs >= 0), 'both relays pinged');
+        assert.ok(ra.server.node.stats.fleetLists + rb.server.node.stats.fleetLists >= 1);
+      },
+      true,
+    ),
+  );
+});
+
+test('a relay in no fleet answers FLEET_LIST with NO_FLEET: a client keeps its configured relays and asks no more', () => {
+  withSeed(seedOr(1806), (seed) => {
+    const world = new World(seed, LINK);
+    const r = world.relay();
+    const p = new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime() });
+    const frames = [{ frame: () => p.runCallbacks() }];
+    try {
+      world.drive(frames, () => p.registered, 5000 * MS, 'registration');
+      world.run(frames, 11_000 * MS);
+      assert.equal(p.relay?.stats.fleetRelaysLearnt, 0);
+      assert.equal(p.relay?.relayPings().length, 1);
+      assert.equal(r.server.node.stats.fleetLists, 0);
+    } finally {
+      p.close();
+      world.close();
+    }
+  });
 });
