@@ -27,7 +27,7 @@ export interface FleetOptions {
 
 /**
  * One piece of store work (see {@link FleetStore} in src/io/fleet-store.ts for the operations). `id` names the
- * answer: {@link FleetResult.id}. `list` is the members of `set`, then the values of `keyPrefix + member`.
+ * answer: the `id` of its {@link FleetResult}. `list` is the members of `set`, then the values of `keyPrefix + member`.
  */
 export type FleetWork =
   | { readonly kind: 'set'; readonly id: number; readonly key: string; readonly value: string; readonly ttlMs: number; readonly member: { readonly set: string; readonly member: string } | null }
