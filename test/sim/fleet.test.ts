@@ -163,11 +163,11 @@ test('a client configured with one relay of a fleet learns the other from FLEET_
   );
 });
 
-test('a relay in no fleet answers FLEET_LIST with NO_FLEET: a client keeps its configured relays and asks no more', () => {
+test('a relay in no fleet answers FLEET_LIST with NO_FLEET: a discovering client keeps its configured relays and asks no more', () => {
   withSeed(seedOr(1806), (seed) => {
     const world = new World(seed, LINK);
     const r = world.relay();
-    const p = new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime() });
+    const p = new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime(), relayOptions: { discoverFleet: true } });
     const frames = [{ frame: () => p.runCallbacks() }];
     try {
       world.drive(frames, () => p.registered, 5000 * MS, 'registration');

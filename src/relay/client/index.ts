@@ -101,7 +101,7 @@ export class RelayClient {
     this.#timeoutUs = (options.relayTimeoutMs ?? 1200) * 1000;
     this.#probeUs = (options.probeIntervalMs ?? 5000) * 1000;
     this.#hyst = options.hysteresis ?? DEFAULT_HYSTERESIS;
-    this.#discover = options.discoverFleet ?? true;
+    this.#discover = options.discoverFleet ?? false;
     const unixSeconds = options.unixSeconds;
     this.#dir = new DirectoryClient(
       {

@@ -29,7 +29,7 @@ export interface RelayClientOptions {
   readonly directoryKey?: SigningKey;
   /**
    * Asks the relays it has sessions with which relays their fleet has (FLEET_LIST), and adds those to the relays it
-   * pings and chooses from, so that one configured relay of a fleet is enough. Default true (a relay in no fleet
+   * pings and chooses from, so that one configured relay of a fleet is enough. Default false (a relay in no fleet
    * answers that it is in none).
    */
   readonly discoverFleet?: boolean;
