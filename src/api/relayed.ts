@@ -15,7 +15,7 @@ import { parseAddress, type ConfigOptions } from './networking-sockets.js';
 // client, sessions) on one socket, run by one io driver with one timer.
 
 /** Relay client tuning a facade passes through, and a tap that sees every datagram received (for audits). */
-export type RelayTuning = Partial<Pick<RelayClientOptions, 'keepaliveMs' | 'relayTimeoutMs' | 'probeIntervalMs' | 'hysteresis'>> & { readonly tap?: (data: Uint8Array, from: SocketAddress) => void };
+export type RelayTuning = Partial<Pick<RelayClientOptions, 'keepaliveMs' | 'relayTimeoutMs' | 'probeIntervalMs' | 'hysteresis' | 'discoverFleet'>> & { readonly tap?: (data: Uint8Array, from: SocketAddress) => void };
 
 /** What both relayed facades take. */
 export interface RelayedOptions {

@@ -8,6 +8,7 @@ import { decodeKeyFile, decodePublicKey, decodeRelayKeyFile, encodeCertificateFi
 import type { KeyExchangePair } from '../crypto/provider.js';
 import { NetlaneError } from '../util/errors.js';
 import { RelayServer } from '../io/relay-server.js';
+import { openRedisFleetStore, type FleetStore } from '../io/fleet-store.js';
 import { signTicket, ticketKeyId } from '../relay/ticket.js';
 
 /** Each command's usage, printed by `netlane CMD --help` (and all of them by `netlane --help`). */
@@ -23,11 +24,15 @@ const COMMAND_USAGE = {
       at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.`,
   relay: `  netlane relay [--address IP] [--port N] [--key FILE] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
+                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP]
       Runs a relay node on UDP (default 127.0.0.1:27100) and prints its address with its public key
       (host:port#key): what clients are given. --key keeps the relay's X25519 key in FILE (made there, mode
       0600, on the first run); without it every run has a new key. Clients need a ticket signed by one of the
       ticket keys, or nothing with --open (development). SIGTERM or SIGINT drains: no new sessions, clients
-      are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.`,
+      are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.
+      --redis (or env NETLANE_REDIS) joins the relay fleet kept in that Redis server (needs the package
+      @redis/client): a registry of relays (with --region's label) and one identity directory for all of them.
+      --advertise is the IP clients reach this relay at (needed when --address is 0.0.0.0 or ::).`,
   demo: `  netlane demo
       Runs the demo (as npm start).`,
 } as const;
@@ -136,7 +141,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'relay': {
       const open = flag(rest, 'open');
-      const o = options('relay', rest, ['address', 'port', 'key', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds']);
+      const o = options('relay', rest, ['address', 'port', 'key', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds', 'redis', 'region', 'advertise']);
       const keyFile = one(o, 'key');
       let staticKey: KeyExchangePair;
       if (keyFile !== undefined && existsSync(keyFile)) staticKey = decodeRelayKeyFile(provider, readFileSync(keyFile, 'utf8'));
@@ -155,7 +160,17 @@ async function main(argv: string[]): Promise<void> {
       if (!open && keys.size === 0) fail('give --ticket-key (the operator\'s ticket public key) or --open');
       const drainSeconds = int(o, 'drain-seconds', 10, 1, 3600);
       const statusSeconds = int(o, 'status-seconds', 0, 0, 3600);
+      const redisUrl = one(o, 'redis') ?? (process.env['NETLANE_REDIS'] || undefined);
+      const region = one(o, 'region');
+      if (region !== undefined && !/^[\x20-\x7e]{1,32}$/.test(region)) fail('--region must be 1..32 printable ASCII characters');
+      let store: FleetStore | null = null;
+      if (redisUrl !== undefined) {
+        if (!/^rediss?:\/\//.test(redisUrl)) fail('--redis must be a redis://HOST:PORT URL');
+        store = await openRedisFleetStore(redisUrl, { onError: (e) => console.error(`netlane: redis: ${e instanceof Error ? e.message : String(e)}`) });
+      } else if (region !== undefined) fail('--region needs --redis (a fleet)');
+      const advertise = one(o, 'advertise');
       const relay = RelayServer.open({
+        ...(store ? { fleet: { store, ...(region !== undefined ? { region } : {}), ...(advertise !== undefined ? { advertise } : {}) } } : {}),
         address: one(o, 'address') ?? '127.0.0.1',
         port: int(o, 'port', 27100, 0, 65535),
         open,
@@ -179,14 +194,15 @@ async function main(argv: string[]): Promise<void> {
         relay.drain(drainSeconds, () => {
           console.log('drained');
           relay.close();
-          process.exit(0);
+          void Promise.resolve(store?.close()).finally(() => process.exit(0));
         });
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
       // Only now: a supervisor may signal as soon as it reads this line, and the handlers must be there to drain.
       const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
-      console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList})`);
+      const fleetText = store ? `; fleet at ${new URL(redisUrl ?? "redis://").host}${region !== undefined ? ` region ${region}` : ""}` : "";
+      console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText})`);
       return;
     }
     case 'demo':

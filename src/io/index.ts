@@ -5,7 +5,8 @@ export { EndpointDriver, MemoryTransport, type DatagramTransport, type DriverOpt
 export { FakeLink, NO_FAKE_CONDITIONS, type FakeConditions, type FakeLinkStats, type DelayedDatagram } from './fake-network.js';
 export { CryptoRng, randomSeed } from './random.js';
 export { channels } from './diagnostics.js';
-export { RelayServer, type RelayServerOptions } from './relay-server.js';
+export { RelayServer, type RelayServerOptions, type RelayFleetOptions } from './relay-server.js';
+export { MemoryFleetStore, openRedisFleetStore, type FleetStore, type MaybePromise, type RedisFleetStoreOptions } from './fleet-store.js';
 export { AdmissionQueue, type AdmissionOptions, type AdmissionStats } from './admission.js';
 export { realScheduler, realTime, type Scheduler, type TimerHandle } from './scheduler.js';
 export { udpRuntime, runtimeWithClock, type Runtime } from './runtime.js';

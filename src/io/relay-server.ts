@@ -1,12 +1,15 @@
 import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
+import type { FleetResult, FleetWork } from '../relay/node/fleet.js';
 import { formatRelayAddress } from '../relay/protocol.js';
+import { NetlaneError } from '../util/errors.js';
 import { Admission } from '../util/admission.js';
 import type { Rng } from '../util/rng.js';
 import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import type { Clock } from './clock.js';
 import type { DatagramTransport } from './driver.js';
+import type { FleetStore, MaybePromise } from './fleet-store.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
 
@@ -15,7 +18,7 @@ const RELAY_RECV_BUFFER_BYTES = 8 << 20;
 const RELAY_SEND_BUFFER_BYTES = 4 << 20;
 
 /** Options of {@link RelayServer.open}: where to listen, plus the node's policy. */
-export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 'send' | 'unixSeconds'> {
+export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 'send' | 'unixSeconds' | 'fleet'> {
   /** IP literal to bind. Default 127.0.0.1 (the embedded relay); `0.0.0.0` or `::` for a public relay. */
   readonly address?: string;
   /** UDP port; 0 picks a free one. */
@@ -31,6 +34,20 @@ export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 
   readonly keepProcessAlive?: boolean;
   /** The queue of unauthenticated datagrams (pings, session requests): its per-pass budget and capacity. */
   readonly admission?: AdmissionOptions;
+  /** Joins a fleet through `store` (docs/RELAY.md "The fleet"). Without it the relay is alone. */
+  readonly fleet?: RelayFleetOptions;
+}
+
+/** The fleet a {@link RelayServer} joins: its store (shared by the fleet's relays) and how this relay shows in the registry. */
+export interface RelayFleetOptions {
+  /** The fleet's store: a {@link MemoryFleetStore} shared in one process, or {@link openRedisFleetStore}'s. The caller closes it. */
+  readonly store: FleetStore;
+  /** Region label in the registry (ASCII, at most 32 characters). Default empty. */
+  readonly region?: string;
+  /** The IP clients reach this relay at. Default the bound address (required when that is 0.0.0.0 or ::). */
+  readonly advertise?: string;
+  /** Prefix of the fleet's keys and channels. Default `netlane:`. */
+  readonly prefix?: string;
 }
 
 /**
@@ -58,6 +75,8 @@ export class RelayServer {
   #passUs = 0;
   /** Datagrams received since the last pass: a full read batch means the socket has more waiting. */
   #received = 0;
+  /** The fleet's store, or null outside a fleet. */
+  readonly #store: FleetStore | null;
 
   private constructor(sock: DatagramTransport, runtime: Runtime, options: RelayServerOptions) {
     this.#sock = sock;
@@ -70,9 +89,21 @@ export class RelayServer {
     this.admission = new AdmissionQueue(lazy, options.admission);
     // One destination record, rewritten per send: the socket reads it before `send` returns.
     const to = { address: '', port: 0 };
+    const provider = options.provider ?? runtime.provider();
+    const staticKey = options.staticKey ?? provider.generateKeyExchange();
+    const fleet = options.fleet;
+    this.#store = fleet?.store ?? null;
+    let advertised: string | null = null;
+    if (fleet) {
+      const ip = fleet.advertise ?? sock.local.address;
+      if (ip === '0.0.0.0' || ip === '::') throw new NetlaneError('ERR_NETLANE_CONFIG', `a relay bound to ${ip} in a fleet needs fleet.advertise (the IP clients reach it at)`);
+      advertised = formatRelayAddress({ address: ip, port: sock.local.port, publicKey: staticKey.publicKey });
+    }
     this.node = new RelayNode({
-      ...options,
-      provider: options.provider ?? runtime.provider(),
+      ...withoutFleet(options),
+      staticKey,
+      ...(fleet && advertised !== null ? { fleet: { address: advertised, ...(fleet.region !== undefined ? { region: fleet.region } : {}), ...(fleet.prefix !== undefined ? { prefix: fleet.prefix } : {}) } } : {}),
+      provider,
       unixSeconds: options.unixSeconds ?? runtime.unixSeconds,
       send: (data, port, address) => {
         if (this.#closed) return;
@@ -90,11 +121,49 @@ export class RelayServer {
         return;
       }
       this.node.handleDatagram(now, from.address, from.port, data);
+      if (this.node.fleetBusy) this.#carry();
       // A datagram never moves an armed pollTimeout earlier: only an idle node (no timer) or a drain needs a look.
       if (this.#timer === null || this.#onDrained !== null) this.#service(now);
     };
     sock.keepProcessAlive(this.#keepAlive);
+    // In a fleet, the first registry record is due at once.
+    if (this.#store) this.#service(this.#sched.now());
   }
+
+  /** The fleet's store, or null outside a fleet. */
+  get fleetStore(): FleetStore | null {
+    return this.#store;
+  }
+
+  /**
+   * Carries the node's store work to the store. An answer the store has at once (the memory store) goes back to the
+   * node before this returns; a promised one (Redis) when it settles. Either way through `handleFleetResult`.
+   */
+  #carry(): void {
+    const store = this.#store;
+    for (let w = this.node.pollFleet(); w !== null; w = this.node.pollFleet()) {
+      if (!store) continue;
+      let answer: MaybePromise<FleetResult>;
+      try {
+        answer = runFleetWork(store, w);
+      } catch {
+        answer = { id: w.id, ok: false };
+      }
+      if (answer instanceof Promise) {
+        const id = w.id;
+        answer.then(this.#deliver, () => this.#deliver({ id, ok: false }));
+      } else this.node.handleFleetResult(this.#sched.now(), answer);
+    }
+  }
+
+  /** A promised store answer: to the node, then whatever it sends or asks next. */
+  readonly #deliver = (r: FleetResult): void => {
+    if (this.#closed) return;
+    const now = this.#sched.now();
+    this.node.handleFleetResult(now, r);
+    this.#carry();
+    this.#service(now);
+  };
 
   /** Binds the socket (synchronously for an IP literal) and starts the node. Throws NetlaneError ERR_NETLANE_SOCKET. */
   static open(options: RelayServerOptions = {}): RelayServer {
@@ -126,6 +195,7 @@ export class RelayServer {
     this.#passUs = now;
     const more = this.admission.drain(now, this.#received, this.#clock, this.#admit);
     this.#received = 0;
+    if (this.node.fleetBusy) this.#carry();
     if (more) this.#immediate = this.#sched.soon(this.#onImmediate);
     // A first session arms the reap scan.
     this.#service(now);
@@ -142,6 +212,7 @@ export class RelayServer {
     this.#timerAtUs = Number.POSITIVE_INFINITY;
     const now = this.#sched.now();
     this.node.handleTimeout(now);
+    if (this.node.fleetBusy) this.#carry();
     this.#service(now);
   };
 
@@ -181,8 +252,13 @@ export class RelayServer {
     else this.#service(now);
   }
 
+  /** Closes the socket; in a fleet, first deletes this relay's registry record (the store stays open: it is the caller's). */
   close(): void {
     if (this.#closed) return;
+    if (this.#store) {
+      this.node.leaveFleet();
+      this.#carry();
+    }
     this.#closed = true;
     if (this.#timer) this.#sched.cancel(this.#timer);
     if (this.#immediate) this.#sched.cancelSoon(this.#immediate);
@@ -191,4 +267,34 @@ export class RelayServer {
     this.admission.clear();
     this.#sock.close();
   }
+}
+
+/** One piece of store work, done on `store`: its answer at once (a store that answers synchronously) or promised. Throws what the store throws. */
+function runFleetWork(store: FleetStore, w: FleetWork): MaybePromise<FleetResult> {
+  const id = w.id;
+  const done: FleetResult = { id, ok: true };
+  switch (w.kind) {
+    case 'set':
+      return after(store.set(w.key, w.value, w.ttlMs), () => (w.member ? after(store.addMember(w.member.set, w.member.member), () => done) : done));
+    case 'setIfNewer':
+      return after(store.setIfNewer(w.key, w.order, w.value, w.ttlMs), () => done);
+    case 'get':
+      return after(store.get(w.key), (value) => ({ id, ok: true, value }));
+    case 'delete':
+      return after(store.delete(w.key, ...(w.ifValue !== null ? [w.ifValue] : [])), () => (w.member ? after(store.removeMember(w.member.set, w.member.member), () => done) : done));
+    case 'list':
+      return after(store.members(w.set), (members) => after(store.getMany(members.map((m) => w.keyPrefix + m)), (values) => ({ id, ok: true, members, values })));
+  }
+}
+
+/** `f(v)`, after `v` settles if it is a promise. */
+function after<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): MaybePromise<U> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** The node's part of a server's options (the server's `fleet` is not the node's). */
+function withoutFleet(options: RelayServerOptions): Omit<RelayServerOptions, 'fleet'> {
+  const out: { -readonly [K in keyof RelayServerOptions]?: RelayServerOptions[K] } = { ...options };
+  delete out.fleet;
+  return out;
 }

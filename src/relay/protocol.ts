@@ -36,6 +36,8 @@ export const RelayMsg = {
   RotateToken: 0x19,
   TokenRotated: 0x1a,
   Unlink: 0x1b,
+  FleetList: 0x1c,
+  FleetListResult: 0x1d,
   /** A session's control message to its relay, sealed with the session's up key (docs/RELAY.md "Sealed control"). */
   Sealed: 0x20,
   /** A relay's control message to a session, sealed with the session's down key. */
@@ -89,7 +91,32 @@ export const DirCode = {
   Stale: 3,
   RateLimited: 4,
   NotFound: 5,
+  /** The relay is in a fleet and could not reach the fleet's store (Redis) to answer: ask again later, or another relay. */
+  StoreUnavailable: 6,
 } as const;
+
+/** Answers of FLEET_LIST_RESULT (`code`). */
+export const FleetCode = {
+  Ok: 0,
+  /** The relay is in no fleet: it knows no relay but itself. */
+  NoFleet: 1,
+  /** The fleet's store could not be reached: ask again later. */
+  StoreUnavailable: 2,
+  RateLimited: 3,
+} as const;
+
+/** One relay of a fleet, as FLEET_LIST_RESULT carries it: address and key, region label, load (0-255) and whether it drains. */
+export interface FleetRelay {
+  readonly relay: RelayAddress;
+  readonly region: string;
+  readonly load: number;
+  readonly draining: boolean;
+}
+
+/** Most relays one FLEET_LIST_RESULT carries (a request names the offset of the first; `total` says how many there are). */
+export const MAX_FLEET_LIST_ENTRIES = 12;
+/** The longest region label, ASCII. */
+export const MAX_REGION_CHARS = 32;
 
 /** Ed25519 public keys and signatures, bytes. */
 export const DIR_PUBLIC_KEY_BYTES = 32;
@@ -141,12 +168,14 @@ export type RelayControl =
   | { type: 'dirRegister'; requestId: number; unixSeconds: number; publicKey: Uint8Array; route: string; signature: Uint8Array }
   | { type: 'dirRegisterResult'; requestId: number; code: number }
   | { type: 'dirLookup'; requestId: number; peerId: bigint }
-  | { type: 'dirLookupResult'; requestId: number; code: number; peerId: bigint; route: string };
+  | { type: 'dirLookupResult'; requestId: number; code: number; peerId: bigint; route: string }
+  | { type: 'fleetList'; requestId: number; offset: number }
+  | { type: 'fleetListResult'; requestId: number; code: number; total: number; offset: number; relays: readonly FleetRelay[] };
 
 /** The message types a client sends sealed; a relay accepts nothing else inside a SEALED frame. */
-export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'unlink', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup']);
+export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'unlink', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup', 'fleetList']);
 /** The message types a relay sends sealed; a client accepts nothing else inside a SEALED_DOWN frame. */
-export const SEALED_DOWN_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkOk', 'linkFailed', 'linkOffer', 'tokenRotated', 'keepaliveAck', 'pathChallenge', 'dirRegisterResult', 'dirLookupResult']);
+export const SEALED_DOWN_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkOk', 'linkFailed', 'linkOffer', 'tokenRotated', 'keepaliveAck', 'pathChallenge', 'dirRegisterResult', 'dirLookupResult', 'fleetListResult']);
 /** A link offer waits this long for its target's answer, µs; the requester's retries then make a new one. */
 export const OFFER_LIFETIME_US = 10_000_000;
 /** PERMIT flags: the first message of a set replaces what the relay had; the last completes it (links to peers no longer permitted are cut then). */
@@ -161,7 +190,7 @@ export const MAX_OFFER_USER_BYTES = 64;
 
 /** Encodes a control message (for a sealed type: the plaintext a frame seals) into a fresh buffer, padded where the protocol says so. */
 export function encodeRelayControl(m: RelayControl): Uint8Array {
-  const variable = ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0) + ('route' in m ? m.route.length : 0) + ('peerIds' in m ? m.peerIds.length * 8 : 0) + ('user' in m ? m.user.length * 3 : 0);
+  const variable = ('ticket' in m ? m.ticket.length : 0) + ('token' in m ? m.token.length : 0) + ('route' in m ? m.route.length : 0) + ('peerIds' in m ? m.peerIds.length * 8 : 0) + ('user' in m ? m.user.length * 3 : 0) + ('relays' in m ? m.relays.length * (20 + RELAY_PUBLIC_KEY_BYTES + 3 + MAX_REGION_CHARS) : 0);
   const buf = new Uint8Array(Math.max(m.type === 'ping' ? MIN_PING_BYTES : m.type === 'sessionRequest' ? MIN_SESSION_REQUEST_BYTES : 0, 192 + variable));
   const w = new Writer(buf);
   switch (m.type) {
@@ -305,6 +334,29 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       w.u64(m.peerId, 'peerId');
       writeAscii(w, m.route);
       break;
+    case 'fleetList':
+      w.u8(RelayMsg.FleetList, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.offset, 'offset');
+      break;
+    case 'fleetListResult':
+      if (m.relays.length > MAX_FLEET_LIST_ENTRIES) throw new WireError('fleetListResult.count', `${m.relays.length} > ${MAX_FLEET_LIST_ENTRIES}`);
+      w.u8(RelayMsg.FleetListResult, 'type');
+      w.u16(m.requestId, 'requestId');
+      w.u8(m.code, 'code');
+      w.u8(m.total, 'total');
+      w.u8(m.offset, 'offset');
+      w.u8(m.relays.length, 'count');
+      for (const f of m.relays) {
+        writeAddress(w, f.relay);
+        w.bytes(f.relay.publicKey, 'relayKey');
+        w.u8(f.load, 'load');
+        w.u8(f.draining ? 1 : 0, 'flags');
+        if (f.region.length > MAX_REGION_CHARS) throw new WireError('fleetListResult.region', `${f.region.length} > ${MAX_REGION_CHARS} characters`);
+        w.u8(f.region.length, 'regionLength');
+        for (let i = 0; i < f.region.length; i++) w.u8(f.region.charCodeAt(i) & 0x7f, 'region');
+      }
+      break;
   }
   return buf.slice(0, w.position);
 }
@@ -430,6 +482,32 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
     case RelayMsg.DirLookupResult:
       m = { type: 'dirLookupResult', requestId: r.u16('requestId'), code: r.u8('code'), peerId: r.u64('peerId'), route: readAscii(r) };
       break;
+    case RelayMsg.FleetList:
+      m = { type: 'fleetList', requestId: r.u16('requestId'), offset: r.u8('offset') };
+      break;
+    case RelayMsg.FleetListResult: {
+      const requestId = r.u16('requestId');
+      const code = r.u8('code');
+      const total = r.u8('total');
+      const offset = r.u8('offset');
+      const n = r.u8('count');
+      if (n > MAX_FLEET_LIST_ENTRIES) throw new WireError('fleetListResult.count', `${n} > ${MAX_FLEET_LIST_ENTRIES}`);
+      const relays: FleetRelay[] = [];
+      for (let i = 0; i < n; i++) {
+        const a = readAddress(r);
+        const publicKey = r.bytes(RELAY_PUBLIC_KEY_BYTES, 'relayKey').slice();
+        const load = r.u8('load');
+        const flags = r.u8('flags');
+        if (flags > 1) throw new WireError('fleetListResult.flags', `unknown flags ${flags}`);
+        const len = r.u8('regionLength');
+        if (len > MAX_REGION_CHARS) throw new WireError('fleetListResult.region', `${len} > ${MAX_REGION_CHARS} characters`);
+        const region = r.bytes(len, 'region');
+        for (const c of region) if (c > 0x7f) throw new WireError('fleetListResult.region', 'not ASCII');
+        relays.push({ relay: { ...a, publicKey }, region: String.fromCharCode(...region), load, draining: flags === 1 });
+      }
+      m = { type: 'fleetListResult', requestId, code, total, offset, relays };
+      break;
+    }
     default:
       throw new WireError('type', `unknown relay message 0x${type.toString(16)}`);
   }

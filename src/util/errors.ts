@@ -19,4 +19,8 @@ export type NetlaneErrorCode =
   /** A bug in netlane: an internal invariant broke (a state change its table does not allow, say). */
   | 'ERR_NETLANE_INTERNAL'
   /** A UDP socket could not be opened (address in use, bad address). */
-  | 'ERR_NETLANE_SOCKET';
+  | 'ERR_NETLANE_SOCKET'
+  /** A relay fleet's store (Redis) cannot be reached, or stopped answering. */
+  | 'ERR_NETLANE_STORE_UNAVAILABLE'
+  /** `--redis` was given but the optional package `@redis/client` is not installed. */
+  | 'ERR_NETLANE_STORE_MISSING';

@@ -6,7 +6,7 @@ import { Deque } from '../../util/deque.js';
 import { NetlaneError } from '../../util/errors.js';
 import { ReplayWindow } from '../../util/replay-window.js';
 import { clientHopKeys, linkProofSigned, openDown, openSessionOk, sealUp, sessionOkNonce, type Opened } from '../hop.js';
-import { MAX_PERMIT_IDS, RelayMsg, ROUTE_VERSION, SEALED_UP_TYPES, addressKey, tryDecodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
+import { FleetCode, MAX_PERMIT_IDS, RelayMsg, ROUTE_VERSION, SEALED_UP_TYPES, addressKey, tryDecodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
 import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
 import { DirectoryClient } from './directory.js';
 import { PathTable } from './paths.js';
@@ -47,6 +47,7 @@ export class RelayClient {
     unauthenticated: 0,
     replayed: 0,
     offersReceived: 0,
+    fleetRelaysLearnt: 0,
     sessionsRefused: 0,
     dirRegistered: 0,
     dirRegisterRefused: 0,
@@ -83,6 +84,10 @@ export class RelayClient {
   #lastProbeUs = Number.NEGATIVE_INFINITY;
   #started = false;
   #closed = false;
+  /** FLEET_LIST: whether to ask, the request in flight (0: none), and whether a relay answered it. */
+  readonly #discover: boolean;
+  #fleetRequestId = 0;
+  #fleetAnswered = false;
   /** The earliest time something is due (relay retries, keepalives, timeouts, link retries, lingers). */
   #dueUs = 0;
 
@@ -96,6 +101,7 @@ export class RelayClient {
     this.#timeoutUs = (options.relayTimeoutMs ?? 1200) * 1000;
     this.#probeUs = (options.probeIntervalMs ?? 5000) * 1000;
     this.#hyst = options.hysteresis ?? DEFAULT_HYSTERESIS;
+    this.#discover = options.discoverFleet ?? false;
     const unixSeconds = options.unixSeconds;
     this.#dir = new DirectoryClient(
       {
@@ -334,6 +340,8 @@ export class RelayClient {
       this.#nextProbeUs = now + this.#probeUs;
       this.#lastProbeUs = now;
       for (const r of this.#relayList) if (r.configured && r.phase !== 'pinging' && r.phase !== 'requesting' && now >= r.retryAtUs) this.#ping(r, now);
+      // A FLEET_LIST that went unanswered is asked again with the probes.
+      if (!this.#fleetAnswered && this.#primary?.phase === 'open') this.#askFleet(this.#primary);
     }
     due = Math.min(due, this.#primary ? this.#nextProbeUs : this.#lastProbeUs + REQUEST_RETRY_US);
     this.#choose(now);
@@ -479,6 +487,38 @@ export class RelayClient {
     this.#relays.set(key, r);
     this.#relayList.push(r);
     return r;
+  }
+
+  /** Asks `r` which relays its fleet has (docs/RELAY.md "The fleet"). */
+  #askFleet(r: RelayState): void {
+    if (!this.#discover) return;
+    this.#fleetRequestId = this.#requestId();
+    this.#sendControl(r, { type: 'fleetList', requestId: this.#fleetRequestId, offset: 0 });
+  }
+
+  /** A FLEET_LIST_RESULT: every relay it names (with its key) is pinged from now on, as a configured one; the next page is asked for. */
+  #onFleetList(r: RelayState, m: Extract<RelayControl, { type: 'fleetListResult' }>, now: number): void {
+    if (m.requestId !== this.#fleetRequestId || this.#fleetRequestId === 0) return;
+    this.#fleetRequestId = 0;
+    if (m.code !== FleetCode.Ok && m.code !== FleetCode.NoFleet) return; // asked again at the next probe
+    this.#fleetAnswered = true;
+    for (const f of m.relays) {
+      const before = this.#relays.get(addressKey(f.relay));
+      if (before?.configured) continue;
+      const known = this.#relay(f.relay, f.relay.publicKey, true);
+      if (!known) continue; // known with another key (from a route): not followed
+      known.configured = true;
+      this.stats.fleetRelaysLearnt++;
+    }
+    for (const f of m.relays) {
+      const known = this.#relays.get(addressKey(f.relay));
+      if (known && known.phase === 'none' && known.rtts.length === 0 && !known.pingOutstanding && now >= known.retryAtUs) this.#ping(known, now);
+    }
+    const next = m.offset + m.relays.length;
+    if (m.code === FleetCode.Ok && m.relays.length > 0 && next < m.total && next <= 255) {
+      this.#fleetRequestId = this.#requestId();
+      this.#sendControl(r, { type: 'fleetList', requestId: this.#fleetRequestId, offset: next });
+    }
   }
 
   #requestId(): number {
@@ -649,10 +689,15 @@ export class RelayClient {
         r.rotateRequestId = 0;
         if (this.#permits.length > 0) this.#sendPermits(r, now);
         this.#paths.sessionOpen(r, now);
+        if (!this.#fleetAnswered) this.#askFleet(r);
         this.#choose(now);
         this.#publish(now);
         return;
       }
+      case 'fleetListResult':
+        r.lastHeardUs = now;
+        this.#onFleetList(r, m, now);
+        return;
       case 'refused': {
         if (r.phase !== 'requesting' || !bytesEqual(m.clientNonce, r.clientNonce)) return;
         r.requestKeys = null;

@@ -53,7 +53,8 @@ export interface RelayState {
   readonly key: string;
   /** The relay's static public key: a session there is agreed with it, and a relay without it cannot answer. */
   readonly publicKey: Uint8Array;
-  readonly configured: boolean;
+  /** Configured, or learnt from a fleet's registry (FLEET_LIST): pinged, and a candidate for primary and backup. */
+  configured: boolean;
   /** Recent round-trip samples, µs (pongs and keepalive answers). */
   readonly rtts: number[];
   phase: SessionPhase;

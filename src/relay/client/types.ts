@@ -27,6 +27,12 @@ export interface RelayClientOptions {
    * route, and again whenever the route changes. Without it, nothing is registered (lookups still work).
    */
   readonly directoryKey?: SigningKey;
+  /**
+   * Asks the relays it has sessions with which relays their fleet has (FLEET_LIST), and adds those to the relays it
+   * pings and chooses from, so that one configured relay of a fleet is enough. Default false (a relay in no fleet
+   * answers that it is in none).
+   */
+  readonly discoverFleet?: boolean;
   /** Wall clock, unix seconds, for directory registrations (the runtime's). */
   readonly unixSeconds: () => number;
 }
@@ -46,6 +52,8 @@ export interface RelayClientStats extends DirectoryStats, PathStats {
   unauthenticated: number;
   replayed: number;
   offersReceived: number;
+  /** Relays learnt from FLEET_LIST answers (added to those pinged). */
+  fleetRelaysLearnt: number;
 }
 
 /** What a relay client tells its owner, drained with {@link RelayClient.pollEvent}. */

@@ -2,6 +2,7 @@ import { derivePeerId } from '../../crypto/identity.js';
 import { WireError } from '../../wire/errors.js';
 import { DirCode, decodeRoute, dirRegisterSigned, type RelayControl } from '../protocol.js';
 import { US_PER_S, type RelayContext } from './context.js';
+import { registrationOrder, type Fleet } from './fleet.js';
 import type { Session, SessionTable } from './sessions.js';
 import type { RelayStats } from './types.js';
 
@@ -24,19 +25,29 @@ export interface DirectoryPolicy {
 
 /**
  * The identity directory (docs/RELAY.md "The identity directory"): peer id -> the route its key holder registered,
- * in memory, this relay only. Registrations and lookups are rate-limited per session (budgets kept on the session);
- * an entry goes when its session goes.
+ * in memory. Registrations and lookups are rate-limited per session (budgets kept on the session); an entry goes
+ * when its session goes. In a fleet, accepted registrations are written to the fleet's store too, and a lookup
+ * this relay's own entries cannot answer is asked of the store (answered when the store answers).
  */
 export class Directory {
   readonly #ctx: RelayContext;
   readonly #sessions: SessionTable;
   readonly #policy: DirectoryPolicy;
   readonly #entries = new Map<bigint, DirEntry>();
+  readonly #fleet: Fleet | null;
 
-  constructor(ctx: RelayContext, sessions: SessionTable, policy: DirectoryPolicy) {
+  constructor(ctx: RelayContext, sessions: SessionTable, policy: DirectoryPolicy, fleet: Fleet | null) {
     this.#ctx = ctx;
     this.#sessions = sessions;
     this.#policy = policy;
+    this.#fleet = fleet;
+  }
+
+  /** Writes every entry to the fleet's store again (the refresh that keeps their TTL, and fills a store that lost them). */
+  refreshFleet(now: number): void {
+    const fleet = this.#fleet;
+    if (!fleet) return;
+    for (const [id, e] of this.#entries) fleet.registered(now, id, e.route, registrationOrder(e.unixSeconds, e.revision));
   }
 
   /** The route registered for a peer id, or null. */
@@ -46,7 +57,11 @@ export class Directory {
 
   /** Drops the entry a session that is going registered, unless a newer registration replaced it. */
   forget(s: Session): void {
-    if (s.dirId !== null && this.#entries.get(s.dirId)?.session === s) this.#entries.delete(s.dirId);
+    const e = s.dirId !== null ? this.#entries.get(s.dirId) : undefined;
+    if (e?.session === s) {
+      this.#entries.delete(s.dirId as bigint);
+      this.#fleet?.forgot(s.dirId as bigint, e.route);
+    }
     this.#ctx.stats.dirEntries = this.#entries.size;
   }
 
@@ -82,15 +97,25 @@ export class Directory {
     if (held && held.session === s && held.route === m.route) return answer(DirCode.Ok); // a retransmission
     ctx.stats.signatureChecks++;
     if (!ctx.provider.verify(m.publicKey, dirRegisterSigned(m.publicKey, m.unixSeconds, m.route), m.signature)) return refuse(DirCode.BadSignature, 'badSignature');
-    if (s.dirId !== null && s.dirId !== id && this.#entries.get(s.dirId)?.session === s) this.#entries.delete(s.dirId);
+    if (s.dirId !== null && s.dirId !== id) {
+      const previous = this.#entries.get(s.dirId);
+      if (previous?.session === s) {
+        this.#entries.delete(s.dirId);
+        this.#fleet?.forgot(s.dirId, previous.route);
+      }
+    }
     s.dirId = id;
     this.#entries.set(id, { route: m.route, session: s, unixSeconds: m.unixSeconds, revision });
+    this.#fleet?.registered(now, id, m.route, registrationOrder(m.unixSeconds, revision));
     ctx.stats.dirRegistered++;
     ctx.stats.dirEntries = this.#entries.size;
     answer(DirCode.Ok);
   }
 
-  /** A session looks a peer id up: its registered route, or NOT_FOUND. Rate-limited per session. */
+  /**
+   * A session looks a peer id up: its registered route, or NOT_FOUND. Rate-limited per session. In a fleet, an id
+   * this relay does not hold is asked of the store: the answer (the route, NOT_FOUND or STORE_UNAVAILABLE) comes later.
+   */
   lookup(now: number, s: Session, m: Extract<RelayControl, { type: 'dirLookup' }>): void {
     const ctx = this.#ctx;
     this.#refill(now, s);
@@ -102,8 +127,20 @@ export class Directory {
     s.dirLookupTokens -= 1;
     ctx.stats.dirLookups++;
     const e = this.#entries.get(m.peerId);
+    if (!e && this.#fleet) return this.#fleet.lookup(now, s, m);
     if (!e) ctx.stats.dirNotFound++;
     this.#sessions.send(s, { type: 'dirLookupResult', requestId: m.requestId, code: e ? DirCode.Ok : DirCode.NotFound, peerId: m.peerId, route: e?.route ?? '' });
+  }
+
+  /** Spends one of a session's lookups (a FLEET_LIST costs one); false, counted, if none is left. */
+  spendLookup(now: number, s: Session): boolean {
+    this.#refill(now, s);
+    if (s.dirLookupTokens < 1) {
+      this.#ctx.stats.dirLookupsLimited++;
+      return false;
+    }
+    s.dirLookupTokens -= 1;
+    return true;
   }
 
   #refill(now: number, s: Session): void {

@@ -1,10 +1,11 @@
 import type { KeyExchangePair } from '../../crypto/provider.js';
 import { Admission } from '../../util/admission.js';
 import { toHex } from '../../util/bytes.js';
-import { MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type RelayControl } from '../protocol.js';
+import { FleetCode, MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type RelayControl } from '../protocol.js';
 import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
 import { CookieJar } from './cookies.js';
 import { Directory } from './directory.js';
+import { FLEET_REFRESH_US, Fleet, type FleetResult, type FleetWork } from './fleet.js';
 import { Forwarder } from './forwarding.js';
 import { LinkBroker } from './links.js';
 import { SessionTable, type Session } from './sessions.js';
@@ -13,6 +14,8 @@ import { RouteTokens } from './tokens.js';
 import { newRelayStats, type RelayNodeOptions, type RelayStats } from './types.js';
 
 export type { RelayNodeOptions, RelaySend, RelayStats } from './types.js';
+export type { FleetOptions, FleetResult, FleetWork } from './fleet.js';
+export { FLEET_REFRESH_US, FLEET_TTL_MS } from './fleet.js';
 
 /** Default of {@link RelayNodeOptions.maxSessions}. */
 const DEFAULT_MAX_SESSIONS = 10_000;
@@ -61,6 +64,7 @@ export class RelayNode {
   readonly #forwarder: Forwarder;
   readonly #directory: Directory;
   readonly #links: LinkBroker;
+  readonly #fleet: Fleet | null;
   readonly #key: KeyExchangePair;
   readonly #timers = new TimerTable();
   /** The time of the last datagram, for {@link sessions}. */
@@ -97,11 +101,15 @@ export class RelayNode {
       (s) => {
         this.#forwarder.unlink(s);
         this.#directory.forget(s);
+        this.#fleet?.sessionGone(s);
       },
     );
     this.#forwarder = new Forwarder(ctx, this.#sessions, options.maxLinksPerSession ?? DEFAULT_MAX_LINKS_PER_SESSION, idleTimeoutUs);
     this.#links = new LinkBroker(ctx, this.#sessions, this.#forwarder, key.publicKey, linkRequestsPerS);
-    this.#directory = new Directory(ctx, this.#sessions, { registersPerS: dirRegistersPerS, lookupsPerS: dirLookupsPerS, clockWindowS: options.dirClockWindowS ?? DEFAULT_DIR_CLOCK_WINDOW_S });
+    this.#fleet = options.fleet ? new Fleet(ctx, this.#sessions, options.fleet) : null;
+    this.#directory = new Directory(ctx, this.#sessions, { registersPerS: dirRegistersPerS, lookupsPerS: dirLookupsPerS, clockWindowS: options.dirClockWindowS ?? DEFAULT_DIR_CLOCK_WINDOW_S }, this.#fleet);
+    // The first registry record goes out at the first handleTimeout.
+    if (this.#fleet) this.#timers.arm(NodeTimer.FleetRefresh, 0);
   }
 
   /** The relay's static public key: clients name it with the relay's address. */
@@ -128,6 +136,44 @@ export class RelayNode {
   drain(now: number, seconds: number): void {
     this.#ctx.drainUntilUs = now + Math.max(MIN_DRAIN_S, seconds) * US_PER_S;
     this.#timers.arm(NodeTimer.DrainDeadline, this.#ctx.drainUntilUs);
+    // The fleet learns at once that this relay drains.
+    if (this.#fleet) this.#timers.arm(NodeTimer.FleetRefresh, now);
+  }
+
+  // ---------------------------------------------------------------- fleet
+
+  /** Whether this node is in a fleet (was given {@link RelayNodeOptions.fleet}). */
+  get inFleet(): boolean {
+    return this.#fleet !== null;
+  }
+
+  /** Whether store work waits for {@link pollFleet}: an io runner asks after each input. */
+  get fleetBusy(): boolean {
+    return this.#fleet?.busy ?? false;
+  }
+
+  /** Whether the fleet's store answered the last question asked of it. */
+  get fleetStoreUp(): boolean {
+    return this.#fleet?.storeUp ?? false;
+  }
+
+  /**
+   * The next piece of store work, or null (always null outside a fleet). The io runner carries it to the store and
+   * hands the answer, however late, to {@link handleFleetResult}; the node never waits for it.
+   */
+  pollFleet(): FleetWork | null {
+    return this.#fleet?.poll() ?? null;
+  }
+
+  /** The store's answer to a {@link pollFleet} work item (named by its id). An answer to nothing pending is dropped. */
+  handleFleetResult(now: number, result: FleetResult): void {
+    this.#nowUs = now;
+    this.#fleet?.result(now, result);
+  }
+
+  /** Leaving the fleet (closing): the registry record is deleted (work for {@link pollFleet}). */
+  leaveFleet(): void {
+    this.#fleet?.leave();
   }
 
   /** Whether a drain is finished: every session gone or the deadline passed. */
@@ -216,6 +262,10 @@ export class RelayNode {
         return;
       case 'dirLookup':
         this.#directory.lookup(now, s, m);
+        if (this.#fleet?.waiting) this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
+        return;
+      case 'fleetList':
+        this.#fleetList(now, s, m);
         return;
       case 'closeSession':
         sessions.close(now, s);
@@ -224,6 +274,20 @@ export class RelayNode {
         // A PATH_RESPONSE from the session's own address answers nothing.
         this.stats.unauthenticated++;
     }
+  }
+
+  /** FLEET_LIST: from the store in a fleet (costs a lookup of the session's budget), NO_FLEET outside one. */
+  #fleetList(now: number, s: Session, m: Extract<RelayControl, { type: 'fleetList' }>): void {
+    if (!this.#fleet) {
+      this.#sessions.send(s, { type: 'fleetListResult', requestId: m.requestId, code: FleetCode.NoFleet, total: 0, offset: m.offset, relays: [] });
+      return;
+    }
+    if (!this.#directory.spendLookup(now, s)) {
+      this.#sessions.send(s, { type: 'fleetListResult', requestId: m.requestId, code: FleetCode.RateLimited, total: 0, offset: m.offset, relays: [] });
+      return;
+    }
+    this.#fleet.list(now, s, m);
+    this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
   }
 
   /** The route registered for a peer id on this relay, or null (for status output and tests). */
@@ -253,12 +317,19 @@ export class RelayNode {
     if (timers.isDue(NodeTimer.ReapScan, now)) {
       this.#sessions.reap(now);
       this.#links.expire(now);
+      this.#fleet?.expire(now);
       if (this.#sessions.empty) timers.disarm(NodeTimer.ReapScan);
       else timers.arm(NodeTimer.ReapScan, nextReapScanUs(now));
     }
     if (timers.isDue(NodeTimer.DrainDeadline, now)) {
       this.#sessions.removeAll(now);
       timers.disarm(NodeTimer.DrainDeadline);
+    }
+    if (this.#fleet && timers.isDue(NodeTimer.FleetRefresh, now)) {
+      this.#fleet.expire(now);
+      this.#fleet.announce(now);
+      this.#directory.refreshFleet(now);
+      timers.arm(NodeTimer.FleetRefresh, now + FLEET_REFRESH_US);
     }
   }
 

@@ -12,11 +12,13 @@ export const NodeTimer = {
   ReapScan: 0,
   /** Ends a drain: every session still held goes. Armed by `drain`, once. */
   DrainDeadline: 1,
+  /** In a fleet: writes the registry record and refreshes the directory's entries in the store, every 5 s. */
+  FleetRefresh: 2,
 } as const;
 /** One of the node's timers. */
 export type NodeTimer = (typeof NodeTimer)[keyof typeof NodeTimer];
 /** Rows of the table. */
-const TIMER_COUNT = 2;
+const TIMER_COUNT = 3;
 
 /** The time of the reap scan after one at `now`: the next multiple of {@link REAP_SCAN_INTERVAL_US}, so scans never drift. */
 export function nextReapScanUs(now: number): number {

@@ -1,5 +1,6 @@
 import type { CryptoProvider, KeyExchangePair } from '../../crypto/provider.js';
 import type { TicketFailure, TicketKeys } from '../ticket.js';
+import type { FleetOptions } from './fleet.js';
 
 /**
  * Sends one datagram: `(data, port, address)`, the argument order of node:dgram. `data` may be reused after the call returns.
@@ -55,6 +56,12 @@ export interface RelayNodeOptions {
   readonly dirLookupRate?: number;
   /** A registration's time may differ from the relay's clock by this much, s. Default 120. */
   readonly dirClockWindowS?: number;
+  /**
+   * Joins a fleet (docs/RELAY.md "The fleet"): the node keeps a registry record and its directory entries in the
+   * fleet's store, and asks the store what it does not hold, through {@link RelayNode.pollFleet} and
+   * {@link RelayNode.handleFleetResult}. Without it, the node is alone (no store work at all).
+   */
+  readonly fleet?: FleetOptions;
 }
 
 /** Counters of a relay node. */
@@ -114,6 +121,17 @@ export interface RelayStats {
   dirLookupsLimited: number;
   /** Identities in the directory now. */
   dirEntries: number;
+  /** Fleet: store writes done and failed; lookups asked of the store, found there, answered STORE_UNAVAILABLE. */
+  fleetWrites: number;
+  fleetWriteFailures: number;
+  fleetLookups: number;
+  fleetFound: number;
+  fleetStoreUnavailable: number;
+  /** FLEET_LIST answered from the store; questions refused because too many waited for the store. */
+  fleetLists: number;
+  fleetBusy: number;
+  /** 1 while the store's last answer was a success, else 0. */
+  fleetStoreUp: number;
 }
 
 /** A {@link RelayStats} with every counter at zero. */
@@ -159,5 +177,13 @@ export function newRelayStats(): RelayStats {
     dirNotFound: 0,
     dirLookupsLimited: 0,
     dirEntries: 0,
+    fleetWrites: 0,
+    fleetWriteFailures: 0,
+    fleetLookups: 0,
+    fleetFound: 0,
+    fleetStoreUnavailable: 0,
+    fleetLists: 0,
+    fleetBusy: 0,
+    fleetStoreUp: 0,
   };
 }

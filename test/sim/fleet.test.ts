@@ -1,0 +1,183 @@
+// A relay fleet in virtual time (docs/RELAY.md "The fleet"): two relays share one MemoryFleetStore on the
+// simulation's clock, and answers from the store come back through the node's sans-IO input
+// (handleFleetResult). A peer registered on relay A is found by a lookup on relay B and reached there;
+// the store going away gives STORE_UNAVAILABLE (never a silent drop) and lookups work again after it
+// returns; the registry lists both relays. Replay a failure with NETLANE_SEED=<the seed printed>.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NetworkingMessages } from '../../src/api/networking-messages.js';
+import { Result, SendFlags } from '../../src/core/types.js';
+import { MemoryFleetStore } from '../../src/io/fleet-store.js';
+import type { RelayClientEvent } from '../../src/relay/client/index.js';
+import { FLEET_TTL_MS } from '../../src/relay/node/index.js';
+import { decodeRoute } from '../../src/relay/protocol.js';
+import { seedOr, withSeed } from '../support/sim.js';
+import { World, type Framed } from '../support/world.js';
+
+const LINK = { latencyUs: 5_000, jitterUs: 1_000 };
+const MS = 1000;
+
+interface Fleet {
+  readonly world: World;
+  readonly store: MemoryFleetStore;
+  readonly relays: ReturnType<World['relay']>[];
+  /** peers[i] uses relay i only. */
+  readonly peers: NetworkingMessages[];
+  readonly frames: Framed[];
+}
+
+/**
+ * Two relays in one fleet, and one peer on each relay (configured with that relay only, and not discovering the
+ * fleet, so that each stays on its own relay), both registered.
+ */
+function fleet(seed: number, body: (f: Fleet) => void, discoverFleet = false): void {
+  const world = new World(seed, LINK);
+  const store = new MemoryFleetStore(() => world.sim.now);
+  const relays = [world.relay({ open: true, fleet: { store, region: 'eu' } }), world.relay({ open: true, fleet: { store, region: 'us' } })];
+  const peers = relays.map((r) => new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime(), relayOptions: { discoverFleet } }));
+  const frames = peers.map((p) => ({ frame: () => p.runCallbacks() }));
+  try {
+    world.drive(frames, () => peers.every((p) => p.registered), 5000 * MS, 'directory registrations');
+    body({ world, store, relays, peers, frames });
+  } finally {
+    for (const p of peers) p.close();
+    world.close();
+  }
+}
+
+/** Every lookup result `p`'s relay client reports. */
+function lookups(p: NetworkingMessages): Extract<RelayClientEvent, { type: 'lookup' }>[] {
+  const out: Extract<RelayClientEvent, { type: 'lookup' }>[] = [];
+  const relay = p.relay;
+  assert.ok(relay);
+  const poll = relay.pollEvent.bind(relay);
+  relay.pollEvent = () => {
+    const e = poll();
+    if (e?.type === 'lookup') out.push(e);
+    return e;
+  };
+  return out;
+}
+
+test('a peer registered on relay A is found by a lookup on relay B (through the store), and a message reaches it', () => {
+  withSeed(seedOr(1801), (seed) =>
+    fleet(seed, ({ world, relays: [ra, rb], peers: [alice, bob], frames }) => {
+      assert.ok(ra && rb && alice && bob);
+      assert.equal(decodeRoute(alice.route as string).entries.length, 1, 'alice is on relay A only');
+      assert.equal(rb.server.node.lookup(alice.getIdentity()), null, 'relay B holds no entry of its own for alice');
+      assert.ok(ra.server.node.stats.fleetWrites > 0, 'relay A wrote to the store');
+      const answers = lookups(bob);
+      alice.on('sessionRequest', (id) => assert.equal(alice.acceptSessionWithUser(id), true));
+      assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('hello across the fleet'), SendFlags.Reliable, 0), Result.OK);
+      const got: string[] = [];
+      world.drive(frames, () => got.length > 0, 10_000 * MS, 'the message at alice', () => got.push(...alice.receiveMessagesOnChannel(0, 10).map((m) => Buffer.from(m.payload).toString())));
+      assert.deepEqual(got, ['hello across the fleet']);
+      assert.equal(rb.server.node.stats.fleetFound, 1, 'relay B answered from the store');
+      assert.equal(answers[0]?.result.ok, true);
+      assert.equal(answers[0]?.result.ok && answers[0].result.route, alice.route, "the lookup returned alice's registered route");
+    }),
+  );
+});
+
+test('the store goes away: a lookup on relay B is answered STORE_UNAVAILABLE (not dropped), forwarding goes on, and lookups work again when the store is back', () => {
+  withSeed(seedOr(1802), (seed) =>
+    fleet(seed, ({ world, store, relays: [ra, rb], peers: [alice, bob], frames }) => {
+      assert.ok(ra && rb && alice && bob);
+      const answers = lookups(bob);
+      store.available = false;
+      const relay = bob.relay;
+      assert.ok(relay);
+      relay.lookup(world.sim.now, alice.getIdentity());
+      world.drive(frames, () => answers.length > 0, 5000 * MS, 'the answer of a lookup while the store is down');
+      assert.deepEqual(answers[0]?.result, { ok: false, why: 'unreachable' }, 'no route, and not "not found"');
+      assert.equal(rb.server.node.stats.fleetStoreUnavailable, 1, 'relay B answered STORE_UNAVAILABLE');
+      assert.equal(rb.server.node.fleetStoreUp, false);
+      // Back: the next lookup finds alice (her entry was refreshed after the store lost nothing, or re-written).
+      store.available = true;
+      world.run(frames, 6000 * MS);
+      relay.lookup(world.sim.now, alice.getIdentity());
+      world.drive(frames, () => answers.length > 1, 5000 * MS, 'the answer of a lookup after the store is back');
+      assert.equal(answers[1]?.result.ok, true, 'found again');
+      assert.equal(rb.server.node.fleetStoreUp, true);
+    }),
+  );
+});
+
+test('an entry whose relay stops refreshing it expires from the store after its TTL; a closed session deletes its own at once', () => {
+  withSeed(seedOr(1803), (seed) =>
+    fleet(seed, ({ world, store, peers: [alice, bob], frames }) => {
+      assert.ok(alice && bob);
+      const key = `netlane:dir:${alice.getIdentity()}`;
+      assert.equal(store.get(key), alice.route);
+      alice.close();
+      world.run(frames, 2000 * MS);
+      assert.equal(store.get(key), null, "alice's session closed: her entry is gone");
+      const bobKey = `netlane:dir:${bob.getIdentity()}`;
+      assert.equal(store.get(bobKey), bob.route);
+      // A relay that dies never deletes: its entries go after the TTL.
+      const primary = bob.relay?.primary;
+      assert.ok(primary);
+      world.kill(`${primary.address}:${primary.port}`);
+      // Refreshed every 5 s with a 15 s TTL: still there 10 s after the last refresh could have been, gone after 16.
+      world.run(frames, FLEET_TTL_MS * MS - 5000 * MS);
+      assert.notEqual(store.get(bobKey), null, 'still there within its TTL');
+      world.run(frames, 6000 * MS);
+      assert.equal(store.get(bobKey), null, 'expired after the TTL');
+    }),
+  );
+});
+
+test('the registry lists every relay of the fleet with its region; a closed relay leaves it', () => {
+  withSeed(seedOr(1804), (seed) =>
+    fleet(seed, ({ world, store, relays: [ra, rb], frames }) => {
+      assert.ok(ra && rb);
+      world.run(frames, 100 * MS);
+      const names = store.members('netlane:relays').sort();
+      assert.deepEqual(names, [ra.at, rb.at].sort());
+      const records = store.getMany(names.map((n) => `netlane:relay:${n}`)).map((v) => JSON.parse(v as string) as { address: string; region: string });
+      assert.deepEqual(records.map((r) => [r.address, r.region]).sort(), [[ra.address, 'eu'], [rb.address, 'us']].sort());
+      rb.server.close();
+      assert.equal(store.get(`netlane:relay:${rb.at}`), null);
+      assert.deepEqual(store.members('netlane:relays'), [ra.at]);
+    }),
+  );
+});
+
+test('a client configured with one relay of a fleet learns the other from FLEET_LIST, pings it and keeps it as its backup (its route names both)', () => {
+  withSeed(seedOr(1805), (seed) =>
+    fleet(
+      seed,
+      ({ world, relays: [ra, rb], peers: [alice], frames }) => {
+        assert.ok(ra && rb && alice);
+        const relay = alice.relay;
+        assert.ok(relay);
+        world.drive(frames, () => decodeRoute(alice.route as string).entries.length === 2, 5000 * MS, 'a route through both relays');
+        assert.equal(relay.stats.fleetRelaysLearnt, 1, `one relay learnt (its own was configured): ${JSON.stringify(relay.relayPings())}`);
+        const entries = decodeRoute(alice.route as string).entries.map((e) => `${e.relay.address}:${e.relay.port}`).sort();
+        assert.deepEqual(entries, [ra.at, rb.at].sort());
+        assert.ok(relay.relayPings().every((x) => x.pingMs >= 0), 'both relays pinged');
+        assert.ok(ra.server.node.stats.fleetLists + rb.server.node.stats.fleetLists >= 1);
+      },
+      true,
+    ),
+  );
+});
+
+test('a relay in no fleet answers FLEET_LIST with NO_FLEET: a discovering client keeps its configured relays and asks no more', () => {
+  withSeed(seedOr(1806), (seed) => {
+    const world = new World(seed, LINK);
+    const r = world.relay();
+    const p = new NetworkingMessages({ relays: [r.address], runtime: world.peerRuntime(), relayOptions: { discoverFleet: true } });
+    const frames = [{ frame: () => p.runCallbacks() }];
+    try {
+      world.drive(frames, () => p.registered, 5000 * MS, 'registration');
+      world.run(frames, 11_000 * MS);
+      assert.equal(p.relay?.stats.fleetRelaysLearnt, 0);
+      assert.equal(p.relay?.relayPings().length, 1);
+      assert.equal(r.server.node.stats.fleetLists, 0);
+    } finally {
+      p.close();
+      world.close();
+    }
+  });
+});
