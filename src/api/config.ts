@@ -64,6 +64,44 @@ export const ConfigValue = {
 /** A configuration value's name. */
 export type ConfigName = keyof typeof ConfigValue;
 
+/**
+ * ValveSockets-CSharp's `ConfigurationValue` names, accepted wherever a GNS name is: each maps to the GNS
+ * value it names, and `scale` converts the seed's unit to netlane's (`TimeoutSeconds*` are in seconds, the GNS
+ * values in milliseconds). The names come from both generations of the seed's enum: the current one (the GNS
+ * names without underscores) and the older one (`TimeoutSecondsInitial`, `MinRate`, `LogLevelPacket`).
+ * docs/PORTING.md lists them.
+ */
+export const SEED_CONFIG_ALIASES = {
+  FakePacketLossSend: { name: 'FakePacketLoss_Send', scale: 1 },
+  FakePacketLossRecv: { name: 'FakePacketLoss_Recv', scale: 1 },
+  FakePacketLagSend: { name: 'FakePacketLag_Send', scale: 1 },
+  FakePacketLagRecv: { name: 'FakePacketLag_Recv', scale: 1 },
+  FakePacketReorderSend: { name: 'FakePacketReorder_Send', scale: 1 },
+  FakePacketReorderRecv: { name: 'FakePacketReorder_Recv', scale: 1 },
+  FakePacketReorderTime: { name: 'FakePacketReorder_Time', scale: 1 },
+  FakePacketDupSend: { name: 'FakePacketDup_Send', scale: 1 },
+  FakePacketDupRecv: { name: 'FakePacketDup_Recv', scale: 1 },
+  FakePacketDupTimeMax: { name: 'FakePacketDup_TimeMax', scale: 1 },
+  TimeoutSecondsInitial: { name: 'TimeoutInitial', scale: 1000 },
+  TimeoutSecondsConnected: { name: 'TimeoutConnected', scale: 1000 },
+  MinRate: { name: 'SendRateMin', scale: 1 },
+  MaxRate: { name: 'SendRateMax', scale: 1 },
+  IPAllowWithoutAuth: { name: 'IP_AllowWithoutAuth', scale: 1 },
+  MTUPacketSize: { name: 'MTU_PacketSize', scale: 1 },
+  MTUDataSize: { name: 'MTU_DataSize', scale: 1 },
+  ConnectionStatusChanged: { name: 'Callback_ConnectionStatusChanged', scale: 1 },
+  LogLevelAckRTT: { name: 'LogLevel_AckRTT', scale: 1 },
+  LogLevelPacket: { name: 'LogLevel_PacketDecode', scale: 1 },
+  LogLevelPacketDecode: { name: 'LogLevel_PacketDecode', scale: 1 },
+  LogLevelMessage: { name: 'LogLevel_Message', scale: 1 },
+  LogLevelPacketGaps: { name: 'LogLevel_PacketGaps', scale: 1 },
+  LogLevelP2PRendezvous: { name: 'LogLevel_P2PRendezvous', scale: 1 },
+} as const satisfies Record<string, { readonly name: ConfigName; readonly scale: number }>;
+/** A ValveSockets-CSharp configuration value name. */
+export type SeedConfigName = keyof typeof SEED_CONFIG_ALIASES;
+/** A configuration value given by GNS name, seed name or GNS id. */
+export type ConfigKey = ConfigName | SeedConfigName | number;
+
 /** Where a value is set (`ESteamNetworkingConfigScope`). A value set at a narrower scope overrides the wider ones. */
 export const ConfigScope = { Global: 1, SocketsInterface: 2, ListenSocket: 3, Connection: 4 } as const;
 export type ConfigScope = (typeof ConfigScope)[keyof typeof ConfigScope];
@@ -163,10 +201,16 @@ const FAKE_FIELDS: Partial<Record<ConfigName, readonly ['send' | 'recv' | 'both'
 /** Every configuration value, by id. */
 export const CONFIG_INFO: ReadonlyMap<number, ConfigValueInfo> = new Map((Object.keys(ConfigValue) as ConfigName[]).map((n) => [ConfigValue[n], describe(n)]));
 
-/** The id of a value given by name or id, or null if unknown. */
-export function configId(value: ConfigName | number): number | null {
-  const id = typeof value === 'number' ? value : (ConfigValue as Record<string, number | undefined>)[value];
+/** The id of a value given by name (GNS or seed) or id, or null if unknown. */
+export function configId(value: ConfigKey): number | null {
+  const name = typeof value === 'number' ? value : ((SEED_CONFIG_ALIASES as Record<string, { name: ConfigName } | undefined>)[value]?.name ?? value);
+  const id = typeof name === 'number' ? name : (ConfigValue as Record<string, number | undefined>)[name];
   return id !== undefined && CONFIG_INFO.has(id) ? id : null;
+}
+
+/** How many of netlane's units one of the key's units is: 1000 for the seed's `TimeoutSeconds*`, else 1. */
+export function configScale(value: ConfigKey): number {
+  return typeof value === 'number' ? 1 : ((SEED_CONFIG_ALIASES as Record<string, { scale: number } | undefined>)[value]?.scale ?? 1);
 }
 
 /** A value as stored in a scope: a number, or a function for callback values. */
@@ -252,9 +296,10 @@ export function storeFrom(parent: ConfigStore | null, options: Readonly<Record<s
   for (const [name, v] of Object.entries(options)) {
     const id = configId(name as ConfigName);
     const info = id === null ? undefined : CONFIG_INFO.get(id);
-    const bad = info ? checkConfigValue(info, v ?? null) : `unknown config value ${name}`;
+    const scaled = typeof v === 'number' ? v * configScale(name as ConfigName) : v;
+    const bad = info ? checkConfigValue(info, scaled ?? null) : `unknown config value ${name}`;
     if (bad || !info) return bad ?? name;
-    store.set(info.id, v ?? null);
+    store.set(info.id, scaled ?? null);
   }
   try {
     resolveConfig(store.coreValues());

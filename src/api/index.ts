@@ -1,6 +1,6 @@
 /** The public facades. */
 export { NetworkingSockets, parseAddress, type NetworkingSocketsOptions, type SocketStats, type ConfigOptions } from './networking-sockets.js';
-export { ConfigValue, ConfigScope, ConfigDataType, GetConfigValueResult, type ConfigName, type ConfigValueInfo, type ConfigKind, type StoredConfig } from './config.js';
+export { ConfigValue, ConfigScope, ConfigDataType, GetConfigValueResult, type ConfigName, type ConfigKey, type SeedConfigName, SEED_CONFIG_ALIASES, type ConfigValueInfo, type ConfigKind, type StoredConfig } from './config.js';
 export {
   NetworkingMessage,
   DebugOutputType,

@@ -23,9 +23,12 @@ import {
   MTU_OVERHEAD,
   checkConfigValue,
   configId,
+  configScale,
   storeFrom,
+  type ConfigKey,
   type ConfigName,
   type ConfigValueInfo,
+  type SeedConfigName,
   type StoredConfig,
 } from './config.js';
 import { formatDetailedStatus } from './detailed-status.js';
@@ -87,7 +90,7 @@ export interface NetworkingSocketsOptions {
 }
 
 /** Configuration given when creating a listen socket or a connection: values by name (GNS `SteamNetworkingConfigValue_t[]`). */
-export type ConfigOptions = Partial<Record<ConfigName, StoredConfig>>;
+export type ConfigOptions = Partial<Record<ConfigName | SeedConfigName, StoredConfig>>;
 
 /** Process-wide values (`k_ESteamNetworkingConfig_Global`). */
 const GLOBAL_CONFIG = new ConfigStore(null);
@@ -638,10 +641,14 @@ export class NetworkingSockets {
    * Returns false for an unknown value or handle, a value out of range, or a value that a live
    * connection cannot change (`MTU_PacketSize`, `Unencrypted`, ...).
    */
-  setConfigValue(value: ConfigName | number, scope: ConfigScope, scopeObj: number, v: StoredConfig | null): boolean {
+  setConfigValue(value: ConfigKey, scope: ConfigScope, scopeObj: number, v: StoredConfig | null): boolean {
     const id = configId(value);
     const info = id === null ? undefined : CONFIG_INFO.get(id);
-    if (!info) return false;
+    if (!info) {
+      this.#debug(DebugOutputType.Warning, `unknown config value ${String(value)}`);
+      return false;
+    }
+    if (typeof v === 'number') v *= configScale(value);
     const bad = checkConfigValue(info, v);
     if (bad) {
       this.#debug(DebugOutputType.Warning, bad);
@@ -662,7 +669,13 @@ export class NetworkingSockets {
    * Reads a configuration value (`GetConfigValue`): OK if set at this scope, OKInherited if it comes
    * from a wider scope or the default, BadValue for an unknown value, BadScopeObj for an unknown handle.
    */
-  getConfigValue(value: ConfigName | number, scope: ConfigScope, scopeObj = 0): { result: GetConfigValueResult; value: StoredConfig | null } {
+  getConfigValue(value: ConfigKey, scope: ConfigScope, scopeObj = 0): { result: GetConfigValueResult; value: StoredConfig | null } {
+    const scale = configScale(value);
+    const r = this.#getConfigValue(value, scope, scopeObj);
+    return scale !== 1 && typeof r.value === 'number' ? { result: r.result, value: r.value / scale } : r;
+  }
+
+  #getConfigValue(value: ConfigKey, scope: ConfigScope, scopeObj: number): { result: GetConfigValueResult; value: StoredConfig | null } {
     const id = configId(value);
     const info = id === null ? undefined : CONFIG_INFO.get(id);
     if (!info) return { result: GetConfigValueResult.BadValue, value: null };
@@ -690,23 +703,23 @@ export class NetworkingSockets {
   }
 
   /** Type, scope kind, default and range of a configuration value, or null if unknown. */
-  getConfigValueInfo(value: ConfigName | number): ConfigValueInfo | null {
+  getConfigValueInfo(value: ConfigKey): ConfigValueInfo | null {
     const id = configId(value);
     return id === null ? null : (CONFIG_INFO.get(id) ?? null);
   }
 
   /** The seed's `SetConfigurationValue`: a process-wide value. */
-  setGlobalConfigValue(value: ConfigName | number, v: StoredConfig | null): boolean {
+  setGlobalConfigValue(value: ConfigKey, v: StoredConfig | null): boolean {
     return this.setConfigValue(value, ConfigScope.Global, 0, v);
   }
 
   /** The seed's `SetConnectionConfigurationValue`. */
-  setConnectionConfigValue(conn: number, value: ConfigName | number, v: StoredConfig | null): boolean {
+  setConnectionConfigValue(conn: number, value: ConfigKey, v: StoredConfig | null): boolean {
     return this.setConfigValue(value, ConfigScope.Connection, conn, v);
   }
 
   /** The seed's `GetConnectionConfigurationValue`: the value in effect, or null for an unknown value or handle. */
-  getConnectionConfigValue(conn: number, value: ConfigName | number): StoredConfig | null {
+  getConnectionConfigValue(conn: number, value: ConfigKey): StoredConfig | null {
     const r = this.getConfigValue(value, ConfigScope.Connection, conn);
     return r.result > 0 ? r.value : null;
   }

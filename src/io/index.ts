@@ -4,7 +4,7 @@ export { UdpSocket, type UdpSocketOptions } from './udp.js';
 export { EndpointDriver, MemoryTransport, type DatagramTransport, type DriverOptions } from './driver.js';
 export { FakeLink, NO_FAKE_CONDITIONS, type FakeConditions, type FakeLinkStats, type DelayedDatagram } from './fake-network.js';
 export { CryptoRng, randomSeed } from './random.js';
-export { channels } from './diagnostics.js';
+export { channels, type NetlaneChannels } from './diagnostics.js';
 export { RelayServer, type RelayServerOptions, type RelayFleetOptions } from './relay-server.js';
 export { MemoryFleetStore, openRedisFleetStore, type FleetStore, type MaybePromise, type RedisFleetStoreOptions } from './fleet-store.js';
 export { AdmissionQueue, type AdmissionOptions, type AdmissionStats } from './admission.js';
