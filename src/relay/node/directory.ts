@@ -118,13 +118,10 @@ export class Directory {
    */
   lookup(now: number, s: Session, m: Extract<RelayControl, { type: 'dirLookup' }>): void {
     const ctx = this.#ctx;
-    this.#refill(now, s);
-    if (s.dirLookupTokens < 1) {
-      ctx.stats.dirLookupsLimited++;
+    if (!this.spendLookup(now, s)) {
       this.#sessions.send(s, { type: 'dirLookupResult', requestId: m.requestId, code: DirCode.RateLimited, peerId: m.peerId, route: '' });
       return;
     }
-    s.dirLookupTokens -= 1;
     ctx.stats.dirLookups++;
     const e = this.#entries.get(m.peerId);
     if (!e && this.#fleet) return this.#fleet.lookup(now, s, m);
