@@ -74,6 +74,8 @@ export interface RateSnapshot {
   appLimited: boolean;
   timeSentUs: number;
   size: number;
+  /** Sent past a full window (small unreliable messages only: LaneScheduler.windowNeed). */
+  pastWindow: boolean;
 }
 
 /** One connection's congestion window and pacer, driven by recovery's sent, acked and lost packets. */
@@ -91,6 +93,8 @@ export class CongestionController {
   #appLimitedUntil = 0;
 
   bytesInFlight = 0;
+  /** The part of {@link bytesInFlight} sent past a full window ({@link RateSnapshot.pastWindow}). */
+  pastWindowBytes = 0;
   /** Congestion window, bytes. */
   cwnd: number;
   /** Pacing rate, bytes per second, already clamped. */
@@ -247,6 +251,7 @@ export class CongestionController {
     snap.timeSentUs = now;
     snap.size = bytes;
     this.bytesInFlight += bytes;
+    if (snap.pastWindow) this.pastWindowBytes += bytes;
   }
 
   /** Non-congestion-controlled packets (pure acks) still spend pacer tokens. */
@@ -275,7 +280,7 @@ export class CongestionController {
    * and counts as delivered, but measures nothing.
    */
   onPacketAcked(now: number, p: RateSnapshot, sample = true): void {
-    this.bytesInFlight -= p.size;
+    this.#leaveFlight(p);
     this.delivered += p.size;
     this.deliveredTimeUs = now;
     if (this.#appLimitedUntil !== 0 && this.delivered > this.#appLimitedUntil) this.#appLimitedUntil = 0;
@@ -308,13 +313,18 @@ export class CongestionController {
   }
 
   /** A packet was declared lost: it leaves the flight. BBR does not cut its rate on loss. */
-  onPacketLost(bytes: number): void {
-    this.bytesInFlight = Math.max(0, this.bytesInFlight - bytes);
+  onPacketLost(p: RateSnapshot): void {
+    this.#leaveFlight(p);
   }
 
   /** A packet left the flight without being acked or lost (connection reset, abandoned probe). */
-  onPacketDiscarded(bytes: number): void {
-    this.bytesInFlight = Math.max(0, this.bytesInFlight - bytes);
+  onPacketDiscarded(p: RateSnapshot): void {
+    this.#leaveFlight(p);
+  }
+
+  #leaveFlight(p: RateSnapshot): void {
+    this.bytesInFlight = Math.max(0, this.bytesInFlight - p.size);
+    if (p.pastWindow) this.pastWindowBytes = Math.max(0, this.pastWindowBytes - p.size);
   }
 
   /** Runs the model after an ack frame was processed. `rttUs` is the latest RTT sample or 0. */

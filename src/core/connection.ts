@@ -529,8 +529,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       t.set(Timer.Loss, this.recovery.timeoutUs());
       t.set(Timer.Ack, this.#ack.pending ? this.#ack.dueUs : NO_TIME);
       const dataAt = this.#lanes.dataWantedAtUs(mtu);
-      const need = dataAt !== NO_TIME ? this.#lanes.nextPacketBytes(mtu) : mtu;
-      t.set(Timer.Send, dataAt !== NO_TIME && this.cc.windowOpen(need) ? Math.max(dataAt, this.cc.nextSendTimeUs(now, need)) : NO_TIME);
+      const need = dataAt !== NO_TIME ? this.#lanes.windowNeed(mtu) : 0;
+      t.set(Timer.Send, need !== 0 ? Math.max(dataAt, this.cc.nextSendTimeUs(now, Math.abs(need))) : NO_TIME);
       t.set(Timer.Path, this.#path.timeoutUs());
     }
     const mask = timersFor(st, this.recovery.ackElicitingInFlight !== 0);

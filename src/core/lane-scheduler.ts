@@ -17,10 +17,29 @@ const MAX_LANE_WEIGHT = 0xffff;
  * `MTU_PacketSize` less this fills a packet, so Nagle has no reason to hold it.
  */
 export const PACKET_SLACK_BYTES = 64;
+/**
+ * How many bytes of packets of small unreliable messages may be in flight past a full congestion window
+ * (in MTUs). A position sent beside a bulk transfer on another lane would otherwise wait for acks to open a
+ * window the transfer keeps full, a round trip or more (in a loss recovery, or while the receiving process
+ * is busy: milliseconds); the allowance lets it leave at once, paced, and bounds what the exception puts in
+ * flight. Such packets carry nothing else.
+ */
+const PAST_WINDOW_MTUS = 2;
 
 /** How long `bytes` of queued data take to leave at `pacingRate` (bytes per second), in µs. */
 export function queueTimeUs(bytes: number, pacingRate: number): number {
   return Math.round((bytes * US_PER_S) / Math.max(1, pacingRate));
+}
+
+/**
+ * The room in a packet (its slack included) that `lane`'s next message needs when it is an unreliable
+ * message not yet started that fits one packet; 0 otherwise.
+ */
+export function smallUnreliableHead(lane: SendLane, mtu: number): number {
+  const item = lane.items.peek();
+  if (!item || item.reliable || item.sent !== 0) return 0;
+  const n = (item.data as Uint8Array).length + PACKET_SLACK_BYTES;
+  return n <= mtu ? n : 0;
 }
 
 /** The connection's counters the send queue keeps. */
@@ -183,6 +202,29 @@ export class LaneScheduler implements RecoveryListener {
     const item = lane.items.peek();
     if (!item || item.reliable) return mtu;
     return Math.min(mtu, (item.data as Uint8Array).length - item.sent + PACKET_SLACK_BYTES);
+  }
+
+  /**
+   * What the congestion window lets the next data packet be: the bytes it needs from the pacer
+   * ({@link nextPacketBytes}) when the window has room for it; when it has not but a lane's next message is
+   * a whole unreliable one that fits a packet, minus the bytes of that message (a packet of such messages
+   * only, which may go past the window within {@link PAST_WINDOW_MTUS}); 0 when the window
+   * holds everything.
+   */
+  windowNeed(mtu: number): number {
+    const need = this.nextPacketBytes(mtu);
+    const cc = this.#cc;
+    if (cc.windowOpen(need)) return need;
+    let best: SendLane | null = null;
+    let small = 0;
+    for (const lane of this.lanes) {
+      const n = smallUnreliableHead(lane, mtu);
+      if (n > 0 && (!best || lane.priority < best.priority || (lane.priority === best.priority && lane.vtime < best.vtime))) {
+        best = lane;
+        small = n;
+      }
+    }
+    return small > 0 && cc.pastWindowBytes + small <= PAST_WINDOW_MTUS * mtu ? -small : 0;
   }
 
   /** Every reliable byte queued so far has been acknowledged. */

@@ -17,10 +17,10 @@ import { MAX_ACK_RANGES, RELIABLE_ACK_DELAY_US, type AckTracker } from './ack-tr
 import type { ConfigValues } from './config.js';
 import type { CongestionController } from './congestion.js';
 import type { ConnectionCounters, IntervalStats } from './connection-status.js';
-import { PACKET_SLACK_BYTES, type LaneScheduler } from './lane-scheduler.js';
+import { PACKET_SLACK_BYTES, smallUnreliableHead, type LaneScheduler } from './lane-scheduler.js';
 import type { PathValidator } from './path.js';
 import type { Recovery, SentPacket } from './recovery.js';
-import type { SendLane } from './send-lane.js';
+import type { SendItem, SendLane } from './send-lane.js';
 import { NO_TIME } from './timers.js';
 import { Slabs, ViewCache } from '../util/slab.js';
 import type { SocketAddress, Transmit } from './types.js';
@@ -117,6 +117,8 @@ export class PacketBuilder {
   readonly #path: PathValidator;
   readonly #w = SHARED_WRITER;
   readonly #hdr = SHARED_HEADER;
+  /** The lane the packet being written last selected (a LANE frame switches it). */
+  #curLane = 0;
 
   constructor(host: PacketHost, recovery: Recovery, cc: CongestionController, ack: AckTracker, lanes: LaneScheduler, interval: IntervalStats, frames: PendingFrames, path: PathValidator) {
     this.#host = host;
@@ -151,11 +153,14 @@ export class PacketBuilder {
     const ping = frames.ping;
     const ackDue = ack.pending && ack.dueUs <= now;
     let wantData = false;
+    /** The window is full: only small unreliable messages go, past it (LaneScheduler.windowNeed). */
+    let smallOnly = false;
     if (!closing) {
       const at = this.#lanes.dataWantedAtUs(cfg.MTU_PacketSize);
       if (at <= now) {
-        const need = this.#lanes.nextPacketBytes(cfg.MTU_PacketSize);
-        wantData = probe || (cc.windowOpen(need) && cc.nextSendTimeUs(now, need) <= now);
+        const need = probe ? 0 : this.#lanes.windowNeed(cfg.MTU_PacketSize);
+        wantData = probe || (need !== 0 && cc.nextSendTimeUs(now, Math.abs(need)) <= now);
+        smallOnly = need < 0;
       }
     }
     const response = !closing && this.#path.responseOwedTo(host.remote);
@@ -192,12 +197,13 @@ export class PacketBuilder {
         frames.ping = false;
       }
       if (wantData) {
-        if (this.#writeData(now, w, sent)) ackEliciting = true;
+        if (smallOnly ? this.#writeSmallUnreliable(now, w) : this.#writeData(now, w, sent)) ackEliciting = true;
       }
     }
     if (w.position === headerLen) return null; // the unused record is left to the garbage collector
     sent.ackEliciting = ackEliciting;
     sent.inFlight = ackEliciting;
+    sent.pastWindow = smallOnly;
     return { destination: host.remote, data: this.#seal(now, keys, headerLen, sent) };
   }
 
@@ -278,7 +284,7 @@ export class PacketBuilder {
    */
   #writeData(now: number, w: Writer, sent: SentPacket): boolean {
     const sched = this.#lanes;
-    let curLane = 0;
+    this.#curLane = 0;
     let wrote = false;
     while (w.remaining > MIN_SEGMENT_BYTES / 2) {
       const lane = sched.pick();
@@ -291,10 +297,10 @@ export class PacketBuilder {
           rt.removeBelow(lane.stream.base);
           continue;
         }
-        const avail = w.remaining - laneFrameSize(curLane, lane.index) - reliableHeaderSize(a, SEGMENT_LENGTH_BOUND, true);
+        const avail = w.remaining - laneFrameSize(this.#curLane, lane.index) - reliableHeaderSize(a, SEGMENT_LENGTH_BOUND, true);
         if (avail < Math.min(MIN_SEGMENT_BYTES, b - a + 1)) break;
         const len = Math.min(b - a + 1, avail);
-        curLane = selectLane(w, curLane, lane.index);
+        this.#curLane = selectLane(w, this.#curLane, lane.index);
         writeReliable(w, lane, a, len, sent);
         rt.remove(a, a + len - 1);
         this.#host.retransmittedBytes += len;
@@ -304,7 +310,7 @@ export class PacketBuilder {
       }
       const item = lane.items.peek();
       if (!item) break;
-      const laneHdr = laneFrameSize(curLane, lane.index);
+      const laneHdr = laneFrameSize(this.#curLane, lane.index);
       let len: number;
       if (item.reliable) {
         const a = lane.sentOffset;
@@ -312,35 +318,71 @@ export class PacketBuilder {
         const want = item.end - a;
         if (avail < Math.min(MIN_SEGMENT_BYTES, want)) break;
         len = Math.min(want, avail);
-        curLane = selectLane(w, curLane, lane.index);
+        this.#curLane = selectLane(w, this.#curLane, lane.index);
         writeReliable(w, lane, a, len, sent);
         lane.sentOffset += len;
         if (lane.sentOffset === item.end) lane.items.shift();
       } else {
-        const data = item.data as Uint8Array;
         if (item.sent === 0 && now > item.dropAfterUs) {
-          sched.dropLate(lane, data.length);
+          sched.dropLate(lane, (item.data as Uint8Array).length);
           continue;
         }
-        const left = data.length - item.sent;
-        const avail = w.remaining - laneHdr - unreliableHeaderSize(item.messageNumber, item.sent, SEGMENT_LENGTH_BOUND, true);
-        // Start a message that fits a packet in a fresh packet rather than fragmenting it.
-        const fresh = this.#host.config.MTU_PacketSize - PACKET_SLACK_BYTES;
-        if (avail < left && item.sent === 0 && (left <= fresh || avail < MIN_SEGMENT_BYTES)) break;
-        if (avail <= 0) break;
-        len = Math.min(left, avail);
-        curLane = selectLane(w, curLane, lane.index);
-        const last = item.sent + len === data.length;
-        encodeUnreliableHeader(w, item.messageNumber, item.sent, len, last, item.latest, true);
-        w.bytesRange(data, item.sent, item.sent + len, 'unreliable.data');
-        item.sent += len;
-        lane.pendingUnreliableBytes -= len;
-        if (last) lane.items.shift();
+        len = this.#writeUnreliable(w, lane, item, laneHdr);
+        if (len === 0) break;
       }
       sched.charge(lane, len);
       wrote = true;
     }
     sched.settle();
     return wrote;
+  }
+
+  /**
+   * Writes the small unreliable messages at the heads of the lanes (those {@link smallUnreliableHead}
+   * counts) that fit the packet, and nothing else: what goes past a full window. Returns whether any went.
+   */
+  #writeSmallUnreliable(now: number, w: Writer): boolean {
+    const sched = this.#lanes;
+    const mtu = this.#host.config.MTU_PacketSize;
+    this.#curLane = 0;
+    let wrote = false;
+    for (const lane of sched.lanes) {
+      while (smallUnreliableHead(lane, mtu) > 0) {
+        const item = lane.items.peek() as SendItem;
+        if (now > item.dropAfterUs) {
+          sched.dropLate(lane, (item.data as Uint8Array).length);
+          continue;
+        }
+        const len = this.#writeUnreliable(w, lane, item, laneFrameSize(this.#curLane, lane.index));
+        if (len === 0) break;
+        sched.charge(lane, len);
+        wrote = true;
+      }
+    }
+    sched.settle();
+    return wrote;
+  }
+
+  /**
+   * Writes what fits of unreliable message `item`, the head of `lane` (`laneHdr`: the room a LANE frame
+   * takes before it); returns the bytes of it written, 0 when none fit. A message that fits a packet is
+   * started in a fresh packet rather than fragmented.
+   */
+  #writeUnreliable(w: Writer, lane: SendLane, item: SendItem, laneHdr: number): number {
+    const data = item.data as Uint8Array;
+    const left = data.length - item.sent;
+    const avail = w.remaining - laneHdr - unreliableHeaderSize(item.messageNumber, item.sent, SEGMENT_LENGTH_BOUND, true);
+    const fresh = this.#host.config.MTU_PacketSize - PACKET_SLACK_BYTES;
+    if (avail < left && item.sent === 0 && (left <= fresh || avail < MIN_SEGMENT_BYTES)) return 0;
+    if (avail <= 0) return 0;
+    const len = Math.min(left, avail);
+    this.#curLane = selectLane(w, this.#curLane, lane.index);
+    const last = item.sent + len === data.length;
+    encodeUnreliableHeader(w, item.messageNumber, item.sent, len, last, item.latest, true);
+    w.bytesRange(data, item.sent, item.sent + len, 'unreliable.data');
+    item.sent += len;
+    lane.pendingUnreliableBytes -= len;
+    if (last) lane.items.shift();
+    return len;
   }
 }

@@ -102,9 +102,10 @@ export class Recovery {
       p.done = false;
       p.lost = false;
       p.ping = false;
+      p.pastWindow = false;
       return p;
     }
-    return { pn: 0, ackEliciting: false, inFlight: false, ping: false, segments: [], done: false, lost: false, lostAtUs: 0, delivered: 0, deliveredTimeUs: 0, firstSentTimeUs: 0, appLimited: false, timeSentUs: 0, size: 0 };
+    return { pn: 0, ackEliciting: false, inFlight: false, ping: false, segments: [], done: false, lost: false, lostAtUs: 0, delivered: 0, deliveredTimeUs: 0, firstSentTimeUs: 0, appLimited: false, timeSentUs: 0, size: 0, pastWindow: false };
   }
 
   onSent(now: number, p: SentPacket): void {
@@ -212,7 +213,7 @@ export class Recovery {
     if (p.inFlight) {
       this.packetsLost++;
       this.bytesLost += p.size;
-      this.#cc.onPacketLost(p.size);
+      this.#cc.onPacketLost(p);
     }
     if (p.ackEliciting) this.ackElicitingInFlight--;
     if (this.#recoveryEndPn === NONE) this.#recoveryEndPn = this.nextPn - 1;
@@ -351,7 +352,7 @@ export class Recovery {
   discardAll(): void {
     while (this.#log.length > 0) {
       const p = this.#log.shift() as SentPacket;
-      if (!p.done && !p.lost && p.inFlight) this.#cc.onPacketDiscarded(p.size);
+      if (!p.done && !p.lost && p.inFlight) this.#cc.onPacketDiscarded(p);
       this.#firstPn++;
     }
     this.ackElicitingInFlight = 0;

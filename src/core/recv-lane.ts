@@ -1,6 +1,7 @@
 import { MAX_UNRELIABLE_MESSAGE_SIZE } from './config.js';
 import { EndReason } from './types.js';
-import { copyBytes } from '../util/slab.js';
+import { copyBytes, SLAB_MAX_COPY } from '../util/slab.js';
+import { ReorderBuffer } from './reorder-buffer.js';
 
 /**
  * Thrown inside frame processing when an authenticated peer breaks the protocol; the connection
@@ -19,11 +20,6 @@ export interface MessageSink {
   deliver(lane: number, messageNumber: number, reliable: boolean, data: Uint8Array): void;
 }
 
-interface OutOfOrder {
-  offset: number;
-  data: Uint8Array;
-}
-
 interface Partial {
   messageNumber: number;
   /** Total size once the last fragment arrived; -1 before. */
@@ -38,8 +34,6 @@ interface Partial {
 const MAX_PARTIAL_MESSAGES = 4;
 /** Largest message-number jump accepted on the reliable stream (GNS's lurch check). */
 const MAX_RELIABLE_NUMBER_GAP = 1_000_000;
-/** Out-of-order reliable segments buffered per lane. */
-const MAX_OUT_OF_ORDER_SEGMENTS = 4096;
 
 const PhaseSize = 0;
 const PhaseGap = 1;
@@ -56,9 +50,9 @@ export class RecvLane {
 
   /** Every reliable stream byte below this was passed to the framing parser. */
   nextOffset = 0;
-  readonly #ooo: OutOfOrder[] = [];
-  /** Bytes held out of order. */
-  oooBytes = 0;
+  readonly #ooo = new ReorderBuffer();
+  /** Feeds bytes the reorder buffer releases to the framing parser (one function for the lane's life). */
+  readonly #feedHeld = (ring: Uint8Array, from: number, to: number): void => this.#feed(ring, from, to);
 
   // Incremental framing parser (wire/message-framing.ts describes the format).
   #phase = PhaseSize;
@@ -68,6 +62,8 @@ export class RecvLane {
   #gap = 1;
   #body: Uint8Array | null = null;
   #bodyFill = 0;
+  /** Where a small message split across segments is gathered before its copy into a slab (made at the first). */
+  #smallBody: Uint8Array | null = null;
   #lastReliableNumber = 0;
 
   readonly #partials: Partial[] = [];
@@ -81,11 +77,15 @@ export class RecvLane {
     this.#maxMessageSize = maxMessageSize;
   }
 
+  /** Bytes held out of order. */
+  get oooBytes(): number {
+    return this.#ooo.bytes;
+  }
+
   /** Whether a reliable segment ending at `end` carries bytes not yet received. */
   isNewReliable(offset: number, end: number): boolean {
     if (end <= this.nextOffset) return false;
-    for (const s of this.#ooo) if (s.offset <= Math.max(offset, this.nextOffset) && s.offset + s.data.length >= end) return false;
-    return true;
+    return !this.#ooo.covers(Math.max(offset, this.nextOffset), end);
   }
 
   /**
@@ -99,32 +99,10 @@ export class RecvLane {
     if (offset <= this.nextOffset) {
       this.#feed(buf, start + (this.nextOffset - offset), end);
       this.nextOffset = last;
-      if (this.#ooo.length > 0) this.#drainOutOfOrder();
+      if (!this.#ooo.isEmpty()) this.nextOffset = this.#ooo.release(last, this.#feedHeld);
       return true;
     }
-    if (this.oooBytes + length > oooLimitBytes || this.#ooo.length >= MAX_OUT_OF_ORDER_SEGMENTS) return false;
-    // Insert sorted by offset; overlaps are resolved when draining.
-    let i = this.#ooo.length;
-    while (i > 0 && (this.#ooo[i - 1] as OutOfOrder).offset > offset) i--;
-    const prev = this.#ooo[i - 1];
-    if (prev && prev.offset === offset && prev.data.length >= length) return true;
-    this.#ooo.splice(i, 0, { offset, data: buf.slice(start, end) });
-    this.oooBytes += length;
-    return true;
-  }
-
-  #drainOutOfOrder(): void {
-    while (this.#ooo.length > 0) {
-      const s = this.#ooo[0] as OutOfOrder;
-      if (s.offset > this.nextOffset) return;
-      this.#ooo.shift();
-      this.oooBytes -= s.data.length;
-      const end = s.offset + s.data.length;
-      if (end > this.nextOffset) {
-        this.#feed(s.data, this.nextOffset - s.offset, s.data.length);
-        this.nextOffset = end;
-      }
-    }
+    return this.#ooo.hold(this.nextOffset, offset, buf, start, end, oooLimitBytes);
   }
 
   /** Runs the framing parser over in-order stream bytes `chunk[from, n)`. */
@@ -137,7 +115,7 @@ export class RecvLane {
         body.set(chunk.subarray(p, p + take), this.#bodyFill);
         this.#bodyFill += take;
         p += take;
-        if (this.#bodyFill === this.#size) this.#completeReliable(body);
+        if (this.#bodyFill === this.#size) this.#completeReliable(body === this.#smallBody ? copyBytes(body, 0, this.#size) : body);
         continue;
       }
       // Varint byte (size or gap).
@@ -173,7 +151,7 @@ export class RecvLane {
         this.#phase = PhaseSize;
         this.#deliverReliable(msg);
       } else {
-        this.#body = new Uint8Array(this.#size);
+        this.#body = this.#size <= SLAB_MAX_COPY ? (this.#smallBody ??= new Uint8Array(SLAB_MAX_COPY)) : new Uint8Array(this.#size);
         this.#bodyFill = 0;
         this.#phase = PhaseBody;
       }

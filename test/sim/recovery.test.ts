@@ -107,6 +107,31 @@ test('head-of-line: 60 Hz unreliable positions keep their p99 delay (within 1.2x
   });
 });
 
+test('head-of-line: a position leaves at once while a bulk transfer on another lane keeps the window full', () => {
+  withSeed(seedOr(76), (seed) => {
+    // 1 ms each way, no rate cap. The acks stop for 60 ms (as when the receiving process stalls), so the
+    // bulk fills the window and nothing of it may go until they come back. A position waiting for the
+    // window would arrive 60 ms late; it may go past the window, and arrives one way-delay after it is sent.
+    const p = connectedPair(seed, { latencyUs: 1000 }, { SendRateMax: 100_000_000 });
+    assert.equal(p.client.endpoint.configureLanes(p.c, [0, 0], [1, 1]), Result.OK);
+    p.sim.runUntil(() => (fillBulk(p, 1), drain(p.server, p.s), false), 500_000);
+    p.sim.updateLink(p.server, p.client, { blackhole: true });
+    p.sim.runUntil(() => (fillBulk(p, 1), drain(p.server, p.s), false), 20_000);
+    const sentAt: number[] = [];
+    schedulePositions(p, p.sim.now, 2, sentAt);
+    const delays: number[] = [];
+    p.sim.runUntil(() => {
+      fillBulk(p, 1);
+      for (const m of drain(p.server, p.s)) if (m.lane === 0) delays.push(m.receivedAtUs - (sentAt[check(m.data).index] as number));
+      return false;
+    }, 40_000);
+    p.sim.updateLink(p.server, p.client, { blackhole: false });
+    console.log(`# positions sent into a full window (acks cut for 60 ms): delivered after ${delays.join(', ')} us (1 ms each way)`);
+    assert.equal(delays.length, 2, 'both positions arrived while the acks were cut');
+    for (const d of delays) assert.ok(d <= 2000, `a position took ${d} us over a 1 ms path`);
+  });
+});
+
 test('a receiver whose reorder buffer fills (5% loss, 16 KiB RecvBufferSize) never stalls the bulk transfer: the probes repair its hole', () => {
   withSeed(seedOr(75), (seed) => {
     // The window (about 2 x 16 MB/s x 2 ms) is far larger than what the receiver holds out of order, so it

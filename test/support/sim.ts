@@ -95,6 +95,7 @@ export function schedulePositions(p: Pair, t0: number, count: number, sentAt: nu
       () => {
         sentAt[i] = p.sim.now;
         p.client.endpoint.send(p.sim.now, p.c, payload(0, i, 100), SendFlags.Unreliable | SendFlags.NoNagle, 0);
+        p.sim.flush(); // a command from outside the endpoints: what it queued goes now, not at the client's next event
       },
       false,
     );

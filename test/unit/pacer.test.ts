@@ -6,7 +6,7 @@ import { CongestionController, type RateSnapshot } from '../../src/core/congesti
 
 const MTU = 1200;
 const RATE = 100_000_000; // bytes per second: 100 kB per ms, above the bucket's 64 KiB cap
-const snap = (): RateSnapshot => ({ delivered: 0, deliveredTimeUs: 0, firstSentTimeUs: 0, appLimited: false, timeSentUs: 0, size: 0 });
+const snap = (): RateSnapshot => ({ delivered: 0, deliveredTimeUs: 0, firstSentTimeUs: 0, appLimited: false, timeSentUs: 0, size: 0, pastWindow: false });
 
 /** A controller pacing at RATE whose bucket is empty at `now`; returns it and the send time its pacer gives. */
 function heldAt(now: number): { cc: CongestionController; at: number } {
