@@ -414,7 +414,7 @@ export class NetworkingSockets {
     const rec = this.#conns.get(conn);
     if (!rec) return Result.InvalidParam;
     const r = rec.site.driver.node.flush(this.#clock(), rec.cid);
-    rec.site.driver.service();
+    rec.site.driver.flushNow();
     return r;
   }
 

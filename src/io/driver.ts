@@ -215,6 +215,15 @@ export class EndpointDriver<N extends SansIo = SansIo> {
     this.#immediate = this.#sched.soon(this.#onImmediate);
   }
 
+  /**
+   * Sends what the node has ready now (`flush`): a pass at once, or, from inside a pass or a response
+   * (a program flushing from a callback), the pass's own drain after its callbacks.
+   */
+  flushNow(): void {
+    if (this.#passing) this.kick();
+    else this.#pass(false);
+  }
+
   readonly #onImmediate = (): void => {
     this.#immediate = null;
     this.#pass(true);

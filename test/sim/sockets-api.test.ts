@@ -19,6 +19,18 @@ function collect(into: NetworkingMessage[], batch: NetworkingMessage[] | null): 
 }
 
 describe('NetworkingSockets in virtual time: connections', () => {
+  it('flushMessagesOnConnection sends what was queued inside the call, as GNS does; a send alone waits for the pass', (t) =>
+    inSim(t, 4104, (w) => {
+      const { client } = w.pair();
+      const sim = w.world.sim;
+      let sent = 0;
+      sim.onSend = () => void sent++;
+      assert.equal(client.sockets.sendMessageToConnection(client.conn, new Uint8Array(100), SendFlags.Unreliable, 0).result, Result.OK);
+      assert.equal(sent, 0, 'a send without NoNagle is held for Nagle (or the pass of its turn)');
+      assert.equal(client.sockets.flushMessagesOnConnection(client.conn), Result.OK);
+      assert.equal(sent, 1, 'the flush put the message on the wire before returning');
+      sim.onSend = null;
+    }));
   it('connects, accepts, and carries reliable and unreliable traffic through 10% loss and 20 ms lag each way', (t) =>
     inSim(t, 4101, (w) => {
       const { server, client, sconn } = w.pair(LOSSY, LOSSY);
