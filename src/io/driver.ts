@@ -216,12 +216,21 @@ export class EndpointDriver<N extends SansIo = SansIo> {
   }
 
   /**
-   * Sends what the node has ready now (`flush`): a pass at once, or, from inside a pass or a response
-   * (a program flushing from a callback), the pass's own drain after its callbacks.
+   * Sends what the node has ready now (`flush`), without the rest of a pass (timers, callbacks), which
+   * still runs at the end of the turn: a server flushing each of a thousand connections from its tick
+   * pays for its datagrams, not for a thousand passes. From inside a pass or a response (a program
+   * flushing from a callback) it leaves the sending to the drain that follows the callbacks.
    */
   flushNow(): void {
-    if (this.#passing) this.kick();
-    else this.#pass(false);
+    if (!this.#passing && !this.#closed) {
+      this.#passing = true;
+      try {
+        this.#transmit(this.#sched.now(), MAX_SENDS_PER_PASS);
+      } finally {
+        this.#passing = false;
+      }
+    }
+    this.kick();
   }
 
   readonly #onImmediate = (): void => {
