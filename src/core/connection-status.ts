@@ -11,8 +11,11 @@ export const STATS_INTERVAL_US = 1_000_000;
 export const QUALITY_SCALE = 1000;
 /** What the status (and the STATS frame, for quality) reports for a value not measured yet. */
 export const UNMEASURED = -1;
-/** `IntervalStats` has seen no packet this interval. */
-const NO_PN = -1;
+/**
+ * Fewer packets expected than this in an interval (counted from the packet after the largest one of the
+ * previous interval) and the interval's quality is not measured: a share of one or two packets says nothing.
+ */
+export const MIN_QUALITY_PACKETS = 8;
 /** A meter closes its interval whenever the stats timer asks, however short the interval was. */
 const METER_MIN_INTERVAL_US = 1;
 
@@ -43,7 +46,10 @@ export class IntervalStats {
   qualityRemote = UNMEASURED;
   /** A STATS frame should ride on the next packet that carries an ACK. */
   reportDue = false;
-  #firstPn = NO_PN;
+  /** The first packet number the interval expects: the one after the previous interval's largest. */
+  #fromPn = 0;
+  /** Packets of this interval received with a number at or above {@link #fromPn}. */
+  #counted = 0;
   #packets = 0;
 
   /** Whether a packet came in or went out in this interval (an idle connection's interval waits to be closed lazily). */
@@ -55,18 +61,20 @@ export class IntervalStats {
   onReceived(pn: number, bytes: number): void {
     this.inMeter.add(bytes);
     this.#packets++;
-    if (this.#firstPn < 0) this.#firstPn = pn;
+    // A packet from before the interval (reordered) was expected, and counted missing, by the previous one.
+    if (pn >= this.#fromPn) this.#counted++;
   }
 
   /** Closes the interval: `largestPn` is the newest packet number received so far. */
   roll(now: number, largestPn: number): void {
     this.outMeter.roll(now, METER_MIN_INTERVAL_US);
     this.inMeter.roll(now, METER_MIN_INTERVAL_US);
-    if (this.#firstPn >= 0 && largestPn >= this.#firstPn) {
-      const expected = largestPn - this.#firstPn + 1;
-      this.qualityLocal = Math.min(1, this.#packets / expected);
-    }
-    this.#firstPn = NO_PN;
+    // Counted from the packet after the previous interval's largest, so that packets lost at the start of
+    // the interval (or the very first ones) are missing from the share rather than outside it.
+    const expected = largestPn - this.#fromPn + 1;
+    this.qualityLocal = expected < MIN_QUALITY_PACKETS ? UNMEASURED : Math.min(1, this.#counted / expected);
+    if (largestPn >= this.#fromPn) this.#fromPn = largestPn + 1;
+    this.#counted = 0;
     this.#packets = 0;
     this.reportDue = true;
   }

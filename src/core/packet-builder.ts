@@ -151,6 +151,11 @@ export class PacketBuilder {
     const interval = this.#interval;
     const probe = frames.probe;
     const ping = frames.ping;
+    if (this.#recovery.statsLost) {
+      // A lost STATS frame is owed again, with today's figures (a newer interval's frame supersedes it anyway).
+      this.#recovery.statsLost = false;
+      interval.reportDue = true;
+    }
     const ackDue = ack.pending && ack.dueUs <= now;
     let wantData = false;
     /** The window is full: only small unreliable messages go, past it (LaneScheduler.windowNeed). */
@@ -188,6 +193,7 @@ export class PacketBuilder {
       if (interval.reportDue && w.remaining > STATS_FRAME_ROOM_BYTES) {
         encodeFrame(w, { type: 'stats', quality: interval.wireQuality(), inPacketsPerSec: interval.inMeter.packetsPerSec, inBytesPerSec: interval.inMeter.bytesPerSec });
         interval.reportDue = false;
+        sent.stats = true;
       }
       if (probe || ping) {
         w.u8(FrameType.Ping, 'ping');

@@ -28,6 +28,8 @@ export interface SentPacket extends RateSnapshot {
   inFlight: boolean;
   /** It carried a PING: the peer acknowledges it at once. */
   ping: boolean;
+  /** It carried a STATS frame: lost, the frame is sent again (with the values of the moment). */
+  stats: boolean;
   /** Reliable segments carried: flat triples [lane, offset, length, ...]. */
   readonly segments: number[];
   /** Acknowledged, or no longer tracked: nothing more happens to it. */
@@ -58,6 +60,8 @@ export class Recovery {
   /** Packet number of the log's first entry. */
   #firstPn = 0;
   nextPn = 0;
+  /** A packet with a STATS frame was lost (or, without data, not acknowledged before a later one): the frame is owed again. */
+  statsLost = false;
   largestAcked = -1;
   ptoCount = 0;
   #lossTimeUs = Number.POSITIVE_INFINITY;
@@ -103,9 +107,10 @@ export class Recovery {
       p.lost = false;
       p.ping = false;
       p.pastWindow = false;
+      p.stats = false;
       return p;
     }
-    return { pn: 0, ackEliciting: false, inFlight: false, ping: false, segments: [], done: false, lost: false, lostAtUs: 0, delivered: 0, deliveredTimeUs: 0, firstSentTimeUs: 0, appLimited: false, timeSentUs: 0, size: 0, pastWindow: false };
+    return { pn: 0, ackEliciting: false, inFlight: false, ping: false, stats: false, segments: [], done: false, lost: false, lostAtUs: 0, delivered: 0, deliveredTimeUs: 0, firstSentTimeUs: 0, appLimited: false, timeSentUs: 0, size: 0, pastWindow: false };
   }
 
   onSent(now: number, p: SentPacket): void {
@@ -209,6 +214,7 @@ export class Recovery {
 
   #losePacket(now: number, p: SentPacket): void {
     p.lost = true;
+    if (p.stats) this.statsLost = true;
     p.lostAtUs = now;
     if (p.inFlight) {
       this.packetsLost++;
@@ -252,7 +258,8 @@ export class Recovery {
       const p = this.#get(pn);
       if (!p || p.done || p.lost) continue;
       if (!p.inFlight) {
-        p.done = true; // nothing to recover in a pure ack
+        p.done = true; // nothing to recover in a pure ack, but the STATS frame it may carry
+        if (p.stats) this.statsLost = true;
         continue;
       }
       if (p.timeSentUs > this.#rackXmitUs) continue; // sent after the newest delivered packet (same timestamp is earlier)
