@@ -103,6 +103,66 @@ test('the store goes away: a lookup on relay B is answered STORE_UNAVAILABLE (no
   );
 });
 
+test('a 20 s store outage: the established link keeps carrying reliable and unreliable messages, a lookup of an id read before is answered STALE_ROUTE, an unknown one STORE_UNAVAILABLE; when the store is back both relays rejoin within 1.5 s', () => {
+  withSeed(seedOr(1807), (seed) =>
+    fleet(seed, ({ world, store, relays: [ra, rb], peers: [alice, bob], frames }) => {
+      assert.ok(ra && rb && alice && bob);
+      alice.on('sessionRequest', (id) => assert.equal(alice.acceptSessionWithUser(id), true));
+      const reliable: string[] = [];
+      let unreliable = 0;
+      const read = (): void => {
+        for (const m of alice.receiveMessagesOnChannel(0, 100)) reliable.push(Buffer.from(m.payload).toString());
+        unreliable += alice.receiveMessagesOnChannel(1, 100).length;
+      };
+      assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('r0'), SendFlags.Reliable, 0), Result.OK);
+      world.drive(frames, () => reliable.length > 0, 10_000 * MS, 'the first message at alice (found through the store)', read);
+      const answers = lookups(bob);
+      const relay = bob.relay;
+      assert.ok(relay);
+
+      store.available = false;
+      const downAt = world.sim.now;
+      // 20 s down (longer than the 15 s TTL: the store forgets everything), a message a second on each lane.
+      let sent = 1;
+      while (world.sim.now - downAt < 20_000 * MS) {
+        assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from(`r${sent++}`), SendFlags.Reliable, 0), Result.OK);
+        assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('u'), SendFlags.Unreliable, 1), Result.OK);
+        world.run(frames, 1000 * MS, read);
+      }
+      world.drive(frames, () => reliable.length === sent, 5000 * MS, 'every reliable message of the outage at alice', read);
+      assert.deepEqual(reliable, Array.from({ length: sent }, (_, i) => `r${i}`), 'every reliable message, in order, while the store was down');
+      assert.ok(unreliable >= 15, `unreliable messages kept arriving (${unreliable} of 20)`);
+      assert.equal(rb.server.node.fleetStoreUp, false);
+
+      relay.lookup(world.sim.now, alice.getIdentity());
+      relay.lookup(world.sim.now, 424242n);
+      world.drive(frames, () => answers.length >= 2, 10_000 * MS, 'two lookups answered during the outage');
+      const ofAlice = answers.find((a) => a.peerId === alice.getIdentity());
+      const ofNobody = answers.find((a) => a.peerId === 424242n);
+      assert.ok(ofAlice?.result.ok && ofAlice.result.stale === true, `alice: the route relay B read before, marked stale (${JSON.stringify(ofAlice?.result.ok)})`);
+      assert.equal(ofAlice.result.ok && ofAlice.result.route, alice.route);
+      assert.deepEqual(ofNobody?.result, { ok: false, why: 'unreachable' }, 'an id never read: a clear failure, not "not found"');
+      assert.ok(rb.server.node.stats.fleetStale >= 1);
+
+      store.available = true;
+      assert.equal(store.get(`netlane:dir:${alice.getIdentity()}`), null, 'the store held nothing at the end of the outage (TTL)');
+      const upAt = world.sim.now;
+      world.drive(
+        frames,
+        () => store.get(`netlane:dir:${alice.getIdentity()}`) === alice.route && store.get(`netlane:dir:${bob.getIdentity()}`) === bob.route && store.members('netlane:relays').length === 2,
+        1500 * MS,
+        'both relays and both entries written again',
+      );
+      console.log(`# rejoined ${(world.sim.now - upAt) / MS} ms after the store came back`);
+      assert.ok(ra.server.node.stats.fleetRejoins >= 1 && rb.server.node.stats.fleetRejoins >= 1);
+      relay.lookup(world.sim.now, alice.getIdentity());
+      world.drive(frames, () => answers.length >= 3, 5000 * MS, 'a lookup after the outage');
+      const after = answers[2];
+      assert.ok(after?.result.ok && after.result.stale === undefined, 'a fresh answer from the store again');
+    }),
+  );
+});
+
 test('an entry whose relay stops refreshing it expires from the store after its TTL; a closed session deletes its own at once', () => {
   withSeed(seedOr(1803), (seed) =>
     fleet(seed, ({ world, store, peers: [alice, bob], frames }) => {

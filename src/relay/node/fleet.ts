@@ -14,6 +14,10 @@ export const FLEET_TTL_MS = 15_000;
 export const FLEET_ANSWER_TIMEOUT_US = 2_000_000;
 /** Most store questions asked for sessions and not answered yet; beyond, a lookup is answered RATE_LIMITED. */
 export const MAX_FLEET_PENDING = 1024;
+/** While the store fails, the registry record is written this often (the first success rejoins at once), µs. */
+export const FLEET_RETRY_US = 1_000_000;
+/** Routes read from the store kept for STALE_ROUTE answers during an outage (the oldest read goes first). */
+export const MAX_FLEET_REMEMBERED = 4096;
 
 /** Options of a relay node in a fleet. */
 export interface FleetOptions {
@@ -79,6 +83,12 @@ export class Fleet {
   readonly #writes = new Map<number, number>();
   /** Whether the last answer of the store was a success (false until one is). */
   #storeUp = false;
+  /** Whether the store has ever answered (a first success is joining, not rejoining). */
+  #everUp = false;
+  /** Set when the store answers again after failing: the node writes everything again at once ({@link takeRejoin}). */
+  #rejoin = false;
+  /** The route last read from the store per peer id, in the order read: what an outage answers STALE_ROUTE with. */
+  readonly #remembered = new Map<bigint, string>();
 
   constructor(ctx: RelayContext, sessions: SessionTable, options: FleetOptions) {
     this.#ctx = ctx;
@@ -93,6 +103,39 @@ export class Fleet {
   /** Whether the store answered the last question (counted in {@link RelayStats.fleetStoreUp}). */
   get storeUp(): boolean {
     return this.#storeUp;
+  }
+
+  /** The time until the next registry write: {@link FLEET_REFRESH_US}, or {@link FLEET_RETRY_US} while the store fails. */
+  get refreshUs(): number {
+    return this.#storeUp ? FLEET_REFRESH_US : FLEET_RETRY_US;
+  }
+
+  /** Whether the store came back since the last call: the node then writes the record and every entry at once. */
+  takeRejoin(): boolean {
+    const r = this.#rejoin;
+    this.#rejoin = false;
+    return r;
+  }
+
+  #setUp(up: boolean): void {
+    if (up && !this.#storeUp && this.#everUp) {
+      this.#rejoin = true;
+      this.#ctx.stats.fleetRejoins++;
+    }
+    if (up) this.#everUp = true;
+    this.#storeUp = up;
+    this.#ctx.stats.fleetStoreUp = up ? 1 : 0;
+  }
+
+  #remember(peerId: bigint, route: string | null): void {
+    const m = this.#remembered;
+    m.delete(peerId);
+    if (route === null) return;
+    if (m.size >= MAX_FLEET_REMEMBERED) {
+      const oldest = m.keys().next();
+      if (!oldest.done) m.delete(oldest.value);
+    }
+    m.set(peerId, route);
   }
 
   /** Whether work is waiting for {@link poll}. */
@@ -183,8 +226,7 @@ export class Fleet {
   /** An answer of the store. One that names no question (answered already, or its session went) is dropped. */
   result(_now: number, r: FleetResult): void {
     const st = this.#ctx.stats;
-    this.#storeUp = r.ok;
-    st.fleetStoreUp = r.ok ? 1 : 0;
+    this.#setUp(r.ok);
     if (this.#writes.delete(r.id)) {
       if (r.ok) st.fleetWrites++;
       else st.fleetWriteFailures++;
@@ -204,11 +246,14 @@ export class Fleet {
     const s = p.session;
     if (p.kind === 'lookup') {
       if (!r || !r.ok) {
-        st.fleetStoreUnavailable++;
-        this.#sessions.send(s, { type: 'dirLookupResult', requestId: p.requestId, code: DirCode.StoreUnavailable, peerId: p.peerId, route: '' });
+        const stale = this.#remembered.get(p.peerId);
+        if (stale !== undefined) st.fleetStale++;
+        else st.fleetStoreUnavailable++;
+        this.#sessions.send(s, { type: 'dirLookupResult', requestId: p.requestId, code: stale !== undefined ? DirCode.StaleRoute : DirCode.StoreUnavailable, peerId: p.peerId, route: stale ?? '' });
         return;
       }
       const route = r.value ?? null;
+      this.#remember(p.peerId, route);
       if (route === null) st.dirNotFound++;
       else st.fleetFound++;
       this.#sessions.send(s, { type: 'dirLookupResult', requestId: p.requestId, code: route === null ? DirCode.NotFound : DirCode.Ok, peerId: p.peerId, route: route ?? '' });
@@ -235,13 +280,13 @@ export class Fleet {
     for (const [id, p] of this.#pending) {
       if (now - p.askedUs < FLEET_ANSWER_TIMEOUT_US) continue;
       this.#pending.delete(id);
-      this.#storeUp = false;
-      this.#ctx.stats.fleetStoreUp = 0;
+      this.#setUp(false);
       this.#answer(p, null);
     }
     for (const [id, at] of this.#writes) {
       if (now - at < FLEET_ANSWER_TIMEOUT_US) continue;
       this.#writes.delete(id);
+      this.#setUp(false);
       this.#ctx.stats.fleetWriteFailures++;
     }
   }

@@ -5,7 +5,7 @@ import { FleetCode, MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type Re
 import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
 import { CookieJar } from './cookies.js';
 import { Directory } from './directory.js';
-import { FLEET_REFRESH_US, Fleet, type FleetResult, type FleetWork } from './fleet.js';
+import { Fleet, type FleetResult, type FleetWork } from './fleet.js';
 import { Forwarder } from './forwarding.js';
 import { LinkBroker } from './links.js';
 import { SessionTable, type Session } from './sessions.js';
@@ -168,7 +168,11 @@ export class RelayNode {
   /** The store's answer to a {@link pollFleet} work item (named by its id). An answer to nothing pending is dropped. */
   handleFleetResult(now: number, result: FleetResult): void {
     this.#nowUs = now;
-    this.#fleet?.result(now, result);
+    const fleet = this.#fleet;
+    if (!fleet) return;
+    fleet.result(now, result);
+    // The store is back: the registry record and every entry are written again at the next timer, not after a refresh period.
+    if (fleet.takeRejoin()) this.#timers.arm(NodeTimer.FleetRefresh, now);
   }
 
   /** Leaving the fleet (closing): the registry record is deleted (work for {@link pollFleet}). */
@@ -329,7 +333,7 @@ export class RelayNode {
       this.#fleet.expire(now);
       this.#fleet.announce(now);
       this.#directory.refreshFleet(now);
-      timers.arm(NodeTimer.FleetRefresh, now + FLEET_REFRESH_US);
+      timers.arm(NodeTimer.FleetRefresh, now + this.#fleet.refreshUs);
     }
   }
 

@@ -127,6 +127,10 @@ export interface RelayStats {
   fleetLookups: number;
   fleetFound: number;
   fleetStoreUnavailable: number;
+  /** Lookups answered STALE_ROUTE from the routes last read from the store, while it could not be reached. */
+  fleetStale: number;
+  /** Times the store answered again after failing: each time, the registry record and every entry are written again at once. */
+  fleetRejoins: number;
   /** FLEET_LIST answered from the store; questions refused because too many waited for the store. */
   fleetLists: number;
   fleetBusy: number;
@@ -182,6 +186,8 @@ export function newRelayStats(): RelayStats {
     fleetLookups: 0,
     fleetFound: 0,
     fleetStoreUnavailable: 0,
+    fleetStale: 0,
+    fleetRejoins: 0,
     fleetLists: 0,
     fleetBusy: 0,
     fleetStoreUp: 0,
