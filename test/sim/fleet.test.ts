@@ -11,6 +11,9 @@ import { MemoryFleetStore } from '../../src/io/fleet-store.js';
 import type { RelayClientEvent } from '../../src/relay/client/index.js';
 import { FLEET_TTL_MS } from '../../src/relay/node/index.js';
 import { decodeRoute } from '../../src/relay/protocol.js';
+import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
+import { toHex } from '../../src/util/bytes.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
 
@@ -240,4 +243,72 @@ test('a relay in no fleet answers FLEET_LIST with NO_FLEET: a discovering client
       world.close();
     }
   });
+});
+
+test('fleet-wide revocation over pub/sub: a ticket revoked on relay B closes its session on relay A at once and is refused after; a revoked ticket key closes every session it signed on both; garbage is counted', () => {
+  withSeed(seedOr(1808), (seed) => {
+    const world = new World(seed, LINK);
+    const store = new MemoryFleetStore(() => world.sim.now);
+    const provider = seededCryptoProvider(seed);
+    const key = provider.signingKey();
+    const keyId = ticketKeyId(provider, key.publicKey);
+    const ticketKeys = { keys: new Map([[keyId, key.publicKey]]), revoked: new Set<number>() };
+    const nowS = 1_800_000_000;
+    const ticket = (user: string, id: number): Uint8Array => signTicket(provider, key, { user, issuedAt: nowS - 60, expiresAt: nowS + 3600, maxSessions: 4, maxKbps: 100_000, ticketId: new Uint8Array(16).fill(id) });
+    const relays = [world.relay({ open: false, ticketKeys, fleet: { store, region: 'eu' } }), world.relay({ open: false, ticketKeys, fleet: { store, region: 'us' } })];
+    const [ra, rb] = relays as [ReturnType<World['relay']>, ReturnType<World['relay']>];
+    const peers = [
+      new NetworkingMessages({ relays: [ra.address], runtime: world.peerRuntime(), ticket: ticket('alice', 1), relayOptions: { discoverFleet: false } }),
+      new NetworkingMessages({ relays: [rb.address], runtime: world.peerRuntime(), ticket: ticket('bob', 2), relayOptions: { discoverFleet: false } }),
+    ];
+    const frames = peers.map((p) => ({ frame: () => p.runCallbacks() }));
+    try {
+      world.drive(frames, () => peers.every((p) => p.registered), 5000 * MS, 'directory registrations');
+      assert.equal(ra.server.node.sessionCount, 1);
+      assert.equal(rb.server.node.sessionCount, 1);
+
+      store.publish('netlane:revoke', 'not json');
+      assert.equal(ra.server.node.stats.fleetBadMessages, 1, 'garbage counted, nothing revoked');
+      assert.equal(ra.server.node.sessionCount, 1);
+
+      // Revoked through relay B's server; relay A holds the session.
+      void rb.server.revokeFleetWide({ ticketId: toHex(new Uint8Array(16).fill(1)) });
+      assert.equal(ra.server.node.sessionCount, 0, "alice's session on relay A closed at once");
+      assert.equal(ra.server.node.stats.sessionsRevoked, 1);
+      assert.equal(rb.server.node.sessionCount, 1, "bob's session stays");
+      world.run(frames, 3000 * MS);
+      assert.ok(ra.server.node.stats.ticketRefusedBy.revokedTicket >= 1, 'the revoked ticket is refused when alice asks again');
+      assert.equal(ra.server.node.sessionCount, 0);
+
+      void ra.server.revokeFleetWide({ keyId });
+      assert.equal(rb.server.node.sessionCount, 0, "bob's session (a ticket of the revoked key) closed on relay B");
+      world.run(frames, 3000 * MS);
+      assert.ok(rb.server.node.stats.ticketRefusedBy.revokedKey >= 1, 'tickets of the revoked key are refused');
+      assert.equal(ra.server.node.sessionCount + rb.server.node.sessionCount, 0);
+    } finally {
+      for (const p of peers) p.close();
+      world.close();
+    }
+  });
+});
+
+test('fleet-wide drain over pub/sub: a drain order naming relay A drains A only (its clients move to B); "*" drains every relay', () => {
+  withSeed(seedOr(1809), (seed) =>
+    fleet(
+      seed,
+      ({ world, relays: [ra, rb], peers: [alice], frames }) => {
+        assert.ok(ra && rb && alice);
+        world.drive(frames, () => decodeRoute(alice.route as string).entries.length === 2, 5000 * MS, 'a route through both relays');
+        void rb.server.drainFleet(ra.at, 10);
+        assert.ok(ra.server.node.drainSeconds(world.sim.now) > 0, 'relay A drains');
+        assert.equal(rb.server.node.drainSeconds(world.sim.now), 0, 'relay B does not');
+        world.drive(frames, () => ra.server.node.sessionCount === 0, 12_000 * MS, 'relay A empty');
+        const first = decodeRoute(alice.route as string).entries[0];
+        assert.equal(first && `${first.relay.address}:${first.relay.port}`, rb.at, "alice's primary is relay B");
+        void ra.server.drainFleet('*', 10);
+        assert.ok(rb.server.node.drainSeconds(world.sim.now) > 0, 'relay B drains too');
+      },
+      true,
+    ),
+  );
 });

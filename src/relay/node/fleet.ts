@@ -46,6 +46,12 @@ export type FleetResult =
   /** `value`: what a `get` read; `values`: the members' values a `list` read (`members` beside them). */
   | { readonly id: number; readonly ok: true; readonly value?: string | null; readonly members?: readonly string[]; readonly values?: readonly (string | null)[] };
 
+/** What a fleet message (pub/sub) asks of a relay: revoke a ticket key or a ticket, or drain. */
+export type FleetOrder =
+  | { readonly kind: 'revoke'; readonly keyId: number }
+  | { readonly kind: 'revoke'; readonly ticketId: string }
+  | { readonly kind: 'drain'; readonly seconds: number };
+
 /** A relay's record in the registry (JSON in the store). */
 interface RegistryRecord {
   readonly address: string;
@@ -60,6 +66,11 @@ interface RegistryRecord {
 type Pending =
   | { readonly kind: 'lookup'; readonly session: Session; readonly requestId: number; readonly peerId: bigint; readonly askedUs: number }
   | { readonly kind: 'list'; readonly session: Session; readonly requestId: number; readonly offset: number; readonly askedUs: number };
+
+/** The name of a fleet's pub/sub channel: `PREFIXrevoke` (revocations) or `PREFIXdrain` (drains). */
+export function fleetChannel(prefix: string, kind: 'revoke' | 'drain'): string {
+  return `${prefix}${kind}`;
+}
 
 /** The order of a directory registration in the store: its time, then its route revision (newest wins). */
 export function registrationOrder(unixSeconds: number, revision: number): number {
@@ -103,6 +114,40 @@ export class Fleet {
   /** Whether the store answered the last question (counted in {@link RelayStats.fleetStoreUp}). */
   get storeUp(): boolean {
     return this.#storeUp;
+  }
+
+  /** The pub/sub channels every relay of the fleet subscribes to: `PREFIXrevoke`, `PREFIXdrain`. */
+  get channels(): readonly string[] {
+    return [fleetChannel(this.#prefix, 'revoke'), fleetChannel(this.#prefix, 'drain')];
+  }
+
+  /**
+   * A message on one of {@link channels}, as the order it gives this relay, or null (not for this relay, or not
+   * understood: counted). `PREFIXrevoke`: `{"keyId":N}` (a ticket key id, u32) or `{"ticketId":"HEX"}` (32 hex
+   * digits). `PREFIXdrain`: `{"relay":"HOST:PORT"|"*","seconds":N}`.
+   */
+  order(channel: string, message: string): FleetOrder | null {
+    let m: { keyId?: unknown; ticketId?: unknown; relay?: unknown; seconds?: unknown };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      m = {};
+    }
+    const bad = (): null => {
+      this.#ctx.stats.fleetBadMessages++;
+      return null;
+    };
+    if (typeof m !== 'object' || m === null) return bad();
+    if (channel === fleetChannel(this.#prefix, 'revoke')) {
+      if (typeof m.keyId === 'number' && Number.isInteger(m.keyId) && m.keyId >= 0 && m.keyId <= 0xffffffff) return { kind: 'revoke', keyId: m.keyId };
+      if (typeof m.ticketId === 'string' && /^[0-9a-f]{32}$/.test(m.ticketId)) return { kind: 'revoke', ticketId: m.ticketId };
+      return bad();
+    }
+    if (channel === fleetChannel(this.#prefix, 'drain')) {
+      if (typeof m.seconds !== 'number' || !(m.seconds >= 0) || typeof m.relay !== 'string') return bad();
+      return m.relay === '*' || m.relay === this.#name ? { kind: 'drain', seconds: m.seconds } : null;
+    }
+    return bad();
   }
 
   /** The time until the next registry write: {@link FLEET_REFRESH_US}, or {@link FLEET_RETRY_US} while the store fails. */

@@ -14,8 +14,8 @@ import { RouteTokens } from './tokens.js';
 import { newRelayStats, type RelayNodeOptions, type RelayStats } from './types.js';
 
 export type { RelayNodeOptions, RelaySend, RelayStats } from './types.js';
-export type { FleetOptions, FleetResult, FleetWork } from './fleet.js';
-export { FLEET_REFRESH_US, FLEET_TTL_MS } from './fleet.js';
+export type { FleetOptions, FleetOrder, FleetResult, FleetWork } from './fleet.js';
+export { FLEET_REFRESH_US, FLEET_TTL_MS, fleetChannel } from './fleet.js';
 
 /** Default of {@link RelayNodeOptions.maxSessions}. */
 const DEFAULT_MAX_SESSIONS = 10_000;
@@ -173,6 +173,24 @@ export class RelayNode {
     fleet.result(now, result);
     // The store is back: the registry record and every entry are written again at the next timer, not after a refresh period.
     if (fleet.takeRejoin()) this.#timers.arm(NodeTimer.FleetRefresh, now);
+  }
+
+  /** The pub/sub channels an io runner subscribes this node to (empty outside a fleet): revocation and drain. */
+  get fleetChannels(): readonly string[] {
+    return this.#fleet?.channels ?? [];
+  }
+
+  /**
+   * A message published on one of {@link fleetChannels} (docs/RELAY.md "Revocation and drain"): a ticket key or a
+   * ticket revoked (refused from now on, and its sessions closed at once), or a drain of this relay (or of every
+   * relay). One that does not parse is counted (`fleetBadMessages`) and changes nothing.
+   */
+  handleFleetMessage(now: number, channel: string, message: string): void {
+    this.#nowUs = now;
+    const order = this.#fleet?.order(channel, message);
+    if (!order) return;
+    if (order.kind === 'drain') this.drain(now, order.seconds);
+    else this.#sessions.revoke(now, 'keyId' in order ? { keyId: order.keyId } : { ticketId: order.ticketId });
   }
 
   /** Leaving the fleet (closing): the registry record is deleted (work for {@link pollFleet}). */
