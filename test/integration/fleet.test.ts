@@ -9,6 +9,9 @@ import { monotonicUs } from '../../src/io/clock.js';
 import { openRedisFleetStore } from '../../src/io/fleet-store.js';
 import { RelayServer } from '../../src/io/relay-server.js';
 import type { RelayClientEvent } from '../../src/relay/client/index.js';
+import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
+import { toHex } from '../../src/util/bytes.js';
 import { redisSkip, startRedis } from '../support/redis.js';
 
 async function until(peers: readonly NetworkingMessages[], done: () => boolean, ms: number, what: string, each?: () => void): Promise<void> {
@@ -123,6 +126,43 @@ test('Redis stopped for 10 s: the established link keeps carrying reliable and u
     assert.deepEqual(fresh.find((a) => a.peerId === 424242n)?.result, { ok: false, why: 'notFound' }, 'an unknown id is not found (Redis answered)');
     const again = fresh.find((a) => a.peerId === alice.getIdentity());
     assert.ok(again?.result.ok && again.result.stale === undefined, 'alice found fresh');
+  } finally {
+    for (const p of peers) p.close();
+    for (const r of relays) r.close();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of stores) await s.close();
+    await redis.stop();
+  }
+});
+
+test('revocation and drain over Redis pub/sub: a ticket revoked through relay B closes its session on relay A within 2 s; a drain of "*" reaches both relays', { skip: redisSkip() }, async () => {
+  const redis = await startRedis();
+  const stores = [await openRedisFleetStore(redis.url), await openRedisFleetStore(redis.url)];
+  const provider = seededCryptoProvider(1810);
+  const key = provider.signingKey();
+  const keyId = ticketKeyId(provider, key.publicKey);
+  const ticketKeys = { keys: new Map([[keyId, key.publicKey]]), revoked: new Set<number>() };
+  const nowS = Math.floor(Date.now() / 1000);
+  const ticket = (user: string, id: number): Uint8Array => signTicket(provider, key, { user, issuedAt: nowS - 60, expiresAt: nowS + 3600, maxSessions: 4, maxKbps: 100_000, ticketId: new Uint8Array(16).fill(id) });
+  const relays = stores.map((store, i) => RelayServer.open({ ticketKeys, fleet: { store, region: `r${i}` } }));
+  const peers = relays.map((r, i) => new NetworkingMessages({ relays: [r.address], ticket: ticket(`user${i}`, i + 1), relayOptions: { discoverFleet: false, bindAddress: '127.0.0.1' } }));
+  try {
+    const [ra, rb] = relays as [RelayServer, RelayServer];
+    await until(peers, () => peers.every((p) => p.registered) && relays.every((r) => r.node.stats.fleetWrites > 0), 5000, 'registrations written to Redis');
+    // Subscriptions are asynchronous on Redis: a first order may be published before they are made; repeat until heard.
+    const t0 = performance.now();
+    let next = 0;
+    await until(peers, () => ra.node.sessionCount === 0, 2000, "alice's session on relay A closed by the revocation", () => {
+      if (performance.now() < next) return;
+      next = performance.now() + 200;
+      void rb.revokeFleetWide({ ticketId: toHex(new Uint8Array(16).fill(1)) });
+    });
+    console.log(`# revoked through Redis in ${Math.round(performance.now() - t0)} ms`);
+    assert.equal(ra.node.stats.sessionsRevoked, 1);
+    assert.equal(rb.node.sessionCount, 1, "bob's session stays");
+    await rb.drainFleet('*', 5);
+    await until(peers, () => ra.node.drainSeconds(monotonicUs()) > 0 && rb.node.drainSeconds(monotonicUs()) > 0, 2000, 'both relays draining');
+    assert.equal(ra.fleetSubscribeFailures + rb.fleetSubscribeFailures, 0);
   } finally {
     for (const p of peers) p.close();
     for (const r of relays) r.close();
