@@ -123,7 +123,7 @@ export class Fleet {
 
   /**
    * A message on one of {@link channels}, as the order it gives this relay, or null (not for this relay, or not
-   * understood: counted). `PREFIXrevoke`: `{"keyId":N}` (a ticket key id, u32) or `{"ticketId":"HEX"}` (32 hex
+   * understood: counted). `PREFIXrevoke`: `{"keyId":N}` (a ticket key id, u32, or 8 hex digits) or `{"ticketId":"HEX"}` (32 hex
    * digits). `PREFIXdrain`: `{"relay":"HOST:PORT"|"*","seconds":N}`.
    */
   order(channel: string, message: string): FleetOrder | null {
@@ -140,6 +140,7 @@ export class Fleet {
     if (typeof m !== 'object' || m === null) return bad();
     if (channel === fleetChannel(this.#prefix, 'revoke')) {
       if (typeof m.keyId === 'number' && Number.isInteger(m.keyId) && m.keyId >= 0 && m.keyId <= 0xffffffff) return { kind: 'revoke', keyId: m.keyId };
+      if (typeof m.keyId === 'string' && /^[0-9a-f]{8}$/i.test(m.keyId)) return { kind: 'revoke', keyId: Number.parseInt(m.keyId, 16) };
       if (typeof m.ticketId === 'string' && /^[0-9a-f]{32}$/.test(m.ticketId)) return { kind: 'revoke', ticketId: m.ticketId };
       return bad();
     }
