@@ -63,7 +63,8 @@ function unavailable(why: string): NetlaneError {
 /**
  * The fleet store in memory: every relay that shares one instance (in one process) is one fleet. TTLs run on
  * `clock` (µs; default the process's monotonic clock, or a simulation's virtual one), read when a key is read.
- * Answers are synchronous. {@link available} set to false makes every call throw ERR_NETLANE_STORE_UNAVAILABLE,
+ * Answers are synchronous. Every relay sharing the instance may subscribe to a channel; `unsubscribe` drops them all.
+ * {@link available} set to false makes every call throw ERR_NETLANE_STORE_UNAVAILABLE,
  * as a Redis store does while its server is down (for tests of an outage).
  */
 export class MemoryFleetStore implements FleetStore {
@@ -72,7 +73,8 @@ export class MemoryFleetStore implements FleetStore {
   readonly #clock: Clock;
   readonly #keys = new Map<string, { value: string; expiresUs: number }>();
   readonly #sets = new Map<string, Set<string>>();
-  readonly #subscribers = new Map<string, (message: string) => void>();
+  /** Per channel, the handler of each relay that shares this store (one store, many subscribers). */
+  readonly #subscribers = new Map<string, Set<(message: string) => void>>();
   #closed = false;
 
   constructor(clock: Clock = defaultClock) {
@@ -148,12 +150,14 @@ export class MemoryFleetStore implements FleetStore {
 
   publish(channel: string, message: string): void {
     this.#check();
-    this.#subscribers.get(channel)?.(message);
+    for (const h of [...(this.#subscribers.get(channel) ?? [])]) h(message);
   }
 
   subscribe(channel: string, onMessage: (message: string) => void): void {
     this.#check();
-    this.#subscribers.set(channel, onMessage);
+    let hs = this.#subscribers.get(channel);
+    if (!hs) this.#subscribers.set(channel, (hs = new Set()));
+    hs.add(onMessage);
   }
 
   unsubscribe(channel: string): void {

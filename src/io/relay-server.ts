@@ -1,7 +1,7 @@
 import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
-import type { FleetResult, FleetWork } from '../relay/node/fleet.js';
+import { fleetChannel, type FleetResult, type FleetWork } from '../relay/node/fleet.js';
 import { formatRelayAddress } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { Admission } from '../util/admission.js';
@@ -77,6 +77,8 @@ export class RelayServer {
   #received = 0;
   /** The fleet's store, or null outside a fleet. */
   readonly #store: FleetStore | null;
+  /** The prefix of the fleet's keys and channels. */
+  readonly #fleetPrefix: string;
 
   private constructor(sock: DatagramTransport, runtime: Runtime, options: RelayServerOptions) {
     this.#sock = sock;
@@ -93,6 +95,7 @@ export class RelayServer {
     const staticKey = options.staticKey ?? provider.generateKeyExchange();
     const fleet = options.fleet;
     this.#store = fleet?.store ?? null;
+    this.#fleetPrefix = fleet?.prefix ?? 'netlane:';
     let advertised: string | null = null;
     if (fleet) {
       const ip = fleet.advertise ?? sock.local.address;
@@ -126,8 +129,11 @@ export class RelayServer {
       if (this.#timer === null || this.#onDrained !== null) this.#service(now);
     };
     sock.keepProcessAlive(this.#keepAlive);
-    // In a fleet, the first registry record is due at once.
-    if (this.#store) this.#service(this.#sched.now());
+    // In a fleet, the first registry record is due at once; revocations and drains come over pub/sub.
+    if (this.#store) {
+      for (const channel of this.node.fleetChannels) this.#subscribe(this.#store, channel);
+      this.#service(this.#sched.now());
+    }
   }
 
   /** The fleet's store, or null outside a fleet. */
@@ -154,6 +160,48 @@ export class RelayServer {
         answer.then(this.#deliver, () => this.#deliver({ id, ok: false }));
       } else this.node.handleFleetResult(this.#sched.now(), answer);
     }
+  }
+
+  /** Subscribes the node to a fleet channel; a subscription the store refuses is counted (`fleetSubscribeFailures`). */
+  #subscribe(store: FleetStore, channel: string): void {
+    const onMessage = (message: string): void => {
+      if (this.#closed) return;
+      const now = this.#sched.now();
+      this.node.handleFleetMessage(now, channel, message);
+      if (this.node.fleetBusy) this.#carry();
+      this.#service(now);
+    };
+    const failed = (): void => {
+      this.fleetSubscribeFailures++;
+    };
+    try {
+      const p = store.subscribe(channel, onMessage);
+      if (p instanceof Promise) p.catch(failed);
+    } catch {
+      failed();
+    }
+  }
+
+  /** Subscriptions to the fleet's channels the store refused (the relay then hears no revocation or drain). */
+  fleetSubscribeFailures = 0;
+
+  /**
+   * Publishes a revocation to the whole fleet (this relay included): tickets signed with ticket key `keyId`, or the
+   * ticket `ticketId` (32 hex digits), are refused by every relay from then on, and their sessions close at once.
+   */
+  async revokeFleetWide(r: { readonly keyId: number } | { readonly ticketId: string }): Promise<void> {
+    await this.#publish('revoke', JSON.stringify(r));
+  }
+
+  /** Publishes a drain order: the relay `HOST:PORT` (or `*`, every relay of the fleet) drains within `seconds`. */
+  async drainFleet(relay: string, seconds: number): Promise<void> {
+    await this.#publish('drain', JSON.stringify({ relay, seconds }));
+  }
+
+  async #publish(kind: 'revoke' | 'drain', message: string): Promise<void> {
+    const store = this.#store;
+    if (!store) throw new NetlaneError('ERR_NETLANE_CONFIG', 'this relay is in no fleet');
+    await store.publish(fleetChannel(this.#fleetPrefix, kind), message);
   }
 
   /** A promised store answer: to the node, then whatever it sends or asks next. */

@@ -93,6 +93,11 @@ export const DirCode = {
   NotFound: 5,
   /** The relay is in a fleet and could not reach the fleet's store (Redis) to answer: ask again later, or another relay. */
   StoreUnavailable: 6,
+  /**
+   * The relay is in a fleet and could not reach the store: the route is the one this relay last read from the store
+   * for that id (it may be out of date; the end-to-end handshake still proves the peer's key).
+   */
+  StaleRoute: 7,
 } as const;
 
 /** Answers of FLEET_LIST_RESULT (`code`). */

@@ -5,8 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NetworkingMessages } from '../../src/api/networking-messages.js';
 import { Result, SendFlags } from '../../src/core/types.js';
+import { monotonicUs } from '../../src/io/clock.js';
 import { openRedisFleetStore } from '../../src/io/fleet-store.js';
 import { RelayServer } from '../../src/io/relay-server.js';
+import type { RelayClientEvent } from '../../src/relay/client/index.js';
+import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
+import { toHex } from '../../src/util/bytes.js';
 import { redisSkip, startRedis } from '../support/redis.js';
 
 async function until(peers: readonly NetworkingMessages[], done: () => boolean, ms: number, what: string, each?: () => void): Promise<void> {
@@ -40,6 +45,128 @@ test('two relays in one Redis fleet: a peer on relay B reaches a peer registered
     for (const p of peers) p.close();
     for (const r of relays) r.close();
     await new Promise((r) => setTimeout(r, 50)); // the registry deletes of close() reach Redis
+    for (const s of stores) await s.close();
+    await redis.stop();
+  }
+});
+
+test('Redis stopped for 10 s: the established link keeps carrying reliable and unreliable messages, lookups fail with a clear answer (STALE_ROUTE for an id read before, unreachable for one never read), and after Redis is back (empty) both relays rejoin and lookups work', { skip: redisSkip() }, async () => {
+  const redis = await startRedis();
+  const stores = [await openRedisFleetStore(redis.url), await openRedisFleetStore(redis.url)];
+  const relays = stores.map((store, i) => RelayServer.open({ open: true, fleet: { store, region: `r${i}` } }));
+  const peers = relays.map((r) => new NetworkingMessages({ relays: [r.address], relayOptions: { discoverFleet: false, bindAddress: '127.0.0.1' } }));
+  try {
+    const [alice, bob] = peers as [NetworkingMessages, NetworkingMessages];
+    const [ra, rb] = relays as [RelayServer, RelayServer];
+    const store = stores[0];
+    assert.ok(store);
+    await until(peers, () => peers.every((p) => p.registered) && relays.every((r) => r.node.stats.fleetWrites > 0), 5000, 'registrations written to Redis');
+    alice.on('sessionRequest', (id) => assert.equal(alice.acceptSessionWithUser(id), true));
+    const reliable: string[] = [];
+    let unreliable = 0;
+    const read = (): void => {
+      for (const m of alice.receiveMessagesOnChannel(0, 100)) reliable.push(Buffer.from(m.payload).toString());
+      unreliable += alice.receiveMessagesOnChannel(1, 100).length;
+    };
+    assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('r0'), SendFlags.Reliable, 0), Result.OK);
+    await until(peers, () => reliable.length > 0, 10_000, 'the first message at alice (found in Redis)', read);
+    const relay = bob.relay;
+    assert.ok(relay);
+    const answers: Extract<RelayClientEvent, { type: 'lookup' }>[] = [];
+    const poll = relay.pollEvent.bind(relay);
+    relay.pollEvent = () => {
+      const e = poll();
+      if (e?.type === 'lookup') answers.push(e);
+      return e;
+    };
+
+    await redis.stop();
+    const downAt = performance.now();
+    let sent = 1;
+    let lookedUp = false;
+    // 10 s without Redis: a reliable and an unreliable message every 100 ms; lookups asked 2 s in.
+    while (performance.now() - downAt < 10_000) {
+      assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from(`r${sent++}`), SendFlags.Reliable, 0), Result.OK);
+      assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('u'), SendFlags.Unreliable, 1), Result.OK);
+      const next = performance.now() + 100;
+      await until(peers, () => performance.now() >= next, 1000, 'the next send', read);
+      if (!lookedUp && performance.now() - downAt > 2000) {
+        lookedUp = true;
+        relay.lookup(monotonicUs(), alice.getIdentity());
+        relay.lookup(monotonicUs(), 424242n);
+      }
+    }
+    await until(peers, () => reliable.length === sent, 5000, 'every reliable message sent while Redis was down', read);
+    assert.deepEqual(reliable, Array.from({ length: sent }, (_, i) => `r${i}`), 'every reliable message, in order');
+    assert.ok(unreliable >= (sent - 1) * 0.9, `unreliable messages kept arriving (${unreliable} of ${sent - 1})`);
+    const ofAlice = answers.find((a) => a.peerId === alice.getIdentity());
+    const ofNobody = answers.find((a) => a.peerId === 424242n);
+    assert.ok(ofAlice?.result.ok && ofAlice.result.stale === true && ofAlice.result.route === alice.route, `alice: the route relay B read before, marked stale: ${JSON.stringify(ofAlice?.result.ok)}`);
+    assert.deepEqual(ofNobody?.result, { ok: false, why: 'unreachable' }, 'an id never read: a clear failure, not "not found"');
+    assert.ok(rb.node.stats.fleetStale >= 1 && rb.node.stats.fleetStoreUnavailable >= 1);
+    assert.equal(rb.node.fleetStoreUp, false);
+
+    await redis.start(); // empty: everything the fleet had is gone
+    const upAt = performance.now();
+    const keys = [`netlane:dir:${alice.getIdentity()}`, `netlane:dir:${bob.getIdentity()}`];
+    let back = false;
+    await until(peers, () => back, 8000, 'both relays and both entries written to the new Redis', () => {
+      void Promise.all([store.getMany(keys), store.members('netlane:relays')]).then(
+        ([v, m]) => (back = v[0] === alice.route && v[1] === bob.route && m.length === 2),
+        () => {},
+      );
+    });
+    console.log(`# rejoined ${Math.round(performance.now() - upAt)} ms after redis-server accepted connections`);
+    assert.ok(ra.node.stats.fleetRejoins >= 1 && rb.node.stats.fleetRejoins >= 1);
+    relay.lookup(monotonicUs(), 424242n);
+    relay.lookup(monotonicUs(), alice.getIdentity());
+    const before = answers.length;
+    await until(peers, () => answers.length >= before + 2, 5000, 'two lookups after Redis is back');
+    const fresh = answers.slice(before);
+    assert.deepEqual(fresh.find((a) => a.peerId === 424242n)?.result, { ok: false, why: 'notFound' }, 'an unknown id is not found (Redis answered)');
+    const again = fresh.find((a) => a.peerId === alice.getIdentity());
+    assert.ok(again?.result.ok && again.result.stale === undefined, 'alice found fresh');
+  } finally {
+    for (const p of peers) p.close();
+    for (const r of relays) r.close();
+    await new Promise((r) => setTimeout(r, 50));
+    for (const s of stores) await s.close();
+    await redis.stop();
+  }
+});
+
+test('revocation and drain over Redis pub/sub: a ticket revoked through relay B closes its session on relay A within 2 s; a drain of "*" reaches both relays', { skip: redisSkip() }, async () => {
+  const redis = await startRedis();
+  const stores = [await openRedisFleetStore(redis.url), await openRedisFleetStore(redis.url)];
+  const provider = seededCryptoProvider(1810);
+  const key = provider.signingKey();
+  const keyId = ticketKeyId(provider, key.publicKey);
+  const ticketKeys = { keys: new Map([[keyId, key.publicKey]]), revoked: new Set<number>() };
+  const nowS = Math.floor(Date.now() / 1000);
+  const ticket = (user: string, id: number): Uint8Array => signTicket(provider, key, { user, issuedAt: nowS - 60, expiresAt: nowS + 3600, maxSessions: 4, maxKbps: 100_000, ticketId: new Uint8Array(16).fill(id) });
+  const relays = stores.map((store, i) => RelayServer.open({ ticketKeys, fleet: { store, region: `r${i}` } }));
+  const peers = relays.map((r, i) => new NetworkingMessages({ relays: [r.address], ticket: ticket(`user${i}`, i + 1), relayOptions: { discoverFleet: false, bindAddress: '127.0.0.1' } }));
+  try {
+    const [ra, rb] = relays as [RelayServer, RelayServer];
+    await until(peers, () => peers.every((p) => p.registered) && relays.every((r) => r.node.stats.fleetWrites > 0), 5000, 'registrations written to Redis');
+    // Subscriptions are asynchronous on Redis: a first order may be published before they are made; repeat until heard.
+    const t0 = performance.now();
+    let next = 0;
+    await until(peers, () => ra.node.sessionCount === 0, 2000, "alice's session on relay A closed by the revocation", () => {
+      if (performance.now() < next) return;
+      next = performance.now() + 200;
+      void rb.revokeFleetWide({ ticketId: toHex(new Uint8Array(16).fill(1)) });
+    });
+    console.log(`# revoked through Redis in ${Math.round(performance.now() - t0)} ms`);
+    assert.equal(ra.node.stats.sessionsRevoked, 1);
+    assert.equal(rb.node.sessionCount, 1, "bob's session stays");
+    await rb.drainFleet('*', 5);
+    await until(peers, () => ra.node.drainSeconds(monotonicUs()) > 0 && rb.node.drainSeconds(monotonicUs()) > 0, 2000, 'both relays draining');
+    assert.equal(ra.fleetSubscribeFailures + rb.fleetSubscribeFailures, 0);
+  } finally {
+    for (const p of peers) p.close();
+    for (const r of relays) r.close();
+    await new Promise((r) => setTimeout(r, 50));
     for (const s of stores) await s.close();
     await redis.stop();
   }

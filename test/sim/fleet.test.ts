@@ -11,6 +11,9 @@ import { MemoryFleetStore } from '../../src/io/fleet-store.js';
 import type { RelayClientEvent } from '../../src/relay/client/index.js';
 import { FLEET_TTL_MS } from '../../src/relay/node/index.js';
 import { decodeRoute } from '../../src/relay/protocol.js';
+import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
+import { toHex } from '../../src/util/bytes.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
 
@@ -103,6 +106,66 @@ test('the store goes away: a lookup on relay B is answered STORE_UNAVAILABLE (no
   );
 });
 
+test('a 20 s store outage: the established link keeps carrying reliable and unreliable messages, a lookup of an id read before is answered STALE_ROUTE, an unknown one STORE_UNAVAILABLE; when the store is back both relays rejoin within 1.5 s', () => {
+  withSeed(seedOr(1807), (seed) =>
+    fleet(seed, ({ world, store, relays: [ra, rb], peers: [alice, bob], frames }) => {
+      assert.ok(ra && rb && alice && bob);
+      alice.on('sessionRequest', (id) => assert.equal(alice.acceptSessionWithUser(id), true));
+      const reliable: string[] = [];
+      let unreliable = 0;
+      const read = (): void => {
+        for (const m of alice.receiveMessagesOnChannel(0, 100)) reliable.push(Buffer.from(m.payload).toString());
+        unreliable += alice.receiveMessagesOnChannel(1, 100).length;
+      };
+      assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('r0'), SendFlags.Reliable, 0), Result.OK);
+      world.drive(frames, () => reliable.length > 0, 10_000 * MS, 'the first message at alice (found through the store)', read);
+      const answers = lookups(bob);
+      const relay = bob.relay;
+      assert.ok(relay);
+
+      store.available = false;
+      const downAt = world.sim.now;
+      // 20 s down (longer than the 15 s TTL: the store forgets everything), a message a second on each lane.
+      let sent = 1;
+      while (world.sim.now - downAt < 20_000 * MS) {
+        assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from(`r${sent++}`), SendFlags.Reliable, 0), Result.OK);
+        assert.equal(bob.sendMessageToUser(alice.getIdentity(), Buffer.from('u'), SendFlags.Unreliable, 1), Result.OK);
+        world.run(frames, 1000 * MS, read);
+      }
+      world.drive(frames, () => reliable.length === sent, 5000 * MS, 'every reliable message of the outage at alice', read);
+      assert.deepEqual(reliable, Array.from({ length: sent }, (_, i) => `r${i}`), 'every reliable message, in order, while the store was down');
+      assert.ok(unreliable >= 15, `unreliable messages kept arriving (${unreliable} of 20)`);
+      assert.equal(rb.server.node.fleetStoreUp, false);
+
+      relay.lookup(world.sim.now, alice.getIdentity());
+      relay.lookup(world.sim.now, 424242n);
+      world.drive(frames, () => answers.length >= 2, 10_000 * MS, 'two lookups answered during the outage');
+      const ofAlice = answers.find((a) => a.peerId === alice.getIdentity());
+      const ofNobody = answers.find((a) => a.peerId === 424242n);
+      assert.ok(ofAlice?.result.ok && ofAlice.result.stale === true, `alice: the route relay B read before, marked stale (${JSON.stringify(ofAlice?.result.ok)})`);
+      assert.equal(ofAlice.result.ok && ofAlice.result.route, alice.route);
+      assert.deepEqual(ofNobody?.result, { ok: false, why: 'unreachable' }, 'an id never read: a clear failure, not "not found"');
+      assert.ok(rb.server.node.stats.fleetStale >= 1);
+
+      store.available = true;
+      assert.equal(store.get(`netlane:dir:${alice.getIdentity()}`), null, 'the store held nothing at the end of the outage (TTL)');
+      const upAt = world.sim.now;
+      world.drive(
+        frames,
+        () => store.get(`netlane:dir:${alice.getIdentity()}`) === alice.route && store.get(`netlane:dir:${bob.getIdentity()}`) === bob.route && store.members('netlane:relays').length === 2,
+        1500 * MS,
+        'both relays and both entries written again',
+      );
+      console.log(`# rejoined ${(world.sim.now - upAt) / MS} ms after the store came back`);
+      assert.ok(ra.server.node.stats.fleetRejoins >= 1 && rb.server.node.stats.fleetRejoins >= 1);
+      relay.lookup(world.sim.now, alice.getIdentity());
+      world.drive(frames, () => answers.length >= 3, 5000 * MS, 'a lookup after the outage');
+      const after = answers[2];
+      assert.ok(after?.result.ok && after.result.stale === undefined, 'a fresh answer from the store again');
+    }),
+  );
+});
+
 test('an entry whose relay stops refreshing it expires from the store after its TTL; a closed session deletes its own at once', () => {
   withSeed(seedOr(1803), (seed) =>
     fleet(seed, ({ world, store, peers: [alice, bob], frames }) => {
@@ -180,4 +243,72 @@ test('a relay in no fleet answers FLEET_LIST with NO_FLEET: a discovering client
       world.close();
     }
   });
+});
+
+test('fleet-wide revocation over pub/sub: a ticket revoked on relay B closes its session on relay A at once and is refused after; a revoked ticket key closes every session it signed on both; garbage is counted', () => {
+  withSeed(seedOr(1808), (seed) => {
+    const world = new World(seed, LINK);
+    const store = new MemoryFleetStore(() => world.sim.now);
+    const provider = seededCryptoProvider(seed);
+    const key = provider.signingKey();
+    const keyId = ticketKeyId(provider, key.publicKey);
+    const ticketKeys = { keys: new Map([[keyId, key.publicKey]]), revoked: new Set<number>() };
+    const nowS = 1_800_000_000;
+    const ticket = (user: string, id: number): Uint8Array => signTicket(provider, key, { user, issuedAt: nowS - 60, expiresAt: nowS + 3600, maxSessions: 4, maxKbps: 100_000, ticketId: new Uint8Array(16).fill(id) });
+    const relays = [world.relay({ open: false, ticketKeys, fleet: { store, region: 'eu' } }), world.relay({ open: false, ticketKeys, fleet: { store, region: 'us' } })];
+    const [ra, rb] = relays as [ReturnType<World['relay']>, ReturnType<World['relay']>];
+    const peers = [
+      new NetworkingMessages({ relays: [ra.address], runtime: world.peerRuntime(), ticket: ticket('alice', 1), relayOptions: { discoverFleet: false } }),
+      new NetworkingMessages({ relays: [rb.address], runtime: world.peerRuntime(), ticket: ticket('bob', 2), relayOptions: { discoverFleet: false } }),
+    ];
+    const frames = peers.map((p) => ({ frame: () => p.runCallbacks() }));
+    try {
+      world.drive(frames, () => peers.every((p) => p.registered), 5000 * MS, 'directory registrations');
+      assert.equal(ra.server.node.sessionCount, 1);
+      assert.equal(rb.server.node.sessionCount, 1);
+
+      store.publish('netlane:revoke', 'not json');
+      assert.equal(ra.server.node.stats.fleetBadMessages, 1, 'garbage counted, nothing revoked');
+      assert.equal(ra.server.node.sessionCount, 1);
+
+      // Revoked through relay B's server; relay A holds the session.
+      void rb.server.revokeFleetWide({ ticketId: toHex(new Uint8Array(16).fill(1)) });
+      assert.equal(ra.server.node.sessionCount, 0, "alice's session on relay A closed at once");
+      assert.equal(ra.server.node.stats.sessionsRevoked, 1);
+      assert.equal(rb.server.node.sessionCount, 1, "bob's session stays");
+      world.run(frames, 3000 * MS);
+      assert.ok(ra.server.node.stats.ticketRefusedBy.revokedTicket >= 1, 'the revoked ticket is refused when alice asks again');
+      assert.equal(ra.server.node.sessionCount, 0);
+
+      store.publish('netlane:revoke', JSON.stringify({ keyId: keyId.toString(16).padStart(8, '0') })); // the hex form `netlane relay` prints
+      assert.equal(rb.server.node.sessionCount, 0, "bob's session (a ticket of the revoked key) closed on relay B");
+      world.run(frames, 3000 * MS);
+      assert.ok(rb.server.node.stats.ticketRefusedBy.revokedKey >= 1, 'tickets of the revoked key are refused');
+      assert.equal(ra.server.node.sessionCount + rb.server.node.sessionCount, 0);
+    } finally {
+      for (const p of peers) p.close();
+      world.close();
+    }
+  });
+});
+
+test('fleet-wide drain over pub/sub: a drain order naming relay A drains A only (its clients move to B); "*" drains every relay', () => {
+  withSeed(seedOr(1809), (seed) =>
+    fleet(
+      seed,
+      ({ world, relays: [ra, rb], peers: [alice], frames }) => {
+        assert.ok(ra && rb && alice);
+        world.drive(frames, () => decodeRoute(alice.route as string).entries.length === 2, 5000 * MS, 'a route through both relays');
+        void rb.server.drainFleet(ra.at, 10);
+        assert.ok(ra.server.node.drainSeconds(world.sim.now) > 0, 'relay A drains');
+        assert.equal(rb.server.node.drainSeconds(world.sim.now), 0, 'relay B does not');
+        world.drive(frames, () => ra.server.node.sessionCount === 0, 12_000 * MS, 'relay A empty');
+        const first = decodeRoute(alice.route as string).entries[0];
+        assert.equal(first && `${first.relay.address}:${first.relay.port}`, rb.at, "alice's primary is relay B");
+        void ra.server.drainFleet('*', 10);
+        assert.ok(rb.server.node.drainSeconds(world.sim.now) > 0, 'relay B drains too');
+      },
+      true,
+    ),
+  );
 });

@@ -7,7 +7,7 @@ import { LOOKUP_TRIES, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, type R
 // its route (again on each route change), and looking peer ids up, primary first (docs/RELAY.md).
 
 /** How a directory lookup ended: the route, or why there is none. */
-export type LookupResult = { readonly ok: true; readonly route: string; readonly parsed: Route } | { readonly ok: false; readonly why: 'notFound' | 'unreachable' | 'noRelay' };
+export type LookupResult = { readonly ok: true; readonly route: string; readonly parsed: Route; /** The relay could not reach its fleet's store and answered the route it last read there (STALE_ROUTE). */ readonly stale?: true } | { readonly ok: false; readonly why: 'notFound' | 'unreachable' | 'noRelay' };
 
 /** Counters of the directory client (part of the relay client's stats). */
 export interface DirectoryStats {
@@ -164,14 +164,14 @@ export class DirectoryClient {
   onLookupResult(r: RelayState, m: Extract<RelayControl, { type: 'dirLookupResult' }>, now: number): void {
     const l = this.#lookups.get(m.requestId);
     if (!l || l.relays[0] !== r || m.peerId !== l.peerId) return;
-    if (m.code === DirCode.Ok) {
+    if (m.code === DirCode.Ok || m.code === DirCode.StaleRoute) {
       let parsed: Route | null = null;
       try {
         parsed = decodeRoute(m.route);
       } catch (e) {
         if (!(e instanceof WireError)) throw e;
       }
-      if (parsed) return this.#end(l, { ok: true, route: m.route, parsed });
+      if (parsed) return this.#end(l, m.code === DirCode.StaleRoute ? { ok: true, route: m.route, parsed, stale: true } : { ok: true, route: m.route, parsed });
     }
     if (m.code === DirCode.NotFound) l.notFound = true;
     this.#next(l, now);

@@ -14,6 +14,10 @@ export const FLEET_TTL_MS = 15_000;
 export const FLEET_ANSWER_TIMEOUT_US = 2_000_000;
 /** Most store questions asked for sessions and not answered yet; beyond, a lookup is answered RATE_LIMITED. */
 export const MAX_FLEET_PENDING = 1024;
+/** While the store fails, the registry record is written this often (the first success rejoins at once), µs. */
+export const FLEET_RETRY_US = 1_000_000;
+/** Routes read from the store kept for STALE_ROUTE answers during an outage (the oldest read goes first). */
+export const MAX_FLEET_REMEMBERED = 4096;
 
 /** Options of a relay node in a fleet. */
 export interface FleetOptions {
@@ -42,6 +46,12 @@ export type FleetResult =
   /** `value`: what a `get` read; `values`: the members' values a `list` read (`members` beside them). */
   | { readonly id: number; readonly ok: true; readonly value?: string | null; readonly members?: readonly string[]; readonly values?: readonly (string | null)[] };
 
+/** What a fleet message (pub/sub) asks of a relay: revoke a ticket key or a ticket, or drain. */
+export type FleetOrder =
+  | { readonly kind: 'revoke'; readonly keyId: number }
+  | { readonly kind: 'revoke'; readonly ticketId: string }
+  | { readonly kind: 'drain'; readonly seconds: number };
+
 /** A relay's record in the registry (JSON in the store). */
 interface RegistryRecord {
   readonly address: string;
@@ -56,6 +66,11 @@ interface RegistryRecord {
 type Pending =
   | { readonly kind: 'lookup'; readonly session: Session; readonly requestId: number; readonly peerId: bigint; readonly askedUs: number }
   | { readonly kind: 'list'; readonly session: Session; readonly requestId: number; readonly offset: number; readonly askedUs: number };
+
+/** The name of a fleet's pub/sub channel: `PREFIXrevoke` (revocations) or `PREFIXdrain` (drains). */
+export function fleetChannel(prefix: string, kind: 'revoke' | 'drain'): string {
+  return `${prefix}${kind}`;
+}
 
 /** The order of a directory registration in the store: its time, then its route revision (newest wins). */
 export function registrationOrder(unixSeconds: number, revision: number): number {
@@ -79,6 +94,12 @@ export class Fleet {
   readonly #writes = new Map<number, number>();
   /** Whether the last answer of the store was a success (false until one is). */
   #storeUp = false;
+  /** Whether the store has ever answered (a first success is joining, not rejoining). */
+  #everUp = false;
+  /** Set when the store answers again after failing: the node writes everything again at once ({@link takeRejoin}). */
+  #rejoin = false;
+  /** The route last read from the store per peer id, in the order read: what an outage answers STALE_ROUTE with. */
+  readonly #remembered = new Map<bigint, string>();
 
   constructor(ctx: RelayContext, sessions: SessionTable, options: FleetOptions) {
     this.#ctx = ctx;
@@ -93,6 +114,74 @@ export class Fleet {
   /** Whether the store answered the last question (counted in {@link RelayStats.fleetStoreUp}). */
   get storeUp(): boolean {
     return this.#storeUp;
+  }
+
+  /** The pub/sub channels every relay of the fleet subscribes to: `PREFIXrevoke`, `PREFIXdrain`. */
+  get channels(): readonly string[] {
+    return [fleetChannel(this.#prefix, 'revoke'), fleetChannel(this.#prefix, 'drain')];
+  }
+
+  /**
+   * A message on one of {@link channels}, as the order it gives this relay, or null (not for this relay, or not
+   * understood: counted). `PREFIXrevoke`: `{"keyId":N}` (a ticket key id, u32, or 8 hex digits) or `{"ticketId":"HEX"}` (32 hex
+   * digits). `PREFIXdrain`: `{"relay":"HOST:PORT"|"*","seconds":N}`.
+   */
+  order(channel: string, message: string): FleetOrder | null {
+    let m: { keyId?: unknown; ticketId?: unknown; relay?: unknown; seconds?: unknown };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      m = {};
+    }
+    const bad = (): null => {
+      this.#ctx.stats.fleetBadMessages++;
+      return null;
+    };
+    if (typeof m !== 'object' || m === null) return bad();
+    if (channel === fleetChannel(this.#prefix, 'revoke')) {
+      if (typeof m.keyId === 'number' && Number.isInteger(m.keyId) && m.keyId >= 0 && m.keyId <= 0xffffffff) return { kind: 'revoke', keyId: m.keyId };
+      if (typeof m.keyId === 'string' && /^[0-9a-f]{8}$/i.test(m.keyId)) return { kind: 'revoke', keyId: Number.parseInt(m.keyId, 16) };
+      if (typeof m.ticketId === 'string' && /^[0-9a-f]{32}$/.test(m.ticketId)) return { kind: 'revoke', ticketId: m.ticketId };
+      return bad();
+    }
+    if (channel === fleetChannel(this.#prefix, 'drain')) {
+      if (typeof m.seconds !== 'number' || !(m.seconds >= 0) || typeof m.relay !== 'string') return bad();
+      return m.relay === '*' || m.relay === this.#name ? { kind: 'drain', seconds: m.seconds } : null;
+    }
+    return bad();
+  }
+
+  /** The time until the next registry write: {@link FLEET_REFRESH_US}, or {@link FLEET_RETRY_US} while the store fails. */
+  get refreshUs(): number {
+    return this.#storeUp ? FLEET_REFRESH_US : FLEET_RETRY_US;
+  }
+
+  /** Whether the store came back since the last call: the node then writes the record and every entry at once. */
+  takeRejoin(): boolean {
+    const r = this.#rejoin;
+    this.#rejoin = false;
+    return r;
+  }
+
+  #setUp(up: boolean): void {
+    if (up && !this.#storeUp && this.#everUp) {
+      this.#rejoin = true;
+      this.#ctx.stats.fleetRejoins++;
+    }
+    if (up) this.#everUp = true;
+    this.#storeUp = up;
+    this.#ctx.stats.fleetStoreUp = up ? 1 : 0;
+  }
+
+  #remember(peerId: bigint, route: string | null): void {
+    const m = this.#remembered;
+    m.delete(peerId);
+    if (route === null) return;
+    if (m.size >= MAX_FLEET_REMEMBERED) {
+      const oldest = m.keys().next();
+      if (!oldest.done) m.delete(oldest.value);
+    }
+    m.set(peerId, route);
   }
 
   /** Whether work is waiting for {@link poll}. */
@@ -183,8 +272,7 @@ export class Fleet {
   /** An answer of the store. One that names no question (answered already, or its session went) is dropped. */
   result(_now: number, r: FleetResult): void {
     const st = this.#ctx.stats;
-    this.#storeUp = r.ok;
-    st.fleetStoreUp = r.ok ? 1 : 0;
+    this.#setUp(r.ok);
     if (this.#writes.delete(r.id)) {
       if (r.ok) st.fleetWrites++;
       else st.fleetWriteFailures++;
@@ -204,11 +292,14 @@ export class Fleet {
     const s = p.session;
     if (p.kind === 'lookup') {
       if (!r || !r.ok) {
-        st.fleetStoreUnavailable++;
-        this.#sessions.send(s, { type: 'dirLookupResult', requestId: p.requestId, code: DirCode.StoreUnavailable, peerId: p.peerId, route: '' });
+        const stale = this.#remembered.get(p.peerId);
+        if (stale !== undefined) st.fleetStale++;
+        else st.fleetStoreUnavailable++;
+        this.#sessions.send(s, { type: 'dirLookupResult', requestId: p.requestId, code: stale !== undefined ? DirCode.StaleRoute : DirCode.StoreUnavailable, peerId: p.peerId, route: stale ?? '' });
         return;
       }
       const route = r.value ?? null;
+      this.#remember(p.peerId, route);
       if (route === null) st.dirNotFound++;
       else st.fleetFound++;
       this.#sessions.send(s, { type: 'dirLookupResult', requestId: p.requestId, code: route === null ? DirCode.NotFound : DirCode.Ok, peerId: p.peerId, route: route ?? '' });
@@ -235,13 +326,13 @@ export class Fleet {
     for (const [id, p] of this.#pending) {
       if (now - p.askedUs < FLEET_ANSWER_TIMEOUT_US) continue;
       this.#pending.delete(id);
-      this.#storeUp = false;
-      this.#ctx.stats.fleetStoreUp = 0;
+      this.#setUp(false);
       this.#answer(p, null);
     }
     for (const [id, at] of this.#writes) {
       if (now - at < FLEET_ANSWER_TIMEOUT_US) continue;
       this.#writes.delete(id);
+      this.#setUp(false);
       this.#ctx.stats.fleetWriteFailures++;
     }
   }

@@ -5,7 +5,7 @@ import { FleetCode, MAX_RELAY_DATAGRAM, RelayMsg, tryDecodeRelayControl, type Re
 import { MIN_DRAIN_S, RelayContext, US_PER_S } from './context.js';
 import { CookieJar } from './cookies.js';
 import { Directory } from './directory.js';
-import { FLEET_REFRESH_US, Fleet, type FleetResult, type FleetWork } from './fleet.js';
+import { Fleet, type FleetResult, type FleetWork } from './fleet.js';
 import { Forwarder } from './forwarding.js';
 import { LinkBroker } from './links.js';
 import { SessionTable, type Session } from './sessions.js';
@@ -14,8 +14,8 @@ import { RouteTokens } from './tokens.js';
 import { newRelayStats, type RelayNodeOptions, type RelayStats } from './types.js';
 
 export type { RelayNodeOptions, RelaySend, RelayStats } from './types.js';
-export type { FleetOptions, FleetResult, FleetWork } from './fleet.js';
-export { FLEET_REFRESH_US, FLEET_TTL_MS } from './fleet.js';
+export type { FleetOptions, FleetOrder, FleetResult, FleetWork } from './fleet.js';
+export { FLEET_REFRESH_US, FLEET_TTL_MS, fleetChannel } from './fleet.js';
 
 /** Default of {@link RelayNodeOptions.maxSessions}. */
 const DEFAULT_MAX_SESSIONS = 10_000;
@@ -168,7 +168,29 @@ export class RelayNode {
   /** The store's answer to a {@link pollFleet} work item (named by its id). An answer to nothing pending is dropped. */
   handleFleetResult(now: number, result: FleetResult): void {
     this.#nowUs = now;
-    this.#fleet?.result(now, result);
+    const fleet = this.#fleet;
+    if (!fleet) return;
+    fleet.result(now, result);
+    // The store is back: the registry record and every entry are written again at the next timer, not after a refresh period.
+    if (fleet.takeRejoin()) this.#timers.arm(NodeTimer.FleetRefresh, now);
+  }
+
+  /** The pub/sub channels an io runner subscribes this node to (empty outside a fleet): revocation and drain. */
+  get fleetChannels(): readonly string[] {
+    return this.#fleet?.channels ?? [];
+  }
+
+  /**
+   * A message published on one of {@link fleetChannels} (docs/RELAY.md "Revocation and drain"): a ticket key or a
+   * ticket revoked (refused from now on, and its sessions closed at once), or a drain of this relay (or of every
+   * relay). One that does not parse is counted (`fleetBadMessages`) and changes nothing.
+   */
+  handleFleetMessage(now: number, channel: string, message: string): void {
+    this.#nowUs = now;
+    const order = this.#fleet?.order(channel, message);
+    if (!order) return;
+    if (order.kind === 'drain') this.drain(now, order.seconds);
+    else this.#sessions.revoke(now, 'keyId' in order ? { keyId: order.keyId } : { ticketId: order.ticketId });
   }
 
   /** Leaving the fleet (closing): the registry record is deleted (work for {@link pollFleet}). */
@@ -329,7 +351,7 @@ export class RelayNode {
       this.#fleet.expire(now);
       this.#fleet.announce(now);
       this.#directory.refreshFleet(now);
-      timers.arm(NodeTimer.FleetRefresh, now + FLEET_REFRESH_US);
+      timers.arm(NodeTimer.FleetRefresh, now + this.#fleet.refreshUs);
     }
   }
 

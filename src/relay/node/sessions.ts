@@ -63,6 +63,8 @@ export interface Session {
   port: number;
   readonly user: string | null;
   readonly ticketId: string | null;
+  /** The key id of the ticket's signing key (null in open mode): a fleet-wide revocation of the key closes the session. */
+  readonly ticketKeyId: number | null;
   readonly links: (Link | undefined)[];
   linkCount: number;
   /** Token bucket, bytes. */
@@ -129,6 +131,9 @@ export interface SealedFrom {
   readonly counter: number;
 }
 
+/** Ticket ids revoked fleet-wide that a relay remembers (a ticket lives at most 24 h; beyond this, the oldest goes). */
+export const MAX_REVOKED_TICKETS = 65_536;
+
 /**
  * The session table: admission (cookie, drain and capacity, ticket, ticket binding, quota; or the open mode's
  * per-address and per-network limits), the key agreement, lookups by id and by route token, sealed control (the
@@ -156,7 +161,16 @@ export class SessionTable {
   #noSessionTokens: number;
   #noSessionAtUs = 0;
 
+  /** Ticket key ids refused: the configured ones, and those revoked fleet-wide since. */
+  readonly #revokedKeys: Set<number>;
+  /** The trust tickets are verified against: the configured keys, with {@link #revokedKeys}. */
+  readonly #trust: TicketKeys;
+  /** Ticket ids (hex) revoked fleet-wide, in the order revoked (at most {@link MAX_REVOKED_TICKETS}). */
+  readonly #revokedTickets = new Set<string>();
+
   constructor(ctx: RelayContext, cookies: CookieJar, tokens: RouteTokens, policy: SessionPolicy, key: KeyExchangePair, release: (s: Session) => void) {
+    this.#revokedKeys = new Set(policy.trust.revoked);
+    this.#trust = { keys: policy.trust.keys, revoked: this.#revokedKeys };
     this.#ctx = ctx;
     this.#cookies = cookies;
     this.#tokens = tokens;
@@ -287,6 +301,7 @@ export class SessionTable {
     // 2. The ticket: format, key, time, then the signature; then its binding to one address; then the quota.
     let user: string | null = null;
     let ticketId: string | null = null;
+    let ticketKeyId: number | null = null;
     let kbps = policy.openKbps;
     let ticketExpiry = 0;
     if (m.ticket.length > 0 || !policy.open) {
@@ -296,9 +311,11 @@ export class SessionTable {
         refuse(why === 'quota' ? RefuseCode.Quota : RefuseCode.Ticket);
       };
       if (m.ticket.length === 0) return failed('missing');
-      const v = verifyTicket(ctx.provider, policy.trust, m.ticket, ctx.unixSeconds(), () => ctx.stats.signatureChecks++);
+      const v = verifyTicket(ctx.provider, this.#trust, m.ticket, ctx.unixSeconds(), () => ctx.stats.signatureChecks++);
       if (!v.ok) return failed(v.why);
       ticketId = toHex(v.ticket.ticketId);
+      if (this.#revokedTickets.has(ticketId)) return failed('revokedTicket');
+      ticketKeyId = v.ticket.keyId;
       const bound = this.#ticketBinding.get(ticketId);
       if (bound !== undefined && bound.address !== `${address}|${port}`) return failed('reused');
       ticketExpiry = v.ticket.expiresAt;
@@ -324,7 +341,7 @@ export class SessionTable {
       return;
     }
     if (ticketId && !this.#ticketBinding.has(ticketId)) this.#ticketBinding.set(ticketId, { address: `${address}|${port}`, expiresAt: ticketExpiry });
-    const s = this.#newSession(now, address, port, user, ticketId, kbps, nonceKey, keys);
+    const s = this.#newSession(now, address, port, user, ticketId, ticketKeyId, kbps, nonceKey, keys);
     this.#sessionOk(s, m.clientNonce, now);
   }
 
@@ -353,6 +370,26 @@ export class SessionTable {
     const nowS = this.#ctx.unixSeconds();
     for (const [id, b] of this.#ticketBinding) if (b.expiresAt <= nowS) this.#ticketBinding.delete(id);
     for (const [k, until] of this.#retired) if (until <= now) this.#retired.delete(k);
+  }
+
+  /**
+   * A revocation (fleet-wide, docs/RELAY.md "Revocation and drain"): tickets signed with key `keyId`, or the ticket
+   * `ticketId` (hex), are refused from now on, and the sessions opened with them close at once. Returns how many closed.
+   */
+  revoke(now: number, r: { readonly keyId: number } | { readonly ticketId: string }): number {
+    let closed = 0;
+    if ('keyId' in r) this.#revokedKeys.add(r.keyId);
+    else {
+      if (this.#revokedTickets.size >= MAX_REVOKED_TICKETS) this.#revokedTickets.delete(this.#revokedTickets.values().next().value as string);
+      this.#revokedTickets.add(r.ticketId);
+    }
+    for (const s of this.#sessions.values()) {
+      if ('keyId' in r ? s.ticketKeyId !== r.keyId : s.ticketId !== r.ticketId) continue;
+      this.#remove(s, now);
+      closed++;
+    }
+    this.#ctx.stats.sessionsRevoked += closed;
+    return closed;
   }
 
   /** Removes every session (the drain deadline). */
@@ -439,7 +476,7 @@ export class SessionTable {
     ctx.out(sealDown(s.keys, s.downCounter++, { type: 'pathChallenge', challenge: c.challenge }), port, address);
   }
 
-  #newSession(now: number, address: string, port: number, user: string | null, ticketId: string | null, kbps: number, nonceKey: string, keys: HopKeys): Session {
+  #newSession(now: number, address: string, port: number, user: string | null, ticketId: string | null, ticketKeyId: number | null, kbps: number, nonceKey: string, keys: HopKeys): Session {
     const { provider } = this.#ctx;
     const policy = this.#policy;
     const id = new Uint8Array(SESSION_ID_BYTES);
@@ -462,6 +499,7 @@ export class SessionTable {
       port,
       user,
       ticketId,
+      ticketKeyId,
       links: [],
       linkCount: 0,
       tokens: burst,

@@ -77,10 +77,14 @@ export interface RelayStats {
   /** Ed25519 verifications done (only ever after a valid cookie). */
   signatureChecks: number;
   ticketRefused: number;
-  ticketRefusedBy: Record<TicketFailure | 'reused' | 'quota' | 'missing', number>;
+  ticketRefusedBy: Record<TicketFailure | 'reused' | 'quota' | 'missing' | 'revokedTicket', number>;
   sessionsOpened: number;
   sessionsClosed: number;
   sessionsReaped: number;
+  /** Sessions closed by a fleet-wide revocation of their ticket or its key. */
+  sessionsRevoked: number;
+  /** Fleet messages (revocation, drain) that did not parse, or named nothing. */
+  fleetBadMessages: number;
   linksCreated: number;
   linkRefused: number;
   forwardedPackets: number;
@@ -127,6 +131,10 @@ export interface RelayStats {
   fleetLookups: number;
   fleetFound: number;
   fleetStoreUnavailable: number;
+  /** Lookups answered STALE_ROUTE from the routes last read from the store, while it could not be reached. */
+  fleetStale: number;
+  /** Times the store answered again after failing: each time, the registry record and every entry are written again at once. */
+  fleetRejoins: number;
   /** FLEET_LIST answered from the store; questions refused because too many waited for the store. */
   fleetLists: number;
   fleetBusy: number;
@@ -146,10 +154,12 @@ export function newRelayStats(): RelayStats {
     cookieRefused: 0,
     signatureChecks: 0,
     ticketRefused: 0,
-    ticketRefusedBy: { malformed: 0, unknownKey: 0, revokedKey: 0, notYetValid: 0, expired: 0, tooLong: 0, badSignature: 0, reused: 0, quota: 0, missing: 0 },
+    ticketRefusedBy: { malformed: 0, unknownKey: 0, revokedKey: 0, notYetValid: 0, expired: 0, tooLong: 0, badSignature: 0, reused: 0, quota: 0, missing: 0, revokedTicket: 0 },
     sessionsOpened: 0,
     sessionsClosed: 0,
     sessionsReaped: 0,
+    sessionsRevoked: 0,
+    fleetBadMessages: 0,
     linksCreated: 0,
     linkRefused: 0,
     forwardedPackets: 0,
@@ -182,6 +192,8 @@ export function newRelayStats(): RelayStats {
     fleetLookups: 0,
     fleetFound: 0,
     fleetStoreUnavailable: 0,
+    fleetStale: 0,
+    fleetRejoins: 0,
     fleetLists: 0,
     fleetBusy: 0,
     fleetStoreUp: 0,
