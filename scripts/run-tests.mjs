@@ -1,5 +1,5 @@
 // Runs every compiled test file under dist/test, one phase (directory) at a time and one file at a time, and
-// says what it is doing as it goes: a line as each phase starts, the spec reporter's output of each file as it
+// says what it is doing as it goes: a line (■) as each phase starts, the spec reporter's output of each file as it
 // comes (a file runs as its own node process, so what it prints reaches the terminal or pipe at once), a line
 // per file with its counts, one per phase, and the totals. Pass a substring to filter:
 //   node scripts/run-tests.mjs sim/
@@ -76,7 +76,7 @@ for (const [k, phase] of phases.entries()) {
   const list = files.filter((f) => phaseOf(f) === phase);
   const sum = { tests: 0, pass: 0, fail: 0, bad: 0 };
   const phaseStart = performance.now();
-  say(`\n▶ phase ${k + 1}/${phases.length} ${phase}: ${list.length} file${list.length === 1 ? '' : 's'}`);
+  say(`\n■ phase ${k + 1}/${phases.length} ${phase}: ${list.length} file${list.length === 1 ? '' : 's'}`);
   for (const file of list) {
     index++;
     const name = relative(ROOT, file);
