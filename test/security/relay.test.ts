@@ -125,7 +125,7 @@ test('tickets: expired, not yet valid, over 24 h, unknown key, revoked key, a fl
       assert.deepEqual(m && m.type === 'refused' ? m.code : m, RefuseCode.Ticket, `${what}: refused with the one ticket code`);
     }
     assert.equal(node.sessionCount, 0, 'no session allocated for any bad ticket');
-    assert.deepEqual(node.stats.ticketRefusedBy, { malformed: 1, unknownKey: 1, revokedKey: 1, notYetValid: 1, expired: 1, tooLong: 1, badSignature: 1, reused: 0, quota: 0, missing: 1 });
+    assert.deepEqual(node.stats.ticketRefusedBy, { malformed: 1, unknownKey: 1, revokedKey: 1, notYetValid: 1, expired: 1, tooLong: 1, badSignature: 1, reused: 0, quota: 0, missing: 1, revokedTicket: 0 });
     assert.equal(node.stats.signatureChecks, 1, 'only the ticket whose every cheap check passed cost a signature verification');
     // The good ticket opens a session; the same ticket from a second address is refused.
     assert.equal(open(f, 1e9, '10.1.0.2', 40000, good)?.type, 'sessionOk');
