@@ -123,6 +123,12 @@ export function readOptions(command: string, args: readonly string[], specs: Opt
   } catch (e) {
     usageError(parseArgsMessage(e));
   }
+  const seen = new Set<string>();
+  for (const t of loose.tokens) {
+    if (t.kind !== 'option' || specs[t.name]?.multiple) continue;
+    if (seen.has(t.name)) usageError(`--${t.name} given twice`);
+    seen.add(t.name);
+  }
   const values = new Map<string, Sourced<string[] | boolean>>();
   for (const [name, v] of Object.entries(parsed.values)) {
     if (name === 'help' || v === undefined) continue;
