@@ -14,9 +14,12 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN printf '{ "extends": "./tsconfig.json", "include": ["src"] }\n' > tsconfig.build.json \
   && npx tsc -p tsconfig.build.json
-# What runs: no dev dependencies; @redis/client (an optional peer) for --redis, at the version package.json names.
+# What runs: no dev dependencies; @redis/client (an optional peer, for --redis) at the version package.json names,
+# installed beside the package (the lockfile holds it as a dev dependency, which --omit=dev leaves out).
 RUN npm prune --omit=dev --no-audit --no-fund \
-  && npm install --no-save --omit=dev --no-audit --no-fund "@redis/client@$(node -p "require('./package.json').peerDependencies['@redis/client']")"
+  && mkdir /redis && cd /redis && echo '{ "private": true }' > package.json \
+  && npm install --omit=dev --no-audit --no-fund "@redis/client@$(node -p "require('/src/package.json').peerDependencies['@redis/client']")" \
+  && cp -r node_modules/. /src/node_modules/
 
 # ---- run: node, the built package, a non-root user
 FROM node:22-bookworm-slim
