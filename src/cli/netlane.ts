@@ -231,7 +231,10 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   const staticKey = relayKey(o, provider);
 
   let store: FleetStore | null = null;
-  if (redis !== undefined) store = await openRedisFleetStore(redis.value, { onError: (e) => console.error(`netlane: redis: ${e instanceof Error ? e.message : String(e)}`) });
+  // Errors while connecting make the one line the start fails with; once connected, each is a line of the log.
+  let storeUp = false;
+  if (redis !== undefined) store = await openRedisFleetStore(redis.value, { onError: (e) => storeUp && console.error(`netlane: redis: ${e instanceof Error ? e.message : String(e)}`) });
+  storeUp = true;
   let server: RelayServer;
   try {
     server = RelayServer.open({

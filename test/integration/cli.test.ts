@@ -120,7 +120,7 @@ test('netlane keygen --out refuses to overwrite an existing file (exit 4, the fi
   }
 });
 
-test('a port in use fails in one line with exit 3: the relay\'s UDP port and the metrics port', async () => {
+test('a port in use fails in one line with exit 3: the relay\'s UDP port and the metrics port; an unreachable Redis with exit 1', async () => {
   const udp = createSocket('udp4');
   await new Promise<void>((r) => udp.bind(0, '127.0.0.1', r));
   const tcp = createServer();
@@ -130,6 +130,8 @@ test('a port in use fails in one line with exit 3: the relay\'s UDP port and the
     const tcpPort = (tcp.address() as { port: number }).port;
     fails(run(['relay', '--open', `--port=${udpPort}`]), 3, /EADDRINUSE/, 'UDP port in use');
     fails(run(['relay', '--open', '--port=0', '--metrics', `127.0.0.1:${tcpPort}`]), 3, /--metrics: cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/, 'metrics port in use');
+    // A Redis that is not there (the UDP port holds no TCP listener) is a runtime failure, said in one line.
+    fails(run(['relay', '--open', '--port=0'], { NETLANE_REDIS: `redis://127.0.0.1:${udpPort}` }), 1, /fleet store unavailable|@redis\/client/, 'Redis unreachable');
   } finally {
     udp.close();
     tcp.close();
