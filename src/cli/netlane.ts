@@ -58,7 +58,7 @@ const COMMAND_USAGE = {
       at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.`,
   relay: `  netlane relay [--address IP] [--port N] [--key FILE] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
-                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP] [--metrics HOST:PORT]
+                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP] [--metrics IP:PORT]
       Runs a relay node on UDP (default 127.0.0.1:27100) and prints its address with its public key
       (host:port#key): what clients are given. --key keeps the relay's X25519 key in FILE (made there, mode
       0600, on the first run); without it every run has a new key. Clients need a ticket signed by one of the
@@ -67,7 +67,7 @@ const COMMAND_USAGE = {
       --redis joins the relay fleet kept in that Redis server (needs the package @redis/client): a registry
       of relays (with --region's label) and one identity directory for all of them. --advertise is the IP
       clients reach this relay at (needed when --address is 0.0.0.0 or ::). --metrics serves /metrics
-      (Prometheus), /health (503 while draining) and /stats.json over HTTP on HOST:PORT (keep it private).
+      (Prometheus), /health (503 while draining) and /stats.json over HTTP on IP:PORT (keep it private).
       Every option may be given as an environment variable instead: NETLANE_ and its name in upper case with
       _ for -, e.g. NETLANE_PORT=27100, NETLANE_OPEN=1, NETLANE_TICKET_KEY=KEY1,KEY2 (a list, comma-separated).
       A flag given on the command line wins over its variable.
@@ -78,7 +78,7 @@ const COMMAND_USAGE = {
 } as const satisfies Record<keyof typeof OPTIONS, string>;
 type Command = keyof typeof COMMAND_USAGE;
 
-const USAGE = `usage:\n${Object.values(COMMAND_USAGE).join('\n')}`;
+const USAGE = `usage:\n${Object.values(COMMAND_USAGE).join('\n')}\nexit codes: 0 ok, 1 runtime failure, 2 usage error, 3 socket error (address in use), 4 key or file error (docs/DEPLOY.md).`;
 
 function isCommand(s: string | undefined): s is Command {
   return s !== undefined && Object.hasOwn(COMMAND_USAGE, s);
