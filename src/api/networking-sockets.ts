@@ -581,6 +581,20 @@ export class NetworkingSockets {
     return { result: Result.OK, status, lanes };
   }
 
+  /**
+   * The handles of every connection the application has not closed yet, in the order they were made (not in GNS,
+   * which has no such call: for a metrics endpoint, see `startMetricsServer`).
+   */
+  listConnections(): number[] {
+    return [...this.#conns.keys()];
+  }
+
+  /** The lanes a connection has (1 until `configureConnectionLanes`); -1 for an unknown handle. */
+  getConnectionLaneCount(conn: number): number {
+    const rec = this.#conns.get(conn);
+    return rec ? rec.site.driver.node.laneCount(rec.cid) : -1;
+  }
+
   /** Detailed statistics as readable text (`GetDetailedConnectionStatus`); null for an unknown handle. */
   getDetailedConnectionStatus(conn: number): string | null {
     const rec = this.#conns.get(conn);

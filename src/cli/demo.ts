@@ -1,21 +1,28 @@
 // `npm start`: a server and a client over real UDP on 127.0.0.1, with fake lag and loss on both sides.
 // The client sends reliable "loot" and unreliable "positions" at 20 Hz; the server sends positions back.
 // One status line a second, a summary at the end. Then the same through an embedded relay, with the
-// Discord-style NetworkManager (relay-demo.ts). Options: --duration S (10), --lag MS (40), --loss PCT (5),
-// --relay-duration S (3).
-import { parseArgs } from 'node:util';
+// Discord-style NetworkManager (relay-demo.ts). Options: demo-options.ts (`netlane demo --help`).
 import { ConfigScope, NetworkingSockets, type NetworkingMessage, type StatusChangedInfo } from '../api/index.js';
 import { ConnectionState, SendFlags } from '../core/types.js';
 import { relayDemo } from './relay-demo.js';
+import { readOptions, reportAndExit } from './args.js';
+import { DEMO_OPTIONS, DEMO_USAGE, demoSettings } from './demo-options.js';
 
-const { values } = parseArgs({ allowPositionals: true, options: { duration: { type: 'string', default: '10' }, lag: { type: 'string', default: '40' }, loss: { type: 'string', default: '5' }, 'relay-duration': { type: 'string', default: '3' } } });
-const durationS = Number(values.duration);
-const lagMs = Number(values.lag);
-const lossPct = Number(values.loss);
-if (!(durationS > 0 && lagMs >= 0 && lossPct >= 0 && lossPct <= 100)) {
-  console.error('usage: npm start -- [--duration seconds] [--lag ms] [--loss percent]');
-  process.exit(2);
-}
+// `netlane demo ARGS` runs this module with process.argv [node, netlane.js, 'demo', ...ARGS]; `npm start` with [node, demo.js, ...ARGS].
+const argv = process.argv.slice(2);
+const settings = ((): ReturnType<typeof demoSettings> => {
+  try {
+    const o = readOptions('demo', argv[0] === 'demo' ? argv.slice(1) : argv, DEMO_OPTIONS);
+    if (o === null) {
+      console.log(`usage:\n${DEMO_USAGE}`);
+      process.exit(0);
+    }
+    return demoSettings(o);
+  } catch (e) {
+    return reportAndExit(e, "run 'netlane demo --help'");
+  }
+})();
+const { durationS, lagMs, lossPct } = settings;
 const fake = { FakePacketLag_Send: lagMs, FakePacketLoss_Send: lossPct };
 const LOOT = 0;
 const POSITIONS = 1;
@@ -137,7 +144,7 @@ function summary(): void {
     client.close();
     server.close();
     const direct = count.lootGot === count.lootSent && count.lootInOrder;
-    relayDemo(Number(values['relay-duration']), lossPct).then(
+    relayDemo(settings.relayDurationS, lossPct).then(
       (relayed) => (process.exitCode = direct && relayed ? 0 : 1),
       (e: unknown) => {
         console.error(e);

@@ -68,6 +68,7 @@ export class RelayServer {
   #timerAtUs = Number.POSITIVE_INFINITY;
   #closed = false;
   #onDrained: (() => void) | null = null;
+  #draining = false;
   /** Pings and session requests waiting for the next pass; `admission.stats` counts what was shed. */
   readonly admission: AdmissionQueue;
   #immediate: TimerHandle | null = null;
@@ -230,6 +231,11 @@ export class RelayServer {
     return formatRelayAddress({ ...this.local, publicKey: this.node.publicKey });
   }
 
+  /** Whether {@link drain} was called (the relay refuses new sessions from then on; its health check answers 503). */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
   /** Sends the kernel refused. */
   get sendErrors(): number {
     return this.#sock.sendErrors ?? 0;
@@ -293,6 +299,7 @@ export class RelayServer {
   /** Drains: refuses new sessions, tells clients the deadline, and calls `done` when every session is gone or at the deadline. */
   drain(seconds: number, done: () => void): void {
     const now = this.#sched.now();
+    this.#draining = true;
     this.node.drain(now, seconds);
     this.#onDrained = done;
     // Already drained (no sessions): `done` runs from the timer, not inside this call.
