@@ -50,7 +50,7 @@ const write = (s: string): void => void process.stdout.write(s);
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const t0 = performance.now();
+let t0 = performance.now();
 const secs = (): string => `${((performance.now() - t0) / 1000).toFixed(1)}s`;
 const event = (text: string): void => write(screen.above(`${secs().padStart(6)}  ${text}`));
 
@@ -121,7 +121,7 @@ bob.on('message', (_peer, ch, data) => {
 write(
   `netlane demo: ${durationS} s over UDP on 127.0.0.1, ${lagMs} ms fake lag and ${lossPct}% fake loss on every send\n` +
     `  direct: a server on port ${port} and a client (NetworkingSockets)\n` +
-    `  relayed: alice and bob (NetworkManager) through relay A ${relays[0] ?? ''} and relay B ${relays[1] ?? ''}; the relay carrying them is ${failoverMode === 'kill' ? 'killed' : 'drained'} at ${(durationS / 2).toFixed(1)} s\n\n`,
+    `  relayed: alice and bob (NetworkManager) through relay A (${addressKey(relayServers[0]?.local ?? { address: '', port: 0 })}) and relay B (${addressKey(relayServers[1]?.local ?? { address: '', port: 0 })}); the relay carrying them is ${failoverMode === 'kill' ? 'killed' : 'drained'} at ${(durationS / 2).toFixed(1)} s\n\n`,
 );
 for (let i = 0; i < 500 && (alice.route === null || bob.route === null); i++) {
   alice.runCallbacks();
@@ -253,6 +253,7 @@ const endTick = Math.round(durationS * ticksPerSecond);
 const failTick = Math.round(endTick / 2);
 // After the last tick: a few round trips (and a failover still under way) for the last loot to arrive.
 const drainTicks = Math.round((5000 + 8 * (2 * lagMs + 50)) / TICK_MS);
+t0 = performance.now(); // the clock of the run: the failover comes at half of --duration
 await new Promise<void>((resolve) => {
   const timer = setInterval(() => {
     tick++;

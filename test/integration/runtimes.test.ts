@@ -60,8 +60,10 @@ for (const rt of RUNTIMES) {
       const r = run(rt, 'dist/src/cli/demo.js', ['--duration', '4', '--lag', '20', '--loss', '5'], 60_000);
       assert.equal(r.timedOut, false, `the demo did not exit within 60 s under ${rt.name}:\n${r.out}`);
       assert.equal(r.status, 0, r.out);
-      assert.match(r.out, /loot \(reliable\): +(\d+)\/\1 delivered, each once, in order/);
-      assert.match(r.out, /failover: the route moved from relay A to relay B/);
+      assert.match(r.out, /direct, loot \(reliable\): (\d+)\/\1 delivered, each once, in order/);
+      assert.match(r.out, /relayed, loot \(reliable\): (\d+)\/\1 delivered, each once, in order/);
+      assert.match(r.out, /relay ([AB]) killed: it carried alice and bob/);
+      assert.match(r.out, /failover: the route moved from relay ([AB]) to relay (?!\1)[AB] [\d.]+ s after relay \1 was killed; .*no reliable message lost/);
     });
   });
 }
