@@ -4,9 +4,9 @@
 // a bind that fails later closes the listen socket with a reason. runtimes.test.ts runs the same under Bun itself.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { ConnectionState, DebugOutputType, NetworkingSockets, SendFlags, udpRuntime, type DatagramTransport, type Runtime, type SocketAddress, type StatusChangedInfo, type UdpSocketOptions } from '../../src/index.js';
+import { ConnectionState, DebugOutputType, NetworkingSockets, SendFlags, udpRuntime, type DatagramTransport, type Runtime, type SocketAddress, type UdpSocketOptions } from '../../src/index.js';
 import { NetlaneError } from '../../src/util/errors.js';
-import { waitFor } from './support.js';
+import { listenAccepting, waitFor } from './support.js';
 
 /** A real UDP socket that says it is still binding until `finish`: port 0 until then, then the real one. */
 class LateBind implements DatagramTransport {
@@ -89,15 +89,7 @@ describe('sockets that bind after the call (as under Bun)', () => {
   it('createListenSocket returns the handle at once; the port is known once bound, and a client then connects and delivers', async () => {
     const { runtime, opened } = lateRuntime();
     const server = new NetworkingSockets({ runtime });
-    let sconn = 0;
-    const listen = server.createListenSocket('127.0.0.1:0', {
-      Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
-        if (info.info.state === ConnectionState.Connecting) {
-          server.acceptConnection(info.connection);
-          sconn = info.connection;
-        }
-      },
-    });
+    const { listen, conns } = listenAccepting(server, '127.0.0.1:0');
     const client = new NetworkingSockets();
     try {
       assert.notEqual(listen, 0, 'a handle, not 0: the bind has not failed');
@@ -118,7 +110,7 @@ describe('sockets that bind after the call (as under Bun)', () => {
       await waitFor(
         [client, server],
         () => {
-          for (const m of server.receiveMessagesOnConnection(sconn, 100) ?? []) got.push(m.data[0] ?? -1);
+          for (const m of server.receiveMessagesOnConnection(conns[0] ?? 0, 100) ?? []) got.push(m.data[0] ?? -1);
           return got.length >= 10;
         },
         5000,

@@ -5,22 +5,12 @@
 // closed at the end and the script never calls process.exit: the runtime must exit by itself (open sockets or
 // timers would hold it). `--leave-open` skips the closes: sockets that do not keep the process alive must
 // still let it exit. Prints one `smoke ok ...` line on success; throws (exit code 1) otherwise.
-import { ConnectionState, NetworkingSockets, RelayServer, SendFlags, type StatusChangedInfo } from '../../src/index.js';
+import { ConnectionState, NetworkingSockets, RelayServer, SendFlags } from '../../src/index.js';
 import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js';
+import { listenAccepting, until } from './support.js';
 
 const N = 20;
-const DEADLINE_MS = 10_000;
 const leaveOpen = process.argv.includes('--leave-open');
-
-async function until(frame: () => void, done: () => boolean, what: string): Promise<void> {
-  const deadline = performance.now() + DEADLINE_MS;
-  for (;;) {
-    frame();
-    if (done()) return;
-    if (performance.now() > deadline) throw new Error(`timed out after ${DEADLINE_MS} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 function inOrder(got: readonly number[], what: string): void {
   if (got.length !== N || got.some((v, i) => v !== i)) throw new Error(`${what}: got ${JSON.stringify(got)}, want 0..${N - 1} once each, in order`);
@@ -28,15 +18,7 @@ function inOrder(got: readonly number[], what: string): void {
 
 async function sockets(): Promise<string> {
   const server = new NetworkingSockets();
-  let sconn = 0;
-  const listen = server.createListenSocket('127.0.0.1:0', {
-    Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
-      if (info.info.state === ConnectionState.Connecting) {
-        server.acceptConnection(info.connection);
-        sconn = info.connection;
-      }
-    },
-  });
+  const { listen, conns } = listenAccepting(server, '127.0.0.1:0');
   if (listen === 0) throw new Error('createListenSocket returned 0');
   const bound = await server.listenSocketBound(listen);
   const seen = server.getListenSocketAddress(listen);
@@ -48,7 +30,7 @@ async function sockets(): Promise<string> {
   const frame = (): void => {
     client.runCallbacks();
     server.runCallbacks();
-    for (const m of server.receiveMessagesOnConnection(sconn, 100) ?? []) got.push(m.data[0] ?? -1);
+    for (const m of server.receiveMessagesOnConnection(conns[0] ?? 0, 100) ?? []) got.push(m.data[0] ?? -1);
   };
   await until(frame, () => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 'the connection');
   for (let i = 0; i < N; i++) if (client.sendMessageToConnection(conn, Uint8Array.of(i), SendFlags.Reliable).result !== 1) throw new Error(`send ${i} refused`);
@@ -56,7 +38,7 @@ async function sockets(): Promise<string> {
   inOrder(got, 'NetworkingSockets');
   if (!leaveOpen) {
     client.closeConnection(conn, 1000, 'done', true);
-    await until(frame, () => server.getConnectionInfo(sconn)?.state !== ConnectionState.Connected, 'the close at the server');
+    await until(frame, () => server.getConnectionInfo(conns[0] ?? 0)?.state !== ConnectionState.Connected, 'the close at the server');
     client.close();
     server.close();
   }
