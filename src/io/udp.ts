@@ -18,8 +18,8 @@ export interface UdpSocketOptions {
   /** Kernel send buffer, bytes. Default 1 MiB. */
   readonly sendBufferSize?: number;
   /**
-   * Whether the open socket keeps the process alive. Default false. Set before the bind, because Deno fixes a
-   * socket's ref state when it binds (a later `keepProcessAlive` call changes it under Node and Bun only).
+   * Whether the open socket keeps the process alive. Default false. Set before the bind, because Deno ignores a
+   * change once the socket has started receiving (a later `keepProcessAlive` call counts under Node and Bun only).
    */
   readonly keepProcessAlive?: boolean;
 }
@@ -47,6 +47,11 @@ function boundNow(sock: dgram.Socket): boolean {
   } catch {
     return false;
   }
+}
+
+/** Connects a dgram socket to its one peer (an IPv4 peer of an IPv6 socket through its mapped address). */
+function connectSocket(sock: dgram.Socket, ipv6: boolean, to: SocketAddress): void {
+  sock.connect(to.port, ipv6 && net.isIPv4(to.address) ? `::ffff:${to.address}` : to.address);
 }
 
 function socketError(options: UdpSocketOptions, err: Error): NetlaneError {
@@ -80,9 +85,8 @@ export class UdpSocket implements DatagramTransport {
   #binding: boolean;
   #bound: Promise<SocketAddress> | null = null;
   #bindError: NetlaneError | null = null;
-  #bindWaiters: { resolve: (a: SocketAddress) => void; reject: (e: Error) => void }[] = [];
-  /** Called once if an asynchronous bind fails (the socket is closed by then). */
-  onBindError: ((err: NetlaneError) => void) | null = null;
+  /** Settles the promise `bound()` gave while the socket was binding. */
+  #settle: { resolve: (a: SocketAddress) => void; reject: (e: Error) => void } | null = null;
   // One-entry caches so that a steady peer costs no string work per datagram.
   #rawFrom = '';
   /** The sender of the last datagram: the same (immutable) object while the sender stays the same. */
@@ -100,7 +104,7 @@ export class UdpSocket implements DatagramTransport {
       sock.once('listening', () => this.#onListening());
     } else {
       this.#local = UdpSocket.#address(sock);
-      if (options.connectTo) this.#connect(options.connectTo);
+      this.#connected = options.connectTo !== undefined; // `open` connected it
     }
     sock.on('message', (msg, rinfo) => {
       const address = rinfo.address;
@@ -113,7 +117,13 @@ export class UdpSocket implements DatagramTransport {
       this.onMessage(msg, from);
     });
     // Errors after open (ICMP unreachable on a connected socket, ...) are counted, never thrown.
-    sock.on('error', (err) => (this.#binding ? this.#onBindFailed(socketError(options, err)) : this.#onSent(err)));
+    sock.on('error', (err) => {
+      if (!this.#binding) this.#onSent(err);
+      else {
+        this.#bindFailed(socketError(options, err));
+        this.close();
+      }
+    });
     if (!binding) channels.socketOpen.publish({ local: this.local });
   }
 
@@ -140,12 +150,12 @@ export class UdpSocket implements DatagramTransport {
     if (this.#bound) return this.#bound;
     if (this.#bindError) this.#bound = Promise.reject(this.#bindError);
     else if (!this.#binding) this.#bound = Promise.resolve(this.#local);
-    else this.#bound = new Promise((resolve, reject) => this.#bindWaiters.push({ resolve, reject }));
+    else this.#bound = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
     return this.#bound;
   }
 
   #connect(to: SocketAddress): void {
-    this.#sock.connect(to.port, this.ipv6 && net.isIPv4(to.address) ? `::ffff:${to.address}` : to.address);
+    connectSocket(this.#sock, this.ipv6, to);
     this.#connected = true;
     this.#connectTo = null;
   }
@@ -156,25 +166,22 @@ export class UdpSocket implements DatagramTransport {
     this.#local = UdpSocket.#address(this.#sock);
     if (this.#connectTo) this.#connect(this.#connectTo);
     channels.socketOpen.publish({ local: this.local });
-    const waiters = this.#bindWaiters;
-    this.#bindWaiters = [];
-    for (const w of waiters) w.resolve(this.#local);
+    this.#settle?.resolve(this.#local);
+    this.#settle = null;
   }
 
-  #onBindFailed(err: NetlaneError): void {
+  /** The bind failed (an error before `listening`), or the socket was closed first: `bound()` rejects with `err`. */
+  #bindFailed(err: NetlaneError): void {
     this.#binding = false;
     this.#bindError = err;
-    this.close();
-    const waiters = this.#bindWaiters;
-    this.#bindWaiters = [];
-    for (const w of waiters) w.reject(err);
-    this.onBindError?.(err);
+    this.#settle?.reject(err);
+    this.#settle = null;
   }
 
   /**
    * Opens a socket and binds it: bound when this returns under Node and Deno, binding under Bun (see
    * {@link UdpSocket.binding}). Throws `NetlaneError` ERR_NETLANE_SOCKET if the address is taken or invalid
-   * (under Bun, a bind that fails later rejects {@link UdpSocket.bound} and calls `onBindError`).
+   * (under Bun, a bind that fails later closes the socket and rejects {@link UdpSocket.bound}).
    */
   static open(options: UdpSocketOptions): UdpSocket {
     const family = net.isIP(options.address);
@@ -187,7 +194,7 @@ export class UdpSocket implements DatagramTransport {
       recvBufferSize: options.recvBufferSize ?? 4 << 20,
       sendBufferSize: options.sendBufferSize ?? 1 << 20,
     });
-    // Before the bind: Deno takes a socket's ref state from the moment it binds.
+    // Before the bind: Deno ignores a change once the socket has started receiving.
     if (!options.keepProcessAlive) sock.unref();
     let failure: Error | null = null;
     const onError = (err: Error): void => {
@@ -196,19 +203,15 @@ export class UdpSocket implements DatagramTransport {
     sock.on('error', onError);
     // With a literal address and the synchronous lookup, Node's bind completes (or fails) before returning.
     sock.bind({ port: options.port, address: options.address, exclusive: true });
+    const binding = !failure && !boundNow(sock);
+    // Bound: connect now, so that a failure throws here too. Binding: the socket connects once bound.
+    if (!failure && !binding && options.connectTo) connectSocket(sock, ipv6, options.connectTo);
     sock.off('error', onError);
     if (failure) {
       sock.close();
       throw socketError(options, failure);
     }
-    return new UdpSocket(sock, ipv6, options, !boundNow(sock));
-  }
-
-  /** Opens a socket and resolves once it is bound, under every runtime. Rejects with `NetlaneError` ERR_NETLANE_SOCKET. */
-  static async openBound(options: UdpSocketOptions): Promise<UdpSocket> {
-    const s = UdpSocket.open(options);
-    await s.bound();
-    return s;
+    return new UdpSocket(sock, ipv6, options, binding);
   }
 
   readonly #onSent = (err: Error | null): void => {
@@ -262,15 +265,9 @@ export class UdpSocket implements DatagramTransport {
     try {
       this.#sock.close();
     } catch {
-      // Bun refuses to close a socket whose bind failed: there is nothing left open.
+      // dgram may have closed a socket whose bind failed already (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing is left open.
     }
     if (announced) channels.socketClose.publish({ local: this.local });
-    if (this.#binding) {
-      this.#binding = false;
-      this.#bindError = new NetlaneError('ERR_NETLANE_SOCKET', 'the socket was closed before its bind completed');
-      const waiters = this.#bindWaiters;
-      this.#bindWaiters = [];
-      for (const w of waiters) w.reject(this.#bindError);
-    }
+    if (this.#binding) this.#bindFailed(new NetlaneError('ERR_NETLANE_SOCKET', 'the socket was closed before its bind completed'));
   }
 }
