@@ -2,7 +2,7 @@
 //  - direct: a game server and a client (NetworkingSockets); the client sends unreliable positions at 20 Hz and
 //    reliable loot, the server sends the world state back;
 //  - relayed: two peers, alice and bob (the Discord-style NetworkManager), connected through two embedded
-//    relays; alice sends loot and positions to bob. Halfway through, the relay carrying them is killed (or
+//    relays; alice sends loot and positions to bob, bob sends positions back. Halfway through, the relay carrying them is killed (or
 //    drained, --failover drain) and the connection moves to the other relay, with no reliable message lost.
 // Once a second the status is redrawn in place on a terminal (plain lines when stdout is not a TTY, or with
 // --plain); --watch draws the net graph of both connections instead (src/cli/netgraph.ts). A summary ends it,
@@ -113,7 +113,8 @@ const relays = relayServers.map((r) => r.address);
 const seen = new Set<string>();
 const alice = new NetworkManager({ relays, connectionConfig: fake, relayOptions: { tap: (_d, from) => seen.add(addressKey(from)) } });
 const bob = new NetworkManager({ relays, connectionConfig: fake, relayOptions: { tap: (_d, from) => seen.add(addressKey(from)) } });
-const relayed = { loot: new Loot(), posSent: 0, posGot: 0 };
+const relayed = { loot: new Loot(), posSent: 0, posGot: 0, backSent: 0, backGot: 0 };
+alice.on('message', () => relayed.backGot++);
 bob.on('message', (_peer, ch, data) => {
   if (ch === CH_LOOT) relayed.loot.next(((data[0] ?? 0) << 8) | (data[1] ?? 0));
   else relayed.posGot++;
@@ -161,6 +162,8 @@ function gameTick(send: boolean): void {
     const n = relayed.loot.sent;
     if (tick % 4 === 0 && alice.sendMessage(peer, CH_LOOT, Uint8Array.of(n >> 8, n & 0xff, 7, 7)) === 0) relayed.loot.sent++;
   }
+  // bob's own position goes back to alice, unreliable.
+  if (send && bob.peerStatus(alice.getPeerId())?.connected === true && bob.sendMessage(alice.getPeerId(), CH_POS, new Uint8Array(24)) === 0) relayed.backSent++;
   for (const nm of [alice, bob]) {
     nm.runCallbacks();
     nm.flush();
@@ -275,7 +278,7 @@ write('\nsummary\n');
 write(`${direct.loot.line('direct')}\n`);
 write(`  direct, positions (unreliable): ${direct.posGot}/${direct.posSent} client->server, ${direct.backGot}/${direct.backSent} server->client\n`);
 write(`${relayed.loot.line('relayed')}\n`);
-write(`  relayed, positions (unreliable): ${relayed.posGot}/${relayed.posSent} alice->bob\n`);
+write(`  relayed, positions (unreliable): ${relayed.posGot}/${relayed.posSent} alice->bob, ${relayed.backGot}/${relayed.backSent} bob->alice (the failover's gap included)\n`);
 write(
   movedOk
     ? `  failover: the route moved from ${relayName(failover.from)} to ${relayName(failover.to)} ${(failover.movedMs / 1000).toFixed(1)} s after ${relayName(failover.from)} was ${failoverMode === 'kill' ? 'killed' : 'told to drain'}; loot flowed again after ${(failover.resumedMs / 1000).toFixed(1)} s; ${relayed.loot.complete ? 'no reliable message lost' : 'RELIABLE MESSAGES MISSING'}\n`

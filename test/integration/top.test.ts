@@ -79,6 +79,18 @@ describe('netlane top', () => {
     assert.match(ping, / +▃▆█$/u, 'three seconds of rising ping at the right of the graph');
   });
 
+  it('a fetch that fails after the first keeps the last graph, says so under it, and tries again', async () => {
+    let n = 0;
+    const ok = JSON.stringify({ kind: 'server', unixMs: Date.UTC(2026, 5, 1), connections: [], totals: {} });
+    body = () => (++n === 2 ? 'not json' : ok);
+    const r = await runTop(['--url', base, '--count', '3', '--interval', '20']);
+    assert.equal(r.code, 0, r.err);
+    const frames = r.out.split(/\n\n/).filter((f) => f.trim() !== '');
+    assert.equal(frames.length, 3);
+    assert.match(frames[1] ?? '', /^netlane server · 0 connections[\s\S]*\(http:\/\/127\.0\.0\.1:\d+\/stats\.json did not answer JSON; trying again\)$/);
+    assert.doesNotMatch(frames[2] ?? '', /trying again/);
+  });
+
   it('a server that does not answer a snapshot: one line on stderr, exit code 1', async () => {
     body = () => '{"hello": "world"}';
     const r = await runTop(['--url', base, '--count', '1']);
