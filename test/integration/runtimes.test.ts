@@ -1,8 +1,8 @@
 // The smoke scenario (runtime-smoke.ts) and the demo under every JavaScript runtime found: Node (the one running
-// this test), Bun and Deno. Bun binds a UDP socket after `bind` returns and Deno fixes a socket's ref state when
-// it binds (docs/RUNTIME.md "Runtimes"); both must run the scenario and then exit by themselves. A runtime is
-// found through NETLANE_BUN / NETLANE_DENO (a path to the binary), then PATH, then .ci/runtimes (where .ci/run
-// installs the npm packages `bun` and `deno`); a runtime not found is skipped with a message saying so.
+// this test), Bun and Deno. Bun binds a UDP socket after `bind` returns and Deno ignores an unref once a socket
+// has started receiving (docs/RUNTIME.md "Runtimes"); both must run the scenario and then exit by themselves. A runtime is
+// found through NETLANE_BUN / NETLANE_DENO (a path to the binary), then PATH, then .ci/runtimes/<name> (where
+// .ci/run installs the npm packages `bun` and `deno`); a runtime not found is skipped with a message saying so.
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -16,14 +16,11 @@ interface Runtime {
   readonly bin: string | null;
 }
 
+/** The first of the runtime's candidate binaries that answers `--version` (an npm install whose script did not run leaves a stub that does not). */
 function find(name: string, env: string): string | null {
   const given = process.env[env];
-  if (given) return existsSync(given) ? given : null;
-  for (const dir of [...(process.env['PATH'] ?? '').split(delimiter), join('.ci', 'runtimes', 'node_modules', '.bin')]) {
-    const p = join(dir, name);
-    if (dir && existsSync(p)) return p;
-  }
-  return null;
+  const candidates = given ? [given] : [...(process.env['PATH'] ?? '').split(delimiter), join('.ci', 'runtimes', name, 'node_modules', '.bin')].filter(Boolean).map((dir) => join(dir, name));
+  return candidates.find((p) => existsSync(p) && spawnSync(p, ['--version'], { timeout: 10_000 }).status === 0) ?? null;
 }
 
 const RUNTIMES: readonly Runtime[] = [
@@ -40,7 +37,7 @@ function run(rt: Runtime, script: string, args: readonly string[], timeoutMs: nu
 }
 
 for (const rt of RUNTIMES) {
-  const skip = rt.bin === null ? `${rt.name} not found (set NETLANE_${rt.name.toUpperCase()}, put it on PATH, or npm install --prefix .ci/runtimes ${rt.name})` : false;
+  const skip = rt.bin === null ? `${rt.name} not found or not working (set NETLANE_${rt.name.toUpperCase()}, put it on PATH, or npm install --prefix .ci/runtimes/${rt.name} ${rt.name})` : false;
   describe(`under ${rt.name}`, { skip }, () => {
     it('the smoke scenario delivers every reliable message in order, direct and relayed, then the process exits by itself', () => {
       const r = run(rt, 'dist/test/integration/runtime-smoke.js', [], 30_000);
