@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `netlane` command: keys, certificates, relay tickets, the relay node, the demo.
+// The `netlane` command: keys, certificates, relay tickets, the relay node, the demo, the live net graph (top).
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { NodeCryptoProvider } from '../crypto/node-provider.js';
@@ -14,6 +14,7 @@ import { startMetricsServer, type MetricsServer } from '../io/metrics.js';
 import { signTicket, ticketKeyId } from '../relay/ticket.js';
 import { CliError, ExitCode, readOptions, readTextFile, reportAndExit, systemMessage, usageError, type OptionSpecs, type Options } from './args.js';
 import { DEMO_OPTIONS, DEMO_USAGE } from './demo-options.js';
+import { TOP_USAGE, processOutput, top } from './top.js';
 
 /** The options of each command (node:util parseArgs specs; `env` ones are read from NETLANE_* too). */
 const OPTIONS = {
@@ -41,6 +42,7 @@ const OPTIONS = {
     ).map(([name, type, multiple]) => [name, { type, env: true, ...(multiple ? { multiple } : {}) }]),
   ),
   demo: DEMO_OPTIONS,
+  top: { url: { type: 'string' }, interval: { type: 'string' }, count: { type: 'string' }, plain: { type: 'boolean' } },
   version: {},
 } satisfies Record<string, OptionSpecs>;
 
@@ -73,6 +75,7 @@ const COMMAND_USAGE = {
       A flag given on the command line wins over its variable.
       Exit codes: 0 drained, 1 runtime failure, 2 usage error, 3 socket error (address in use), 4 key/file error.`,
   demo: DEMO_USAGE,
+  top: TOP_USAGE,
   version: `  netlane version (or netlane --version)
       Prints the package's version.`,
 } as const satisfies Record<keyof typeof OPTIONS, string>;
@@ -304,6 +307,10 @@ async function main(argv: string[]): Promise<void> {
     case 'demo':
       options(cmd, rest); // --help, and the options checked before the demo starts
       await import('./demo.js');
+      return;
+    case 'top':
+      options(cmd, rest); // --help, and the options checked
+      process.exitCode = await top(rest, processOutput());
       return;
     case 'version':
     case '--version':
