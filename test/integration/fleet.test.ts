@@ -5,6 +5,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { NetworkingMessagesOptions } from '../../src/api/messages-types.js';
 import { NetworkingMessages } from '../../src/api/networking-messages.js';
 import { Result, SendFlags } from '../../src/core/types.js';
 import { monotonicUs } from '../../src/io/clock.js';
@@ -179,8 +180,9 @@ test('three `netlane relay` processes in one Redis fleet: peers on different rel
   const redis = await startRedis();
   const procs: ChildProcess[] = [];
   const PAIRS = 20;
-  // A relay is dead for a client after 500 ms of silence here (keepalives every 100 ms; the default is 1.2 s).
-  const relayOptions = { discoverFleet: false, bindAddress: '127.0.0.1', keepaliveMs: 100, relayTimeoutMs: 500 };
+  // A relay is dead for a client after 350 ms of silence here (keepalives every 50 ms; the default is 1.2 s). Each
+  // pair on its own loopback address: an open relay takes 8 sessions per address.
+  const relayOptions = (i: number): NonNullable<NetworkingMessagesOptions['relayOptions']> => ({ discoverFleet: false, bindAddress: `127.0.0.${i + 2}`, keepaliveMs: 50, relayTimeoutMs: 350 });
   const peers: NetworkingMessages[] = [];
   try {
     const relays = [];
@@ -191,8 +193,8 @@ test('three `netlane relay` processes in one Redis fleet: peers on different rel
     }
     const [r1, r2, r3] = relays as [(typeof relays)[0], (typeof relays)[0], (typeof relays)[0]];
     // X_i on relay 1 only; Y_i on relays 2 and 3 (primary and backup, whichever answers first).
-    const xs = Array.from({ length: PAIRS }, () => new NetworkingMessages({ relays: [r1.address], relayOptions }));
-    const ys = Array.from({ length: PAIRS }, () => new NetworkingMessages({ relays: [r2.address, r3.address], relayOptions }));
+    const xs = Array.from({ length: PAIRS }, (_, i) => new NetworkingMessages({ relays: [r1.address], relayOptions: relayOptions(i) }));
+    const ys = Array.from({ length: PAIRS }, (_, i) => new NetworkingMessages({ relays: [r2.address, r3.address], relayOptions: relayOptions(i) }));
     peers.push(...xs, ...ys);
     await until(peers, () => peers.every((p) => p.registered), 10_000, 'every peer registered');
     for (const y of ys) y.on('sessionRequest', (id) => assert.equal(y.acceptSessionWithUser(id), true));
@@ -253,6 +255,7 @@ test('three `netlane relay` processes in one Redis fleet: peers on different rel
     // A pair has moved when the first message X sent after the kill arrives at Y.
     const moves = moved.map((i) => ((arrivedAt[i] as number[])[firstAfter[i] as number] as number) - killedAt).sort((a, b) => a - b);
     const p95 = moves[Math.ceil(moves.length * 0.95) - 1] as number;
+    console.log(`# moves (ms): ${moves.map(Math.round).join(" ")}`);
     console.log(`# ${moves.length} connections moved after kill -9: p50 ${Math.round(moves[moves.length >> 1] as number)} ms, p95 ${Math.round(p95)} ms, max ${Math.round(moves[moves.length - 1] as number)} ms`);
     assert.ok(p95 < 1000, `p95 of the moves ${Math.round(p95)} ms`);
     assert.ok(moved.every((i) => ys[i]?.relay?.primary?.port !== victim.port), 'every Y of the dead relay moved to its backup');
