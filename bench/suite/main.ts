@@ -8,6 +8,7 @@
 //       --rounds N                 rounds per comparison
 //       --place pinned|free        ping-pong under one placement only
 //       --out FILE                 where a subset run writes (default bench/results/partial.json)
+//   npm run bench -- --only fleet  the relay fleet (docs/RELAY.md "Performance"): directory, two-hop forwarding; needs redis-server (only with --only)
 //   npm run bench -- --render bench/results/full.json[,more.json]   (tables from saved runs, merged; nothing measured)
 // Writes bench/results/full.json (quick.json, partial.json) and regenerates the tables of docs/BENCHMARKS.md
 // between its markers (a full or quick run, or --render).

@@ -72,11 +72,17 @@ export class Forwarder {
     this.#idleUs = idleTimeoutUs;
   }
 
-  /** Links between sessions, each counted once. */
+  /** Links of this relay's sessions, each counted once: between two sessions here, or over a trunk to another relay. */
   linkCount(): number {
-    let n = 0;
-    for (const s of this.#sessions.values()) n += s.linkCount;
-    return n / SIDES_PER_LINK;
+    let local = 0;
+    let trunk = 0;
+    for (const s of this.#sessions.values()) {
+      for (const l of s.links) {
+        if (l?.trunk) trunk++;
+        else if (l) local++;
+      }
+    }
+    return local / SIDES_PER_LINK + trunk;
   }
 
   /**
