@@ -1,3 +1,5 @@
+import type { BlockCipher } from '../../crypto/provider.js';
+import type { ReplayWindow } from '../../util/replay-window.js';
 import { readDataTag } from '../hop.js';
 import { DOWN_HEADER_BYTES, RefuseCode, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES } from '../protocol.js';
 import { US_PER_S, type RelayContext } from './context.js';
@@ -19,6 +21,30 @@ const BITS_PER_BYTE = 8;
 const MIN_BURST_BYTES = 65_536;
 /** ...or this long of its rate, µs, whichever is larger. */
 const BURST_US = 100_000;
+/** What {@link freshTag} returns for a tag made under another key (or for another link). */
+export const FORGED_TAG = -1;
+/** What {@link freshTag} returns for a tag whose sequence number the window has seen. */
+export const STALE_TAG = -2;
+
+/**
+ * The sequence number of a DATA_UP's (or TRUNK_DATA's) tag under `key`, if it is fresh in `window` (not marked: the
+ * caller marks it once the datagram is taken); {@link FORGED_TAG} or {@link STALE_TAG} otherwise. One AES block.
+ */
+export function freshTag(key: BlockCipher, window: ReplayWindow, data: Uint8Array, block: Uint8Array): number {
+  const seq = readDataTag(key, data, block);
+  if (seq < 0) return FORGED_TAG;
+  return window.isNew(seq) ? seq : STALE_TAG;
+}
+
+/** A DATA_UP or TRUNK_DATA rewritten in place into DATA_DOWN (the 27-byte header's last 3 bytes) and sent to session `to` on its link `linkId`. */
+export function sendDown(ctx: RelayContext, data: Uint8Array, linkId: number, to: Session): void {
+  const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
+  out[0] = RelayMsg.DataDown;
+  out[1] = linkId >>> 8;
+  out[2] = linkId & 0xff;
+  ctx.out(out, to.port, to.address);
+}
+
 /** A session that gets a new link is taken as seen at most this share of the idle timeout ago. */
 const LINKED_IDLE_SHARE = 0.5;
 
@@ -98,13 +124,10 @@ export class Forwarder {
     }
     const s = this.#sessions.named(now, address, port, data, UP_SESSION_ID_AT);
     if (!s) return;
-    const seq = readDataTag(s.keys.data, data, this.#block);
+    const seq = freshTag(s.keys.data, s.dataWindow, data, this.#block);
     if (seq < 0) {
-      stats.unauthenticated++;
-      return;
-    }
-    if (!s.dataWindow.isNew(seq)) {
-      stats.replayed++;
+      if (seq === STALE_TAG) stats.replayed++;
+      else stats.unauthenticated++;
       return;
     }
     if (s.port !== port || s.address !== address) {
@@ -138,11 +161,7 @@ export class Forwarder {
     }
     const peer = link.peer as Session;
     // Rewrite the up header into the 3-byte down header in place: no copy of the payload.
-    const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
-    out[0] = RelayMsg.DataDown;
-    out[1] = link.peerLinkId >>> 8;
-    out[2] = link.peerLinkId & 0xff;
-    this.#ctx.out(out, peer.port, peer.address);
+    sendDown(this.#ctx, data, link.peerLinkId, peer);
   }
 
   /** The id on `s`'s side of the link between `s` and `t`, or -1 if they share none. */

@@ -1,11 +1,11 @@
 import { bytesEqual, type KeyExchangePair } from '../../crypto/provider.js';
 import { toHex } from '../../util/bytes.js';
 import { ReplayWindow } from '../../util/replay-window.js';
-import { TRUNK_ID_AT, TRUNK_NONCE_BYTES, encodeTrunkHello, encodeTrunkOk, openTrunk, parseTrunkHello, parseTrunkOk, readDataTag, sealTrunk, trunkHelloAuthentic, trunkKeys, trunkOkAuthentic, trunkSealedCounter, writeDataTag, type TrunkKeys } from '../hop.js';
-import { DOWN_HEADER_BYTES, RefuseCode, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES, addressKey, type RelayAddress, type RelayControl } from '../protocol.js';
+import { TRUNK_ID_AT, TRUNK_NONCE_BYTES, encodeTrunkHello, encodeTrunkOk, openTrunk, parseTrunkHello, parseTrunkOk, sealTrunk, trunkHelloAuthentic, trunkKeys, trunkOkAuthentic, trunkSealedCounter, writeDataTag, type TrunkKeys } from '../hop.js';
+import { RefuseCode, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES, addressKey, type RelayAddress, type RelayControl } from '../protocol.js';
 import { readU32, type RelayContext } from './context.js';
 import type { Fleet } from './fleet.js';
-import { freeSlot, linkedNow } from './forwarding.js';
+import { STALE_TAG, freeSlot, freshTag, linkedNow, sendDown } from './forwarding.js';
 import type { Session, SessionTable } from './sessions.js';
 
 // Trunks (docs/RELAY.md "Trunks: two-hop routes"): one session between two relays of a fleet, authenticated with
@@ -559,13 +559,10 @@ export class TrunkTable {
       stats.trunkUnauthenticated++;
       return;
     }
-    const seq = readDataTag(keys.dataIn, data, this.#block);
+    const seq = freshTag(keys.dataIn, t.dataWindow, data, this.#block);
     if (seq < 0) {
-      stats.trunkUnauthenticated++;
-      return;
-    }
-    if (!t.dataWindow.isNew(seq)) {
-      stats.trunkReplayed++;
+      if (seq === STALE_TAG) stats.trunkReplayed++;
+      else stats.trunkUnauthenticated++;
       return;
     }
     t.dataWindow.mark(seq);
@@ -575,15 +572,10 @@ export class TrunkTable {
       stats.noLink++;
       return;
     }
-    const s = l.session;
-    const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
-    out[0] = RelayMsg.DataDown;
-    out[1] = l.sessionLinkId >>> 8;
-    out[2] = l.sessionLinkId & 0xff;
     stats.trunkPacketsIn++;
     stats.forwardedPackets++;
     stats.forwardedBytes += data.length - UP_HEADER_BYTES;
-    this.#ctx.out(out, s.port, s.address);
+    sendDown(this.#ctx, data, l.sessionLinkId, l.session);
   }
 
   // ---------------------------------------------------------------- timers and the end
