@@ -452,6 +452,7 @@ test('two-hop route (NetworkManager): managers on different relays open each oth
 
 interface TrunkPair {
   readonly world: World;
+  readonly store: MemoryFleetStore;
   readonly relays: ReturnType<World['relay']>[];
   readonly x: NetworkingMessages;
   readonly y: NetworkingMessages;
@@ -492,7 +493,7 @@ function trunkPair(seed: number, count: number, xRelays: number[], yRelays: numb
     y.on('sessionRequest', (id) => assert.equal(y.acceptSessionWithUser(id), true));
     assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from('first'), SendFlags.Reliable, 0), Result.OK);
     world.drive(frames, () => atY.length > 0, 10_000 * MS, 'the first message at Y', read);
-    body({ world, relays, x, y, frames, atY, read });
+    body({ world, store, relays, x, y, frames, atY, read });
   } finally {
     x.close();
     y.close();
@@ -502,7 +503,7 @@ function trunkPair(seed: number, count: number, xRelays: number[], yRelays: numb
 
 test('a forged trunk is refused and counted: a hello under a key that is no fleet member, a member key without its secret; frames injected into a trunk (replayed, retagged, from elsewhere) are dropped and counted, and Y gets each message once', () => {
   withSeed(seedOr(1812), (seed) =>
-    trunkPair(seed, 2, [0], [1], [], ({ world, relays: [ra, rb], x, y, frames, atY, read }) => {
+    trunkPair(seed, 2, [0], [1], [], ({ world, store, relays: [ra, rb], x, y, frames, atY, read }) => {
       assert.ok(ra && rb);
       const sb = rb.server.node.stats;
       assert.equal(sb.trunks, 1);
@@ -530,6 +531,21 @@ test('a forged trunk is refused and counted: a hello under a key that is no flee
       assert.equal(answers, 0, 'the forger got no answer');
       assert.equal(sb.trunks, 1, 'no trunk made');
       assert.deepEqual(rb.server.node.trunkPeers(), [ra.at]);
+      // 1,000 hellos under new keys from spoofed addresses within 100 ms: each refused for one set lookup; the
+      // registry is read again for them at most every 250 ms.
+      let reads = 0;
+      const members = store.members.bind(store);
+      store.members = (set: string) => (reads++, members(set));
+      const bSock = world.sim.socketAt(bAt);
+      assert.ok(bSock);
+      for (let i = 0; i < 1000; i++) {
+        const k = provider.generateKeyExchange();
+        world.sim.inject({ address: `10.9.${i >> 8}.${i & 0xff}`, port: 40000 }, bSock, hello(provider.deriveSharedSecret(k, rb.server.publicKey) as Uint8Array, k.publicKey), world.sim.now + i * 100);
+      }
+      world.run(frames, 150 * MS, read);
+      assert.equal(sb.trunksRefused, 1002, 'every forged hello refused');
+      assert.ok(reads <= 2, `registry reads for them: ${reads}`);
+      assert.equal(sb.trunks, 1);
 
       // Frames on the real trunk, captured on the way from A to B.
       const captured: Uint8Array[] = [];
@@ -545,8 +561,6 @@ test('a forged trunk is refused and counted: a hello under a key that is no flee
       const frame = captured[captured.length - 1];
       assert.ok(frame, 'a TRUNK_DATA frame was captured');
       const aAddr = ra.server.local;
-      const bSock = world.sim.socketAt(bAt);
-      assert.ok(bSock);
       const before = { replayed: sb.trunkReplayed, unauth: sb.trunkUnauthenticated, in: sb.trunkPacketsIn };
       world.sim.inject(aAddr, bSock, frame); // a replay, from A's address
       const retagged = frame.slice();
