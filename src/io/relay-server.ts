@@ -2,7 +2,7 @@ import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
 import { fleetChannel, type FleetResult, type FleetWork } from '../relay/node/fleet.js';
-import { formatRelayAddress } from '../relay/protocol.js';
+import { RelayMsg, formatRelayAddress } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { Admission } from '../util/admission.js';
 import type { Rng } from '../util/rng.js';
@@ -125,8 +125,9 @@ export class RelayServer {
       }
       this.node.handleDatagram(now, from.address, from.port, data);
       if (this.node.fleetBusy) this.#carry();
-      // A datagram never moves an armed pollTimeout earlier: only an idle node (no timer) or a drain needs a look.
-      if (this.#timer === null || this.#onDrained !== null) this.#service(now);
+      // Forwarded data never moves an armed pollTimeout earlier: only an idle node (no timer), a drain, or control
+      // (a trunk may start the reap scan before the fleet's next refresh) needs a look.
+      if (this.#timer === null || this.#onDrained !== null || !isData(data)) this.#service(now);
     };
     sock.keepProcessAlive(this.#keepAlive);
     // In a fleet, the first registry record is due at once; revocations and drains come over pub/sub.
@@ -379,6 +380,11 @@ function runFleetWork(store: FleetStore, w: FleetWork): MaybePromise<FleetResult
 /** `f(v)`, after `v` settles if it is a promise. */
 function after<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): MaybePromise<U> {
   return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** Whether a datagram is forwarded data (DATA_UP, TRUNK_DATA): the hot path, which never needs the timer looked at. */
+function isData(data: Uint8Array): boolean {
+  return data[0] === RelayMsg.DataUp || data[0] === RelayMsg.TrunkData;
 }
 
 /** The node's part of a server's options (the server's `fleet` is not the node's). */
