@@ -162,8 +162,26 @@ const RELAY_HELP: Readonly<Record<string, string>> = {
 /** RelayStats fields that are levels, not counts. */
 const RELAY_GAUGES = new Set(['dirEntries', 'fleetStoreUp']);
 
+/** A session's forwarding counters when last sampled, and the rates over the interval before. */
+interface SessionRates {
+  atMs: number;
+  upPackets: number;
+  upBytes: number;
+  downPackets: number;
+  downBytes: number;
+  /** Per second, from the session's side: out is what it sent (up), in what it was sent (down); -1 until measured. */
+  outPackets: number;
+  outBytes: number;
+  inPackets: number;
+  inBytes: number;
+}
+
+/** Rates are taken over at least this long, however often the endpoint is read (two scrapers do not halve it). */
+const RATE_INTERVAL_MS = 1000;
+
 /** The source of a {@link RelayServer}: its node's counters, sessions and links, admission and drain state. */
 export function relayMetrics(relay: RelayServer): MetricsSource {
+  const rates = new Map<string, SessionRates>();
   return {
     kind: 'relay',
     get draining() {
@@ -188,9 +206,26 @@ export function relayMetrics(relay: RelayServer): MetricsSource {
       );
     },
     connections(out) {
+      const nowMs = performance.now();
+      const seen = new Set<string>();
       for (const s of relay.node.sessions()) {
-        out.push({ id: s.id, name: s.user ?? '', pingMs: -1, qualityLocal: -1, qualityRemote: -1, outBytesPerSec: -1, inBytesPerSec: -1, outPacketsPerSec: -1, inPacketsPerSec: -1, queuedBytesPerLane: [], state: s.links > 0 ? 'linked' : 'open' });
+        seen.add(s.id);
+        let r = rates.get(s.id);
+        if (!r) {
+          r = { atMs: nowMs, upPackets: s.upPackets, upBytes: s.upBytes, downPackets: s.downPackets, downBytes: s.downBytes, outPackets: -1, outBytes: -1, inPackets: -1, inBytes: -1 };
+          rates.set(s.id, r);
+        } else if (nowMs - r.atMs >= RATE_INTERVAL_MS) {
+          const perS = 1000 / (nowMs - r.atMs);
+          r.outPackets = (s.upPackets - r.upPackets) * perS;
+          r.outBytes = (s.upBytes - r.upBytes) * perS;
+          r.inPackets = (s.downPackets - r.downPackets) * perS;
+          r.inBytes = (s.downBytes - r.downBytes) * perS;
+          Object.assign(r, { atMs: nowMs, upPackets: s.upPackets, upBytes: s.upBytes, downPackets: s.downPackets, downBytes: s.downBytes });
+        }
+        // The relay cannot read the end-to-end packets: no ping, quality or lanes; the rates are what it forwards.
+        out.push({ id: s.id, name: s.user ?? '', pingMs: -1, qualityLocal: -1, qualityRemote: -1, outBytesPerSec: r.outBytes, inBytesPerSec: r.inBytes, outPacketsPerSec: r.outPackets, inPacketsPerSec: r.inPackets, queuedBytesPerLane: [], state: s.links > 0 ? 'linked' : 'open' });
       }
+      for (const id of rates.keys()) if (!seen.has(id)) rates.delete(id);
     },
     totals(out) {
       for (const [key, v] of Object.entries(relay.node.stats) as [string, number | Record<string, number>][]) {

@@ -251,6 +251,17 @@ test('netlane relay --metrics: counters move with traffic, /stats.json has a ses
       assert.deepEqual(c['queuedBytesPerLane'], []);
     }
     assert.ok((snap.totals['forwardedPackets'] ?? 0) >= 50);
+    // Rates come from the forwarding counters over at least a second: the sender's session shows what it sent
+    // (out), the receiver's what it was sent (in), while messages keep flowing.
+    let rated: Record<string, unknown>[] = [];
+    const rateDeadline = Date.now() + 8000;
+    const rising = (k: string): boolean => rated.some((c) => (c[k] as number) > 0);
+    while (!(rising('outBytesPerSec') && rising('inBytesPerSec') && rising('outPacketsPerSec')) && Date.now() < rateDeadline) {
+      const more = got + 20;
+      await pump(nms, () => got >= more, 5000, '20 more messages', () => a.sendMessage(b.getPeerId(), 1, new Uint8Array(100)));
+      rated = (JSON.parse((await get(port, '/stats.json')).text) as { connections: Record<string, unknown>[] }).connections;
+    }
+    assert.ok(rising('outBytesPerSec') && rising('inBytesPerSec'), `a session's out and in rates measured: ${JSON.stringify(rated)}`);
     assert.doesNotMatch(stats.text, /127\.0\.0\.1|"port"|"address"/, 'no peer address in the snapshot');
     assert.equal((await get(port, '/nothing')).status, 404);
 
