@@ -3,7 +3,7 @@ import { ReplayWindow } from '../util/replay-window.js';
 import { FrameFields, FrameType, decodeFrameInto } from '../wire/frames.js';
 import { decodeDataHeader, expandPacketNumber, type DataHeader } from '../wire/header.js';
 import { Reader } from '../wire/reader.js';
-import { ViewCache } from '../util/slab.js';
+import { ViewCache, region } from '../util/slab.js';
 import { ACK_DELAY_SHIFT, type AckTracker } from './ack-tracker.js';
 import type { ConfigValues } from './config.js';
 import type { ConnectionCounters, IntervalStats } from './connection-status.js';
@@ -227,7 +227,7 @@ export class PacketReceiver implements MessageSink {
       rxScratch.bytes.set(data, 0);
       plain = keys.open(pn, rxScratch.view(0, headerLen), rxScratch.view(headerLen, len - headerLen));
     } else {
-      plain = keys.open(pn, data.subarray(0, headerLen), data.subarray(headerLen));
+      plain = keys.open(pn, region(data, 0, headerLen), region(data, headerLen, data.length - headerLen));
     }
     if (!plain) {
       host.badPackets++;

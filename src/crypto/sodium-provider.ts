@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { debuglog } from 'node:util';
 import { NetlaneError } from '../util/errors.js';
-import { copySecret } from '../util/slab.js';
+import { copySecret, region } from '../util/slab.js';
 import { NodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
 import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 
@@ -94,7 +94,7 @@ class SodiumChaChaAead implements Aead {
     let c = plaintext;
     if (plaintext.buffer !== out.buffer || plaintext.byteOffset !== out.byteOffset + outOffset) {
       out.set(plaintext, outOffset); // set() copies through a temporary when the two overlap
-      c = out.subarray(outOffset, outOffset + n);
+      c = region(out, outOffset, n);
     }
     const tag = sharedTag;
     this.#s.crypto_aead_chacha20poly1305_ietf_encrypt_detached(c, tag, c, aad, null, nonce, this.#key);
@@ -108,7 +108,7 @@ class SodiumChaChaAead implements Aead {
     const n = sealed.length - AEAD_TAG_BYTES;
     if (n < 0) return -1; // too short to hold a full tag: never authenticates
     if (!(outOffset >= 0) || outOffset + n > out.length) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'output buffer too small for plaintext');
-    const m = outOffset === 0 && out.length === n ? out : out.subarray(outOffset, outOffset + n);
+    const m = outOffset === 0 && out.length === n ? out : region(out, outOffset, n);
     try {
       this.#s.crypto_aead_chacha20poly1305_ietf_decrypt(m, null, sealed, aad, nonce, this.#key);
     } catch {
