@@ -58,6 +58,12 @@ describe('net graph', () => {
     assert.doesNotMatch(text, /-1 ms|-100\.0%|200\.0%/);
   });
 
+  it('says unknown for in and out rates a relay has not measured yet (its first read of a session)', () => {
+    const text = render(new NetGraphHistory(), snap(T0, [conn({ inBytesPerSec: -1, outBytesPerSec: -1, inPacketsPerSec: -1, outPacketsPerSec: -1 })])).join('\n');
+    assert.match(text, /in +\? B\/s +\? pkt\/s +out +\? B\/s +\? pkt\/s/);
+    assert.doesNotMatch(text, /-1 B\/s|-1 pkt\/s/);
+  });
+
   it('says so when there are no connections', () => {
     const lines = render(new NetGraphHistory(), { kind: 'relay', unixMs: T0, connections: [], totals: {} });
     assert.deepEqual(lines, ['netlane relay · 0 connections · 03:04:05 UTC', '  (no connections)']);
