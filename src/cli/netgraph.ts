@@ -135,8 +135,12 @@ export function renderNetGraph(snapshot: StatsSnapshot, history: NetGraphHistory
   }
   const totals = Object.entries(snapshot.totals).filter((e): e is [string, number] => typeof e[1] === 'number');
   if (totals.length > 0) lines.push(`totals: ${totals.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(1)}`).join('  ')}`);
-  const w = options.width;
-  return w !== undefined && w > 0 ? lines.map((l) => cut(l, w)) : lines;
+  return fitWidth(lines, options.width);
+}
+
+/** Lines cut to `width` columns (not cut when it is undefined or 0), so that a frame redrawn in place does not wrap. */
+export function fitWidth(lines: string[], width: number | undefined): string[] {
+  return width !== undefined && width > 0 ? lines.map((l) => cut(l, width)) : lines;
 }
 
 /** A line cut to `width` characters (code points: the bars are one column each). */
