@@ -16,7 +16,7 @@ import { RelayServer } from '../io/relay-server.js';
 import { addressKey } from '../relay/protocol.js';
 import { readOptions, reportAndExit } from './args.js';
 import { DEMO_OPTIONS, DEMO_USAGE, demoSettings } from './demo-options.js';
-import { FrameWriter, NetGraphHistory, rate, renderNetGraph, type StatsConnection } from './netgraph.js';
+import { FrameWriter, NetGraphHistory, fitWidth, rate, renderNetGraph, type StatsConnection } from './netgraph.js';
 
 // `netlane demo ARGS` runs this module with process.argv [node, netlane.js, 'demo', ...ARGS]; `npm start` with [node, demo.js, ...ARGS].
 const argv = process.argv.slice(2);
@@ -238,14 +238,14 @@ function statusFrame(): string[] {
   }
   const line = (label: string, c: StatsConnection | undefined, counts: string): string =>
     c
-      ? `${label} ping ${String(Math.round(c.pingMs)).padStart(4)} ms  quality ${q(c.qualityLocal)}/${q(c.qualityRemote)}  out ${rate(c.outBytesPerSec).padStart(10)}  in ${rate(c.inBytesPerSec).padStart(10)}  ${counts}`
+      ? `${label} ping ${(c.pingMs < 0 ? '?' : String(Math.round(c.pingMs))).padStart(4)} ms  quality ${q(c.qualityLocal)}/${q(c.qualityRemote)}  out ${rate(c.outBytesPerSec).padStart(10)}  in ${rate(c.inBytesPerSec).padStart(10)}  ${counts}`
       : `${label} (connecting)  ${counts}`;
-  return [
+  return fitWidth([
     head,
     line('direct   ', conns.find((c) => c.id === 'direct'), `loot ${direct.loot.got}/${direct.loot.sent}  positions ${direct.posGot}/${direct.posSent}`),
     line(`relayed  `, conns.find((c) => c.id === 'relayed'), `loot ${relayed.loot.got}/${relayed.loot.sent}  positions ${relayed.posGot}/${relayed.posSent}  via ${relayName(path)}`),
     relaysLine(),
-  ];
+  ], tty ? process.stdout.columns : undefined);
 }
 
 const ticksPerSecond = 1000 / TICK_MS;

@@ -95,6 +95,10 @@ export function bytes(n: number): string {
 
 const percent = (q: number): string => (q < 0 ? '  ?  ' : `${(q * 100).toFixed(1)}%`);
 
+/** A direction's byte and packet rates, `?` for each while the source has not measured it (-1). */
+const flow = (bytesPerSec: number, packetsPerSec: number): string =>
+  `${(bytesPerSec < 0 ? '? B/s' : rate(bytesPerSec)).padStart(11)} ${(packetsPerSec < 0 ? '?' : String(Math.round(packetsPerSec))).padStart(5)} pkt/s`;
+
 /** Options of {@link renderNetGraph}. */
 export interface NetGraphOptions {
   /** Lines are cut to this many columns (the terminal's width). Default: not cut. */
@@ -123,7 +127,7 @@ export function renderNetGraph(snapshot: StatsSnapshot, history: NetGraphHistory
     lines.push(
       `${c.name || c.id}  [${c.state}]`,
       `  ping ${c.pingMs < 0 ? '  ?' : String(Math.round(c.pingMs)).padStart(3)} ms   quality ${percent(c.qualityLocal)} local / ${percent(c.qualityRemote)} remote   loss ${loss}`,
-      `  in  ${rate(c.inBytesPerSec).padStart(11)} ${String(Math.round(c.inPacketsPerSec)).padStart(5)} pkt/s   out ${rate(c.outBytesPerSec).padStart(11)} ${String(Math.round(c.outPacketsPerSec)).padStart(5)} pkt/s`,
+      `  in  ${flow(c.inBytesPerSec, c.inPacketsPerSec)}   out ${flow(c.outBytesPerSec, c.outPacketsPerSec)}`,
       `  queued per lane: ${lanes}`,
       `  ping |${sparkline(pings)}| max ${Math.round(peak(pings))} ms`,
       `  rate |${sparkline(rates)}| max ${rate(peak(rates))}`,
@@ -131,8 +135,12 @@ export function renderNetGraph(snapshot: StatsSnapshot, history: NetGraphHistory
   }
   const totals = Object.entries(snapshot.totals).filter((e): e is [string, number] => typeof e[1] === 'number');
   if (totals.length > 0) lines.push(`totals: ${totals.map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(1)}`).join('  ')}`);
-  const w = options.width;
-  return w !== undefined && w > 0 ? lines.map((l) => cut(l, w)) : lines;
+  return fitWidth(lines, options.width);
+}
+
+/** Lines cut to `width` columns (not cut when it is undefined or 0), so that a frame redrawn in place does not wrap. */
+export function fitWidth(lines: string[], width: number | undefined): string[] {
+  return width !== undefined && width > 0 ? lines.map((l) => cut(l, width)) : lines;
 }
 
 /** A line cut to `width` characters (code points: the bars are one column each). */

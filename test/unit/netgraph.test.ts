@@ -2,7 +2,7 @@
 // snapshot, and how frames are redrawn in place on a terminal and written plainly to a pipe.
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { FrameWriter, GRAPH_SECONDS, NetGraphHistory, bytes, renderNetGraph, sparkline, type StatsConnection, type StatsSnapshot } from '../../src/cli/netgraph.js';
+import { FrameWriter, GRAPH_SECONDS, NetGraphHistory, bytes, fitWidth, renderNetGraph, sparkline, type StatsConnection, type StatsSnapshot } from '../../src/cli/netgraph.js';
 
 const T0 = Date.UTC(2026, 0, 2, 3, 4, 5);
 
@@ -58,6 +58,12 @@ describe('net graph', () => {
     assert.doesNotMatch(text, /-1 ms|-100\.0%|200\.0%/);
   });
 
+  it('says unknown for in and out rates a relay has not measured yet (its first read of a session)', () => {
+    const text = render(new NetGraphHistory(), snap(T0, [conn({ inBytesPerSec: -1, outBytesPerSec: -1, inPacketsPerSec: -1, outPacketsPerSec: -1 })])).join('\n');
+    assert.match(text, /in +\? B\/s +\? pkt\/s +out +\? B\/s +\? pkt\/s/);
+    assert.doesNotMatch(text, /-1 B\/s|-1 pkt\/s/);
+  });
+
   it('says so when there are no connections', () => {
     const lines = render(new NetGraphHistory(), { kind: 'relay', unixMs: T0, connections: [], totals: {} });
     assert.deepEqual(lines, ['netlane relay · 0 connections · 03:04:05 UTC', '  (no connections)']);
@@ -98,6 +104,13 @@ describe('net graph', () => {
     render(h, snap(T0, [conn({ id: 'a', name: 'a', pingMs: 300 }), conn({ id: 'b', name: 'b', pingMs: 5 })]));
     const text = render(h, snap(T0 + 1000, [conn({ id: 'a', name: 'a', pingMs: 300 }), conn({ id: 'b', name: 'b', pingMs: 5 })])).join('\n');
     assert.match(text, /max 300 ms[\s\S]*max 5 ms/);
+  });
+
+  it('fits any frame (the demo\'s status lines too) to the terminal width, so that a redraw in place does not wrap', () => {
+    const long = 'relayed   ping  163 ms  quality 96.3%/100.0%  out   1.4 KB/s  in   1.4 KB/s  loot 5/6  positions 22/24  via relay A';
+    assert.deepEqual(fitWidth([long, 'short'], 80).map((l) => l.length), [80, 5]);
+    assert.deepEqual(fitWidth([long], undefined), [long], 'piped (no width): not cut');
+    assert.deepEqual(fitWidth([long], 0), [long]);
   });
 
   it('cuts lines to the terminal width', () => {
