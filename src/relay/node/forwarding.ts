@@ -42,6 +42,8 @@ export function sendDown(ctx: RelayContext, data: Uint8Array, linkId: number, to
   out[0] = RelayMsg.DataDown;
   out[1] = linkId >>> 8;
   out[2] = linkId & 0xff;
+  to.downPackets++;
+  to.downBytes += out.length - DOWN_HEADER_BYTES;
   ctx.out(out, to.port, to.address);
 }
 
@@ -154,6 +156,8 @@ export class Forwarder {
     s.tokens -= n;
     stats.forwardedPackets++;
     stats.forwardedBytes += n;
+    s.upPackets++;
+    s.upBytes += n;
     if (link.trunk) {
       // To another relay of the fleet: the 27-byte header becomes TRUNK_DATA's, in place.
       this.#trunks.sendData(link.trunk, link.peerLinkId, data);

@@ -45,6 +45,22 @@ const DEFAULT_DIR_CLOCK_WINDOW_S = 120;
 /** Microseconds in a millisecond (the idle times of {@link RelayNode.sessions}). */
 const US_PER_MS = 1000;
 
+/** What {@link RelayNode.sessions} tells of a session: never its keys. */
+export interface SessionSummary {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly user: string | null;
+  readonly links: number;
+  readonly idleMs: number;
+  /** End-to-end datagrams (and their payload bytes) the session sent that were forwarded. */
+  readonly upPackets: number;
+  readonly upBytes: number;
+  /** End-to-end datagrams (and their payload bytes) forwarded to the session. */
+  readonly downPackets: number;
+  readonly downBytes: number;
+}
+
 /**
  * A relay node, sans-IO (docs/RELAY.md): it holds relay sessions, each opened with a cookie, a ticket
  * and a key agreement with the relay's static key; links between sessions that both consented, named by
@@ -393,7 +409,18 @@ export class RelayNode {
   }
 
   /** Session summaries, for `netlane relay` status lines and tests. Never includes keys. */
-  sessions(): { id: string; address: string; port: number; user: string | null; links: number; idleMs: number }[] {
-    return [...this.#sessions.values()].map((s) => ({ id: toHex(s.id), address: s.address, port: s.port, user: s.user, links: s.linkCount, idleMs: Math.round((this.#nowUs - s.lastSeenUs) / US_PER_MS) }));
+  sessions(): SessionSummary[] {
+    return [...this.#sessions.values()].map((s) => ({
+      id: toHex(s.id),
+      address: s.address,
+      port: s.port,
+      user: s.user,
+      links: s.linkCount,
+      idleMs: Math.round((this.#nowUs - s.lastSeenUs) / US_PER_MS),
+      upPackets: s.upPackets,
+      upBytes: s.upBytes,
+      downPackets: s.downPackets,
+      downBytes: s.downBytes,
+    }));
   }
 }

@@ -117,6 +117,12 @@ export interface Session {
   /** Token bucket for the offers and proof checks this session's link requests cost. */
   linkTokens: number;
   linkTokensAtUs: number;
+  /** End-to-end datagrams this session sent that were forwarded, and their payload bytes. */
+  upPackets: number;
+  upBytes: number;
+  /** End-to-end datagrams forwarded to this session, and their payload bytes. */
+  downPackets: number;
+  downBytes: number;
 }
 
 /** The admission and lifetime policy of a {@link SessionTable}, as resolved from the node's options. */
@@ -537,6 +543,10 @@ export class SessionTable {
       nextOfferId: 1,
       linkTokens: policy.linkRequestsPerS,
       linkTokensAtUs: now,
+      upPackets: 0,
+      upBytes: 0,
+      downPackets: 0,
+      downBytes: 0,
     };
     this.#sessions.set(lo, s);
     this.#byNonce.set(nonceKey, s);
