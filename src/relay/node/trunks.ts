@@ -177,12 +177,19 @@ export class TrunkTable {
     if ((this.#unreachable.get(keyName) ?? 0) > now) return fail(RefuseCode.NoTrunk);
     const t = this.#byKey.get(keyName) ?? this.#openTrunk(now, m.relay, keyName);
     if (!t) return fail(RefuseCode.NoTrunk);
-    let i = t.links.findIndex((l) => l !== undefined && l.session === s && l.token !== null && bytesEqual(l.token, m.token));
+    let i = -1;
+    let asking = 0;
+    t.links.forEach((x, j) => {
+      if (x?.session !== s) return;
+      if (x.asking) asking++;
+      if (x.token !== null && bytesEqual(x.token, m.token)) i = j;
+    });
     const l = t.links[i];
     if (l && !l.asking) return this.#sessions.send(s, { type: 'linkOk', requestId: m.requestId, linkId: l.sessionLinkId });
     if (l) l.requestId = m.requestId;
     else {
-      if (s.linkCount >= this.#maxLinks) return fail(RefuseCode.LinkLimit);
+      // Links held and requests waiting together stay within the session's link limit.
+      if (s.linkCount + asking >= this.#maxLinks) return fail(RefuseCode.LinkLimit);
       i = freeSlot(t.links);
       if (i >= MAX_TRUNK_LINKS) return fail(RefuseCode.LinkLimit);
       t.links[i] = { session: s, sessionLinkId: -1, peerLinkId: -1, asking: true, token: m.token.slice(), requestId: m.requestId };
