@@ -29,6 +29,8 @@ import { nowUs, quantile } from './common.js';
 const [, , role, ...rest] = process.argv;
 
 if (role === 'forwarder') {
+  // Stopped with SIGTERM: an orderly exit (a --cpu-prof profile is written).
+  process.once('SIGTERM', () => process.exit(0));
   if (rest[0] === 'fleet') {
     const store = await openRedisFleetStore(rest[1] ?? '');
     // Many sessions from one address, and the directory's per-session budgets lifted: this measures the relay's work.

@@ -3,6 +3,10 @@
 // relay B reaches the peer registered on relay A through the fleet's directory; three `netlane relay` processes
 // carry two-hop routes, and one killed with SIGKILL moves its peers. Waits on events, bounded.
 import type { ChildProcess } from 'node:child_process';
+import { createSocket } from 'node:dgram';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkingMessagesOptions } from '../../src/api/messages-types.js';
@@ -17,6 +21,17 @@ import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { toHex } from '../../src/util/bytes.js';
 import { redisSkip, startRedis } from '../support/redis.js';
 import { exited, spawnRelay } from './relay-support.js';
+import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { encodeRelayKeyFile } from '../../src/crypto/keyfile.js';
+
+/** A UDP port of 127.0.0.1 free a moment ago (bound, read, closed). */
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const port = s.address().port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
 
 async function until(peers: readonly NetworkingMessages[], done: () => boolean, ms: number, what: string, each?: () => void): Promise<void> {
   const end = performance.now() + ms;
@@ -179,24 +194,36 @@ test('revocation and drain over Redis pub/sub: a ticket revoked through relay B 
 test('three `netlane relay` processes in one Redis fleet: peers on different relays exchange reliable and unreliable messages over two-hop routes; kill -9 of a relay moves its peers within 1 s p95 with no reliable message lost', { skip: redisSkip() }, async () => {
   const redis = await startRedis();
   const procs: ChildProcess[] = [];
-  const PAIRS = 20;
+  const PAIRS = 10;
   // A relay is dead for a client after 350 ms of silence here (keepalives every 50 ms; the default is 1.2 s). Each
   // pair on its own loopback address: an open relay takes 8 sessions per address.
   const relayOptions = (i: number): NonNullable<NetworkingMessagesOptions['relayOptions']> => ({ discoverFleet: false, bindAddress: `127.0.0.${i + 2}`, keepaliveMs: 50, relayTimeoutMs: 350 });
   const peers: NetworkingMessages[] = [];
   try {
-    const relays = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await spawnRelay(['--redis', redis.url, '--region', `r${i}`]);
-      procs.push(r.proc);
-      relays.push(r);
-    }
-    const [r1, r2, r3] = relays as [(typeof relays)[0], (typeof relays)[0], (typeof relays)[0]];
-    // X_i on relay 1 only; Y_i on relays 2 and 3 (primary and backup, whichever answers first).
+    const r1 = await spawnRelay(['--redis', redis.url, '--region', 'r1']);
+    procs.push(r1.proc);
+    const r2 = await spawnRelay(['--redis', redis.url, '--region', 'r2']);
+    procs.push(r2.proc);
+    // Relay 3 starts once every Y has chosen relay 2 as its primary: its key (a --key file) and port are chosen now.
+    const provider = new NodeCryptoProvider();
+    const seed = new Uint8Array(32);
+    provider.fillRandom(seed);
+    const key3 = provider.generateKeyExchange(seed);
+    const dir = mkdtempSync(join(tmpdir(), 'netlane-fleet-'));
+    const keyFile = join(dir, 'relay3.key');
+    writeFileSync(keyFile, encodeRelayKeyFile(seed, key3), { mode: 0o600 });
+    const port3 = await freeUdpPort();
+    const r3 = { port: port3, address: `127.0.0.1:${port3}#${Buffer.from(key3.publicKey).toString('base64url')}` };
+    // X_i on relay 1 only; Y_i on relay 2 (its primary) and relay 3 (its backup, once it runs).
     const xs = Array.from({ length: PAIRS }, (_, i) => new NetworkingMessages({ relays: [r1.address], relayOptions: relayOptions(i) }));
     const ys = Array.from({ length: PAIRS }, (_, i) => new NetworkingMessages({ relays: [r2.address, r3.address], relayOptions: relayOptions(i) }));
     peers.push(...xs, ...ys);
-    await until(peers, () => peers.every((p) => p.registered), 10_000, 'every peer registered');
+    await until(peers, () => peers.every((p) => p.registered) && ys.every((y) => y.relay?.primary?.port === r2.port), 10_000, 'every peer registered, every Y on relay 2');
+    const p3 = await spawnRelay(['--redis', redis.url, '--region', 'r3', '--key', keyFile, '--port', String(port3)]);
+    procs.push(p3.proc);
+    rmSync(dir, { recursive: true, force: true });
+    const hasSession = (p: NetworkingMessages, port: number): boolean => (p.relay?.relayPings() ?? []).some((r) => r.session && r.relay.port === port);
+    await until(peers, () => ys.every((y) => hasSession(y, port3) && y.registered), 15_000, 'relay 3 the backup of every Y');
     for (const y of ys) y.on('sessionRequest', (id) => assert.equal(y.acceptSessionWithUser(id), true));
     const atY: string[][] = ys.map(() => []);
     const atX: string[][] = xs.map(() => []);
@@ -235,30 +262,37 @@ test('three `netlane relay` processes in one Redis fleet: peers on different rel
     const sessions = (p: NetworkingMessages): number[] => (p.relay?.relayPings() ?? []).filter((r) => r.session).map((r) => r.relay.port);
     assert.ok(xs.every((x) => sessions(x).join() === String(r1.port)), 'every X holds a session with relay 1 only');
     assert.ok(ys.every((y) => !sessions(y).includes(r1.port)), 'no Y holds a session with relay 1: X and Y meet over a trunk');
+    assert.ok(xs.every((x) => !sessions(x).includes(r2.port) && !sessions(x).includes(port3)), 'no X holds a session with relay 2 or 3');
 
-    // Kill -9 the relay that is the primary of the most Ys (at least 10 of 20).
-    const onR2 = ys.map((y, i) => (y.relay?.primary?.port === r2.port ? i : -1)).filter((i) => i >= 0);
-    const onR3 = ys.map((y, i) => (y.relay?.primary?.port === r3.port ? i : -1)).filter((i) => i >= 0);
-    const [victim, moved] = onR2.length >= onR3.length ? [r2, onR2] : [r3, onR3];
-    assert.ok(moved.length >= 10, `${moved.length} connections through the relay killed`);
+    // Kill -9 relay 2, the primary of every Y.
+    const victim = r2;
+    const moved = ys.map((y, i) => (y.relay?.primary?.port === r2.port ? i : -1)).filter((i) => i >= 0);
+    assert.equal(moved.length, PAIRS, 'every Y is still on relay 2');
     const firstAfter = [...sent];
     victim.proc.kill('SIGKILL');
     const killedAt = performance.now();
     const until2s = killedAt + 2500;
+    // When each Y of the dead relay saw it dead (its primary changed): the detection part of a move.
+    const detectedAt = new Map<number, number>();
+    const watch = (): void => {
+      read();
+      for (const i of moved) if (!detectedAt.has(i) && ys[i]?.relay?.primary?.port !== victim.port) detectedAt.set(i, performance.now());
+    };
     while (performance.now() < until2s) {
       sendAll();
       const next = performance.now() + 20;
-      await until(peers, () => performance.now() >= next, 1000, 'the next send', read);
+      await until(peers, () => performance.now() >= next, 1000, 'the next send', watch);
     }
     await until(peers, () => atY.every((a, i) => a.length === sent[i]), 15_000, 'every reliable message sent across the kill', read);
     atY.forEach((a, i) => assert.deepEqual(a, Array.from({ length: sent[i] as number }, (_, k) => `m${k}`), `pair ${i}: every reliable message once, in order`));
     // A pair has moved when the first message X sent after the kill arrives at Y.
     const moves = moved.map((i) => ((arrivedAt[i] as number[])[firstAfter[i] as number] as number) - killedAt).sort((a, b) => a - b);
     const p95 = moves[Math.ceil(moves.length * 0.95) - 1] as number;
-    console.log(`# moves (ms): ${moves.map(Math.round).join(" ")}`);
+    const detections = [...detectedAt.values()].map((t) => t - killedAt).sort((a, b) => a - b);
+    console.log(`# moves (ms): ${moves.map(Math.round).join(' ')}; the relay seen dead after (ms): ${detections.map(Math.round).join(' ')}`);
     console.log(`# ${moves.length} connections moved after kill -9: p50 ${Math.round(moves[moves.length >> 1] as number)} ms, p95 ${Math.round(p95)} ms, max ${Math.round(moves[moves.length - 1] as number)} ms`);
     assert.ok(p95 < 1000, `p95 of the moves ${Math.round(p95)} ms`);
-    assert.ok(moved.every((i) => ys[i]?.relay?.primary?.port !== victim.port), 'every Y of the dead relay moved to its backup');
+    assert.ok(moved.every((i) => ys[i]?.relay?.primary?.port === r3.port), 'every Y of the dead relay moved to its backup, relay 3');
   } finally {
     for (const p of peers) p.close();
     for (const proc of procs) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');

@@ -616,3 +616,40 @@ for (const [killed, seed] of [
     );
   });
 }
+
+for (const [how, seed] of [
+  ['in no fleet', 1815],
+  ['in another fleet', 1816],
+] as const) {
+  test(`no trunk: X's relay ${how} answers LINK_REMOTE with NO_TRUNK, and X falls back to a session on Y's relay (the old way); messages flow`, () => {
+    withSeed(seedOr(seed), () => {
+      const world = new World(seed, LINK);
+      const fleetA = new MemoryFleetStore(() => world.sim.now);
+      const fleetB = new MemoryFleetStore(() => world.sim.now);
+      const ra = world.relay(how === 'in no fleet' ? { open: true } : { open: true, fleet: { store: fleetA } });
+      const rb = world.relay({ open: true, fleet: { store: fleetB } });
+      const a = new NetworkManager({ relays: [ra.address], runtime: world.peerRuntime() });
+      const b = new NetworkManager({ relays: [rb.address], runtime: world.peerRuntime() });
+      const frames = [a, b].map((m) => ({ frame: () => (m.runCallbacks(), m.flush()) }));
+      try {
+        world.drive(frames, () => a.route !== null && b.route !== null, 5000 * MS, 'routes');
+        assert.equal(a.openPeer(b.getPeerId(), b.route as string), DiscordResult.Ok);
+        assert.equal(b.openPeer(a.getPeerId(), a.route as string), DiscordResult.Ok);
+        world.drive(frames, () => a.peerStatus(b.getPeerId())?.connected === true && b.peerStatus(a.getPeerId())?.connected === true, 10_000 * MS, 'connected');
+        for (const [m, other] of [[a, b], [b, a]] as const) assert.equal(m.openChannel(other.getPeerId(), 0, true), DiscordResult.Ok);
+        const got: string[] = [];
+        b.on('message', (_from, _ch, d) => got.push(Buffer.from(d).toString()));
+        assert.equal(a.sendMessage(b.getPeerId(), 0, Buffer.from('the old way')), DiscordResult.Ok);
+        world.drive(frames, () => got.length > 0, 5000 * MS, 'the message');
+        assert.deepEqual(got, ['the old way']);
+        assert.ok(ra.server.node.stats.noTrunk + rb.server.node.stats.noTrunk >= 1, 'NO_TRUNK answered');
+        assert.equal(ra.server.node.stats.trunks + rb.server.node.stats.trunks, 0, 'no trunk');
+        assert.equal(ra.server.node.sessionCount + rb.server.node.sessionCount, 3, "the dialling peer (the lower id) opened a session on the other's relay");
+      } finally {
+        a.close();
+        b.close();
+        world.close();
+      }
+    });
+  });
+}

@@ -233,8 +233,7 @@ export class PathTable {
     if (r && r.phase === 'open') {
       if (now - path.requestSentUs >= REQUEST_RETRY_US) {
         if (path.requestTries >= REQUEST_TRIES) {
-          // Unanswered: over a trunk, that entry is reached the old way from now on (the relay may not know LINK_REMOTE).
-          if (path.pendingVia) path.noTrunk.add(`${r.key}>${addressKey(path.pendingVia.relay)}`);
+          // Unanswered (over a trunk too: the peer may not have consented yet): asked again on the timer, as any link.
           path.pendingRelay = null;
           path.pendingVia = null;
           this.#stats.linkFailures++;
@@ -258,8 +257,8 @@ export class PathTable {
 
   /**
    * Links `path` through the first relay of its route that is alive: on it, if this client has a session there (one
-   * hop); otherwise through this client's own relay and its trunk to that one (two hops, docs/RELAY.md "Trunks"); or,
-   * when its relay has no trunk there, the old way: a session on the peer's relay, opened if needed.
+   * hop); otherwise through this client's own relay and its trunk to that one (two hops, docs/RELAY.md "Trunks"), once
+   * one of its relays is up; or, when its relay has no trunk there, the old way: a session on the peer's relay.
    */
   relink(path: Path, now: number): void {
     const route = path.route;
@@ -270,10 +269,14 @@ export class PathTable {
       const r = this.#host.relayAt(e.relay, e.publicKey);
       if (!r || !usable(r)) continue;
       target = r;
-      const c = r.phase === 'open' ? null : this.#host.carrier();
-      if (c && c !== r && !path.noTrunk.has(`${c.key}>${r.key}`)) {
-        target = c;
-        via = e;
+      if (r.phase !== 'open') {
+        const c = this.#host.carrier();
+        // None of our relays is up (at start, or between a primary's death and the backup's session): wait for one.
+        if (!c) target = null;
+        else if (!path.noTrunk.has(`${c.key}>${r.key}`)) {
+          target = c;
+          via = e;
+        }
       }
       break;
     }

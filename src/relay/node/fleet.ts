@@ -109,6 +109,8 @@ export class Fleet {
   #memberAt = new Map<string, Uint8Array>();
   #memberKeys = new Set<string>();
   #membersAskedUs = Number.NEGATIVE_INFINITY;
+  /** Set when a registry read for the member list was answered: the node looks again at what waited for it. */
+  #membersRead = false;
 
   constructor(ctx: RelayContext, sessions: SessionTable, options: FleetOptions) {
     this.#ctx = ctx;
@@ -227,6 +229,14 @@ export class Fleet {
     }
     this.#memberAt = at;
     this.#memberKeys = keys;
+    this.#membersRead = true;
+  }
+
+  /** Whether the member list was read again since the last call (trunk hellos held for it are looked at again). */
+  takeMembersRead(): boolean {
+    const r = this.#membersRead;
+    this.#membersRead = false;
+    return r;
   }
 
   /** Whether work is waiting for {@link poll}. */

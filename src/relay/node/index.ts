@@ -193,6 +193,7 @@ export class RelayNode {
     const fleet = this.#fleet;
     if (!fleet) return;
     fleet.result(now, result);
+    if (fleet.takeMembersRead()) this.#trunks.membersRead(now);
     // The store is back: the registry record and every entry are written again at the next timer, not after a refresh period.
     if (fleet.takeRejoin()) this.#timers.arm(NodeTimer.FleetRefresh, now);
   }

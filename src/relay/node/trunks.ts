@@ -29,6 +29,8 @@ export const TRUNK_UNKNOWN_WAIT_US = 1_500_000;
 const TRUNK_UNKNOWN_KEPT_US = 10_000_000;
 /** An answered hello whose opener never confirms the trunk is forgotten after this, µs. */
 const TRUNK_UNCONFIRMED_US = 10_000_000;
+/** Hellos from unknown keys held while the registry is read (a flood of them is refused, not held). */
+const MAX_HELD_HELLOS = 16;
 /** Link ids on a trunk are u16 on the wire. */
 const MAX_TRUNK_LINKS = 0xffff;
 /** Where TRUNK_DATA names the receiver's link (u16). */
@@ -115,6 +117,8 @@ export class TrunkTable {
   /** Relays (`host:port`) link requests named that the registry did not list, since when (µs). */
   readonly #unknown = new Map<string, number>();
   readonly #block = new Uint8Array(16);
+  /** Hellos from keys not in the member list, held until the registry read they asked for answers. */
+  #held: { readonly address: string; readonly port: number; readonly data: Uint8Array }[] = [];
   host: TrunkHost = { linkRequest: () => undefined, gone: () => undefined };
 
   constructor(ctx: RelayContext, sessions: SessionTable, fleet: Fleet | null, key: KeyExchangePair, maxLinksPerSession: number, idleTimeoutUs: number) {
@@ -173,12 +177,19 @@ export class TrunkTable {
     if ((this.#unreachable.get(keyName) ?? 0) > now) return fail(RefuseCode.NoTrunk);
     const t = this.#byKey.get(keyName) ?? this.#openTrunk(now, m.relay, keyName);
     if (!t) return fail(RefuseCode.NoTrunk);
-    let i = t.links.findIndex((l) => l !== undefined && l.session === s && l.token !== null && bytesEqual(l.token, m.token));
+    let i = -1;
+    let asking = 0;
+    t.links.forEach((x, j) => {
+      if (x?.session !== s) return;
+      if (x.asking) asking++;
+      if (x.token !== null && bytesEqual(x.token, m.token)) i = j;
+    });
     const l = t.links[i];
     if (l && !l.asking) return this.#sessions.send(s, { type: 'linkOk', requestId: m.requestId, linkId: l.sessionLinkId });
     if (l) l.requestId = m.requestId;
     else {
-      if (s.linkCount >= this.#maxLinks) return fail(RefuseCode.LinkLimit);
+      // Links held and requests waiting together stay within the session's link limit.
+      if (s.linkCount + asking >= this.#maxLinks) return fail(RefuseCode.LinkLimit);
       i = freeSlot(t.links);
       if (i >= MAX_TRUNK_LINKS) return fail(RefuseCode.LinkLimit);
       t.links[i] = { session: s, sessionLinkId: -1, peerLinkId: -1, asking: true, token: m.token.slice(), requestId: m.requestId };
@@ -332,8 +343,10 @@ export class TrunkTable {
     const fleet = this.#fleet;
     const own = this.#key.publicKey;
     if (!fleet || !fleet.isMemberKey(keyName) || bytesEqual(h.publicKey, own)) {
-      stats.trunksRefused++;
-      fleet?.wantMembers(now); // a relay that just joined: known at the opener's next try
+      // Perhaps a relay that just joined: the registry is read again (at most every 250 ms) and the hello looked at
+      // again when it answers (a few are held); otherwise it is refused (the opener tries again).
+      if (fleet && this.#held.length < MAX_HELD_HELLOS && !bytesEqual(h.publicKey, own) && fleet.wantMembers(now)) this.#held.push({ address, port, data: data.slice() });
+      else stats.trunksRefused++;
       return;
     }
     const secret = this.#secret(keyName, h.publicKey);
@@ -358,6 +371,17 @@ export class TrunkTable {
     if (old) this.#byId.delete(old.idLo);
     this.#waiting.set(keyName, t);
     this.#ctx.out(t.first, port, address);
+  }
+
+  /** The member list was read again: the hellos held for it are looked at once more (a refused one is not held again). */
+  membersRead(now: number): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const h of held) {
+      const key = parseTrunkHello(h.data)?.publicKey;
+      if (key && this.#fleet?.isMemberKey(toHex(key))) this.hello(now, h.address, h.port, h.data);
+      else this.#ctx.stats.trunksRefused++; // still unknown: refused (the opener's next try may find it known)
+    }
   }
 
   /** TRUNK_OK for a trunk this relay opens: its tag proves the other relay holds its key; the trunk opens and is confirmed at once. */
