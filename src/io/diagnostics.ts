@@ -1,5 +1,13 @@
-// Named imports: a default import would reach the emitted .d.ts, which then needs esModuleInterop in every consumer.
-import { channel, type Channel } from 'node:diagnostics_channel';
+// node:diagnostics_channel is looked up at run time (process.getBuiltinModule, Node 20.16+), never imported:
+// the module graph of the browser build has no node: import, and there the channels are silent stand-ins.
+
+/** A diagnostics channel as netlane uses it: node:diagnostics_channel's `Channel`, or a silent stand-in outside Node. */
+export interface Channel {
+  readonly name: string | symbol;
+  /** Whether anyone listens (messages are built only then). */
+  readonly hasSubscribers: boolean;
+  publish(message: unknown): void;
+}
 
 /** The channels netlane publishes to; see {@link channels}. */
 export interface NetlaneChannels {
@@ -13,9 +21,22 @@ export interface NetlaneChannels {
   readonly connectionStatus: Channel;
 }
 
+type ChannelFactory = (name: string) => Channel;
+
+/** node:diagnostics_channel's `channel`, or a factory of silent channels where there is no such module. */
+function channelFactory(): ChannelFactory {
+  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+  const mod = proc?.getBuiltinModule?.('node:diagnostics_channel') as { channel?: ChannelFactory } | undefined;
+  if (typeof mod?.channel === 'function') return mod.channel;
+  return (name) => ({ name, hasSubscribers: false, publish: () => undefined });
+}
+
+const channel = channelFactory();
+
 /**
  * diagnostics_channel channels netlane publishes to (as undici does): subscribe with
  * `diagnostics_channel.subscribe(name, fn)`. Messages are published only while someone listens.
+ * In a browser they are stand-ins nobody can subscribe to.
  */
 export const channels: NetlaneChannels = {
   socketOpen: channel('netlane:socket:open'),
