@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 
 /** Phases in the order they run: quick and telling first, the real-UDP suite and the fuzzer last. */
-const PHASES = ['unit', 'sim', 'compliance', 'security', 'soak', 'integration', 'fuzz'];
+const PHASES = ['unit', 'sim', 'compliance', 'security', 'soak', 'integration', 'browser', 'fuzz'];
 const ROOT = 'dist/test';
 
 function walk(dir) {

@@ -10,6 +10,8 @@ import { NetlaneError } from '../util/errors.js';
 import { RelayServer } from '../io/relay-server.js';
 import { openRedisFleetStore, type FleetStore } from '../io/fleet-store.js';
 import { signTicket, ticketKeyId } from '../relay/ticket.js';
+import { addressKey } from '../relay/protocol.js';
+import { parseAddress } from '../util/address.js';
 
 /** Each command's usage, printed by `netlane CMD --help` (and all of them by `netlane --help`). */
 const COMMAND_USAGE = {
@@ -24,7 +26,7 @@ const COMMAND_USAGE = {
       at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.`,
   relay: `  netlane relay [--address IP] [--port N] [--key FILE] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
-                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP]
+                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP] [--ws HOST:PORT]
       Runs a relay node on UDP (default 127.0.0.1:27100) and prints its address with its public key
       (host:port#key): what clients are given. --key keeps the relay's X25519 key in FILE (made there, mode
       0600, on the first run); without it every run has a new key. Clients need a ticket signed by one of the
@@ -32,7 +34,8 @@ const COMMAND_USAGE = {
       are told the deadline (default 10 s) and move; the process exits when empty or at the deadline.
       --redis (or env NETLANE_REDIS) joins the relay fleet kept in that Redis server (needs the package
       @redis/client): a registry of relays (with --region's label) and one identity directory for all of them.
-      --advertise is the IP clients reach this relay at (needed when --address is 0.0.0.0 or ::).`,
+      --advertise is the IP clients reach this relay at (needed when --address is 0.0.0.0 or ::).
+      --ws also takes relay datagrams over WebSocket on TCP HOST:PORT, for browsers (needs the package ws).`,
   demo: `  netlane demo
       Runs the demo (as npm start).`,
 } as const;
@@ -141,7 +144,7 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'relay': {
       const open = flag(rest, 'open');
-      const o = options('relay', rest, ['address', 'port', 'key', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds', 'redis', 'region', 'advertise']);
+      const o = options('relay', rest, ['address', 'port', 'key', 'ticket-key', 'revoke', 'max-sessions', 'idle-seconds', 'drain-seconds', 'status-seconds', 'redis', 'region', 'advertise', 'ws']);
       const keyFile = one(o, 'key');
       let staticKey: KeyExchangePair;
       if (keyFile !== undefined && existsSync(keyFile)) staticKey = decodeRelayKeyFile(provider, readFileSync(keyFile, 'utf8'));
@@ -169,7 +172,11 @@ async function main(argv: string[]): Promise<void> {
         store = await openRedisFleetStore(redisUrl, { onError: (e) => console.error(`netlane: redis: ${e instanceof Error ? e.message : String(e)}`) });
       } else if (region !== undefined) fail('--region needs --redis (a fleet)');
       const advertise = one(o, 'advertise');
+      const wsText = one(o, 'ws');
+      const ws = wsText === undefined ? undefined : parseAddress(wsText);
+      if (ws === null) fail('--ws must be HOST:PORT with an IP literal (the WebSocket gateway for browsers)');
       const relay = RelayServer.open({
+        ...(ws ? { gateways: { ws } } : {}),
         ...(store ? { fleet: { store, ...(region !== undefined ? { region } : {}), ...(advertise !== undefined ? { advertise } : {}) } } : {}),
         address: one(o, 'address') ?? '127.0.0.1',
         port: int(o, 'port', 27100, 0, 65535),
@@ -202,7 +209,9 @@ async function main(argv: string[]): Promise<void> {
       // Only now: a supervisor may signal as soon as it reads this line, and the handlers must be there to drain.
       const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
       const fleetText = store ? `; fleet at ${new URL(redisUrl ?? "redis://").host}${region !== undefined ? ` region ${region}` : ""}` : "";
-      console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText})`);
+      const gateway = await relay.wsGateway?.listening.catch((e: unknown) => fail(e instanceof Error ? e.message : String(e)));
+      const gatewayText = gateway ? `; websocket gateway on ws://${addressKey(gateway)}/` : '';
+      console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText}${gatewayText})`);
       return;
     }
     case 'demo':

@@ -12,6 +12,7 @@ import type { DatagramTransport } from './driver.js';
 import type { FleetStore, MaybePromise } from './fleet-store.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
+import { WsGateway, type WsGatewayOptions } from './ws-gateway.js';
 
 /** Kernel buffers of a relay's socket: a relay carries many clients' bursts at once. */
 const RELAY_RECV_BUFFER_BYTES = 8 << 20;
@@ -36,6 +37,8 @@ export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 
   readonly admission?: AdmissionOptions;
   /** Joins a fleet through `store` (docs/RELAY.md "The fleet"). Without it the relay is alone. */
   readonly fleet?: RelayFleetOptions;
+  /** Transports beside UDP for clients that cannot send UDP: `ws`, a WebSocket gateway for browsers (docs/BROWSER.md). */
+  readonly gateways?: { readonly ws?: WsGatewayOptions };
 }
 
 /** The fleet a {@link RelayServer} joins: its store (shared by the fleet's relays) and how this relay shows in the registry. */
@@ -216,8 +219,22 @@ export class RelayServer {
   /** Binds the socket (synchronously for an IP literal) and starts the node. Throws NetlaneError ERR_NETLANE_SOCKET. */
   static open(options: RelayServerOptions = {}): RelayServer {
     const runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
-    const sock = runtime.openUdp({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, recvBufferSize: RELAY_RECV_BUFFER_BYTES, sendBufferSize: RELAY_SEND_BUFFER_BYTES });
+    const udp = runtime.openUdp({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, recvBufferSize: RELAY_RECV_BUFFER_BYTES, sendBufferSize: RELAY_SEND_BUFFER_BYTES });
+    let sock: DatagramTransport = udp;
+    if (options.gateways?.ws) {
+      try {
+        sock = new WsGateway(udp, options.gateways.ws);
+      } catch (e) {
+        udp.close();
+        throw e;
+      }
+    }
     return new RelayServer(sock, runtime, options);
+  }
+
+  /** The WebSocket gateway, when `gateways.ws` asked for one (its `listening` says where). */
+  get wsGateway(): WsGateway | null {
+    return this.#sock instanceof WsGateway ? this.#sock : null;
   }
 
   /** The relay's static public key (clients need it with the address). */
@@ -340,9 +357,10 @@ function after<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): MaybePro
   return v instanceof Promise ? v.then(f) : f(v);
 }
 
-/** The node's part of a server's options (the server's `fleet` is not the node's). */
-function withoutFleet(options: RelayServerOptions): Omit<RelayServerOptions, 'fleet'> {
+/** The node's part of a server's options (the server's `fleet` and `gateways` are not the node's). */
+function withoutFleet(options: RelayServerOptions): Omit<RelayServerOptions, 'fleet' | 'gateways'> {
   const out: { -readonly [K in keyof RelayServerOptions]?: RelayServerOptions[K] } = { ...options };
   delete out.fleet;
+  delete out.gateways;
   return out;
 }

@@ -1,0 +1,109 @@
+// The relay's WebSocket gateway over real sockets: the browser build's stack (NetworkManager on
+// browserRuntime: WebSocketTransport, @noble crypto) in Node, with the `ws` package standing in for the
+// browser's WebSocket, linked through one relay with a NetworkManager on UDP; and the gateway's limits.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { NetworkManager } from '../../src/api/network-manager.js';
+import { RelayServer } from '../../src/io/relay-server.js';
+import { browserRuntime } from '../../src/io/browser/runtime.js';
+import type { WebSocketLike } from '../../src/io/browser/websocket-transport.js';
+import { addressKey } from '../../src/relay/protocol.js';
+import { openAll } from '../support/relayed.js';
+import { pump } from './relay-support.js';
+
+const webSocket = (url: string): WebSocketLike => new WebSocket(url) as unknown as WebSocketLike;
+
+async function relayWithGateway(ws: { maxConnectionsPerAddress?: number; maxMessageBytes?: number } = {}): Promise<{ relay: RelayServer; url: string }> {
+  const relay = RelayServer.open({ open: true, gateways: { ws: { port: 0, ...ws } } });
+  const at = await (relay.wsGateway as NonNullable<typeof relay.wsGateway>).listening;
+  return { relay, url: `ws://${addressKey(at)}/` };
+}
+
+/** Resolves with the close code of `ws` (rejects after 5 s). */
+function closeCode(ws: WebSocket): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error('no close within 5 s')), 5000);
+    ws.once('close', (code) => {
+      clearTimeout(t);
+      resolve(code);
+    });
+  });
+}
+
+test('ws gateway: a browser-build NetworkManager (WebSocket, @noble) and a UDP one link through one relay; reliable in order both ways; the relay sees a ws/N peer beside a UDP one', async () => {
+  const { relay, url } = await relayWithGateway();
+  const gateways = { [addressKey(relay.local)]: url };
+  const browser = new NetworkManager({ relays: [relay.address], runtime: browserRuntime({ gateways, webSocket }) });
+  const udp = new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
+  const nms = [browser, udp];
+  try {
+    await pump(nms, () => nms.every((nm) => nm.route !== null), 5000, 'routes');
+    openAll(nms);
+    await pump(nms, () => browser.peerStatus(udp.getPeerId())?.connected === true && udp.peerStatus(browser.getPeerId())?.connected === true, 10_000, 'connected');
+    const got = { browser: [] as number[], udp: [] as number[] };
+    browser.on('message', (_p, ch, d) => ch === 1 && got.browser.push(new DataView(d.buffer, d.byteOffset).getUint32(0)));
+    udp.on('message', (_p, ch, d) => ch === 1 && got.udp.push(new DataView(d.buffer, d.byteOffset).getUint32(0)));
+    const msg = (i: number): Uint8Array => {
+      const b = new Uint8Array(100);
+      new DataView(b.buffer).setUint32(0, i);
+      return b;
+    };
+    for (let i = 0; i < 300; i++) {
+      assert.equal(browser.sendMessage(udp.getPeerId(), 1, msg(i)), 0);
+      assert.equal(udp.sendMessage(browser.getPeerId(), 1, msg(i)), 0);
+    }
+    await pump(nms, () => got.browser.length === 300 && got.udp.length === 300, 10_000, '300 messages each way');
+    const all = Array.from({ length: 300 }, (_, i) => i);
+    assert.deepEqual(got.browser, all);
+    assert.deepEqual(got.udp, all);
+    const peers = relay.node.sessions().map((s) => s.address);
+    assert.ok(peers.some((a) => /^ws\/\d+$/.test(a)), `a gateway peer among ${peers.join(', ')}`);
+    assert.ok(peers.includes('127.0.0.1'), 'and a UDP one');
+    const gw = relay.wsGateway?.stats;
+    assert.ok(gw && gw.open === 1 && gw.received > 0 && gw.sent > 0, JSON.stringify(gw));
+  } finally {
+    for (const nm of nms) nm.close();
+    relay.close();
+  }
+});
+
+test('ws gateway limits: text messages close with 1003, oversized ones with 1009, connections over the per-address limit with 1008; each counted', async () => {
+  const { relay, url } = await relayWithGateway({ maxConnectionsPerAddress: 2, maxMessageBytes: 100 });
+  const open = (): Promise<WebSocket> =>
+    new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    });
+  try {
+    const a = await open();
+    a.send('hello');
+    assert.equal(await closeCode(a), 1003);
+    const b = await open();
+    b.send(new Uint8Array(101));
+    assert.equal(await closeCode(b), 1009);
+    const c = await open();
+    const d = await open();
+    const e = new WebSocket(url);
+    assert.equal(await closeCode(e), 1008);
+    const st = relay.wsGateway?.stats;
+    assert.deepEqual([st?.closedText, st?.closedTooBig, st?.refusedPerAddress], [1, 1, 1]);
+    c.close();
+    d.close();
+  } finally {
+    relay.close();
+  }
+});
+
+test('ws gateway: a port that is taken rejects `listening` with ERR_NETLANE_SOCKET; the UDP side still closes', async () => {
+  const { relay, url } = await relayWithGateway();
+  const port = Number(new URL(url).port);
+  const second = RelayServer.open({ open: true, gateways: { ws: { port } } });
+  try {
+    await assert.rejects(second.wsGateway?.listening ?? Promise.resolve(), (e: unknown) => (e as { code?: string }).code === 'ERR_NETLANE_SOCKET');
+  } finally {
+    second.close();
+    relay.close();
+  }
+});
