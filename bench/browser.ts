@@ -164,3 +164,5 @@ for (const kind of ['udp', 'ws'] as const) {
   const label = kind === 'ws' ? 'browser build over the ws gateway -> UDP' : 'UDP -> UDP (the same relay)';
   console.log(`   ${label.padEnd(42)} rtt ${fmt(median(r.rtt)).padStart(6)} / ${fmt(pct(r.rtt, 0.99)).padStart(6)} µs   ${fmt(r.perSec).padStart(8)} msg/s`);
 }
+// The pings' WebSocket client sockets close asynchronously; nothing else is left to wait for.
+process.exit(0);

@@ -5,6 +5,6 @@ export { SeededRng, type Rng } from './util/rng.js';
 export { Admission } from './util/admission.js';
 export * from './crypto/index.js';
 export * from './api/index.js';
-export { UdpSocket, EndpointDriver, MemoryTransport, FakeLink, NO_FAKE_CONDITIONS, monotonicUs, channels, type NetlaneChannels, CryptoRng, type FakeConditions, type FakeLinkStats, type DelayedDatagram, type DatagramTransport, type DriverOptions, type UdpSocketOptions, type Clock, RelayServer, type RelayServerOptions, type RelayFleetOptions, MemoryFleetStore, openRedisFleetStore, type FleetStore, type MaybePromise, type RedisFleetStoreOptions, AdmissionQueue, type AdmissionOptions, type AdmissionStats, realScheduler, udpRuntime, type Runtime, type Scheduler } from './io/index.js';
+export { UdpSocket, EndpointDriver, MemoryTransport, FakeLink, NO_FAKE_CONDITIONS, monotonicUs, channels, type NetlaneChannels, type DiagnosticsChannel, CryptoRng, type FakeConditions, type FakeLinkStats, type DelayedDatagram, type DatagramTransport, type DriverOptions, type UdpSocketOptions, type Clock, RelayServer, type RelayServerOptions, type RelayFleetOptions, WsGateway, type WsGatewayOptions, type WsGatewayStats, MemoryFleetStore, openRedisFleetStore, type FleetStore, type MaybePromise, type RedisFleetStoreOptions, AdmissionQueue, type AdmissionOptions, type AdmissionStats, realScheduler, udpRuntime, type Runtime, type Scheduler } from './io/index.js';
 export * from './peer/index.js';
 export * from './relay/index.js';

@@ -2,7 +2,7 @@
 // the module graph of the browser build has no node: import, and there the channels are silent stand-ins.
 
 /** A diagnostics channel as netlane uses it: node:diagnostics_channel's `Channel`, or a silent stand-in outside Node. */
-export interface Channel {
+export interface DiagnosticsChannel {
   readonly name: string | symbol;
   /** Whether anyone listens (messages are built only then). */
   readonly hasSubscribers: boolean;
@@ -12,16 +12,16 @@ export interface Channel {
 /** The channels netlane publishes to; see {@link channels}. */
 export interface NetlaneChannels {
   /** A UDP socket was opened: `{ local: SocketAddress }`. */
-  readonly socketOpen: Channel;
+  readonly socketOpen: DiagnosticsChannel;
   /** A UDP socket was closed: `{ local: SocketAddress }`. */
-  readonly socketClose: Channel;
+  readonly socketClose: DiagnosticsChannel;
   /** A `send` on a socket failed: `{ local: SocketAddress, error: Error }`. */
-  readonly sendError: Channel;
+  readonly sendError: DiagnosticsChannel;
   /** A connection's API state changed: `{ connection, oldState, state, remote, endReason, endDebug }`. */
-  readonly connectionStatus: Channel;
+  readonly connectionStatus: DiagnosticsChannel;
 }
 
-type ChannelFactory = (name: string) => Channel;
+type ChannelFactory = (name: string) => DiagnosticsChannel;
 
 /** node:diagnostics_channel's `channel`, or a factory of silent channels where there is no such module. */
 function channelFactory(): ChannelFactory {

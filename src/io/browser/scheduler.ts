@@ -22,8 +22,6 @@ interface Soon {
 export function browserScheduler(clock: Clock = monotonicUs): Scheduler {
   let queue: Soon[] = [];
   const port = new MessageChannel() as unknown as { readonly port1: Port; readonly port2: Port };
-  // (Node has MessageChannel too, whose port would hold the process open: unref where there is one.)
-  port.port1.unref?.();
   port.port1.onmessage = () => {
     const run = queue;
     queue = [];
@@ -33,6 +31,8 @@ export function browserScheduler(clock: Clock = monotonicUs): Scheduler {
       fn?.();
     }
   };
+  // Node has MessageChannel too, whose port would hold the process open once it listens: unref it, after onmessage.
+  port.port1.unref?.();
   return {
     now: clock,
     at: (atUs, fn) => setTimeout(fn, Math.max(0, Math.ceil((atUs - clock()) / 1000))),
