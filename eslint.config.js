@@ -35,7 +35,7 @@ export default tseslint.config(
   {
     // Pages that run in a browser (the browser tests' page, the example page): plain ES modules on the page's globals.
     files: ['test/browser/**/*.js', 'examples/browser/**/*.js'],
-    languageOptions: { globals: { window: 'readonly', document: 'readonly', location: 'readonly', performance: 'readonly', requestAnimationFrame: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setTimeout: 'readonly', console: 'readonly', fetch: 'readonly', TextEncoder: 'readonly' } },
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', location: 'readonly', performance: 'readonly', requestAnimationFrame: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setTimeout: 'readonly', console: 'readonly', fetch: 'readonly', TextEncoder: 'readonly', MessageChannel: 'readonly', crypto: 'readonly' } },
   },
   {
     files: ['**/*.ts'],

@@ -6,7 +6,10 @@
 //    gateway, @noble; the `ws` package stands in for the browser's WebSocket) to a NetworkManager on UDP,
 //    against the same pair with both on UDP: the round trip of a 100 B reliable message (median and p99 of
 //    BENCH_PINGS, default 2000, one at a time), and 100 B reliable messages/s one way for BENCH_SECONDS (default 3).
-// Both peers and the relay share this one process (and its core): a browser and a server would not.
+// 3. In headless Chromium (when it is installed): the same crypto in the page, with WebCrypto's AES-256-GCM
+//    (a promise per call) beside @noble's, and the round trip from a page on the browser build, through the
+//    gateway, to a NetworkManager on UDP in this process that echoes (BENCH_PINGS, serviced every task).
+// Both peers and the relay share this machine's two cores (in 2, one process): a browser and a server would not.
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { NetworkManager } from '../src/api/network-manager.js';
@@ -16,7 +19,9 @@ import { AeadCipher, type CryptoProvider } from '../src/crypto/provider.js';
 import { browserRuntime } from '../src/io/browser/runtime.js';
 import type { WebSocketLike } from '../src/io/browser/websocket-transport.js';
 import { RelayServer } from '../src/io/relay-server.js';
+import { aeadRound } from './aead.js';
 import { addressKey } from '../src/relay/protocol.js';
+import { browserSkip, launch, serve } from '../test/browser/support.js';
 
 const PINGS = Number(process.env['BENCH_PINGS'] ?? 2000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -24,23 +29,6 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))] as number;
 const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
-function aead(p: CryptoProvider, cipher: AeadCipher, size: number, n: number): [number, number] {
-  const a = p.aead(cipher, randomBytes(32));
-  const nonce = new Uint8Array(12);
-  const aad = new Uint8Array(7).fill(0x80);
-  const buf = new Uint8Array(size + 16).fill(1);
-  let t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    nonce[11] = i & 0xff;
-    a.seal(nonce, aad, buf.subarray(0, size), buf, 0);
-  }
-  const seal = ((performance.now() - t0) * 1e6) / n;
-  a.seal(nonce, aad, buf.subarray(0, size), buf, 0);
-  const out = new Uint8Array(size);
-  t0 = performance.now();
-  for (let i = 0; i < n; i++) if (a.open(nonce, aad, buf, out, 0) !== size) throw new Error('bench: open failed');
-  return [seal, ((performance.now() - t0) * 1e6) / n];
-}
 
 function opsPerSec(n: number, fn: () => void): number {
   const t0 = performance.now();
@@ -63,7 +51,7 @@ function cryptoBench(): void {
       const opens: number[] = [];
       const n = p === noble && c === AeadCipher.Aes256Gcm ? 2000 : 10_000;
       for (let r = 0; r < 5; r++) {
-        const [s, o] = aead(p, c, size, n);
+        const [s, o] = aeadRound(p, c, size, n);
         seals.push(s);
         opens.push(o);
       }
@@ -164,5 +152,61 @@ for (const kind of ['udp', 'ws'] as const) {
   const label = kind === 'ws' ? 'browser build over the ws gateway -> UDP' : 'UDP -> UDP (the same relay)';
   console.log(`   ${label.padEnd(42)} rtt ${fmt(median(r.rtt)).padStart(6)} / ${fmt(pct(r.rtt, 0.99)).padStart(6)} µs   ${fmt(r.perSec).padStart(8)} msg/s`);
 }
+async function chromiumBench(): Promise<void> {
+  if (browserSkip()) return;
+  const browser = await launch();
+  const site = await serve();
+  const relay = RelayServer.open({ open: true, gateways: { ws: { port: 0 } } });
+  const gw = await (relay.wsGateway as NonNullable<typeof relay.wsGateway>).listening;
+  const echo = new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${site.url}/test/browser/page.html`);
+    await page.waitForFunction(() => (globalThis as { netlaneTest?: { ready: boolean } }).netlaneTest?.ready === true);
+    type Api = Record<string, (...a: unknown[]) => unknown>;
+    const call = <T>(fn: string, ...args: unknown[]): Promise<T> => page.evaluate(([f, a]) => ((globalThis as never as { netlaneTest: Api }).netlaneTest[f as string] as (...x: unknown[]) => T)(...(a as unknown[])), [fn, args] as const) as Promise<T>;
+    const c = await call<Record<string, number>>('cryptoBench', 2000);
+    console.log('\n3. in headless Chromium (ns per seal + open)');
+    for (const [k, v] of Object.entries(c)) console.log(`   ${k.padEnd(40)} ${fmt(v).padStart(9)}`);
+    const gateways = { [addressKey(relay.local)]: `ws://${addressKey(gw)}/` };
+    const started = await call<{ peerId: string; route: string }>('start', { relays: [relay.address], gateways, config: {} });
+    await spin([echo], () => echo.route !== null, 5000, 'route');
+    const pageId = BigInt(started.peerId);
+    echo.openPeer(pageId, started.route);
+    echo.openChannel(pageId, 1, true);
+    echo.on('message', (_p, ch, d) => ch === 1 && d[0] === 1 && echo.sendMessage(pageId, 1, d));
+    await call('open', echo.getPeerId().toString(), echo.route);
+    let connected = false;
+    let asking = false;
+    await spin(
+      [echo],
+      () => {
+        if (!asking && !connected) {
+          asking = true;
+          void call<boolean>('connected', echo.getPeerId().toString()).then((c) => {
+            connected = c;
+            asking = false;
+          });
+        }
+        return connected && echo.peerStatus(pageId)?.connected === true;
+      },
+      10_000,
+      'the page connected',
+    );
+    const done = call<number[]>('pingpong', echo.getPeerId().toString(), PINGS);
+    let rtt: number[] | null = null;
+    void done.then((r) => (rtt = r));
+    await spin([echo], () => rtt !== null, 60_000, 'page round trips');
+    const r = rtt as unknown as number[];
+    console.log(`   page -> ws gateway -> UDP peer, 100 B reliable round trip: median ${fmt(median(r))} µs, p99 ${fmt(pct(r, 0.99))} µs (${r.length} pings)`);
+  } finally {
+    echo.close();
+    relay.close();
+    await site.close();
+    await browser.close();
+  }
+}
+await chromiumBench();
+
 // The pings' WebSocket client sockets close asynchronously; nothing else is left to wait for.
 process.exit(0);

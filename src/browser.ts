@@ -13,24 +13,10 @@ installPlatformRuntime((clock) => browserRuntime(clock ? { clock } : {}));
 export * from './core/index.js';
 export { NetlaneError, type NetlaneErrorCode } from './util/errors.js';
 export { SeededRng, type Rng } from './util/rng.js';
-export { AeadCipher, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './crypto/provider.js';
+export { AeadCipher, type Aead, type BlockCipher, type CryptoProvider, type CryptoProviderOptions, type KeyExchangePair, type SigningKey } from './crypto/provider.js';
 export { NobleCryptoProvider, webRandom, type NobleCryptoProviderOptions } from './crypto/noble-provider.js';
 export { parseIdentity, identityToString, derivePeerId, type Identity } from './crypto/identity.js';
-export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats, type MessageListener, type RouteListener } from './api/network-manager.js';
-export {
-  NetworkingMessages,
-  NetworkingMessagesMessage,
-  NetworkingConnectionEnd,
-  AUTO_RESTART_BROKEN_SESSION,
-  type NetworkingIdentity,
-  type NetworkingMessagesOptions,
-  type NetworkingMessagesStats,
-  type SessionConnectionInfo,
-  type SessionFailedInfo,
-  type SessionRequestListener,
-  type SessionFailedListener,
-} from './api/networking-messages.js';
-export type { RelayTuning } from './api/relayed.js';
+export * from './api/relayed-facades.js';
 export type { ConfigOptions } from './api/networking-sockets.js';
 export { RelayClient, type RelayClientStats } from './relay/client/index.js';
 export { encodeRoute, decodeRoute, addressKey, formatRelayAddress, splitRelayKey, type Route, type RouteEntry, type RelayAddress } from './relay/protocol.js';

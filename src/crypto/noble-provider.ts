@@ -10,7 +10,7 @@ import { hmac } from '@noble/hashes/hmac.js';
 import { hkdf } from '@noble/hashes/hkdf.js';
 import { NetlaneError } from '../util/errors.js';
 import { copySecret } from '../util/slab.js';
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES, isAllZero, isSmallOrderX25519, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES, isAllZero, isSmallOrderX25519, seedOrFresh, type Aead, type BlockCipher, type CryptoProvider, type CryptoProviderOptions, type KeyExchangePair, type SigningKey } from './provider.js';
 
 /** Most bytes one getRandomValues call fills (the Web Crypto limit). */
 const RANDOM_CHUNK = 65_536;
@@ -100,12 +100,7 @@ class NobleBlockCipher implements BlockCipher {
 }
 
 /** Options of {@link NobleCryptoProvider}. */
-export interface NobleCryptoProviderOptions {
-  /** Replaces the random source. For deterministic tests only; a predictable source makes every key predictable. */
-  readonly fillRandom?: (out: Uint8Array) => void;
-  /** Replaces the provider's name. */
-  readonly name?: string;
-}
+export type NobleCryptoProviderOptions = CryptoProviderOptions;
 
 /**
  * {@link CryptoProvider} on @noble/ciphers, @noble/curves and @noble/hashes (audited, pure JavaScript, no
@@ -129,9 +124,7 @@ export class NobleCryptoProvider implements CryptoProvider {
   }
 
   generateKeyExchange(seed?: Uint8Array): KeyExchangePair {
-    if (seed !== undefined && seed.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `an X25519 seed is 32 bytes, got ${seed.length}`);
-    const privateKey = seed ? seed.slice() : new Uint8Array(32);
-    if (!seed) this.#fill(privateKey);
+    const privateKey = seedOrFresh(seed, this.#fill, 'an X25519');
     return { publicKey: x25519.getPublicKey(privateKey), privateKey };
   }
 
@@ -147,14 +140,7 @@ export class NobleCryptoProvider implements CryptoProvider {
   }
 
   signingKey(seed?: Uint8Array): SigningKey {
-    let s: Uint8Array;
-    if (seed) {
-      if (seed.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `Ed25519 seed must be 32 bytes, got ${seed.length}`);
-      s = seed.slice();
-    } else {
-      s = new Uint8Array(32);
-      this.#fill(s);
-    }
+    const s = seedOrFresh(seed, this.#fill, 'an Ed25519');
     return { publicKey: ed25519.getPublicKey(s), seed: s, privateKey: s };
   }
 

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { SocketAddress } from '../core/types.js';
 import { addressGroup } from '../util/address.js';
+import { concat } from '../util/bytes.js';
 import { NetlaneError } from '../util/errors.js';
 import type { DatagramTransport } from './driver.js';
 
@@ -201,13 +202,7 @@ export class WsGateway implements DatagramTransport {
       this.stats.dropped++;
       return;
     }
-    let msg = data;
-    if (header) {
-      msg = new Uint8Array(header.length + data.length);
-      msg.set(header);
-      msg.set(data, header.length);
-    }
-    peer.ws.send(msg);
+    peer.ws.send(header ? concat(header, data) : data);
     this.stats.sent++;
   }
 

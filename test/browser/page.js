@@ -98,6 +98,69 @@ window.netlaneTest = {
     }
     return hits;
   },
+  /**
+   * For npm run bench:browser: `n` round trips of a 100 B reliable message to `peerId` (which echoes it), one at
+   * a time, the manager serviced every task (a MessageChannel message, not the 10 ms frame); µs each.
+   */
+  pingpong(peerId, n) {
+    const id = BigInt(peerId);
+    const nm = state.nm;
+    const ping = new Uint8Array(100).fill(1);
+    const rtt = [];
+    let echoed = 0;
+    nm.on('message', (_p, channel, data) => channel === 1 && data[0] === 1 && echoed++);
+    const ch = new MessageChannel();
+    return new Promise((resolve) => {
+      let t0 = performance.now();
+      let want = 1;
+      nm.sendMessage(id, 1, ping);
+      ch.port1.onmessage = () => {
+        nm.runCallbacks();
+        if (echoed >= want) {
+          rtt.push((performance.now() - t0) * 1000);
+          if (rtt.length === n) return resolve(rtt);
+          want++;
+          t0 = performance.now();
+          nm.sendMessage(id, 1, ping);
+        }
+        nm.flush();
+        ch.port2.postMessage(0);
+      };
+      ch.port2.postMessage(0);
+    });
+  },
+  /** For npm run bench:browser: ns per seal + open here, @noble (synchronous) against WebCrypto's AES-GCM (a promise per call). */
+  async cryptoBench(n) {
+    const out = {};
+    const key = new Uint8Array(32).fill(7);
+    const nonce = new Uint8Array(12);
+    const aad = new Uint8Array(7).fill(0x80);
+    const p = new netlane.NobleCryptoProvider();
+    for (const size of [64, 1200]) {
+      const buf = new Uint8Array(size + 16).fill(1);
+      const back = new Uint8Array(size);
+      for (const [name, cipher] of [['noble ChaCha20-Poly1305', netlane.AeadCipher.ChaCha20Poly1305], ['noble AES-256-GCM', netlane.AeadCipher.Aes256Gcm]]) {
+        const a = p.aead(cipher, key);
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) {
+          nonce[11] = i & 0xff;
+          a.seal(nonce, aad, buf.subarray(0, size), buf, 0);
+          a.open(nonce, aad, buf, back, 0);
+        }
+        out[`${size} B ${name}`] = ((performance.now() - t0) * 1e6) / n;
+      }
+      const k = await crypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt', 'decrypt']);
+      const pt = new Uint8Array(size).fill(1);
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        nonce[11] = i & 0xff;
+        const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: nonce, additionalData: aad }, k, pt);
+        await crypto.subtle.decrypt({ name: 'AES-GCM', iv: nonce, additionalData: aad }, k, ct);
+      }
+      out[`${size} B WebCrypto AES-256-GCM (awaited)`] = ((performance.now() - t0) * 1e6) / n;
+    }
+    return out;
+  },
   close() {
     state.nm?.close();
     state.nm = null;

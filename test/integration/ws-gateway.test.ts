@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { NetworkManager } from '../../src/api/network-manager.js';
+import { NetworkingMessages } from '../../src/api/networking-messages.js';
+import { Result, SendFlags } from '../../src/core/types.js';
 import { RelayServer } from '../../src/io/relay-server.js';
 import { browserRuntime } from '../../src/io/browser/runtime.js';
 import type { WebSocketLike } from '../../src/io/browser/websocket-transport.js';
@@ -64,6 +66,39 @@ test('ws gateway: a browser-build NetworkManager (WebSocket, @noble) and a UDP o
     assert.ok(gw && gw.open === 1 && gw.received > 0 && gw.sent > 0, JSON.stringify(gw));
   } finally {
     for (const nm of nms) nm.close();
+    relay.close();
+  }
+});
+
+test('ws gateway: NetworkingMessages of the browser build finds a UDP peer by its id in the relay\'s directory, and the UDP peer finds it; messages both ways', async () => {
+  const { relay, url } = await relayWithGateway();
+  const gateways = { [addressKey(relay.local)]: url };
+  const browser = new NetworkingMessages({ relays: [relay.address], runtime: browserRuntime({ gateways, webSocket }) });
+  const udp = new NetworkingMessages({ relays: [relay.address], relayOptions: { bindAddress: '127.0.0.1' } });
+  const peers = [browser, udp];
+  const until = async (done: () => boolean, what: string, each?: () => void): Promise<void> => {
+    const end = Date.now() + 10_000;
+    while (!done()) {
+      for (const p of peers) p.runCallbacks();
+      each?.();
+      if (Date.now() > end) throw new Error(`no ${what} within 10 s`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
+  try {
+    await until(() => peers.every((p) => p.registered), 'registrations');
+    for (const p of peers) p.on('sessionRequest', (id) => assert.equal(p.acceptSessionWithUser(id), true));
+    const got = { browser: [] as string[], udp: [] as string[] };
+    const text = (b: Uint8Array): string => new TextDecoder().decode(b);
+    assert.equal(udp.sendMessageToUser(browser.getIdentity(), new TextEncoder().encode('to the browser'), SendFlags.Reliable, 3), Result.OK);
+    assert.equal(browser.sendMessageToUser(udp.getIdentity(), new TextEncoder().encode('from the browser'), SendFlags.Reliable, 3), Result.OK);
+    await until(() => got.browser.length > 0 && got.udp.length > 0, 'a message each way', () => {
+      got.browser.push(...browser.receiveMessagesOnChannel(3, 10).map((m) => text(m.payload)));
+      got.udp.push(...udp.receiveMessagesOnChannel(3, 10).map((m) => text(m.payload)));
+    });
+    assert.deepEqual(got, { browser: ['to the browser'], udp: ['from the browser'] });
+  } finally {
+    for (const p of peers) p.close();
     relay.close();
   }
 });

@@ -1,5 +1,6 @@
 import type { SocketAddress } from '../../core/types.js';
 import { addressKey } from '../../relay/protocol.js';
+import { concat } from '../../util/bytes.js';
 import { NetlaneError } from '../../util/errors.js';
 import type { DatagramTransport } from '../driver.js';
 
@@ -95,13 +96,8 @@ export class WebSocketTransport implements DatagramTransport {
       this.sendErrors++;
       return;
     }
-    let msg = data;
-    if (header) {
-      // One message per datagram; the WebSocket may hold it after send returns, so it is a copy of its own.
-      msg = new Uint8Array(header.length + data.length);
-      msg.set(header);
-      msg.set(data, header.length);
-    }
+    // One message per datagram; the WebSocket may hold it after send returns, so a header makes a copy of its own.
+    const msg = header ? concat(header, data) : data;
     const ws = gw.ws ?? this.#reopen(gw);
     if (ws?.readyState === OPEN && ws.bufferedAmount <= this.#maxBuffered) ws.send(msg);
     else if (ws?.readyState === CONNECTING && gw.held.length < MAX_HELD) gw.held.push(header ? msg : data.slice());
