@@ -8,6 +8,7 @@
 //       --rounds N                 rounds per comparison
 //       --place pinned|free        ping-pong under one placement only
 //       --out FILE                 where a subset run writes (default bench/results/partial.json)
+//   npm run bench -- --only fleet  the relay fleet (docs/RELAY.md "Performance"): directory, two-hop forwarding; needs redis-server (only with --only)
 //   npm run bench -- --render bench/results/full.json[,more.json]   (tables from saved runs, merged; nothing measured)
 // Writes bench/results/full.json (quick.json, partial.json) and regenerates the tables of docs/BENCHMARKS.md
 // between its markers (a full or quick run, or --render).
@@ -336,6 +337,52 @@ async function relayRun(kind: string, size: number): Promise<Run> {
   }
 }
 
+/**
+ * The fleet (docs/RELAY.md "Trunks"): two `fleet` relay processes on one redis-server. Directory registrations on the
+ * first and lookups of them on the second; then, round by round, forwarding through the naive forwarder, one netlane
+ * relay, and two fleet relays (A -> relay 1 -> trunk -> relay 2 -> B), each with the load of the relay measure.
+ */
+async function fleetMeasure(m: Suite['measures'], rounds: number): Promise<void> {
+  const { startRedis } = await import('../../test/support/redis.js');
+  const redis = await startRedis();
+  const relays = [start(FREE, RELAY, ['forwarder', 'fleet', redis.url]), start(FREE, RELAY, ['forwarder', 'fleet', redis.url])];
+  try {
+    const [[p1 = '', k1 = ''], [p2 = '', k2 = '']] = (await Promise.all(relays.map((r) => lineFrom(r, 'READY ', 15_000)))).map((l) => l.split(' ')) as [string[], string[]];
+    const dir = start(FREE, RELAY, ['directory', p1, k1, p2, k2, String(QUICK ? 500 : 2000)]);
+    try {
+      const r = JSON.parse(await lineFrom(dir, 'RESULT ', 120_000)) as Run;
+      m.fleetDirectory = { fleet: [r] };
+      console.log(`  fleet directory: ${summary(r)}`);
+    } finally {
+      await stop(dir);
+    }
+    for (const size of [128, 1200]) {
+      const runs: Record<string, Run[]> = { naive: [], netlane: [], 'two-hop': [] };
+      for (let round = 0; round < rounds; round++) {
+        for (const kind of ['naive', 'netlane', 'two-hop']) {
+          let r: Run;
+          if (kind === 'two-hop') {
+            const load = start(FREE, RELAY, ['load', p1, 'two-hop', String(size), String(Q.ms), k1, p2, k2]);
+            try {
+              r = JSON.parse(await lineFrom(load, 'RESULT ', Q.ms + 30_000)) as Run;
+            } catch (err) {
+              r = { error: (err as Error).message };
+            } finally {
+              await stop(load);
+            }
+          } else r = await relayRun(kind, size);
+          runs[kind]?.push(r);
+          console.log(`  fleet forwarding ${size} B ${kind}: ${summary(r)}`);
+        }
+      }
+      m[`fleetForward${size}`] = runs;
+    }
+  } finally {
+    for (const r of relays) await stop(r);
+    await redis.stop();
+  }
+}
+
 /** One step of the run: its name, its estimated cost (s, from the cost model) and what it does. */
 interface Step {
   readonly name: string;
@@ -470,6 +517,9 @@ async function main(): Promise<void> {
         },
       });
     }
+  }
+  if (want('fleet') && ONLY) {
+    steps.push({ name: 'fleet: directory, two-hop forwarding', estimate: 10 + R * 6 * (OVERHEAD.relay + Q.ms / 1000 + 1.3), run: () => fleetMeasure(m, R) });
   }
   if (want('connect')) step('connections per second', CONNECT, R, Q.conns / 1500, async () => void (m.connect = await compare(CONNECT, FREE, 'connect', { connections: Q.conns, concurrency: 16 }, R, 60_000)));
   if (want('scale')) {

@@ -1,4 +1,5 @@
 import type { EndpointStats } from '../core/endpoint.js';
+import type { ConnectionStatus } from '../core/stats.js';
 import { SendFlags, type SocketAddress } from '../core/types.js';
 import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import type { Clock } from '../io/clock.js';
@@ -329,6 +330,24 @@ export class NetworkManager {
     const st = s.cid ? this.#host.endpoint.status(this.#now(), s.cid) : null;
     const vaddr = s.vaddr;
     return { connected: s.connected, relay: vaddr ? this.relay.pathRelay(vaddr) : null, pathChanges: st?.pathChanges ?? 0, badPackets: st?.badPackets ?? 0, duplicatePackets: st?.duplicatePackets ?? 0, queued: s.app.written.length + s.outbox.length, handshakes: s.handshakes, lastEnd: s.lastEnd, ping: st?.ping ?? -1, qualityLocal: st?.connectionQualityLocal ?? -1, qualityRemote: st?.connectionQualityRemote ?? -1, inBytesPerSec: st?.inBytesPerSec ?? 0, outBytesPerSec: st?.outBytesPerSec ?? 0 };
+  }
+
+  /**
+   * A peer's connection figures (ping, quality, rates, what is queued), with the queued bytes of the given
+   * channels, or null if the peer is not open or has no connection now. A netlane extra (the GameSDK has none):
+   * what the demo's net graph shows.
+   */
+  peerRealTimeStatus(peerId: bigint, channels: readonly number[] = []): { status: ConnectionStatus; queuedBytesPerChannel: number[] } | null {
+    const s = this.#peer(peerId);
+    if (!s?.cid) return null;
+    const ep = this.#host.endpoint;
+    const status = ep.status(this.#now(), s.cid);
+    if (!status) return null;
+    const queuedBytesPerChannel = channels.map((c) => {
+      const l = isIntegerIn(c, 0, MAX_CHANNEL_ID) ? ep.laneStatus(s.cid, c + 1) : null;
+      return l ? l.pendingReliable + l.pendingUnreliable : 0;
+    });
+    return { status, queuedBytesPerChannel };
   }
 
   /** Closes every connection and the relay sessions. */

@@ -4,7 +4,7 @@ import { STATE_NAMES } from '../core/state.js';
 import { ConnectionState, Result, SendFlags, type SocketAddress } from '../core/types.js';
 import type { HandshakeLayer } from '../crypto/types.js';
 import type { Clock } from '../io/clock.js';
-import { EndpointDriver, MemoryTransport, type DatagramTransport } from '../io/driver.js';
+import { EndpointDriver, MemoryTransport, whenBound, type DatagramTransport } from '../io/driver.js';
 import { channels } from '../io/diagnostics.js';
 import type { FakeLinkStats } from '../io/fake-network.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from '../io/runtime.js';
@@ -221,12 +221,22 @@ export class NetworkingSockets {
     const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), listen: true, handshake: this.#handshake, writableNotices: this.#onWritable !== undefined, ...store.limits() });
     let sock: DatagramTransport;
     try {
-      sock = this.#runtime.openUdp({ address: local.address, port: local.port });
+      sock = this.#runtime.openUdp({ address: local.address, port: local.port, keepProcessAlive: this.#keepAlive });
     } catch (e) {
       this.#debug(DebugOutputType.Error, (e as Error).message);
       return INVALID_HANDLE;
     }
     const handle = this.#nextHandle++;
+    // Under a runtime that binds after the call (Bun), a bind that fails later closes the listen socket.
+    if (sock.binding) {
+      whenBound(sock).then(
+        (a) => this.#debug(DebugOutputType.Msg, `listen socket ${handle} bound on [${a.address}]:${a.port}`),
+        (e: unknown) => {
+          this.#debug(DebugOutputType.Error, `listen socket ${handle}: ${(e as Error).message}`);
+          this.closeListenSocket(handle);
+        },
+      );
+    }
     const listen: { -readonly [K in keyof ListenRecord]: ListenRecord[K] } = { handle, site: null as unknown as Site, config: store, conns: new Set(), ready: new Set(), closing: false };
     listen.site = this.#newSite(endpoint, sock, listen, store);
     this.#listens.set(handle, listen);
@@ -247,7 +257,7 @@ export class NetworkingSockets {
     const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), handshake: this.#handshake, writableNotices: this.#onWritable !== undefined });
     let sock: DatagramTransport;
     try {
-      sock = this.#runtime.openUdp({ address: ipFamily(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote });
+      sock = this.#runtime.openUdp({ address: ipFamily(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote, keepProcessAlive: this.#keepAlive });
     } catch (e) {
       this.#debug(DebugOutputType.Error, (e as Error).message);
       return INVALID_HANDLE;
@@ -303,10 +313,28 @@ export class NetworkingSockets {
     return true;
   }
 
-  /** The local address of a listen socket (with the port the system chose for port 0), or null. */
+  /**
+   * The local address of a listen socket (with the port the system chose for port 0), or null. Under a
+   * runtime that binds after `createListenSocket` returns (Bun), a socket asked for port 0 has no address
+   * until it is bound: null until then ({@link listenSocketBound} waits for it).
+   */
   getListenSocketAddress(listenSocket: number): SocketAddress | null {
     const l = this.#listens.get(listenSocket);
-    return l ? { ...l.site.driver.transport.local } : null;
+    if (!l) return null;
+    const t = l.site.driver.transport;
+    return t.binding && t.local.port === 0 ? null : { ...t.local };
+  }
+
+  /**
+   * Resolves with a listen socket's bound address: at once under Node and Deno, whose bind completes inside
+   * `createListenSocket`; after the bind under Bun. Rejects with `NetlaneError` ERR_NETLANE_INVALID_ARGUMENT for
+   * an unknown handle, ERR_NETLANE_SOCKET if the bind failed (the listen socket is then closed). A netlane
+   * extension: GNS binds synchronously.
+   */
+  listenSocketBound(listenSocket: number): Promise<SocketAddress> {
+    const l = this.#listens.get(listenSocket);
+    if (!l) return Promise.reject(new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `no listen socket ${listenSocket}`));
+    return whenBound(l.site.driver.transport);
   }
 
   /**
@@ -327,14 +355,19 @@ export class NetworkingSockets {
     let tb: DatagramTransport;
     if (useNetworkLoopback) {
       try {
-        const sa = this.#runtime.openUdp({ address: '127.0.0.1', port: 0 });
+        const sa = this.#runtime.openUdp({ address: '127.0.0.1', port: 0, keepProcessAlive: this.#keepAlive });
         try {
-          tb = this.#runtime.openUdp({ address: '127.0.0.1', port: 0 });
+          tb = this.#runtime.openUdp({ address: '127.0.0.1', port: 0, keepProcessAlive: this.#keepAlive });
         } catch (e) {
           sa.close();
           throw e;
         }
         ta = sa;
+        if (ta.binding || tb.binding) {
+          ta.close();
+          tb.close();
+          throw new NetlaneError('ERR_NETLANE_SOCKET', 'createSocketPair(true) needs sockets bound at once; this runtime (Bun) binds after the call');
+        }
       } catch (e) {
         this.#debug(DebugOutputType.Error, (e as Error).message);
         return null;
@@ -578,6 +611,20 @@ export class NetworkingSockets {
       if (l) lanes.push({ ...l });
     }
     return { result: Result.OK, status, lanes };
+  }
+
+  /**
+   * The handles of every connection the application has not closed yet, in the order they were made (not in GNS,
+   * which has no such call: for a metrics endpoint, see `startMetricsServer`).
+   */
+  listConnections(): number[] {
+    return [...this.#conns.keys()];
+  }
+
+  /** The lanes a connection has (1 until `configureConnectionLanes`); -1 for an unknown handle. */
+  getConnectionLaneCount(conn: number): number {
+    const rec = this.#conns.get(conn);
+    return rec ? rec.site.driver.node.laneCount(rec.cid) : -1;
   }
 
   /** Detailed statistics as readable text (`GetDetailedConnectionStatus`); null for an unknown handle. */

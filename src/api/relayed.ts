@@ -96,7 +96,7 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
     observe: publishStatus,
     ...(o.relayTuning?.tap ? { tap: o.relayTuning.tap } : {}),
   });
-  const socket = runtime.openUdp({ address: local.address, port: local.port });
+  const socket = runtime.openUdp({ address: local.address, port: local.port, keepProcessAlive: o.keepProcessAlive ?? false });
   const driver = new EndpointDriver(host, socket, { scheduler: runtime.scheduler, rng: seededFrom(runtime), keepProcessAlive: o.keepProcessAlive ?? false, onServiced: hooks.onServiced });
   const fake = store.fakeConditions();
   driver.setFakeConditions(fake.send, fake.recv);
@@ -128,7 +128,7 @@ export function closeStack<A>(stack: RelayedStack<A>): void {
 export function rebindStack<A>(stack: RelayedStack<A>, closed: boolean): void {
   if (closed) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'closed: a closed facade opens no socket');
   const old = stack.driver.transport.local;
-  stack.driver.rebind(stack.runtime.openUdp({ address: old.address === '::' || old.address.includes(':') ? '::' : '0.0.0.0', port: 0 }));
+  stack.driver.rebind(stack.runtime.openUdp({ address: old.address === '::' || old.address.includes(':') ? '::' : '0.0.0.0', port: 0, keepProcessAlive: stack.driver.keepsProcessAlive }));
 }
 
 /**

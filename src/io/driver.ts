@@ -16,6 +16,15 @@ export interface DatagramTransport {
   close(): void;
   /** Sends the kernel refused (a real socket counts them). */
   readonly sendErrors?: number;
+  /** True while an asynchronous bind (Bun) has not completed: `local` may still have port 0. Absent: bound. */
+  readonly binding?: boolean;
+  /** Resolves with the bound local address; rejects with ERR_NETLANE_SOCKET if the bind failed. Absent: bound at once. */
+  bound?(): Promise<SocketAddress>;
+}
+
+/** Resolves with a transport's bound local address (at once for a transport bound when opened). */
+export function whenBound(t: DatagramTransport): Promise<SocketAddress> {
+  return t.bound ? t.bound() : Promise.resolve(t.local);
 }
 
 /**
@@ -332,6 +341,11 @@ export class EndpointDriver<N extends SansIo = SansIo> {
     if (this.#timer) this.#sched.cancel(this.#timer);
     this.#timerAtUs = atUs;
     this.#timer = this.#sched.at(atUs, this.#onTimer, this.#keepAlive);
+  }
+
+  /** Whether the driver keeps the process alive (its transport and timer). */
+  get keepsProcessAlive(): boolean {
+    return this.#keepAlive;
   }
 
   /** Keeps the process alive while the transport is open, or not (the timer follows on its next arming). */

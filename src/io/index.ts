@@ -11,3 +11,5 @@ export { MemoryFleetStore, openRedisFleetStore, type FleetStore, type MaybePromi
 export { AdmissionQueue, type AdmissionOptions, type AdmissionStats } from './admission.js';
 export { realScheduler, realTime, type Scheduler, type TimerHandle } from './scheduler.js';
 export { udpRuntime, runtimeWithClock, type Runtime } from './runtime.js';
+export { startMetricsServer, relayMetrics, socketsMetrics, formatPrometheus, type MetricsServer, type MetricsServerOptions, type MetricsSource, type MetricSample, type StatsSnapshot, type StatsConnection, type SocketsMetricsOptions, type MetricsSockets } from './metrics.js';
+export { exportDiagnosticsToOpenTelemetry, type OpenTelemetryApi, type OpenTelemetryOptions, type OpenTelemetryBridge, type OpenTelemetryMeter, type OpenTelemetryInstrument } from './otel.js';

@@ -2,13 +2,13 @@ import type { SocketAddress } from '../core/types.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { RelayNode, type RelayNodeOptions } from '../relay/node/index.js';
 import { fleetChannel, type FleetResult, type FleetWork } from '../relay/node/fleet.js';
-import { formatRelayAddress } from '../relay/protocol.js';
+import { RelayMsg, formatRelayAddress } from '../relay/protocol.js';
 import { NetlaneError } from '../util/errors.js';
 import { Admission } from '../util/admission.js';
 import type { Rng } from '../util/rng.js';
 import { AdmissionQueue, type AdmissionOptions } from './admission.js';
 import type { Clock } from './clock.js';
-import type { DatagramTransport } from './driver.js';
+import { whenBound, type DatagramTransport } from './driver.js';
 import type { FleetStore, MaybePromise } from './fleet-store.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
@@ -62,7 +62,6 @@ export interface RelayFleetOptions {
  */
 export class RelayServer {
   readonly node: RelayNode;
-  readonly local: SocketAddress;
   readonly #sock: DatagramTransport;
   readonly #sched: Scheduler;
   readonly #keepAlive: boolean;
@@ -71,6 +70,7 @@ export class RelayServer {
   #timerAtUs = Number.POSITIVE_INFINITY;
   #closed = false;
   #onDrained: (() => void) | null = null;
+  #draining = false;
   /** Pings and session requests waiting for the next pass; `admission.stats` counts what was shed. */
   readonly admission: AdmissionQueue;
   #immediate: TimerHandle | null = null;
@@ -87,7 +87,6 @@ export class RelayServer {
     this.#sock = sock;
     this.#sched = runtime.scheduler;
     this.#keepAlive = options.keepProcessAlive ?? false;
-    this.local = sock.local;
     // Drawn from only under load: a relay that never is leaves the runtime's randomness as it was.
     let rng: Rng | null = null;
     const lazy: Rng = { next: () => (rng ??= runtime.rng()).next(), nextU32: () => (rng ??= runtime.rng()).nextU32() };
@@ -103,6 +102,7 @@ export class RelayServer {
     if (fleet) {
       const ip = fleet.advertise ?? sock.local.address;
       if (ip === '0.0.0.0' || ip === '::') throw new NetlaneError('ERR_NETLANE_CONFIG', `a relay bound to ${ip} in a fleet needs fleet.advertise (the IP clients reach it at)`);
+      if (sock.local.port === 0) throw new NetlaneError('ERR_NETLANE_CONFIG', 'a relay in a fleet advertises its port: under a runtime that binds after the call (Bun), give a port or use RelayServer.openBound');
       advertised = formatRelayAddress({ address: ip, port: sock.local.port, publicKey: staticKey.publicKey });
     }
     this.node = new RelayNode({
@@ -128,8 +128,9 @@ export class RelayServer {
       }
       this.node.handleDatagram(now, from.address, from.port, data);
       if (this.node.fleetBusy) this.#carry();
-      // A datagram never moves an armed pollTimeout earlier: only an idle node (no timer) or a drain needs a look.
-      if (this.#timer === null || this.#onDrained !== null) this.#service(now);
+      // Forwarded data never moves an armed pollTimeout earlier: only an idle node (no timer), a drain, or control
+      // (a trunk may start the reap scan before the fleet's next refresh) needs a look.
+      if (this.#timer === null || this.#onDrained !== null || !isData(data)) this.#service(now);
     };
     sock.keepProcessAlive(this.#keepAlive);
     // In a fleet, the first registry record is due at once; revocations and drains come over pub/sub.
@@ -216,18 +217,25 @@ export class RelayServer {
     this.#service(now);
   };
 
-  /** Binds the socket (synchronously for an IP literal) and starts the node. Throws NetlaneError ERR_NETLANE_SOCKET. */
+  /**
+   * Binds the socket and starts the node. Throws NetlaneError ERR_NETLANE_SOCKET. Under Node and Deno the socket
+   * is bound when this returns; under Bun it binds after the call, and a port-0 relay's `local` and `address`
+   * have port 0 until then: {@link RelayServer.openBound} waits for the bind.
+   */
   static open(options: RelayServerOptions = {}): RelayServer {
-    const runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
-    const udp = runtime.openUdp({ address: options.address ?? '127.0.0.1', port: options.port ?? 0, recvBufferSize: RELAY_RECV_BUFFER_BYTES, sendBufferSize: RELAY_SEND_BUFFER_BYTES });
-    let sock: DatagramTransport = udp;
-    if (options.gateways?.ws) {
-      try {
-        sock = new WsGateway(udp, options.gateways.ws);
-      } catch (e) {
-        udp.close();
-        throw e;
-      }
+    const runtime = RelayServer.#runtime(options);
+    return new RelayServer(RelayServer.#socket(runtime, options), runtime, options);
+  }
+
+  /** {@link RelayServer.open}, resolving once the socket is bound under every runtime. Rejects with NetlaneError ERR_NETLANE_SOCKET. */
+  static async openBound(options: RelayServerOptions = {}): Promise<RelayServer> {
+    const runtime = RelayServer.#runtime(options);
+    const sock = RelayServer.#socket(runtime, options);
+    try {
+      await whenBound(sock);
+    } catch (e) {
+      sock.close();
+      throw e;
     }
     return new RelayServer(sock, runtime, options);
   }
@@ -235,6 +243,33 @@ export class RelayServer {
   /** The WebSocket gateway, when `gateways.ws` asked for one (its `listening` says where). */
   get wsGateway(): WsGateway | null {
     return this.#sock instanceof WsGateway ? this.#sock : null;
+  }
+
+  static #runtime(options: RelayServerOptions): Runtime {
+    return options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
+  }
+
+  /** The UDP socket, with the WebSocket gateway around it when `gateways.ws` asks for one. */
+  static #socket(runtime: Runtime, options: RelayServerOptions): DatagramTransport {
+    const udp = runtime.openUdp({
+      address: options.address ?? '127.0.0.1',
+      port: options.port ?? 0,
+      recvBufferSize: RELAY_RECV_BUFFER_BYTES,
+      sendBufferSize: RELAY_SEND_BUFFER_BYTES,
+      keepProcessAlive: options.keepProcessAlive ?? false,
+    });
+    if (!options.gateways?.ws) return udp;
+    try {
+      return new WsGateway(udp, options.gateways.ws);
+    } catch (e) {
+      udp.close();
+      throw e;
+    }
+  }
+
+  /** The local address (under Bun, with port 0 until a port-0 socket is bound). */
+  get local(): SocketAddress {
+    return this.#sock.local;
   }
 
   /** The relay's static public key (clients need it with the address). */
@@ -245,6 +280,11 @@ export class RelayServer {
   /** `host:port#key`: how clients name this relay (what `netlane relay` prints). */
   get address(): string {
     return formatRelayAddress({ ...this.local, publicKey: this.node.publicKey });
+  }
+
+  /** Whether {@link drain} was called (the relay refuses new sessions from then on; its health check answers 503). */
+  get draining(): boolean {
+    return this.#draining;
   }
 
   /** Sends the kernel refused. */
@@ -310,6 +350,7 @@ export class RelayServer {
   /** Drains: refuses new sessions, tells clients the deadline, and calls `done` when every session is gone or at the deadline. */
   drain(seconds: number, done: () => void): void {
     const now = this.#sched.now();
+    this.#draining = true;
     this.node.drain(now, seconds);
     this.#onDrained = done;
     // Already drained (no sessions): `done` runs from the timer, not inside this call.
@@ -355,6 +396,11 @@ function runFleetWork(store: FleetStore, w: FleetWork): MaybePromise<FleetResult
 /** `f(v)`, after `v` settles if it is a promise. */
 function after<T, U>(v: MaybePromise<T>, f: (t: T) => MaybePromise<U>): MaybePromise<U> {
   return v instanceof Promise ? v.then(f) : f(v);
+}
+
+/** Whether a datagram is forwarded data (DATA_UP, TRUNK_DATA): the hot path, which never needs the timer looked at. */
+function isData(data: Uint8Array): boolean {
+  return data[0] === RelayMsg.DataUp || data[0] === RelayMsg.TrunkData;
 }
 
 /** The node's part of a server's options (the server's `fleet` and `gateways` are not the node's). */

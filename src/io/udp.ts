@@ -17,6 +17,11 @@ export interface UdpSocketOptions {
   readonly recvBufferSize?: number;
   /** Kernel send buffer, bytes. Default 1 MiB. */
   readonly sendBufferSize?: number;
+  /**
+   * Whether the open socket keeps the process alive. Default false. Set before the bind, because Deno ignores a
+   * change once the socket has started receiving (a later `keepProcessAlive` call counts under Node and Bun only).
+   */
+  readonly keepProcessAlive?: boolean;
 }
 
 /**
@@ -34,12 +39,34 @@ export function literalLookup(host: string, opts: unknown, cb?: (err: Error | nu
   else done(null, host, family);
 }
 
+/** Whether a dgram socket is bound now: Node and Deno bind an IP literal before `bind` returns, Bun after it. */
+function boundNow(sock: dgram.Socket): boolean {
+  try {
+    sock.address();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Connects a dgram socket to its one peer (an IPv4 peer of an IPv6 socket through its mapped address). */
+function connectSocket(sock: dgram.Socket, ipv6: boolean, to: SocketAddress): void {
+  sock.connect(to.port, ipv6 && net.isIPv4(to.address) ? `::ffff:${to.address}` : to.address);
+}
+
+function socketError(options: UdpSocketOptions, err: Error): NetlaneError {
+  return new NetlaneError('ERR_NETLANE_SOCKET', `cannot open UDP socket on [${options.address}]:${options.port}: ${err.message}`);
+}
+
 /**
- * A node:dgram socket, opened synchronously (binding an IP literal needs no lookup), with raised
- * buffers, IPv4-mapped IPv6 addresses shown as plain IPv4, and send errors counted instead of lost.
+ * A node:dgram socket with raised buffers, IPv4-mapped IPv6 addresses shown as plain IPv4, and send errors
+ * counted instead of lost. Under Node and Deno it is bound when {@link UdpSocket.open} returns (binding an IP
+ * literal needs no lookup). Under Bun the bind completes after the call: until then {@link UdpSocket.binding}
+ * is true, `local` has the requested port (0 when the system picks it), sends wait in dgram's queue, and
+ * {@link UdpSocket.bound} resolves once the port is known (docs/RUNTIME.md "Runtimes").
  */
 export class UdpSocket implements DatagramTransport {
-  readonly local: SocketAddress;
+  #local: SocketAddress;
   /** Whether the socket is IPv6 (dual stack when bound to `::`). */
   readonly ipv6: boolean;
   /** Called for every datagram received. */
@@ -51,8 +78,15 @@ export class UdpSocket implements DatagramTransport {
   #failing = false;
   #okStreak = 0;
   readonly #sock: dgram.Socket;
-  readonly #connected: boolean;
+  #connected = false;
+  /** The peer of a connected socket whose bind (and so its connect) has not completed: sends name it meanwhile. */
+  #connectTo: SocketAddress | null = null;
   #closed = false;
+  #binding: boolean;
+  #bound: Promise<SocketAddress> | null = null;
+  #bindError: NetlaneError | null = null;
+  /** Settles the promise `bound()` gave while the socket was binding. */
+  #settle: { resolve: (a: SocketAddress) => void; reject: (e: Error) => void } | null = null;
   // One-entry caches so that a steady peer costs no string work per datagram.
   #rawFrom = '';
   /** The sender of the last datagram: the same (immutable) object while the sender stays the same. */
@@ -60,12 +94,18 @@ export class UdpSocket implements DatagramTransport {
   #toAddress = '';
   #toMapped = '';
 
-  private constructor(sock: dgram.Socket, ipv6: boolean, connected: boolean) {
+  private constructor(sock: dgram.Socket, ipv6: boolean, options: UdpSocketOptions, binding: boolean) {
     this.#sock = sock;
     this.ipv6 = ipv6;
-    this.#connected = connected;
-    const a = sock.address();
-    this.local = { address: a.address, port: a.port };
+    this.#binding = binding;
+    if (binding) {
+      this.#local = { address: options.address, port: options.port };
+      this.#connectTo = options.connectTo ?? null;
+      sock.once('listening', () => this.#onListening());
+    } else {
+      this.#local = UdpSocket.#address(sock);
+      this.#connected = options.connectTo !== undefined; // `open` connected it
+    }
     sock.on('message', (msg, rinfo) => {
       const address = rinfo.address;
       let from = this.#from;
@@ -77,11 +117,72 @@ export class UdpSocket implements DatagramTransport {
       this.onMessage(msg, from);
     });
     // Errors after open (ICMP unreachable on a connected socket, ...) are counted, never thrown.
-    sock.on('error', (err) => this.#onSent(err));
-    channels.socketOpen.publish({ local: this.local });
+    sock.on('error', (err) => {
+      if (!this.#binding) this.#onSent(err);
+      else {
+        this.#bindFailed(socketError(options, err));
+        this.close();
+      }
+    });
+    if (!binding) channels.socketOpen.publish({ local: this.local });
   }
 
-  /** Opens and binds a socket. Throws `NetlaneError` ERR_NETLANE_SOCKET if the address is taken or invalid. */
+  static #address(sock: dgram.Socket): SocketAddress {
+    const a = sock.address();
+    return { address: a.address, port: a.port };
+  }
+
+  /** The local address: with the port the system chose once bound (see {@link UdpSocket.binding}). */
+  get local(): SocketAddress {
+    return this.#local;
+  }
+
+  /** Whether the bind has not completed yet (Bun binds after `open` returns; Node and Deno before). */
+  get binding(): boolean {
+    return this.#binding;
+  }
+
+  /**
+   * Resolves with the bound local address: at once where `open` bound the socket, after the bind otherwise.
+   * Rejects with `NetlaneError` ERR_NETLANE_SOCKET if an asynchronous bind failed (the address was taken).
+   */
+  bound(): Promise<SocketAddress> {
+    if (this.#bound) return this.#bound;
+    if (this.#bindError) this.#bound = Promise.reject(this.#bindError);
+    else if (!this.#binding) this.#bound = Promise.resolve(this.#local);
+    else this.#bound = new Promise((resolve, reject) => (this.#settle = { resolve, reject }));
+    return this.#bound;
+  }
+
+  #connect(to: SocketAddress): void {
+    connectSocket(this.#sock, this.ipv6, to);
+    this.#connected = true;
+    this.#connectTo = null;
+  }
+
+  #onListening(): void {
+    if (this.#closed) return;
+    this.#binding = false;
+    this.#local = UdpSocket.#address(this.#sock);
+    if (this.#connectTo) this.#connect(this.#connectTo);
+    channels.socketOpen.publish({ local: this.local });
+    this.#settle?.resolve(this.#local);
+    this.#settle = null;
+  }
+
+  /** The bind failed (an error before `listening`), or the socket was closed first: `bound()` rejects with `err`. */
+  #bindFailed(err: NetlaneError): void {
+    this.#binding = false;
+    this.#bindError = err;
+    this.#settle?.reject(err);
+    this.#settle = null;
+  }
+
+  /**
+   * Opens a socket and binds it: bound when this returns under Node and Deno, binding under Bun (see
+   * {@link UdpSocket.binding}). Throws `NetlaneError` ERR_NETLANE_SOCKET if the address is taken or invalid
+   * (under Bun, a bind that fails later closes the socket and rejects {@link UdpSocket.bound}).
+   */
   static open(options: UdpSocketOptions): UdpSocket {
     const family = net.isIP(options.address);
     if (family === 0) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `not an IP address: ${options.address}`);
@@ -93,26 +194,24 @@ export class UdpSocket implements DatagramTransport {
       recvBufferSize: options.recvBufferSize ?? 4 << 20,
       sendBufferSize: options.sendBufferSize ?? 1 << 20,
     });
+    // Before the bind: Deno ignores a change once the socket has started receiving.
+    if (!options.keepProcessAlive) sock.unref();
     let failure: Error | null = null;
     const onError = (err: Error): void => {
       failure = err;
     };
     sock.on('error', onError);
-    // With a literal address and the synchronous lookup, bind and connect complete before returning.
+    // With a literal address and the synchronous lookup, Node's bind completes (or fails) before returning.
     sock.bind({ port: options.port, address: options.address, exclusive: true });
-    let connected = false;
-    if (!failure && options.connectTo) {
-      const to = options.connectTo;
-      sock.connect(to.port, ipv6 && net.isIPv4(to.address) ? `::ffff:${to.address}` : to.address);
-      connected = true;
-    }
+    const binding = !failure && !boundNow(sock);
+    // Bound: connect now, so that a failure throws here too. Binding: the socket connects once bound.
+    if (!failure && !binding && options.connectTo) connectSocket(sock, ipv6, options.connectTo);
     sock.off('error', onError);
     if (failure) {
       sock.close();
-      const f = failure as Error;
-      throw new NetlaneError('ERR_NETLANE_SOCKET', `cannot open UDP socket on [${options.address}]:${options.port}: ${f.message}`);
+      throw socketError(options, failure);
     }
-    return new UdpSocket(sock, ipv6, connected);
+    return new UdpSocket(sock, ipv6, options, binding);
   }
 
   readonly #onSent = (err: Error | null): void => {
@@ -141,6 +240,7 @@ export class UdpSocket implements DatagramTransport {
       this.#sock.send(msg, cb);
       return;
     }
+    if (this.#connectTo) to = this.#connectTo;
     let address = to.address;
     if (this.ipv6 && address.indexOf(':') < 0) {
       if (address !== this.#toAddress) {
@@ -161,7 +261,13 @@ export class UdpSocket implements DatagramTransport {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#sock.close();
-    channels.socketClose.publish({ local: this.local });
+    const announced = !this.#binding && this.#bindError === null;
+    try {
+      this.#sock.close();
+    } catch {
+      // dgram may have closed a socket whose bind failed already (ERR_SOCKET_DGRAM_NOT_RUNNING): nothing is left open.
+    }
+    if (announced) channels.socketClose.publish({ local: this.local });
+    if (this.#binding) this.#bindFailed(new NetlaneError('ERR_NETLANE_SOCKET', 'the socket was closed before its bind completed'));
   }
 }

@@ -91,7 +91,6 @@ interface Peer {
  * a UDP peer (cookies, sessions, links, rate limits) it does for a WebSocket peer the same way.
  */
 export class WsGateway implements DatagramTransport {
-  readonly local: SocketAddress;
   onMessage: (data: Uint8Array, from: SocketAddress) => void = () => undefined;
   readonly stats: WsGatewayStats = { accepted: 0, open: 0, refusedFull: 0, refusedPerAddress: 0, closedText: 0, closedTooBig: 0, received: 0, sent: 0, dropped: 0 };
   /** Resolves with the TCP address the gateway listens on; rejects with ERR_NETLANE_SOCKET if it cannot. */
@@ -118,7 +117,6 @@ export class WsGateway implements DatagramTransport {
       if (!Number.isInteger(v) || v < 1) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `gateway ${name} must be a positive integer, got ${v}`);
     }
     this.#udp = udp;
-    this.local = udp.local;
     this.#maxBuffered = options.maxBufferedBytes ?? 1 << 20;
     udp.onMessage = (data, from) => this.onMessage(data, from);
     this.#http = createServer((_req, res) => {
@@ -204,6 +202,20 @@ export class WsGateway implements DatagramTransport {
     }
     peer.ws.send(header ? concat(header, data) : data);
     this.stats.sent++;
+  }
+
+  /** The UDP socket's local address (under Bun, port 0 until a port-0 socket is bound). */
+  get local(): SocketAddress {
+    return this.#udp.local;
+  }
+
+  get binding(): boolean {
+    return this.#udp.binding ?? false;
+  }
+
+  /** The UDP socket's bind (the gateway's own listen is `listening`). */
+  bound(): Promise<SocketAddress> {
+    return this.#udp.bound ? this.#udp.bound() : Promise.resolve(this.#udp.local);
   }
 
   get sendErrors(): number {

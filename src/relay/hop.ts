@@ -1,6 +1,6 @@
 import type { Aead, BlockCipher, CryptoProvider, KeyExchangePair } from '../crypto/provider.js';
-import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES } from '../crypto/provider.js';
-import { COOKIE_BYTES, DATA_TAG_BYTES, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES, decodeRelayControl, encodeRelayControl, SEALED_DOWN_TYPES, SEALED_UP_TYPES, type RelayControl } from './protocol.js';
+import { AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES, bytesEqual } from '../crypto/provider.js';
+import { COOKIE_BYTES, DATA_TAG_BYTES, RELAY_PUBLIC_KEY_BYTES, RelayMsg, SESSION_ID_BYTES, TRUNK_TYPES, UP_HEADER_BYTES, decodeRelayControl, encodeRelayControl, SEALED_DOWN_TYPES, SEALED_UP_TYPES, type RelayControl } from './protocol.js';
 import { WireError } from '../wire/errors.js';
 
 // The relay hop's cryptography (docs/RELAY.md "Session keys"): a session's keys come from an X25519
@@ -143,12 +143,17 @@ function open(aead: Aead, data: Uint8Array, prefixBytes: number, counterAt: numb
   return allowed.has(message.type) ? { counter, message } : null;
 }
 
+/** A frame of `type` naming `id` (a session or a trunk): type, id 8, counter, sealed message, tag. */
+function sealNamed(type: number, aead: Aead, id: Uint8Array, counter: number, m: RelayControl): Uint8Array {
+  const prefix = new Uint8Array(SEALED_UP_PREFIX);
+  prefix[0] = type;
+  prefix.set(id, SEALED_SESSION_AT);
+  return seal(aead, prefix, SEALED_SESSION_AT + SESSION_ID_BYTES, counter, m);
+}
+
 /** A client's control message as a SEALED frame: type, session id, counter, sealed message, tag. */
 export function sealUp(keys: HopKeys, sessionId: Uint8Array, counter: number, m: RelayControl): Uint8Array {
-  const prefix = new Uint8Array(SEALED_UP_PREFIX);
-  prefix[0] = RelayMsg.Sealed;
-  prefix.set(sessionId, SEALED_SESSION_AT);
-  return seal(keys.up, prefix, SEALED_SESSION_AT + SESSION_ID_BYTES, counter, m);
+  return sealNamed(RelayMsg.Sealed, keys.up, sessionId, counter, m);
 }
 
 /** The counter of a SEALED frame (checked against the replay window before the frame is opened), or -1 if too short. */
@@ -212,3 +217,123 @@ export function readDataTag(data: BlockCipher, datagram: Uint8Array, block: Uint
   for (let i = TAG_CHECK_AT + 2; i < BLOCK_BYTES; i++) if (block[i] !== 0) return -1;
   return readCounter(block, 0);
 }
+
+// ------------------------------------------------------------------ trunks (docs/RELAY.md "Trunks")
+
+/** The keys of one trunk, as one end holds them: what it seals and tags with, and what it opens and checks with. */
+export interface TrunkKeys {
+  readonly sealOut: Aead;
+  readonly sealIn: Aead;
+  readonly dataOut: BlockCipher;
+  readonly dataIn: BlockCipher;
+}
+
+const TRUNK_HELLO_LABEL = new TextEncoder().encode('netlane-relay-trunk-hello-v1');
+const TRUNK_KEYS_LABEL = new TextEncoder().encode('netlane-relay-trunk-v1');
+/** The trunk protocol's version (TRUNK_HELLO's version byte). */
+export const TRUNK_VERSION = 1;
+/** A trunk's nonce (each end draws one), bytes. */
+export const TRUNK_NONCE_BYTES = 16;
+/** TRUNK_HELLO's MAC (truncated HMAC-SHA256), bytes. */
+const TRUNK_MAC_BYTES = 16;
+/** TRUNK_HELLO: type, version, opener's static key, opener's trunk id, nonce, MAC. */
+export const TRUNK_HELLO_BYTES = 1 + 1 + RELAY_PUBLIC_KEY_BYTES + SESSION_ID_BYTES + TRUNK_NONCE_BYTES + TRUNK_MAC_BYTES;
+/** TRUNK_OK: type, opener's trunk id, answerer's trunk id, nonce, tag. */
+export const TRUNK_OK_BYTES = 1 + SESSION_ID_BYTES + SESSION_ID_BYTES + TRUNK_NONCE_BYTES + AEAD_TAG_BYTES;
+const TRUNK_HELLO_KEY_AT = 2;
+const TRUNK_HELLO_ID_AT = TRUNK_HELLO_KEY_AT + RELAY_PUBLIC_KEY_BYTES;
+const TRUNK_HELLO_NONCE_AT = TRUNK_HELLO_ID_AT + SESSION_ID_BYTES;
+const TRUNK_HELLO_MAC_AT = TRUNK_HELLO_NONCE_AT + TRUNK_NONCE_BYTES;
+const TRUNK_OK_ANSWERER_AT = 1 + SESSION_ID_BYTES;
+const TRUNK_OK_NONCE_AT = TRUNK_OK_ANSWERER_AT + SESSION_ID_BYTES;
+const TRUNK_OK_TAG_AT = TRUNK_OK_NONCE_AT + TRUNK_NONCE_BYTES;
+/** Where a trunk frame (TRUNK_SEALED, TRUNK_DATA, TRUNK_OK) names the receiver's trunk. */
+export const TRUNK_ID_AT = 1;
+
+function helloMac(p: CryptoProvider, secret: Uint8Array, hello: Uint8Array, opener: Uint8Array, answerer: Uint8Array): Uint8Array {
+  const info = new Uint8Array(TRUNK_HELLO_LABEL.length + 2 * RELAY_PUBLIC_KEY_BYTES);
+  info.set(TRUNK_HELLO_LABEL);
+  info.set(opener, TRUNK_HELLO_LABEL.length);
+  info.set(answerer, TRUNK_HELLO_LABEL.length + RELAY_PUBLIC_KEY_BYTES);
+  const key = p.hkdf(secret, hello.subarray(TRUNK_HELLO_NONCE_AT, TRUNK_HELLO_MAC_AT), info, 32);
+  return p.hmacSha256(key, hello.subarray(0, TRUNK_HELLO_MAC_AT)).subarray(0, TRUNK_MAC_BYTES);
+}
+
+/** TRUNK_HELLO from the opener (static key `opener`) to the relay whose static key is `answerer`; `secret` is their static X25519 secret. */
+export function encodeTrunkHello(p: CryptoProvider, secret: Uint8Array, opener: Uint8Array, answerer: Uint8Array, trunkId: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const out = new Uint8Array(TRUNK_HELLO_BYTES);
+  out[0] = RelayMsg.TrunkHello;
+  out[1] = TRUNK_VERSION;
+  out.set(opener, TRUNK_HELLO_KEY_AT);
+  out.set(trunkId, TRUNK_HELLO_ID_AT);
+  out.set(nonce, TRUNK_HELLO_NONCE_AT);
+  out.set(helloMac(p, secret, out, opener, answerer), TRUNK_HELLO_MAC_AT);
+  return out;
+}
+
+/** A TRUNK_HELLO's fields (views into `data`), or null if it is not one of this version. Checks the format only: see {@link trunkHelloAuthentic}. */
+export function parseTrunkHello(data: Uint8Array): { readonly publicKey: Uint8Array; readonly trunkId: Uint8Array; readonly nonce: Uint8Array } | null {
+  if (data.length !== TRUNK_HELLO_BYTES || data[0] !== RelayMsg.TrunkHello || data[1] !== TRUNK_VERSION) return null;
+  return { publicKey: data.subarray(TRUNK_HELLO_KEY_AT, TRUNK_HELLO_ID_AT), trunkId: data.subarray(TRUNK_HELLO_ID_AT, TRUNK_HELLO_NONCE_AT), nonce: data.subarray(TRUNK_HELLO_NONCE_AT, TRUNK_HELLO_MAC_AT) };
+}
+
+/** Whether a TRUNK_HELLO's MAC was made with the static secret of `opener` and `answerer`. */
+export function trunkHelloAuthentic(p: CryptoProvider, secret: Uint8Array, data: Uint8Array, opener: Uint8Array, answerer: Uint8Array): boolean {
+  return bytesEqual(helloMac(p, secret, data, opener, answerer), data.subarray(TRUNK_HELLO_MAC_AT));
+}
+
+/**
+ * A trunk's keys for one end: HKDF-SHA256 of the static secret (salt: the opener's nonce and the answerer's; info: the
+ * label and both static keys), 96 bytes: control keys opener to answerer and back, data keys opener to answerer and back.
+ */
+export function trunkKeys(p: CryptoProvider, secret: Uint8Array, openerNonce: Uint8Array, answererNonce: Uint8Array, opener: Uint8Array, answerer: Uint8Array, isOpener: boolean): TrunkKeys {
+  const salt = new Uint8Array(2 * TRUNK_NONCE_BYTES);
+  salt.set(openerNonce);
+  salt.set(answererNonce, TRUNK_NONCE_BYTES);
+  const info = new Uint8Array(TRUNK_KEYS_LABEL.length + 2 * RELAY_PUBLIC_KEY_BYTES);
+  info.set(TRUNK_KEYS_LABEL);
+  info.set(opener, TRUNK_KEYS_LABEL.length);
+  info.set(answerer, TRUNK_KEYS_LABEL.length + RELAY_PUBLIC_KEY_BYTES);
+  const okm = p.hkdf(secret, salt, info, 2 * AEAD_KEY + 2 * BLOCK_BYTES);
+  const toAnswerer = p.aead(AeadCipher.Aes256Gcm, okm.subarray(0, AEAD_KEY));
+  const toOpener = p.aead(AeadCipher.Aes256Gcm, okm.subarray(AEAD_KEY, 2 * AEAD_KEY));
+  const dataToAnswerer = p.blockCipher(okm.subarray(2 * AEAD_KEY, 2 * AEAD_KEY + BLOCK_BYTES));
+  const dataToOpener = p.blockCipher(okm.subarray(2 * AEAD_KEY + BLOCK_BYTES));
+  okm.fill(0);
+  return isOpener ? { sealOut: toAnswerer, sealIn: toOpener, dataOut: dataToAnswerer, dataIn: dataToOpener } : { sealOut: toOpener, sealIn: toAnswerer, dataOut: dataToOpener, dataIn: dataToAnswerer };
+}
+
+/** TRUNK_OK (the answerer's, counter 0 of its control key): the opener's trunk id, the answerer's, its nonce, and a tag over them. */
+export function encodeTrunkOk(keys: TrunkKeys, openerId: Uint8Array, answererId: Uint8Array, nonce: Uint8Array): Uint8Array {
+  const out = new Uint8Array(TRUNK_OK_BYTES);
+  out[0] = RelayMsg.TrunkOk;
+  out.set(openerId, TRUNK_ID_AT);
+  out.set(answererId, TRUNK_OK_ANSWERER_AT);
+  out.set(nonce, TRUNK_OK_NONCE_AT);
+  keys.sealOut.seal(nonceFor(0), out.subarray(0, TRUNK_OK_TAG_AT), new Uint8Array(0), out, TRUNK_OK_TAG_AT);
+  return out;
+}
+
+/** A TRUNK_OK's answerer trunk id and nonce (views), or null if it is not one. */
+export function parseTrunkOk(data: Uint8Array): { readonly answererId: Uint8Array; readonly nonce: Uint8Array } | null {
+  if (data.length !== TRUNK_OK_BYTES || data[0] !== RelayMsg.TrunkOk) return null;
+  return { answererId: data.subarray(TRUNK_OK_ANSWERER_AT, TRUNK_OK_NONCE_AT), nonce: data.subarray(TRUNK_OK_NONCE_AT, TRUNK_OK_TAG_AT) };
+}
+
+/** Whether a TRUNK_OK's tag opens under the opener's keys (the answerer holds its static key). */
+export function trunkOkAuthentic(keys: TrunkKeys, data: Uint8Array): boolean {
+  return keys.sealIn.open(nonceFor(0), data.subarray(0, TRUNK_OK_TAG_AT), data.subarray(TRUNK_OK_TAG_AT), new Uint8Array(0), 0) === 0;
+}
+
+/** A trunk message as a TRUNK_SEALED frame naming the receiver's trunk id. */
+export function sealTrunk(keys: TrunkKeys, trunkId: Uint8Array, counter: number, m: RelayControl): Uint8Array {
+  return sealNamed(RelayMsg.TrunkSealed, keys.sealOut, trunkId, counter, m);
+}
+
+/** Opens a TRUNK_SEALED frame; null if it does not authenticate or holds no trunk message. */
+export function openTrunk(keys: TrunkKeys, data: Uint8Array): Opened | null {
+  return open(keys.sealIn, data, SEALED_UP_PREFIX, SEALED_SESSION_AT + SESSION_ID_BYTES, TRUNK_TYPES);
+}
+
+/** The counter of a TRUNK_SEALED frame (the receiver checks it against its window first), or -1 if too short. */
+export const trunkSealedCounter = sealedUpCounter;

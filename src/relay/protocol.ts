@@ -39,10 +39,27 @@ export const RelayMsg = {
   Unlink: 0x1b,
   FleetList: 0x1c,
   FleetListResult: 0x1d,
+  /** A link to a peer on another relay of the fleet, through this relay and a trunk (docs/RELAY.md "Trunks"). */
+  LinkRemote: 0x1e,
   /** A session's control message to its relay, sealed with the session's up key (docs/RELAY.md "Sealed control"). */
   Sealed: 0x20,
   /** A relay's control message to a session, sealed with the session's down key. */
   SealedDown: 0x21,
+  /** Relay to relay (docs/RELAY.md "Trunks"): opening a trunk, in the clear with a MAC. */
+  TrunkHello: 0x30,
+  /** The answer to a TRUNK_HELLO, with a tag under the new trunk's key. */
+  TrunkOk: 0x31,
+  /** A trunk message sealed under the trunk's control key of its direction. */
+  TrunkSealed: 0x32,
+  /** An end-to-end packet on a trunk link, with a sequence tag under the trunk's data key of its direction. */
+  TrunkData: 0x33,
+  /** Trunk messages (inside TRUNK_SEALED only). */
+  TrunkLinkRequest: 0x40,
+  TrunkLinkOk: 0x41,
+  TrunkLinkFailed: 0x42,
+  TrunkUnlink: 0x43,
+  TrunkKeepalive: 0x44,
+  TrunkClose: 0x45,
 } as const;
 
 export const RELAY_PROTOCOL_VERSION = 2;
@@ -79,6 +96,8 @@ export const RefuseCode = {
   BadProof: 9,
   /** The network block of this address holds the most sessions open mode allows. */
   AddressQuota: 10,
+  /** LINK_REMOTE: this relay has no trunk to the relay named (not in its fleet under that key, or not answering). */
+  NoTrunk: 11,
 } as const;
 
 /** Answers of the identity directory (DIR_REGISTER_RESULT and DIR_LOOKUP_RESULT codes). */
@@ -176,12 +195,21 @@ export type RelayControl =
   | { type: 'dirLookup'; requestId: number; peerId: bigint }
   | { type: 'dirLookupResult'; requestId: number; code: number; peerId: bigint; route: string }
   | { type: 'fleetList'; requestId: number; offset: number }
-  | { type: 'fleetListResult'; requestId: number; code: number; total: number; offset: number; relays: readonly FleetRelay[] };
+  | { type: 'fleetListResult'; requestId: number; code: number; total: number; offset: number; relays: readonly FleetRelay[] }
+  | { type: 'linkRemote'; requestId: number; relay: RelayAddress; token: Uint8Array; peerId: bigint; publicKey: Uint8Array; proof: Uint8Array }
+  | { type: 'trunkLinkRequest'; linkId: number; token: Uint8Array; peerId: bigint; user: string }
+  | { type: 'trunkLinkOk'; linkId: number; peerLinkId: number }
+  | { type: 'trunkLinkFailed'; linkId: number; code: number }
+  | { type: 'trunkUnlink'; linkId: number }
+  | { type: 'trunkKeepalive'; seq: number }
+  | { type: 'trunkClose' };
 
 /** The message types a client sends sealed; a relay accepts nothing else inside a SEALED frame. */
-export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'unlink', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup', 'fleetList']);
+export const SEALED_UP_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkRequest', 'linkAnswer', 'permit', 'rotateToken', 'unlink', 'keepalive', 'pathResponse', 'closeSession', 'dirRegister', 'dirLookup', 'fleetList', 'linkRemote']);
 /** The message types a relay sends sealed; a client accepts nothing else inside a SEALED_DOWN frame. */
 export const SEALED_DOWN_TYPES: ReadonlySet<RelayControl['type']> = new Set(['linkOk', 'linkFailed', 'linkOffer', 'tokenRotated', 'keepaliveAck', 'pathChallenge', 'dirRegisterResult', 'dirLookupResult', 'fleetListResult']);
+/** The messages one relay sends another inside TRUNK_SEALED; nothing else is accepted there, and these nowhere else. */
+export const TRUNK_TYPES: ReadonlySet<RelayControl['type']> = new Set(['trunkLinkRequest', 'trunkLinkOk', 'trunkLinkFailed', 'trunkUnlink', 'trunkKeepalive', 'trunkClose']);
 /** A link offer waits this long for its target's answer, µs; the requester's retries then make a new one. */
 export const OFFER_LIFETIME_US = 10_000_000;
 /** PERMIT flags: the first message of a set replaces what the relay had; the last completes it (links to peers no longer permitted are cut then). */
@@ -363,6 +391,50 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
         for (let i = 0; i < f.region.length; i++) w.u8(f.region.charCodeAt(i) & 0x7f, 'region');
       }
       break;
+    case 'linkRemote':
+      w.u8(RelayMsg.LinkRemote, 'type');
+      w.u16(m.requestId, 'requestId');
+      writeAddress(w, m.relay);
+      w.bytes(m.relay.publicKey, 'relayKey');
+      w.u8(m.token.length, 'tokenLength');
+      w.bytes(m.token, 'token');
+      w.u64(m.peerId, 'peerId');
+      w.bytes(m.publicKey, 'publicKey');
+      w.bytes(m.proof, 'proof');
+      break;
+    case 'trunkLinkRequest': {
+      w.u8(RelayMsg.TrunkLinkRequest, 'type');
+      w.u16(m.linkId, 'linkId');
+      w.u8(m.token.length, 'tokenLength');
+      w.bytes(m.token, 'token');
+      w.u64(m.peerId, 'peerId');
+      const user = new TextEncoder().encode(m.user);
+      if (user.length > MAX_OFFER_USER_BYTES) throw new WireError('trunkLinkRequest.user', `${user.length} > ${MAX_OFFER_USER_BYTES} bytes`);
+      w.u8(user.length, 'userLength');
+      w.bytes(user, 'user');
+      break;
+    }
+    case 'trunkLinkOk':
+      w.u8(RelayMsg.TrunkLinkOk, 'type');
+      w.u16(m.linkId, 'linkId');
+      w.u16(m.peerLinkId, 'peerLinkId');
+      break;
+    case 'trunkLinkFailed':
+      w.u8(RelayMsg.TrunkLinkFailed, 'type');
+      w.u16(m.linkId, 'linkId');
+      w.u8(m.code, 'code');
+      break;
+    case 'trunkUnlink':
+      w.u8(RelayMsg.TrunkUnlink, 'type');
+      w.u16(m.linkId, 'linkId');
+      break;
+    case 'trunkKeepalive':
+      w.u8(RelayMsg.TrunkKeepalive, 'type');
+      w.u32(m.seq, 'seq');
+      break;
+    case 'trunkClose':
+      w.u8(RelayMsg.TrunkClose, 'type');
+      break;
   }
   return buf.slice(0, w.position);
 }
@@ -514,6 +586,37 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
       m = { type: 'fleetListResult', requestId, code, total, offset, relays };
       break;
     }
+    case RelayMsg.LinkRemote: {
+      const requestId = r.u16('requestId');
+      const a = readAddress(r);
+      const relay = { ...a, publicKey: r.bytes(RELAY_PUBLIC_KEY_BYTES, 'relayKey').slice() };
+      m = { type: 'linkRemote', requestId, relay, token: r.bytes(r.u8('tokenLength'), 'token'), peerId: r.u64('peerId'), publicKey: r.bytes(DIR_PUBLIC_KEY_BYTES, 'publicKey'), proof: r.bytes(LINK_PROOF_BYTES, 'proof') };
+      break;
+    }
+    case RelayMsg.TrunkLinkRequest: {
+      const linkId = r.u16('linkId');
+      const token = r.bytes(r.u8('tokenLength'), 'token');
+      const peerId = r.u64('peerId');
+      const n = r.u8('userLength');
+      if (n > MAX_OFFER_USER_BYTES) throw new WireError('trunkLinkRequest.user', `${n} > ${MAX_OFFER_USER_BYTES} bytes`);
+      m = { type: 'trunkLinkRequest', linkId, token, peerId, user: new TextDecoder().decode(r.bytes(n, 'user')) };
+      break;
+    }
+    case RelayMsg.TrunkLinkOk:
+      m = { type: 'trunkLinkOk', linkId: r.u16('linkId'), peerLinkId: r.u16('peerLinkId') };
+      break;
+    case RelayMsg.TrunkLinkFailed:
+      m = { type: 'trunkLinkFailed', linkId: r.u16('linkId'), code: r.u8('code') };
+      break;
+    case RelayMsg.TrunkUnlink:
+      m = { type: 'trunkUnlink', linkId: r.u16('linkId') };
+      break;
+    case RelayMsg.TrunkKeepalive:
+      m = { type: 'trunkKeepalive', seq: r.u32('seq') };
+      break;
+    case RelayMsg.TrunkClose:
+      m = { type: 'trunkClose' };
+      break;
     default:
       throw new WireError('type', `unknown relay message 0x${type.toString(16)}`);
   }

@@ -1,7 +1,7 @@
 import { derivePeerId } from '../crypto/identity.js';
 import type { CryptoProvider, KeyExchangePair, SigningKey } from '../crypto/provider.js';
 import { clientHopKeys, linkProofSigned, openDown, openSessionOk, sealUp, writeDataTag, type HopKeys } from '../relay/hop.js';
-import { RelayMsg, UP_HEADER_BYTES, DATA_TAG_BYTES, decodeRelayControl, encodeRelayControl, type RelayControl } from '../relay/protocol.js';
+import { RelayMsg, UP_HEADER_BYTES, DATA_TAG_BYTES, decodeRelayControl, encodeRelayControl, type RelayAddress, type RelayControl } from '../relay/protocol.js';
 import { ReplayWindow } from '../util/replay-window.js';
 
 /**
@@ -87,6 +87,12 @@ export class HopSession {
     if (!this.keys) throw new Error('no session');
     const proof = this.provider.sign(this.identity, linkProofSigned(this.relayPublic, this.keys.binding));
     return { type: 'linkRequest', requestId, token, peerId: this.peerId, publicKey: this.identity.publicKey, proof };
+  }
+
+  /** A LINK_REMOTE for `token` on `relay` (another relay of the fleet, reached over a trunk), proving this session's identity. */
+  linkRemote(requestId: number, relay: RelayAddress, token: Uint8Array): RelayControl {
+    const m = this.linkRequest(requestId, token);
+    return m.type === 'linkRequest' ? { ...m, type: 'linkRemote', relay } : m;
   }
 
   /** A DATA_UP hop header for `linkId` with the next sequence tag (or `seq`). */

@@ -4,12 +4,18 @@ import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
 
-test('the demo runs over UDP with fake lag and loss and delivers all loot in order', () => {
-  const r = spawnSync(process.execPath, ['dist/src/cli/demo.js', '--duration', '2', '--lag', '20', '--loss', '10'], { encoding: 'utf8', timeout: 30_000 });
-  assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /ping +-?\d+ ms +quality/, 'a status line a second (ping -1 until the first sample)');
-  assert.match(r.stdout, /loot \(reliable, lane 0\): +(\d+)\/\1 delivered, each once, in order/);
-  assert.match(r.stdout, /positions \(unreliable, lane 1\): \d+\/\d+ client->server/);
+test('the demo with --watch draws the net graph of both connections and moves them off a draining relay with every reliable message delivered', () => {
+  const r = spawnSync(process.execPath, ['dist/src/cli/demo.js', '--duration', '3', '--lag', '20', '--loss', '10', '--watch', '--failover', 'drain'], { encoding: 'utf8', timeout: 40_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.ok(!r.stdout.includes('\x1b'), 'piped: plain lines');
+  assert.match(r.stdout, /net graph · 2 connections/);
+  assert.match(r.stdout, /direct {2}client -> server :\d+ {2}\[Connected\]\n {2}ping +\d+ ms +quality/);
+  assert.match(r.stdout, /relayed alice -> bob via relay [AB] {2}\[Connected\]/);
+  assert.match(r.stdout, / {2}ping \|.*[▁▂▃▄▅▆▇█]\| max \d+ ms/u);
+  assert.match(r.stdout, /relay ([AB]) drains: its clients are told to leave/);
+  assert.match(r.stdout, /direct, loot \(reliable\): (\d+)\/\1 delivered, each once, in order/);
+  assert.match(r.stdout, /relayed, loot \(reliable\): (\d+)\/\1 delivered, each once, in order/);
+  assert.match(r.stdout, /failover: the route moved from relay ([AB]) to relay (?!\1)[AB] .* after relay \1 was told to drain/);
 });
 
 test('the ported server and client examples talk to each other on ::1', async () => {

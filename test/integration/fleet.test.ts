@@ -1,8 +1,11 @@
-// A relay fleet on real sockets: two in-process RelayServers on 127.0.0.1 joined through a real redis-server
-// (test/support/redis.ts), and two NetworkingMessages peers, each on its own relay. A message from the peer on
-// relay B reaches the peer registered on relay A through the fleet's directory. Waits on events, bounded.
+// A relay fleet on real sockets: in-process RelayServers on 127.0.0.1 joined through a real redis-server
+// (test/support/redis.ts), and NetworkingMessages peers, each on its own relay. A message from the peer on
+// relay B reaches the peer registered on relay A through the fleet's directory; three `netlane relay` processes
+// carry two-hop routes, and one killed with SIGKILL moves its peers. Waits on events, bounded.
+import type { ChildProcess } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { NetworkingMessagesOptions } from '../../src/api/messages-types.js';
 import { NetworkingMessages } from '../../src/api/networking-messages.js';
 import { Result, SendFlags } from '../../src/core/types.js';
 import { monotonicUs } from '../../src/io/clock.js';
@@ -13,6 +16,7 @@ import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
 import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { toHex } from '../../src/util/bytes.js';
 import { redisSkip, startRedis } from '../support/redis.js';
+import { exited, spawnRelay } from './relay-support.js';
 
 async function until(peers: readonly NetworkingMessages[], done: () => boolean, ms: number, what: string, each?: () => void): Promise<void> {
   const end = performance.now() + ms;
@@ -168,6 +172,97 @@ test('revocation and drain over Redis pub/sub: a ticket revoked through relay B 
     for (const r of relays) r.close();
     await new Promise((r) => setTimeout(r, 50));
     for (const s of stores) await s.close();
+    await redis.stop();
+  }
+});
+
+test('three `netlane relay` processes in one Redis fleet: peers on different relays exchange reliable and unreliable messages over two-hop routes; kill -9 of a relay moves its peers within 1 s p95 with no reliable message lost', { skip: redisSkip() }, async () => {
+  const redis = await startRedis();
+  const procs: ChildProcess[] = [];
+  const PAIRS = 20;
+  // A relay is dead for a client after 350 ms of silence here (keepalives every 50 ms; the default is 1.2 s). Each
+  // pair on its own loopback address: an open relay takes 8 sessions per address.
+  const relayOptions = (i: number): NonNullable<NetworkingMessagesOptions['relayOptions']> => ({ discoverFleet: false, bindAddress: `127.0.0.${i + 2}`, keepaliveMs: 50, relayTimeoutMs: 350 });
+  const peers: NetworkingMessages[] = [];
+  try {
+    const relays = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await spawnRelay(['--redis', redis.url, '--region', `r${i}`]);
+      procs.push(r.proc);
+      relays.push(r);
+    }
+    const [r1, r2, r3] = relays as [(typeof relays)[0], (typeof relays)[0], (typeof relays)[0]];
+    // X_i on relay 1 only; Y_i on relays 2 and 3 (primary and backup, whichever answers first).
+    const xs = Array.from({ length: PAIRS }, (_, i) => new NetworkingMessages({ relays: [r1.address], relayOptions: relayOptions(i) }));
+    const ys = Array.from({ length: PAIRS }, (_, i) => new NetworkingMessages({ relays: [r2.address, r3.address], relayOptions: relayOptions(i) }));
+    peers.push(...xs, ...ys);
+    await until(peers, () => peers.every((p) => p.registered), 10_000, 'every peer registered');
+    for (const y of ys) y.on('sessionRequest', (id) => assert.equal(y.acceptSessionWithUser(id), true));
+    const atY: string[][] = ys.map(() => []);
+    const atX: string[][] = xs.map(() => []);
+    const unreliableAtY = ys.map(() => 0);
+    const arrivedAt: number[][] = ys.map(() => []);
+    const read = (): void => {
+      ys.forEach((y, i) => {
+        for (const m of y.receiveMessagesOnChannel(0, 100)) {
+          atY[i]?.push(Buffer.from(m.payload).toString());
+          arrivedAt[i]?.push(performance.now());
+        }
+        unreliableAtY[i] = (unreliableAtY[i] as number) + y.receiveMessagesOnChannel(1, 100).length;
+      });
+      xs.forEach((x, i) => {
+        for (const m of x.receiveMessagesOnChannel(0, 100)) atX[i]?.push(Buffer.from(m.payload).toString());
+      });
+    };
+    const sent = xs.map(() => 0);
+    const sendAll = (): void =>
+      xs.forEach((x, i) => {
+        const y = ys[i] as NetworkingMessages;
+        assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from(`m${sent[i]}`), SendFlags.Reliable, 0), Result.OK);
+        sent[i] = (sent[i] as number) + 1;
+        assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from('u'), SendFlags.Unreliable, 1), Result.OK);
+      });
+    sendAll();
+    await until(peers, () => atY.every((a) => a.length > 0), 15_000, 'the first message of every pair', read);
+    for (let round = 0; round < 10; round++) {
+      sendAll();
+      ys.forEach((y, i) => y.sendMessageToUser((xs[i] as NetworkingMessages).getIdentity(), Buffer.from(`r${round}`), SendFlags.Reliable, 0));
+      const next = performance.now() + 20;
+      await until(peers, () => performance.now() >= next, 1000, 'the next round', read);
+    }
+    await until(peers, () => atY.every((a, i) => a.length === sent[i]) && atX.every((a) => a.length === 10), 10_000, 'every message of the exchange', read);
+    assert.ok(unreliableAtY.every((n) => n >= 8), `unreliable messages arrive: ${unreliableAtY.join(' ')}`);
+    const sessions = (p: NetworkingMessages): number[] => (p.relay?.relayPings() ?? []).filter((r) => r.session).map((r) => r.relay.port);
+    assert.ok(xs.every((x) => sessions(x).join() === String(r1.port)), 'every X holds a session with relay 1 only');
+    assert.ok(ys.every((y) => !sessions(y).includes(r1.port)), 'no Y holds a session with relay 1: X and Y meet over a trunk');
+
+    // Kill -9 the relay that is the primary of the most Ys (at least 10 of 20).
+    const onR2 = ys.map((y, i) => (y.relay?.primary?.port === r2.port ? i : -1)).filter((i) => i >= 0);
+    const onR3 = ys.map((y, i) => (y.relay?.primary?.port === r3.port ? i : -1)).filter((i) => i >= 0);
+    const [victim, moved] = onR2.length >= onR3.length ? [r2, onR2] : [r3, onR3];
+    assert.ok(moved.length >= 10, `${moved.length} connections through the relay killed`);
+    const firstAfter = [...sent];
+    victim.proc.kill('SIGKILL');
+    const killedAt = performance.now();
+    const until2s = killedAt + 2500;
+    while (performance.now() < until2s) {
+      sendAll();
+      const next = performance.now() + 20;
+      await until(peers, () => performance.now() >= next, 1000, 'the next send', read);
+    }
+    await until(peers, () => atY.every((a, i) => a.length === sent[i]), 15_000, 'every reliable message sent across the kill', read);
+    atY.forEach((a, i) => assert.deepEqual(a, Array.from({ length: sent[i] as number }, (_, k) => `m${k}`), `pair ${i}: every reliable message once, in order`));
+    // A pair has moved when the first message X sent after the kill arrives at Y.
+    const moves = moved.map((i) => ((arrivedAt[i] as number[])[firstAfter[i] as number] as number) - killedAt).sort((a, b) => a - b);
+    const p95 = moves[Math.ceil(moves.length * 0.95) - 1] as number;
+    console.log(`# moves (ms): ${moves.map(Math.round).join(" ")}`);
+    console.log(`# ${moves.length} connections moved after kill -9: p50 ${Math.round(moves[moves.length >> 1] as number)} ms, p95 ${Math.round(p95)} ms, max ${Math.round(moves[moves.length - 1] as number)} ms`);
+    assert.ok(p95 < 1000, `p95 of the moves ${Math.round(p95)} ms`);
+    assert.ok(moved.every((i) => ys[i]?.relay?.primary?.port !== victim.port), 'every Y of the dead relay moved to its backup');
+  } finally {
+    for (const p of peers) p.close();
+    for (const proc of procs) if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+    await Promise.all(procs.map((proc) => exited(proc, 5000)));
     await redis.stop();
   }
 });

@@ -43,9 +43,9 @@ export function exited(proc: ChildProcess, timeoutMs: number): Promise<void> {
   });
 }
 
-/** `netlane relay --open` as a child process; resolves with its port and `host:port#key` once it prints them (5 s at most). */
-export function spawnRelay(): Promise<{ proc: ChildProcess; port: number; address: string }> {
-  const proc = spawn(process.execPath, ['dist/src/cli/netlane.js', 'relay', '--open', '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** `netlane relay --open` (and `extra` flags) as a child process; resolves with its port and `host:port#key` once it prints them (5 s at most). */
+export function spawnRelay(extra: readonly string[] = []): Promise<{ proc: ChildProcess; port: number; address: string }> {
+  const proc = spawn(process.execPath, ['dist/src/cli/netlane.js', 'relay', '--open', '--port', '0', ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
     const onExit = (code: number | null, signal: string | null): void => fail(`exited: ${code ?? signal}`);

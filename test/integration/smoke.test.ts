@@ -7,21 +7,9 @@ import { ConnectionState, SendFlags } from '../../src/index.js';
 import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js';
 import { NetworkingMessages } from '../../src/api/networking-messages.js';
 import { RelayServer } from '../../src/io/relay-server.js';
-import { connectedPair } from './support.js';
+import { connectedPair, until } from './support.js';
 
 const N = 50;
-const DEADLINE_MS = 10_000;
-
-/** Runs `frame` and yields to the event loop (a 1 ms timer) until `done()`; fails after `timeoutMs` of real time. */
-async function until(frame: () => void, done: () => boolean, what: string, timeoutMs = DEADLINE_MS): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    frame();
-    if (done()) return;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1));
-  }
-}
 
 /** Message i: its index in one byte. */
 const message = (i: number): Uint8Array => Uint8Array.of(i);

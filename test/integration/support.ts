@@ -14,6 +14,17 @@ export async function waitFor(instances: readonly NetworkingSockets[], done: () 
   }
 }
 
+/** Runs `frame` and yields to the event loop (a 1 ms timer) until `done()`; fails after `timeoutMs` of real time. */
+export async function until(frame: () => void, done: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    frame();
+    if (done()) return;
+    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
 /** A listen socket that accepts every connection; `events` records its status changes, `conns` the connections it accepted. */
 export interface Server {
   readonly sockets: NetworkingSockets;
@@ -32,12 +43,11 @@ export interface Client {
   readonly events: StatusChangedInfo[];
 }
 
-/** A server instance listening on `[host]:port` (port 0: a free one). Real UDP with fake seed 1 unless `instance` says otherwise. */
-export function startServer(host: string, options: ConfigOptions = {}, instance: NetworkingSocketsOptions = { fakeSeed: 1 }, port = 0): Server {
-  const sockets = new NetworkingSockets(instance);
+/** A listen socket on `sockets` at `address` that accepts every connection; `events` records its status changes, `conns` what it accepted. `listen` is 0 if it could not open. */
+export function listenAccepting(sockets: NetworkingSockets, address: string, options: ConfigOptions = {}): { listen: number; events: StatusChangedInfo[]; conns: number[] } {
   const events: StatusChangedInfo[] = [];
   const conns: number[] = [];
-  const listen = sockets.createListenSocket(`[${host}]:${port}`, {
+  const listen = sockets.createListenSocket(address, {
     ...options,
     Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
       events.push(info);
@@ -47,6 +57,13 @@ export function startServer(host: string, options: ConfigOptions = {}, instance:
       }
     },
   });
+  return { listen, events, conns };
+}
+
+/** A server instance listening on `[host]:port` (port 0: a free one). Real UDP with fake seed 1 unless `instance` says otherwise. */
+export function startServer(host: string, options: ConfigOptions = {}, instance: NetworkingSocketsOptions = { fakeSeed: 1 }, port = 0): Server {
+  const sockets = new NetworkingSockets(instance);
+  const { listen, events, conns } = listenAccepting(sockets, `[${host}]:${port}`, options);
   if (listen === 0) throw new Error(`cannot listen on ${host}`);
   const addr = sockets.getListenSocketAddress(listen);
   if (!addr) throw new Error('no listen address');

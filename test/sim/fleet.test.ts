@@ -5,15 +5,18 @@
 // returns; the registry lists both relays. Replay a failure with NETLANE_SEED=<the seed printed>.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { DiscordResult, NetworkManager } from '../../src/api/network-manager.js';
 import { NetworkingMessages } from '../../src/api/networking-messages.js';
 import { Result, SendFlags } from '../../src/core/types.js';
 import { MemoryFleetStore } from '../../src/io/fleet-store.js';
 import type { RelayClientEvent } from '../../src/relay/client/index.js';
 import { FLEET_TTL_MS } from '../../src/relay/node/index.js';
-import { decodeRoute } from '../../src/relay/protocol.js';
+import { encodeTrunkHello } from '../../src/relay/hop.js';
+import { RelayMsg, decodeRoute } from '../../src/relay/protocol.js';
 import { signTicket, ticketKeyId } from '../../src/relay/ticket.js';
 import { toHex } from '../../src/util/bytes.js';
 import { seededCryptoProvider } from '../../src/testing/crypto.js';
+import type { SimSocket } from '../../src/testing/sim-network.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
 
@@ -312,3 +315,304 @@ test('fleet-wide drain over pub/sub: a drain order naming relay A drains A only 
     ),
   );
 });
+
+// ------------------------------------------------------------------ two-hop routes over trunks (docs/RELAY.md "Trunks")
+
+/** Every (sender, destination) a relay's socket sent to, by relay `host:port`. */
+function sendsOf(world: World): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  world.sim.onSend = (from, to) => {
+    const k = `${from.address}:${from.port}`;
+    let s = out.get(k);
+    if (!s) out.set(k, (s = new Set()));
+    s.add(to.address);
+  };
+  return out;
+}
+
+/** The sockets a simulated host opened (its IP), found by port. */
+function socketsOn(world: World, ip: string): SimSocket[] {
+  const out: SimSocket[] = [];
+  for (let port = 1; port < 65536; port++) {
+    const s = world.sim.socketAt({ address: ip, port });
+    if (s) out.push(s);
+  }
+  return out;
+}
+
+/** Relay `host:port` of every open session of a relay client (the relays it holds a session with). */
+function sessionRelays(p: { relay: NetworkingMessages['relay'] }): string[] {
+  return (p.relay?.relayPings() ?? []).filter((x) => x.session).map((x) => `${x.relay.address}:${x.relay.port}`);
+}
+
+test('two-hop route (NetworkingMessages): X on relay A reaches Y on relay B through A, a trunk and B; reliable and unreliable messages both ways; A never sends to Y, B never to X; each peer holds a session with its own relay only', () => {
+  withSeed(seedOr(1810), (seed) => {
+    const world = new World(seed, LINK);
+    const sends = sendsOf(world);
+    const store = new MemoryFleetStore(() => world.sim.now);
+    const [ra, rb] = [world.relay({ open: true, fleet: { store, region: 'eu' } }), world.relay({ open: true, fleet: { store, region: 'us' } })] as const;
+    const x = new NetworkingMessages({ relays: [ra.address], runtime: world.peerRuntime() });
+    const y = new NetworkingMessages({ relays: [rb.address], runtime: world.peerRuntime() });
+    const frames = [x, y].map((p) => ({ frame: () => p.runCallbacks() }));
+    try {
+      world.drive(frames, () => x.registered && y.registered, 5000 * MS, 'directory registrations');
+      y.on('sessionRequest', (id) => assert.equal(y.acceptSessionWithUser(id), true));
+      const atY: string[] = [];
+      const atX: string[] = [];
+      let unreliableAtY = 0;
+      const read = (): void => {
+        for (const m of y.receiveMessagesOnChannel(0, 100)) atY.push(Buffer.from(m.payload).toString());
+        unreliableAtY += y.receiveMessagesOnChannel(1, 100).length;
+        for (const m of x.receiveMessagesOnChannel(0, 100)) atX.push(Buffer.from(m.payload).toString());
+      };
+      for (let i = 0; i < 20; i++) {
+        assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from(`x${i}`), SendFlags.Reliable, 0), Result.OK);
+        assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from('u'), SendFlags.Unreliable, 1), Result.OK);
+        world.run(frames, 50 * MS, read);
+      }
+      world.drive(frames, () => atY.length === 20, 10_000 * MS, 'every reliable message at Y', read);
+      assert.deepEqual(atY, Array.from({ length: 20 }, (_, i) => `x${i}`));
+      assert.ok(unreliableAtY >= 15, `unreliable messages arrive (${unreliableAtY} of 20)`);
+      assert.equal(y.sendMessageToUser(x.getIdentity(), Buffer.from('back'), SendFlags.Reliable, 0), Result.OK);
+      world.drive(frames, () => atX.length > 0, 5000 * MS, "Y's answer at X", read);
+      assert.deepEqual(atX, ['back']);
+
+      const [ipX, ipY] = [socketsOn(world, '10.0.1.1'), socketsOn(world, '10.0.1.2')].map((s) => s[0]?.local.address);
+      assert.ok(ipX && ipY);
+      assert.deepEqual(sessionRelays(x), [ra.at], 'X holds a session with relay A only');
+      assert.deepEqual(sessionRelays(y), [rb.at], 'Y holds a session with relay B only');
+      assert.ok(!rb.server.node.sessions().some((s) => s.address === ipX), "relay B holds no session from X's address");
+      assert.ok(!ra.server.node.sessions().some((s) => s.address === ipY), "relay A holds no session from Y's address");
+      assert.ok(!(sends.get(rb.at)?.has(ipX) ?? false), 'relay B never sent a datagram to X');
+      assert.ok(!(sends.get(ra.at)?.has(ipY) ?? false), 'relay A never sent a datagram to Y');
+      assert.ok(sends.get(ra.at)?.has('10.0.0.2') && sends.get(rb.at)?.has('10.0.0.1'), 'the relays talk to each other');
+      const [sa, sb] = [ra.server.node.stats, rb.server.node.stats];
+      assert.equal(sa.trunksOpened + sb.trunksOpened, 1, 'one trunk between the two relays');
+      assert.equal(sa.trunksAccepted + sb.trunksAccepted, 1);
+      assert.equal(sa.trunks, 1);
+      assert.equal(sb.trunks, 1);
+      assert.ok(sa.trunkPacketsOut > 0 && sb.trunkPacketsIn > 0 && sb.trunkPacketsOut > 0 && sa.trunkPacketsIn > 0, 'datagrams crossed the trunk both ways');
+      assert.equal(sa.forwardedPackets, sa.trunkPacketsIn + sa.trunkPacketsOut, 'every datagram relay A forwarded crossed the trunk');
+      assert.equal(sb.forwardedPackets, sb.trunkPacketsIn + sb.trunkPacketsOut, 'every datagram relay B forwarded crossed the trunk');
+      assert.equal(sa.trunkUnauthenticated + sb.trunkUnauthenticated + sa.trunksRefused + sb.trunksRefused, 0);
+      assert.equal(sb.offers, 1, "Y was asked (an offer naming X's proven peer id), and accepted");
+      console.log(`# seed ${seed}: trunk packets A->B ${sa.trunkPacketsOut}, B->A ${sb.trunkPacketsOut}`);
+    } finally {
+      x.close();
+      y.close();
+      world.close();
+    }
+  });
+});
+
+test('two-hop route (NetworkManager): managers on different relays open each other and exchange reliable and unreliable channel messages over the trunk', () => {
+  withSeed(seedOr(1811), (seed) => {
+    const world = new World(seed, LINK);
+    const store = new MemoryFleetStore(() => world.sim.now);
+    const [ra, rb] = [world.relay({ open: true, fleet: { store } }), world.relay({ open: true, fleet: { store } })] as const;
+    const a = new NetworkManager({ relays: [ra.address], runtime: world.peerRuntime() });
+    const b = new NetworkManager({ relays: [rb.address], runtime: world.peerRuntime() });
+    const frames = [a, b].map((m) => ({ frame: () => (m.runCallbacks(), m.flush()) }));
+    try {
+      world.drive(frames, () => a.route !== null && b.route !== null, 5000 * MS, 'routes');
+      world.run(frames, 200 * MS); // the relays read each other from the registry
+      assert.equal(a.openPeer(b.getPeerId(), b.route as string), DiscordResult.Ok);
+      assert.equal(b.openPeer(a.getPeerId(), a.route as string), DiscordResult.Ok);
+      world.drive(frames, () => a.peerStatus(b.getPeerId())?.connected === true && b.peerStatus(a.getPeerId())?.connected === true, 5000 * MS, 'connected');
+      for (const [m, other] of [[a, b], [b, a]] as const) {
+        assert.equal(m.openChannel(other.getPeerId(), 0, true), DiscordResult.Ok);
+        assert.equal(m.openChannel(other.getPeerId(), 1, false), DiscordResult.Ok);
+      }
+      const got: { from: bigint; ch: number; s: string }[] = [];
+      for (const m of [a, b]) m.on('message', (from, ch, d) => got.push({ from, ch, s: Buffer.from(d).toString() }));
+      for (let i = 0; i < 10; i++) {
+        assert.equal(a.sendMessage(b.getPeerId(), 0, Buffer.from(`a${i}`)), DiscordResult.Ok);
+        assert.equal(b.sendMessage(a.getPeerId(), 0, Buffer.from(`b${i}`)), DiscordResult.Ok);
+        assert.equal(a.sendMessage(b.getPeerId(), 1, Buffer.from('pos')), DiscordResult.Ok);
+        world.run(frames, 30 * MS);
+      }
+      const reliable = (from: bigint): string[] => got.filter((g) => g.from === from && g.ch === 0).map((g) => g.s);
+      world.drive(frames, () => reliable(a.getPeerId()).length === 10 && reliable(b.getPeerId()).length === 10, 5000 * MS, 'every reliable message');
+      assert.deepEqual(reliable(a.getPeerId()), Array.from({ length: 10 }, (_, i) => `a${i}`));
+      assert.deepEqual(reliable(b.getPeerId()), Array.from({ length: 10 }, (_, i) => `b${i}`));
+      assert.ok(got.filter((g) => g.ch === 1).length >= 8, 'unreliable messages arrive');
+      const [sa, sb] = [ra.server.node.stats, rb.server.node.stats];
+      assert.equal(sa.trunks + sb.trunks, 2, 'one trunk, seen from both ends');
+      assert.ok(sa.trunkPacketsOut > 0 && sb.trunkPacketsOut > 0);
+      assert.equal(sa.sessionsOpened, 1, 'relay A: only its own peer');
+      assert.equal(sb.sessionsOpened, 1, 'relay B: only its own peer');
+      assert.equal(sa.offers + sb.offers, 0, 'each manager permitted the other: no offers');
+    } finally {
+      a.close();
+      b.close();
+      world.close();
+    }
+  });
+});
+
+interface TrunkPair {
+  readonly world: World;
+  readonly store: MemoryFleetStore;
+  readonly relays: ReturnType<World['relay']>[];
+  readonly x: NetworkingMessages;
+  readonly y: NetworkingMessages;
+  readonly frames: Framed[];
+  /** Reliable messages Y received on channel 0, in order (read by {@link TrunkPair.read}). */
+  readonly atY: string[];
+  readonly read: () => void;
+}
+
+/**
+ * Relays in one fleet (A, B, then the rest); X uses `xRelays` (indexes), Y `yRelays`, none discovering the fleet; relay
+ * links to peers are 5 ms, except those to the relays in `slow` (25 ms), so that a peer's first relay is its primary.
+ * X sends Y a first reliable message, which links them.
+ */
+function trunkPair(seed: number, count: number, xRelays: number[], yRelays: number[], slow: number[], body: (p: TrunkPair) => void): void {
+  const world = new World(seed, LINK);
+  const store = new MemoryFleetStore(() => world.sim.now);
+  const relays = Array.from({ length: count }, () => world.relay({ open: true, fleet: { store } }));
+  const pick = (ix: number[]): string[] => ix.map((i) => (relays[i] as { address: string }).address);
+  const x = new NetworkingMessages({ relays: pick(xRelays), runtime: world.peerRuntime() });
+  const y = new NetworkingMessages({ relays: pick(yRelays), runtime: world.peerRuntime() });
+  for (const ip of ['10.0.1.1', '10.0.1.2']) {
+    for (const sock of socketsOn(world, ip)) {
+      for (const i of slow) {
+        const r = world.sim.socketAt((relays[i] as { server: { local: { address: string; port: number } } }).server.local);
+        if (r) world.sim.setLinks(sock, r, { latencyUs: 25_000, jitterUs: 1_000 });
+      }
+    }
+  }
+  const frames = [x, y].map((p) => ({ frame: () => p.runCallbacks() }));
+  const atY: string[] = [];
+  const read = (): void => {
+    for (const m of y.receiveMessagesOnChannel(0, 100)) atY.push(Buffer.from(m.payload).toString());
+  };
+  try {
+    world.drive(frames, () => x.registered && y.registered, 5000 * MS, 'directory registrations');
+    world.run(frames, 300 * MS); // pings settle: the fast relays are the primaries
+    y.on('sessionRequest', (id) => assert.equal(y.acceptSessionWithUser(id), true));
+    assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from('first'), SendFlags.Reliable, 0), Result.OK);
+    world.drive(frames, () => atY.length > 0, 10_000 * MS, 'the first message at Y', read);
+    body({ world, store, relays, x, y, frames, atY, read });
+  } finally {
+    x.close();
+    y.close();
+    world.close();
+  }
+}
+
+test('a forged trunk is refused and counted: a hello under a key that is no fleet member, a member key without its secret; frames injected into a trunk (replayed, retagged, from elsewhere) are dropped and counted, and Y gets each message once', () => {
+  withSeed(seedOr(1812), (seed) =>
+    trunkPair(seed, 2, [0], [1], [], ({ world, store, relays: [ra, rb], x, y, frames, atY, read }) => {
+      assert.ok(ra && rb);
+      const sb = rb.server.node.stats;
+      assert.equal(sb.trunks, 1);
+      const provider = seededCryptoProvider(seed + 1);
+      const forger = world.sim.openSocket({ address: '10.0.9.9', port: 27100 });
+      let answers = 0;
+      forger.onMessage = () => answers++;
+      const bAt = rb.server.local;
+      const hello = (secret: Uint8Array, opener: Uint8Array): Uint8Array => {
+        const id = new Uint8Array(8);
+        const nonce = new Uint8Array(16);
+        provider.fillRandom(id);
+        provider.fillRandom(nonce);
+        return encodeTrunkHello(provider, secret, opener, rb.server.publicKey, id, nonce);
+      };
+      // 1. A relay of its own, not in the registry: a valid MAC under a key B does not know as a member's.
+      const stranger = provider.generateKeyExchange();
+      forger.send(hello(provider.deriveSharedSecret(stranger, rb.server.publicKey) as Uint8Array, stranger.publicKey), bAt);
+      // 2. Relay A's public key, without A's secret.
+      const guess = new Uint8Array(32);
+      provider.fillRandom(guess);
+      forger.send(hello(guess, ra.server.publicKey), bAt);
+      world.run(frames, 200 * MS, read);
+      assert.equal(sb.trunksRefused, 2, 'both hellos refused');
+      assert.equal(answers, 0, 'the forger got no answer');
+      assert.equal(sb.trunks, 1, 'no trunk made');
+      assert.deepEqual(rb.server.node.trunkPeers(), [ra.at]);
+      // 1,000 hellos under new keys from spoofed addresses within 100 ms: each refused for one set lookup; the
+      // registry is read again for them at most every 250 ms.
+      let reads = 0;
+      const members = store.members.bind(store);
+      store.members = (set: string) => (reads++, members(set));
+      const bSock = world.sim.socketAt(bAt);
+      assert.ok(bSock);
+      for (let i = 0; i < 1000; i++) {
+        const k = provider.generateKeyExchange();
+        world.sim.inject({ address: `10.9.${i >> 8}.${i & 0xff}`, port: 40000 }, bSock, hello(provider.deriveSharedSecret(k, rb.server.publicKey) as Uint8Array, k.publicKey), world.sim.now + i * 100);
+      }
+      world.run(frames, 150 * MS, read);
+      assert.equal(sb.trunksRefused, 1002, 'every forged hello refused');
+      assert.ok(reads <= 2, `registry reads for them: ${reads}`);
+      assert.equal(sb.trunks, 1);
+
+      // Frames on the real trunk, captured on the way from A to B.
+      const captured: Uint8Array[] = [];
+      world.sim.onSend = (from, to, data) => {
+        if (`${from.address}:${from.port}` === ra.at && `${to.address}:${to.port}` === rb.at && data[0] === RelayMsg.TrunkData) captured.push(data.slice());
+      };
+      for (let i = 0; i < 5; i++) {
+        assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from(`m${i}`), SendFlags.Reliable, 0), Result.OK);
+        world.run(frames, 40 * MS, read);
+      }
+      world.drive(frames, () => atY.length === 6, 5000 * MS, 'the five messages at Y', read);
+      world.sim.onSend = null;
+      const frame = captured[captured.length - 1];
+      assert.ok(frame, 'a TRUNK_DATA frame was captured');
+      const aAddr = ra.server.local;
+      const before = { replayed: sb.trunkReplayed, unauth: sb.trunkUnauthenticated, in: sb.trunkPacketsIn };
+      world.sim.inject(aAddr, bSock, frame); // a replay, from A's address
+      const retagged = frame.slice();
+      retagged[20] = (retagged[20] as number) ^ 1; // the sequence tag
+      world.sim.inject(aAddr, bSock, retagged);
+      world.sim.inject({ address: '10.0.9.9', port: 27100 }, bSock, frame); // from elsewhere
+      world.run(frames, 200 * MS, read);
+      assert.equal(sb.trunkReplayed - before.replayed, 1, 'the replay dropped');
+      assert.equal(sb.trunkUnauthenticated - before.unauth, 2, 'the retagged frame and the one from elsewhere dropped');
+      assert.deepEqual(atY, ['first', 'm0', 'm1', 'm2', 'm3', 'm4'], 'each message once, in order');
+      assert.equal(answers, 0);
+    }),
+  );
+});
+
+for (const [killed, seed] of [
+  ['A', 1813],
+  ['B', 1814],
+] as const) {
+  test(`a relay of the trunk dies (relay ${killed}, ${killed === 'A' ? "X's" : "Y's"} primary): the peers move to their backups, and every reliable message sent meanwhile arrives once, in order`, () => {
+    withSeed(seedOr(seed), (s) =>
+      // X on A (backup C), Y on B (backup C): C is 25 ms away from both, so A and B are the primaries.
+      trunkPair(s, 3, [0, 2], [1, 2], [2], ({ world, relays: [ra, rb, rc], x, y, frames, atY, read }) => {
+        assert.ok(ra && rb && rc);
+        assert.equal(ra.server.node.stats.trunks, 1, 'X and Y are linked over the trunk A-B');
+        assert.equal(x.relay?.primary?.address, ra.server.local.address);
+        assert.equal(y.relay?.primary?.address, rb.server.local.address);
+        let sent = 1;
+        const send = (): void => {
+          assert.equal(x.sendMessageToUser(y.getIdentity(), Buffer.from(`m${sent++}`), SendFlags.Reliable, 0), Result.OK);
+        };
+        for (let i = 0; i < 10; i++) {
+          send();
+          world.run(frames, 50 * MS, read);
+        }
+        const dead = killed === 'A' ? ra : rb;
+        world.kill(dead.at);
+        const killedAt = world.sim.now;
+        const n = atY.length;
+        let movedAt = -1;
+        while (world.sim.now - killedAt < 8000 * MS) {
+          send();
+          world.run(frames, 50 * MS, read);
+          if (movedAt < 0 && atY.length > n + 2) movedAt = world.sim.now;
+        }
+        world.drive(frames, () => atY.length === sent, 10_000 * MS, 'every reliable message at Y', read);
+        assert.deepEqual(atY, ['first', ...Array.from({ length: sent - 1 }, (_, i) => `m${i + 1}`)], 'every message once, in order');
+        console.log(`# seed ${s}: relay ${killed} killed; messages flowed again ${(movedAt - killedAt) / MS} ms later`);
+        const moved = killed === 'A' ? x : y;
+        assert.equal(moved.relay?.primary?.address, rc.server.local.address, 'the peer of the dead relay moved to its backup');
+        assert.ok(sessionRelays(x).every((r) => r !== rb.at) && sessionRelays(y).every((r) => r !== ra.at), "neither peer opened a session on the other's relay");
+      }),
+    );
+  });
+}

@@ -139,7 +139,7 @@ test('netlane relay drains and exits 0 on a SIGTERM sent the moment it prints it
 
 test('netlane CMD --help (or -h) prints that command\'s usage and exits 0; netlane --help prints all of it', () => {
   const heads: Record<string, string> = {
-    keygen: 'netlane keygen [--out FILE]',
+    keygen: 'netlane keygen [--out FILE',
     cert: 'netlane cert --ca CA_KEY_FILE',
     ticket: 'netlane ticket --key TICKET_KEY_FILE',
     relay: 'netlane relay [--address IP]',

@@ -6,6 +6,8 @@ import fc from 'fast-check';
 import { clearlyBetter } from '../../src/relay/client/index.js';
 import { MIN_PING_BYTES, decodeRelayControl, decodeRoute, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../../src/relay/protocol.js';
 import { WireError } from '../../src/wire/errors.js';
+import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
+import { TRUNK_HELLO_BYTES, encodeTrunkHello, encodeTrunkOk, openTrunk, openUp, sealTrunk, sealUp, trunkHelloAuthentic, trunkKeys, trunkOkAuthentic } from '../../src/relay/hop.js';
 
 test('route strings round-trip IPv4 and IPv6 relays, primary first, and are base64url', () => {
   const route: Route = {
@@ -82,4 +84,45 @@ test('IPv6 addresses in routes decode to the canonical form node:dgram reports (
     const expected = new SocketAddress({ address: g.map((x) => x.toString(16)).join(':'), family: 'ipv6' }).address;
     assert.equal(formatIPv6(g), expected, g.join(','));
   }
+});
+
+test('LINK_REMOTE and the trunk messages round-trip with the documented sizes; TRUNK_HELLO is 74 bytes and TRUNK_OK 49; trunk messages open only inside TRUNK_SEALED, and a client message never there', () => {
+  const token = new Uint8Array(45).fill(5);
+  const msgs: RelayControl[] = [
+    { type: 'linkRemote', requestId: 4, relay: { address: '10.1.2.3', port: 27100, publicKey: new Uint8Array(32).fill(7) }, token, peerId: 77n, publicKey: new Uint8Array(32).fill(8), proof: new Uint8Array(64).fill(9) },
+    { type: 'trunkLinkRequest', linkId: 3, token, peerId: 0x1234n, user: 'alice' },
+    { type: 'trunkLinkOk', linkId: 3, peerLinkId: 9 },
+    { type: 'trunkLinkFailed', linkId: 3, code: 7 },
+    { type: 'trunkUnlink', linkId: 9 },
+    { type: 'trunkKeepalive', seq: 5 },
+    { type: 'trunkClose' },
+  ];
+  const sizes = [192, 58 + 5, 5, 4, 3, 5, 1];
+  for (const [i, m] of msgs.entries()) {
+    const b = encodeRelayControl(m);
+    assert.equal(b.length, sizes[i], `${m.type} size`);
+    assert.deepEqual(decodeRelayControl(b), m);
+  }
+  const p = new NodeCryptoProvider();
+  const [a, b] = [p.generateKeyExchange(), p.generateKeyExchange()];
+  const secret = p.deriveSharedSecret(a, b.publicKey) as Uint8Array;
+  const nonce = new Uint8Array(16).fill(1);
+  const hello = encodeTrunkHello(p, secret, a.publicKey, b.publicKey, new Uint8Array(8).fill(2), nonce);
+  assert.equal(hello.length, TRUNK_HELLO_BYTES);
+  assert.equal(TRUNK_HELLO_BYTES, 74);
+  assert.ok(trunkHelloAuthentic(p, p.deriveSharedSecret(b, a.publicKey) as Uint8Array, hello, a.publicKey, b.publicKey), 'the answerer checks it with the same static secret');
+  const other = p.generateKeyExchange();
+  assert.ok(!trunkHelloAuthentic(p, p.deriveSharedSecret(other, a.publicKey) as Uint8Array, hello, a.publicKey, other.publicKey), 'another relay cannot');
+  const answerer = trunkKeys(p, secret, nonce, new Uint8Array(16).fill(3), a.publicKey, b.publicKey, false);
+  const opener = trunkKeys(p, secret, nonce, new Uint8Array(16).fill(3), a.publicKey, b.publicKey, true);
+  const ok = encodeTrunkOk(answerer, new Uint8Array(8).fill(2), new Uint8Array(8).fill(4), new Uint8Array(16).fill(3));
+  assert.equal(ok.length, 49);
+  assert.ok(trunkOkAuthentic(opener, ok));
+  ok[3] = (ok[3] as number) ^ 1;
+  assert.ok(!trunkOkAuthentic(opener, ok), 'an altered TRUNK_OK does not open');
+  const sealed = sealTrunk(opener, new Uint8Array(8).fill(4), 1, { type: 'trunkKeepalive', seq: 5 });
+  assert.deepEqual(openTrunk(answerer, sealed)?.message, { type: 'trunkKeepalive', seq: 5 });
+  assert.equal(openTrunk(answerer, sealTrunk(opener, new Uint8Array(8), 2, { type: 'keepalive', seq: 1 })), null, 'a client message inside TRUNK_SEALED is refused');
+  const hop = { up: opener.sealOut, down: opener.sealIn, data: opener.dataOut, binding: new Uint8Array(16) };
+  assert.equal(openUp({ ...hop, up: answerer.sealIn }, sealUp({ ...hop }, new Uint8Array(8), 0, { type: 'trunkClose' })), null, 'a trunk message inside a SEALED frame is refused');
 });

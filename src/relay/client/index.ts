@@ -7,7 +7,7 @@ import { NetlaneError } from '../../util/errors.js';
 import { ReplayWindow } from '../../util/replay-window.js';
 import { clientHopKeys, linkProofSigned, openDown, openSessionOk, sealUp, sessionOkNonce, type Opened } from '../hop.js';
 import { FleetCode, MAX_PERMIT_IDS, RelayMsg, ROUTE_VERSION, SEALED_UP_TYPES, addressKey, tryDecodeRelayControl, encodeRelayControl, encodeRoute, type RelayControl, type Route } from '../protocol.js';
-import { DEFAULT_HYSTERESIS, choose, type Hysteresis } from './choice.js';
+import { DEFAULT_HYSTERESIS, choose, usable, type Hysteresis } from './choice.js';
 import { DirectoryClient } from './directory.js';
 import { PathTable } from './paths.js';
 import { DEAD_RETRY_US, DEFAULT_PATH_LINGER_US, NO_SESSION_CONFIRM_US, PERMIT_REFRESH_US, EXTRA_SESSION_IDLE_US, REFUSED_RETRY_US, REQUEST_RETRY_US, REQUEST_TRIES, SECONDARY_KEEPALIVE_US, SECONDARY_SILENCE_US, addRtt, median, newRelayState, type RelayState } from './state.js';
@@ -119,6 +119,7 @@ export class RelayClient {
         relayAt: (addr, key) => this.#relay(addr, key, false),
         linkIdentity: (r) => this.#linkIdentity(r),
         wantSession: (r, now) => this.#wantSession(r, now),
+        carrier: () => [this.#primary, this.#backup].find((r): r is RelayState => usable(r) && r.phase === 'open') ?? null,
         sendControl: (r, m) => this.#sendControl(r, m),
         transmit: (t) => this.#out.push(t),
         nextRequestId: () => this.#requestId(),

@@ -1,5 +1,5 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
-import { RefuseCode, addressKey, type RelayControl, type Route } from '../protocol.js';
+import { RefuseCode, addressKey, type RelayControl, type Route, type RouteEntry } from '../protocol.js';
 import { usable } from './choice.js';
 import { MAX_QUEUED_PER_PATH, REQUEST_RETRY_US, REQUEST_TRIES, UNCLAIMED_PATH_US, newPath, nextHopHeader, writeHopHeader, type Path, type RelayState } from './state.js';
 
@@ -15,6 +15,8 @@ export interface PathHost {
   linkIdentity(r: RelayState): { peerId: bigint; publicKey: Uint8Array; proof: Uint8Array } | null;
   /** Opens a session on `r` unless it has one or is opening one. */
   wantSession(r: RelayState, now: number): void;
+  /** The relay a two-hop link goes through: this client's first open, usable relay of primary and backup, or null. */
+  carrier(): RelayState | null;
   sendControl(r: RelayState, m: RelayControl): void;
   /** Queues a datagram for the socket. */
   transmit(t: Transmit): void;
@@ -74,8 +76,10 @@ export class PathTable {
     const r = path.relay;
     // A path the peer made (to our token, on one of our relays) stays while that relay works: the peer's
     // route names the peer's relays, not ours, and a second link would leave each side sending on another
-    // link, the connection migrating back and forth between them.
-    const stays = usable(r) && (path.incoming || route.entries.some((e) => addressKey(e.relay) === r.key));
+    // link, the connection migrating back and forth between them. A two-hop path stays while the peer's
+    // relay it reaches is still in the route.
+    const target = path.via ? addressKey(path.via.relay) : r?.key;
+    const stays = usable(r) && (path.incoming || route.entries.some((e) => addressKey(e.relay) === target));
     if (!stays) this.relink(path, now);
   }
 
@@ -155,6 +159,7 @@ export class PathTable {
       r.links[i] = undefined;
       path.relay = null;
       path.linkId = -1;
+      path.via = null;
       this.relink(path, now);
     }
     for (const path of this.#paths.values()) if (path.pendingRelay === r) this.relink(path, now);
@@ -181,6 +186,12 @@ export class PathTable {
         path.requestSentUs = now;
         path.busy = true;
         this.#host.dueAt(now + REQUEST_RETRY_US);
+      } else if (m.code === RefuseCode.NoTrunk && path.pendingVia) {
+        // Our relay has no trunk to the peer's: that entry is reached the old way (a session on the peer's relay).
+        path.noTrunk.add(`${r.key}>${addressKey(path.pendingVia.relay)}`);
+        path.pendingRelay = null;
+        path.pendingVia = null;
+        this.relink(path, now);
       } else if (m.code === RefuseCode.NotAccepted || m.code === RefuseCode.BadProof) {
         // The peer refused: no more link requests; the connection on the path times out or is closed by its owner.
         this.#stats.linksNotAccepted++;
@@ -190,8 +201,10 @@ export class PathTable {
       } else {
         // The peer's session there is gone (BAD_ROUTE): try its next relay; its new route will follow.
         this.#stats.linkFailures++;
+        const gone = path.pendingVia ? addressKey(path.pendingVia.relay) : r.key;
         path.pendingRelay = null;
-        if (path.route) path.route = { ...path.route, entries: path.route.entries.filter((e) => addressKey(e.relay) !== r.key) };
+        path.pendingVia = null;
+        if (path.route) path.route = { ...path.route, entries: path.route.entries.filter((e) => addressKey(e.relay) !== gone) };
         this.relink(path, now);
       }
       return true;
@@ -220,7 +233,10 @@ export class PathTable {
     if (r && r.phase === 'open') {
       if (now - path.requestSentUs >= REQUEST_RETRY_US) {
         if (path.requestTries >= REQUEST_TRIES) {
+          // Unanswered: over a trunk, that entry is reached the old way from now on (the relay may not know LINK_REMOTE).
+          if (path.pendingVia) path.noTrunk.add(`${r.key}>${addressKey(path.pendingVia.relay)}`);
           path.pendingRelay = null;
+          path.pendingVia = null;
           this.#stats.linkFailures++;
         } else this.#requestLink(path, r, now);
       }
@@ -240,25 +256,36 @@ export class PathTable {
     return path;
   }
 
-  /** Links `path` through the first relay of its route that is alive, opening a session there if needed. */
+  /**
+   * Links `path` through the first relay of its route that is alive: on it, if this client has a session there (one
+   * hop); otherwise through this client's own relay and its trunk to that one (two hops, docs/RELAY.md "Trunks"); or,
+   * when its relay has no trunk there, the old way: a session on the peer's relay, opened if needed.
+   */
   relink(path: Path, now: number): void {
     const route = path.route;
     if (!route || path.refused) return; // a path the peer made: it re-links, or tells us its new route
     let target: RelayState | null = null;
+    let via: RouteEntry | null = null;
     for (const e of route.entries) {
       const r = this.#host.relayAt(e.relay, e.publicKey);
-      if (r && usable(r)) {
-        target = r;
-        break;
+      if (!r || !usable(r)) continue;
+      target = r;
+      const c = r.phase === 'open' ? null : this.#host.carrier();
+      if (c && c !== r && !path.noTrunk.has(`${c.key}>${r.key}`)) {
+        target = c;
+        via = e;
       }
+      break;
     }
     if (!target) {
       path.pendingRelay = null; // no relay of the peer's route works now: retried on the timer, or on a new route
       return;
     }
     path.busy = false;
-    if (path.relay === target && path.linkId >= 0) return;
+    const sameVia = via === null ? path.via === null : path.via !== null && addressKey(path.via.relay) === addressKey(via.relay);
+    if (path.relay === target && path.linkId >= 0 && sameVia) return;
     path.pendingRelay = target;
+    path.pendingVia = via;
     path.requestTries = 0;
     path.requestId = this.#host.nextRequestId();
     if (target.phase === 'open') this.#requestLink(path, target, now);
@@ -267,12 +294,14 @@ export class PathTable {
   }
 
   #requestLink(path: Path, r: RelayState, now: number): void {
-    const token = path.route?.entries.find((e) => addressKey(e.relay) === r.key)?.token ?? null;
+    const via = path.pendingVia;
+    const token = via ? via.token : (path.route?.entries.find((e) => addressKey(e.relay) === r.key)?.token ?? null);
     const me = this.#host.linkIdentity(r);
     if (!token || !me) return;
     path.requestSentUs = now;
     path.requestTries++;
-    this.#host.sendControl(r, { type: 'linkRequest', requestId: path.requestId, token, ...me });
+    if (via) this.#host.sendControl(r, { type: 'linkRemote', requestId: path.requestId, relay: { ...via.relay, publicKey: via.publicKey }, token, ...me });
+    else this.#host.sendControl(r, { type: 'linkRequest', requestId: path.requestId, token, ...me });
   }
 
   #bind(path: Path, r: RelayState, linkId: number): void {
@@ -280,7 +309,9 @@ export class PathTable {
     if (path.relay) this.#stats.relinks++;
     path.relay = r;
     path.linkId = linkId;
+    path.via = path.pendingRelay === r ? path.pendingVia : null;
     path.pendingRelay = null;
+    path.pendingVia = null;
     r.links[linkId] = path;
     r.idleSinceUs = -1;
     writeHopHeader(path, r, linkId);

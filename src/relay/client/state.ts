@@ -1,7 +1,7 @@
 import type { SocketAddress, Transmit } from '../../core/types.js';
 import { ReplayWindow } from '../../util/replay-window.js';
 import { writeDataTag, type HopKeys } from '../hop.js';
-import { DATA_TAG_BYTES, RelayMsg, UP_HEADER_BYTES, type Route } from '../protocol.js';
+import { DATA_TAG_BYTES, RelayMsg, UP_HEADER_BYTES, type Route, type RouteEntry } from '../protocol.js';
 
 // The relay client's state records and its named timings (docs/RELAY.md, "The client").
 
@@ -121,6 +121,12 @@ export interface Path {
   route: Route | null;
   relay: RelayState | null;
   linkId: number;
+  /** A two-hop link (docs/RELAY.md "Trunks"): the peer's route entry its relay forwards to over a trunk; null for one hop. */
+  via: RouteEntry | null;
+  /** The route entry a link request in flight on {@link pendingRelay} asks its relay to reach over a trunk, or null. */
+  pendingVia: RouteEntry | null;
+  /** `carrier>target` relay pairs that answered NO_TRUNK (or never answered): that entry is reached the old way. */
+  readonly noTrunk: Set<string>;
   /** Hop header for this link (type, session id, link id; the sequence tag is made per datagram). */
   readonly header: Uint8Array;
   readonly tx: MutableTransmit;
@@ -190,7 +196,7 @@ export function newPath(port: number, incoming: boolean): Path {
   const vaddr = { address: VIRTUAL_ADDRESS, port };
   const header = new Uint8Array(UP_HEADER_BYTES);
   header[0] = RelayMsg.DataUp;
-  return { vaddr, route: null, relay: null, linkId: -1, header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, refused: false, busy: false, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
+  return { vaddr, route: null, relay: null, linkId: -1, via: null, pendingVia: null, noTrunk: new Set(), header, tx: { destination: vaddr, data: header, header }, pendingRelay: null, requestId: 0, requestSentUs: 0, requestTries: 0, queue: [], incoming, refused: false, busy: false, forgetAtUs: Number.POSITIVE_INFINITY, stillUsed: null };
 }
 
 /** Writes the hop header of `path` for its link on `r`: DATA_UP, the session id, the link id. */

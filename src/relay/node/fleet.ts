@@ -1,4 +1,5 @@
-import { FleetCode, DirCode, MAX_FLEET_LIST_ENTRIES, MAX_REGION_CHARS, splitRelayKey, type FleetRelay, type RelayControl } from '../protocol.js';
+import { toHex } from '../../util/bytes.js';
+import { FleetCode, DirCode, MAX_FLEET_LIST_ENTRIES, MAX_REGION_CHARS, addressKey, splitRelayKey, type FleetRelay, type RelayControl } from '../protocol.js';
 import type { RelayContext } from './context.js';
 import type { Session, SessionTable } from './sessions.js';
 
@@ -18,6 +19,8 @@ export const MAX_FLEET_PENDING = 1024;
 export const FLEET_RETRY_US = 1_000_000;
 /** Routes read from the store kept for STALE_ROUTE answers during an outage (the oldest read goes first). */
 export const MAX_FLEET_REMEMBERED = 4096;
+/** The registry is read for the trunks' member list at most this often on demand (and at every refresh), µs. */
+export const FLEET_MEMBERS_MIN_US = 250_000;
 
 /** Options of a relay node in a fleet. */
 export interface FleetOptions {
@@ -65,7 +68,9 @@ interface RegistryRecord {
 /** A question asked of the store for a session: answered when the store answers, dropped if the session went. */
 type Pending =
   | { readonly kind: 'lookup'; readonly session: Session; readonly requestId: number; readonly peerId: bigint; readonly askedUs: number }
-  | { readonly kind: 'list'; readonly session: Session; readonly requestId: number; readonly offset: number; readonly askedUs: number };
+  | { readonly kind: 'list'; readonly session: Session; readonly requestId: number; readonly offset: number; readonly askedUs: number }
+  /** The registry read for the node itself: the members trunks may be opened with and accepted from. */
+  | { readonly kind: 'members'; readonly session: null; readonly askedUs: number };
 
 /** The name of a fleet's pub/sub channel: `PREFIXrevoke` (revocations) or `PREFIXdrain` (drains). */
 export function fleetChannel(prefix: string, kind: 'revoke' | 'drain'): string {
@@ -100,6 +105,10 @@ export class Fleet {
   #rejoin = false;
   /** The route last read from the store per peer id, in the order read: what an outage answers STALE_ROUTE with. */
   readonly #remembered = new Map<bigint, string>();
+  /** The fleet's other relays as last read from the registry: `host:port` -> static key, and the keys (hex). */
+  #memberAt = new Map<string, Uint8Array>();
+  #memberKeys = new Set<string>();
+  #membersAskedUs = Number.NEGATIVE_INFINITY;
 
   constructor(ctx: RelayContext, sessions: SessionTable, options: FleetOptions) {
     this.#ctx = ctx;
@@ -184,6 +193,42 @@ export class Fleet {
     m.set(peerId, route);
   }
 
+  /** The static key of the fleet member at `host:port` (the registry as last read), or undefined. */
+  memberAt(name: string): Uint8Array | undefined {
+    return this.#memberAt.get(name);
+  }
+
+  /** Whether a static key (hex) is a fleet member's (the registry as last read). */
+  isMemberKey(keyHex: string): boolean {
+    return this.#memberKeys.has(keyHex);
+  }
+
+  /**
+   * Reads the registry again for the member list, unless it was asked within {@link FLEET_MEMBERS_MIN_US}. Returns whether
+   * it asked (a relay met that is not in the list may have joined since).
+   */
+  wantMembers(now: number): boolean {
+    if (now - this.#membersAskedUs < FLEET_MEMBERS_MIN_US || this.#pending.size >= MAX_FLEET_PENDING) return false;
+    this.#membersAskedUs = now;
+    const id = this.#id();
+    this.#pending.set(id, { kind: 'members', session: null, askedUs: now });
+    this.#push({ kind: 'list', id, set: `${this.#prefix}relays`, keyPrefix: `${this.#prefix}relay:` });
+    return true;
+  }
+
+  #setMembers(relays: readonly FleetRelay[]): void {
+    const at = new Map<string, Uint8Array>();
+    const keys = new Set<string>();
+    for (const f of relays) {
+      const name = addressKey(f.relay);
+      if (name === this.#name) continue;
+      at.set(name, f.relay.publicKey);
+      keys.add(toHex(f.relay.publicKey));
+    }
+    this.#memberAt = at;
+    this.#memberKeys = keys;
+  }
+
   /** Whether work is waiting for {@link poll}. */
   get busy(): boolean {
     return this.#workHead < this.#work.length;
@@ -220,6 +265,7 @@ export class Fleet {
     const id = this.#id();
     this.#writes.set(id, now);
     this.#push({ kind: 'set', id, key: `${this.#prefix}relay:${this.#name}`, value: JSON.stringify(record), ttlMs: FLEET_TTL_MS, member: { set: `${this.#prefix}relays`, member: this.#name } });
+    this.wantMembers(now);
   }
 
   /** Takes this relay out of the registry (closing). */
@@ -289,6 +335,10 @@ export class Fleet {
 
   #answer(p: Pending, r: FleetResult | null): void {
     const st = this.#ctx.stats;
+    if (p.kind === 'members') {
+      if (r?.ok) this.#setMembers(parseRegistry(r.values ?? []));
+      return;
+    }
     const s = p.session;
     if (p.kind === 'lookup') {
       if (!r || !r.ok) {

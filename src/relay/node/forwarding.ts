@@ -1,7 +1,10 @@
+import type { BlockCipher } from '../../crypto/provider.js';
+import type { ReplayWindow } from '../../util/replay-window.js';
 import { readDataTag } from '../hop.js';
 import { DOWN_HEADER_BYTES, RefuseCode, RelayMsg, SESSION_ID_BYTES, UP_HEADER_BYTES } from '../protocol.js';
 import { US_PER_S, type RelayContext } from './context.js';
 import type { Session, SessionTable } from './sessions.js';
+import type { Trunk, TrunkTable } from './trunks.js';
 
 /** The highest link id (a u16 on the wire). */
 export const MAX_LINK_ID = 0xffff;
@@ -18,15 +21,51 @@ const BITS_PER_BYTE = 8;
 const MIN_BURST_BYTES = 65_536;
 /** ...or this long of its rate, µs, whichever is larger. */
 const BURST_US = 100_000;
+/** What {@link freshTag} returns for a tag made under another key (or for another link). */
+export const FORGED_TAG = -1;
+/** What {@link freshTag} returns for a tag whose sequence number the window has seen. */
+export const STALE_TAG = -2;
+
+/**
+ * The sequence number of a DATA_UP's (or TRUNK_DATA's) tag under `key`, if it is fresh in `window` (not marked: the
+ * caller marks it once the datagram is taken); {@link FORGED_TAG} or {@link STALE_TAG} otherwise. One AES block.
+ */
+export function freshTag(key: BlockCipher, window: ReplayWindow, data: Uint8Array, block: Uint8Array): number {
+  const seq = readDataTag(key, data, block);
+  if (seq < 0) return FORGED_TAG;
+  return window.isNew(seq) ? seq : STALE_TAG;
+}
+
+/** A DATA_UP or TRUNK_DATA rewritten in place into DATA_DOWN (the 27-byte header's last 3 bytes) and sent to session `to` on its link `linkId`. */
+export function sendDown(ctx: RelayContext, data: Uint8Array, linkId: number, to: Session): void {
+  const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
+  out[0] = RelayMsg.DataDown;
+  out[1] = linkId >>> 8;
+  out[2] = linkId & 0xff;
+  to.downPackets++;
+  to.downBytes += out.length - DOWN_HEADER_BYTES;
+  ctx.out(out, to.port, to.address);
+}
+
 /** A session that gets a new link is taken as seen at most this share of the idle timeout ago. */
 const LINKED_IDLE_SHARE = 0.5;
 
-/** One side of a link between two sessions: the session at the other end, the link's id on that side, and whether this side asked for the link itself. */
+/**
+ * One side of a link: the session at the other end and the link's id on that side, or (over a trunk to another relay
+ * of the fleet) the trunk and the other relay's id of the link there; and whether this side asked for the link itself.
+ */
 export interface Link {
-  readonly peer: Session;
+  /** The session at the other end, or null when the link runs over {@link trunk}. */
+  readonly peer: Session | null;
+  /** The link's id on the other session, or the other relay's id of the link on the trunk. */
   readonly peerLinkId: number;
   /** This side sent the link request (it knew the other's token); otherwise it consented by a permit or an answer, and a later permit set without the peer cuts the link. */
   readonly asked: boolean;
+  /** The trunk the link runs over, and this relay's id of the link on it (-1 for a link between two sessions here). */
+  readonly trunk: Trunk | null;
+  readonly trunkLinkId: number;
+  /** Over a trunk, consented to here: the requester's peer id as the other relay proved it (what consent is checked against). */
+  readonly remotePeerId: bigint | null;
 }
 
 /** A rate cap in kbit/s as bytes per µs, the unit of a session's rate bucket. */
@@ -47,23 +86,31 @@ export function rateBurstBytes(bytesPerUs: number): number {
 export class Forwarder {
   readonly #ctx: RelayContext;
   readonly #sessions: SessionTable;
+  readonly #trunks: TrunkTable;
   readonly #maxLinks: number;
   readonly #idleUs: number;
   /** Scratch for a DATA_UP's decrypted sequence tag. */
   readonly #block = new Uint8Array(16);
 
-  constructor(ctx: RelayContext, sessions: SessionTable, maxLinksPerSession: number, idleTimeoutUs: number) {
+  constructor(ctx: RelayContext, sessions: SessionTable, trunks: TrunkTable, maxLinksPerSession: number, idleTimeoutUs: number) {
     this.#ctx = ctx;
     this.#sessions = sessions;
+    this.#trunks = trunks;
     this.#maxLinks = Math.min(maxLinksPerSession, MAX_LINK_ID);
     this.#idleUs = idleTimeoutUs;
   }
 
-  /** Links between sessions, each counted once. */
+  /** Links of this relay's sessions, each counted once: between two sessions here, or over a trunk to another relay. */
   linkCount(): number {
-    let n = 0;
-    for (const s of this.#sessions.values()) n += s.linkCount;
-    return n / SIDES_PER_LINK;
+    let local = 0;
+    let trunk = 0;
+    for (const s of this.#sessions.values()) {
+      for (const l of s.links) {
+        if (l?.trunk) trunk++;
+        else if (l) local++;
+      }
+    }
+    return local / SIDES_PER_LINK + trunk;
   }
 
   /**
@@ -79,13 +126,10 @@ export class Forwarder {
     }
     const s = this.#sessions.named(now, address, port, data, UP_SESSION_ID_AT);
     if (!s) return;
-    const seq = readDataTag(s.keys.data, data, this.#block);
+    const seq = freshTag(s.keys.data, s.dataWindow, data, this.#block);
     if (seq < 0) {
-      stats.unauthenticated++;
-      return;
-    }
-    if (!s.dataWindow.isNew(seq)) {
-      stats.replayed++;
+      if (seq === STALE_TAG) stats.replayed++;
+      else stats.unauthenticated++;
       return;
     }
     if (s.port !== port || s.address !== address) {
@@ -110,14 +154,18 @@ export class Forwarder {
       return;
     }
     s.tokens -= n;
-    // Rewrite the up header into the 3-byte down header in place: no copy of the payload.
-    const out = data.subarray(UP_HEADER_BYTES - DOWN_HEADER_BYTES);
-    out[0] = RelayMsg.DataDown;
-    out[1] = link.peerLinkId >>> 8;
-    out[2] = link.peerLinkId & 0xff;
     stats.forwardedPackets++;
     stats.forwardedBytes += n;
-    this.#ctx.out(out, link.peer.port, link.peer.address);
+    s.upPackets++;
+    s.upBytes += n;
+    if (link.trunk) {
+      // To another relay of the fleet: the 27-byte header becomes TRUNK_DATA's, in place.
+      this.#trunks.sendData(link.trunk, link.peerLinkId, data);
+      return;
+    }
+    const peer = link.peer as Session;
+    // Rewrite the up header into the 3-byte down header in place: no copy of the payload.
+    sendDown(this.#ctx, data, link.peerLinkId, peer);
   }
 
   /** The id on `s`'s side of the link between `s` and `t`, or -1 if they share none. */
@@ -133,22 +181,21 @@ export class Forwarder {
     if (s.linkCount >= this.#maxLinks || t.linkCount >= this.#maxLinks) return RefuseCode.LinkLimit;
     const a = freeSlot(s.links);
     const b = freeSlot(t.links);
-    s.links[a] = { peer: t, peerLinkId: b, asked: true };
-    t.links[b] = { peer: s, peerLinkId: a, asked: tAsked };
+    s.links[a] = { peer: t, peerLinkId: b, asked: true, trunk: null, trunkLinkId: -1, remotePeerId: null };
+    t.links[b] = { peer: s, peerLinkId: a, asked: tAsked, trunk: null, trunkLinkId: -1, remotePeerId: null };
     s.linkCount++;
     t.linkCount++;
-    s.lastSeenUs = Math.max(s.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
-    t.lastSeenUs = Math.max(t.lastSeenUs, now - this.#idleUs * LINKED_IDLE_SHARE);
+    linkedNow(s, now, this.#idleUs);
+    linkedNow(t, now, this.#idleUs);
     this.#ctx.stats.linksCreated++;
     return { id: a, peerId: b };
   }
 
-  /** Cuts the link between `s` and `t`, both sides. */
+  /** Cuts a link of `s`, both sides (over a trunk, the other relay is told). */
   cut(s: Session, id: number): void {
     const l = s.links[id];
     if (!l) return;
-    l.peer.links[l.peerLinkId] = undefined;
-    l.peer.linkCount--;
+    this.#otherSide(l);
     s.links[id] = undefined;
     s.linkCount--;
     this.#ctx.stats.linksCut++;
@@ -156,17 +203,28 @@ export class Forwarder {
 
   /** Cuts every link of a session that is going: its peers forget their side. */
   unlink(s: Session): void {
-    for (const l of s.links) {
-      if (!l) continue;
-      l.peer.links[l.peerLinkId] = undefined;
-      l.peer.linkCount--;
-    }
+    for (const l of s.links) if (l) this.#otherSide(l);
     s.links.length = 0;
     s.linkCount = 0;
   }
+
+  /** The other side of a link that goes: the other session forgets it, or the trunk's other relay is told. */
+  #otherSide(l: Link): void {
+    if (l.trunk) this.#trunks.release(l.trunk, l.trunkLinkId);
+    else if (l.peer) {
+      l.peer.links[l.peerLinkId] = undefined;
+      l.peer.linkCount--;
+    }
+  }
 }
 
-function freeSlot(links: (Link | undefined)[]): number {
+/** A session that gets a new link is taken as seen at most half its idle timeout ago (a link is worth keeping it a while). */
+export function linkedNow(s: Session, now: number, idleUs: number): void {
+  s.lastSeenUs = Math.max(s.lastSeenUs, now - idleUs * LINKED_IDLE_SHARE);
+}
+
+/** The first free slot of a link table (a session's or a trunk's). */
+export function freeSlot(links: readonly unknown[]): number {
   for (let i = 0; i < links.length; i++) if (!links[i]) return i;
   return links.length;
 }

@@ -11,6 +11,7 @@ import { LinkBroker } from './links.js';
 import { SessionTable, type Session } from './sessions.js';
 import { NodeTimer, TimerTable, nextReapScanUs } from './timers.js';
 import { RouteTokens } from './tokens.js';
+import { TrunkTable } from './trunks.js';
 import { newRelayStats, type RelayNodeOptions, type RelayStats } from './types.js';
 
 export type { RelayNodeOptions, RelaySend, RelayStats } from './types.js';
@@ -44,6 +45,22 @@ const DEFAULT_DIR_CLOCK_WINDOW_S = 120;
 /** Microseconds in a millisecond (the idle times of {@link RelayNode.sessions}). */
 const US_PER_MS = 1000;
 
+/** What {@link RelayNode.sessions} tells of a session: never its keys. */
+export interface SessionSummary {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly user: string | null;
+  readonly links: number;
+  readonly idleMs: number;
+  /** End-to-end datagrams (and their payload bytes) the session sent that were forwarded. */
+  readonly upPackets: number;
+  readonly upBytes: number;
+  /** End-to-end datagrams (and their payload bytes) forwarded to the session. */
+  readonly downPackets: number;
+  readonly downBytes: number;
+}
+
 /**
  * A relay node, sans-IO (docs/RELAY.md): it holds relay sessions, each opened with a cookie, a ticket
  * and a key agreement with the relay's static key; links between sessions that both consented, named by
@@ -65,6 +82,7 @@ export class RelayNode {
   readonly #directory: Directory;
   readonly #links: LinkBroker;
   readonly #fleet: Fleet | null;
+  readonly #trunks: TrunkTable;
   readonly #key: KeyExchangePair;
   readonly #timers = new TimerTable();
   /** The time of the last datagram, for {@link sessions}. */
@@ -100,13 +118,17 @@ export class RelayNode {
       key,
       (s) => {
         this.#forwarder.unlink(s);
+        this.#trunks.sessionGone(s);
         this.#directory.forget(s);
         this.#fleet?.sessionGone(s);
       },
     );
-    this.#forwarder = new Forwarder(ctx, this.#sessions, options.maxLinksPerSession ?? DEFAULT_MAX_LINKS_PER_SESSION, idleTimeoutUs);
-    this.#links = new LinkBroker(ctx, this.#sessions, this.#forwarder, key.publicKey, linkRequestsPerS);
+    const maxLinks = options.maxLinksPerSession ?? DEFAULT_MAX_LINKS_PER_SESSION;
     this.#fleet = options.fleet ? new Fleet(ctx, this.#sessions, options.fleet) : null;
+    this.#trunks = new TrunkTable(ctx, this.#sessions, this.#fleet, key, maxLinks, idleTimeoutUs);
+    this.#forwarder = new Forwarder(ctx, this.#sessions, this.#trunks, maxLinks, idleTimeoutUs);
+    const links = (this.#links = new LinkBroker(ctx, this.#sessions, this.#forwarder, this.#trunks, key.publicKey, linkRequestsPerS));
+    this.#trunks.host = { linkRequest: (now, t, m) => links.trunkRequest(now, t, m), gone: (t) => links.trunkGone(t) };
     this.#directory = new Directory(ctx, this.#sessions, { registersPerS: dirRegistersPerS, lookupsPerS: dirLookupsPerS, clockWindowS: options.dirClockWindowS ?? DEFAULT_DIR_CLOCK_WINDOW_S }, this.#fleet);
     // The first registry record goes out at the first handleTimeout.
     if (this.#fleet) this.#timers.arm(NodeTimer.FleetRefresh, 0);
@@ -213,7 +235,7 @@ export class RelayNode {
    */
   admission(data: Uint8Array): Admission {
     const type = data[0];
-    return type === RelayMsg.SessionRequest ? Admission.Cookie : type === RelayMsg.Ping ? Admission.New : Admission.Now;
+    return type === RelayMsg.SessionRequest ? Admission.Cookie : type === RelayMsg.Ping || type === RelayMsg.TrunkHello ? Admission.New : Admission.Now;
   }
 
   /** One datagram from `address`:`port`. Never throws. `data` may be rewritten in place and forwarded. */
@@ -226,14 +248,29 @@ export class RelayNode {
       st.malformed++;
       return;
     }
-    if (data[0] === RelayMsg.DataUp) {
-      this.#forwarder.forward(now, address, port, data);
-      return;
-    }
-    if (data[0] === RelayMsg.Sealed) {
-      const got = this.#sessions.sealed(now, address, port, data);
-      if (got) this.#sealed(now, got.s, got.m, got.counter);
-      return;
+    switch (data[0]) {
+      case RelayMsg.DataUp:
+        this.#forwarder.forward(now, address, port, data);
+        return;
+      case RelayMsg.TrunkData:
+        this.#trunks.forward(now, address, port, data);
+        return;
+      case RelayMsg.Sealed: {
+        const got = this.#sessions.sealed(now, address, port, data);
+        if (got) this.#sealed(now, got.s, got.m, got.counter);
+        return;
+      }
+      case RelayMsg.TrunkSealed:
+        this.#trunks.sealed(now, address, port, data);
+        if (this.#fleet?.busy) this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
+        return;
+      case RelayMsg.TrunkHello:
+        this.#trunks.hello(now, address, port, data);
+        this.#armTrunks(now);
+        return;
+      case RelayMsg.TrunkOk:
+        this.#trunks.ok(now, address, port, data);
+        return;
     }
     const m = tryDecodeRelayControl(data);
     if (!m) {
@@ -267,6 +304,10 @@ export class RelayNode {
       case 'linkRequest':
         this.#links.request(now, s, m);
         return;
+      case 'linkRemote':
+        this.#links.remote(now, s, m);
+        this.#armTrunks(now);
+        return;
       case 'linkAnswer':
         this.#links.answer(now, s, m);
         return;
@@ -296,6 +337,16 @@ export class RelayNode {
         // A PATH_RESPONSE from the session's own address answers nothing.
         this.stats.unauthenticated++;
     }
+  }
+
+  /** Trunks are timed by the reap scan: armed once there is one (or a registry read it waits for). */
+  #armTrunks(now: number): void {
+    if (this.#trunks.size > 0 || this.#fleet?.waiting) this.#timers.armBy(NodeTimer.ReapScan, nextReapScanUs(now));
+  }
+
+  /** The other relays this one has an open trunk with (`host:port` as their frames come from), for status and tests. */
+  trunkPeers(): string[] {
+    return this.#trunks.peers();
   }
 
   /** FLEET_LIST: from the store in a fleet (costs a lookup of the session's budget), NO_FLEET outside one. */
@@ -340,7 +391,8 @@ export class RelayNode {
       this.#sessions.reap(now);
       this.#links.expire(now);
       this.#fleet?.expire(now);
-      if (this.#sessions.empty) timers.disarm(NodeTimer.ReapScan);
+      this.#trunks.tick(now);
+      if (this.#sessions.empty && this.#trunks.size === 0 && !this.#fleet?.waiting) timers.disarm(NodeTimer.ReapScan);
       else timers.arm(NodeTimer.ReapScan, nextReapScanUs(now));
     }
     if (timers.isDue(NodeTimer.DrainDeadline, now)) {
@@ -356,7 +408,18 @@ export class RelayNode {
   }
 
   /** Session summaries, for `netlane relay` status lines and tests. Never includes keys. */
-  sessions(): { id: string; address: string; port: number; user: string | null; links: number; idleMs: number }[] {
-    return [...this.#sessions.values()].map((s) => ({ id: toHex(s.id), address: s.address, port: s.port, user: s.user, links: s.linkCount, idleMs: Math.round((this.#nowUs - s.lastSeenUs) / US_PER_MS) }));
+  sessions(): SessionSummary[] {
+    return [...this.#sessions.values()].map((s) => ({
+      id: toHex(s.id),
+      address: s.address,
+      port: s.port,
+      user: s.user,
+      links: s.linkCount,
+      idleMs: Math.round((this.#nowUs - s.lastSeenUs) / US_PER_MS),
+      upPackets: s.upPackets,
+      upBytes: s.upBytes,
+      downPackets: s.downPackets,
+      downBytes: s.downBytes,
+    }));
   }
 }

@@ -9,6 +9,7 @@ import { US_PER_S, readU32, type RelayContext } from './context.js';
 import type { CookieJar } from './cookies.js';
 import { rateBurstBytes, rateBytesPerUs, type Link } from './forwarding.js';
 import { tokenGeneration, type RouteTokens } from './tokens.js';
+import type { Trunk } from './trunks.js';
 import type { RelayStats } from './types.js';
 
 /** The random challenge of a PATH_CHALLENGE, bytes. */
@@ -38,10 +39,22 @@ export interface PathCandidate {
   lastSentUs: number;
 }
 
+/** A link asked for by a session on another relay of the fleet, over a trunk (docs/RELAY.md "Trunks"). */
+export interface RemoteAsker {
+  readonly trunk: Trunk;
+  /** The other relay's id of the link on the trunk. */
+  readonly linkId: number;
+  /** The requester's peer id, as the other relay proved it. */
+  readonly peerId: bigint;
+  readonly user: string;
+}
+
 /** A link another session asked for, waiting for this session's consent (never holding a link slot). */
 export interface Offer {
   readonly id: number;
-  readonly from: Session;
+  /** The requester's session here, or null when it asked from another relay (`remote`). */
+  readonly from: Session | null;
+  readonly remote: RemoteAsker | null;
   /** The request the answer goes to (the latest retry's). */
   requestId: number;
   readonly expiresUs: number;
@@ -104,6 +117,12 @@ export interface Session {
   /** Token bucket for the offers and proof checks this session's link requests cost. */
   linkTokens: number;
   linkTokensAtUs: number;
+  /** End-to-end datagrams this session sent that were forwarded, and their payload bytes. */
+  upPackets: number;
+  upBytes: number;
+  /** End-to-end datagrams forwarded to this session, and their payload bytes. */
+  downPackets: number;
+  downBytes: number;
 }
 
 /** The admission and lifetime policy of a {@link SessionTable}, as resolved from the node's options. */
@@ -524,6 +543,10 @@ export class SessionTable {
       nextOfferId: 1,
       linkTokens: policy.linkRequestsPerS,
       linkTokensAtUs: now,
+      upPackets: 0,
+      upBytes: 0,
+      downPackets: 0,
+      downBytes: 0,
     };
     this.#sessions.set(lo, s);
     this.#byNonce.set(nonceKey, s);

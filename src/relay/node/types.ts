@@ -140,6 +140,23 @@ export interface RelayStats {
   fleetBusy: number;
   /** 1 while the store's last answer was a success, else 0. */
   fleetStoreUp: number;
+  /** Trunks (docs/RELAY.md "Trunks"): open now; opened by this relay; accepted from another; gone (silence, close, replaced). */
+  trunks: number;
+  trunksOpened: number;
+  trunksAccepted: number;
+  trunksClosed: number;
+  /** TRUNK_HELLOs refused: the key is not a fleet member's (as the registry was last read), or the MAC does not verify. */
+  trunksRefused: number;
+  /** Links made over trunks (at this end). */
+  trunkLinks: number;
+  /** Datagrams sent on trunks (DATA_UP rewritten into TRUNK_DATA) and received from them (TRUNK_DATA into DATA_DOWN). */
+  trunkPacketsOut: number;
+  trunkPacketsIn: number;
+  /** Trunk frames from an address that is not the trunk's, naming no trunk, or whose seal or tag does not verify; and replays. */
+  trunkUnauthenticated: number;
+  trunkReplayed: number;
+  /** LINK_REMOTE answered NO_TRUNK (the relay named is not a member, or does not answer), or waiting when a trunk went. */
+  noTrunk: number;
 }
 
 /** A {@link RelayStats} with every counter at zero. */
@@ -197,5 +214,16 @@ export function newRelayStats(): RelayStats {
     fleetLists: 0,
     fleetBusy: 0,
     fleetStoreUp: 0,
+    trunks: 0,
+    trunksOpened: 0,
+    trunksAccepted: 0,
+    trunksClosed: 0,
+    trunksRefused: 0,
+    trunkLinks: 0,
+    trunkPacketsOut: 0,
+    trunkPacketsIn: 0,
+    trunkUnauthenticated: 0,
+    trunkReplayed: 0,
+    noTrunk: 0,
   };
 }
