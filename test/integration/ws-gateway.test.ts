@@ -1,6 +1,7 @@
 // The relay's WebSocket gateway over real sockets: the browser build's stack (NetworkManager on
 // browserRuntime: WebSocketTransport, @noble crypto) in Node, with the `ws` package standing in for the
 // browser's WebSocket, linked through one relay with a NetworkManager on UDP; and the gateway's limits.
+import { spawn, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
@@ -140,5 +141,33 @@ test('ws gateway: a port that is taken rejects `listening` with ERR_NETLANE_SOCK
   } finally {
     second.close();
     relay.close();
+  }
+});
+
+test('netlane relay --ws IP:PORT prints the gateway\'s address, which takes WebSockets; a bad --ws is a usage error (exit 2)', async () => {
+  const bad = spawnSync(process.execPath, ['dist/src/cli/netlane.js', 'relay', '--open', '--port', '0', '--ws', 'localhost'], { encoding: 'utf8', timeout: 10_000 });
+  assert.equal(bad.status, 2, bad.stderr);
+  const proc = spawn(process.execPath, ['dist/src/cli/netlane.js', 'relay', '--open', '--port', '0', '--ws', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    let out = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no gateway line within 5 s: ${out}`)), 5000);
+      proc.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        const m = /listening on [\d.]+:\d+#\S+ \(.*websocket gateway on (ws:\/\/127\.0\.0\.1:\d+\/)\)/.exec(out);
+        if (m) {
+          clearTimeout(t);
+          resolve(m[1] as string);
+        }
+      });
+    });
+    const ws = new WebSocket(url);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    ws.close();
+  } finally {
+    proc.kill('SIGKILL');
   }
 });
