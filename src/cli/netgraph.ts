@@ -3,33 +3,9 @@
 // local/remote, loss, in and out rates, queued bytes per lane, and a 60-second sparkline of ping and of rate.
 // Pure: no clock, no terminal; `netlane top` and the demo's --watch draw what it returns.
 
-/** One connection of a {@link StatsSnapshot}. */
-export interface StatsConnection {
-  readonly id: string;
-  readonly name: string;
-  /** Smoothed round trip, ms; -1 before the first sample. */
-  readonly pingMs: number;
-  /** Share of the peer's packets that arrived (0..1); -1 unknown. */
-  readonly qualityLocal: number;
-  /** The same as the peer measures ours; -1 unknown. */
-  readonly qualityRemote: number;
-  readonly outBytesPerSec: number;
-  readonly inBytesPerSec: number;
-  readonly outPacketsPerSec: number;
-  readonly inPacketsPerSec: number;
-  /** Bytes waiting to be sent (reliable and unreliable), per lane. */
-  readonly queuedBytesPerLane: readonly number[];
-  readonly state: string;
-}
+import type { StatsConnection, StatsSnapshot } from '../io/metrics.js';
 
-/** The stats snapshot of a relay or a server (`GET /stats.json`). */
-export interface StatsSnapshot {
-  readonly kind: 'relay' | 'server';
-  readonly unixMs: number;
-  readonly connections: readonly StatsConnection[];
-  /** Counters of the whole process; numbers are shown, anything else is left out. */
-  readonly totals: Readonly<Record<string, unknown>>;
-}
+export type { StatsConnection, StatsSnapshot };
 
 /** Seconds of history a sparkline shows. */
 export const GRAPH_SECONDS = 60;

@@ -22,7 +22,7 @@ export interface StatsConnection {
   readonly outPacketsPerSec: number;
   readonly inPacketsPerSec: number;
   /** Bytes waiting to be sent, reliable and unreliable, per lane. */
-  readonly queuedBytesPerLane: number[];
+  readonly queuedBytesPerLane: readonly number[];
   /** A server's ConnectionState name (`Connected`, ...); a relay session's `linked` (it carries a link) or `open`. */
   readonly state: string;
 }
@@ -32,9 +32,9 @@ export interface StatsSnapshot {
   readonly kind: 'relay' | 'server';
   /** Wall clock of the snapshot, ms since 1970. */
   readonly unixMs: number;
-  readonly connections: StatsConnection[];
+  readonly connections: readonly StatsConnection[];
   /** The sources' counters and gauges by name (free-form; a rate is the difference of two snapshots). */
-  readonly totals: Record<string, number>;
+  readonly totals: Readonly<Record<string, number>>;
 }
 
 /** One sample in the Prometheus text format. Samples of one name form a family (one `# HELP` and `# TYPE`). */

@@ -38,8 +38,17 @@ export const udpRuntime: Runtime = {
   rng: () => new CryptoRng(),
   randomSeed,
   unixSeconds: () => Math.floor(Date.now() / 1000),
-  provider: () => defaultCryptoProvider({ sodium: process.env['NETLANE_CRYPTO'] !== 'node' }),
+  provider: () => defaultCryptoProvider({ sodium: envVar('NETLANE_CRYPTO') !== 'node' }),
 };
+
+/** An environment variable, or undefined when it is unset or the runtime may not read it (Deno without `--allow-env`). */
+function envVar(name: string): string | undefined {
+  try {
+    return process.env[name];
+  } catch {
+    return undefined;
+  }
+}
 
 /** The real runtime with another clock (a facade's `clock` option). */
 export function runtimeWithClock(clock: Clock): Runtime {

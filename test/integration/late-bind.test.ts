@@ -3,8 +3,8 @@
 // complete (or fail). The handle comes back at once, the address is known after the bind, traffic then flows;
 // a bind that fails later closes the listen socket with a reason. runtimes.test.ts runs the same under Bun itself.
 import { strict as assert } from 'node:assert';
-import { describe, it } from 'node:test';
-import { ConnectionState, DebugOutputType, NetworkingSockets, SendFlags, udpRuntime, type DatagramTransport, type Runtime, type SocketAddress, type UdpSocketOptions } from '../../src/index.js';
+import { describe, it, test } from 'node:test';
+import { ConnectionState, DebugOutputType, NetworkingSockets, SendFlags, UdpSocket, udpRuntime, type DatagramTransport, type Runtime, type SocketAddress, type UdpSocketOptions } from '../../src/index.js';
 import { NetlaneError } from '../../src/util/errors.js';
 import { listenAccepting, waitFor } from './support.js';
 
@@ -84,6 +84,17 @@ function lateRuntime(): { runtime: Runtime; opened: LateBind[] } {
     },
   };
 }
+
+test('under Node a UdpSocket is bound when open returns: binding is false and bound() answers with its address', async () => {
+  const s = UdpSocket.open({ address: '127.0.0.1', port: 0 });
+  try {
+    assert.equal(s.binding, false);
+    assert.ok(s.local.port > 0);
+    assert.deepEqual(await s.bound(), s.local);
+  } finally {
+    s.close();
+  }
+});
 
 describe('sockets that bind after the call (as under Bun)', () => {
   it('createListenSocket returns the handle at once; the port is known once bound, and a client then connects and delivers', async () => {

@@ -26,7 +26,7 @@ function find(name: string, env: string): string | null {
 const RUNTIMES: readonly Runtime[] = [
   { name: 'node', bin: process.execPath, argv: (s, a) => [s, ...a] },
   { name: 'bun', bin: find('bun', 'NETLANE_BUN'), argv: (s, a) => [s, ...a] },
-  { name: 'deno', bin: find('deno', 'NETLANE_DENO'), argv: (s, a) => ['run', '--allow-all', s, ...a] },
+  { name: 'deno', bin: find('deno', 'NETLANE_DENO'), argv: (s, a) => ['run', '--allow-net', '--no-prompt', s, ...a] }, // network only: all netlane needs (docs/RUNTIME.md),
 ];
 
 /** Runs a script to its end under a runtime: its exit code and output; a run past `timeoutMs` is killed and fails. */

@@ -24,7 +24,8 @@ function conn(over: Partial<StatsConnection> = {}): StatsConnection {
 }
 
 function snap(unixMs: number, connections: StatsConnection[], totals: Record<string, unknown> = {}): StatsSnapshot {
-  return { kind: 'server', unixMs, connections, totals };
+  // Totals as a parsed /stats.json body may hold them: numbers, and anything else a source added (left out).
+  return { kind: 'server', unixMs, connections, totals: totals as Record<string, number> };
 }
 
 /** The rendered lines of one snapshot added to `h`. */
