@@ -229,6 +229,13 @@ export class WsGateway implements DatagramTransport {
     else this.#http.unref();
   }
 
+  /** Closes every open WebSocket with `code` (default 1012, service restart); their peers open new ones, and the relay moves their sessions as after a NAT rebinding. Returns how many it closed. */
+  disconnectAll(code = 1012, reason = 'relay gateway restart'): number {
+    const n = this.#peers.size;
+    for (const p of this.#peers.values()) p.ws.close(code, reason);
+    return n;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;

@@ -34,7 +34,7 @@ function closeCode(ws: WebSocket): Promise<number> {
   });
 }
 
-test('ws gateway: a browser-build NetworkManager (WebSocket, @noble) and a UDP one link through one relay; reliable in order both ways; the relay sees a ws/N peer beside a UDP one', async () => {
+test('ws gateway: a browser-build NetworkManager (WebSocket, @noble) and a UDP one link through one relay; reliable in order both ways; the relay sees a ws/N peer beside a UDP one; a dropped WebSocket is opened again and nothing is lost', async () => {
   const { relay, url } = await relayWithGateway();
   const gateways = { [addressKey(relay.local)]: url };
   const browser = new NetworkManager({ relays: [relay.address], runtime: browserRuntime({ gateways, webSocket }) });
@@ -65,6 +65,19 @@ test('ws gateway: a browser-build NetworkManager (WebSocket, @noble) and a UDP o
     assert.ok(peers.includes('127.0.0.1'), 'and a UDP one');
     const gw = relay.wsGateway?.stats;
     assert.ok(gw && gw.open === 1 && gw.received > 0 && gw.sent > 0, JSON.stringify(gw));
+    // The gateway drops every WebSocket: the browser side opens a new one on its next datagram, the relay moves
+    // its session to the new ws/N (as after a NAT rebinding), and the connection carries on, nothing lost.
+    assert.equal(relay.wsGateway?.disconnectAll(), 1);
+    for (let i = 300; i < 400; i++) {
+      assert.equal(browser.sendMessage(udp.getPeerId(), 1, msg(i)), 0);
+      assert.equal(udp.sendMessage(browser.getPeerId(), 1, msg(i)), 0);
+    }
+    await pump(nms, () => got.browser.length === 400 && got.udp.length === 400, 15_000, '100 more messages each way after the WebSocket was dropped');
+    const more = Array.from({ length: 400 }, (_, i) => i);
+    assert.deepEqual(got.browser, more);
+    assert.deepEqual(got.udp, more);
+    assert.equal(relay.wsGateway?.stats.accepted, 2, 'the browser side opened a second WebSocket');
+    assert.equal(browser.peerStatus(udp.getPeerId())?.connected, true);
   } finally {
     for (const nm of nms) nm.close();
     relay.close();
