@@ -33,6 +33,11 @@ export default tseslint.config(
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },
   {
+    // Pages that run in a browser (the browser tests' page, the example page): plain ES modules on the page's globals.
+    files: ['test/browser/**/*.js', 'examples/browser/**/*.js'],
+    languageOptions: { globals: { window: 'readonly', document: 'readonly', location: 'readonly', performance: 'readonly', requestAnimationFrame: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setTimeout: 'readonly', console: 'readonly', fetch: 'readonly', TextEncoder: 'readonly', MessageChannel: 'readonly', crypto: 'readonly' } },
+  },
+  {
     files: ['**/*.ts'],
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',

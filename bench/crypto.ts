@@ -15,6 +15,7 @@ import { SodiumCryptoProvider } from '../src/crypto/sodium-provider.js';
 import { SessionKeys } from '../src/crypto/protection.js';
 import { AeadCipher, type CryptoProvider } from '../src/crypto/provider.js';
 import { SeededRng } from '../src/util/rng.js';
+import { aeadRound } from './aead.js';
 
 const provider = new NodeCryptoProvider();
 const SIZE = 1200;
@@ -102,26 +103,6 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 const sodium = SodiumCryptoProvider.load();
 console.log(`netlane crypto benchmark (node ${process.version}; providers: ${provider.name}; ${sodium ? sodium.name : 'sodium-native not installed'})`);
 
-/** ns per seal and per open of `size`-byte plaintexts through one AEAD, `n` calls each. */
-function aeadRound(p: CryptoProvider, cipher: AeadCipher, size: number, n: number): [number, number] {
-  const aead = p.aead(cipher, randomBytes(32));
-  const nonce = new Uint8Array(12);
-  const aad = new Uint8Array(7).fill(0x80);
-  const buf = new Uint8Array(size + 16).fill(1);
-  let t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    nonce[11] = i & 0xff;
-    aead.seal(nonce, aad, buf.subarray(0, size), buf, 0);
-  }
-  const seal = ((performance.now() - t0) * 1e6) / n;
-  buf.fill(2, 0, size);
-  aead.seal(nonce, aad, buf.subarray(0, size), buf, 0);
-  const out = new Uint8Array(size);
-  t0 = performance.now();
-  for (let i = 0; i < n; i++) if (aead.open(nonce, aad, buf, out, 0) !== size) throw new Error('bench: open failed');
-  const open = ((performance.now() - t0) * 1e6) / n;
-  return [seal, open];
-}
 
 const cases: { label: string; p: CryptoProvider; cipher: AeadCipher }[] = [
   { label: 'node:crypto   AES-256-GCM      ', p: provider, cipher: AeadCipher.Aes256Gcm },

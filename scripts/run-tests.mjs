@@ -17,7 +17,7 @@ const ROOT = 'dist/test';
 const DURATIONS = join(ROOT, '.durations.json');
 /** Phases in the order they are reported; the first list runs side by side, the second one file at a time. */
 const SHARED = ['unit', 'sim', 'compliance', 'security', 'soak', 'fuzz'];
-const ALONE = ['integration'];
+const ALONE = ['integration', 'browser'];
 const JOBS = Math.max(1, Number(process.env.NETLANE_TEST_JOBS ?? 2) || 1);
 
 function walk(dir) {

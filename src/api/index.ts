@@ -15,18 +15,4 @@ export {
   type OutgoingMessage,
   type SendResult,
 } from './types.js';
-export type { RelayTuning } from './relayed.js';
-export { NetworkManager, DiscordResult, MAX_CHANNEL_ID, type NetworkManagerOptions, type NetworkManagerStats, type MessageListener, type RouteListener } from './network-manager.js';
-export {
-  NetworkingMessages,
-  NetworkingMessagesMessage,
-  NetworkingConnectionEnd,
-  AUTO_RESTART_BROKEN_SESSION,
-  type NetworkingIdentity,
-  type NetworkingMessagesOptions,
-  type NetworkingMessagesStats,
-  type SessionConnectionInfo,
-  type SessionFailedInfo,
-  type SessionRequestListener,
-  type SessionFailedListener,
-} from './networking-messages.js';
+export * from './relayed-facades.js';

@@ -320,13 +320,16 @@ export class NetworkManager {
    * A peer's connection state, path and counters (packets that failed authentication, and duplicates: a
    * relay drops replays, so these stay 0 unless the path duplicates), or null if the peer is not open. `lastEnd` is how its
    * last connection ended (a GNS end reason and debug text; the manager has reconnected since if it could).
+   * `ping` (ms, -1 before the first sample), `qualityLocal` / `qualityRemote` (the share of packets that
+   * arrived last interval, each way; -1 unknown) and the in and out rates (bytes/s) are the connection's own
+   * (what a net graph shows; 0 and -1 while there is no connection).
    */
-  peerStatus(peerId: bigint): { connected: boolean; relay: SocketAddress | null; pathChanges: number; badPackets: number; duplicatePackets: number; queued: number; handshakes: number; lastEnd: { readonly reason: number; readonly debug: string } | null } | null {
+  peerStatus(peerId: bigint): { connected: boolean; relay: SocketAddress | null; pathChanges: number; badPackets: number; duplicatePackets: number; queued: number; handshakes: number; lastEnd: { readonly reason: number; readonly debug: string } | null; ping: number; qualityLocal: number; qualityRemote: number; inBytesPerSec: number; outBytesPerSec: number } | null {
     const s = this.#peer(peerId);
     if (!s) return null;
     const st = s.cid ? this.#host.endpoint.status(this.#now(), s.cid) : null;
     const vaddr = s.vaddr;
-    return { connected: s.connected, relay: vaddr ? this.relay.pathRelay(vaddr) : null, pathChanges: st?.pathChanges ?? 0, badPackets: st?.badPackets ?? 0, duplicatePackets: st?.duplicatePackets ?? 0, queued: s.app.written.length + s.outbox.length, handshakes: s.handshakes, lastEnd: s.lastEnd };
+    return { connected: s.connected, relay: vaddr ? this.relay.pathRelay(vaddr) : null, pathChanges: st?.pathChanges ?? 0, badPackets: st?.badPackets ?? 0, duplicatePackets: st?.duplicatePackets ?? 0, queued: s.app.written.length + s.outbox.length, handshakes: s.handshakes, lastEnd: s.lastEnd, ping: st?.ping ?? -1, qualityLocal: st?.connectionQualityLocal ?? -1, qualityRemote: st?.connectionQualityRemote ?? -1, inBytesPerSec: st?.inBytesPerSec ?? 0, outBytesPerSec: st?.outBytesPerSec ?? 0 };
   }
 
   /**

@@ -1,4 +1,3 @@
-import { isIP } from 'node:net';
 import { resolveConfig } from '../core/config.js';
 import { Endpoint, type EndpointStats } from '../core/endpoint.js';
 import { STATE_NAMES } from '../core/state.js';
@@ -13,7 +12,7 @@ import { localPeer } from '../peer/identity.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng, type Rng } from '../util/rng.js';
-import { splitHostPort } from '../util/address.js';
+import { ipFamily, parseAddress } from '../util/address.js';
 import {
   CONFIG_INFO,
   ConfigScope,
@@ -258,7 +257,7 @@ export class NetworkingSockets {
     const endpoint = new Endpoint({ rng: this.#cidRng, config: store.coreValues(), handshake: this.#handshake, writableNotices: this.#onWritable !== undefined });
     let sock: DatagramTransport;
     try {
-      sock = this.#runtime.openUdp({ address: isIP(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote, keepProcessAlive: this.#keepAlive });
+      sock = this.#runtime.openUdp({ address: ipFamily(remote.address) === 6 ? '::' : '0.0.0.0', port: 0, connectTo: remote, keepProcessAlive: this.#keepAlive });
     } catch (e) {
       this.#debug(DebugOutputType.Error, (e as Error).message);
       return INVALID_HANDLE;
@@ -1008,7 +1007,7 @@ export class NetworkingSockets {
 
   #address(a: SocketAddress | string): SocketAddress | null {
     const parsed = typeof a === 'string' ? parseAddress(a) : a;
-    if (!parsed || isIP(parsed.address) === 0 || !Number.isInteger(parsed.port) || parsed.port < 0 || parsed.port > 65535) {
+    if (!parsed || ipFamily(parsed.address) === 0 || !Number.isInteger(parsed.port) || parsed.port < 0 || parsed.port > 65535) {
       this.#debug(DebugOutputType.Error, `bad address ${typeof a === 'string' ? a : `${a.address}:${a.port}`}`);
       return null;
     }
@@ -1016,11 +1015,7 @@ export class NetworkingSockets {
   }
 }
 
-/** Parses `1.2.3.4:port` or `[::1]:port`. Null if it is not one. */
-export function parseAddress(s: string): SocketAddress | null {
-  const hp = splitHostPort(s);
-  return hp && isIP(hp.address) !== 0 ? hp : null;
-}
+export { parseAddress };
 
 /**
  * Runs the handshake between two fresh endpoints by handing packets across in memory (bounded),

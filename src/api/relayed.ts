@@ -4,12 +4,15 @@ import type { CryptoProvider, SigningKey } from '../crypto/provider.js';
 import type { Clock } from '../io/clock.js';
 import { channels } from '../io/diagnostics.js';
 import { EndpointDriver } from '../io/driver.js';
-import { runtimeWithClock, seededFrom, udpRuntime, type Runtime } from '../io/runtime.js';
+import type { Runtime } from '../io/runtime.js';
+import { platformRuntime, seededFrom } from '../io/platform.js';
 import { PeerHost, localPeer, type PeerPolicy, type PeerSession } from '../peer/index.js';
 import { RelayClient, UP_HEADER_BYTES, decodeRoute, splitRelayKey, type RelayAddress, type RelayClientOptions, type Route } from '../relay/index.js';
 import { NetlaneError } from '../util/errors.js';
+import { fromBase64Url } from '../util/bytes.js';
 import { storeFrom, type ConfigStore } from './config.js';
-import { parseAddress, type ConfigOptions } from './networking-sockets.js';
+import type { ConfigOptions } from './networking-sockets.js';
+import { parseAddress } from '../util/address.js';
 
 // How the relayed facades (NetworkManager, NetworkingMessages) are built: one peer host (endpoint, relay
 // client, sessions) on one socket, run by one io driver with one timer.
@@ -64,7 +67,7 @@ const DEFAULT_DATAGRAM_BYTES = 1200;
 
 /** Builds a relayed facade's peer host, socket and driver. Throws NetlaneError on bad options or a socket that cannot open. */
 export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: RelayedHooks<A>): RelayedStack<A> {
-  const runtime = o.runtime ?? (o.clock ? runtimeWithClock(o.clock) : udpRuntime);
+  const runtime = o.runtime ?? platformRuntime(o.clock);
   const provider = o.provider ?? runtime.provider();
   const unixSeconds = o.unixSeconds ?? runtime.unixSeconds;
   const me = localPeer(provider, o.key, unixSeconds);
@@ -149,7 +152,10 @@ export function parseRelays(relays: readonly (string | RelayAddress)[]): RelayAd
 
 /** A relay ticket given as bytes or base64url, or null. */
 export function parseTicket(ticket: Uint8Array | string | undefined): Uint8Array | null {
-  return typeof ticket === 'string' ? new Uint8Array(Buffer.from(ticket, 'base64url')) : (ticket ?? null);
+  if (typeof ticket !== 'string') return ticket ?? null;
+  const bytes = fromBase64Url(ticket);
+  if (!bytes) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'the ticket is not base64url');
+  return bytes;
 }
 
 /** A route string, decoded; null if it is not one. */

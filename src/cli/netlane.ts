@@ -38,6 +38,7 @@ const OPTIONS = {
         ['region', 'string'],
         ['advertise', 'string'],
         ['metrics', 'string'],
+        ['ws', 'string'],
       ] as const
     ).map(([name, type, multiple]) => [name, { type, env: true, ...(multiple ? { multiple } : {}) }]),
   ),
@@ -60,7 +61,7 @@ const COMMAND_USAGE = {
       at most 24), N sessions per relay (default 4), K kbit/s per session (default 8000). Prints base64url.`,
   relay: `  netlane relay [--address IP] [--port N] [--key FILE] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
-                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP] [--metrics IP:PORT]
+                [--redis redis://HOST:PORT] [--region NAME] [--advertise IP] [--metrics IP:PORT] [--ws IP:PORT]
       Runs a relay node on UDP (default 127.0.0.1:27100) and prints its address with its public key
       (host:port#key): what clients are given. --key keeps the relay's X25519 key in FILE (made there, mode
       0600, on the first run); without it every run has a new key. Clients need a ticket signed by one of the
@@ -70,6 +71,7 @@ const COMMAND_USAGE = {
       of relays (with --region's label) and one identity directory for all of them. --advertise is the IP
       clients reach this relay at (needed when --address is 0.0.0.0 or ::). --metrics serves /metrics
       (Prometheus), /health (503 while draining) and /stats.json over HTTP on IP:PORT (keep it private).
+      --ws also takes relay datagrams over WebSocket on TCP IP:PORT, for browsers (needs the package ws).
       Every option may be given as an environment variable instead: NETLANE_ and its name in upper case with
       _ for -, e.g. NETLANE_PORT=27100, NETLANE_OPEN=1, NETLANE_TICKET_KEY=KEY1,KEY2 (a list, comma-separated).
       A flag given on the command line wins over its variable.
@@ -140,7 +142,7 @@ function publicKeyOf(value: string, from: string): Uint8Array {
   }
 }
 
-/** `--metrics`' HOST:PORT (`[v6]:port`, or a port alone for 127.0.0.1). */
+/** `--metrics`' or `--ws`' HOST:PORT (`[v6]:port`, or a port alone for 127.0.0.1). */
 function metricsAddress(value: string, from: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
   const host = m?.[1] || m?.[2] || '127.0.0.1';
@@ -231,6 +233,8 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   if (advertise !== undefined && isIP(advertise.value) === 0) usageError(`${advertise.from} must be an IP address, not ${advertise.value}`);
   const metricsAt = o.string('metrics');
   const metrics = metricsAt !== undefined ? metricsAddress(metricsAt.value, metricsAt.from) : null;
+  const wsAt = o.string('ws');
+  const ws = wsAt !== undefined ? metricsAddress(wsAt.value, wsAt.from) : null;
   const staticKey = relayKey(o, provider);
 
   let store: FleetStore | null = null;
@@ -250,12 +254,18 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
       maxSessions,
       idleTimeoutUs: idleSeconds * 1e6,
       keepProcessAlive: true,
+      ...(ws ? { gateways: { ws: { address: ws.host, port: ws.port } } } : {}),
     });
   } catch (e) {
     await store?.close();
     throw e;
   }
   const relay = server;
+  const gateway = await relay.wsGateway?.listening.catch(async (e: unknown) => {
+    relay.close();
+    await store?.close();
+    throw new CliError(ExitCode.Socket, `${wsAt?.from ?? '--ws'}: ${systemMessage(e)}`);
+  });
   let http: MetricsServer | null = null;
   if (metrics) {
     try {
@@ -289,7 +299,8 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
   const fleetText = store && redis ? `; fleet at ${new URL(redis.value).host}${region !== undefined ? ` region ${region.value}` : ''}` : '';
   if (http) console.log(`netlane metrics on http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}/metrics (/health, /stats.json)`);
-  console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText})`);
+  const gatewayText = gateway ? `; websocket gateway on ws://${gateway.address.includes(':') ? `[${gateway.address}]` : gateway.address}:${gateway.port}/` : '';
+  console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText}${gatewayText})`);
 }
 
 async function main(argv: string[]): Promise<void> {

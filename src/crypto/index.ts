@@ -1,5 +1,5 @@
 /** Cryptography: the provider, packet protection, the secure handshake, identities and certificates. */
-export { AeadCipher, AEAD_TAG_BYTES, AEAD_NONCE_BYTES, AEAD_KEY_BYTES, isSmallOrderX25519, BLOCK_BYTES, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
+export { AeadCipher, AEAD_TAG_BYTES, AEAD_NONCE_BYTES, AEAD_KEY_BYTES, isSmallOrderX25519, BLOCK_BYTES, type Aead, type BlockCipher, type CryptoProvider, type CryptoProviderOptions, type KeyExchangePair, type SigningKey } from './provider.js';
 export { NodeCryptoProvider, type NodeCryptoProviderOptions } from './node-provider.js';
 export { SodiumCryptoProvider, defaultCryptoProvider } from './sodium-provider.js';
 export { SessionKeys, NULL_KEYS } from './protection.js';

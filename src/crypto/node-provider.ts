@@ -1,7 +1,7 @@
 // The only file of netlane that imports node:crypto (sodium-provider.ts loads sodium-native and delegates here).
 import { createCipheriv, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, createSecretKey, diffieHellman, randomFillSync, sign, verify, type Cipher, type Decipher, type KeyObject } from 'node:crypto';
 import { NetlaneError } from '../util/errors.js';
-import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES, isAllZero, isSmallOrderX25519, type Aead, type BlockCipher, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
+import { AEAD_KEY_BYTES, AEAD_NONCE_BYTES, AEAD_TAG_BYTES, AeadCipher, BLOCK_BYTES, isAllZero, isSmallOrderX25519, seedOrFresh, type Aead, type BlockCipher, type CryptoProvider, type CryptoProviderOptions, type KeyExchangePair, type SigningKey } from './provider.js';
 
 // PKCS #8 prefixes for a raw 32-byte private key (RFC 8410): lets a seed become a key object.
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
@@ -109,15 +109,7 @@ class NodeBlockCipher implements BlockCipher {
 }
 
 /** Options of {@link NodeCryptoProvider}. */
-export interface NodeCryptoProviderOptions {
-  /**
-   * Replaces the random source. For deterministic tests only (netlane/testing seeds it); a
-   * predictable source makes every key predictable.
-   */
-  readonly fillRandom?: (out: Uint8Array) => void;
-  /** Replaces the provider's name (the fallback of {@link defaultCryptoProvider} names why sodium-native is not used). */
-  readonly name?: string;
-}
+export type NodeCryptoProviderOptions = CryptoProviderOptions;
 
 /** {@link CryptoProvider} on node:crypto (OpenSSL). */
 export class NodeCryptoProvider implements CryptoProvider {
@@ -158,14 +150,7 @@ export class NodeCryptoProvider implements CryptoProvider {
   }
 
   signingKey(seed?: Uint8Array): SigningKey {
-    let s: Uint8Array;
-    if (seed) {
-      if (seed.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `Ed25519 seed must be 32 bytes, got ${seed.length}`);
-      s = seed.slice();
-    } else {
-      s = new Uint8Array(32);
-      this.#fill(s);
-    }
+    const s = seedOrFresh(seed, this.#fill, 'an Ed25519');
     const privateKey = privateFromSeed('Ed25519', s);
     return { publicKey: rawPublic(createPublicKey(privateKey)), seed: s, privateKey };
   }

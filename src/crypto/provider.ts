@@ -6,6 +6,7 @@
  * its inputs and throws {@link NetlaneError} on misuse; network input never reaches a throwing path
  * (AEAD open and signature checks return false / -1 instead).
  */
+import { NetlaneError } from '../util/errors.js';
 
 /** An AEAD cipher under one key. Tags are always 16 bytes and nonces always 12 bytes. */
 export interface Aead {
@@ -61,6 +62,28 @@ export interface SigningKey {
   readonly publicKey: Uint8Array;
   readonly seed: Uint8Array;
   readonly privateKey: unknown;
+}
+
+/** Options every provider takes. */
+export interface CryptoProviderOptions {
+  /**
+   * Replaces the random source. For deterministic tests only (netlane/testing seeds it); a
+   * predictable source makes every key predictable.
+   */
+  readonly fillRandom?: (out: Uint8Array) => void;
+  /** Replaces the provider's name (the fallback of `defaultCryptoProvider` names why sodium-native is not used). */
+  readonly name?: string;
+}
+
+/** A 32-byte key seed: a copy of `seed` (checked), or fresh bytes from `fill`. Throws ERR_NETLANE_INVALID_ARGUMENT for another length. */
+export function seedOrFresh(seed: Uint8Array | undefined, fill: (out: Uint8Array) => void, what: string): Uint8Array {
+  if (seed === undefined) {
+    const s = new Uint8Array(32);
+    fill(s);
+    return s;
+  }
+  if (seed.length !== 32) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `${what} seed must be 32 bytes, got ${seed.length}`);
+  return seed.slice();
 }
 
 export interface CryptoProvider {

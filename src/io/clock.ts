@@ -1,7 +1,8 @@
-import { performance } from 'node:perf_hooks';
-
 /** A monotonic clock in integer microseconds; it never goes back and never resets while the process lives. */
 export type Clock = () => number;
 
-/** The process's monotonic clock (`performance.now()`, microseconds since the process started). */
-export const monotonicUs: Clock = () => Math.round(performance.now() * 1000);
+// globalThis.performance: Node's perf_hooks clock in Node, the page's or worker's in a browser.
+const perf = globalThis.performance;
+
+/** The process's (or page's) monotonic clock (`performance.now()`, microseconds since it started). */
+export const monotonicUs: Clock = () => Math.round(perf.now() * 1000);

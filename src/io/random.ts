@@ -1,9 +1,9 @@
-import { randomFillSync } from 'node:crypto';
 import type { Rng } from '../util/rng.js';
 
 /**
- * An {@link Rng} drawing from the operating system's CSPRNG (through a 4 KiB pool), for values an
- * attacker must not guess, such as connection ids on a real network.
+ * An {@link Rng} drawing from the operating system's CSPRNG (`globalThis.crypto.getRandomValues`, in Node
+ * and in browsers, through a 4 KiB pool), for values an attacker must not guess, such as connection ids on
+ * a real network.
  */
 export class CryptoRng implements Rng {
   readonly #pool = new Uint32Array(1024);
@@ -11,7 +11,7 @@ export class CryptoRng implements Rng {
 
   nextU32(): number {
     if (this.#i === this.#pool.length) {
-      randomFillSync(this.#pool);
+      globalThis.crypto.getRandomValues(this.#pool);
       this.#i = 0;
     }
     return this.#pool[this.#i++] as number;

@@ -12,6 +12,7 @@ import { whenBound, type DatagramTransport } from './driver.js';
 import type { FleetStore, MaybePromise } from './fleet-store.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
+import { WsGateway, type WsGatewayOptions } from './ws-gateway.js';
 
 /** Kernel buffers of a relay's socket: a relay carries many clients' bursts at once. */
 const RELAY_RECV_BUFFER_BYTES = 8 << 20;
@@ -36,6 +37,8 @@ export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 
   readonly admission?: AdmissionOptions;
   /** Joins a fleet through `store` (docs/RELAY.md "The fleet"). Without it the relay is alone. */
   readonly fleet?: RelayFleetOptions;
+  /** Transports beside UDP for clients that cannot send UDP: `ws`, a WebSocket gateway for browsers (docs/BROWSER.md). */
+  readonly gateways?: { readonly ws?: WsGatewayOptions };
 }
 
 /** The fleet a {@link RelayServer} joins: its store (shared by the fleet's relays) and how this relay shows in the registry. */
@@ -237,18 +240,31 @@ export class RelayServer {
     return new RelayServer(sock, runtime, options);
   }
 
+  /** The WebSocket gateway, when `gateways.ws` asked for one (its `listening` says where). */
+  get wsGateway(): WsGateway | null {
+    return this.#sock instanceof WsGateway ? this.#sock : null;
+  }
+
   static #runtime(options: RelayServerOptions): Runtime {
     return options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
   }
 
+  /** The UDP socket, with the WebSocket gateway around it when `gateways.ws` asks for one. */
   static #socket(runtime: Runtime, options: RelayServerOptions): DatagramTransport {
-    return runtime.openUdp({
+    const udp = runtime.openUdp({
       address: options.address ?? '127.0.0.1',
       port: options.port ?? 0,
       recvBufferSize: RELAY_RECV_BUFFER_BYTES,
       sendBufferSize: RELAY_SEND_BUFFER_BYTES,
       keepProcessAlive: options.keepProcessAlive ?? false,
     });
+    if (!options.gateways?.ws) return udp;
+    try {
+      return new WsGateway(udp, options.gateways.ws);
+    } catch (e) {
+      udp.close();
+      throw e;
+    }
   }
 
   /** The local address (under Bun, with port 0 until a port-0 socket is bound). */
@@ -387,9 +403,10 @@ function isData(data: Uint8Array): boolean {
   return data[0] === RelayMsg.DataUp || data[0] === RelayMsg.TrunkData;
 }
 
-/** The node's part of a server's options (the server's `fleet` is not the node's). */
-function withoutFleet(options: RelayServerOptions): Omit<RelayServerOptions, 'fleet'> {
+/** The node's part of a server's options (the server's `fleet` and `gateways` are not the node's). */
+function withoutFleet(options: RelayServerOptions): Omit<RelayServerOptions, 'fleet' | 'gateways'> {
   const out: { -readonly [K in keyof RelayServerOptions]?: RelayServerOptions[K] } = { ...options };
   delete out.fleet;
+  delete out.gateways;
   return out;
 }

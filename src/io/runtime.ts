@@ -1,11 +1,12 @@
 import { defaultCryptoProvider } from '../crypto/sodium-provider.js';
 import type { CryptoProvider } from '../crypto/provider.js';
-import { SeededRng, type Rng } from '../util/rng.js';
+import type { Rng } from '../util/rng.js';
 import type { Clock } from './clock.js';
 import type { DatagramTransport } from './driver.js';
 import { CryptoRng, randomSeed } from './random.js';
 import { realScheduler, realTime, type Scheduler } from './scheduler.js';
 import { UdpSocket, type UdpSocketOptions } from './udp.js';
+import { installPlatformRuntime } from './platform.js';
 
 /**
  * Everything a facade takes from the world: time and timers, sockets, randomness and the wall clock.
@@ -54,7 +55,5 @@ export function runtimeWithClock(clock: Clock): Runtime {
   return { ...udpRuntime, scheduler: realTime(clock) };
 }
 
-/** A seeded generator from a runtime's seed (fake conditions). */
-export function seededFrom(runtime: Runtime): Rng {
-  return new SeededRng(runtime.randomSeed());
-}
+// Node's runtime is the default of the facades that import no socket module (NetworkManager, NetworkingMessages).
+installPlatformRuntime((clock) => (clock ? runtimeWithClock(clock) : udpRuntime));

@@ -3,6 +3,7 @@ import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
 import { formatIPv6, parseIPv6 } from '../util/address.js';
+import { fromBase64Url, toBase64Url } from '../util/bytes.js';
 
 /**
  * The relay protocol (docs/RELAY.md): what a client and a relay node say to each other. Big-endian.
@@ -667,7 +668,7 @@ export interface Route {
 
 /** `host:port#key` (brackets around an IPv6 host; the key in base64url): how a relay is named in configuration. */
 export function formatRelayAddress(r: RelayAddress): string {
-  return `${addressKey(r)}#${Buffer.from(r.publicKey).toString('base64url')}`;
+  return `${addressKey(r)}#${toBase64Url(r.publicKey)}`;
 }
 
 /** The key part of `host:port#key`, or null if `s` has none or it is not a 32-byte base64url key. Returns the address part too. */
@@ -676,8 +677,8 @@ export function splitRelayKey(s: string): { address: string; publicKey: Uint8Arr
   if (at < 0) return null;
   const key = s.slice(at + 1);
   if (!/^[A-Za-z0-9_-]{43}$/.test(key)) return null;
-  const publicKey = new Uint8Array(Buffer.from(key, 'base64url'));
-  return publicKey.length === RELAY_PUBLIC_KEY_BYTES ? { address: s.slice(0, at), publicKey } : null;
+  const publicKey = fromBase64Url(key);
+  return publicKey?.length === RELAY_PUBLIC_KEY_BYTES ? { address: s.slice(0, at), publicKey } : null;
 }
 
 function writeAddress(w: Writer, a: SocketAddress): void {
@@ -718,13 +719,15 @@ export function encodeRoute(route: Route): string {
     w.u8(e.token.length, 'route.tokenLength');
     w.bytes(e.token, 'route.token');
   }
-  return Buffer.from(buf.subarray(0, w.position)).toString('base64url');
+  return toBase64Url(buf.subarray(0, w.position));
 }
 
 /** Parses a route string; throws WireError if it is not one. */
 export function decodeRoute(s: string): Route {
   if (typeof s !== 'string' || s.length === 0 || s.length > 2048 || !/^[A-Za-z0-9_-]+$/.test(s)) throw new WireError('route', 'not base64url');
-  const r = new Reader(new Uint8Array(Buffer.from(s, 'base64url')));
+  const bytes = fromBase64Url(s);
+  if (!bytes) throw new WireError('route', 'not base64url');
+  const r = new Reader(bytes);
   const version = r.u8('route.version');
   if (version !== ROUTE_VERSION) throw new WireError('route.version', `unsupported route version ${version}`);
   const revision = r.u32('route.revision');

@@ -1,4 +1,5 @@
 import { SecureHandshake, type SecureHandshakeOptions } from '../crypto/handshake.js';
+import { NobleCryptoProvider } from '../crypto/noble-provider.js';
 import { NodeCryptoProvider } from '../crypto/node-provider.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import { SodiumCryptoProvider } from '../crypto/sodium-provider.js';
@@ -14,6 +15,8 @@ export interface SeededCryptoProviderOptions {
    * it is not.
    */
   readonly sodium?: boolean;
+  /** Run everything on the browser build's provider ({@link NobleCryptoProvider}, pure JS; it prefers ChaCha20-Poly1305). */
+  readonly noble?: boolean;
 }
 
 /**
@@ -26,6 +29,7 @@ export function seededCryptoProvider(seed: number, options: SeededCryptoProvider
   const fillRandom = (out: Uint8Array): void => {
     for (let i = 0; i < out.length; i++) out[i] = rng.nextU32() & 0xff;
   };
+  if (options.noble) return new NobleCryptoProvider({ fillRandom });
   if (!options.sodium) return new NodeCryptoProvider({ fillRandom });
   const p = SodiumCryptoProvider.load({ fillRandom });
   if (!p) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'sodium-native is not installed or does not load (NODE_DEBUG=netlane says why)');

@@ -101,3 +101,17 @@ export function addressGroup(address: string, ipv4Bits: 24 | 32 = 32): string | 
   }
   return ipv4Bits === 32 ? v4 : `${v4.slice(0, v4.lastIndexOf('.'))}.0/24`;
 }
+
+const IPV4_STRICT = /^(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+/** 4 for an IPv4 literal (dotted decimal, no leading zeros), 6 for an IPv6 one (a `%zone` allowed), else 0: node:net's `isIP` without node:net. */
+export function ipFamily(s: string): 0 | 4 | 6 {
+  if (IPV4_STRICT.test(s)) return 4;
+  return s.includes(':') && parseIPv6(s) !== null ? 6 : 0;
+}
+
+/** Parses `1.2.3.4:port` or `[::1]:port` with an IP literal. Null if it is not one. */
+export function parseAddress(s: string): { address: string; port: number } | null {
+  const hp = splitHostPort(s);
+  return hp && ipFamily(hp.address) !== 0 ? hp : null;
+}

@@ -23,4 +23,6 @@ export type NetlaneErrorCode =
   /** A relay fleet's store (Redis) cannot be reached, or stopped answering. */
   | 'ERR_NETLANE_STORE_UNAVAILABLE'
   /** `--redis` was given but the optional package `@redis/client` is not installed. */
-  | 'ERR_NETLANE_STORE_MISSING';
+  | 'ERR_NETLANE_STORE_MISSING'
+  /** A relay gateway was asked for but its optional package (`ws` for the WebSocket gateway) is not installed. */
+  | 'ERR_NETLANE_GATEWAY_MISSING';

@@ -16,8 +16,8 @@ import { check, connectedPair, drain, payload, seedOr, withSeed, type Pair } fro
 const NO_SODIUM = SodiumCryptoProvider.load() ? false : 'sodium-native is not installed (an optional dependency: npm ci --omit=optional leaves it out)';
 if (NO_SODIUM) console.log(`# skipping the sodium-native connections: ${NO_SODIUM}`);
 
-type Side = 'node' | 'sodium';
-const side = (s: Side, seed: number): Partial<SecureHandshakeOptions> => ({ provider: seededCryptoProvider(seed, { sodium: s === 'sodium' }) });
+type Side = 'node' | 'sodium' | 'noble';
+const side = (s: Side, seed: number): Partial<SecureHandshakeOptions> => ({ provider: seededCryptoProvider(seed, { sodium: s === 'sodium', noble: s === 'noble' }) });
 const MARKER = new TextEncoder().encode('LOOT:legendary-sword-of-testing');
 
 interface Run {
@@ -100,6 +100,24 @@ test('a mixed pair: automatic gives AES-256-GCM; with Cipher 3, sodium-native se
     assert.equal(reversed.wire, nodeOnly.wire);
     assert.equal(sodiumOnly.wire, nodeOnly.wire);
     assert.notEqual(auto.wire, nodeOnly.wire, 'the wire digest tells the ciphers apart');
+  });
+});
+
+test('the browser build\'s provider (@noble, pure JS): ChaCha20-Poly1305 on its own, key updates, no plaintext; against node:crypto either cipher, byte for byte the wire of a node:crypto pair', () => {
+  withSeed(seedOr(325), (seed) => {
+    const alone = run(seed, 'noble', 'noble', {});
+    assert.deepEqual(cipherOf(alone.pair), ['ChaCha20-Poly1305', 'ChaCha20-Poly1305']);
+    const [cu, su] = keyUpdates(alone.pair);
+    assert.ok(cu >= 3 && su >= 3, `key updates ${cu} / ${su}`);
+    assert.equal(alone.leaked, 0);
+    for (const cipher of [2, 3]) {
+      const nodeOnly = run(seed, 'node', 'node', { Cipher: cipher });
+      const browserClient = run(seed, 'noble', 'node', { Cipher: cipher });
+      const browserServer = run(seed, 'node', 'noble', { Cipher: cipher });
+      assert.equal(browserClient.leaked + browserServer.leaked, 0);
+      assert.equal(browserClient.wire, nodeOnly.wire, `cipher ${cipher}: a browser client sends what node:crypto sends`);
+      assert.equal(browserServer.wire, nodeOnly.wire, `cipher ${cipher}: a browser server too`);
+    }
   });
 });
 

@@ -5,6 +5,7 @@ import { hkdfSync } from 'node:crypto';
 import { NodeCryptoProvider } from '../../src/crypto/node-provider.js';
 import { AeadCipher, isSmallOrderX25519, type CryptoProvider } from '../../src/crypto/provider.js';
 import { SodiumCryptoProvider, defaultCryptoProvider, loadSodium, providerFromLoad } from '../../src/crypto/sodium-provider.js';
+import { NobleCryptoProvider } from '../../src/crypto/noble-provider.js';
 import { SessionKeys, packetNonce } from '../../src/crypto/protection.js';
 import { checkCertificate, decodeCertificate, signCertificate, unsignedCertificate } from '../../src/crypto/certificate.js';
 import { derivePeerId, identityToString, parseIdentity } from '../../src/crypto/identity.js';
@@ -22,6 +23,7 @@ if (!sodium) console.log(`# skipping the sodium-native cases: ${NO_SODIUM}`);
 const PROVIDERS: { label: string; p: CryptoProvider | null; skip: string | false }[] = [
   { label: 'node:crypto', p: provider, skip: false },
   { label: 'sodium-native', p: sodium, skip: NO_SODIUM },
+  { label: '@noble (browser)', p: new NobleCryptoProvider(), skip: false },
 ];
 const hex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h.replace(/\s/g, ''), 'hex'));
 const toHex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex');
@@ -185,56 +187,93 @@ test('provider choice: a missing or broken sodium-native falls back to node:cryp
   }
 });
 
-test('X25519: all-zero and small-order peer keys give no shared secret; honest keys agree', () => {
-  const a = provider.generateKeyExchange();
-  const b = provider.generateKeyExchange();
-  const ab = provider.deriveSharedSecret(a, b.publicKey);
-  const ba = provider.deriveSharedSecret(b, a.publicKey);
-  assert.ok(ab && ba);
-  assert.deepEqual(ab, ba);
-  const small = [
-    '0000000000000000000000000000000000000000000000000000000000000000',
-    '0100000000000000000000000000000000000000000000000000000000000000',
-    'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
-    '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
-    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-    'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
-    'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
-  ];
-  for (const h of small) {
-    const k = new Uint8Array(Buffer.from(h, 'hex'));
-    assert.ok(isSmallOrderX25519(k), h);
-    assert.equal(provider.deriveSharedSecret(a, k), null, h);
-  }
-  assert.equal(provider.deriveSharedSecret(a, new Uint8Array(31)), null);
-  assert.equal(isSmallOrderX25519(b.publicKey), false);
-});
+for (const { label, p, skip } of PROVIDERS) {
+  const provider = p as CryptoProvider;
+  test(`${label} X25519: all-zero and small-order peer keys give no shared secret; honest keys agree`, { skip }, () => {
+    const a = provider.generateKeyExchange();
+    const b = provider.generateKeyExchange();
+    const ab = provider.deriveSharedSecret(a, b.publicKey);
+    const ba = provider.deriveSharedSecret(b, a.publicKey);
+    assert.ok(ab && ba);
+    assert.deepEqual(ab, ba);
+    const small = [
+      '0000000000000000000000000000000000000000000000000000000000000000',
+      '0100000000000000000000000000000000000000000000000000000000000000',
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+      '5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157',
+      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+      'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff',
+      'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    ];
+    for (const h of small) {
+      const k = new Uint8Array(Buffer.from(h, 'hex'));
+      assert.ok(isSmallOrderX25519(k), h);
+      assert.equal(provider.deriveSharedSecret(a, k), null, h);
+    }
+    assert.equal(provider.deriveSharedSecret(a, new Uint8Array(31)), null);
+    assert.equal(isSmallOrderX25519(b.publicKey), false);
+  });
 
-test('Ed25519: a seed gives the same key; signatures verify and a flipped bit or wrong key does not', () => {
-  const seed = new Uint8Array(32).fill(3);
-  const k1 = provider.signingKey(seed);
-  const k2 = provider.signingKey(seed);
-  assert.deepEqual(k1.publicKey, k2.publicKey);
-  const msg = new TextEncoder().encode('hello');
-  const sig = provider.sign(k1, msg);
-  assert.ok(provider.verify(k1.publicKey, msg, sig));
-  const bad = sig.slice();
-  bad[5] = (bad[5] as number) ^ 1;
-  assert.equal(provider.verify(k1.publicKey, msg, bad), false);
-  assert.equal(provider.verify(provider.signingKey().publicKey, msg, sig), false);
-  assert.equal(provider.verify(k1.publicKey, msg, sig.subarray(0, 63)), false);
-  assert.equal(provider.verify(new Uint8Array(32), msg, sig), false);
-});
+  test(`${label} Ed25519: a seed gives the same key; signatures verify and a flipped bit or wrong key does not`, { skip }, () => {
+    const seed = new Uint8Array(32).fill(3);
+    const k1 = provider.signingKey(seed);
+    const k2 = provider.signingKey(seed);
+    assert.deepEqual(k1.publicKey, k2.publicKey);
+    const msg = new TextEncoder().encode('hello');
+    const sig = provider.sign(k1, msg);
+    assert.ok(provider.verify(k1.publicKey, msg, sig));
+    const bad = sig.slice();
+    bad[5] = (bad[5] as number) ^ 1;
+    assert.equal(provider.verify(k1.publicKey, msg, bad), false);
+    assert.equal(provider.verify(provider.signingKey().publicKey, msg, sig), false);
+    assert.equal(provider.verify(k1.publicKey, msg, sig.subarray(0, 63)), false);
+    assert.equal(provider.verify(new Uint8Array(32), msg, sig), false);
+  });
 
-test('HKDF-SHA256 matches RFC 5869 test case 1 and node:crypto hkdfSync', () => {
-  const hex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
-  const okm = provider.hkdf(hex('0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b'), hex('000102030405060708090a0b0c'), hex('f0f1f2f3f4f5f6f7f8f9'), 42);
-  assert.equal(Buffer.from(okm).toString('hex'), '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865');
+  test(`${label} HKDF-SHA256 matches RFC 5869 test case 1 and node:crypto hkdfSync`, { skip }, () => {
+    const hex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'));
+    const okm = provider.hkdf(hex('0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b'), hex('000102030405060708090a0b0c'), hex('f0f1f2f3f4f5f6f7f8f9'), 42);
+    assert.equal(Buffer.from(okm).toString('hex'), '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865');
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 1, max: 200 }), (ikm, salt, info, len) => {
+        return Buffer.from(provider.hkdf(ikm, salt, info, len)).equals(Buffer.from(hkdfSync('sha256', ikm, salt, info, len)));
+      }),
+      { seed: seedOr(93), numRuns: 300 },
+    );
+  });
+}
+
+test('@noble and node:crypto compute the same bytes: X25519 and Ed25519 keys from one seed, shared secrets, signatures (each verifies the other\'s), SHA-256, HMAC, HKDF, AES-128 blocks', () => {
+  const noble = new NobleCryptoProvider();
+  assert.match(noble.name, /^@noble/);
+  assert.equal(noble.preferredCipher, AeadCipher.ChaCha20Poly1305);
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 40 }), fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 1, max: 200 }), (ikm, salt, info, len) => {
-      return Buffer.from(provider.hkdf(ikm, salt, info, len)).equals(Buffer.from(hkdfSync('sha256', ikm, salt, info, len)));
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 16, maxLength: 16 }), (s1, s2, msg, block) => {
+      const a = provider.generateKeyExchange(s1);
+      const b = noble.generateKeyExchange(s2);
+      assert.equal(toHex(noble.generateKeyExchange(s1).publicKey), toHex(a.publicKey));
+      assert.equal(toHex(provider.generateKeyExchange(s2).publicKey), toHex(b.publicKey));
+      assert.equal(toHex(noble.deriveSharedSecret(b, a.publicKey) as Uint8Array), toHex(provider.deriveSharedSecret(a, b.publicKey) as Uint8Array));
+      const k = provider.signingKey(s1);
+      const kn = noble.signingKey(s1);
+      assert.equal(toHex(kn.publicKey), toHex(k.publicKey));
+      const sig = noble.sign(kn, msg);
+      assert.equal(toHex(sig), toHex(provider.sign(k, msg)), 'Ed25519 signatures are deterministic');
+      assert.ok(provider.verify(k.publicKey, msg, sig) && noble.verify(k.publicKey, msg, provider.sign(k, msg)));
+      assert.equal(toHex(noble.sha256(msg, s1)), toHex(provider.sha256(msg, s1)));
+      assert.equal(toHex(noble.hmacSha256(s2, msg, s1)), toHex(provider.hmacSha256(s2, msg, s1)));
+      assert.equal(toHex(noble.hkdf(msg, s1.subarray(0, msg.length % 33), s2, 77)), toHex(provider.hkdf(msg, s1.subarray(0, msg.length % 33), s2, 77)));
+      const want = new Uint8Array(20);
+      const got = new Uint8Array(20);
+      provider.blockCipher(s1.subarray(0, 16)).encrypt(block, 0, want, 3);
+      const bc = noble.blockCipher(s1.subarray(0, 16));
+      bc.encrypt(block, 0, got, 3);
+      assert.equal(toHex(got), toHex(want));
+      bc.decrypt(got, 3, got, 3);
+      assert.equal(toHex(got.subarray(3, 19)), toHex(block));
+      return true;
     }),
-    { seed: seedOr(93), numRuns: 300 },
+    { seed: seedOr(95), numRuns: 60 },
   );
 });
 
@@ -259,6 +298,7 @@ test('property: packet nonces are distinct for distinct packet numbers (10^6 con
 for (const [label, prov, cipher, skip] of [
   ['node:crypto AES-256-GCM', provider, AeadCipher.Aes256Gcm, false],
   ['sodium-native ChaCha20-Poly1305', sodium, AeadCipher.ChaCha20Poly1305, NO_SODIUM],
+  ['@noble ChaCha20-Poly1305', new NobleCryptoProvider(), AeadCipher.ChaCha20Poly1305, false],
 ] as const) test(`key update (${label}): both directions move to new keys under reordering, no packet is lost to the change`, { skip }, () => {
   const provider = prov as CryptoProvider;
   const rng = new SeededRng(seedOr(92));

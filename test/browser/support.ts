@@ -1,0 +1,43 @@
+// Real headless Chromium (Debian's `chromium`, driven by playwright-core) for the browser tests, and a
+// static file server on 127.0.0.1 that serves the browser build as native ES modules from dist/ (with
+// @noble from node_modules, mapped by the page's import map). Without chromium the tests are skipped off
+// CI and fail under CI (CI set), as the Redis tests are.
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import { PAGE_FILES, ROOT, staticFiles } from '../../examples/browser-demo.js';
+
+const CHROMIUM = process.env['NETLANE_CHROMIUM'] ?? '/usr/bin/chromium';
+
+/** Why the browser tests cannot run here (false: they can). Under CI a missing chromium is a failure, not a skip. */
+export function browserSkip(): string | false {
+  if (existsSync(CHROMIUM)) return false;
+  const why = `${CHROMIUM} is not installed (apt-get install chromium; .ci/run installs it)`;
+  if (process.env['CI']) throw new Error(`CI: ${why}`);
+  console.log(`# skipping the browser tests: ${why}`);
+  return why;
+}
+
+/** Headless chromium. `--no-sandbox`: CI runs as root, where chromium's sandbox refuses to start. */
+export function launch(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: 20_000 });
+}
+
+/** A static server of ROOT on 127.0.0.1 (a free port) for the browser build, @noble and the test pages; `url` is its origin. */
+export async function serve(): Promise<{ url: string; close: () => Promise<void> }> {
+  const files = staticFiles(ROOT, [...PAGE_FILES, '/test/browser/']);
+  const server: Server = createServer((req, res) => {
+    if (!files(req, res)) res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
