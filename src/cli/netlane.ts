@@ -107,6 +107,7 @@ function options(cmd: Command, args: readonly string[]): Options {
 
 /** Writes `text` to `file` (refusing to replace one unless `force`), or prints it. Secrets are written mode 0600. */
 function output(text: string, file: string | undefined, secret: boolean, force: boolean): void {
+  if (force && file === undefined) usageError('--force needs --out FILE (it allows replacing that file)');
   if (file === undefined) {
     process.stdout.write(text);
     return;

@@ -55,7 +55,7 @@ function connectSocket(sock: dgram.Socket, ipv6: boolean, to: SocketAddress): vo
 }
 
 function socketError(options: UdpSocketOptions, err: Error): NetlaneError {
-  return new NetlaneError('ERR_NETLANE_SOCKET', `cannot open UDP socket on [${options.address}]:${options.port}: ${err.message}`);
+  return new NetlaneError('ERR_NETLANE_SOCKET', `cannot open UDP socket on ${options.address.includes(':') ? `[${options.address}]` : options.address}:${options.port}: ${err.message}`);
 }
 
 /**

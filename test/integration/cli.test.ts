@@ -115,6 +115,7 @@ test('netlane keygen --out refuses to overwrite an existing file (exit 4, the fi
     assert.notEqual(readFileSync(file, 'utf8'), first, '--force writes a new key');
     assert.equal(statSync(file).mode & 0o777, 0o600, 'and leaves it 0600');
     fails(run(['ticket', '--key', file, '--user', 'a', '--out', file]), 4, /exists; give --force/, 'ticket --out over a file');
+    fails(run(['keygen', '--force']), 2, /--force needs --out FILE/, 'keygen --force without --out');
   } finally {
     t.done();
   }
