@@ -35,6 +35,12 @@ const FLOOR_MS = 50;
 const WAVE_MS = 100;
 /** ...each must get in within this: under the 500 ms after which a client repeats a lost HELLO (nothing of its was lost). */
 const WAVE_BOUND_MS = 250;
+/**
+ * When the kernel dropped datagrams in a round (the flood overran the server's socket buffer), a legitimate
+ * client's handshake packet may be among them: the client sends it again after its retry interval, which no
+ * server can shorten. Such a round's bounds grow by this much.
+ */
+const KERNEL_DROP_ALLOWANCE_MS = 1000;
 const MAX_STALL_MS = 50;
 /** Legitimate connects measured without the flood. */
 const QUIET_CONNECTS = 20;
@@ -239,17 +245,20 @@ async function flood(mode: 'sockets' | 'relay', makeClients: (port: number, rela
       const { sent, ms } = JSON.parse(floodDone ?? '{}') as { sent: number; ms: number };
       const wave = during.slice(0, Math.ceil(WAVE_MS / SPACING_MS));
       const after = during.slice(wave.length);
-      const bound = Math.max(RATIO * p99(quiet), FLOOR_MS);
-      const pass = p99(after) <= bound && Math.max(...wave) <= WAVE_BOUND_MS && f.maxDelayMs <= MAX_STALL_MS;
+      const drops = f.kernelDrops - q.kernelDrops;
+      const allowance = drops > 0 ? KERNEL_DROP_ALLOWANCE_MS : 0;
+      const bound = Math.max(RATIO * p99(quiet), FLOOR_MS) + allowance;
+      const waveBound = WAVE_BOUND_MS + allowance;
+      const pass = p99(after) <= bound && Math.max(...wave) <= waveBound && f.maxDelayMs <= MAX_STALL_MS;
       console.log(`# ${name}: ${describeRound('quiet', quiet, q)}`);
       console.log(`# ${name}: ${describeRound(`flood of ${sent} in ${ms} ms`, during, f)}, kernel drops ${f.kernelDrops - q.kernelDrops}`);
-      console.log(`# ${name}: after the first ${WAVE_MS} ms p99 ${fmt(p99(after))} ms (bound ${fmt(bound)}), in them max ${fmt(Math.max(...wave))} ms (bound ${WAVE_BOUND_MS}): ${pass ? 'pass' : 'FAIL'}`);
+      console.log(`# ${name}: after the first ${WAVE_MS} ms p99 ${fmt(p99(after))} ms (bound ${fmt(bound)}), in them max ${fmt(Math.max(...wave))} ms (bound ${waveBound}${allowance > 0 ? `, both with ${allowance} ms for a handshake packet among the kernel's ${drops} drops` : ''}): ${pass ? 'pass' : 'FAIL'}`);
       console.log(`# ${name}: slowest (ms into the flood: ms) ${during.map((t, i) => [i * SPACING_MS, t] as const).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([at, t]) => `${at}: ${fmt(t)}`).join(', ')}`);
       console.log(`# ${name}: server totals ${JSON.stringify({ ...f.stats, kernelDrops: f.kernelDrops })}`);
       if (round === 0) continue;
       if (pass || round === ROUNDS) {
         assert.ok(p99(after) <= bound, `${name}: connect p99 during the flood ${fmt(p99(after))} ms > ${fmt(bound)} ms (quiet p99 ${fmt(p99(quiet))} ms)`);
-        assert.ok(Math.max(...wave) <= WAVE_BOUND_MS, `${name}: a connect in the flood's first ${WAVE_MS} ms took ${fmt(Math.max(...wave))} ms`);
+        assert.ok(Math.max(...wave) <= waveBound, `${name}: a connect in the flood's first ${WAVE_MS} ms took ${fmt(Math.max(...wave))} ms`);
         assert.ok(f.maxDelayMs <= MAX_STALL_MS, `${name}: the server's event loop stalled ${f.maxDelayMs} ms`);
         return;
       }
