@@ -47,6 +47,14 @@ export const ConfigValue = {
   FakePacketJitter_Recv_Avg: 56,
   FakePacketJitter_Recv_Max: 57,
   FakePacketJitter_Recv_Pct: 58,
+  /**
+   * Direct peer-to-peer paths for NetworkingMessages sessions (docs/P2P.md), a mask of `P2PTransportICE`:
+   * Disable 0 (netlane's default), Relay 1 (relayed only), Private 2 (LAN addresses), Public 4 (the
+   * reflexive addresses the relays report), All 0x7fffffff. NetworkManager never uses direct paths.
+   */
+  P2P_Transport_ICE_Enable: 104,
+  /** ms added to a direct path's round trip when it is compared with the relayed path's. Default 0. */
+  P2P_Transport_ICE_Penalty: 105,
   Callback_ConnectionStatusChanged: 201,
   /** netlane: ms of silence after which a keepalive is sent. Default 8000 (the client PINGs, the server answers). */
   KeepaliveInterval: 1001,
@@ -163,6 +171,10 @@ function describe(name: ConfigName): ConfigValueInfo {
       return { id, name, type: ConfigDataType.Int64, kind: 'api', def: -1, min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER, readOnly: false };
     case 'Callback_ConnectionStatusChanged':
       return { id, name, type: ConfigDataType.Ptr, kind: 'api', def: null, min: 0, max: 0, readOnly: false };
+    case 'P2P_Transport_ICE_Enable':
+      return { id, name, type: ConfigDataType.Int32, kind: 'api', def: 0, min: 0, max: INT32_MAX, readOnly: false };
+    case 'P2P_Transport_ICE_Penalty':
+      return { id, name, type: ConfigDataType.Int32, kind: 'api', def: 0, min: 0, max: INT32_MAX, readOnly: false };
     case 'MTU_DataSize':
       return { id, name, type: ConfigDataType.Int32, kind: 'api', def: CONFIG_SPECS.MTU_PacketSize.def - MTU_OVERHEAD, min: 0, max: INT32_MAX, readOnly: true };
     default:

@@ -113,7 +113,7 @@ export interface SessionConnectionInfo {
   readonly identity?: NetworkingIdentity;
   readonly userData?: number;
   readonly listenSocket?: number;
-  /** Where the packets go: the peer's address for a direct session, the relay's for a relayed one (the peer's IP is never known). */
+  /** Where the packets go: the peer's address for an `ip:` session or on a direct path (docs/P2P.md), else the relay's (the peer's IP is not known). */
   readonly remoteAddress?: string;
   readonly remotePop?: number;
   readonly popRelay?: number;
@@ -123,8 +123,14 @@ export interface SessionConnectionInfo {
   readonly debugDescription?: string;
   /** `ConnectionInfoFlags`: Unauthenticated 1, Unencrypted 2. */
   readonly infoFlags?: number;
+  /** The path packets take now: through a relay, on a direct path to the peer (docs/P2P.md), to an `ip:` peer, or none yet. */
+  readonly path?: 'relayed' | 'direct' | 'udp' | 'none';
   // With getStatus:
+  /** Smoothed round trip of the path in use, ms. */
   readonly ping?: number;
+  /** The latest round trip of the direct path, and of the relayed one, ms; -1 unknown or none. */
+  readonly pingDirect?: number;
+  readonly pingRelayed?: number;
   readonly localQuality?: number;
   readonly remoteQuality?: number;
   readonly packetsOutPerSecond?: number;
@@ -188,6 +194,10 @@ export interface NetworkingMessagesStats {
   protocolViolations: number;
   /** Directory lookups made. */
   lookups: number;
+  /** DIRECT messages (docs/P2P.md) sent, received, and received while direct paths are not allowed here (ignored). */
+  directOffersSent: number;
+  directOffersReceived: number;
+  directOffersIgnored: number;
   /** Received messages not read yet. */
   queuedMessages: number;
   /** Datagrams the fake network conditions dropped (FakePacketLoss_Send / _Recv), both directions. */

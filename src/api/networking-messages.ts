@@ -1,4 +1,6 @@
+import type { DirectPathInfo } from '../core/direct-path.js';
 import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAddress } from '../core/types.js';
+import type { DirectPathSetting } from '../peer/direct.js';
 import { MAX_CHANNEL, MIN_CHANNEL, identityToString, isRelayPath, parseIdentity, peerIdOf, type PeerHost, type PeerPolicy, type PeerSession, type PeerSpec } from '../peer/index.js';
 import { addressKey, type RelayClient } from '../relay/index.js';
 import { Deque } from '../util/deque.js';
@@ -60,6 +62,10 @@ export class NetworkingMessages {
   #queued = 0;
   #pullInto: PeerSession<SessionApp> | null = null;
   #closed = false;
+  /** Direct paths (docs/P2P.md): the facade's setting (its `connectionConfig`), and per-user ones by session key. */
+  readonly #directDefault: DirectPathSetting;
+  readonly #directByKey = new Map<string, DirectPathSetting>();
+  #directWidest: DirectPathSetting;
 
   constructor(options: NetworkingMessagesOptions = {}) {
     const idleMs = options.sessionIdleTimeoutMs ?? DEFAULT_IDLE_MS;
@@ -67,6 +73,9 @@ export class NetworkingMessages {
     const relays = options.relays ?? [];
     const bind = options.bind ?? (relays.length === 0 ? '0.0.0.0:0' : null);
     this.#direct = bind !== null;
+    const cc = options.connectionConfig ?? {};
+    this.#directDefault = { enable: numberOr(cc.P2P_Transport_ICE_Enable, 0), penaltyUs: numberOr(cc.P2P_Transport_ICE_Penalty, 0) * 1000 };
+    this.#directWidest = this.#directDefault;
     const { bindAddress, ...tuning } = options.relayOptions ?? {};
     const policy: PeerPolicy = {
       dial: 'sender',
@@ -95,6 +104,7 @@ export class NetworkingMessages {
         ...(options.unixSeconds ? { unixSeconds: options.unixSeconds } : {}),
         ...(options.keepProcessAlive !== undefined ? { keepProcessAlive: options.keepProcessAlive } : {}),
         ...(options.connectionConfig ? { connectionConfig: options.connectionConfig } : {}),
+        directPaths: (key) => (key === null ? this.#directWidest : (this.#directByKey.get(key) ?? this.#directDefault)),
       },
       policy,
       { app: (key) => ({ identity: identityOfKey(key), channels: new Set() }), onServiced: () => this.#serviced(), beforeUnlink: (s) => this.#pullFrom(s, Infinity) },
@@ -179,6 +189,23 @@ export class NetworkingMessages {
     return true;
   }
 
+  /**
+   * Direct peer-to-peer paths with one user (docs/P2P.md), overriding the facade's
+   * `P2P_Transport_ICE_Enable` / `P2P_Transport_ICE_Penalty` (ms) for that user's sessions from their next
+   * connection on (`enable` null: back to the facade's). Returns false for an identity that is not a
+   * user or a value out of range. NetworkManager has no such setting: it never goes direct.
+   */
+  setUserDirectPaths(identity: NetworkingIdentity, enable: number | null, penaltyMs = 0): boolean {
+    const who = this.#resolve(identity);
+    if (!who || !(penaltyMs >= 0) || (enable !== null && !isIntegerIn(enable, 0, 0x7fffffff))) return false;
+    if (enable === null) this.#directByKey.delete(who.key);
+    else this.#directByKey.set(who.key, { enable, penaltyUs: penaltyMs * 1000 });
+    let widest = this.#directDefault.enable;
+    for (const d of this.#directByKey.values()) widest |= d.enable;
+    this.#directWidest = { enable: widest, penaltyUs: 0 };
+    return true;
+  }
+
   /** The session's state (`GetSessionConnectionInfo`), with the connection and status fields when asked for. State 0 if there is no session. */
   getSessionConnectionInfo(identity: NetworkingIdentity, getConnection = false, getStatus = false): SessionConnectionInfo {
     const s = this.#find(identity);
@@ -206,7 +233,7 @@ export class NetworkingMessages {
       let remote = '';
       const vaddr = s.vaddr;
       if (vaddr) {
-        const via = isRelayPath(vaddr) ? this.#host.relay?.pathRelay(vaddr) : vaddr;
+        const via = !isRelayPath(vaddr) ? vaddr : ep.directInfo(s.cid)?.direct ? ep.remoteAddress(s.cid) : this.#host.relay?.pathRelay(vaddr);
         remote = via ? addressKey(via) : '';
       }
       info = {
@@ -222,6 +249,7 @@ export class NetworkingMessages {
         endDebug,
         debugDescription: `Messages session with ${s.key}${s.cid ? ` (#${s.cid})` : ''}`,
         infoFlags: s.cid ? (ep.peerInfo(s.cid)?.flags ?? 0) : 0,
+        path: !vaddr ? 'none' : !isRelayPath(vaddr) ? 'udp' : ep.directInfo(s.cid)?.direct ? 'direct' : 'relayed',
       };
     }
     if (getStatus) {
@@ -240,6 +268,7 @@ export class NetworkingMessages {
         pendingReliable: (cs?.pendingReliable ?? 0) + s.outboxBytes,
         sendUnacknowledgedReliable: cs?.sentUnackedReliable ?? 0,
         queueTime: cs?.queueTimeUs ?? 0,
+        ...pathPings(s.cid ? ep.directInfo(s.cid) : null, cs?.ping ?? -1, s.vaddr),
       };
     }
     return info;
@@ -311,6 +340,9 @@ export class NetworkingMessages {
       identityMismatches: p.identityMismatches,
       protocolViolations: p.protocolViolations,
       lookups: p.lookups,
+      directOffersSent: p.directOffersSent,
+      directOffersReceived: p.directOffersReceived,
+      directOffersIgnored: p.directOffersIgnored,
       queuedMessages: this.#queued,
       fakeLost: d.fakeSend.stats.lost + d.fakeRecv.stats.lost,
       datagramsShed: d.admission.stats.shed,
@@ -447,4 +479,15 @@ export class NetworkingMessages {
 /** The identity the application sees for a session key: a bigint for `id:N`, the key string otherwise. */
 function identityOfKey(key: string): NetworkingIdentity {
   return peerIdOf(key) ?? key;
+}
+
+function numberOr(v: unknown, fallback: number): number {
+  return typeof v === 'number' ? v : fallback;
+}
+
+/** The round trips of a session's paths, ms (-1 unknown): the direct one's and the relayed one's. */
+function pathPings(d: DirectPathInfo | null, ping: number, vaddr: SocketAddress | null): { pingDirect: number; pingRelayed: number } {
+  if (d) return { pingDirect: d.directRttUs < 0 ? -1 : d.directRttUs / 1000, pingRelayed: d.relayedRttUs < 0 ? -1 : d.relayedRttUs / 1000 };
+  const relayed = vaddr !== null && isRelayPath(vaddr);
+  return { pingDirect: relayed ? -1 : ping, pingRelayed: relayed ? ping : -1 };
 }

@@ -7,6 +7,7 @@ import { EndpointDriver } from '../io/driver.js';
 import type { Runtime } from '../io/runtime.js';
 import { platformRuntime, seededFrom } from '../io/platform.js';
 import { PeerHost, localPeer, type PeerPolicy, type PeerSession } from '../peer/index.js';
+import type { DirectPathSetting } from '../peer/direct.js';
 import { RelayClient, UP_HEADER_BYTES, decodeRoute, splitRelayKey, type RelayAddress, type RelayClientOptions, type Route } from '../relay/index.js';
 import { NetlaneError } from '../util/errors.js';
 import { fromBase64Url } from '../util/bytes.js';
@@ -41,6 +42,8 @@ export interface RelayedOptions {
   readonly register?: boolean;
   /** Wall clock for directory registrations, unix seconds. Default: the runtime's. */
   readonly unixSeconds?: () => number;
+  /** Direct paths (docs/P2P.md): the setting for a session key (null: the widest any has). Absent: never. */
+  readonly directPaths?: (key: string | null) => DirectPathSetting;
 }
 
 /** The pieces of a relayed facade. */
@@ -84,6 +87,9 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
   // Relayed connections leave room for the relay's hop header in a datagram of the default size.
   const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, config: { MTU_PacketSize: DEFAULT_DATAGRAM_BYTES - UP_HEADER_BYTES, ...store.coreValues() } });
   const timeoutInitialUs = (store.coreValues().TimeoutInitial ?? DEFAULT_TIMEOUT_INITIAL_MS) * 1000;
+  const socket = runtime.openUdp({ address: local.address, port: local.port, keepProcessAlive: o.keepProcessAlive ?? false });
+  /** The driver, once made (it moves to another socket on a rebind): the host candidates take its port. */
+  const drivers: EndpointDriver<PeerHost<A>>[] = [];
   const host = new PeerHost<A>({
     endpoint,
     relay,
@@ -94,14 +100,23 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
     app: hooks.app,
     ...(hooks.beforeUnlink ? { beforeUnlink: hooks.beforeUnlink } : {}),
     observe: publishStatus,
+    ...(o.directPaths ? { directPaths: o.directPaths, hostAddresses: (): SocketAddress[] => hostAddresses(runtime, drivers[0]?.transport.local ?? socket.local) } : {}),
     ...(o.relayTuning?.tap ? { tap: o.relayTuning.tap } : {}),
   });
-  const socket = runtime.openUdp({ address: local.address, port: local.port, keepProcessAlive: o.keepProcessAlive ?? false });
   const driver = new EndpointDriver(host, socket, { scheduler: runtime.scheduler, rng: seededFrom(runtime), keepProcessAlive: o.keepProcessAlive ?? false, onServiced: hooks.onServiced });
+  drivers.push(driver);
   const fake = store.fakeConditions();
   driver.setFakeConditions(fake.send, fake.recv);
   driver.kick(); // the relay client's first pings
   return { host, driver, peerId: me.peerId, store, runtime, timeoutInitialUs };
+}
+
+/** The socket's addresses as direct-path host candidates: the host's interfaces for a wildcard bind, else the bound address. */
+function hostAddresses(runtime: Runtime, local: SocketAddress): SocketAddress[] {
+  if (local.port === 0) return [];
+  if (local.address !== '0.0.0.0' && local.address !== '::') return [local];
+  const v6 = local.address === '::';
+  return (runtime.localAddresses?.() ?? []).filter((a) => v6 || !a.includes(':')).map((address) => ({ address, port: local.port }));
 }
 
 function withoutTap(t: RelayTuning | undefined): Omit<RelayTuning, 'tap'> {

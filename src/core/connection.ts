@@ -9,6 +9,7 @@ import { HandshakeDriver } from './handshake-driver.js';
 import { LaneScheduler, type SendQueueCounters } from './lane-scheduler.js';
 import { PacketBuilder, PendingFrames, type PacketHost } from './packet-builder.js';
 import { PacketReceiver, type MessageVisitor, type ReceiverHost } from './packet-receiver.js';
+import { DirectPaths, type DirectPathHost, type DirectPathInfo } from './direct-path.js';
 import { PathValidator, type PathHost } from './path.js';
 import { ProtocolViolation } from './recv-lane.js';
 import { Recovery } from './recovery.js';
@@ -16,7 +17,7 @@ import { INITIAL_RTT_US } from './rtt.js';
 import { canTransition, STATE_NAMES } from './state.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
 import { NO_TIME, Timer, TimerTable, US_PER_MS, keepaliveDeadline, statsDeadline, timersFor } from './timers.js';
-import { ConnectionState as S, EndReason, Result, apiState, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
+import { ConnectionState as S, EndReason, Result, apiState, sameAddress, type ConnectionState, type EndpointEvent, type ReceivedMessage, type SocketAddress, type Transmit } from './types.js';
 
 /** What a connection needs from its endpoint (the Endpoint implements it). */
 export interface ConnectionHost {
@@ -48,7 +49,7 @@ const CLOSE_REPEATS = 2;
  * Sans-IO: inputs are `handleDatagram` and `handleTimeout`, output is drained with `pollTransmit`.
  * The endpoint owns the table of connections and routes to them.
  */
-export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, StatusSource, HeapEntry {
+export class Connection implements ConnectionCounters, SendQueueCounters, PacketHost, ReceiverHost, PathHost, DirectPathHost, StatusSource, HeapEntry {
   /** The endpoint's timer heap: this connection's deadline as last computed, and its place there. @internal */
   heapKey = NO_TIME;
   /** @internal */
@@ -124,6 +125,8 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   readonly #rx: PacketReceiver;
   readonly #tx: PacketBuilder;
   readonly #path: PathValidator;
+  /** Direct paths beside the relayed one (docs/P2P.md), or null: none were allowed for this connection. */
+  #direct: DirectPaths | null = null;
   /** Where the packet being processed came from when that is not `remote` (null: from `remote`). */
   #from: SocketAddress | null = null;
 
@@ -441,7 +444,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       if (st !== S.ClosedByPeer && now - this.#frames.lastCloseSentUs >= this.recovery.rtt.smoothedUs) this.#frames.close = true;
       return;
     }
-    if (from !== null) this.#path.onPacketFrom(now, from, data.length, rx.newest, this.recovery.rtt.ptoUs(MAX_ACK_DELAY_US));
+    const source = from ?? this.remote;
     this.#from = from;
     try {
       rx.processFrames(now, plain, st === S.Linger);
@@ -451,6 +454,15 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       else throw e;
     } finally {
       this.#from = null;
+    }
+    // Only the newest packet with frames other than path probes moves the peer's path (RFC 9000 9.1-9.3).
+    const steering = rx.newest && rx.nonProbing && (this.#state === S.Connected || this.#state === S.Linger);
+    const direct = this.#direct;
+    if (direct !== null && direct.onPacket(now, source, steering)) {
+      // one of this connection's paths: the direct-path prober decides
+    } else if (from !== null && (direct === null || this.isServer) && !sameAddress(from, this.remote)) {
+      // (a PATH_RESPONSE in this packet may have moved the connection to `from` already)
+      this.#path.onPacketFrom(now, from, data.length, steering, this.recovery.rtt.ptoUs(MAX_ACK_DELAY_US));
     }
     if (this.isServer && this.#ack.dueUs !== NO_TIME) {
       // An ACK is owed: the client sent an ack-eliciting packet, and it keeps the connection alive.
@@ -467,7 +479,51 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   /** ReceiverHost: a PATH_RESPONSE arrived; if it proves the address it came from, the connection moves there. */
   onPathResponse(now: number, data: Uint8Array): void {
     const from = this.#from;
+    if (this.#direct?.onResponse(now, from ?? this.remote, data)) return;
     if (from !== null && this.#path.onResponse(from, data)) this.#migrate(now, from);
+  }
+
+  // ---------------------------------------------------------------- direct paths
+
+  /**
+   * Allows direct paths for this connection, whose path now (a relay's) becomes the one it falls back
+   * to; `penaltyUs` is added to a direct path's round trip when the client compares it with the relayed
+   * one (`P2P_Transport_ICE_Penalty`). Once per connection; later calls do nothing.
+   */
+  enableDirect(now: number, penaltyUs: number): void {
+    this.#direct ??= new DirectPaths(this, penaltyUs, now);
+  }
+
+  /** The peer's candidate addresses for a direct path (it sent them end to end): they are probed from now. */
+  addDirectCandidates(now: number, addrs: readonly SocketAddress[]): void {
+    this.#direct?.addCandidates(now, addrs);
+  }
+
+  /** The direct and relayed paths' state, or null when direct paths are not allowed for this connection. */
+  directInfo(): DirectPathInfo | null {
+    return this.#direct?.info() ?? null;
+  }
+
+  /** The path packets fall back to (the relayed one) when direct paths are allowed, else the path in use. */
+  get homeAddress(): SocketAddress {
+    return this.#direct?.home.addr ?? this.remote;
+  }
+
+  /** DirectPathHost: the smoothed round trip of the path in use, µs, or -1. */
+  pathRttUs(): number {
+    const rtt = this.recovery.rtt;
+    return rtt.hasSample ? rtt.smoothedUs : -1;
+  }
+
+  /** DirectPathHost: the connection moves to `to`; `failed`: what was in flight on the old path is lost, and goes again now. */
+  moveTo(now: number, to: SocketAddress, failed: boolean): void {
+    if (failed) this.recovery.loseInFlight(now);
+    this.#migrate(now, to);
+  }
+
+  /** DirectPathHost: a PING is owed on the path in use. */
+  requestPing(): void {
+    this.#frames.ping = true;
   }
 
   /**
@@ -531,7 +587,7 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       const dataAt = this.#lanes.dataWantedAtUs(mtu);
       const need = dataAt !== NO_TIME ? this.#lanes.windowNeed(mtu) : 0;
       t.set(Timer.Send, need !== 0 ? Math.max(dataAt, this.cc.nextSendTimeUs(now, Math.abs(need))) : NO_TIME);
-      t.set(Timer.Path, this.#path.timeoutUs());
+      t.set(Timer.Path, this.#direct ? Math.min(this.#path.timeoutUs(), this.#direct.timeoutUs()) : this.#path.timeoutUs());
     }
     const mask = timersFor(st, this.recovery.ackElicitingInFlight !== 0);
     // The stats interval wakes the connection only if it saw traffic; an idle one is closed lazily (#rollStats).
@@ -574,7 +630,10 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
           this.#frames.probe = true;
           if (this.recovery.ptoCount > 1 || this.#lanes.dataWantedAtUs(this.config.MTU_PacketSize) === NO_TIME) this.recovery.queueProbeData();
         }
-        if (t.expired(Timer.Path, now)) this.#path.onTimeout(now);
+        if (t.expired(Timer.Path, now)) {
+          this.#path.onTimeout(now);
+          this.#direct?.onTimeout(now);
+        }
         if (this.recovery.ackElicitingInFlight === 0 && t.expired(Timer.Keepalive, now)) {
           this.#frames.ping = true;
           this.#lastKeepaliveUs = now;
@@ -620,6 +679,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
       this.#rollStats(now); // a STATS frame owed since the interval ended rides on this packet
       if (this.#path.wantsProbe) {
         const probe = this.#tx.probe(now, keys);
+        if (probe) return probe;
+      }
+      const direct = this.#direct;
+      if (direct !== null && direct.wantsProbe(now)) {
+        const probe = this.#tx.probe(now, keys, direct);
         if (probe) return probe;
       }
       const t = this.#tx.data(now, keys, false);

@@ -10,6 +10,7 @@ import { DATA_FLAG } from '../wire/header.js';
 import { DEFAULT_CONFIG, resolveConfig, type ConfigValues } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import type { MessageVisitor } from './packet-receiver.js';
+import type { DirectPathInfo } from './direct-path.js';
 import type { HandshakeLayer, PeerInfo } from '../crypto/types.js';
 import type { ConnectionStatus, LaneStatus } from './stats.js';
 import { US_PER_S } from './timers.js';
@@ -384,6 +385,30 @@ export class Endpoint implements ConnectionHost {
 
   remoteAddress(handle: number): SocketAddress | null {
     return this.#conns.get(handle)?.remote ?? null;
+  }
+
+  /** The path a connection falls back to (its relayed one) when direct paths are allowed, else where its packets go; null: no such connection. */
+  homeAddress(handle: number): SocketAddress | null {
+    return this.#conns.get(handle)?.homeAddress ?? null;
+  }
+
+  /**
+   * Allows direct paths for a connection (docs/P2P.md): its path now becomes its fallback, and `candidates`
+   * (the peer's addresses, sent end to end) are probed. Called again, it adds candidates. Returns false
+   * for an unknown handle.
+   */
+  addDirectCandidates(now: number, handle: number, candidates: readonly SocketAddress[], penaltyUs = 0): boolean {
+    const c = this.#conns.get(handle);
+    if (!c) return false;
+    c.enableDirect(now, penaltyUs);
+    c.addDirectCandidates(now, candidates);
+    this.#wake(c);
+    return true;
+  }
+
+  /** A connection's direct and relayed paths, or null (unknown handle, or direct paths not allowed). */
+  directInfo(handle: number): DirectPathInfo | null {
+    return this.#conns.get(handle)?.directInfo() ?? null;
   }
 
   status(now: number, handle: number): ConnectionStatus | null {

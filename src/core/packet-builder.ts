@@ -18,7 +18,7 @@ import type { ConfigValues } from './config.js';
 import type { CongestionController } from './congestion.js';
 import type { ConnectionCounters, IntervalStats } from './connection-status.js';
 import { PACKET_SLACK_BYTES, smallUnreliableHead, type LaneScheduler } from './lane-scheduler.js';
-import type { PathValidator } from './path.js';
+import type { PathValidator, ProbeSource } from './path.js';
 import type { Recovery, SentPacket } from './recovery.js';
 import type { SendItem, SendLane } from './send-lane.js';
 import { NO_TIME } from './timers.js';
@@ -215,14 +215,13 @@ export class PacketBuilder {
 
   /**
    * Builds a probe packet: path frames alone (PATH_CHALLENGE, PATH_RESPONSE) for an address other than
-   * the connection's, as the path validator decides, within that address's amplification budget. Null
-   * when none is due. Probe packets are not congestion controlled and are not retransmitted: the
-   * validator repeats its challenge on its own timer.
+   * the connection's, as `path` decides (the path validator, within that address's amplification
+   * budget, or the direct-path prober). Null when none is due. Probe packets are not congestion
+   * controlled and are not retransmitted: their source repeats its challenge on its own timer.
    */
-  probe(now: number, keys: ConnectionKeys): Transmit | null {
+  probe(now: number, keys: ConnectionKeys, path: ProbeSource = this.#path): Transmit | null {
     const headerLen = this.#startPacket(keys);
-    const path = this.#path;
-    const to = path.probeTo(this.#host.remote, headerLen + keys.overhead);
+    const to = path.probeTo(this.#host.remote, headerLen + keys.overhead, now);
     if (to === null) return null;
     path.writeProbe(this.#w, now);
     const sent = this.#recovery.allocate();

@@ -178,6 +178,9 @@ export class PacketReceiver implements MessageSink {
   }
 
   /** Whether the packet last opened is newer than every packet before it (only such a packet may move the path). */
+  /** Whether the packet last processed carried a frame other than PADDING, PATH_CHALLENGE and PATH_RESPONSE (RFC 9000 9.1: only such a packet moves the peer's path). */
+  nonProbing = false;
+
   get newest(): boolean {
     return this.#newest;
   }
@@ -257,9 +260,12 @@ export class PacketReceiver implements MessageSink {
     let reliable = false;
     let refused = false;
     const f = this.#f;
+    this.nonProbing = false;
     while (r.remaining > 0) {
       decodeFrameInto(r, f);
-      switch (f.type) {
+      const t = f.type;
+      if (t !== FrameType.Padding && t !== FrameType.PathChallenge && t !== FrameType.PathResponse) this.nonProbing = true;
+      switch (t) {
         case FrameType.Padding:
           break;
         case FrameType.Ping:

@@ -25,6 +25,15 @@ export interface PathHost {
   pathValidationsFailed: number;
 }
 
+/** What a probe packet's frames come from: path validation, or the direct-path prober (direct-path.ts). */
+export interface ProbeSource {
+  /** Where a probe packet must go now, or null; the next {@link writeProbe} writes what this decided. */
+  probeTo(remote: SocketAddress, fixedBytes: number, now: number): SocketAddress | null;
+  writeProbe(w: Writer, now: number): void;
+  /** A probe packet of `bytes` left for `to`. */
+  onProbeSent(to: SocketAddress, bytes: number): void;
+}
+
 /**
  * Path validation (RFC 9000 8.2) for a connection whose peer may change address. An authenticated
  * packet from another address that is the newest the connection has seen starts a validation of that
@@ -38,7 +47,7 @@ export interface PathHost {
  * in an ordinary packet when that is the validated address, in a probe packet of its own otherwise.
  * Nothing here allocates after construction.
  */
-export class PathValidator {
+export class PathValidator implements ProbeSource {
   readonly #host: PathHost;
   /** The address under validation, or null. */
   #probe: SocketAddress | null = null;

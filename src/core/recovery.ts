@@ -355,6 +355,19 @@ export class Recovery {
     this.#pathFirstPn = this.nextPn;
   }
 
+  /**
+   * The path everything in flight went on failed (a direct path fell silent): every outstanding packet
+   * counts as lost now, so that its reliable data goes again at once on the next path.
+   */
+  loseInFlight(now: number): void {
+    const n = this.#log.length;
+    for (let k = 0; k < n; k++) {
+      const p = this.#log.at(k) as SentPacket;
+      if (!p.done && !p.lost) this.#losePacket(now, p);
+    }
+    this.#lossTimeUs = Number.POSITIVE_INFINITY;
+  }
+
   /** Forgets every outstanding packet (the connection stopped sending). */
   discardAll(): void {
     while (this.#log.length > 0) {

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { defaultCryptoProvider } from '../crypto/sodium-provider.js';
 import type { CryptoProvider } from '../crypto/provider.js';
 import type { Rng } from '../util/rng.js';
@@ -29,6 +30,11 @@ export interface Runtime {
    * node:crypto alone otherwise or with `NETLANE_CRYPTO=node` (its `name` says which, and why).
    */
   provider(): CryptoProvider;
+  /**
+   * This host's IP addresses, for direct-path candidates (docs/P2P.md) of a socket bound to a wildcard
+   * address. Absent: the socket's own address is the only one.
+   */
+  localAddresses?(): readonly string[];
 }
 
 /** The real runtime: node:dgram sockets, the process clock, `setTimeout`, the OS's CSPRNG, sodium-native when it loads. */
@@ -39,7 +45,21 @@ export const udpRuntime: Runtime = {
   randomSeed,
   unixSeconds: () => Math.floor(Date.now() / 1000),
   provider: () => defaultCryptoProvider({ sodium: envVar('NETLANE_CRYPTO') !== 'node' }),
+  localAddresses: interfaceAddresses,
 };
+
+/** The host's interface addresses that are not internal (loopback), IPv4 and IPv6, as node:os reports them. */
+function interfaceAddresses(): string[] {
+  const out: string[] = [];
+  try {
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) if (!a.internal && !a.address.startsWith('fe80:')) out.push(a.address);
+    }
+  } catch {
+    // a runtime that may not list interfaces (Deno without --allow-sys): no host candidates
+  }
+  return out;
+}
 
 /** An environment variable, or undefined when it is unset or the runtime may not read it (Deno without `--allow-env`). */
 function envVar(name: string): string | undefined {

@@ -5,7 +5,9 @@ import { OFFER_LIFETIME_US, type Route } from '../relay/protocol.js';
 import { Admission } from '../util/admission.js';
 import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
-import { decodeInBand, encodeRouteUpdate } from '../wire/in-band.js';
+import { DATA_FLAG } from '../wire/header.js';
+import { decodeInBand, encodeDirect, encodeRouteUpdate, type DirectOffer } from '../wire/in-band.js';
+import { acceptedCandidates, allowsDirect, offeredCandidates, type DirectPathSetting } from './direct.js';
 import { sendOnChannel, writeOutbox } from './channels.js';
 import { identifyCaller } from './incoming.js';
 import { Routes } from './routes.js';
@@ -40,6 +42,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     routeUpdatesReceived: 0,
     lookups: 0,
     strayDatagrams: 0,
+    directOffersSent: 0,
+    directOffersReceived: 0,
+    directOffersIgnored: 0,
   };
   readonly localPeerId: bigint;
   readonly #o: PeerHostOptions<A>;
@@ -60,6 +65,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   /** Peer ids no longer wanted, still permitted until then (µs): what was just queued to them (a close) still gets through. */
   readonly #leaving = new Map<bigint, number>();
   #leavingDueUs = Number.POSITIVE_INFINITY;
+  /** The relay client's reflexive-address revision the sessions' candidates were last sent at. */
+  #reflexiveSeen = 0;
 
   constructor(options: PeerHostOptions<A>) {
     this.#o = options;
@@ -252,8 +259,20 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
    * of spoofed handshakes at a `bind` socket is bounded per turn as a NetworkingSockets listen socket's is.
    */
   admission(data: Uint8Array, from: SocketAddress): Admission {
-    if (!this.#o.direct || this.relay?.isRelay(from)) return Admission.Now;
+    if ((!this.#o.direct && !this.#directAllowed()) || this.relay?.isRelay(from)) return Admission.Now;
     return this.endpoint.admission(data);
+  }
+
+  /** The direct-path setting in force for a session (docs/P2P.md), or null: none allowed. */
+  #directSetting(s: PeerSession<A>): DirectPathSetting | null {
+    const d = this.#o.directPaths?.(s.key) ?? null;
+    return d && allowsDirect(d.enable) ? d : null;
+  }
+
+  /** Whether any session may use a direct path (datagrams from non-relays may reach the endpoint). */
+  #directAllowed(): boolean {
+    const d = this.#o.directPaths;
+    return d !== undefined && allowsDirect(d(null).enable);
   }
 
   handleDatagram(now: number, from: SocketAddress, data: Uint8Array): void {
@@ -262,7 +281,10 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (relay && relay.handleDatagram(now, from, data)) {
       // a relay's datagram: its DATA_DOWN went to the endpoint through onData
     } else if (this.#o.direct) this.endpoint.handleDatagram(now, from, data);
-    else {
+    else if ((data[0] ?? 0) & DATA_FLAG && this.#directAllowed() && this.endpoint.admission(data) === Admission.Now) {
+      // A direct path's packet (a probe or data of a connection we have): nothing else comes from a non-relay.
+      this.endpoint.handleDatagram(now, from, data);
+    } else {
       this.stats.strayDatagrams++;
       return;
     }
@@ -290,7 +312,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       if (isRelayPath(t.destination)) {
         const w = relay?.wrap(t) ?? null;
         if (w) return w;
-      } else if (this.#o.direct) return t;
+      } else if (this.#o.direct || this.#directAllowed()) return t;
     }
     return null;
   }
@@ -321,6 +343,10 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       }
     }
     this.#syncPermits(now);
+    if (relay && relay.reflexiveChanges !== this.#reflexiveSeen) {
+      this.#reflexiveSeen = relay.reflexiveChanges;
+      for (const s of this.#sessions.values()) if (s.directAllowedByPeer) this.#sendCandidates(now, s);
+    }
     const ep = this.endpoint;
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) if (e.type === 'connectionStatusChanged') this.#status(now, e);
     if (this.#pending.size > 0) for (const s of this.#pending) this.#write(now, s);
@@ -499,6 +525,13 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     // The peer learns this side's route at once, so that it can re-link if our relay fails.
     const route = this.relay?.route;
     if (route && isRelayPath(st.vaddr) && this.#policy.routeOnConnect === 'inBand') this.endpoint.send(now, st.cid, encodeRouteUpdate(route), SendFlags.Reliable, 0);
+    // Direct paths allowed here: say so, without addresses; they go once the peer says the same.
+    s.directAllowedByPeer = false;
+    s.directSentRevision = -1;
+    if (isRelayPath(st.vaddr) && this.#directSetting(s)) {
+      this.endpoint.send(now, st.cid, encodeDirect(true, []), SendFlags.Reliable, 0);
+      this.stats.directOffersSent++;
+    }
     this.#events.push({ type: 'connected', session: s });
     this.#write(now, s);
   }
@@ -573,7 +606,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   /** Whether a connection still uses relay path `vaddr` (crossing dials and a quick reconnect share one). */
   #pathInUse(vaddr: SocketAddress): boolean {
     for (const c of this.#byCid.keys()) {
-      const a = this.endpoint.remoteAddress(c);
+      const a = this.endpoint.homeAddress(c); // a connection on a direct path keeps its relayed one as the fallback
       if (a && a.port === vaddr.port && a.address === vaddr.address) return true;
     }
     return false;
@@ -680,8 +713,43 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       fn(msg.channel, msg.payload, m);
       return null;
     }
+    if (msg.type === 'direct') {
+      this.#directOffer(now, s, msg);
+      return null;
+    }
     this.#routes.peerRouteUpdate(now, s, msg.route);
     return null;
+  }
+
+  // ---------------------------------------------------------------- direct paths (docs/P2P.md)
+
+  /**
+   * The peer's DIRECT message. Ignored (counted) unless direct paths are allowed here and the session is
+   * connected through a relay. Otherwise its candidates are probed, and ours go back once (again when a
+   * relay reports a new reflexive address).
+   */
+  #directOffer(now: number, s: PeerSession<A>, msg: DirectOffer): void {
+    this.stats.directOffersReceived++;
+    const setting = this.#directSetting(s);
+    const vaddr = s.vaddr;
+    if (!setting || !msg.allowed || !s.connected || !vaddr || !isRelayPath(vaddr)) {
+      this.stats.directOffersIgnored++;
+      return;
+    }
+    s.directAllowedByPeer = true;
+    this.endpoint.addDirectCandidates(now, s.cid, acceptedCandidates(setting, msg.candidates), setting.penaltyUs);
+    this.#sendCandidates(now, s);
+  }
+
+  /** Our candidates to a peer that allows direct paths, unless they went already at this revision. */
+  #sendCandidates(now: number, s: PeerSession<A>): void {
+    const setting = this.#directSetting(s);
+    const rev = this.relay?.reflexiveChanges ?? 0;
+    if (!setting || !s.connected || s.directSentRevision === rev) return;
+    s.directSentRevision = rev;
+    const candidates = offeredCandidates(setting, this.#o.hostAddresses?.() ?? [], this.relay?.reflexiveAddresses() ?? []);
+    this.endpoint.send(now, s.cid, encodeDirect(true, candidates), SendFlags.Reliable, 0);
+    this.stats.directOffersSent++;
   }
 }
 

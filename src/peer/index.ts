@@ -1,5 +1,6 @@
 /** The peer-session layer under the relayed facades. */
 export { PeerHost, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './host.js';
+export { P2PTransportICE, type DirectPathSetting } from './direct.js';
 export { PeerSession, TRANSITIONS as SESSION_TRANSITIONS, type Outgoing, type SessionKind, type SessionState, type LookupMiss } from './session.js';
 export { LANE_CHANNELS, MAX_CHANNEL, MIN_CHANNEL, laneOf, validChannel } from './channels.js';
 export { localPeer, identityToString, parseIdentity, type LocalPeer } from './identity.js';

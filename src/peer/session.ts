@@ -79,6 +79,9 @@ export class PeerSession<A = unknown> {
   readonly outbox = new Deque<Outgoing>();
   outboxBytes = 0;
   laneCount = 1;
+  /** Direct paths (docs/P2P.md), for the connection now: the peer said it allows them, and the candidate revision we sent (-1: none). */
+  directAllowedByPeer = false;
+  directSentRevision = -1;
 
   constructor(key: string, peerId: bigint | null, direct: SocketAddress | null, app: A, now: number) {
     this.key = key;

@@ -1,3 +1,4 @@
+import type { DirectPathSetting } from './direct.js';
 import type { Endpoint } from '../core/endpoint.js';
 import type { ConnectionStatusChangedEvent, SocketAddress } from '../core/types.js';
 import type { RelayClient } from '../relay/client/index.js';
@@ -70,6 +71,10 @@ export interface PeerStats {
   lookups: number;
   /** Datagrams from neither a relay nor (with direct peers allowed) anyone: dropped. */
   strayDatagrams: number;
+  /** DIRECT messages sent (direct-path candidates, docs/P2P.md), received, and received while direct paths are not allowed here (ignored). */
+  directOffersSent: number;
+  directOffersReceived: number;
+  directOffersIgnored: number;
 }
 
 /** Options of a {@link PeerHost}. */
@@ -91,6 +96,15 @@ export interface PeerHostOptions<A> {
   readonly tap?: (data: Uint8Array, from: SocketAddress) => void;
   /** Sees every connection status change (for diagnostics channels). */
   readonly observe?: (e: ConnectionStatusChangedEvent) => void;
+  /**
+   * Direct paths beside the relayed ones (docs/P2P.md): the `P2P_Transport_ICE_Enable` mask and penalty in
+   * force for the session with `key`, read when its connection comes up and whenever candidates come or go;
+   * for `null`, the widest any session has (whether datagrams from non-relays may reach the endpoint at all).
+   * Absent: never (NetworkManager).
+   */
+  readonly directPaths?: (key: string | null) => DirectPathSetting;
+  /** This host's addresses with the socket's port: the `Private` candidates. */
+  readonly hostAddresses?: () => readonly SocketAddress[];
 }
 
 /** Where a new session is reached: a peer id (through the relays, by `route` or a directory lookup) or an address. */

@@ -2,7 +2,7 @@ import type { SocketAddress } from '../core/types.js';
 import { Reader } from '../wire/reader.js';
 import { Writer } from '../wire/writer.js';
 import { WireError } from '../wire/errors.js';
-import { formatIPv6, parseIPv6 } from '../util/address.js';
+import { readAddress, writeAddress } from '../wire/address.js';
 import { fromBase64Url, toBase64Url } from '../util/bytes.js';
 
 /**
@@ -185,7 +185,7 @@ export type RelayControl =
   | { type: 'tokenRotated'; requestId: number; token: Uint8Array }
   | { type: 'unlink'; linkId: number }
   | { type: 'keepalive'; seq: number }
-  | { type: 'keepaliveAck'; seq: number; drainSeconds: number; load: number }
+  | { type: 'keepaliveAck'; seq: number; drainSeconds: number; load: number; observed: SocketAddress | null }
   | { type: 'pathChallenge'; challenge: Uint8Array }
   | { type: 'pathResponse'; challenge: Uint8Array }
   | { type: 'closeSession' }
@@ -327,6 +327,7 @@ export function encodeRelayControl(m: RelayControl): Uint8Array {
       w.u32(m.seq, 'seq');
       w.u16(m.drainSeconds, 'drainSeconds');
       w.u8(m.load, 'load');
+      if (m.observed) writeAddress(w, m.observed);
       break;
     case 'pathChallenge':
       w.u8(RelayMsg.PathChallenge, 'type');
@@ -527,7 +528,8 @@ export function decodeRelayControl(b: Uint8Array): RelayControl {
       m = { type: 'keepalive', seq: r.u32('seq') };
       break;
     case RelayMsg.KeepaliveAck:
-      m = { type: 'keepaliveAck', seq: r.u32('seq'), drainSeconds: r.u16('drainSeconds'), load: r.u8('load') };
+      m = { type: 'keepaliveAck', seq: r.u32('seq'), drainSeconds: r.u16('drainSeconds'), load: r.u8('load'), observed: null };
+      if (r.remaining > 0) m.observed = readAddress(r);
       break;
     case RelayMsg.PathChallenge:
       m = { type: 'pathChallenge', challenge: r.bytes(8, 'challenge') };
@@ -679,31 +681,6 @@ export function splitRelayKey(s: string): { address: string; publicKey: Uint8Arr
   if (!/^[A-Za-z0-9_-]{43}$/.test(key)) return null;
   const publicKey = fromBase64Url(key);
   return publicKey?.length === RELAY_PUBLIC_KEY_BYTES ? { address: s.slice(0, at), publicKey } : null;
-}
-
-function writeAddress(w: Writer, a: SocketAddress): void {
-  if (!a.address.includes(':')) {
-    w.u8(4, 'family');
-    for (const part of a.address.split('.')) w.u8(Number(part), 'ipv4');
-  } else {
-    w.u8(6, 'family');
-    const v6 = parseIPv6(a.address);
-    if (!v6) throw new WireError('route.ipv6', `not an IPv6 address: ${a.address}`);
-    for (let i = 0; i < 8; i++) w.u16(v6[i] as number, 'ipv6');
-  }
-  w.u16(a.port, 'port');
-}
-
-function readAddress(r: Reader): SocketAddress {
-  const family = r.u8('family');
-  let address: string;
-  if (family === 4) address = [r.u8('ipv4'), r.u8('ipv4'), r.u8('ipv4'), r.u8('ipv4')].join('.');
-  else if (family === 6) {
-    const groups: number[] = [];
-    for (let i = 0; i < 8; i++) groups.push(r.u16('ipv6'));
-    address = formatIPv6(groups); // canonical form, as dgram reports it
-  } else throw new WireError('route.family', `unknown address family ${family}`);
-  return { address, port: r.u16('port') };
 }
 
 /** `base64url(version, revision, count, (relay address, relay key, token)...)`. */

@@ -498,7 +498,7 @@ test('session keys: SESSION_OK carries no key; with every byte of a session seen
     assert.equal(sent.slice(before).filter((s) => s.address === '10.4.0.2').length, 0, 'nothing replayed was forwarded to the peer');
     // A itself still works: its next keepalive is answered at its own address.
     control(f, 6e9 + 2, A, { type: 'keepalive', seq: 99 });
-    assert.deepEqual(lastTo(f, ...A), { type: 'keepaliveAck', seq: 99, drainSeconds: 0, load: 0 });
+    assert.deepEqual(lastTo(f, ...A), { type: 'keepaliveAck', seq: 99, drainSeconds: 0, load: 0, observed: { address: A[0], port: A[1] } });
     console.log(`# seed ${seed}: ${fromA.length + toA.length} captured datagrams replayed from another address: ${node.stats.replayed} replays dropped, ${toMallory.length} sealed challenges to the attacker, 0 moves`);
   });
 });
@@ -684,7 +684,7 @@ test("review fixes: an answer names its offer's peer; rebinding respects the ope
     const k = hopOf(f, A).seal({ type: 'keepalive', seq: 42 });
     node.handleDatagram(2e9, '10.66.6.6', 6666, k.slice());
     node.handleDatagram(2e9, A[0], A[1], k);
-    assert.deepEqual(lastTo(f, ...A), { type: 'keepaliveAck', seq: 42, drainSeconds: 0, load: 0 }, 'the original is answered');
+    assert.deepEqual(lastTo(f, ...A), { type: 'keepaliveAck', seq: 42, drainSeconds: 0, load: 0, observed: { address: A[0], port: A[1] } }, 'the original is answered');
     // 5. Garbage naming A's session from an attacker's address does not displace A's rebinding to a new port.
     for (let i = 0; i < 20; i++) {
       const junk = up(f, A, linkA, new Uint8Array(20));

@@ -19,6 +19,7 @@ import {
   encodeRouteUpdate,
   encodeChannelHeader,
   encodeChannelMessage,
+  encodeDirect,
   InBandType,
   MAX_ROUTE_STRING_BYTES,
   CHANNEL_HEADER_BYTES,
@@ -68,7 +69,7 @@ test('wire vectors decode and re-encode byte for byte', () => {
         break;
       case 'in-band': {
         const m = decodeInBand(bytes);
-        w.bytes(m.type === 'route' ? encodeRouteUpdate(m.route) : encodeChannelMessage(m.channel, m.payload), 'in-band');
+        w.bytes(m.type === 'route' ? encodeRouteUpdate(m.route) : m.type === 'direct' ? encodeDirect(m.allowed, m.candidates) : encodeChannelMessage(m.channel, m.payload), 'in-band');
         break;
       }
     }
@@ -273,7 +274,10 @@ test('decodeInBand refuses malformed messages with a WireError naming the field'
   const cases: [string, number[], string][] = [
     ['empty input', [], 'inBand.type'],
     ['unknown type 0', [0], 'inBand.type'],
-    ['unknown type 3', [3, 1, 2, 3, 4], 'inBand.type'],
+    ['unknown type 4', [4, 1, 2, 3, 4], 'inBand.type'],
+    ['direct without its count', [InBandType.Direct, 1], 'inBand.count'],
+    ['direct with more than 8 candidates', [InBandType.Direct, 1, 9], 'inBand.count'],
+    ['direct with bytes after its candidates', [InBandType.Direct, 1, 0, 7], 'inBand.direct'],
     ['unknown type 0xff', [0xff], 'inBand.type'],
     ['empty route', [InBandType.Route], 'inBand.route'],
     ['route with a space', [1, ...ascii('AQ AA')], 'inBand.route'],

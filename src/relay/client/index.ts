@@ -151,6 +151,24 @@ export class RelayClient {
     return this.#dir.registered(this.#route, [this.#primary, this.#backup]);
   }
 
+  /**
+   * Our addresses as the primary and backup relays see them (a reflexive address each, as a STUN server
+   * answers; sealed, so only we read them), the primary's first, without repeats. Candidates for direct
+   * paths (docs/P2P.md). Behind an endpoint-dependent NAT each relay sees another port, and none of them
+   * is the one a peer would see.
+   */
+  reflexiveAddresses(): SocketAddress[] {
+    const out: SocketAddress[] = [];
+    for (const r of [this.#primary, this.#backup]) {
+      const a = r?.phase === 'open' ? r.observed : null;
+      if (a && !out.some((b) => b.port === a.port && b.address === a.address)) out.push(a);
+    }
+    return out;
+  }
+
+  /** Grows whenever a relay reports another reflexive address (see {@link reflexiveAddresses}). */
+  reflexiveChanges = 0;
+
   /** Whether `from` is a relay this client talks to (its datagrams go to {@link handleDatagram}). */
   isRelay(from: SocketAddress): boolean {
     return this.#find(from) !== undefined;
@@ -717,6 +735,10 @@ export class RelayClient {
         if (r.phase !== 'open') return;
         if (m.seq === r.keepaliveSeq && m.seq !== 0) addRtt(r, now - r.keepaliveSentUs);
         r.lastHeardUs = now;
+        if (m.observed && (!r.observed || r.observed.port !== m.observed.port || r.observed.address !== m.observed.address)) {
+          r.observed = m.observed;
+          this.reflexiveChanges++;
+        }
         if (m.drainSeconds > 0 && !r.draining) {
           r.draining = true;
           // Make before break: move the paths and the route now, while the old links still work.

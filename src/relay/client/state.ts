@@ -95,6 +95,8 @@ export interface RelayState {
   watchSinceUs: number;
   keepaliveSeq: number;
   keepaliveSentUs: number;
+  /** Our address as this relay sees it (its KEEPALIVE_ACK says), or null: a reflexive address for direct paths. */
+  observed: SocketAddress | null;
   /** The relay announced a drain deadline, or refused us: not used for new paths until it answers again. */
   draining: boolean;
   dead: boolean;
@@ -180,6 +182,7 @@ export function newRelayState(addr: SocketAddress, key: string, publicKey: Uint8
     rotateTries: 0,
     token: null,
     lastHeardUs: 0,
+    observed: null,
     watchSinceUs: 0,
     keepaliveSeq: 0,
     keepaliveSentUs: 0,

@@ -8,7 +8,7 @@ import { Directory } from './directory.js';
 import { Fleet, type FleetResult, type FleetWork } from './fleet.js';
 import { Forwarder } from './forwarding.js';
 import { LinkBroker } from './links.js';
-import { SessionTable, type Session } from './sessions.js';
+import { SessionTable, observedAddress, type Session } from './sessions.js';
 import { NodeTimer, TimerTable, nextReapScanUs } from './timers.js';
 import { RouteTokens } from './tokens.js';
 import { TrunkTable } from './trunks.js';
@@ -300,7 +300,7 @@ export class RelayNode {
     const sessions = this.#sessions;
     switch (m.type) {
       case 'keepalive':
-        sessions.send(s, { type: 'keepaliveAck', seq: m.seq, drainSeconds: this.#ctx.drainSeconds(now), load: sessions.load() });
+        sessions.send(s, { type: 'keepaliveAck', seq: m.seq, drainSeconds: this.#ctx.drainSeconds(now), load: sessions.load(), observed: observedAddress(s) });
         return;
       case 'linkRequest':
         this.#links.request(now, s, m);

@@ -446,7 +446,7 @@ export class SessionTable {
     const binding = s.ticketId ? this.#ticketBinding.get(s.ticketId) : undefined;
     if (binding) binding.address = `${address}|${port}`;
     ctx.stats.rebinds++;
-    this.send(s, { type: 'keepaliveAck', seq: 0, drainSeconds: ctx.drainSeconds(now), load: this.load() });
+    this.send(s, { type: 'keepaliveAck', seq: 0, drainSeconds: ctx.drainSeconds(now), load: this.load(), observed: observedAddress(s) });
     return true;
   }
 
@@ -586,4 +586,14 @@ export class SessionTable {
 /** The network block open mode counts sessions by: an IPv4 address's /24, an IPv6 address's /64. */
 function networkOf(address: string): string {
   return addressGroup(address, 24) ?? address;
+}
+
+/**
+ * The session's address as this relay sees it, for the client's own use (KEEPALIVE_ACK: a reflexive
+ * address, as a STUN server answers). Sealed under the session's down key, so only its owner reads it.
+ * An IPv4-mapped IPv6 address (a relay bound to `::`) is given as the IPv4 address it maps.
+ */
+export function observedAddress(s: Session): { address: string; port: number } {
+  const a = s.address;
+  return { address: a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a, port: s.port };
 }

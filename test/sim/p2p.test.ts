@@ -1,0 +1,207 @@
+// Direct peer-to-peer paths (docs/P2P.md) in virtual time: two NetworkingMessages peers connected through a
+// relay move to a direct path when both allow it (P2P_Transport_ICE_Enable), keep their keys, lanes and
+// message numbers, fall back to the relay when the direct path dies, and never send each other a datagram
+// when either side does not allow it. NetworkManager never goes direct. Every test names its seed when it
+// fails (replay: NETLANE_SEED=N).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { NetworkingMessages, type NetworkingMessagesOptions } from '../../src/api/networking-messages.js';
+import { NetworkManager } from '../../src/api/network-manager.js';
+import { SendFlags, type SocketAddress } from '../../src/core/types.js';
+import { isRelayPath } from '../../src/relay/client/index.js';
+import type { RelayServer } from '../../src/io/relay-server.js';
+import { seedOr, withSeed } from '../support/sim.js';
+import { World, type Framed } from '../support/world.js';
+
+const LINK = { latencyUs: 5_000, jitterUs: 1_000 };
+const MS = 1000;
+const ALL = 0x7fffffff;
+const text = (d: Uint8Array): string => Buffer.from(d).toString();
+
+/** Two NetworkingMessages peers and one relay; `a` sends numbered reliable messages to `b` on channel 1. */
+class Pair {
+  readonly world: World;
+  readonly relay: RelayServer;
+  readonly a: NetworkingMessages;
+  readonly b: NetworkingMessages;
+  /** The peers' socket addresses, as the sim saw them send (filled by the tap). */
+  readonly addrs = new Map<NetworkingMessages, SocketAddress>();
+  /** Datagrams that went from one peer's address straight to the other's. */
+  directDatagrams = 0;
+  readonly got: string[] = [];
+  sent = 0;
+  readonly #frames: Framed[];
+
+  constructor(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<NetworkingMessagesOptions>) {
+    this.world = new World(seed, LINK);
+    const r = this.world.relay();
+    this.relay = r.server;
+    const relays = [r.address];
+    const runtimeA = this.world.peerRuntime();
+    const runtimeB = this.world.peerRuntime();
+    this.a = new NetworkingMessages({ relays, runtime: runtimeA, ...a });
+    this.b = new NetworkingMessages({ relays, runtime: runtimeB, ...b });
+    for (const p of [this.a, this.b]) p.on('sessionRequest', (id) => assert.equal(p.acceptSessionWithUser(id), true));
+    const ips = ['10.0.1.1', '10.0.1.2'];
+    this.world.sim.onSend = (from, to) => {
+      if (ips.includes(from.address) && ips.includes(to.address)) this.directDatagrams++;
+    };
+    this.#frames = [{ frame: () => this.a.runCallbacks() }, { frame: () => this.b.runCallbacks() }, { frame: () => this.#read() }];
+    this.until(() => this.a.registered && this.b.registered, 5000, 'directory registrations');
+  }
+
+  #read(): void {
+    for (const m of this.b.receiveMessagesOnChannel(1, 100)) this.got.push(text(m.payload));
+    this.a.receiveMessagesOnChannel(1, 100);
+  }
+
+  /** Sends the next numbered reliable message from a to b. */
+  send(): void {
+    assert.equal(this.a.sendMessageToUser(this.b.getIdentity(), Buffer.from(`m${this.sent}`), SendFlags.Reliable, 1), 1);
+    this.sent++;
+  }
+
+  until(done: () => boolean, ms: number, what: string, each?: () => void): void {
+    this.world.drive(this.#frames, done, ms * MS, what, each);
+  }
+
+  run(ms: number, each?: () => void): void {
+    this.world.run(this.#frames, ms * MS, each);
+  }
+
+  pathOf(p: NetworkingMessages, other: NetworkingMessages): string | undefined {
+    return p.getSessionConnectionInfo(other.getIdentity(), true).path;
+  }
+
+  /** Every message a sent arrived once, in order. */
+  checkDelivery(): void {
+    assert.deepEqual(this.got, Array.from({ length: this.sent }, (_, i) => `m${i}`));
+  }
+
+  close(): void {
+    this.a.close();
+    this.b.close();
+    this.world.close();
+  }
+}
+
+function inPair(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<NetworkingMessagesOptions>, fn: (p: Pair) => void): void {
+  withSeed(seed, () => {
+    const p = new Pair(seed, a, b);
+    try {
+      fn(p);
+      console.log(`# virtual ${p.world.sim.now / 1e6} s`);
+    } finally {
+      p.close();
+    }
+  });
+}
+
+const ON = { connectionConfig: { P2P_Transport_ICE_Enable: ALL } };
+
+test('both sides allow direct paths: the session moves off the relay, and every message arrives once, in order', () => {
+  inPair(seedOr(2171), ON, ON, (p) => {
+    p.until(() => p.pathOf(p.a, p.b) === 'direct' && p.pathOf(p.b, p.a) === 'direct', 5000, 'a direct path', () => p.send());
+    const forwardedAtMove = p.relay.node.stats.forwardedPackets;
+    const directAtMove = p.directDatagrams;
+    const sentAtMove = p.sent;
+    p.run(3000, () => p.send()); // 3 s more: ~300 messages, every one on the direct path
+    p.until(() => p.got.length === p.sent, 2000, 'every message');
+    p.checkDelivery();
+    const forwardedAfter = p.relay.node.stats.forwardedPackets - forwardedAtMove;
+    console.log(`# ${sentAtMove} messages before the move; after it ${p.sent - sentAtMove} messages, ${p.directDatagrams - directAtMove} direct datagrams, ${forwardedAfter} forwarded by the relay`);
+    // After the move the relay forwards only the relayed path's challenges and answers (one each way every
+    // 2 s, docs/P2P.md), never the messages.
+    assert.ok(forwardedAfter <= 8, `the relay forwarded ${forwardedAfter} datagrams after the move`);
+    assert.ok(p.directDatagrams - directAtMove >= p.sent - sentAtMove, 'the messages went direct');
+    // Status: the path and both round trips (the direct one shorter: one hop of 5 ms each way, against two).
+    const st = p.a.getSessionConnectionInfo(p.b.getIdentity(), true, true);
+    assert.equal(st.path, 'direct');
+    assert.ok((st.pingDirect ?? -1) >= 0 && (st.pingRelayed ?? -1) >= 0, `pings ${st.pingDirect} / ${st.pingRelayed}`);
+    assert.ok((st.pingDirect as number) < (st.pingRelayed as number), `direct ${st.pingDirect} ms, relayed ${st.pingRelayed} ms`);
+    assert.match(st.remoteAddress ?? '', /^10\.0\.1\.2:/, 'on a direct path the remote address is the peer');
+  });
+});
+
+test('the direct path dies: back on the relay within a second, with no reliable message lost', () => {
+  inPair(seedOr(2172), ON, ON, (p) => {
+    p.until(() => p.pathOf(p.a, p.b) === 'direct' && p.pathOf(p.b, p.a) === 'direct', 5000, 'a direct path', () => p.send());
+    p.run(500, () => p.send());
+    const aAddr = p.a.getSessionConnectionInfo(p.b.getIdentity(), true).remoteAddress as string;
+    const [host, port] = aAddr.split(':') as [string, string];
+    // Cut the direct path both ways: a's socket to b's and back (the relay path stays).
+    const aSock = firstSocketOf(p, '10.0.1.1');
+    p.world.sim.partitionAddresses(aSock, { address: host, port: Number(port) });
+    const cutAt = p.world.sim.now;
+    p.until(() => p.pathOf(p.a, p.b) === 'relayed' && p.pathOf(p.b, p.a) === 'relayed', 2000, 'the fallback', () => p.send());
+    const tookMs = (p.world.sim.now - cutAt) / MS;
+    console.log(`# back on the relay ${tookMs} ms after the cut`);
+    assert.ok(tookMs <= 1000, `the fallback took ${tookMs} ms`);
+    p.run(1000, () => p.send());
+    p.until(() => p.got.length === p.sent, 3000, 'every message');
+    p.checkDelivery();
+    assert.equal(p.a.getSessionConnectionInfo(p.b.getIdentity(), true, true).connectionState, 3, 'still the same connection, connected');
+  });
+});
+
+test('one side does not allow direct paths: no datagram between the peers, and no address is offered', () => {
+  inPair(seedOr(2173), ON, {}, (p) => {
+    p.until(() => p.got.length >= 50, 5000, 'messages', () => p.send());
+    p.run(3000, () => p.send());
+    assert.equal(p.directDatagrams, 0, 'datagrams between the peers');
+    assert.equal(p.pathOf(p.a, p.b), 'relayed');
+    const sa = p.a.getStats();
+    const sb = p.b.getStats();
+    assert.equal(sa.directOffersSent, 1, 'a said it allows direct paths (no address)');
+    assert.equal(sb.directOffersIgnored, 1, 'b ignored it');
+    assert.equal(sb.directOffersSent, 0);
+    assert.equal(sa.directOffersReceived, 0, 'b offered no candidates');
+  });
+});
+
+test('neither side allows direct paths (the default): nothing is offered, nothing goes direct', () => {
+  inPair(seedOr(2174), {}, {}, (p) => {
+    p.until(() => p.got.length >= 50, 5000, 'messages', () => p.send());
+    p.run(2000, () => p.send());
+    assert.equal(p.directDatagrams, 0);
+    assert.equal(p.a.getStats().directOffersSent + p.b.getStats().directOffersSent, 0);
+  });
+});
+
+test('NetworkManager never goes direct, and its peers never send each other a datagram', () => {
+  withSeed(seedOr(2175), (seed) => {
+    const world = new World(seed, LINK);
+    const relays = [world.relay().address];
+    const a = new NetworkManager({ relays, runtime: world.peerRuntime() });
+    const b = new NetworkManager({ relays, runtime: world.peerRuntime() });
+    let direct = 0;
+    world.sim.onSend = (from, to) => {
+      if (from.address.startsWith('10.0.1.') && to.address.startsWith('10.0.1.')) direct++;
+    };
+    try {
+      world.drive([], () => a.route !== null && b.route !== null, 5_000_000, 'routes');
+      assert.equal(a.openPeer(b.getPeerId(), b.route as string), 0);
+      assert.equal(b.openPeer(a.getPeerId(), a.route as string), 0);
+      const flush: Framed = { frame: () => (a.flush(), b.flush()) };
+      world.drive([flush], () => a.peerStatus(b.getPeerId())?.connected === true && b.peerStatus(a.getPeerId())?.connected === true, 5_000_000, 'connected');
+      assert.equal(a.openChannel(b.getPeerId(), 0, true), 0);
+      assert.equal(b.openChannel(a.getPeerId(), 0, true), 0);
+      world.run([flush], 3_000_000, () => a.sendMessage(b.getPeerId(), 0, Buffer.from('x')));
+      assert.equal(direct, 0, 'datagrams between the peers');
+      assert.equal(a.peerStatus(b.getPeerId())?.connected, true);
+    } finally {
+      a.close();
+      b.close();
+      world.close();
+    }
+  });
+});
+
+/** The socket of the peer at `ip` (its address as the sim knows it). */
+function firstSocketOf(p: Pair, ip: string): SocketAddress {
+  for (let port = 1; port < 65536; port++) {
+    const s = p.world.sim.socketAt({ address: ip, port });
+    if (s && !isRelayPath(s.local)) return s.local;
+  }
+  throw new Error(`no socket at ${ip}`);
+}
