@@ -96,7 +96,8 @@ function keyOf(a: SocketAddress): string {
  *
  * Between two inside IPs of the same NAT datagrams go without translation. There is no hairpinning: a
  * datagram from inside to the NAT's own public address is dropped (`stats.hairpinDropped`). NATs do not
- * nest: a NAT's public IP is not behind another NAT. {@link SimNetwork.inject} bypasses NATs.
+ * nest: a NAT's public IP is not behind another NAT. A host or socket opened at the public IP receives
+ * nothing (datagrams to it are the NAT's). {@link SimNetwork.inject} bypasses NATs.
  */
 export class SimNat {
   readonly publicAddress: string;
