@@ -8,6 +8,7 @@ import type { Runtime } from '../io/runtime.js';
 import type { Scheduler } from '../io/scheduler.js';
 import { NetlaneError } from '../util/errors.js';
 import { seededCryptoProvider } from './crypto.js';
+import { SimNat, type SimNatOptions } from './sim-nat.js';
 
 /** Conditions of one direction of a simulated link. All probabilities are 0..1, times microseconds. */
 export interface LinkConditions {
@@ -72,6 +73,14 @@ export interface LinkStats {
   bytesDelivered: number;
 }
 
+/** Datagrams from one IP to another as they cross the network, with NAT translation applied (see {@link SimNetwork.wireStats}). */
+export interface WireStats {
+  /** Put on the wire: sent, past the sender's NAT, lost on the way or not. */
+  sent: number;
+  /** Delivered to a host or socket (past the receiver's NAT, if any). */
+  delivered: number;
+}
+
 /** One entry of the delivery trace (determinism checks). */
 export interface TraceEntry {
   readonly atUs: number;
@@ -109,11 +118,16 @@ interface Link {
 interface SimEvent {
   atUs: number;
   seq: number;
-  kind: 0 | 1 | 2 | 3; // 0 delivery, 1 timer, 2 injected delivery (no link, no intercept), 3 a scheduled call
+  // 0 delivery, 1 timer, 2 injected delivery (no link, no intercept), 3 a scheduled call,
+  // 4 arrival at a NAT's public address (translated, or dropped, when it arrives)
+  kind: 0 | 1 | 2 | 3 | 4;
   host: SimHost | SimSocket | null;
   from: SocketAddress | null;
   data: Uint8Array | null;
   fn: (() => void) | null;
+  /** Deliveries: the destination as sent, and the link the datagram crossed. */
+  to?: SocketAddress;
+  link?: Link;
 }
 
 /**
@@ -164,6 +178,14 @@ export class SimSocket implements DatagramTransport {
  * A deterministic network in virtual time: endpoints exchange datagrams through links with latency,
  * jitter, loss, burst loss, duplication, reordering, a bandwidth cap with a finite queue, an MTU and
  * partitions. The same seed and the same inputs give the same trace. No real time passes.
+ *
+ * NAT boxes ({@link SimNetwork.addNat}) put private IPs behind a public one. Link conditions stay
+ * between the real endpoints: a datagram from a host behind a NAT to a relay crosses the link from the
+ * host's own (private) key to the relay's, and the relay's answer to the NAT's public address crosses
+ * the link from the relay to the inside host the NAT maps it to (resolved when it is sent), so
+ * `setLinks(client, relay, ...)` shapes both directions whether or not the client is behind a NAT. A
+ * datagram to a public port with no live mapping when it is sent crosses the link to that public
+ * address itself (default conditions unless set).
  */
 export class SimNetwork {
   readonly rng: SeededRng;
@@ -173,13 +195,23 @@ export class SimNetwork {
   readonly #sockets = new Map<string, SimSocket>();
   readonly #nextPort = new Map<string, number>();
   readonly #links = new Map<string, Link>();
+  readonly #nats: SimNat[] = [];
+  readonly #natByInside = new Map<string, SimNat>();
+  readonly #natByPublic = new Map<string, SimNat>();
+  readonly #wire = new Map<string, Map<string, WireStats>>();
   #defaults: LinkConditions;
   readonly #heap = new TimeHeap<SimEvent>();
   #seq = 0;
   #sameTimeSteps = 0;
   intercept: Intercept | null = null;
-  /** Called for every datagram sent, when it is sent (what a sender put on the wire, lost or not). */
+  /** Called for every datagram sent, when it is sent (what a sender put on the wire, lost or not; addresses as the sender sees them, before any NAT). */
   onSend: SendTap | null = null;
+  /**
+   * Called for every datagram that leaves its sender's NAT (or its sender, when not behind one), with
+   * the addresses as seen between NATs: the source after translation, the destination as sent. Datagrams
+   * a NAT drops on the way out (hairpin, private destination, no free port) do not reach it.
+   */
+  onWire: SendTap | null = null;
   /** When set, every delivered datagram is appended. */
   trace: TraceEntry[] | null = null;
 
@@ -197,6 +229,47 @@ export class SimNetwork {
     const h = new SimHost(address, endpoint);
     this.#hosts.set(h.key, h);
     return h;
+  }
+
+  /**
+   * Adds a NAT box in front of the private IPs `options.inside` (see {@link SimNat}). Throws
+   * ERR_NETLANE_INVALID_ARGUMENT if an IP is already behind a NAT or is a NAT's public address.
+   */
+  addNat(options: SimNatOptions): SimNat {
+    const nat = new SimNat(options, () => this.now);
+    const ips = [nat.publicAddress, ...nat.inside];
+    for (const ip of ips) {
+      if (this.#natByInside.has(ip) || this.#natByPublic.has(ip)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `${ip} already belongs to a NAT`);
+    }
+    if (new Set(ips).size !== ips.length) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'a NAT lists an IP twice');
+    this.#nats.push(nat);
+    this.#natByPublic.set(nat.publicAddress, nat);
+    for (const ip of nat.inside) this.#natByInside.set(ip, nat);
+    return nat;
+  }
+
+  /** The NAT boxes, in the order they were added. */
+  get nats(): readonly SimNat[] {
+    return this.#nats;
+  }
+
+  /**
+   * Datagrams from IP `fromIp` to IP `toIp` as they cross the network (after the sender's NAT, before
+   * the receiver's): e.g. `wireStats(natA.publicAddress, natB.publicAddress)` counts what went straight
+   * from behind NAT A to NAT B, not through a relay. One direction; a live object that keeps counting.
+   */
+  wireStats(fromIp: string, toIp: string): WireStats {
+    let row = this.#wire.get(fromIp);
+    if (!row) {
+      row = new Map();
+      this.#wire.set(fromIp, row);
+    }
+    let w = row.get(toIp);
+    if (!w) {
+      w = { sent: 0, delivered: 0 };
+      row.set(toIp, w);
+    }
+    return w;
   }
 
   /** Sets the conditions of the link from `a` to `b` (one direction), starting from the defaults. */
@@ -269,13 +342,43 @@ export class SimNetwork {
 
   #route(fromKey: string, fromAddress: SocketAddress, to: SocketAddress, data: Uint8Array): void {
     this.onSend?.(fromAddress, to, data, this.now);
-    const toKey = `${to.address}:${to.port}`;
-    const dest = this.#hosts.get(toKey) ?? this.#sockets.get(toKey);
+    let toKey = `${to.address}:${to.port}`;
+    let wireFrom = fromAddress;
+    // The NAT whose public address the datagram is sent to: translated (or dropped) when it arrives.
+    let inbound: SimNat | undefined;
+    let natDropped = false;
+    if (this.#nats.length > 0) {
+      const srcNat = this.#natByInside.get(fromAddress.address);
+      const dstNat = this.#natByInside.get(to.address);
+      if (dstNat && dstNat !== srcNat) {
+        dstNat.countUnroutable();
+        natDropped = true;
+      } else if (srcNat && !dstNat) {
+        if (to.address === srcNat.publicAddress) {
+          srcNat.countHairpin();
+          natDropped = true;
+        } else {
+          const pub = srcNat.translateOut(fromAddress, to);
+          if (pub) wireFrom = pub;
+          else natDropped = true;
+        }
+      }
+      inbound = this.#natByPublic.get(to.address);
+      if (inbound && !natDropped) {
+        const inside = inbound.peek(to.port);
+        if (inside) toKey = `${inside.address}:${inside.port}`;
+      }
+    }
+    if (!natDropped) {
+      this.onWire?.(wireFrom, to, data, this.now);
+      this.wireStats(wireFrom.address, to.address).sent++;
+    }
+    const dest = inbound ? undefined : (this.#hosts.get(toKey) ?? this.#sockets.get(toKey));
     const link = this.#link(fromKey, toKey);
     const c = link.cond;
     const rng = this.rng;
     link.stats.sent++;
-    if (!dest || c.blackhole || data.length > c.mtu) {
+    if (natDropped || (!dest && !inbound) || c.blackhole || data.length > c.mtu) {
       link.stats.dropped++;
       return;
     }
@@ -303,17 +406,19 @@ export class SimNetwork {
     const jitter = c.jitterUs > 0 ? (rng.next() * 2 - 1) * c.jitterUs : 0;
     let arrive = departUs + Math.max(0, c.latencyUs + jitter);
     if (rng.chance(c.reorder)) arrive += c.reorderDelayUs;
-    this.#heap.push({ atUs: Math.round(arrive), seq: this.#seq++, kind: 0, host: dest, from: fromAddress, data: bytes, fn: null });
+    const kind = inbound ? 4 : 0;
+    const host = dest ?? null;
+    this.#heap.push({ atUs: Math.round(arrive), seq: this.#seq++, kind, host, from: wireFrom, data: bytes, fn: null, to, link });
     if (rng.chance(c.duplicate)) {
       link.stats.duplicated++;
-      this.#heap.push({ atUs: Math.round(arrive + rng.next() * c.duplicateDelayUs), seq: this.#seq++, kind: 0, host: dest, from: fromAddress, data: bytes.slice(), fn: null });
+      this.#heap.push({ atUs: Math.round(arrive + rng.next() * c.duplicateDelayUs), seq: this.#seq++, kind, host, from: wireFrom, data: bytes.slice(), fn: null, to, link });
     }
   }
 
   /**
    * Delivers `data` to `to` at `atUs` as if sent from `from` (which need not be a host): a spoofed or
-   * replayed datagram. It bypasses link conditions, the intercept hook and the random source, so a run
-   * with injections sees the same randomness as one without.
+   * replayed datagram. It bypasses link conditions, the intercept hook, NATs and the random source, so a
+   * run with injections sees the same randomness as one without.
    */
   inject(from: SocketAddress, to: SimHost | SimSocket, data: Uint8Array, atUs: number = this.now): void {
     this.#heap.push({ atUs: Math.max(this.now, Math.round(atUs)), seq: this.#seq++, kind: 2, host: to, from, data: data.slice(), fn: null });
@@ -405,7 +510,20 @@ export class SimNetwork {
       fn?.();
       return true;
     }
-    const h = ev.host as SimHost | SimSocket;
+    let h = ev.host as SimHost | SimSocket;
+    if (ev.kind === 4) {
+      // Arrival at a NAT's public address: its mapping and filtering decide now.
+      const to = ev.to as SocketAddress;
+      const nat = this.#natByPublic.get(to.address) as SimNat;
+      const inside = nat.translateIn(ev.from as SocketAddress, to.port);
+      const insideKey = inside ? `${inside.address}:${inside.port}` : '';
+      const dest = inside ? (this.#hosts.get(insideKey) ?? this.#sockets.get(insideKey)) : undefined;
+      if (!dest) {
+        (ev.link as Link).stats.dropped++;
+        return true;
+      }
+      h = dest;
+    }
     if (ev.kind === 1) {
       const host = h as SimHost;
       if (ev.atUs !== host.timerAtUs) return true; // superseded timer
@@ -423,9 +541,10 @@ export class SimNetwork {
         if (!d) return true;
         data = d;
       }
-      const link = this.#link(`${from.address}:${from.port}`, h.key);
+      const link = ev.link ?? this.#link(`${from.address}:${from.port}`, h.key);
       link.stats.delivered++;
       link.stats.bytesDelivered += data.length;
+      this.wireStats(from.address, (ev.to as SocketAddress).address).delivered++;
       if (this.trace) this.trace.push({ atUs: this.now, from: `${from.address}:${from.port}`, to: h.key, length: data.length, checksum: checksum(data) });
       this.#deliver(h, from, data);
       return true;
