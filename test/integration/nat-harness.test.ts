@@ -1,0 +1,175 @@
+// The real-NAT harness (test/support/netns.ts) proved with plain UDP hole punching (node:dgram, nat-udp.ts), no
+// netlane code: a STUN-like reflector in `pub` tells each home host its public address:port; behind two
+// endpoint-independent NATs the hosts punch through to each other (and the switch counts the direct packets);
+// behind an endpoint-dependent one the port the peer sees is not the one the reflector saw and nothing gets
+// through; and traffic that only goes through pub leaves the direct counter at 0. Each NAT lets in replies only.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { createTopology, netnsSkip, type HomeNetwork, type Line, type NsProcess, type Topology } from '../support/netns.js';
+
+const skip = netnsSkip();
+const SCRIPT = fileURLToPath(new URL('./nat-udp.js', import.meta.url));
+/** The reflector's two ports in pub. */
+const PORT_A = 3478;
+const PORT_B = 3479;
+/** Punching: this many datagrams, this far apart (ms), from each side at once. */
+const PUNCHES = 20;
+const PUNCH_INTERVAL_MS = 25;
+/** Bound on any one wait for a process's line, ms. */
+const WAIT_MS = 3000;
+/** After both sides sent all their punches, a datagram still on its way would arrive within this, ms. */
+const QUIET_MS = 300;
+
+interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+}
+
+async function startReflector(topo: Topology): Promise<NsProcess> {
+  const p = topo.spawnNode(topo.pub, SCRIPT, ['reflector', String(PORT_A), String(PORT_B)]);
+  await p.event('ready', WAIT_MS);
+  return p;
+}
+
+async function startPeer(topo: Topology, home: HomeNetwork, name: string): Promise<NsProcess> {
+  const p = topo.spawnNode(home.host, SCRIPT, ['peer', name]);
+  await p.event('ready', WAIT_MS);
+  return p;
+}
+
+let ids = 0;
+/** Asks the reflector (at `port` in pub) for `p`'s address as seen there; the answer's line. */
+async function reflect(topo: Topology, p: NsProcess, port: number, other = false): Promise<Line> {
+  const id = ++ids;
+  p.send({ cmd: 'reflect', address: topo.pubAddress, port, id, other });
+  return p.next((l) => l['event'] === 'mapped' && l['id'] === id, WAIT_MS, `the reflector's answer ${id}`);
+}
+
+const endpoint = (l: Line): Endpoint => ({ address: l['address'] as string, port: l['port'] as number });
+const from = (l: Line): Endpoint => l['from'] as Endpoint;
+const isPunchFrom = (e: Endpoint) => (l: Line): boolean => l['event'] === 'received' && l['op'] === 'punch' && from(l).address === e.address && from(l).port === e.port;
+
+function punch(p: NsProcess, to: Endpoint): void {
+  p.send({ cmd: 'punch', address: to.address, port: to.port, count: PUNCHES, intervalMs: PUNCH_INTERVAL_MS });
+}
+
+describe('real NATs in network namespaces: two endpoint-independent NATs', { skip, timeout: 20_000 }, () => {
+  let topo: Topology | undefined;
+  let world: Topology;
+  before(async () => {
+    topo = await createTopology({ nat: ['endpointIndependent', 'endpointIndependent'] });
+    world = topo;
+    await startReflector(world);
+  });
+  after(async () => {
+    await topo?.destroy();
+  });
+
+  it("maps each host's socket to its router's public address, with one port for every destination", async () => {
+    for (const [i, home] of world.homes.entries()) {
+      const p = await startPeer(world, home, `h${i + 1}`);
+      const a = endpoint(await reflect(world, p, PORT_A));
+      const b = endpoint(await reflect(world, p, PORT_B));
+      assert.equal(a.address, home.publicAddress, 'the reflector sees the router, not the private host');
+      assert.equal(b.address, home.publicAddress);
+      assert.equal(a.port, b.port, `one public port for both destinations (${a.port}, ${b.port})`);
+      await p.kill();
+    }
+  });
+
+  it('lets in replies only: a datagram from a port the host never sent to does not arrive', async () => {
+    const p = await startPeer(world, world.homes[0], 'h1');
+    // The reflector answers from PORT_B first, then from PORT_A, where the request went: only the second gets in.
+    const answer = await reflect(world, p, PORT_A, true);
+    assert.deepEqual(from(answer), { address: world.pubAddress, port: PORT_A });
+    assert.equal(p.lines.filter((l) => l['event'] === 'received').length, 0, 'nothing from PORT_B arrived');
+    // Once the host has sent to PORT_B, the same answer from there gets in (and arrives first).
+    await reflect(world, p, PORT_B);
+    const again = await reflect(world, p, PORT_A, true);
+    assert.deepEqual(from(again), { address: world.pubAddress, port: PORT_B });
+    await p.kill();
+  });
+
+  it('without punching, datagrams between the hosts go through pub and not one packet between the homes', async () => {
+    const [h1, h2] = [await startPeer(world, world.homes[0], 'h1'), await startPeer(world, world.homes[1], 'h2')];
+    const m1 = endpoint(await reflect(world, h1, PORT_A));
+    const m2 = endpoint(await reflect(world, h2, PORT_A));
+    const via = { address: world.pubAddress, port: PORT_A };
+    h1.send({ cmd: 'relay', via, to: m2, data: 'hello h2' });
+    h2.send({ cmd: 'relay', via, to: m1, data: 'hello h1' });
+    const at2 = await h2.event('relayed', WAIT_MS);
+    const at1 = await h1.event('relayed', WAIT_MS);
+    assert.deepEqual([at2['data'], at2['from']], ['hello h2', m1]);
+    assert.deepEqual([at1['data'], at1['from']], ['hello h1', m2]);
+    const c = await world.counters();
+    assert.equal(c.direct, 0, 'no UDP packet went between the two routers');
+    assert.ok(c.viaPub >= 8, `the switch counted the traffic through pub (${c.viaPub} packets)`);
+    assert.deepEqual(await world.directFlows(), []);
+    await Promise.all([h1.kill(), h2.kill()]);
+  });
+
+  it("hole punching works: both hosts receive each other's datagrams, directly", async () => {
+    const [h1, h2] = [await startPeer(world, world.homes[0], 'h1'), await startPeer(world, world.homes[1], 'h2')];
+    const m1 = endpoint(await reflect(world, h1, PORT_A));
+    const m2 = endpoint(await reflect(world, h2, PORT_A));
+    const before = await world.directPackets();
+    // The test process is the signaling channel: each learns the other's reflexive address, and both send at once.
+    punch(h1, m2);
+    punch(h2, m1);
+    // Each waits for a punch from the other's reflexive address:port (what the reflector told the other).
+    const got1 = await h1.next(isPunchFrom(m2), WAIT_MS, "h2's punch");
+    const got2 = await h2.next(isPunchFrom(m1), WAIT_MS, "h1's punch");
+    assert.deepEqual([got1['from'], got2['from']], [m2, m1]);
+    const direct = (await world.directPackets()) - before;
+    assert.ok(direct > 0, `the switch counted direct packets between the routers (${direct})`);
+    const flows = await world.directFlows();
+    const has = (a: Endpoint, b: Endpoint): boolean => flows.some((f) => f.from === a.address && f.sport === a.port && f.to === b.address && f.dport === b.port);
+    assert.ok(has(m1, m2) && has(m2, m1), `direct flows both ways between the reflexive addresses: ${JSON.stringify(flows)}`);
+    await Promise.all([h1.kill(), h2.kill()]);
+  });
+});
+
+describe('real NATs in network namespaces: one endpoint-dependent (symmetric) NAT', { skip, timeout: 20_000 }, () => {
+  let topo: Topology | undefined;
+  let world: Topology;
+  before(async () => {
+    topo = await createTopology({ nat: ['endpointIndependent', 'endpointDependent'] });
+    world = topo;
+    await startReflector(world);
+  });
+  after(async () => {
+    await topo?.destroy();
+  });
+
+  it('gives each destination its own public port', async () => {
+    const p = await startPeer(world, world.homes[1], 'h2');
+    const a = endpoint(await reflect(world, p, PORT_A));
+    const b = endpoint(await reflect(world, p, PORT_B));
+    assert.equal(a.address, world.homes[1].publicAddress);
+    assert.equal(b.address, world.homes[1].publicAddress);
+    assert.notEqual(a.port, b.port, 'a different public port per destination');
+    await p.kill();
+  });
+
+  it('defeats hole punching: the peer sees another port than the reflector did, and no datagram arrives', async () => {
+    const [h1, h2] = [await startPeer(world, world.homes[0], 'h1'), await startPeer(world, world.homes[1], 'h2')];
+    const m1 = endpoint(await reflect(world, h1, PORT_A));
+    const m2 = endpoint(await reflect(world, h2, PORT_A));
+    punch(h1, m2);
+    punch(h2, m1);
+    await h1.event('punchDone', WAIT_MS);
+    await h2.event('punchDone', WAIT_MS);
+    const isPunch = (l: Line): boolean => l['event'] === 'received';
+    assert.equal(await h1.arrives(isPunch, QUIET_MS), false, 'h1 received nothing');
+    assert.equal(await h2.arrives(isPunch, QUIET_MS), false, 'h2 received nothing');
+    const flows = await world.directFlows();
+    const fromH2 = flows.filter((f) => f.from === m2.address);
+    const fromH1 = flows.filter((f) => f.from === m1.address);
+    assert.ok(fromH2.length > 0 && fromH1.length > 0, `both sides' punches left their homes: ${JSON.stringify(flows)}`);
+    for (const f of fromH2) assert.notEqual(f.sport, m2.port, `h2's punches come from another port than the reflector saw (${f.sport} vs ${m2.port})`);
+    for (const f of fromH1) assert.deepEqual([f.sport, f.dport], [m1.port, m2.port], "h1's punches keep its port and go to h2's reflexive port");
+    assert.ok((await world.directPackets()) > 0);
+    await Promise.all([h1.kill(), h2.kill()]);
+  });
+});
