@@ -5,13 +5,14 @@
 //   node nat-udp.js reflector PORT...   in pub: a STUN-like echo on each PORT. A datagram {op:'reflect', id}
 //       is answered from the same port with {op:'mapped', id, address, port, via} (the sender's address:port as
 //       seen here, and the port it reached); with `other: true` it is first answered from the next port too, so
-//       that a test sees whether a NAT lets in a source its host never sent to. {op:'relay', to, data} is
+//       that a test sees whether a NAT lets in a source its host never sent to; with `at: {address, port}` the
+//       answers go there instead of to the sender. {op:'relay', to, data} is
 //       forwarded from the same port to `to` as {op:'relayed', from, data}. Prints {event:'ready', ports}.
 //   node nat-udp.js peer NAME           in a home host: one socket on a free port. Prints {event:'ready', port}.
 //       Commands on stdin:
-//         {cmd:'reflect', address, port, id, other?}   asks the reflector (sent again every 200 ms, 10 times at
+//         {cmd:'reflect', address, port, id, other?, at?}  asks the reflector (sent again every 200 ms, 10 times at
 //                                                      most, until answered); prints {event:'mapped', id, address, port}
-//         {cmd:'punch', address, port, count, intervalMs}  sends {op:'punch', from: NAME, seq} `count` times,
+//         {cmd:'punch', address, port, count, intervalMs, tag?}  sends {op:'punch', from: NAME, seq, tag} `count` times,
 //                                                      then prints {event:'punchDone', sent}
 //         {cmd:'relay', via: {address, port}, to: {address, port}, data}   sends a datagram to `to` through the reflector
 //       and prints {event:'received', from: {address, port}, op, ...datagram} for every datagram that is not a
@@ -65,8 +66,9 @@ if (role === 'reflector') {
       const m = parse(buf);
       if (m?.['op'] === 'reflect') {
         const answer = { op: 'mapped', id: m['id'], address: from.address, port: from.port, via: port };
-        if (m['other'] === true) send(other, { ...answer, via: ports[(i + 1) % ports.length] }, from.port, from.address);
-        send(sock, answer, from.port, from.address);
+        const at = (m['at'] as { address: string; port: number } | undefined) ?? from;
+        if (m['other'] === true) send(other, { ...answer, via: ports[(i + 1) % ports.length] }, at.port, at.address);
+        send(sock, answer, at.port, at.address);
       } else if (m?.['op'] === 'relay') {
         const to = m['to'] as { address: string; port: number };
         send(sock, { op: 'relayed', from: { address: from.address, port: from.port }, data: m['data'] }, to.port, to.address);
@@ -96,7 +98,7 @@ if (role === 'reflector') {
     const address = c['address'] as string;
     const port = c['port'] as number;
     if (c['cmd'] === 'reflect') {
-      const req = { op: 'reflect', id: c['id'], other: c['other'] === true };
+      const req = { op: 'reflect', id: c['id'], other: c['other'] === true, ...(c['at'] ? { at: c['at'] } : {}) };
       let tries = 0;
       send(sock, req, port, address);
       const t = setInterval(() => {
@@ -110,7 +112,7 @@ if (role === 'reflector') {
       const count = c['count'] as number;
       let seq = 0;
       const tick = (): void => {
-        send(sock, { op: 'punch', from: name, seq: seq++ }, port, address);
+        send(sock, { op: 'punch', from: name, seq: seq++, tag: c['tag'] ?? null }, port, address);
         if (seq >= count) out({ event: 'punchDone', sent: seq });
         else setTimeout(tick, c['intervalMs'] as number);
       };

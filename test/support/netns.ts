@@ -330,13 +330,33 @@ export class Topology {
   }
 
   /**
+   * Drops (`true`) or lets through again (`false`) every IP packet between the two routers' public addresses,
+   * at the switch: the direct path fails, the paths through pub do not. The counters and flows still see the
+   * dropped packets (they count what the homes send, before the drop).
+   */
+  async blockDirect(blocked: boolean): Promise<void> {
+    const [r1, r2] = ROUTER_PUBLIC;
+    const table = 'table bridge netlane_block';
+    const rules = blocked ? `${table} {\n  chain forward {\n    type filter hook forward priority 10; policy accept;\n    ip saddr ${r1} ip daddr ${r2} drop\n    ip saddr ${r2} ip daddr ${r1} drop\n  }\n}\n` : '';
+    await nft(this.switch, ['-f', '-'], `${table}\ndelete ${table}\n${rules}`);
+  }
+
+  /** Runs `command` (argv) in namespace `ns` to its end (bounded: 10 s); resolves with its stdout, rejects with its stderr. */
+  exec(ns: string, command: readonly string[]): Promise<string> {
+    if (!this.namespaces.includes(ns)) throw new Error(`${ns} is not a namespace of this topology`);
+    const [cmd, ...args] = command;
+    if (cmd === undefined) throw new Error('exec: empty command');
+    return run('ip', ['netns', 'exec', ns, cmd, ...args]);
+  }
+
+  /**
    * Drops `percent` % of the IP packets that arrive in namespace `ns` (at random, by the kernel, before
    * conntrack: the prerouting hook, so a router loses what it forwards as well as what is for itself); 0 ends it.
    */
   async setLoss(ns: string, percent: number): Promise<void> {
     if (!Number.isInteger(percent) || percent < 0 || percent > 100) throw new RangeError(`loss percent must be an integer 0..100 (got ${percent})`);
     const table = 'table inet netlane_loss';
-    const rules = percent === 0 ? '' : `${table} {\n  chain prerouting {\n    type filter hook prerouting priority -300; policy accept;\n    numgen random mod 100 < ${percent} drop\n  }\n}\n`;
+    const rules = percent === 0 ? '' : `${table} {\n  chain prerouting {\n    type filter hook prerouting priority -300; policy accept;\n    ${percent === 100 ? '' : `numgen random mod 100 < ${percent} `}drop\n  }\n}\n`;
     // Declaring the table first makes the delete valid whether or not it existed.
     await nft(ns, ['-f', '-'], `${table}\ndelete ${table}\n${rules}`);
   }
