@@ -129,6 +129,7 @@ describe('real NATs in network namespaces: two endpoint-independent NATs', { ski
     assert.deepEqual([at1['data'], at1['from']], ['hello h1', m2]);
     const c = await world.counters();
     assert.equal(c.direct, 0, 'no UDP packet went between the two routers');
+    assert.equal(c.directIp, 0, 'nor any other IP packet');
     assert.ok(c.viaPub >= 8, `the switch counted the traffic through pub (${c.viaPub} packets)`);
     assert.deepEqual(await world.directFlows(), []);
     await Promise.all([h1.kill(), h2.kill()]);

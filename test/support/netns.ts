@@ -1,22 +1,24 @@
 // Real NATs for integration tests (issue 21): network namespaces that the test makes, joined by veth pairs,
 // with NAT and filtering by nftables. The topology, one per createTopology() call:
 //
-//   pub (198.51.100.2) ─┐
-//                       ├─ sw (bridge br0: the public net, and the counters)
-//   r1  (198.51.100.11) ┤    r2 (198.51.100.12) ─┘
-//    │ masquerade on wan      │ masquerade on wan
-//   h1  (10.0.1.2)           h2 (10.0.2.2)
+//               sw: bridge br0, the public net 198.51.100.0/24 (and the counters)
+//        ┌──────────────────┼──────────────────┐
+//   pub 198.51.100.2    r1 198.51.100.11    r2 198.51.100.12    (on `wan`; pub on eth0)
+//                           │ NAT               │ NAT
+//                       h1 10.0.1.2         h2 10.0.2.2         (routers: 10.0.N.1 on `lan`)
 //
 // `pub` holds the public host (a relay, a reflector), each home router `rN` its public side `wan` on the
 // bridge and its private side `lan` (10.0.N.1/24) to its host `hN` (10.0.N.2, default route via the router).
 // Each router masquerades what leaves by `wan`, in one of two variants: 'endpointIndependent' (port-preserving
-// masquerade: a socket keeps one public port for every destination) or 'endpointDependent' (`masquerade
-// random`: each destination sees its own public port, a symmetric NAT). Each router drops every new inbound
+// masquerade: a socket keeps its own port as its public port for every destination, unless that port is taken
+// on the router for the same destination) or 'endpointDependent' (`masquerade random`: each destination sees
+// its own public port, a symmetric NAT). Each router drops every new inbound
 // packet on `wan` (forwarded or for itself) and lets in replies to its conntrack entries only; a dropped
 // packet never creates a conntrack entry (entries are confirmed only once a packet is accepted), so a
 // punching packet that arrives before the router's own outbound one leaves no state that would move the
 // mapping. The switch counts, in its bridge's forward hook, the UDP packets between the two routers' public
-// addresses (`direct`) and between either router and pub (`viaPub`), and records each direct flow's ports.
+// addresses (`direct`; `directIp` counts every IP packet between them) and between either router and pub
+// (`viaPub`), and records each direct flow's ports.
 //
 // Every namespace name starts with a tag unique to the run (`nl<pid base 36><4 hex>-`), so that runs side by
 // side never clash; interface names are fixed inside each namespace. destroy() kills the processes spawn()
@@ -24,6 +26,13 @@
 // if a test ends without it, and createTopology() first deletes namespaces of earlier runs whose process is
 // gone. Scripts run by spawn() should exit when their stdin ends (nat-udp.ts does), so that none outlives a
 // test process that was killed.
+//
+// Use (in a node:test file; test/integration/nat-harness.test.ts is a whole example):
+//   const topo = await createTopology({ nat: ['endpointIndependent', 'endpointDependent'] });  // in before()
+//   const relay = topo.spawnNode(topo.pub, script, ['relay']);   await relay.event('ready', 15_000);
+//   const a = topo.spawnNode(topo.homes[0].host, script, [...]); a.send({ cmd: ... }); await a.next(match, 5000);
+//   assert.equal(await topo.directPackets(), 0);
+//   await topo.destroy();                                                                     // in after()
 import { execFile, spawn as spawnChild, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
@@ -50,6 +59,8 @@ export interface SwitchCounters {
   readonly direct: number;
   /** Between either router and pub, both directions. */
   readonly viaPub: number;
+  /** IP packets of any protocol (UDP, ICMP, ...) between the two routers' public addresses, both directions. */
+  readonly directIp: number;
 }
 
 /** A direct UDP flow between the routers that the switch saw (addresses and ports as on the public net, after NAT). */
@@ -308,7 +319,7 @@ export class Topology {
       if (!c) throw new Error(`no counter ${name} on the switch`);
       return c.packets;
     };
-    return { direct: get('direct'), viaPub: get('viapub') };
+    return { direct: get('direct'), viaPub: get('viapub'), directIp: get('directip') };
   }
 
   /** UDP packets between the two routers' public addresses (both directions) that the switch forwarded. */
@@ -436,6 +447,7 @@ function switchRuleset(r1: string, r2: string): string {
   return `table bridge netlane {
   counter direct { }
   counter viapub { }
+  counter directip { }
   set flows {
     typeof ip saddr . udp sport . ip daddr . udp dport
     flags dynamic
@@ -445,6 +457,8 @@ function switchRuleset(r1: string, r2: string): string {
     type filter hook forward priority filter; policy accept;
     ip saddr ${r1} ip daddr ${r2} meta l4proto udp counter name direct add @flows { ip saddr . udp sport . ip daddr . udp dport }
     ip saddr ${r2} ip daddr ${r1} meta l4proto udp counter name direct add @flows { ip saddr . udp sport . ip daddr . udp dport }
+    ip saddr ${r1} ip daddr ${r2} counter name directip
+    ip saddr ${r2} ip daddr ${r1} counter name directip
     ip saddr { ${r1}, ${r2} } ip daddr ${PUB_ADDRESS} meta l4proto udp counter name viapub
     ip saddr ${PUB_ADDRESS} ip daddr { ${r1}, ${r2} } meta l4proto udp counter name viapub
   }
