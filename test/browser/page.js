@@ -37,11 +37,11 @@ const message = (i, size) => {
 
 window.netlaneTest = {
   ready: true,
-  /** A NetworkManager on the relays, through their WebSocket gateways; resolves with its peer id and route. */
-  async start({ relays, gateways, config }) {
+  /** A NetworkManager on the relays, through their gateways (`transport`: websocket, webrtc); resolves with its peer id and route. */
+  async start({ relays, gateways, transport, config }) {
     const nm = new netlane.NetworkManager({
       relays,
-      runtime: netlane.browserRuntime({ gateways }),
+      runtime: netlane.browserRuntime({ gateways, transport: transport ?? 'websocket' }),
       connectionConfig: config,
       relayOptions: { tap: (data) => state.received.push(data.slice()) },
     });

@@ -7,6 +7,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { PAGE_FILES, ROOT, staticFiles } from '../../examples/browser-demo.js';
+import { RelayServer } from '../../src/io/relay-server.js';
+import { addressKey } from '../../src/relay/protocol.js';
 
 const CHROMIUM = process.env['NETLANE_CHROMIUM'] ?? '/usr/bin/chromium';
 
@@ -40,4 +42,18 @@ export async function serve(): Promise<{ url: string; close: () => Promise<void>
         server.close(() => r());
       }),
   };
+}
+
+/** A relay with the gateway `kind` on a free port, and the URL of that gateway (what the page's `gateways` names). */
+export async function relayWithGateway(kind: 'ws' | 'webrtc'): Promise<{ relay: RelayServer; url: string; stats: () => { accepted: number; received: number; sent: number; dropped: number } }> {
+  const relay = RelayServer.open({ open: true, gateways: { [kind]: { port: 0 } } });
+  const gw = kind === 'ws' ? relay.wsGateway : relay.webrtcGateway;
+  const at = await (gw as NonNullable<typeof gw>).listening;
+  return { relay, url: kind === 'ws' ? `ws://${addressKey(at)}/` : `http://${addressKey(at)}/`, stats: () => (gw as NonNullable<typeof gw>).stats };
+}
+
+/** node-datachannel holds the process until its global cleanup(), closed connections or not: a test process that used the WebRTC gateway calls this last. */
+export async function releaseWebRtc(): Promise<void> {
+  const ndc = (await import('node-datachannel')) as { cleanup(): void };
+  ndc.cleanup();
 }
