@@ -15,6 +15,7 @@ import { signTicket, ticketKeyId } from '../relay/ticket.js';
 import { CliError, ExitCode, readOptions, readTextFile, reportAndExit, systemMessage, usageError, type OptionSpecs, type Options } from './args.js';
 import { DEMO_OPTIONS, DEMO_USAGE } from './demo-options.js';
 import { TOP_USAGE, processOutput, top } from './top.js';
+import { startWebPage, type GatewayUrl, type WebPage } from './web.js';
 
 /** The options of each command (node:util parseArgs specs; `env` ones are read from NETLANE_* too). */
 const OPTIONS = {
@@ -247,7 +248,6 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   const rtc = rtcAt !== undefined ? metricsAddress(rtcAt.value, rtcAt.from) : null;
   const webAt = o.string('web');
   const web = webAt !== undefined ? metricsAddress(webAt.value, webAt.from) : null;
-  void web;
   if (webAt && !open) usageError(`${webAt.from} needs --open (the example page's host and browsers get no tickets)`);
   if (webAt && !ws && !rtc) usageError(`${webAt.from} needs --ws or --webrtc (a browser reaches the relay through a gateway)`);
   const staticKey = relayKey(o, provider);
@@ -286,6 +286,20 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
     await store?.close();
     throw new CliError(ExitCode.Socket, `${rtcAt?.from ?? '--webrtc'}: ${systemMessage(e)}`);
   });
+  const hostPort = (a: { address: string; port: number }): string => `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  const unspecified = (a: string): boolean => a === '0.0.0.0' || a === '::';
+  /** A gateway's URL for the example page: on 0.0.0.0 or ::, at the host name the page was loaded from. */
+  const pageUrl = (scheme: string, at: { address: string; port: number }): GatewayUrl => (unspecified(at.address) ? (h: string) => `${scheme}://${h.includes(':') ? `[${h}]` : h}:${at.port}/` : `${scheme}://${hostPort(at)}/`);
+  let page: WebPage | null = null;
+  if (web) {
+    try {
+      page = await startWebPage({ relay, address: web.host, port: web.port, gateways: { ...(gateway ? { ws: pageUrl('ws', gateway) } : {}), ...(rtcGateway ? { webrtc: pageUrl('http', rtcGateway) } : {}) } });
+    } catch (e) {
+      relay.close();
+      await store?.close();
+      throw new CliError(ExitCode.Socket, `${webAt?.from ?? '--web'}: cannot listen on ${webAt?.value ?? ''}: ${systemMessage(e)}`);
+    }
+  }
   let http: MetricsServer | null = null;
   if (metrics) {
     try {
@@ -310,7 +324,7 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
     relay.drain(drainSeconds, () => {
       console.log('drained');
       relay.close();
-      void Promise.all([store?.close(), http?.close()]).finally(() => process.exit(ExitCode.Ok));
+      void Promise.all([store?.close(), http?.close(), page?.close()]).finally(() => process.exit(ExitCode.Ok));
     });
   };
   process.on('SIGTERM', stop);
@@ -318,8 +332,8 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   // Only now: a supervisor may signal as soon as it reads this line, and the handlers must be there to drain.
   const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
   const fleetText = store && redis ? `; fleet at ${new URL(redis.value).host}${region !== undefined ? ` region ${region.value}` : ''}` : '';
+  if (page) console.log(`netlane example page on ${page.url}`);
   if (http) console.log(`netlane metrics on http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}/metrics (/health, /stats.json)`);
-  const hostPort = (a: { address: string; port: number }): string => `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
   const gatewayText = (gateway ? `; websocket gateway on ws://${hostPort(gateway)}/` : '') + (rtcGateway ? `; webrtc gateway signaling on http://${hostPort(rtcGateway)}/` : '');
   console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText}${gatewayText})`);
 }

@@ -5,8 +5,10 @@
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { PAGE_FILES, ROOT, staticFiles } from '../../examples/browser-demo.js';
+import { ROOT } from '../../examples/browser-demo.js';
+import { pageMounts, staticFiles } from '../../src/cli/web.js';
 import { RelayServer } from '../../src/io/relay-server.js';
 import { addressKey } from '../../src/relay/protocol.js';
 
@@ -28,7 +30,7 @@ export function launch(): Promise<Browser> {
 
 /** A static server of ROOT on 127.0.0.1 (a free port) for the browser build, @noble and the test pages; `url` is its origin. */
 export async function serve(): Promise<{ url: string; close: () => Promise<void> }> {
-  const files = staticFiles(ROOT, [...PAGE_FILES, '/test/browser/']);
+  const files = staticFiles([...pageMounts(), ['/test/browser/', join(ROOT, 'test/browser')]]);
   const server: Server = createServer((req, res) => {
     if (!files(req, res)) res.writeHead(404).end();
   });
