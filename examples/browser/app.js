@@ -14,7 +14,7 @@ const graph = { samples: [], echoed: 0, sent: 0, joined: false, provider: '' };
 window.netgraph = graph;
 
 const lobby = await (await fetch('/lobby')).json();
-const asked = new URLSearchParams(location.search).get('transport');
+const asked = /[?&]transport=([a-z]+)/.exec(location.search)?.[1];
 const transport = (asked === 'webrtc' || !lobby.gateways.ws) && lobby.gateways.webrtc ? 'webrtc' : 'websocket';
 const gatewayName = transport === 'webrtc' ? 'WebRTC gateway' : 'WebSocket gateway';
 graph.transport = transport;

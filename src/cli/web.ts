@@ -5,7 +5,6 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
 import { dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetworkManager } from '../api/network-manager.js';
@@ -20,10 +19,9 @@ const TYPES: Record<string, string> = { '.js': 'text/javascript', '.html': 'text
 /** A URL prefix served from a directory. */
 export type Mount = readonly [prefix: string, dir: string];
 
-/** The mounts the page needs: itself, the browser build, and each @noble package where Node resolves it (hoisted or not). */
+/** The mounts the page needs: itself and the browser build under `root`, and each @noble package where Node resolves it from this package (hoisted or not). */
 export function pageMounts(root = PACKAGE_ROOT): Mount[] {
-  const require = createRequire(join(root, 'package.json'));
-  const noble = ['ciphers', 'curves', 'hashes'].map((name): Mount => [`/node_modules/@noble/${name}/`, dirname(require.resolve(`@noble/${name}/utils.js`))]);
+  const noble = ['ciphers', 'curves', 'hashes'].map((name): Mount => [`/node_modules/@noble/${name}/`, dirname(fileURLToPath(import.meta.resolve(`@noble/${name}/utils.js`)))]);
   return [['/examples/browser/', join(root, 'examples/browser')], ['/dist/', join(root, 'dist')], ...noble];
 }
 
