@@ -129,6 +129,28 @@ window.netlaneTest = {
       ch.port2.postMessage(0);
     });
   },
+  /**
+   * For npm run bench:browser: 100 B reliable messages (first byte 2) to `peerId` for `ms`, the send queue
+   * kept topped up and the manager serviced every task; resolves with the ms it ran.
+   */
+  bulk(peerId, ms) {
+    const id = BigInt(peerId);
+    const nm = state.nm;
+    const msg = new Uint8Array(100).fill(2);
+    const ch = new MessageChannel();
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      ch.port1.onmessage = () => {
+        nm.runCallbacks();
+        for (let k = 0; k < 200 && (nm.peerStatus(id)?.queued ?? 0) < 4000; k++) nm.sendMessage(id, 1, msg);
+        nm.flush();
+        const t = performance.now() - t0;
+        if (t >= ms) return resolve(t);
+        ch.port2.postMessage(0);
+      };
+      ch.port2.postMessage(0);
+    });
+  },
   /** For npm run bench:browser: ns per seal + open here, @noble (synchronous) against WebCrypto's AES-GCM (a promise per call). */
   async cryptoBench(n) {
     const out = {};
