@@ -13,20 +13,18 @@
 //    that echoes (BENCH_PINGS, serviced every task).
 // Both peers and the relay share this machine's two cores (in 2, one process): a browser and a server would not.
 import { randomBytes } from 'node:crypto';
-import { cleanup as releaseWebRtc } from 'node-datachannel';
-import { RTCPeerConnection } from 'node-datachannel/polyfill';
 import WebSocket from 'ws';
 import { NetworkManager } from '../src/api/network-manager.js';
 import { NobleCryptoProvider } from '../src/crypto/noble-provider.js';
 import { NodeCryptoProvider } from '../src/crypto/node-provider.js';
 import { AeadCipher, type CryptoProvider } from '../src/crypto/provider.js';
 import { browserRuntime } from '../src/io/browser/runtime.js';
-import type { RtcPeerConnectionLike } from '../src/io/browser/webrtc-transport.js';
 import type { WebSocketLike } from '../src/io/browser/websocket-transport.js';
 import { RelayServer } from '../src/io/relay-server.js';
 import { aeadRound } from './aead.js';
 import { addressKey } from '../src/relay/protocol.js';
 import { browserSkip, launch, relayWithGateway, serve } from '../test/browser/support.js';
+import { loopbackPeerConnection as rtcPeerConnection, releaseWebRtc } from '../test/support/webrtc.js';
 
 const PINGS = Number(process.env['BENCH_PINGS'] ?? 2000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -97,7 +95,6 @@ async function pathBench(kind: 'ws' | 'webrtc' | 'udp'): Promise<{ rtt: number[]
   const rtc = await (relay.webrtcGateway as NonNullable<typeof relay.webrtcGateway>).listening;
   const key = addressKey(relay.local);
   const webSocket = (url: string): WebSocketLike => new WebSocket(url) as unknown as WebSocketLike;
-  const rtcPeerConnection = (): RtcPeerConnectionLike => new (RTCPeerConnection as unknown as new (config: object) => RtcPeerConnectionLike)({ iceServers: [] });
   const runtime =
     kind === 'ws'
       ? browserRuntime({ gateways: { [key]: `ws://${addressKey(ws)}/` }, webSocket })

@@ -77,7 +77,8 @@ const COMMAND_USAGE = {
       (Prometheus), /health (503 while draining) and /stats.json over HTTP on IP:PORT (keep it private).
       --ws also takes relay datagrams over WebSocket on TCP IP:PORT, for browsers (needs the package ws).
       --webrtc also takes them over WebRTC data channels (unordered, no retransmits), for browsers: offers are
-      POSTed to http://IP:PORT/ (TCP), the channels share UDP port PORT on IP (needs the package node-datachannel).
+      POSTed to http://IP:PORT/ (TCP), the channels share UDP port PORT on IP, announced at --advertise when
+      given (needs the package node-datachannel).
       --web serves the example page (a live net graph of a browser's connection to an echoing host in this
       process) on http://IP:PORT/; it needs --open and --ws or --webrtc.
       Every option may be given as an environment variable instead: NETLANE_ and its name in upper case with
@@ -269,7 +270,7 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
       maxSessions,
       idleTimeoutUs: idleSeconds * 1e6,
       keepProcessAlive: true,
-      ...(ws || rtc ? { gateways: { ...(ws ? { ws: { address: ws.host, port: ws.port } } : {}), ...(rtc ? { webrtc: { address: rtc.host, port: rtc.port } } : {}) } } : {}),
+      ...(ws || rtc ? { gateways: { ...(ws ? { ws: { address: ws.host, port: ws.port } } : {}), ...(rtc ? { webrtc: { address: rtc.host, port: rtc.port, ...(advertise !== undefined ? { announcedAddress: advertise.value } : {}) } } : {}) } } : {}),
     });
   } catch (e) {
     await store?.close();

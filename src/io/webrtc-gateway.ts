@@ -23,6 +23,12 @@ export interface WebRtcGatewayOptions extends GatewayLimits {
    * number of the signaling port (TCP and UDP ports are apart). 0: each connection on a free port of its own.
    */
   readonly icePort?: number;
+  /**
+   * The IP browsers reach the data channels' UDP port at, when it is not `address` (a relay on 0.0.0.0, behind
+   * a NAT or in a container): the answer's ICE candidates name this IP, at the shared `icePort`, instead of
+   * the gathered ones. Needs an `icePort` other than 0.
+   */
+  readonly announcedAddress?: string;
   /** A connection whose data channel is not open this many ms after its offer is closed. Default 10,000. */
   readonly openTimeoutMs?: number;
 }
@@ -108,6 +114,8 @@ export class WebRtcGateway extends RelayGateway<Conn> {
   readonly #openTimeoutMs: number;
   #ndc: NdcModule | null = null;
   #config: object = {};
+  /** The answer's candidate lines replaced by one naming `announcedAddress` (null: the gathered ones). */
+  #announce: ((sdp: string) => string) | null = null;
 
   /**
    * Wraps `inner` and starts listening. Throws ERR_NETLANE_INVALID_ARGUMENT on a bad option; `listening`
@@ -125,6 +133,11 @@ export class WebRtcGateway extends RelayGateway<Conn> {
       this.#ndc = ndc;
       const at = await listen(this.#http, host, options.port ?? 0, 'WebRTC gateway');
       const icePort = options.icePort ?? at.port;
+      const announced = options.announcedAddress;
+      if (announced !== undefined) {
+        if (icePort === 0) throw new NetlaneError('ERR_NETLANE_CONFIG', 'a WebRTC gateway with announcedAddress needs a shared icePort (not 0)');
+        this.#announce = (sdp) => announceCandidate(sdp, announced, icePort);
+      }
       this.#config = {
         iceServers: [],
         bindAddress: host,
@@ -256,7 +269,7 @@ export class WebRtcGateway extends RelayGateway<Conn> {
       const d = ended ? null : pc.localDescription();
       if (d) {
         this.stats.offers++;
-        reply(200, d.sdp, 'application/sdp');
+        reply(200, this.#announce ? this.#announce(d.sdp) : d.sdp, 'application/sdp');
       } else reply(503, 'no answer\n');
     };
     const gather = setTimeout(answer, GATHER_MS);
@@ -303,4 +316,24 @@ export class WebRtcGateway extends RelayGateway<Conn> {
     this.#http.closeAllConnections();
     super.close();
   }
+}
+
+/** `sdp` with its ICE candidates replaced by one UDP host candidate at `ip`:`port` (in each media section that had some). */
+export function announceCandidate(sdp: string, ip: string, port: number): string {
+  const out: string[] = [];
+  let done = false;
+  for (const line of sdp.split('\r\n')) {
+    if (line.startsWith('m=')) done = false;
+    if (!line.startsWith('a=candidate:')) {
+      out.push(line);
+      continue;
+    }
+    if (done) continue;
+    // a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY IP PORT typ TYPE ...
+    const f = line.split(' ');
+    if (f.length < 8 || f[2]?.toUpperCase() !== 'UDP') continue;
+    out.push([f[0], f[1], f[2], f[3], ip, String(port), 'typ', 'host'].join(' '));
+    done = true;
+  }
+  return out.join('\r\n');
 }

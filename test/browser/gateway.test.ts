@@ -28,7 +28,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await site?.close();
-  await releaseWebRtc();
+  releaseWebRtc();
 });
 
 async function openPage(): Promise<Page> {

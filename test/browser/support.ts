@@ -23,9 +23,12 @@ export function browserSkip(): string | false {
   return why;
 }
 
-/** Headless chromium. `--no-sandbox`: CI runs as root, where chromium's sandbox refuses to start. */
+/**
+ * Headless chromium. `--no-sandbox`: CI runs as root, where chromium's sandbox refuses to start. WebRTC's host
+ * candidates as plain IPs (no mDNS names, whose registration chromium would multicast on the network).
+ */
 export function launch(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: 20_000 });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns'], timeout: 20_000 });
 }
 
 /** A static server of ROOT on 127.0.0.1 (a free port) for the browser build, @noble and the test pages; `url` is its origin. */
@@ -54,8 +57,4 @@ export async function relayWithGateway(kind: 'ws' | 'webrtc'): Promise<{ relay: 
   return { relay, url: kind === 'ws' ? `ws://${addressKey(at)}/` : `http://${addressKey(at)}/`, stats: () => (gw as NonNullable<typeof gw>).stats };
 }
 
-/** node-datachannel holds the process until its global cleanup(), closed connections or not: a test process that used the WebRTC gateway calls this last. */
-export async function releaseWebRtc(): Promise<void> {
-  const ndc = (await import('node-datachannel')) as { cleanup(): void };
-  ndc.cleanup();
-}
+export { releaseWebRtc } from '../support/webrtc.js';

@@ -5,22 +5,20 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanup } from 'node-datachannel';
-import { RTCPeerConnection } from 'node-datachannel/polyfill';
 import WebSocket from 'ws';
 import { NetworkManager } from '../../src/api/network-manager.js';
+import { loadOptional } from '../../src/io/gateway.js';
 import { RelayServer } from '../../src/io/relay-server.js';
 import { browserRuntime } from '../../src/io/browser/runtime.js';
 import type { RtcDataChannelLike, RtcPeerConnectionLike } from '../../src/io/browser/webrtc-transport.js';
+import { loopbackPeerConnection as rtcPeerConnection, releaseWebRtc } from '../support/webrtc.js';
 import type { WebSocketLike } from '../../src/io/browser/websocket-transport.js';
 import { addressKey } from '../../src/relay/protocol.js';
 import { openAll } from '../support/relayed.js';
 import { pump } from './relay-support.js';
 
-/** node-datachannel's RTCPeerConnection (its typings lean on the DOM's, which this build has not: seen through the transport's interface). */
-const rtcPeerConnection = (): RtcPeerConnectionLike => new (RTCPeerConnection as unknown as new (config: object) => RtcPeerConnectionLike)({ iceServers: [] });
 // node-datachannel holds the process until its cleanup(), closed connections or not (docs/BROWSER.md).
-after(() => cleanup());
+after(releaseWebRtc);
 
 const webSocket = (url: string): WebSocketLike => new WebSocket(url) as unknown as WebSocketLike;
 
@@ -69,7 +67,7 @@ test('webrtc gateway: a browser-build NetworkManager (data channel, @noble), a U
     assert.ok(peers.some((a) => /^ws\/\d+$/.test(a)), 'a WebSocket peer');
     assert.ok(peers.includes('127.0.0.1'), 'and a UDP one');
     const st = relay.webrtcGateway?.stats;
-    assert.ok(st && st.offers === 1 && st.open === 1 && st.received > 0 && st.sent > 0, JSON.stringify(st));
+    assert.ok(st && st.offers >= 1 && st.accepted === 1 && st.open === 1 && st.received > 0 && st.sent > 0, JSON.stringify(st));
     // The gateway drops every data channel: the page side signals a new one on its next datagram, the relay moves
     // its session to the new rtc/N (as after a NAT rebinding), and the connections carry on, nothing lost.
     assert.equal(relay.webrtcGateway?.disconnectAll(), 1);
@@ -136,6 +134,37 @@ test('webrtc gateway signaling: OPTIONS answers CORS, GET is 405, a non-SDP body
     for (const pc of pcs) pc.close();
     relay.close();
   }
+});
+
+test('webrtc gateway on 0.0.0.0 with announcedAddress: the answer names one host candidate, that IP at the shared ICE port, and the data channel opens through it', { timeout: 30_000 }, async () => {
+  const relay = RelayServer.open({ open: true, gateways: { webrtc: { address: '0.0.0.0', port: 0, announcedAddress: '127.0.0.1' } } });
+  const pc = rtcPeerConnection();
+  try {
+    const at = await (relay.webrtcGateway as NonNullable<typeof relay.webrtcGateway>).listening;
+    const dc = pc.createDataChannel('netlane', { ordered: false, maxRetransmits: 0 });
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`http://127.0.0.1:${at.port}/`, { method: 'POST', body: pc.localDescription?.sdp ?? '' });
+    const answer = await res.text();
+    assert.deepEqual(answer.split('\r\n').filter((l) => l.startsWith('a=candidate:')).map((l) => l.split(' ').slice(4, 8).join(' ')), [`127.0.0.1 ${at.port} typ host`]);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error('no open data channel within 10 s')), 10_000);
+      dc.onopen = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    // The relay hears of the data channel a moment after the page does.
+    for (let i = 0; i < 200 && relay.webrtcGateway?.stats.accepted !== 1; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(relay.webrtcGateway?.stats.accepted, 1);
+  } finally {
+    pc.close();
+    relay.close();
+  }
+});
+
+test('webrtc gateway without node-datachannel: `listening` rejects with ERR_NETLANE_GATEWAY_MISSING naming the package', async () => {
+  await assert.rejects(loadOptional('netlane-no-such-package', 'WebRTC gateway', (m) => m), (e: unknown) => (e as { code?: string }).code === 'ERR_NETLANE_GATEWAY_MISSING' && /npm install netlane-no-such-package/.test((e as Error).message));
 });
 
 test('netlane relay --webrtc IP:PORT prints the gateway\'s signaling URL, which answers an offer; a bad --webrtc is a usage error (exit 2)', { timeout: 30_000 }, async () => {
