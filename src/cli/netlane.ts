@@ -280,12 +280,12 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   const gateway = await relay.wsGateway?.listening.catch(async (e: unknown) => {
     relay.close();
     await store?.close();
-    throw new CliError(ExitCode.Socket, `${wsAt?.from ?? '--ws'}: ${systemMessage(e)}`);
+    throw new CliError(ExitCode.Socket, `${wsAt?.from ?? '--ws'}: ${e instanceof NetlaneError ? e.message : systemMessage(e)}`);
   });
   const rtcGateway = await relay.webrtcGateway?.listening.catch(async (e: unknown) => {
     relay.close();
     await store?.close();
-    throw new CliError(ExitCode.Socket, `${rtcAt?.from ?? '--webrtc'}: ${systemMessage(e)}`);
+    throw new CliError(ExitCode.Socket, `${rtcAt?.from ?? '--webrtc'}: ${e instanceof NetlaneError ? e.message : systemMessage(e)}`);
   });
   const hostPort = (a: { address: string; port: number }): string => `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
   const unspecified = (a: string): boolean => a === '0.0.0.0' || a === '::';
