@@ -3,12 +3,14 @@
 //    provider (@noble, pure JS: ChaCha20-Poly1305 and AES-256-GCM) and node:crypto's AES-256-GCM; X25519,
 //    Ed25519 sign and verify (operations/s).
 // 2. Through one relay on 127.0.0.1: a NetworkManager of the browser build (browserRuntime: the WebSocket
-//    gateway, @noble; the `ws` package stands in for the browser's WebSocket) to a NetworkManager on UDP,
-//    against the same pair with both on UDP: the round trip of a 100 B reliable message (median and p99 of
+//    gateway, the `ws` package standing in for the browser's WebSocket; or the WebRTC gateway, node-datachannel's
+//    RTCPeerConnection standing in for the browser's; @noble) to a NetworkManager on UDP, against the same
+//    pair with both on UDP: the round trip of a 100 B reliable message (median and p99 of
 //    BENCH_PINGS, default 2000, one at a time), and 100 B reliable messages/s one way for BENCH_SECONDS (default 3).
 // 3. In headless Chromium (when it is installed): the same crypto in the page, with WebCrypto's AES-256-GCM
-//    (a promise per call) beside @noble's, and the round trip from a page on the browser build, through the
-//    gateway, to a NetworkManager on UDP in this process that echoes (BENCH_PINGS, serviced every task).
+//    (a promise per call) beside @noble's, and the round trip from a page on the browser build, through each
+//    gateway (the page's own WebSocket, its own RTCPeerConnection), to a NetworkManager on UDP in this process
+//    that echoes (BENCH_PINGS, serviced every task).
 // Both peers and the relay share this machine's two cores (in 2, one process): a browser and a server would not.
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
@@ -21,7 +23,8 @@ import type { WebSocketLike } from '../src/io/browser/websocket-transport.js';
 import { RelayServer } from '../src/io/relay-server.js';
 import { aeadRound } from './aead.js';
 import { addressKey } from '../src/relay/protocol.js';
-import { browserSkip, launch, serve } from '../test/browser/support.js';
+import { browserSkip, launch, relayWithGateway, serve } from '../test/browser/support.js';
+import { loopbackPeerConnection as rtcPeerConnection, releaseWebRtc } from '../test/support/webrtc.js';
 
 const PINGS = Number(process.env['BENCH_PINGS'] ?? 2000);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 3);
@@ -86,12 +89,19 @@ async function spin(nms: NetworkManager[], done: () => boolean, ms: number, what
   }
 }
 
-async function pathBench(kind: 'ws' | 'udp'): Promise<{ rtt: number[]; perSec: number }> {
-  const relay = RelayServer.open({ open: true, gateways: { ws: { port: 0 } } });
-  const gw = await (relay.wsGateway as NonNullable<typeof relay.wsGateway>).listening;
-  const gateways = { [addressKey(relay.local)]: `ws://${addressKey(gw)}/` };
+async function pathBench(kind: 'ws' | 'webrtc' | 'udp'): Promise<{ rtt: number[]; perSec: number }> {
+  const relay = RelayServer.open({ open: true, gateways: { ws: { port: 0 }, webrtc: { port: 0 } } });
+  const ws = await (relay.wsGateway as NonNullable<typeof relay.wsGateway>).listening;
+  const rtc = await (relay.webrtcGateway as NonNullable<typeof relay.webrtcGateway>).listening;
+  const key = addressKey(relay.local);
   const webSocket = (url: string): WebSocketLike => new WebSocket(url) as unknown as WebSocketLike;
-  const a = kind === 'ws' ? new NetworkManager({ relays: [relay.address], runtime: browserRuntime({ gateways, webSocket }) }) : new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
+  const runtime =
+    kind === 'ws'
+      ? browserRuntime({ gateways: { [key]: `ws://${addressKey(ws)}/` }, webSocket })
+      : kind === 'webrtc'
+        ? browserRuntime({ transport: 'webrtc', gateways: { [key]: `http://${addressKey(rtc)}/` }, rtcPeerConnection })
+        : null;
+  const a = runtime ? new NetworkManager({ relays: [relay.address], runtime }) : new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
   const b = new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
   const nms = [a, b];
   try {
@@ -147,34 +157,52 @@ async function pathBench(kind: 'ws' | 'udp'): Promise<{ rtt: number[]; perSec: n
 console.log(`netlane browser build benchmark (node ${process.version}, ${PINGS} pings, ${SECONDS} s one way)`);
 cryptoBench();
 console.log('\n2. through one relay on 127.0.0.1, 100 B reliable messages (round trip µs median / p99; messages/s one way)');
-for (const kind of ['udp', 'ws'] as const) {
+for (const kind of ['udp', 'ws', 'webrtc'] as const) {
   const r = await pathBench(kind);
-  const label = kind === 'ws' ? 'browser build over the ws gateway -> UDP' : 'UDP -> UDP (the same relay)';
-  console.log(`   ${label.padEnd(42)} rtt ${fmt(median(r.rtt)).padStart(6)} / ${fmt(pct(r.rtt, 0.99)).padStart(6)} µs   ${fmt(r.perSec).padStart(8)} msg/s`);
+  const label = { ws: 'browser build over the ws gateway -> UDP', webrtc: 'browser build over the webrtc gateway -> UDP', udp: 'UDP -> UDP (the same relay)' }[kind];
+  console.log(`   ${label.padEnd(46)} rtt ${fmt(median(r.rtt)).padStart(6)} / ${fmt(pct(r.rtt, 0.99)).padStart(6)} µs   ${fmt(r.perSec).padStart(8)} msg/s`);
 }
 async function chromiumBench(): Promise<void> {
   if (browserSkip()) return;
   const browser = await launch();
   const site = await serve();
-  const relay = RelayServer.open({ open: true, gateways: { ws: { port: 0 } } });
-  const gw = await (relay.wsGateway as NonNullable<typeof relay.wsGateway>).listening;
-  const echo = new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
-  try {
+  type Api = Record<string, (...a: unknown[]) => unknown>;
+  const open = async (): Promise<<T>(fn: string, ...args: unknown[]) => Promise<T>> => {
     const page = await browser.newPage();
     await page.goto(`${site.url}/test/browser/page.html`);
     await page.waitForFunction(() => (globalThis as { netlaneTest?: { ready: boolean } }).netlaneTest?.ready === true);
-    type Api = Record<string, (...a: unknown[]) => unknown>;
-    const call = <T>(fn: string, ...args: unknown[]): Promise<T> => page.evaluate(([f, a]) => ((globalThis as never as { netlaneTest: Api }).netlaneTest[f as string] as (...x: unknown[]) => T)(...(a as unknown[])), [fn, args] as const) as Promise<T>;
-    const c = await call<Record<string, number>>('cryptoBench', 2000);
+    return <T>(fn: string, ...args: unknown[]): Promise<T> => page.evaluate(([f, a]) => ((globalThis as never as { netlaneTest: Api }).netlaneTest[f as string] as (...x: unknown[]) => T)(...(a as unknown[])), [fn, args] as const) as Promise<T>;
+  };
+  try {
+    const c = await (await open())<Record<string, number>>('cryptoBench', 2000);
     console.log('\n3. in headless Chromium (ns per seal + open)');
     for (const [k, v] of Object.entries(c)) console.log(`   ${k.padEnd(40)} ${fmt(v).padStart(9)}`);
-    const gateways = { [addressKey(relay.local)]: `ws://${addressKey(gw)}/` };
-    const started = await call<{ peerId: string; route: string }>('start', { relays: [relay.address], gateways, config: {} });
+    for (const kind of ['ws', 'webrtc'] as const) {
+      const r = await pagePath(await open(), kind);
+      console.log(`   page -> ${kind} gateway -> UDP peer, 100 B reliable: round trip median ${fmt(median(r.rtt))} µs, p99 ${fmt(pct(r.rtt, 0.99))} µs (${r.rtt.length} pings); ${fmt(r.perSec)} msg/s one way`);
+    }
+  } finally {
+    await site.close();
+    await browser.close();
+  }
+}
+
+/** A page on the browser build through gateway `kind` to an echoing NetworkManager on UDP: round trips, then one-way messages/s. */
+async function pagePath(call: <T>(fn: string, ...args: unknown[]) => Promise<T>, kind: 'ws' | 'webrtc'): Promise<{ rtt: number[]; perSec: number }> {
+  const { relay, url } = await relayWithGateway(kind);
+  const echo = new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1' });
+  try {
+    const gateways = { [addressKey(relay.local)]: url };
+    const started = await call<{ peerId: string; route: string }>('start', { relays: [relay.address], gateways, transport: kind === 'ws' ? 'websocket' : 'webrtc', config: {} });
     await spin([echo], () => echo.route !== null, 5000, 'route');
     const pageId = BigInt(started.peerId);
     echo.openPeer(pageId, started.route);
     echo.openChannel(pageId, 1, true);
-    echo.on('message', (_p, ch, d) => ch === 1 && d[0] === 1 && echo.sendMessage(pageId, 1, d));
+    let bulk = 0;
+    echo.on('message', (_p, ch, d) => {
+      if (ch === 1 && d[0] === 1) echo.sendMessage(pageId, 1, d);
+      else if (ch === 1 && d[0] === 2) bulk++;
+    });
     await call('open', echo.getPeerId().toString(), echo.route);
     let connected = false;
     let asking = false;
@@ -193,20 +221,37 @@ async function chromiumBench(): Promise<void> {
       10_000,
       'the page connected',
     );
-    const done = call<number[]>('pingpong', echo.getPeerId().toString(), PINGS);
     let rtt: number[] | null = null;
-    void done.then((r) => (rtt = r));
+    void call<number[]>('pingpong', echo.getPeerId().toString(), PINGS).then((r) => (rtt = r));
     await spin([echo], () => rtt !== null, 60_000, 'page round trips');
-    const r = rtt as unknown as number[];
-    console.log(`   page -> ws gateway -> UDP peer, 100 B reliable round trip: median ${fmt(median(r))} µs, p99 ${fmt(pct(r, 0.99))} µs (${r.length} pings)`);
+    // One way: the page keeps its queue topped up for BENCH_SECONDS; what arrives after its first half second counts.
+    let t0 = 0;
+    let from = 0;
+    let ms: number | null = null;
+    void call<number>('bulk', echo.getPeerId().toString(), SECONDS * 1000 + 500).then((m) => (ms = m));
+    const start = performance.now();
+    await spin(
+      [echo],
+      () => {
+        if (t0 === 0 && performance.now() - start >= 500) {
+          t0 = performance.now();
+          from = bulk;
+        }
+        return ms !== null;
+      },
+      SECONDS * 1000 + 10_000,
+      'the page\'s one-way run',
+    );
+    const perSec = (bulk - from) / ((performance.now() - t0) / 1000);
+    await call('close');
+    return { rtt: rtt as unknown as number[], perSec };
   } finally {
     echo.close();
     relay.close();
-    await site.close();
-    await browser.close();
   }
 }
 await chromiumBench();
 
-// The pings' WebSocket client sockets close asynchronously; nothing else is left to wait for.
+// The pings' WebSocket client sockets close asynchronously, and node-datachannel holds the process until its cleanup().
+releaseWebRtc();
 process.exit(0);

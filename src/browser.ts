@@ -1,7 +1,7 @@
 /**
  * netlane for browsers (`netlane/browser`; bundlers resolving `netlane` for a browser get it too): the
  * relayed facades (NetworkManager, NetworkingMessages) with the core, the relay client and end-to-end
- * encryption, over WebSocket gateways of the relays (docs/BROWSER.md). Its module graph imports no `node:`
+ * encryption, over WebSocket or WebRTC gateways of the relays (docs/BROWSER.md). Its module graph imports no `node:`
  * module (test/unit/browser-graph.test.ts walks it). Loading it installs {@link browserRuntime} as the
  * facades' default runtime.
  */
@@ -23,6 +23,8 @@ export { encodeRoute, decodeRoute, addressKey, formatRelayAddress, splitRelayKey
 export { browserRuntime, type BrowserRuntimeOptions } from './io/browser/runtime.js';
 export { browserScheduler } from './io/browser/scheduler.js';
 export { WebSocketTransport, type WebSocketGatewayOptions, type WebSocketFactory, type WebSocketLike } from './io/browser/websocket-transport.js';
+export { WebRtcTransport, type WebRtcTransportOptions, type RtcPeerConnectionLike, type RtcDataChannelLike, type RtcPeerConnectionFactory, type SignalingPost } from './io/browser/webrtc-transport.js';
+export { GatewayTransport, type GatewayChannel, type GatewayEvents, type GatewayUrls } from './io/browser/gateway-transport.js';
 export { EndpointDriver, type DatagramTransport } from './io/driver.js';
 export { monotonicUs, type Clock } from './io/clock.js';
 export type { Runtime } from './io/runtime.js';

@@ -1,5 +1,6 @@
-// The example page: joins the host of examples/browser-demo.ts from the browser (netlane/browser, through
-// the relay's WebSocket gateway), sends 30 positions a second on an unreliable channel and a chat line a
+// The example page: joins the host of `netlane relay --web` or examples/browser-demo.ts from the browser
+// (netlane/browser, through the relay's WebSocket gateway, or its WebRTC gateway with ?transport=webrtc or
+// when the relay has only that one), sends 30 positions a second on an unreliable channel and a chat line a
 // second on a reliable one (the host echoes both), and draws the connection's net graph four times a second:
 // ping, loss each way, in and out rates, from NetworkManager.peerStatus.
 import { NetworkManager, browserRuntime } from '/dist/src/browser.js';
@@ -13,7 +14,11 @@ const graph = { samples: [], echoed: 0, sent: 0, joined: false, provider: '' };
 window.netgraph = graph;
 
 const lobby = await (await fetch('/lobby')).json();
-const nm = new NetworkManager({ relays: lobby.relays, runtime: browserRuntime({ gateways: lobby.gateways }) });
+const asked = /[?&]transport=([a-z]+)/.exec(location.search)?.[1];
+const transport = (asked === 'webrtc' || !lobby.gateways.ws) && lobby.gateways.webrtc ? 'webrtc' : 'websocket';
+const gatewayName = transport === 'webrtc' ? 'WebRTC gateway' : 'WebSocket gateway';
+graph.transport = transport;
+const nm = new NetworkManager({ relays: lobby.relays, runtime: browserRuntime({ transport, gateways: transport === 'webrtc' ? lobby.gateways.webrtc : lobby.gateways.ws }) });
 const hostId = BigInt(lobby.host.peerId);
 nm.on('message', (_peer, channel) => {
   if (channel === 0) graph.echoed++;
@@ -48,7 +53,7 @@ setInterval(() => {
   const lossOut = s.qualityRemote < 0 ? null : 100 * (1 - s.qualityRemote);
   graph.samples.push({ ping: s.connected ? s.ping : -1, lossIn, lossOut, inBps: s.inBytesPerSec, outBps: s.outBytesPerSec });
   if (graph.samples.length > SAMPLES) graph.samples.shift();
-  statusEl.textContent = `${s.connected ? 'connected' : 'connecting'} to host ${lobby.host.peerId} through relay ${lobby.relays[0].split('#')[0]} (WebSocket gateway) · peer ${nm.getPeerId()} · positions echoed ${graph.echoed}/${graph.sent}`;
+  statusEl.textContent = `${s.connected ? 'connected' : 'connecting'} to host ${lobby.host.peerId} through relay ${lobby.relays[0].split('#')[0]} (${gatewayName}) · peer ${nm.getPeerId()} · positions echoed ${graph.echoed}/${graph.sent}`;
   draw();
 }, 250);
 

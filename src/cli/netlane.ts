@@ -15,6 +15,7 @@ import { signTicket, ticketKeyId } from '../relay/ticket.js';
 import { CliError, ExitCode, readOptions, readTextFile, reportAndExit, systemMessage, usageError, type OptionSpecs, type Options } from './args.js';
 import { DEMO_OPTIONS, DEMO_USAGE } from './demo-options.js';
 import { TOP_USAGE, processOutput, top } from './top.js';
+import { startWebPage, type GatewayUrl, type WebPage } from './web.js';
 
 /** The options of each command (node:util parseArgs specs; `env` ones are read from NETLANE_* too). */
 const OPTIONS = {
@@ -39,6 +40,8 @@ const OPTIONS = {
         ['advertise', 'string'],
         ['metrics', 'string'],
         ['ws', 'string'],
+        ['webrtc', 'string'],
+        ['web', 'string'],
       ] as const
     ).map(([name, type, multiple]) => [name, { type, env: true, ...(multiple ? { multiple } : {}) }]),
   ),
@@ -62,6 +65,7 @@ const COMMAND_USAGE = {
   relay: `  netlane relay [--address IP] [--port N] [--key FILE] [--ticket-key PUBLIC_KEY_OR_KEY_FILE]... [--revoke KEY_ID]...
                 [--open] [--max-sessions N] [--idle-seconds S] [--drain-seconds S] [--status-seconds S]
                 [--redis redis://HOST:PORT] [--region NAME] [--advertise IP] [--metrics IP:PORT] [--ws IP:PORT]
+                [--webrtc IP:PORT] [--web IP:PORT]
       Runs a relay node on UDP (default 127.0.0.1:27100) and prints its address with its public key
       (host:port#key): what clients are given. --key keeps the relay's X25519 key in FILE (made there, mode
       0600, on the first run); without it every run has a new key. Clients need a ticket signed by one of the
@@ -72,6 +76,11 @@ const COMMAND_USAGE = {
       clients reach this relay at (needed when --address is 0.0.0.0 or ::). --metrics serves /metrics
       (Prometheus), /health (503 while draining) and /stats.json over HTTP on IP:PORT (keep it private).
       --ws also takes relay datagrams over WebSocket on TCP IP:PORT, for browsers (needs the package ws).
+      --webrtc also takes them over WebRTC data channels (unordered, no retransmits), for browsers: offers are
+      POSTed to http://IP:PORT/ (TCP), the channels share UDP port PORT on IP, announced at --advertise when
+      given (needs the package node-datachannel).
+      --web serves the example page (a live net graph of a browser's connection to an echoing host in this
+      process) on http://IP:PORT/; it needs --open and --ws or --webrtc.
       Every option may be given as an environment variable instead: NETLANE_ and its name in upper case with
       _ for -, e.g. NETLANE_PORT=27100, NETLANE_OPEN=1, NETLANE_TICKET_KEY=KEY1,KEY2 (a list, comma-separated).
       A flag given on the command line wins over its variable.
@@ -143,7 +152,7 @@ function publicKeyOf(value: string, from: string): Uint8Array {
   }
 }
 
-/** `--metrics`' or `--ws`' HOST:PORT (`[v6]:port`, or a port alone for 127.0.0.1). */
+/** `--metrics`', `--ws`', `--webrtc`' or `--web`'s HOST:PORT (`[v6]:port`, or a port alone for 127.0.0.1). */
 function metricsAddress(value: string, from: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
   const host = m?.[1] || m?.[2] || '127.0.0.1';
@@ -236,6 +245,12 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   const metrics = metricsAt !== undefined ? metricsAddress(metricsAt.value, metricsAt.from) : null;
   const wsAt = o.string('ws');
   const ws = wsAt !== undefined ? metricsAddress(wsAt.value, wsAt.from) : null;
+  const rtcAt = o.string('webrtc');
+  const rtc = rtcAt !== undefined ? metricsAddress(rtcAt.value, rtcAt.from) : null;
+  const webAt = o.string('web');
+  const web = webAt !== undefined ? metricsAddress(webAt.value, webAt.from) : null;
+  if (webAt && !open) usageError(`${webAt.from} needs --open (the example page's host and browsers get no tickets)`);
+  if (webAt && !ws && !rtc) usageError(`${webAt.from} needs --ws or --webrtc (a browser reaches the relay through a gateway)`);
   const staticKey = relayKey(o, provider);
 
   let store: FleetStore | null = null;
@@ -255,7 +270,7 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
       maxSessions,
       idleTimeoutUs: idleSeconds * 1e6,
       keepProcessAlive: true,
-      ...(ws ? { gateways: { ws: { address: ws.host, port: ws.port } } } : {}),
+      ...(ws || rtc ? { gateways: { ...(ws ? { ws: { address: ws.host, port: ws.port } } : {}), ...(rtc ? { webrtc: { address: rtc.host, port: rtc.port, ...(advertise !== undefined ? { announcedAddress: advertise.value } : {}) } } : {}) } } : {}),
     });
   } catch (e) {
     await store?.close();
@@ -265,8 +280,27 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   const gateway = await relay.wsGateway?.listening.catch(async (e: unknown) => {
     relay.close();
     await store?.close();
-    throw new CliError(ExitCode.Socket, `${wsAt?.from ?? '--ws'}: ${systemMessage(e)}`);
+    throw new CliError(ExitCode.Socket, `${wsAt?.from ?? '--ws'}: ${e instanceof NetlaneError ? e.message : systemMessage(e)}`);
   });
+  const rtcGateway = await relay.webrtcGateway?.listening.catch(async (e: unknown) => {
+    relay.close();
+    await store?.close();
+    throw new CliError(ExitCode.Socket, `${rtcAt?.from ?? '--webrtc'}: ${e instanceof NetlaneError ? e.message : systemMessage(e)}`);
+  });
+  const hostPort = (a: { address: string; port: number }): string => `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  const unspecified = (a: string): boolean => a === '0.0.0.0' || a === '::';
+  /** A gateway's URL for the example page: on 0.0.0.0 or ::, at the host name the page was loaded from. */
+  const pageUrl = (scheme: string, at: { address: string; port: number }): GatewayUrl => (unspecified(at.address) ? (h: string) => `${scheme}://${h.includes(':') ? `[${h}]` : h}:${at.port}/` : `${scheme}://${hostPort(at)}/`);
+  let page: WebPage | null = null;
+  if (web) {
+    try {
+      page = await startWebPage({ relay, address: web.host, port: web.port, gateways: { ...(gateway ? { ws: pageUrl('ws', gateway) } : {}), ...(rtcGateway ? { webrtc: pageUrl('http', rtcGateway) } : {}) } });
+    } catch (e) {
+      relay.close();
+      await store?.close();
+      throw new CliError(ExitCode.Socket, `${webAt?.from ?? '--web'}: cannot listen on ${webAt?.value ?? ''}: ${systemMessage(e)}`);
+    }
+  }
   let http: MetricsServer | null = null;
   if (metrics) {
     try {
@@ -291,7 +325,7 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
     relay.drain(drainSeconds, () => {
       console.log('drained');
       relay.close();
-      void Promise.all([store?.close(), http?.close()]).finally(() => process.exit(ExitCode.Ok));
+      void Promise.all([store?.close(), http?.close(), page?.close()]).finally(() => process.exit(ExitCode.Ok));
     });
   };
   process.on('SIGTERM', stop);
@@ -299,8 +333,9 @@ async function relay(o: Options, provider: NodeCryptoProvider): Promise<void> {
   // Only now: a supervisor may signal as soon as it reads this line, and the handlers must be there to drain.
   const keyList = [...keys.keys()].map((k) => k.toString(16).padStart(8, '0')).join(', ') || 'none';
   const fleetText = store && redis ? `; fleet at ${new URL(redis.value).host}${region !== undefined ? ` region ${region.value}` : ''}` : '';
+  if (page) console.log(`netlane example page on ${page.url}`);
   if (http) console.log(`netlane metrics on http://${http.host.includes(':') ? `[${http.host}]` : http.host}:${http.port}/metrics (/health, /stats.json)`);
-  const gatewayText = gateway ? `; websocket gateway on ws://${gateway.address.includes(':') ? `[${gateway.address}]` : gateway.address}:${gateway.port}/` : '';
+  const gatewayText = (gateway ? `; websocket gateway on ws://${hostPort(gateway)}/` : '') + (rtcGateway ? `; webrtc gateway signaling on http://${hostPort(rtcGateway)}/` : '');
   console.log(`netlane relay listening on ${relay.address} (${open ? 'open, no tickets needed' : 'tickets required'}; ticket keys: ${keyList}${fleetText}${gatewayText})`);
 }
 

@@ -7,6 +7,8 @@ export { CryptoRng, randomSeed } from './random.js';
 export { channels, type NetlaneChannels, type DiagnosticsChannel } from './diagnostics.js';
 export { RelayServer, type RelayServerOptions, type RelayFleetOptions } from './relay-server.js';
 export { WsGateway, type WsGatewayOptions, type WsGatewayStats } from './ws-gateway.js';
+export { WebRtcGateway, type WebRtcGatewayOptions, type WebRtcGatewayStats } from './webrtc-gateway.js';
+export { RelayGateway, type GatewayLimits } from './gateway.js';
 export { MemoryFleetStore, openRedisFleetStore, type FleetStore, type MaybePromise, type RedisFleetStoreOptions } from './fleet-store.js';
 export { AdmissionQueue, type AdmissionOptions, type AdmissionStats } from './admission.js';
 export { realScheduler, realTime, type Scheduler, type TimerHandle } from './scheduler.js';

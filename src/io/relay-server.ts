@@ -12,6 +12,7 @@ import { whenBound, type DatagramTransport } from './driver.js';
 import type { FleetStore, MaybePromise } from './fleet-store.js';
 import { runtimeWithClock, udpRuntime, type Runtime } from './runtime.js';
 import type { Scheduler, TimerHandle } from './scheduler.js';
+import { WebRtcGateway, type WebRtcGatewayOptions } from './webrtc-gateway.js';
 import { WsGateway, type WsGatewayOptions } from './ws-gateway.js';
 
 /** Kernel buffers of a relay's socket: a relay carries many clients' bursts at once. */
@@ -37,8 +38,8 @@ export interface RelayServerOptions extends Omit<RelayNodeOptions, 'provider' | 
   readonly admission?: AdmissionOptions;
   /** Joins a fleet through `store` (docs/RELAY.md "The fleet"). Without it the relay is alone. */
   readonly fleet?: RelayFleetOptions;
-  /** Transports beside UDP for clients that cannot send UDP: `ws`, a WebSocket gateway for browsers (docs/BROWSER.md). */
-  readonly gateways?: { readonly ws?: WsGatewayOptions };
+  /** Transports beside UDP for clients that cannot send UDP: `ws`, a WebSocket gateway, and `webrtc`, a WebRTC data-channel gateway, for browsers (docs/BROWSER.md). */
+  readonly gateways?: { readonly ws?: WsGatewayOptions; readonly webrtc?: WebRtcGatewayOptions };
 }
 
 /** The fleet a {@link RelayServer} joins: its store (shared by the fleet's relays) and how this relay shows in the registry. */
@@ -242,14 +243,21 @@ export class RelayServer {
 
   /** The WebSocket gateway, when `gateways.ws` asked for one (its `listening` says where). */
   get wsGateway(): WsGateway | null {
-    return this.#sock instanceof WsGateway ? this.#sock : null;
+    const s = this.#sock;
+    if (s instanceof WsGateway) return s;
+    return s instanceof WebRtcGateway && s.innerTransport instanceof WsGateway ? s.innerTransport : null;
+  }
+
+  /** The WebRTC gateway, when `gateways.webrtc` asked for one (its `listening` says where its signaling endpoint is). */
+  get webrtcGateway(): WebRtcGateway | null {
+    return this.#sock instanceof WebRtcGateway ? this.#sock : null;
   }
 
   static #runtime(options: RelayServerOptions): Runtime {
     return options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
   }
 
-  /** The UDP socket, with the WebSocket gateway around it when `gateways.ws` asks for one. */
+  /** The UDP socket, with the WebSocket gateway around it when `gateways.ws` asks for one, and the WebRTC gateway around that when `gateways.webrtc` does. */
   static #socket(runtime: Runtime, options: RelayServerOptions): DatagramTransport {
     const udp = runtime.openUdp({
       address: options.address ?? '127.0.0.1',
@@ -258,11 +266,14 @@ export class RelayServer {
       sendBufferSize: RELAY_SEND_BUFFER_BYTES,
       keepProcessAlive: options.keepProcessAlive ?? false,
     });
-    if (!options.gateways?.ws) return udp;
+    const g = options.gateways;
+    let sock: DatagramTransport = udp;
     try {
-      return new WsGateway(udp, options.gateways.ws);
+      if (g?.ws) sock = new WsGateway(sock, g.ws);
+      if (g?.webrtc) sock = new WebRtcGateway(sock, g.webrtc);
+      return sock;
     } catch (e) {
-      udp.close();
+      sock.close();
       throw e;
     }
   }

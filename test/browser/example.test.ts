@@ -1,14 +1,14 @@
 // The example page (examples/browser/, served by examples/browser-demo.ts) in real headless Chromium: it
-// joins the demo's host through the relay's WebSocket gateway and draws a live net graph. The test waits for
+// joins the demo's host through the relay's WebSocket gateway, and through its WebRTC gateway, and draws a live net graph. The test waits for
 // samples with a ping, loss and both rates, checks the canvas was drawn on, and takes a screenshot
-// (dist/browser-netgraph.png; with NETLANE_UPDATE_SCREENSHOT=1 also docs/browser-netgraph.png, shown in docs/BROWSER.md).
+// (dist/browser-netgraph-TRANSPORT.png; with NETLANE_UPDATE_SCREENSHOT=1 also docs/browser-netgraph.png, shown in docs/BROWSER.md).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { ROOT, startBrowserDemo } from '../../examples/browser-demo.js';
-import { browserSkip, launch } from './support.js';
+import { browserSkip, launch, releaseWebRtc } from './support.js';
 
 const skip = browserSkip();
 let browser: Browser | null = null;
@@ -19,6 +19,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close();
+  releaseWebRtc();
 });
 
 interface Sample {
@@ -29,13 +30,17 @@ interface Sample {
   outBps: number;
 }
 
-test('chromium: the example page joins the demo host through the WebSocket gateway and draws its net graph (ping, loss, in and out rates); screenshot taken', { skip, timeout: 60_000 }, async () => {
+for (const transport of ['websocket', 'webrtc'] as const) {
+  test(`chromium: the example page joins the demo host through the ${transport === 'webrtc' ? 'WebRTC' : 'WebSocket'} gateway and draws its net graph (ping, loss, in and out rates); screenshot taken`, { skip, timeout: 60_000 }, () => netGraph(transport));
+}
+
+async function netGraph(transport: 'websocket' | 'webrtc'): Promise<void> {
   const demo = await startBrowserDemo({ loss: 5, lagMs: 30 });
   const page = await (browser as Browser).newPage({ viewport: { width: 800, height: 440 } });
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   try {
-    await page.goto(demo.url);
+    await page.goto(transport === 'webrtc' ? `${demo.url}?transport=webrtc` : demo.url);
     // Twenty samples (5 s) with a measured ping and traffic both ways.
     await page
       .waitForFunction(() => {
@@ -45,7 +50,10 @@ test('chromium: the example page joins the demo host through the WebSocket gatew
       .catch((e: unknown) => {
         throw new Error(`no net graph samples: ${errors.join('; ') || String(e)}`);
       });
-    const g = await page.evaluate(() => (globalThis as never as { netgraph: { samples: Sample[]; echoed: number; sent: number } }).netgraph);
+    const g = await page.evaluate(() => (globalThis as never as { netgraph: { samples: Sample[]; echoed: number; sent: number; transport: string } }).netgraph);
+    assert.equal(g.transport, transport);
+    const gw = transport === 'webrtc' ? demo.relay.webrtcGateway : demo.relay.wsGateway;
+    assert.ok((gw?.stats.accepted ?? 0) >= 1 && (gw?.stats.received ?? 0) > 0, `the page went through the ${transport} gateway: ${JSON.stringify(gw?.stats)}`);
     const live = g.samples.filter((s) => s.ping > 0);
     // 30 ms of fake lag each way on the host's sends: the round trip shows it.
     assert.ok(live.every((s) => s.ping >= 30), `pings ${live.map((s) => s.ping).join(' ')}`);
@@ -61,11 +69,11 @@ test('chromium: the example page joins the demo host through the WebSocket gatew
     });
     assert.ok(coloured > 500, `${coloured} bright pixels on the canvas`);
     const png = await page.screenshot({ fullPage: true });
-    writeFileSync(join(ROOT, 'dist/browser-netgraph.png'), png);
-    if (process.env['NETLANE_UPDATE_SCREENSHOT'] === '1') writeFileSync(join(ROOT, 'docs/browser-netgraph.png'), png);
+    writeFileSync(join(ROOT, `dist/browser-netgraph-${transport}.png`), png);
+    if (process.env['NETLANE_UPDATE_SCREENSHOT'] === '1' && transport === 'websocket') writeFileSync(join(ROOT, 'docs/browser-netgraph.png'), png);
     assert.deepEqual(errors, []);
   } finally {
     await page.close();
     await demo.close();
   }
-});
+}

@@ -1,16 +1,16 @@
 // In real headless Chromium: a page running the browser build (netlane/browser, loaded as native ES modules
 // from dist/) meets a Node NetworkManager on UDP in a lobby (the test hands each the other's peer id and
-// route), through one relay: the page over the relay's WebSocket gateway, the Node peer over UDP. Both send
-// 1,000 reliable messages (in order, each once) and 1,000 unreliable ones (never twice) under 10 % fake loss
-// each way; nothing the page receives carries the Node peer's address.
+// route), through one relay: the page over one of the relay's gateways (WebSocket; WebRTC data channel, the
+// browser's own RTCPeerConnection), the Node peer over UDP. Both send 1,000 reliable messages (in order, each
+// once) and 1,000 unreliable ones (never twice) under 10 % fake loss each way; nothing the page receives
+// carries the Node peer's address. The same scenario runs through each gateway.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
 import { NetworkManager } from '../../src/api/network-manager.js';
-import { RelayServer } from '../../src/io/relay-server.js';
 import { addressKey, decodeRoute } from '../../src/relay/protocol.js';
 import { pump } from '../integration/relay-support.js';
-import { browserSkip, launch, serve } from './support.js';
+import { browserSkip, launch, relayWithGateway, releaseWebRtc, serve } from './support.js';
 
 const skip = browserSkip();
 const LOSS = { FakePacketLoss_Send: 10, FakePacketLoss_Recv: 10 };
@@ -28,6 +28,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await site?.close();
+  releaseWebRtc();
 });
 
 async function openPage(): Promise<Page> {
@@ -49,14 +50,19 @@ function addressNeedles(port: number): string[] {
   return [`7f000001${p}`, `${p}7f000001`, `0100007f${pLE}`, ascii(`127.0.0.1:${port}`), ascii(`:${port}`)];
 }
 
-test('chromium: a page (WebSocket gateway, @noble) and a Node NetworkManager (UDP) meet through one relay; 1,000 reliable in order each way, unreliable never twice under 10 % loss; the page never receives the Node peer\'s address', { skip, timeout: 90_000 }, async () => {
-  const relay = RelayServer.open({ open: true, gateways: { ws: { port: 0 } } });
-  const gw = await (relay.wsGateway as NonNullable<typeof relay.wsGateway>).listening;
+for (const kind of ['ws', 'webrtc'] as const) {
+  const name = kind === 'ws' ? 'WebSocket gateway' : 'WebRTC gateway, unordered data channel without retransmits';
+  test(`chromium: a page (${name}, @noble) and a Node NetworkManager (UDP) meet through one relay; 1,000 reliable in order each way, unreliable never twice under 10 % loss; the page never receives the Node peer's address`, { skip, timeout: 90_000 }, () => meet(kind));
+}
+
+async function meet(kind: 'ws' | 'webrtc'): Promise<void> {
+  const { relay, url, stats } = await relayWithGateway(kind);
   const node = new NetworkManager({ relays: [relay.address], bindAddress: '127.0.0.1', connectionConfig: LOSS });
   const page = await openPage();
   try {
-    const gateways = { [addressKey(relay.local)]: `ws://${addressKey(gw)}/` };
-    const started = (await page.evaluate((o) => (globalThis as never as { netlaneTest: { start(o: unknown): Promise<unknown> } }).netlaneTest.start(o), { relays: [relay.address], gateways, config: LOSS })) as { peerId: string; route: string; provider: string };
+    const gateways = { [addressKey(relay.local)]: url };
+    const transport = kind === 'ws' ? 'websocket' : 'webrtc';
+    const started = (await page.evaluate((o) => (globalThis as never as { netlaneTest: { start(o: unknown): Promise<unknown> } }).netlaneTest.start(o), { relays: [relay.address], gateways, transport, config: LOSS })) as { peerId: string; route: string; provider: string };
     assert.match(started.provider, /^@noble/);
     await pump([node], () => node.route !== null, 5000, 'the Node peer\'s route');
     // The lobby: each side opens the other by peer id and route.
@@ -104,8 +110,8 @@ test('chromium: a page (WebSocket gateway, @noble) and a Node NetworkManager (UD
     const nodePort = node.localAddress.port;
     const hits = await call<Record<string, number>>('find', addressNeedles(nodePort));
     assert.deepEqual(Object.values(hits), addressNeedles(nodePort).map(() => 0), `the Node peer's address (port ${nodePort}) in ${r.datagrams} datagrams the page received: ${JSON.stringify(hits)}`);
-    const st = relay.wsGateway?.stats;
-    assert.ok(st && r.datagrams > 0 && r.datagrams <= st.sent, `${r.datagrams} datagrams searched of ${st?.sent} the gateway sent`);
+    const st = stats();
+    assert.ok(r.datagrams > 0 && r.datagrams <= st.sent, `${r.datagrams} datagrams searched of ${st.sent} the gateway sent`);
     for (const route of [node.route as string, ...r.routes]) for (const e of decodeRoute(route).entries) assert.equal(addressKey(e.relay), addressKey(relay.local), 'a route holds relay addresses only');
     assert.ok(st.accepted === 1 && st.received > 0 && st.dropped === 0, JSON.stringify(st));
   } finally {
@@ -114,4 +120,4 @@ test('chromium: a page (WebSocket gateway, @noble) and a Node NetworkManager (UD
     node.close();
     relay.close();
   }
-});
+}

@@ -37,11 +37,11 @@ const message = (i, size) => {
 
 window.netlaneTest = {
   ready: true,
-  /** A NetworkManager on the relays, through their WebSocket gateways; resolves with its peer id and route. */
-  async start({ relays, gateways, config }) {
+  /** A NetworkManager on the relays, through their gateways (`transport`: websocket, webrtc); resolves with its peer id and route. */
+  async start({ relays, gateways, transport, config }) {
     const nm = new netlane.NetworkManager({
       relays,
-      runtime: netlane.browserRuntime({ gateways }),
+      runtime: netlane.browserRuntime({ gateways, transport: transport ?? 'websocket' }),
       connectionConfig: config,
       relayOptions: { tap: (data) => state.received.push(data.slice()) },
     });
@@ -124,6 +124,28 @@ window.netlaneTest = {
           nm.sendMessage(id, 1, ping);
         }
         nm.flush();
+        ch.port2.postMessage(0);
+      };
+      ch.port2.postMessage(0);
+    });
+  },
+  /**
+   * For npm run bench:browser: 100 B reliable messages (first byte 2) to `peerId` for `ms`, the send queue
+   * kept topped up and the manager serviced every task; resolves with the ms it ran.
+   */
+  bulk(peerId, ms) {
+    const id = BigInt(peerId);
+    const nm = state.nm;
+    const msg = new Uint8Array(100).fill(2);
+    const ch = new MessageChannel();
+    const t0 = performance.now();
+    return new Promise((resolve) => {
+      ch.port1.onmessage = () => {
+        nm.runCallbacks();
+        for (let k = 0; k < 200 && (nm.peerStatus(id)?.queued ?? 0) < 4000; k++) nm.sendMessage(id, 1, msg);
+        nm.flush();
+        const t = performance.now() - t0;
+        if (t >= ms) return resolve(t);
         ch.port2.postMessage(0);
       };
       ch.port2.postMessage(0);

@@ -5,8 +5,12 @@
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { PAGE_FILES, ROOT, staticFiles } from '../../examples/browser-demo.js';
+import { ROOT } from '../../examples/browser-demo.js';
+import { pageMounts, staticFiles } from '../../src/cli/web.js';
+import { RelayServer } from '../../src/io/relay-server.js';
+import { addressKey } from '../../src/relay/protocol.js';
 
 const CHROMIUM = process.env['NETLANE_CHROMIUM'] ?? '/usr/bin/chromium';
 
@@ -19,14 +23,17 @@ export function browserSkip(): string | false {
   return why;
 }
 
-/** Headless chromium. `--no-sandbox`: CI runs as root, where chromium's sandbox refuses to start. */
+/**
+ * Headless chromium. `--no-sandbox`: CI runs as root, where chromium's sandbox refuses to start. WebRTC's host
+ * candidates as plain IPs (no mDNS names, whose registration chromium would multicast on the network).
+ */
 export function launch(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'], timeout: 20_000 });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-features=WebRtcHideLocalIpsWithMdns'], timeout: 20_000 });
 }
 
 /** A static server of ROOT on 127.0.0.1 (a free port) for the browser build, @noble and the test pages; `url` is its origin. */
 export async function serve(): Promise<{ url: string; close: () => Promise<void> }> {
-  const files = staticFiles(ROOT, [...PAGE_FILES, '/test/browser/']);
+  const files = staticFiles([...pageMounts(), ['/test/browser/', join(ROOT, 'test/browser')]]);
   const server: Server = createServer((req, res) => {
     if (!files(req, res)) res.writeHead(404).end();
   });
@@ -41,3 +48,13 @@ export async function serve(): Promise<{ url: string; close: () => Promise<void>
       }),
   };
 }
+
+/** A relay with the gateway `kind` on a free port, and the URL of that gateway (what the page's `gateways` names). */
+export async function relayWithGateway(kind: 'ws' | 'webrtc'): Promise<{ relay: RelayServer; url: string; stats: () => { accepted: number; received: number; sent: number; dropped: number } }> {
+  const relay = RelayServer.open({ open: true, gateways: { [kind]: { port: 0 } } });
+  const gw = kind === 'ws' ? relay.wsGateway : relay.webrtcGateway;
+  const at = await (gw as NonNullable<typeof gw>).listening;
+  return { relay, url: kind === 'ws' ? `ws://${addressKey(at)}/` : `http://${addressKey(at)}/`, stats: () => (gw as NonNullable<typeof gw>).stats };
+}
+
+export { releaseWebRtc } from '../support/webrtc.js';

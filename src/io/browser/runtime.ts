@@ -4,10 +4,17 @@ import type { Clock } from '../clock.js';
 import { CryptoRng, randomSeed } from '../random.js';
 import type { Runtime } from '../runtime.js';
 import { browserScheduler } from './scheduler.js';
+import { WebRtcTransport, type WebRtcTransportOptions } from './webrtc-transport.js';
 import { WebSocketTransport, type WebSocketGatewayOptions } from './websocket-transport.js';
 
-/** Options of {@link browserRuntime}: the relays' gateways, and what replaces the page's clock or crypto. */
-export interface BrowserRuntimeOptions extends WebSocketGatewayOptions {
+/** Options of {@link browserRuntime}: which gateways, where the relays' gateways are, and what replaces the page's clock or crypto. */
+export interface BrowserRuntimeOptions extends WebSocketGatewayOptions, Omit<WebRtcTransportOptions, 'gateways'> {
+  /**
+   * The relays' gateways the facades' sockets use: `websocket` (default; {@link WebSocketTransport}) or `webrtc`
+   * (unordered data channels that never retransmit; {@link WebRtcTransport}, whose `gateways` are required:
+   * the signaling URL of each relay's WebRTC gateway).
+   */
+  readonly transport?: 'websocket' | 'webrtc';
   /** Monotonic clock, integer µs. Default: the page's `performance.now()`. */
   readonly clock?: Clock;
   /** Default: a {@link NobleCryptoProvider} (pure JS; randomness from `crypto.getRandomValues`). */
@@ -16,16 +23,17 @@ export interface BrowserRuntimeOptions extends WebSocketGatewayOptions {
 
 /**
  * The runtime of the browser build (`netlane/browser` installs `browserRuntime()` as the facades'
- * default): each "socket" a facade opens is a {@link WebSocketTransport} to the relays' WebSocket gateways,
+ * default): each "socket" a facade opens is a {@link WebSocketTransport} to the relays' WebSocket gateways
+ * (or, with `transport: 'webrtc'`, a {@link WebRtcTransport} to their WebRTC gateways),
  * time is the page's clock with one `setTimeout` per endpoint, randomness is `crypto.getRandomValues`,
  * crypto is @noble's. A facade's options still name relays by their UDP `host:port#key`: the gateways
- * option says where each relay's WebSocket gateway is.
+ * option says where each relay's gateway is.
  */
 export function browserRuntime(options: BrowserRuntimeOptions = {}): Runtime {
   let provider = options.provider ?? null;
   return {
     scheduler: browserScheduler(options.clock),
-    openUdp: () => new WebSocketTransport(options),
+    openUdp: () => (options.transport === 'webrtc' ? new WebRtcTransport(options) : new WebSocketTransport(options)),
     rng: () => new CryptoRng(),
     randomSeed,
     unixSeconds: () => Math.floor(Date.now() / 1000),
