@@ -10,6 +10,7 @@ import { NetworkManager } from '../../src/api/network-manager.js';
 import { SendFlags, type SocketAddress } from '../../src/core/types.js';
 import { isRelayPath } from '../../src/relay/client/index.js';
 import type { RelayServer } from '../../src/io/relay-server.js';
+import type { NatMapping, SimNat } from '../../src/testing/index.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
 
@@ -30,10 +31,19 @@ class Pair {
   directDatagrams = 0;
   readonly got: string[] = [];
   sent = 0;
+  /** The NATs in front of a and b, when the pair was made behind NATs. */
+  readonly nats: SimNat[] = [];
   readonly #frames: Framed[];
 
-  constructor(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<NetworkingMessagesOptions>) {
+  constructor(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<NetworkingMessagesOptions>, nats?: [NatMapping, NatMapping]) {
     this.world = new World(seed, LINK);
+    // world.peerRuntime() hands out 10.0.1.1 and 10.0.1.2: one behind each NAT, which filters inbound
+    // datagrams by address and port (port-restricted cone, or symmetric with an endpoint-dependent mapping).
+    if (nats) {
+      nats.forEach((mapping, i) =>
+        this.nats.push(this.world.sim.addNat({ publicAddress: PUBLIC[i] as string, inside: [`10.0.1.${i + 1}`], mapping, filtering: 'addressAndPortDependent' })),
+      );
+    }
     const r = this.world.relay();
     this.relay = r.server;
     const relays = [r.address];
@@ -85,9 +95,9 @@ class Pair {
   }
 }
 
-function inPair(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<NetworkingMessagesOptions>, fn: (p: Pair) => void): void {
+function inPair(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<NetworkingMessagesOptions>, fn: (p: Pair) => void, nats?: [NatMapping, NatMapping]): void {
   withSeed(seed, () => {
-    const p = new Pair(seed, a, b);
+    const p = new Pair(seed, a, b, nats);
     try {
       fn(p);
       console.log(`# virtual ${p.world.sim.now / 1e6} s`);
@@ -98,6 +108,8 @@ function inPair(seed: number, a: Partial<NetworkingMessagesOptions>, b: Partial<
 }
 
 const ON = { connectionConfig: { P2P_Transport_ICE_Enable: ALL } };
+/** The NATs' public addresses (documentation ranges, RFC 5737). */
+const PUBLIC = ['203.0.113.1', '198.51.100.1'] as const;
 
 test('both sides allow direct paths: the session moves off the relay, and every message arrives once, in order', () => {
   inPair(seedOr(2171), ON, ON, (p) => {
@@ -195,6 +207,68 @@ test('NetworkManager never goes direct, and its peers never send each other a da
       world.close();
     }
   });
+});
+
+test('behind two endpoint-independent NATs: the peers learn their public addresses from the relay, punch through both, and go direct', () => {
+  inPair(
+    seedOr(2176),
+    ON,
+    ON,
+    (p) => {
+      const [natA, natB] = p.nats as [SimNat, SimNat];
+      const aToB = p.world.sim.wireStats(natA.publicAddress, natB.publicAddress);
+      const bToA = p.world.sim.wireStats(natB.publicAddress, natA.publicAddress);
+      p.until(() => p.pathOf(p.a, p.b) === 'direct' && p.pathOf(p.b, p.a) === 'direct', 5000, 'a direct path', () => p.send());
+      const movedAt = p.world.sim.now;
+      const forwardedAtMove = p.relay.node.stats.forwardedPackets;
+      const deliveredAtMove = aToB.delivered;
+      const sentAtMove = p.sent;
+      p.run(3000, () => p.send());
+      p.until(() => p.got.length === p.sent, 2000, 'every message');
+      p.checkDelivery();
+      const forwardedAfter = p.relay.node.stats.forwardedPackets - forwardedAtMove;
+      console.log(
+        `# direct ${movedAt / 1e6} s after the start; after the move ${p.sent - sentAtMove} messages, ${aToB.delivered - deliveredAtMove} datagrams NAT A -> NAT B, ` +
+          `${forwardedAfter} forwarded by the relay; NAT drops ${natA.stats.inboundDropped}/${natB.stats.inboundDropped} (probes before the holes opened)`,
+      );
+      assert.ok(aToB.delivered - deliveredAtMove >= p.sent - sentAtMove, 'the messages crossed both NATs straight');
+      assert.ok(bToA.delivered > 0, 'and the acknowledgements came back the same way');
+      assert.ok(forwardedAfter <= 8, `the relay forwarded ${forwardedAfter} datagrams after the move`);
+      // The peer's address on the direct path is its NAT's public one, learned from the relay.
+      assert.match(p.a.getSessionConnectionInfo(p.b.getIdentity(), true).remoteAddress ?? '', /^198\.51\.100\.1:/);
+      assert.match(p.b.getSessionConnectionInfo(p.a.getIdentity(), true).remoteAddress ?? '', /^203\.0\.113\.1:/);
+    },
+    ['endpointIndependent', 'endpointIndependent'],
+  );
+});
+
+test('behind a symmetric NAT (endpoint-dependent mapping): no hole opens, the session stays on the relay and loses nothing', () => {
+  inPair(
+    seedOr(2177),
+    ON,
+    ON,
+    (p) => {
+      const [natA, natB] = p.nats as [SimNat, SimNat];
+      const aToB = p.world.sim.wireStats(natA.publicAddress, natB.publicAddress);
+      const bToA = p.world.sim.wireStats(natB.publicAddress, natA.publicAddress);
+      p.until(() => p.got.length >= 50, 5000, 'messages', () => p.send());
+      // Past the 10 s in which the peers probe each other's candidates.
+      p.run(12_000, () => p.send());
+      p.until(() => p.got.length === p.sent, 2000, 'every message');
+      p.checkDelivery();
+      const da = p.a.getStats();
+      console.log(
+        `# probes NAT A -> NAT B ${aToB.sent} (delivered ${aToB.delivered}), NAT B -> NAT A ${bToA.sent} (delivered ${bToA.delivered}); ` +
+          `offers sent ${da.directOffersSent}, received ${da.directOffersReceived}`,
+      );
+      assert.ok(da.directOffersReceived >= 1 && p.b.getStats().directOffersReceived >= 1, 'candidates were exchanged');
+      assert.ok(aToB.sent > 0 && bToA.sent > 0, 'both sides probed');
+      assert.equal(aToB.delivered + bToA.delivered, 0, 'no probe got through: each NAT filters the other');
+      assert.equal(p.pathOf(p.a, p.b), 'relayed');
+      assert.equal(p.pathOf(p.b, p.a), 'relayed');
+    },
+    ['endpointIndependent', 'endpointDependent'],
+  );
 });
 
 /** The socket of the peer at `ip` (its address as the sim knows it). */
