@@ -1,5 +1,5 @@
 import { bytesEqual, type KeyExchangePair } from '../../crypto/provider.js';
-import { addressGroup } from '../../util/address.js';
+import { addressGroup, ipFamily } from '../../util/address.js';
 import { toHex } from '../../util/bytes.js';
 import { ReplayWindow } from '../../util/replay-window.js';
 import { openUp, relayHopKeys, sealDown, sealSessionOk, sealedUpCounter, SEALED_SESSION_AT, type HopKeys } from '../hop.js';
@@ -593,7 +593,9 @@ function networkOf(address: string): string {
  * address, as a STUN server answers). Sealed under the session's down key, so only its owner reads it.
  * An IPv4-mapped IPv6 address (a relay bound to `::`) is given as the IPv4 address it maps.
  */
-export function observedAddress(s: Session): { address: string; port: number } {
-  const a = s.address;
-  return { address: a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a, port: s.port };
+export function observedAddress(s: Session): { address: string; port: number } | null {
+  const raw = s.address;
+  const a = raw.startsWith('::ffff:') && raw.includes('.') ? raw.slice(7) : raw;
+  // A gateway's client (`ws/N`, `rtc/N`) has no UDP address to report; nor has a scoped IPv6 one a portable one.
+  return ipFamily(a) === 0 || a.includes('%') ? null : { address: a, port: s.port };
 }
