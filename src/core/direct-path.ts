@@ -1,6 +1,6 @@
-import { FrameType, PATH_DATA_BYTES, encodePathFrame } from '../wire/frames.js';
+import { PATH_DATA_BYTES } from '../wire/frames.js';
 import type { Writer } from '../wire/writer.js';
-import type { ProbeSource } from './path.js';
+import { writeChallenge, type ProbeSource } from './path.js';
 import { NO_TIME } from './timers.js';
 import { sameAddress, type SocketAddress } from './types.js';
 
@@ -281,14 +281,7 @@ export class DirectPaths implements ProbeSource {
     const p = this.#plan as ProbedPath; // set by probeTo
     const slot = p.sent % KEPT_CHALLENGES;
     const c = p.challenges.subarray(slot * PATH_DATA_BYTES, (slot + 1) * PATH_DATA_BYTES);
-    for (let k = 0; k < PATH_DATA_BYTES; k += 4) {
-      const r = this.#host.random32();
-      c[k] = r >>> 24;
-      c[k + 1] = (r >>> 16) & 0xff;
-      c[k + 2] = (r >>> 8) & 0xff;
-      c[k + 3] = r & 0xff;
-    }
-    encodePathFrame(w, FrameType.PathChallenge, c);
+    writeChallenge(w, c, this.#host);
     p.sentAtUs[slot] = now;
     p.sent++;
     this.probesSent++;

@@ -184,14 +184,7 @@ export class PathValidator implements ProbeSource {
     if (this.#planResponse) this.writeResponse(w);
     if (this.#planChallenge) {
       const c = (this.#challenges as Uint8Array).subarray(this.#sent * PATH_DATA_BYTES, (this.#sent + 1) * PATH_DATA_BYTES);
-      for (let k = 0; k < PATH_DATA_BYTES; k += 4) {
-        const r = this.#host.random32();
-        c[k] = r >>> 24;
-        c[k + 1] = (r >>> 16) & 0xff;
-        c[k + 2] = (r >>> 8) & 0xff;
-        c[k + 3] = r & 0xff;
-      }
-      encodePathFrame(w, FrameType.PathChallenge, c);
+      writeChallenge(w, c, this.#host);
       this.#sent++;
       this.#host.pathChallengesSent++;
       this.#challengeDue = false;
@@ -224,4 +217,16 @@ export class PathValidator implements ProbeSource {
     this.#stop();
     this.#responseTo = null;
   }
+}
+
+/** Fills `c` (a challenge's {@link PATH_DATA_BYTES}) with fresh random bytes and writes it as a PATH_CHALLENGE. */
+export function writeChallenge(w: Writer, c: Uint8Array, rng: { random32(): number }): void {
+  for (let k = 0; k < PATH_DATA_BYTES; k += 4) {
+    const r = rng.random32();
+    c[k] = r >>> 24;
+    c[k + 1] = (r >>> 16) & 0xff;
+    c[k + 2] = (r >>> 8) & 0xff;
+    c[k + 3] = r & 0xff;
+  }
+  encodePathFrame(w, FrameType.PathChallenge, c);
 }

@@ -10,7 +10,7 @@ import { NetworkManager } from '../../src/api/network-manager.js';
 import { SendFlags, type SocketAddress } from '../../src/core/types.js';
 import { isRelayPath } from '../../src/relay/client/index.js';
 import type { RelayServer } from '../../src/io/relay-server.js';
-import type { NatMapping, SimNat } from '../../src/testing/index.js';
+import type { NatMapping, SimNat, WireStats } from '../../src/testing/index.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
 
@@ -77,6 +77,12 @@ class Pair {
 
   run(ms: number, each?: () => void): void {
     this.world.run(this.#frames, ms * MS, each);
+  }
+
+  /** What went straight from NAT A to NAT B and back (live counters), when the pair is behind NATs. */
+  betweenNats(): [WireStats, WireStats] {
+    const [a, b] = this.nats as [SimNat, SimNat];
+    return [this.world.sim.wireStats(a.publicAddress, b.publicAddress), this.world.sim.wireStats(b.publicAddress, a.publicAddress)];
   }
 
   pathOf(p: NetworkingMessages, other: NetworkingMessages): string | undefined {
@@ -216,8 +222,7 @@ test('behind two endpoint-independent NATs: the peers learn their public address
     ON,
     (p) => {
       const [natA, natB] = p.nats as [SimNat, SimNat];
-      const aToB = p.world.sim.wireStats(natA.publicAddress, natB.publicAddress);
-      const bToA = p.world.sim.wireStats(natB.publicAddress, natA.publicAddress);
+      const [aToB, bToA] = p.betweenNats();
       p.until(() => p.pathOf(p.a, p.b) === 'direct' && p.pathOf(p.b, p.a) === 'direct', 5000, 'a direct path', () => p.send());
       const movedAt = p.world.sim.now;
       const forwardedAtMove = p.relay.node.stats.forwardedPackets;
@@ -248,9 +253,7 @@ test('behind a symmetric NAT (endpoint-dependent mapping): no hole opens, the se
     ON,
     ON,
     (p) => {
-      const [natA, natB] = p.nats as [SimNat, SimNat];
-      const aToB = p.world.sim.wireStats(natA.publicAddress, natB.publicAddress);
-      const bToA = p.world.sim.wireStats(natB.publicAddress, natA.publicAddress);
+      const [aToB, bToA] = p.betweenNats();
       p.until(() => p.got.length >= 50, 5000, 'messages', () => p.send());
       // Past the 10 s in which the peers probe each other's candidates.
       p.run(12_000, () => p.send());
