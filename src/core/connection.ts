@@ -499,6 +499,11 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
     this.#direct?.addCandidates(now, addrs);
   }
 
+  /** Whether {@link enableDirect} was called. */
+  get directEnabled(): boolean {
+    return this.#direct !== null;
+  }
+
   /** The direct and relayed paths' state, or null when direct paths are not allowed for this connection. */
   directInfo(): DirectPathInfo | null {
     return this.#direct?.info() ?? null;

@@ -21,6 +21,10 @@ const HOME_PROBE_US = 2_000_000;
 const REPROBE_AFTER_US = 2_000_000;
 /** A validated direct path is taken when its round trip plus the penalty is at most the relayed one's plus this. */
 const TOLERANCE_US = 5_000;
+/** Distinct candidate addresses a connection takes over its life (offers replace the set; this bounds what a peer can make it probe). */
+const MAX_CANDIDATES_EVER = 4 * MAX_CANDIDATES;
+/** Times a peer's offers may start the probing of one candidate again after its window ended. */
+const MAX_RESTARTS = 3;
 /** Challenges remembered per path: an answer to any of them counts, and times its round trip. */
 const KEPT_CHALLENGES = 4;
 
@@ -63,6 +67,8 @@ class ProbedPath {
   gapUs = PROBE_FIRST_GAP_US;
   giveUpAtUs: number;
   validated = false;
+  /** Times an offer started its probing again. */
+  restarts = 0;
   rttUs = -1;
   lastHeardUs = -1;
 
@@ -109,6 +115,8 @@ export class DirectPaths implements ProbeSource {
   /** The path a probe packet being built goes to (set by {@link probeTo}). */
   #plan: ProbedPath | null = null;
   #lastPingUs = -1;
+  /** Distinct candidates taken so far (at most {@link MAX_CANDIDATES_EVER}). */
+  #taken = 0;
   validations = 0;
   probesSent = 0;
   fallbacks = 0;
@@ -149,16 +157,29 @@ export class DirectPaths implements ProbeSource {
     };
   }
 
-  /** The peer's candidates (again: new ones are added, given-up ones probed again). */
+  /**
+   * The peer's candidates: they replace the ones it gave before (but the one in use). A known one whose
+   * window ended is probed again, at most {@link MAX_RESTARTS} times; at most {@link MAX_CANDIDATES_EVER}
+   * distinct addresses are ever taken, so a peer cannot make this side probe without end.
+   */
   addCandidates(now: number, addrs: readonly SocketAddress[]): void {
+    const cur = this.#current;
+    for (let i = this.#candidates.length - 1; i >= 0; i--) {
+      const c = this.#candidates[i] as ProbedPath;
+      if (c !== cur && !addrs.some((a) => sameAddress(a, c.addr))) this.#candidates.splice(i, 1);
+    }
     for (const a of addrs) {
       if (sameAddress(a, this.home.addr)) continue;
       const known = this.#candidates.find((c) => sameAddress(c.addr, a));
       if (known) {
-        if (!known.validated && known.nextAtUs === NO_TIME) this.#restart(known, now);
+        if (!known.validated && known.nextAtUs === NO_TIME && known.restarts < MAX_RESTARTS) {
+          known.restarts++;
+          this.#restart(known, now);
+        }
         continue;
       }
-      if (this.#candidates.length >= MAX_CANDIDATES) continue;
+      if (this.#candidates.length >= MAX_CANDIDATES || this.#taken >= MAX_CANDIDATES_EVER) continue;
+      this.#taken++;
       this.#candidates.push(new ProbedPath({ address: a.address, port: a.port }, now, now + PUNCH_WINDOW_US));
     }
   }
@@ -246,10 +267,12 @@ export class DirectPaths implements ProbeSource {
   }
 
   onTimeout(now: number): void {
-    for (const c of this.#candidates) {
-      if (c.nextAtUs !== NO_TIME && now >= c.giveUpAtUs && !c.validated) c.nextAtUs = NO_TIME;
-    }
     const cur = this.#current;
+    // A window that ended ends every probe there (a validated path not taken, compared again, too):
+    // the same rule as wantsProbe's, so that no deadline stays in the past.
+    for (const c of this.#candidates) {
+      if (c.nextAtUs !== NO_TIME && now >= c.giveUpAtUs && c !== cur) c.nextAtUs = NO_TIME;
+    }
     if (!cur) return;
     if (now - cur.lastHeardUs >= DIRECT_SILENCE_US) {
       this.#move(now, this.home, true);

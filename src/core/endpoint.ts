@@ -407,6 +407,11 @@ export class Endpoint implements ConnectionHost {
   }
 
   /** A connection's direct and relayed paths, or null (unknown handle, or direct paths not allowed). */
+  /** Whether direct paths are allowed for this connection (its peer's candidates were given): only then may a datagram from outside its relayed path reach it. */
+  directEnabled(handle: number): boolean {
+    return this.#conns.get(handle)?.directEnabled ?? false;
+  }
+
   directInfo(handle: number): DirectPathInfo | null {
     return this.#conns.get(handle)?.directInfo() ?? null;
   }

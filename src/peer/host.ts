@@ -281,8 +281,9 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (relay && relay.handleDatagram(now, from, data)) {
       // a relay's datagram: its DATA_DOWN went to the endpoint through onData
     } else if (this.#o.direct) this.endpoint.handleDatagram(now, from, data);
-    else if ((data[0] ?? 0) & DATA_FLAG && this.#directAllowed() && this.endpoint.admission(data) === Admission.Now) {
-      // A direct path's packet (a probe or data of a connection we have): nothing else comes from a non-relay.
+    else if ((data[0] ?? 0) & DATA_FLAG && data.length >= 5 && this.endpoint.directEnabled(readCid(data)) && this.endpoint.admission(data) === Admission.Now) {
+      // A direct path's packet (a probe or data of a connection whose session allows direct paths, both
+      // ways): nothing else comes from a non-relay, so that a session without them never answers one.
       this.endpoint.handleDatagram(now, from, data);
     } else {
       this.stats.strayDatagrams++;
@@ -753,3 +754,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   }
 }
 
+/** The destination connection id of a data packet (bytes 1-4 of its header). */
+function readCid(data: Uint8Array): number {
+  return (((data[1] as number) << 24) | ((data[2] as number) << 16) | ((data[3] as number) << 8) | (data[4] as number)) >>> 0;
+}

@@ -9,14 +9,16 @@ import { NetworkingMessages, type NetworkingMessagesOptions } from '../../src/ap
 import { NetworkManager } from '../../src/api/network-manager.js';
 import { SendFlags, type SocketAddress } from '../../src/core/types.js';
 import { isRelayPath } from '../../src/relay/client/index.js';
+import { DOWN_HEADER_BYTES, RelayMsg } from '../../src/relay/protocol.js';
 import type { RelayServer } from '../../src/io/relay-server.js';
-import type { NatMapping, SimNat, WireStats } from '../../src/testing/index.js';
+import type { NatMapping, SimNat, SimSocket, WireStats } from '../../src/testing/index.js';
 import { seedOr, withSeed } from '../support/sim.js';
 import { World, type Framed } from '../support/world.js';
 
 const LINK = { latencyUs: 5_000, jitterUs: 1_000 };
 const MS = 1000;
 const ALL = 0x7fffffff;
+const RELAY_DATA_DOWN = RelayMsg.DataDown;
 const text = (d: Uint8Array): string => Buffer.from(d).toString();
 
 /** Two NetworkingMessages peers and one relay; `a` sends numbered reliable messages to `b` on channel 1. */
@@ -174,6 +176,34 @@ test('one side does not allow direct paths: no datagram between the peers, and n
     assert.equal(sb.directOffersIgnored, 1, 'b ignored it');
     assert.equal(sb.directOffersSent, 0);
     assert.equal(sa.directOffersReceived, 0, 'b offered no candidates');
+  });
+});
+
+test("a session whose direct paths are off stays off even when the facade allows them for another user: the peer's packet from its own address is dropped, never challenged", () => {
+  inPair(seedOr(2178), {}, ON, (p) => {
+    // a allows direct paths with somebody else only: the widest setting of a's facade is on.
+    assert.equal(p.a.setUserDirectPaths(12345n, ALL), true);
+    p.until(() => p.got.length >= 20, 5000, 'messages', () => p.send());
+    const aSock = firstSocketOf(p, '10.0.1.1');
+    const bSide: SocketAddress = { address: '10.0.1.2', port: 40000 };
+    let replayed = 0;
+    // The next end-to-end packets b sends through the relay arrive instead from b's own address, as if b
+    // (who holds the keys) sent them there: the newest packets a gets, authenticated, from a non-relay.
+    p.world.sim.intercept = (from, to, data) => {
+      if (to.address !== '10.0.1.1' || !from.address.startsWith('10.0.0.') || data[0] !== RELAY_DATA_DOWN || replayed >= 5) return data;
+      replayed++;
+      p.world.sim.inject(bSide, p.world.sim.socketAt(aSock) as SimSocket, data.slice(DOWN_HEADER_BYTES));
+      return null;
+    };
+    const directBefore = p.directDatagrams;
+    p.run(2000, () => p.send());
+    p.world.sim.intercept = null;
+    p.until(() => p.got.length === p.sent, 3000, 'every message');
+    p.checkDelivery();
+    console.log(`# ${replayed} packets of b's arrived from b's own address; a sent ${p.directDatagrams - directBefore} datagrams to it`);
+    assert.equal(replayed, 5);
+    assert.equal(p.directDatagrams - directBefore, 0, "a sent nothing to b's address (no challenge, no data)");
+    assert.equal(p.pathOf(p.a, p.b), 'relayed');
   });
 });
 
