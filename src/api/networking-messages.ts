@@ -3,6 +3,7 @@ import { ConnectionState, Result, SendFlags, type ReceivedMessage, type SocketAd
 import type { DirectPathSetting } from '../peer/direct.js';
 import { MAX_CHANNEL, MIN_CHANNEL, identityToString, isRelayPath, parseIdentity, peerIdOf, type PeerHost, type PeerPolicy, type PeerSession, type PeerSpec } from '../peer/index.js';
 import { addressKey, type RelayClient } from '../relay/index.js';
+import { ConfigValue } from './config.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { Listeners } from '../util/listeners.js';
@@ -73,9 +74,6 @@ export class NetworkingMessages {
     const relays = options.relays ?? [];
     const bind = options.bind ?? (relays.length === 0 ? '0.0.0.0:0' : null);
     this.#direct = bind !== null;
-    const cc = options.connectionConfig ?? {};
-    this.#directDefault = { enable: numberOr(cc.P2P_Transport_ICE_Enable, 0), penaltyUs: numberOr(cc.P2P_Transport_ICE_Penalty, 0) * 1000 };
-    this.#directWidest = this.#directDefault;
     const { bindAddress, ...tuning } = options.relayOptions ?? {};
     const policy: PeerPolicy = {
       dial: 'sender',
@@ -110,6 +108,10 @@ export class NetworkingMessages {
       { app: (key) => ({ identity: identityOfKey(key), channels: new Set() }), onServiced: () => this.#serviced(), beforeUnlink: (s) => this.#pullFrom(s, Infinity) },
     );
     this.#host = this.#stack.host;
+    // The facade's direct-path setting, from its connectionConfig as the stack's store validated it.
+    const cfg = this.#stack.store;
+    this.#directDefault = { enable: numberOr(cfg.lookup(ConfigValue.P2P_Transport_ICE_Enable), 0), penaltyUs: numberOr(cfg.lookup(ConfigValue.P2P_Transport_ICE_Penalty), 0) * 1000 };
+    this.#directWidest = this.#directDefault;
   }
 
   // ---------------------------------------------------------------- the seed's API
@@ -212,6 +214,7 @@ export class NetworkingMessages {
     if (!s) return { state: ConnectionState.None };
     const ep = this.#host.endpoint;
     const now = this.#now();
+    const direct = s.cid ? ep.directInfo(s.cid) : null;
     const st = s.state;
     let state: number = ConnectionState.None;
     let endReason = 0;
@@ -233,7 +236,7 @@ export class NetworkingMessages {
       let remote = '';
       const vaddr = s.vaddr;
       if (vaddr) {
-        const via = !isRelayPath(vaddr) ? vaddr : ep.directInfo(s.cid)?.direct ? ep.remoteAddress(s.cid) : this.#host.relay?.pathRelay(vaddr);
+        const via = !isRelayPath(vaddr) ? vaddr : direct?.direct ? ep.remoteAddress(s.cid) : this.#host.relay?.pathRelay(vaddr);
         remote = via ? addressKey(via) : '';
       }
       info = {
@@ -249,7 +252,7 @@ export class NetworkingMessages {
         endDebug,
         debugDescription: `Messages session with ${s.key}${s.cid ? ` (#${s.cid})` : ''}`,
         infoFlags: s.cid ? (ep.peerInfo(s.cid)?.flags ?? 0) : 0,
-        path: !vaddr ? 'none' : !isRelayPath(vaddr) ? 'udp' : ep.directInfo(s.cid)?.direct ? 'direct' : 'relayed',
+        path: !vaddr ? 'none' : !isRelayPath(vaddr) ? 'udp' : direct?.direct ? 'direct' : 'relayed',
       };
     }
     if (getStatus) {
@@ -268,7 +271,7 @@ export class NetworkingMessages {
         pendingReliable: (cs?.pendingReliable ?? 0) + s.outboxBytes,
         sendUnacknowledgedReliable: cs?.sentUnackedReliable ?? 0,
         queueTime: cs?.queueTimeUs ?? 0,
-        ...pathPings(s.cid ? ep.directInfo(s.cid) : null, cs?.ping ?? -1, s.vaddr),
+        ...pathPings(direct, cs?.ping ?? -1, s.vaddr),
       };
     }
     return info;

@@ -6,7 +6,7 @@ import { NetlaneError } from '../util/errors.js';
 import type { Rng } from '../util/rng.js';
 import { ControlType, decodeControl, encodeControl, type ControlPacket } from '../wire/control.js';
 import { WireError } from '../wire/errors.js';
-import { DATA_FLAG } from '../wire/header.js';
+import { DATA_FLAG, peekDestinationCid } from '../wire/header.js';
 import { DEFAULT_CONFIG, resolveConfig, type ConfigValues } from './config.js';
 import { Connection, type ConnectionHost } from './connection.js';
 import type { MessageVisitor } from './packet-receiver.js';
@@ -460,7 +460,7 @@ export class Endpoint implements ConnectionHost {
     }
     const first = data[0] as number;
     if ((first & DATA_FLAG) !== 0) {
-      const cid = (((data[1] as number) << 24) | ((data[2] as number) << 16) | ((data[3] as number) << 8) | (data[4] as number)) >>> 0;
+      const cid = peekDestinationCid(data);
       const c = this.#conns.get(cid);
       if (!c) {
         this.stats.unknownConnection++;

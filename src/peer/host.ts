@@ -5,7 +5,7 @@ import { OFFER_LIFETIME_US, type Route } from '../relay/protocol.js';
 import { Admission } from '../util/admission.js';
 import { Deque } from '../util/deque.js';
 import { WireError } from '../wire/errors.js';
-import { DATA_FLAG } from '../wire/header.js';
+import { DATA_FLAG, peekDestinationCid } from '../wire/header.js';
 import { decodeInBand, encodeDirect, encodeRouteUpdate, type DirectOffer } from '../wire/in-band.js';
 import { acceptedCandidates, allowsDirect, offeredCandidates, type DirectPathSetting } from './direct.js';
 import { sendOnChannel, writeOutbox } from './channels.js';
@@ -281,7 +281,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (relay && relay.handleDatagram(now, from, data)) {
       // a relay's datagram: its DATA_DOWN went to the endpoint through onData
     } else if (this.#o.direct) this.endpoint.handleDatagram(now, from, data);
-    else if ((data[0] ?? 0) & DATA_FLAG && data.length >= 5 && this.endpoint.directEnabled(readCid(data)) && this.endpoint.admission(data) === Admission.Now) {
+    else if ((data[0] ?? 0) & DATA_FLAG && data.length >= 5 && this.endpoint.directEnabled(peekDestinationCid(data)) && this.endpoint.admission(data) === Admission.Now) {
       // A direct path's packet (a probe or data of a connection whose session allows direct paths, both
       // ways): nothing else comes from a non-relay, so that a session without them never answers one.
       this.endpoint.handleDatagram(now, from, data);
@@ -752,9 +752,4 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.endpoint.send(now, s.cid, encodeDirect(true, candidates), SendFlags.Reliable, 0);
     this.stats.directOffersSent++;
   }
-}
-
-/** The destination connection id of a data packet (bytes 1-4 of its header). */
-function readCid(data: Uint8Array): number {
-  return (((data[1] as number) << 24) | ((data[2] as number) << 16) | ((data[3] as number) << 8) | (data[4] as number)) >>> 0;
 }

@@ -73,3 +73,8 @@ export function expandPacketNumber(largestReceived: number, truncated: number, b
   if (candidate > expected + half && candidate >= win) return candidate - win;
   return candidate;
 }
+
+/** The destination connection id of a data packet (bytes 1-4), read without decoding the header; the caller checks the length (at least 5). */
+export function peekDestinationCid(data: Uint8Array): number {
+  return (((data[1] as number) << 24) | ((data[2] as number) << 16) | ((data[3] as number) << 8) | (data[4] as number)) >>> 0;
+}
