@@ -1,7 +1,8 @@
 /**
  * netlane for browsers (`netlane/browser`; bundlers resolving `netlane` for a browser get it too): the
- * relayed facades (NetworkManager, NetworkingMessages) with the core, the relay client and end-to-end
- * encryption, over WebSocket or WebRTC gateways of the relays (docs/BROWSER.md). Its module graph imports no `node:`
+ * facades with the core, the relay client and end-to-end encryption, over WebSocket or WebRTC gateways of the
+ * relays (docs/BROWSER.md): NetworkManager, NetworkingMessages, and NetworkingSockets' P2P connections
+ * (`connectP2P`; a browser opens no UDP socket, so `connect` and `createListenSocket` by IP address fail). Its module graph imports no `node:`
  * module (test/unit/browser-graph.test.ts walks it). Loading it installs {@link browserRuntime} as the
  * facades' default runtime.
  */
@@ -16,8 +17,7 @@ export { SeededRng, type Rng } from './util/rng.js';
 export { AeadCipher, type Aead, type BlockCipher, type CryptoProvider, type CryptoProviderOptions, type KeyExchangePair, type SigningKey } from './crypto/provider.js';
 export { NobleCryptoProvider, webRandom, type NobleCryptoProviderOptions } from './crypto/noble-provider.js';
 export { parseIdentity, identityToString, derivePeerId, type Identity } from './crypto/identity.js';
-export * from './api/relayed-facades.js';
-export type { ConfigOptions } from './api/networking-sockets.js';
+export * from './api/index.js';
 export { RelayClient, type RelayClientStats } from './relay/client/index.js';
 export { encodeRoute, decodeRoute, addressKey, formatRelayAddress, splitRelayKey, type Route, type RouteEntry, type RelayAddress } from './relay/protocol.js';
 export { browserRuntime, type BrowserRuntimeOptions } from './io/browser/runtime.js';

@@ -276,6 +276,11 @@ export class ConfigStore {
     return out;
   }
 
+  /** Whether this scope sets a fake network condition of its own. */
+  hasOwnFakeConditions(): boolean {
+    return Object.keys(FAKE_FIELDS).some((name) => this.own(ConfigValue[name as ConfigName]) !== undefined);
+  }
+
   /** The fake network conditions of both directions in effect at this scope. */
   fakeConditions(): { send: FakeConditions; recv: FakeConditions } {
     const send: Record<string, number> = { ...NO_FAKE_CONDITIONS };

@@ -7,8 +7,15 @@ import type { Clock } from '../io/clock.js';
 import { EndpointDriver, MemoryTransport, whenBound, type DatagramTransport } from '../io/driver.js';
 import { channels } from '../io/diagnostics.js';
 import type { FakeLinkStats } from '../io/fake-network.js';
-import { runtimeWithClock, udpRuntime, type Runtime } from '../io/runtime.js';
-import { localPeer } from '../peer/identity.js';
+import type { Runtime } from '../io/runtime.js';
+import { platformRuntime } from '../io/platform.js';
+import { localPeer, type LocalPeer } from '../peer/identity.js';
+import type { SigningKey } from '../crypto/provider.js';
+import type { RelayAddress } from '../relay/index.js';
+import { peerIdOf } from '../peer/incoming.js';
+import { EndpointConnection, type SocketsConnection } from './sockets-connection.js';
+import { SocketsP2P, type SessionConnection } from './sockets-p2p.js';
+import type { RelayTuning } from './relayed.js';
 import { Deque } from '../util/deque.js';
 import { NetlaneError } from '../util/errors.js';
 import { SeededRng, type Rng } from '../util/rng.js';
@@ -86,6 +93,18 @@ export interface NetworkingSocketsOptions {
    * a bulk sender sends until LimitExceeded and resumes here, instead of retrying on every turn.
    */
   readonly onWritable?: (connection: number) => void;
+  /**
+   * Relays for P2P connections (`connectP2P`, `createListenSocketP2P`), each `host:port#key` as `netlane relay`
+   * prints it: the instance registers its identity (`getIdentity`) in their directory and reaches peers by
+   * theirs, end-to-end encrypted, without either side learning the other's address (docs/RELAY.md).
+   */
+  readonly relays?: readonly (string | RelayAddress)[];
+  /** The operator's relay ticket (bytes or base64url); none for relays in `--open` mode. */
+  readonly ticket?: Uint8Array | string;
+  /** This instance's Ed25519 key (its identity, `id:N`). Default: a fresh one. With `handshake` given, P2P connections use this key (or a fresh one). */
+  readonly key?: SigningKey;
+  /** Relay client tuning and the local address of the P2P socket. */
+  readonly relayOptions?: RelayTuning & { readonly bindAddress?: string };
 }
 
 /** Configuration given when creating a listen socket or a connection: values by name (GNS `SteamNetworkingConfigValue_t[]`). */
@@ -94,9 +113,13 @@ export type ConfigOptions = Partial<Record<ConfigName | SeedConfigName, StoredCo
 /** Process-wide values (`k_ESteamNetworkingConfig_Global`). */
 const GLOBAL_CONFIG = new ConfigStore(null);
 
-/** One endpoint on one transport, with the connections the API knows on it. */
+/** What the facade asks of a site's io driver (a direct endpoint's or the relayed peer host's). */
+type SiteDriver = Pick<EndpointDriver, 'kick' | 'flushNow' | 'service' | 'close' | 'transport' | 'fakeSend' | 'fakeRecv' | 'admission' | 'setFakeConditions'>;
+
+/** One endpoint on one transport, with the connections the API knows on it (the P2P site: the relayed peer host's). */
 interface Site {
-  readonly driver: EndpointDriver<Endpoint>;
+  readonly driver: SiteDriver;
+  readonly endpoint: Endpoint;
   readonly byCid: Map<number, ConnRecord>;
   readonly listen: ListenRecord | null;
   /** Where the site's fake network conditions come from; null for in-memory pairs (no fake conditions, as GNS). */
@@ -116,7 +139,9 @@ interface ListenRecord {
 interface ConnRecord {
   readonly handle: number;
   readonly site: Site;
+  /** The endpoint's handle (0 for a P2P connection, whose connection is a relayed session's). */
   readonly cid: number;
+  readonly conn: SocketsConnection;
   readonly listen: ListenRecord | null;
   readonly config: ConfigStore;
   /** The connection has its own socket (so fake conditions can be set on it alone). */
@@ -180,18 +205,29 @@ export class NetworkingSockets {
   #closed = false;
   readonly #onReadable: ((connection: number) => void) | undefined;
   readonly #onWritable: ((connection: number) => void) | undefined;
+  readonly #options: NetworkingSocketsOptions;
+  /** Who this instance is (its key and identity), unless a handshake layer was given. */
+  readonly #me: LocalPeer | null;
+  /** The relayed side (P2P connections), made at the first P2P call. */
+  #p2p: SocketsP2P | null = null;
+  #p2pSite: Site | null = null;
+  #p2pListen: ListenRecord | null = null;
+  readonly #byConn = new Map<SessionConnection, ConnRecord>();
 
   constructor(options: NetworkingSocketsOptions = {}) {
+    this.#options = options;
     this.#onReadable = options.onReadable;
     this.#onWritable = options.onWritable;
-    this.#runtime = options.runtime ?? (options.clock ? runtimeWithClock(options.clock) : udpRuntime);
+    this.#runtime = options.runtime ?? platformRuntime(options.clock);
     this.#clock = this.#runtime.scheduler.now;
     if (options.handshake) {
       this.#handshake = options.handshake;
       this.#cryptoName = (options.handshake as { readonly provider?: { readonly name?: string } }).provider?.name ?? 'a custom handshake layer';
+      this.#me = null;
     } else {
       const provider = this.#runtime.provider();
-      this.#handshake = localPeer(provider, undefined, this.#runtime.unixSeconds).handshake;
+      this.#me = localPeer(provider, options.key, this.#runtime.unixSeconds);
+      this.#handshake = this.#me.handshake;
       this.#cryptoName = provider.name;
     }
     this.#cidRng = this.#runtime.rng();
@@ -214,7 +250,7 @@ export class NetworkingSockets {
    * `Netlane_MaxConnectionsPerAddress` and `Netlane_MaxPendingPerAddress` limit what it accepts.
    */
   createListenSocket(address: SocketAddress | string, options: ConfigOptions = {}): number {
-    if (this.#refuseClosed()) return INVALID_HANDLE;
+    if (this.#refuseClosed() || this.#refuseIp()) return INVALID_HANDLE;
     const local = this.#address(address);
     const store = local && this.#storeWith(this.#iface, options);
     if (!local || !store) return INVALID_HANDLE;
@@ -250,7 +286,7 @@ export class NetworkingSockets {
    * option, or once this instance is closed.
    */
   connect(address: SocketAddress | string, options: ConfigOptions = {}): number {
-    if (this.#refuseClosed()) return INVALID_HANDLE;
+    if (this.#refuseClosed() || this.#refuseIp()) return INVALID_HANDLE;
     const remote = this.#address(address);
     const store = remote && this.#storeWith(this.#iface, options);
     if (!remote || !store) return INVALID_HANDLE;
@@ -269,12 +305,148 @@ export class NetworkingSockets {
     return rec.handle;
   }
 
+  /**
+   * Listens for P2P connections through the relays (`CreateListenSocketP2P`): this instance's identity
+   * (`getIdentity`) is registered in the relays' directory, every peer's link offer is taken, and each
+   * connection that follows is announced Connecting for `acceptConnection` (or `closeConnection`), as on an
+   * IP listen socket. Needs `relays`. The virtual port names the listen socket; one P2P listen socket per
+   * instance (the connections' lanes and identities, not ports, tell services apart). Returns 0 with no relays,
+   * a second P2P listen socket, a bad port or option, or once this instance is closed.
+   */
+  createListenSocketP2P(virtualPort: number, options: ConfigOptions = {}): number {
+    if (this.#refuseClosed()) return INVALID_HANDLE;
+    if (!isIntegerIn(virtualPort, 0, 0x7fffffff)) {
+      this.#debug(DebugOutputType.Error, `bad virtual port ${String(virtualPort)}`);
+      return INVALID_HANDLE;
+    }
+    if (this.#p2pListen) {
+      this.#debug(DebugOutputType.Error, `a P2P listen socket is open already (${this.#p2pListen.handle}): one per instance`);
+      return INVALID_HANDLE;
+    }
+    const store = this.#storeWith(this.#iface, options);
+    const site = store && this.#p2pSiteOrNull();
+    if (!store || !site) return INVALID_HANDLE;
+    const handle = this.#nextHandle++;
+    const listen: ListenRecord = { handle, site, config: store, conns: new Set(), ready: new Set(), closing: false };
+    this.#listens.set(handle, listen);
+    this.#p2pListen = listen;
+    (this.#p2p as SocketsP2P).listening = true;
+    // P2P connections share one socket: its fake conditions are the listen socket's while it is open.
+    site.fakeFrom = store;
+    this.#refreshFake(site);
+    this.#debug(DebugOutputType.Msg, `P2P listen socket ${handle} (virtual port ${virtualPort}) as ${(this.#p2p as SocketsP2P).identity}`);
+    return handle;
+  }
+
+  /**
+   * Connects to a peer by identity through the relays (`ConnectP2P`): `id:N`, as its `getIdentity` says. Its
+   * route comes from the relays' directory; the connection is end-to-end encrypted and authenticated (the peer
+   * must hold that identity's key, else it ends with 4003), and neither side learns the other's address
+   * (`addressRemote` is `[::]:0`). Returns the handle at once, Connecting; a status callback reports Connected
+   * (the peer accepted) or the failure. Needs `relays`. Returns 0 for a bad identity or option, with no relays,
+   * when a P2P connection to that identity is open already (one per pair), or once this instance is closed.
+   */
+  connectP2P(identity: string, virtualPort: number, options: ConfigOptions = {}): number {
+    if (this.#refuseClosed()) return INVALID_HANDLE;
+    const peerId = typeof identity === 'string' ? peerIdOf(identity) : null;
+    if (peerId === null || !isIntegerIn(virtualPort, 0, 0x7fffffff)) {
+      this.#debug(DebugOutputType.Error, `bad P2P identity ${String(identity)} or virtual port ${String(virtualPort)}: give id:N and an integer port`);
+      return INVALID_HANDLE;
+    }
+    const store = this.#storeWith(this.#iface, options);
+    const site = store && this.#p2pSiteOrNull();
+    if (!store || !site) return INVALID_HANDLE;
+    if (store.hasOwnFakeConditions()) this.#debug(DebugOutputType.Warning, 'P2P connections share one socket: set fake network conditions on the P2P listen socket or the SocketsInterface scope, not on a connection');
+    const conn = (this.#p2p as SocketsP2P).connect(this.#clock(), peerId, store.coreValues());
+    if (!conn) {
+      this.#debug(DebugOutputType.Error, `no P2P connection to ${identity}: it is this instance, one is open to it already, or no relay can be reached`);
+      return INVALID_HANDLE;
+    }
+    return this.#newP2PConn(conn, null, store).handle;
+  }
+
+  /** This instance's identity (`GetIdentity`): `id:N`, what `connectP2P` takes; null with a custom handshake layer and no relays. */
+  getIdentity(): string | null {
+    if (this.#p2p) return this.#p2p.identity;
+    return this.#me ? `id:${this.#me.peerId}` : null;
+  }
+
+  /** The relayed side, made at the first P2P call; null (with debug output) with no relays or a socket that cannot open. */
+  #p2pSiteOrNull(): Site | null {
+    if (this.#p2pSite) return this.#p2pSite;
+    const o = this.#options;
+    if (!o.relays || o.relays.length === 0) {
+      this.#debug(DebugOutputType.Error, 'P2P connections need relays (the relays option)');
+      return null;
+    }
+    const { bindAddress, ...tuning } = o.relayOptions ?? {};
+    let p2p: SocketsP2P;
+    try {
+      p2p = new SocketsP2P(
+        {
+          relays: o.relays,
+          runtime: this.#runtime,
+          relayTuning: tuning,
+          keepProcessAlive: this.#keepAlive,
+          connectionConfig: {},
+          ...(bindAddress !== undefined ? { bindAddress } : {}),
+          ...(o.ticket !== undefined ? { ticket: o.ticket } : {}),
+          ...(this.#me ? { key: this.#me.key } : o.key ? { key: o.key } : {}),
+        },
+        {
+          incoming: (conn) => {
+            const listen = this.#p2pListen;
+            if (listen) this.#p2pChanged(this.#newP2PConn(conn, listen, new ConfigStore(listen.config)), ConnectionState.None);
+          },
+          changed: (conn, old) => {
+            const rec = this.#byConn.get(conn);
+            if (rec) this.#p2pChanged(rec, old);
+          },
+          readable: (conn) => {
+            const rec = this.#byConn.get(conn);
+            if (!rec) return;
+            rec.listen?.ready.add(rec);
+            rec.group?.ready.add(rec);
+            this.#onReadable?.(rec.handle);
+          },
+        },
+      );
+    } catch (e) {
+      this.#debug(DebugOutputType.Error, (e as Error).message);
+      return null;
+    }
+    this.#p2p = p2p;
+    const site: Site = { driver: p2p.stack.driver, endpoint: p2p.host.endpoint, byCid: new Map(), listen: null, fakeFrom: this.#iface };
+    this.#p2pSite = site;
+    this.#sites.add(site);
+    this.#refreshFake(site);
+    return site;
+  }
+
+  #newP2PConn(conn: SessionConnection, listen: ListenRecord | null, config: ConfigStore): ConnRecord {
+    const userData = config.lookup(ConfigValue.ConnectionUserData);
+    const site = this.#p2pSite as Site;
+    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid: 0, conn, listen, config, ownsSite: false, memory: false, remote: conn.remoteAddress(), userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
+    conn.handle = rec.handle;
+    this.#byConn.set(conn, rec);
+    this.#conns.set(rec.handle, rec);
+    listen?.conns.add(rec);
+    return rec;
+  }
+
+  /** A P2P connection's state changed: a queued status callback, as a direct connection's. */
+  #p2pChanged(rec: ConnRecord, oldState: ConnectionState): void {
+    const st = rec.conn.state();
+    const end = rec.conn.endInfo();
+    this.#queueStatus(rec, oldState, st, end?.reason ?? 0, end?.debug ?? '');
+  }
+
   /** Accepts an incoming connection (state Connecting, announced by a status callback). */
   acceptConnection(conn: number): Result {
     const rec = this.#conns.get(conn);
     if (!rec) return Result.InvalidParam;
     if (!rec.listen) return Result.InvalidState;
-    const r = rec.site.driver.node.accept(this.#clock(), rec.cid);
+    const r = rec.conn.accept(this.#clock());
     rec.site.driver.kick();
     return r;
   }
@@ -287,7 +459,7 @@ export class NetworkingSockets {
   closeConnection(conn: number, reason = 0, debug = '', linger = false): boolean {
     const rec = this.#conns.get(conn);
     if (!rec) return false;
-    rec.site.driver.node.close(this.#clock(), rec.cid, reason, debug, linger);
+    rec.conn.close(this.#clock(), reason, debug, linger);
     this.#forget(rec);
     rec.site.driver.kick();
     return true;
@@ -301,13 +473,17 @@ export class NetworkingSockets {
     const listen = this.#listens.get(listenSocket);
     if (!listen) return false;
     const now = this.#clock();
-    const ep = listen.site.driver.node;
     for (const rec of listen.conns) {
-      ep.close(now, rec.cid, 1000, remoteReason, false);
+      rec.conn.close(now, 1000, remoteReason, false);
       this.#forget(rec);
     }
     listen.closing = true;
-    ep.listening = false;
+    if (listen === this.#p2pListen) {
+      this.#p2pListen = null;
+      (this.#p2p as SocketsP2P).listening = false;
+      listen.site.fakeFrom = this.#iface;
+      this.#refreshFake(listen.site);
+    } else listen.site.endpoint.listening = false;
     this.#listens.delete(listenSocket);
     listen.site.driver.kick();
     return true;
@@ -320,7 +496,7 @@ export class NetworkingSockets {
    */
   getListenSocketAddress(listenSocket: number): SocketAddress | null {
     const l = this.#listens.get(listenSocket);
-    if (!l) return null;
+    if (!l || l === this.#p2pListen) return null; // a P2P listen socket has no address of its own
     const t = l.site.driver.transport;
     return t.binding && t.local.port === 0 ? null : { ...t.local };
   }
@@ -344,7 +520,7 @@ export class NetworkingSockets {
    * Returns the two handles, or null if the sockets cannot be opened or this instance is closed.
    */
   createSocketPair(useNetworkLoopback = false, options: ConfigOptions = {}): [number, number] | null {
-    if (this.#refuseClosed()) return null;
+    if (this.#refuseClosed() || (useNetworkLoopback && this.#refuseIp())) return null;
     const storeA = this.#storeWith(this.#iface, options);
     const storeB = this.#storeWith(this.#iface, options);
     if (!storeA || !storeB) return null;
@@ -406,11 +582,11 @@ export class NetworkingSockets {
     if (!rec) return INVALID_SEND;
     if (!(data instanceof Uint8Array)) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', 'data must be a Uint8Array or Buffer');
     if (!isSendFlags(flags) || !isIntegerIn(lane, 0, Limits.maxLanes - 1)) return INVALID_SEND;
-    const ep = rec.site.driver.node;
-    const r = ep.send(this.#clock(), rec.cid, data, flags, lane);
+    const c = rec.conn;
+    const r = c.send(this.#clock(), data, flags, lane);
     if (r < 0) {
       // The core says InvalidState for any connection that cannot send; GNS says NoConnection once it has ended.
-      const st = ep.state(rec.cid);
+      const st = c.state();
       if (r === -Result.InvalidState && (st === ConnectionState.ClosedByPeer || st === ConnectionState.ProblemDetectedLocally)) return NO_CONNECTION;
       return { result: -r, messageNumber: 0 };
     }
@@ -445,7 +621,7 @@ export class NetworkingSockets {
   flushMessagesOnConnection(conn: number): Result {
     const rec = this.#conns.get(conn);
     if (!rec) return Result.InvalidParam;
-    const r = rec.site.driver.node.flush(this.#clock(), rec.cid);
+    const r = rec.conn.flush(this.#clock());
     rec.site.driver.flushNow();
     return r;
   }
@@ -461,7 +637,7 @@ export class NetworkingSockets {
     if ((priorities && priorities.length < numLanes) || (weights && weights.length < numLanes)) return Result.InvalidParam;
     const p = Array.from({ length: numLanes }, (_, i) => priorities?.[i] ?? 0);
     const w = Array.from({ length: numLanes }, (_, i) => weights?.[i] ?? 1);
-    return rec.site.driver.node.configureLanes(rec.cid, p, w);
+    return rec.conn.configureLanes(p, w);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -470,9 +646,8 @@ export class NetworkingSockets {
   receiveMessagesOnConnection(conn: number, max = 32): NetworkingMessage[] | null {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
-    const ep = rec.site.driver.node;
     // An array of the messages' count (a grown one takes room for 17 to hold one), trimmed if fewer come.
-    const out = new Array<NetworkingMessage>(Math.max(0, Math.min(max, ep.pendingMessages(rec.cid))));
+    const out = new Array<NetworkingMessage>(Math.max(0, Math.min(max, rec.conn.pendingMessages())));
     const n = this.#take(rec, out, 0, max);
     if (n < out.length) out.length = n;
     return out;
@@ -512,7 +687,7 @@ export class NetworkingSockets {
     rec.group = g;
     if (g) {
       g.members.add(rec);
-      if (rec.site.driver.node.pendingMessages(rec.cid) > 0) g.ready.add(rec);
+      if (rec.conn.pendingMessages() > 0) g.ready.add(rec);
     }
     return true;
   }
@@ -534,19 +709,19 @@ export class NetworkingSockets {
       const got = this.#take(rec, out, out.length, want);
       ready.delete(rec);
       // Still more: go to the back of the line so that one busy connection cannot starve the others.
-      if (got === want && rec.site.driver.node.pendingMessages(rec.cid) > 0) ready.add(rec);
+      if (got === want && rec.conn.pendingMessages() > 0) ready.add(rec);
     }
     return out;
   }
 
   /** Takes up to `max` messages of a connection into `out[at...]`; returns how many. */
   #take(rec: ConnRecord, out: NetworkingMessage[], at: number, max: number): number {
-    const ep = rec.site.driver.node;
+    const c = rec.conn;
     this.#into = out;
     this.#intoAt = at;
     this.#intoRec = rec;
-    this.#intoIdentity = ep.peerInfo(rec.cid)?.identity ?? '';
-    const n = ep.receiveEach(rec.cid, max, this.#wrap);
+    this.#intoIdentity = c.peerInfo()?.identity ?? '';
+    const n = c.receiveEach(this.#clock(), max, this.#wrap);
     this.#into = NO_MESSAGES;
     this.#intoRec = null;
     return n;
@@ -576,10 +751,10 @@ export class NetworkingSockets {
   getQuickConnectionStatus(conn: number): ConnectionRealTimeStatus | null {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
-    const s = rec.site.driver.node.status(this.#clock(), rec.cid);
+    const s = rec.conn.status(this.#clock());
     if (!s) return null;
     return {
-      state: rec.site.driver.node.state(rec.cid),
+      state: rec.conn.state(),
       ping: s.ping,
       connectionQualityLocal: s.connectionQualityLocal,
       connectionQualityRemote: s.connectionQualityRemote,
@@ -603,11 +778,11 @@ export class NetworkingSockets {
     const rec = this.#conns.get(conn);
     const status = this.getQuickConnectionStatus(conn);
     if (!rec || !status) return { result: Result.InvalidParam, status: null, lanes: [] };
-    const ep = rec.site.driver.node;
-    if (!Number.isInteger(numLanes) || numLanes < 0 || numLanes > ep.laneCount(rec.cid)) return { result: Result.InvalidParam, status: null, lanes: [] };
+    const c = rec.conn;
+    if (!Number.isInteger(numLanes) || numLanes < 0 || numLanes > c.laneCount()) return { result: Result.InvalidParam, status: null, lanes: [] };
     const lanes: LaneRealTimeStatus[] = [];
     for (let i = 0; i < numLanes; i++) {
-      const l = ep.laneStatus(rec.cid, i);
+      const l = c.laneStatus(i);
       if (l) lanes.push({ ...l });
     }
     return { result: Result.OK, status, lanes };
@@ -624,17 +799,17 @@ export class NetworkingSockets {
   /** The lanes a connection has (1 until `configureConnectionLanes`); -1 for an unknown handle. */
   getConnectionLaneCount(conn: number): number {
     const rec = this.#conns.get(conn);
-    return rec ? rec.site.driver.node.laneCount(rec.cid) : -1;
+    return rec ? rec.conn.laneCount() : -1;
   }
 
   /** Detailed statistics as readable text (`GetDetailedConnectionStatus`); null for an unknown handle. */
   getDetailedConnectionStatus(conn: number): string | null {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
-    const ep = rec.site.driver.node;
-    const s = ep.status(this.#clock(), rec.cid);
+    const c = rec.conn;
+    const s = c.status(this.#clock());
     if (!s) return null;
-    return formatDetailedStatus(this.#info(rec), s, ep.peerInfo(rec.cid), ep.laneCount(rec.cid), (i) => ep.laneStatus(rec.cid, i));
+    return formatDetailedStatus(this.#info(rec), s, c.peerInfo(), c.laneCount(), (i) => c.laneStatus(i));
   }
 
   /**
@@ -648,7 +823,7 @@ export class NetworkingSockets {
     if (!site) return null;
     const d = site.driver;
     const sendErrors = d.transport.sendErrors ?? 0;
-    return { ...d.node.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors, datagramsShed: d.admission.stats.shed };
+    return { ...site.endpoint.stats, fakeSend: { ...d.fakeSend.stats }, fakeRecv: { ...d.fakeRecv.stats }, sendErrors, datagramsShed: d.admission.stats.shed };
   }
 
   /** Sets the connection's user data (a safe integer; -1 means none). Received messages and callbacks carry it. */
@@ -736,7 +911,7 @@ export class NetworkingSockets {
     const rec = scope === ConfigScope.Connection ? this.#conns.get(scopeObj) : undefined;
     if (rec && info.kind === 'core') {
       // What the connection runs with: inherited when it was created, possibly since changed.
-      const live = rec.site.driver.node.connectionConfig(rec.cid);
+      const live = rec.conn.connectionConfig();
       if (live) return { result: GetConfigValueResult.OKInherited, value: live[info.name as keyof typeof live] };
     }
     if (rec && info.id === ConfigValue.ConnectionUserData) return { result: GetConfigValueResult.OKInherited, value: rec.userData };
@@ -792,7 +967,7 @@ export class NetworkingSockets {
       if (info.kind === 'limit') return false; // a listen socket's value, not a connection's
       if (info.kind === 'core') {
         try {
-          return rec.site.driver.node.reconfigure(rec.cid, { [info.name]: (rec.config.lookup(info.id) ?? info.def) as number }) === Result.OK;
+          return rec.conn.reconfigure({ [info.name]: (rec.config.lookup(info.id) ?? info.def) as number }) === Result.OK;
         } catch {
           return false;
         }
@@ -813,9 +988,9 @@ export class NetworkingSockets {
       } catch {
         return false;
       }
-      for (const l of listens) l?.site.driver.node.setConfig(l.config.coreValues());
+      for (const l of listens) if (l && l !== this.#p2pListen) l.site.endpoint.setConfig(l.config.coreValues());
     }
-    if (info.kind === 'limit') for (const l of listens) l?.site.driver.node.setLimits(l.config.limits());
+    if (info.kind === 'limit') for (const l of listens) if (l && l !== this.#p2pListen) l.site.endpoint.setLimits(l.config.limits());
     if (info.kind === 'fake') for (const site of this.#sites) this.#refreshFake(site);
     return true;
   }
@@ -859,7 +1034,7 @@ export class NetworkingSockets {
   #announceWaiting(info: StatusChangedInfo): void {
     if (info.info.state !== ConnectionState.Connected || !this.#onReadable) return;
     const rec = this.#conns.get(info.connection);
-    if (rec && rec.site.driver.node.pendingMessages(rec.cid) > 0) this.#onReadable(rec.handle);
+    if (rec && rec.conn.pendingMessages() > 0) this.#onReadable(rec.handle);
   }
 
   /** Delivers the oldest queued status change to `callback`, if there is one (the seed's `DispatchCallback`). */
@@ -882,6 +1057,12 @@ export class NetworkingSockets {
     if (level <= this.#debugLevel) this.#debugFn?.(level, message);
   }
 
+  /** True (with debug output) when the runtime's sockets reach relays only (a browser): no socket by IP address. */
+  #refuseIp(): boolean {
+    if (this.#runtime.relaysOnly) this.#debug(DebugOutputType.Error, 'this runtime reaches relays only (a browser): use connectP2P through the relays');
+    return this.#runtime.relaysOnly === true;
+  }
+
   /** True (with debug output) once `close` has run: a closed instance opens no socket. */
   #refuseClosed(): boolean {
     if (this.#closed) this.#debug(DebugOutputType.Error, 'this NetworkingSockets is closed');
@@ -897,6 +1078,10 @@ export class NetworkingSockets {
     this.#closed = true;
     for (const rec of [...this.#conns.values()]) this.closeConnection(rec.handle, 1000, 'Shutting down');
     for (const h of [...this.#listens.keys()]) this.closeListenSocket(h, 'Shutting down');
+    if (this.#p2p && this.#p2pSite) {
+      this.#p2p.close();
+      this.#sites.delete(this.#p2pSite);
+    }
     for (const site of this.#sites) {
       site.driver.service(); // puts the close packets on the wire
       site.driver.close();
@@ -916,7 +1101,7 @@ export class NetworkingSockets {
       keepProcessAlive: this.#keepAlive,
       onServiced: () => this.#drain(site as Site),
     });
-    site = { driver, byCid, listen, fakeFrom };
+    site = { driver, endpoint, byCid, listen, fakeFrom };
     this.#sites.add(site);
     this.#refreshFake(site);
     return site;
@@ -924,7 +1109,7 @@ export class NetworkingSockets {
 
   #newConn(site: Site, cid: number, listen: ListenRecord | null, config: ConfigStore, ownsSite: boolean, memory: boolean, remote: SocketAddress): ConnRecord {
     const userData = config.lookup(ConfigValue.ConnectionUserData);
-    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid, listen, config, ownsSite, memory, remote, userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
+    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid, conn: new EndpointConnection(site.endpoint, cid), listen, config, ownsSite, memory, remote, userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
     site.byCid.set(cid, rec);
     this.#conns.set(rec.handle, rec);
     listen?.conns.add(rec);
@@ -933,6 +1118,7 @@ export class NetworkingSockets {
 
   #forget(rec: ConnRecord): void {
     this.#conns.delete(rec.handle);
+    if (rec.cid === 0) this.#byConn.delete(rec.conn as SessionConnection);
     rec.site.byCid.delete(rec.cid);
     if (rec.listen) {
       rec.listen.conns.delete(rec);
@@ -946,7 +1132,7 @@ export class NetworkingSockets {
 
   /** After each service pass of a site: status changes become queued callbacks; readable connections become ready. */
   #drain(site: Site): void {
-    const ep = site.driver.node;
+    const ep = site.endpoint;
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) {
       if (e.type === 'warning') {
         this.#debug(DebugOutputType.Warning, `connection ${site.byCid.get(e.connection)?.handle ?? '?'}: ${e.message}`);
@@ -958,15 +1144,7 @@ export class NetworkingSockets {
         if (!listen || listen.closing || e.oldState !== ConnectionState.None || e.state !== ConnectionState.Connecting) continue;
         rec = this.#newConn(site, e.connection, listen, new ConfigStore(listen.config), false, false, e.remote);
       }
-      const info = this.#info(rec);
-      const fn = rec.config.lookup(ConfigValue.Callback_ConnectionStatusChanged);
-      if (this.#callbacks.length >= MAX_QUEUED_CALLBACKS) {
-        this.#callbacks.shift();
-        this.#debug(DebugOutputType.Bug, `more than ${MAX_QUEUED_CALLBACKS} status callbacks queued: call runCallbacks()`);
-      }
-      this.#callbacks.push({ fn: typeof fn === 'function' ? (fn as StatusChangedCallback) : null, info: { connection: rec.handle, info, oldState: e.oldState } });
-      if (channels.connectionStatus.hasSubscribers) channels.connectionStatus.publish({ connection: rec.handle, oldState: e.oldState, state: e.state, remote: e.remote, endReason: e.endReason, endDebug: e.endDebug });
-      this.#debug(DebugOutputType.Msg, `${info.connectionDescription}: ${STATE_NAMES.get(e.oldState)} -> ${STATE_NAMES.get(e.state)}${e.endReason ? ` (${e.endReason} ${e.endDebug})` : ''}`);
+      this.#queueStatus(rec, e.oldState, e.state, e.endReason, e.endDebug);
     }
     for (let cid = ep.pollReadable(); cid !== null; cid = ep.pollReadable()) {
       const rec = site.byCid.get(cid);
@@ -986,21 +1164,34 @@ export class NetworkingSockets {
     }
   }
 
+  /** A status change of a connection: a queued callback, the diagnostics channel, the debug output. */
+  #queueStatus(rec: ConnRecord, oldState: ConnectionState, state: ConnectionState, endReason: number, endDebug: string): void {
+    const info = this.#info(rec);
+    const fn = rec.config.lookup(ConfigValue.Callback_ConnectionStatusChanged);
+    if (this.#callbacks.length >= MAX_QUEUED_CALLBACKS) {
+      this.#callbacks.shift();
+      this.#debug(DebugOutputType.Bug, `more than ${MAX_QUEUED_CALLBACKS} status callbacks queued: call runCallbacks()`);
+    }
+    this.#callbacks.push({ fn: typeof fn === 'function' ? (fn as StatusChangedCallback) : null, info: { connection: rec.handle, info, oldState } });
+    if (channels.connectionStatus.hasSubscribers) channels.connectionStatus.publish({ connection: rec.handle, oldState, state, remote: info.addressRemote, endReason, endDebug });
+    this.#debug(DebugOutputType.Msg, `${info.connectionDescription}: ${STATE_NAMES.get(oldState)} -> ${STATE_NAMES.get(state)}${endReason ? ` (${endReason} ${endDebug})` : ''}`);
+  }
+
   #info(rec: ConnRecord): ConnectionInfo {
-    const ep = rec.site.driver.node;
-    const peer = ep.peerInfo(rec.cid);
-    const end = ep.endInfo(rec.cid);
-    const remote = ep.remoteAddress(rec.cid) ?? rec.remote;
-    const identity = peer?.identity ?? '';
+    const c = rec.conn;
+    const peer = c.peerInfo();
+    const end = c.endInfo();
+    const remote = c.remoteAddress() ?? rec.remote;
+    const identity = peer?.identity ?? (rec.cid === 0 ? (rec.conn as SessionConnection).identity : '');
     return {
       identityRemote: identity,
       userData: rec.userData,
       listenSocket: rec.listen?.handle ?? INVALID_HANDLE,
       addressRemote: remote,
-      state: ep.state(rec.cid),
+      state: c.state(),
       endReason: end?.reason ?? 0,
       endDebug: end?.debug ?? '',
-      connectionDescription: `#${rec.handle}${rec.name ? ` '${rec.name}'` : ''} ${rec.memory ? 'pipe' : `[${remote.address}]:${remote.port}`}${identity ? ` ${identity}` : ''}`,
+      connectionDescription: `#${rec.handle}${rec.name ? ` '${rec.name}'` : ''} ${rec.memory ? 'pipe' : rec.cid === 0 ? 'P2P' : `[${remote.address}]:${remote.port}`}${identity ? ` ${identity}` : ''}`,
       flags: (peer?.flags ?? 0) | (rec.memory ? LOOPBACK_BUFFERS_FLAG : 0),
     };
   }

@@ -35,6 +35,8 @@ export interface Runtime {
    * address. Absent: the socket's own address is the only one.
    */
   localAddresses?(): readonly string[];
+  /** Its sockets reach relays only (a browser's gateway transports): no connection by IP address. */
+  readonly relaysOnly?: boolean;
 }
 
 /** The real runtime: node:dgram sockets, the process clock, `setTimeout`, the OS's CSPRNG, sodium-native when it loads. */

@@ -13,7 +13,7 @@ import { identifyCaller } from './incoming.js';
 import { Routes } from './routes.js';
 import { SessionTimers, type SessionTimerHost } from './timers.js';
 import { PeerSession, type SessionState } from './session.js';
-import { E, IDLE_GRACE_US, PERMIT_LINGER_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
+import { E, IDLE_GRACE_US, LINGER_PATH_US, PERMIT_LINGER_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
 
 export type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
 
@@ -147,16 +147,16 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     else if (s.wanted && s.state.kind === 'idle' && !this.#closed) this.#start(now, s); // it was waiting for a route
   }
 
-  /** Ends a session: its connection closes with `reason` (no event), it is forgotten. */
-  close(now: number, s: PeerSession<A>, reason: number, debug: string): void {
-    if (s.cid !== 0) this.#unlink(now, s, reason, debug);
+  /** Ends a session: its connection closes with `reason` (no event; with `linger`, after its queued reliable data), it is forgotten. */
+  close(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false): void {
+    if (s.cid !== 0) this.#unlink(now, s, reason, debug, linger);
     // A link offer never accepted is refused: the requester hears it at once.
     const st = s.state;
     if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, st.peerId, false);
     this.#pending.delete(s);
     this.#sessions.delete(s.key);
     this.#timers.forget(s);
-    if (s.wanted && s.peerId !== null) this.#unpermit(now, s.peerId);
+    if ((s.wanted || s.admitted) && s.peerId !== null) this.#unpermit(now, s.peerId);
     this.#syncPermits(now);
   }
 
@@ -427,8 +427,18 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (this.#closed || !this.#policy.requests || e.peerId === this.localPeerId) return;
     const s = this.open(now, { key: `id:${e.peerId}`, peerId: e.peerId, direct: null });
     const st = s.state;
-    if (s.wanted) {
+    if (s.wanted || s.admitted) {
       this.relay?.answerOffer(e.relay, e.offerId, e.peerId, true);
+      return;
+    }
+    if (this.#policy.acceptOffers && (st.kind === 'idle' || st.kind === 'failed')) {
+      // A public server: the peer is let through (permitted until its session closes), and its connection
+      // comes as a request the application accepts or refuses.
+      s.admitted = true;
+      this.#leaving.delete(e.peerId);
+      this.#permitsDirty = true;
+      this.relay?.answerOffer(e.relay, e.offerId, e.peerId, true);
+      this.#waitForPeer(s, now + this.#o.timeoutInitialUs);
       return;
     }
     if (st.kind !== 'idle' && st.kind !== 'offered' && st.kind !== 'failed') return;
@@ -456,7 +466,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   #setWanted(now: number, s: PeerSession<A>, wanted: boolean): void {
     if (s.wanted === wanted) return;
     s.wanted = wanted;
-    if (s.peerId === null) return;
+    if (s.peerId === null || s.admitted) return;
     if (wanted) {
       this.#leaving.delete(s.peerId);
       this.#permitsDirty = true;
@@ -489,7 +499,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (!this.#permitsDirty) return;
     this.#permitsDirty = false;
     const ids = new Set<bigint>(this.#leaving.keys());
-    for (const x of this.#sessions.values()) if (x.wanted && x.peerId !== null) ids.add(x.peerId);
+    for (const x of this.#sessions.values()) if ((x.wanted || x.admitted) && x.peerId !== null) ids.add(x.peerId);
     this.relay.permit(now, [...ids]);
   }
 
@@ -501,7 +511,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   }
 
   #accept(now: number, s: PeerSession<A>, cid: number, vaddr: SocketAddress): void {
-    this.endpoint.accept(now, cid);
+    this.endpoint.accept(now, cid, s.coreConfig);
     this.stats.sessionsAccepted++;
     s.transition({ kind: 'connecting', cid, vaddr, incoming: true });
     if (this.#policy.routeOnConnect === 'lookup' && !s.route && s.peerId !== null && isRelayPath(vaddr)) this.relay?.lookup(now, s.peerId);
@@ -552,7 +562,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       // A request never accepted: dropped silently (the requester's side fails).
       this.#unlink(now, s, 0, '');
       s.transition({ kind: 'idle' });
-      this.#events.push({ type: 'ended', session: s, reason, debug });
+      this.#events.push({ type: 'ended', session: s, state: apiState, reason, debug });
       return;
     }
     if (st.kind === 'connecting' && !st.incoming && reason === E.Duplicate) {
@@ -566,15 +576,15 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       this.#unlink(now, s, reason, debug);
       s.transition({ kind: 'idle' });
       if (s.wanted) this.#start(now, s);
-      this.#events.push({ type: 'ended', session: s, reason, debug });
+      this.#events.push({ type: 'ended', session: s, state: apiState, reason, debug });
       return;
     }
-    if (s.handshakes > 0 && idle && st.kind === 'connected') {
+    if (this.#policy.afterEnd === 'quietOrFail' && s.handshakes > 0 && idle && st.kind === 'connected') {
       this.stats.quietCloses++;
       this.#unlink(now, s, reason, debug);
       s.transition({ kind: 'idle' });
       this.#setWanted(now, s, false); // the next send wants it again; a connection from the peer is a new request
-      this.#events.push({ type: 'ended', session: s, reason, debug });
+      this.#events.push({ type: 'ended', session: s, state: apiState, reason, debug });
       return;
     }
     this.fail(now, s, apiState, reason, debug);
@@ -585,7 +595,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     if (s.state.kind === 'failed') return;
     if (s.cid !== 0) this.#unlink(now, s, reason, debug);
     // Steam: a broken session is not wanted until the application restarts it; a connection from the peer is a new request.
-    if (this.#policy.afterEnd === 'quietOrFail') this.#setWanted(now, s, false);
+    if (this.#policy.afterEnd !== 'redial') this.#setWanted(now, s, false);
     s.clearOutbox();
     this.#pending.delete(s);
     s.transition({ kind: 'failed', state: apiState, reason, debug });
@@ -594,14 +604,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   }
 
   /** Detaches and closes a session's connection (the facade takes its received messages first). Its relay path goes a little later, so that the close leaves on it. */
-  #unlink(now: number, s: PeerSession<A>, reason: number, debug: string): void {
+  #unlink(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false): void {
     const cid = s.cid;
     if (cid === 0) return;
     const vaddr = s.vaddr;
     this.#o.beforeUnlink?.(s);
-    this.endpoint.close(now, cid, reason, debug, false);
+    this.endpoint.close(now, cid, reason, debug, linger);
     if (this.#byCid.get(cid) === s) this.#byCid.delete(cid);
-    if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr));
+    if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr), ...(linger ? [LINGER_PATH_US] : []));
   }
 
   /** Whether a connection still uses relay path `vaddr` (crossing dials and a quick reconnect share one). */
@@ -647,7 +657,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
 
   /** Dials `vaddr` for a session (a relay path or the peer's address). */
   #dial(now: number, s: PeerSession<A>, vaddr: SocketAddress): void {
-    const cid = this.endpoint.connect(now, vaddr);
+    const cid = this.endpoint.connect(now, vaddr, s.coreConfig);
     this.#byCid.set(cid, s);
     s.transition({ kind: 'connecting', cid, vaddr, incoming: false });
   }

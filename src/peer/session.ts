@@ -71,6 +71,10 @@ export class PeerSession<A = unknown> {
   route: Route | null = null;
   /** The application wants this peer (opened it, sent to it, accepted it): its connections are accepted at once. */
   wanted = false;
+  /** The relays let this peer through though it is not wanted yet (a listening socket took its link offer): its connection waits as a request. */
+  admitted = false;
+  /** Configuration values for this session's connections (NetworkingSockets' per-connection options), or undefined: the endpoint's. */
+  coreConfig: Partial<Record<string, number>> | undefined = undefined;
   /** Completed handshakes (a failover that keeps the connection adds none). */
   handshakes = 0;
   /** How the last connection ended, or null. */

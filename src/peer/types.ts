@@ -12,10 +12,19 @@ export interface PeerPolicy {
    * both do at once, the connection the lower id made is kept.
    */
   readonly dial: 'lowerId' | 'sender';
-  /** After a wanted session's connection ends. `redial`: connect again (or wait for the peer). `quietOrFail`: idle if it had connected and nothing was in flight, else failed. */
-  readonly afterEnd: 'redial' | 'quietOrFail';
+  /**
+   * After a wanted session's connection ends. `redial`: connect again (or wait for the peer). `quietOrFail`: idle
+   * if it had connected and nothing was in flight, else failed. `fail`: failed (a NetworkingSockets connection,
+   * which ends for good).
+   */
+  readonly afterEnd: 'redial' | 'quietOrFail' | 'fail';
   /** Raise a `request` event (repeated every second) for a connection from a peer that is not wanted. */
   readonly requests: boolean;
+  /**
+   * Link offers are answered yes at once (a NetworkingSockets P2P listen socket: a public server), so that the
+   * peer's connection comes and waits for the application's accept as a request. Read at each offer.
+   */
+  readonly acceptOffers?: boolean;
   /** Relayed peers must present a peer id; others are closed with 5001. */
   readonly requirePeerId: boolean;
   /** Messages queued before the connection is up go reliably (as GNS does). */
@@ -41,8 +50,8 @@ export type PeerEvent<A> =
   | { readonly type: 'connected'; readonly session: PeerSession<A> }
   /** The session failed (`failed` state): the reason and debug text are in its state. */
   | { readonly type: 'failed'; readonly session: PeerSession<A> }
-  /** A connection of the session ended and the session carries on (idle, waiting, or dialling again). */
-  | { readonly type: 'ended'; readonly session: PeerSession<A>; readonly reason: number; readonly debug: string }
+  /** A connection of the session ended and the session carries on (idle, waiting, or dialling again). `state`: the API state it ended in (4 or 5). */
+  | { readonly type: 'ended'; readonly session: PeerSession<A>; readonly state: number; readonly reason: number; readonly debug: string }
   /** The peer layer closed the session itself (the idle timeout): it is gone. */
   | { readonly type: 'closed'; readonly session: PeerSession<A>; readonly reason: number }
   /** This peer's own route changed (a new relay session, failover, drain, a better relay). */
@@ -117,6 +126,8 @@ export interface PeerSpec {
 
 /** A peer no longer wanted stays permitted at the relays this long, µs: longer than a closed path lingers (500 ms), so its close leaves first. */
 export const PERMIT_LINGER_US = 1_000_000;
+/** A relay path whose connection was closed with linger stays this long, µs (the queued reliable data still leaves on it). */
+export const LINGER_PATH_US = 10_000_000;
 /** A waiting connection's request is raised again this often (Steam). */
 export const REQUEST_REPEAT_US = 1_000_000;
 /** A finding session asks the directory again this often. */

@@ -86,7 +86,7 @@ test('browser build: the module graph of dist/src/browser.js imports no node: mo
   assert.deepEqual(bad, []);
   const own = [...files.keys()].map((f) => relative(ROOT, f)).filter((f) => f.startsWith('dist/src/'));
   // The graph is the client side: facades, core, relay client; never the UDP socket, the relay server or node:crypto.
-  for (const f of ['dist/src/api/network-manager.js', 'dist/src/api/networking-messages.js', 'dist/src/relay/client/index.js', 'dist/src/core/endpoint.js', 'dist/src/crypto/noble-provider.js', 'dist/src/io/browser/websocket-transport.js']) assert.ok(own.includes(f), `${f} is in the graph`);
+  for (const f of ['dist/src/api/network-manager.js', 'dist/src/api/networking-messages.js', 'dist/src/api/networking-sockets.js', 'dist/src/api/sockets-p2p.js', 'dist/src/relay/client/index.js', 'dist/src/core/endpoint.js', 'dist/src/crypto/noble-provider.js', 'dist/src/io/browser/websocket-transport.js']) assert.ok(own.includes(f), `${f} is in the graph`);
   for (const f of ['dist/src/io/udp.js', 'dist/src/io/runtime.js', 'dist/src/io/relay-server.js', 'dist/src/crypto/node-provider.js', 'dist/src/crypto/sodium-provider.js']) assert.ok(!own.includes(f), `${f} is not in the graph`);
   assert.ok([...files.keys()].some((f) => f.includes('@noble/ciphers')), 'the walk follows the packages too');
 });

@@ -33,6 +33,7 @@ export function browserRuntime(options: BrowserRuntimeOptions = {}): Runtime {
   let provider = options.provider ?? null;
   return {
     scheduler: browserScheduler(options.clock),
+    relaysOnly: true,
     openUdp: () => (options.transport === 'webrtc' ? new WebRtcTransport(options) : new WebSocketTransport(options)),
     rng: () => new CryptoRng(),
     randomSeed,

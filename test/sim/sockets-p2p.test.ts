@@ -1,0 +1,187 @@
+// NetworkingSockets P2P connections (connectP2P / createListenSocketP2P) through relays, in virtual time: a
+// client reaches a server by identity alone (the relays' directory gives the route), the server accepts or
+// refuses it like any connection, reliable messages arrive once and in order and unreliable ones never twice
+// under loss, and neither side ever sees the other's address. Each test names its seed (NETLANE_SEED=N replays).
+import { strict as assert } from 'node:assert';
+import { describe, it } from 'node:test';
+import { ConfigScope, ConnectionState, Result, SendFlags, type NetworkingMessage, type NetworkingSockets, type StatusChangedInfo } from '../../src/index.js';
+import { inSim, type SocketsWorld } from '../support/sockets-world.js';
+
+const LOSS = { FakePacketLoss_Send: 5, FakePacketLoss_Recv: 5 };
+
+/** A P2P server (its listen socket on virtual port 0) and a client, both on the world's relays, the client's connection made. Status changes are logged per instance. */
+function p2p(w: SocketsWorld, relays: readonly string[], options: { accept?: boolean; loss?: boolean } = {}) {
+  const log = new Map<NetworkingSockets, StatusChangedInfo[]>();
+  const cb = (who: () => NetworkingSockets) => (info: StatusChangedInfo): void => {
+    const s = who();
+    log.get(s)?.push(info);
+    if (s === server && options.accept !== false && info.info.state === ConnectionState.Connecting && info.oldState === ConnectionState.None) assert.equal(server.acceptConnection(info.connection), Result.OK);
+  };
+  const config = { Callback_ConnectionStatusChanged: cb(() => server), ...(options.loss ? LOSS : {}) };
+  const server: NetworkingSockets = w.instance({ relays });
+  log.set(server, []);
+  const listen = server.createListenSocketP2P(0, config);
+  assert.ok(listen > 0, 'a P2P listen socket');
+  const client: NetworkingSockets = w.instance({ relays });
+  log.set(client, []);
+  // P2P connections share the instance's socket: the client's fake loss is set for the whole instance.
+  if (options.loss) for (const [name, v] of Object.entries(LOSS)) assert.equal(client.setConfigValue(name as keyof typeof LOSS, ConfigScope.SocketsInterface, 0, v), true);
+  const identity = server.getIdentity() as string;
+  assert.match(identity, /^id:\d+$/);
+  const conn = client.connectP2P(identity, 0, { Callback_ConnectionStatusChanged: cb(() => client) });
+  assert.ok(conn > 0, 'connectP2P gives a handle at once');
+  assert.equal(client.getConnectionInfo(conn)?.state, ConnectionState.Connecting);
+  return { server, client, listen, conn, log, identity };
+}
+
+const serverConn = (log: readonly StatusChangedInfo[]): number => (log.find((i) => i.oldState === ConnectionState.None)?.connection ?? 0);
+const bytes = (i: number, size = 8): Uint8Array => {
+  const b = new Uint8Array(size);
+  new DataView(b.buffer).setUint32(0, i);
+  return b;
+};
+const num = (m: NetworkingMessage): number => new DataView(m.data.buffer, m.data.byteOffset, m.data.byteLength).getUint32(0);
+
+describe('NetworkingSockets P2P through relays', () => {
+  it('a client reaches a server by identity alone; the server accepts; 1,000 reliable in order each way and unreliable never twice under 5 % loss each way; no address is shown', (t) =>
+    inSim(t, 2301, (w) => {
+      const relay = w.world.relay();
+      const { server, client, conn, log } = p2p(w, [relay.address], { loss: true });
+      w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'the client connected');
+      const sconn = serverConn(log.get(server) ?? []);
+      assert.ok(sconn > 0, 'the server saw the connection come (None -> Connecting)');
+      const sinfo = server.getConnectionInfo(sconn);
+      assert.equal(sinfo?.state, ConnectionState.Connected);
+      assert.equal(sinfo?.identityRemote, client.getIdentity(), "the server knows the client by its proven identity");
+      assert.deepEqual(sinfo?.addressRemote, { address: '::', port: 0 }, "the server is never shown the client's address");
+      assert.deepEqual(client.getConnectionInfo(conn)?.addressRemote, { address: '::', port: 0 }, "the client is never shown the server's address");
+      assert.match(client.getConnectionInfo(conn)?.connectionDescription ?? '', /P2P id:\d+/);
+      assert.equal(client.configureConnectionLanes(conn, 2), Result.OK);
+      assert.equal(server.configureConnectionLanes(sconn, 2), Result.OK);
+
+      const N = 1000;
+      const got = { server: [] as NetworkingMessage[], client: [] as NetworkingMessage[] };
+      let sent = 0;
+      w.until(
+        () => {
+          got.server.push(...(server.receiveMessagesOnConnection(sconn, 256) ?? []));
+          got.client.push(...(client.receiveMessagesOnConnection(conn, 256) ?? []));
+          return got.server.filter((m) => m.flags === SendFlags.Reliable).length >= N && got.client.filter((m) => m.flags === SendFlags.Reliable).length >= N;
+        },
+        60_000,
+        '1,000 reliable messages each way',
+        () => {
+          for (let k = 0; k < 20 && sent < N; k++, sent++) {
+            assert.equal(client.sendMessageToConnection(conn, bytes(sent), SendFlags.Reliable, 1).result, Result.OK);
+            assert.equal(server.sendMessageToConnection(sconn, bytes(sent), SendFlags.Reliable, 1).result, Result.OK);
+            assert.equal(client.sendMessageToConnection(conn, bytes(sent), SendFlags.UnreliableNoNagle, 0).result, Result.OK);
+            assert.equal(server.sendMessageToConnection(sconn, bytes(sent), SendFlags.UnreliableNoNagle, 0).result, Result.OK);
+          }
+        },
+      );
+      w.run(100);
+      got.server.push(...(server.receiveMessagesOnConnection(sconn, 5000) ?? []));
+      got.client.push(...(client.receiveMessagesOnConnection(conn, 5000) ?? []));
+      for (const [side, ms] of Object.entries(got)) {
+        const reliable = ms.filter((m) => m.flags === SendFlags.Reliable);
+        assert.deepEqual(reliable.map(num), Array.from({ length: N }, (_, i) => i), `${side}: reliable each once, in order`);
+        assert.ok(reliable.every((m) => m.lane === 1), `${side}: reliable messages on lane 1`);
+        const unreliable = ms.filter((m) => m.flags === SendFlags.Unreliable).map(num);
+        assert.equal(new Set(unreliable).size, unreliable.length, `${side}: unreliable never twice`);
+        assert.ok(unreliable.length > N * 0.8 && unreliable.length < N, `${side}: most unreliable arrive, some are lost (${unreliable.length}/${N})`);
+      }
+      const relayed = relay.server.node.stats;
+      assert.ok(relayed.forwardedBytes > 4 * N * 8, `the relay carried every message (${relayed.forwardedPackets} datagrams, ${relayed.forwardedBytes} bytes forwarded)`);
+      const st = client.getQuickConnectionStatus(conn);
+      assert.ok(st && st.ping >= 0 && st.connectionQualityLocal < 1, `status reads the relayed connection (ping ${st?.ping} ms, quality ${st?.connectionQualityLocal})`);
+    }));
+
+  it('messages sent before the connection is up (its route still being looked up) arrive after the accept, in order', (t) =>
+    inSim(t, 2302, (w) => {
+      const relay = w.world.relay();
+      const { server, client, conn, log } = p2p(w, [relay.address]);
+      for (let i = 0; i < 50; i++) assert.equal(client.sendMessageToConnection(conn, bytes(i), SendFlags.Reliable).result, Result.OK);
+      const got: number[] = [];
+      w.until(
+        () => {
+          const s = serverConn(log.get(server) ?? []);
+          if (s) got.push(...(server.receiveMessagesOnConnection(s, 100) ?? []).map(num));
+          return got.length >= 50;
+        },
+        15_000,
+        'the early messages',
+      );
+      assert.deepEqual(got, Array.from({ length: 50 }, (_, i) => i));
+    }));
+
+  it('a server that refuses (closes the Connecting connection with a reason) ends the client with that reason', (t) =>
+    inSim(t, 2303, (w) => {
+      const relay = w.world.relay();
+      const { server, client, conn, log } = p2p(w, [relay.address], { accept: false });
+      w.until(() => serverConn(log.get(server) ?? []) > 0, 15_000, 'the request at the server');
+      const sconn = serverConn(log.get(server) ?? []);
+      assert.equal(server.getConnectionInfo(sconn)?.state, ConnectionState.Connecting, 'it waits for the application');
+      assert.equal(server.closeConnection(sconn, 1234, 'full'), true);
+      w.until(() => (client.getConnectionInfo(conn)?.state ?? 0) >= ConnectionState.ClosedByPeer, 15_000, 'the client ended');
+      const info = client.getConnectionInfo(conn);
+      assert.equal(info?.state, ConnectionState.ClosedByPeer);
+      assert.equal(info?.endReason, 1234);
+      assert.equal(info?.endDebug, 'full');
+      assert.ok((log.get(client) ?? []).every((i) => i.info.state !== ConnectionState.Connected), 'the client never saw Connected');
+      assert.equal(client.sendMessageToConnection(conn, bytes(1), SendFlags.Reliable).result, Result.NoConnection);
+    }));
+
+  it('an identity nobody registered ends the connection (ProblemDetectedLocally) within TimeoutInitial; a peer without a P2P listen socket refuses the link at once', (t) =>
+    inSim(t, 2304, (w) => {
+      const relay = w.world.relay();
+      const client = w.instance({ relays: [relay.address] });
+      const conn = client.connectP2P('id:12345', 0, { TimeoutInitial: 3000 });
+      assert.ok(conn > 0);
+      w.until(() => (client.getConnectionInfo(conn)?.state ?? 0) >= ConnectionState.ClosedByPeer, 10_000, 'the lookup failed');
+      const info = client.getConnectionInfo(conn);
+      assert.equal(info?.state, ConnectionState.ProblemDetectedLocally);
+      assert.ok((info?.endReason ?? 0) > 0, `a reason (${info?.endReason} ${info?.endDebug})`);
+
+      // Registered (it made a P2P connection of its own) but not listening: its relay's offer is refused.
+      const other = w.instance({ relays: [relay.address] });
+      assert.ok(other.connectP2P('id:999', 0) > 0);
+      w.run(500);
+      const start = w.world.sim.now;
+      const conn2 = client.connectP2P(other.getIdentity() as string, 0);
+      w.until(() => (client.getConnectionInfo(conn2)?.state ?? 0) >= ConnectionState.ClosedByPeer, 10_000, 'the refusal');
+      assert.equal(client.getConnectionInfo(conn2)?.endReason, 5012, 'the link was not accepted');
+      assert.ok(w.world.sim.now - start < 2_000_000, `refused in ${(w.world.sim.now - start) / 1000} ms, not at a timeout`);
+    }));
+
+  it('API misuse gets GNS answers: no relays, a second P2P listen socket, a bad identity, a second connection to one identity, an unconfigured lane', (t) =>
+    inSim(t, 2305, (w) => {
+      const relay = w.world.relay();
+      const plain = w.instance();
+      assert.equal(plain.createListenSocketP2P(0), 0, 'no relays: no P2P listen socket');
+      assert.equal(plain.connectP2P('id:1', 0), 0, 'no relays: no P2P connection');
+      const { server, client, conn, listen, identity } = p2p(w, [relay.address]);
+      assert.equal(server.createListenSocketP2P(1), 0, 'one P2P listen socket per instance');
+      assert.equal(server.getListenSocketAddress(listen), null, 'a P2P listen socket has no address');
+      assert.equal(client.connectP2P('not-an-identity', 0), 0);
+      assert.equal(client.connectP2P(identity, -1), 0);
+      assert.equal(client.connectP2P(identity, 0), 0, 'one P2P connection per pair of identities');
+      assert.equal(client.connectP2P(client.getIdentity() as string, 0), 0, 'not to itself');
+      assert.equal(client.sendMessageToConnection(conn, bytes(1), SendFlags.Reliable, 3).result, Result.InvalidParam, 'lane 3 is not configured');
+      assert.equal(server.closeListenSocket(listen), true);
+      assert.ok(server.createListenSocketP2P(7) > 0, 'a new one after the first closed');
+    }));
+
+  it('with linger, what was queued reaches the peer before the close; messages received before the close stay readable', (t) =>
+    inSim(t, 2306, (w) => {
+      const relay = w.world.relay();
+      const { server, client, conn, log } = p2p(w, [relay.address], { loss: true });
+      w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'connected');
+      for (let i = 0; i < 300; i++) assert.equal(client.sendMessageToConnection(conn, bytes(i, 600), SendFlags.Reliable).result, Result.OK);
+      assert.equal(client.closeConnection(conn, 1001, 'bye', true), true);
+      const sconn = serverConn(log.get(server) ?? []);
+      w.until(() => server.getConnectionInfo(sconn)?.state === ConnectionState.ClosedByPeer, 20_000, 'the close after the data');
+      const got = (server.receiveMessagesOnConnection(sconn, 1000) ?? []).map(num);
+      assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => i), 'every queued message, then the close');
+      assert.equal(server.getConnectionInfo(sconn)?.endReason, 1001);
+    }));
+});
