@@ -365,6 +365,11 @@ export class NetworkingSockets {
     return this.#newP2PConn(conn, null, store).handle;
   }
 
+  /** The local address of the one socket P2P connections share (a netlane extension, for firewall rules and audits), or null before the first P2P call. */
+  getP2PSocketAddress(): SocketAddress | null {
+    return this.#p2pSite ? { ...this.#p2pSite.driver.transport.local } : null;
+  }
+
   /** This instance's identity (`GetIdentity`): `id:N`, what `connectP2P` takes; null with a custom handshake layer and no relays. */
   getIdentity(): string | null {
     if (this.#p2p) return this.#p2p.identity;
