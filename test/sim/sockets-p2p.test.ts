@@ -171,6 +171,42 @@ describe('NetworkingSockets P2P through relays', () => {
       assert.ok(server.createListenSocketP2P(7) > 0, 'a new one after the first closed');
     }));
 
+  it('the relay carrying the connection dies: the connection moves to the other relay and goes on, same handles, every reliable message once and in order', (t) =>
+    inSim(t, 2307, (w) => {
+      const relays = [w.world.relay(), w.world.relay()];
+      const { server, client, conn, log } = p2p(w, relays.map((r) => r.address));
+      w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'connected');
+      const sconn = serverConn(log.get(server) ?? []);
+      const got: number[] = [];
+      const read = (): void => void got.push(...(server.receiveMessagesOnConnection(sconn, 500) ?? []).map(num));
+      let sent = 0;
+      const sendSome = (n: number): void => {
+        for (let k = 0; k < n; k++) assert.equal(client.sendMessageToConnection(conn, bytes(sent++), SendFlags.Reliable).result, Result.OK);
+      };
+      sendSome(100);
+      w.until(() => (read(), got.length >= 100), 10_000, 'the first 100');
+      // The relay that forwarded them is the one carrying the link: it dies (no close, no drain).
+      const carrying = relays.reduce((a, b) => (a.server.node.stats.forwardedPackets >= b.server.node.stats.forwardedPackets ? a : b));
+      const other = relays.find((r) => r !== carrying) as (typeof relays)[number];
+      const otherBefore = other.server.node.stats.forwardedPackets;
+      w.world.kill(carrying.address);
+      const killedAt = w.world.sim.now;
+      w.until(
+        () => (read(), got.length >= 400),
+        20_000,
+        '300 more after the relay died',
+        () => {
+          if (sent < 400) sendSome(5);
+        },
+      );
+      assert.deepEqual(got, Array.from({ length: 400 }, (_, i) => i), 'each once, in order, across the failover');
+      assert.ok(other.server.node.stats.forwardedPackets > otherBefore, 'the other relay carries it now');
+      assert.equal(client.getConnectionInfo(conn)?.state, ConnectionState.Connected);
+      assert.equal(server.getConnectionInfo(sconn)?.state, ConnectionState.Connected);
+      assert.ok((log.get(client) ?? []).filter((i) => i.info.state === ConnectionState.Connected).length === 1, 'no second handshake');
+      t.diagnostic(`400 delivered ${(w.world.sim.now - killedAt) / 1000} ms after the kill`);
+    }));
+
   it('with linger, what was queued reaches the peer before the close; messages received before the close stay readable', (t) =>
     inSim(t, 2306, (w) => {
       const relay = w.world.relay();
