@@ -107,7 +107,11 @@ export class SocketsP2P {
       switch (e.type) {
         case 'request': {
           const s = e.session;
-          if (s.app.conn) break; // our own connection's peer, or a repeat
+          const old = s.app.conn;
+          if (old && (old.boundCid === s.cid || old.boundCid === 0)) break; // a repeat, or our own connection's peer
+          // The peer started over on a new connection while its old one was up: the old one ends, the new one is a request.
+          if (old) this.#endConn(old, ConnectionState.ClosedByPeer, E.Replaced, 'Replaced by a new connection');
+          s.app.conn = null;
           if (!this.listening) {
             // Nobody listens: the link offer (or the connection) is refused at once.
             host.close(now, s, E.Generic, 'No P2P listen socket');
@@ -144,10 +148,14 @@ export class SocketsP2P {
   #end(now: number, s: PeerSession<P2PSessionApp>, state: number, reason: number, debug: string): void {
     const conn = s.app.conn;
     this.host.close(now, s, 0, '');
-    if (!conn || conn.closedByApp) return;
+    if (conn) this.#endConn(conn, state === ConnectionState.ClosedByPeer ? ConnectionState.ClosedByPeer : ConnectionState.ProblemDetectedLocally, reason, debug);
+  }
+
+  #endConn(conn: SessionConnection, state: ConnectionState, reason: number, debug: string): void {
+    if (conn.closedByApp || conn.ended) return;
     const old = conn.state();
-    conn.ended = { state: state === ConnectionState.ClosedByPeer ? ConnectionState.ClosedByPeer : ConnectionState.ProblemDetectedLocally, reason, debug };
-    if (old !== conn.ended.state) this.#hooks.changed(conn, old);
+    conn.ended = { state, reason, debug };
+    if (old !== state) this.#hooks.changed(conn, old);
   }
 
   close(): void {
@@ -163,6 +171,8 @@ export class SessionConnection implements SocketsConnection {
   readonly identity: string;
   /** It came from a peer (on the listen socket). */
   readonly incoming: boolean;
+  /** The session's connection this one is (0 until it has one): a later one from the same peer is a new connection. */
+  boundCid: number;
   /** How it ended, once it has: then the session is gone. */
   ended: { readonly state: ConnectionState; readonly reason: number; readonly debug: string } | null = null;
   closedByApp = false;
@@ -182,14 +192,18 @@ export class SessionConnection implements SocketsConnection {
     this.#s = s;
     this.identity = s.key;
     this.incoming = incoming;
+    this.boundCid = incoming ? s.cid : 0;
   }
 
   /** The session's connection is up: the application's lanes go on it, and the state change is reported. */
   connectedNow(hooks: P2PHooks): void {
     if (this.closedByApp || this.ended) return;
+    this.boundCid = this.#s.cid;
+    this.#lanesOn = 0;
     this.#coreLanes();
     this.#peer = this.#p2p.host.endpoint.peerInfo(this.#s.cid);
     const old = this.#reported;
+    if (old === ConnectionState.Connected) return; // a crossing's other connection took over: the same connection to the application
     this.#reported = ConnectionState.Connected;
     hooks.changed(this, old);
   }

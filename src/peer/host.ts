@@ -404,6 +404,8 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
       } else {
         this.#byCid.set(cid, s);
         this.#unlink(now, s, E.Replaced, 'Replaced by a new connection'); // the peer started over
+        // A connection that ends for good (NetworkingSockets): the new one is a new request for the application.
+        if (this.#policy.afterEnd === 'fail') this.#setWanted(now, s, false);
       }
     }
     s ??= this.open(now, { key, peerId: relayed ? certId : null, direct: relayed ? null : remote });

@@ -5,6 +5,7 @@
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
 import { ConfigScope, ConnectionState, Result, SendFlags, type NetworkingMessage, type NetworkingSockets, type StatusChangedInfo } from '../../src/index.js';
+import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { inSim, type SocketsWorld } from '../support/sockets-world.js';
 
 const LOSS = { FakePacketLoss_Send: 5, FakePacketLoss_Recv: 5 };
@@ -205,6 +206,39 @@ describe('NetworkingSockets P2P through relays', () => {
       assert.equal(server.getConnectionInfo(sconn)?.state, ConnectionState.Connected);
       assert.ok((log.get(client) ?? []).filter((i) => i.info.state === ConnectionState.Connected).length === 1, 'no second handshake');
       t.diagnostic(`400 delivered ${(w.world.sim.now - killedAt) / 1000} ms after the kill`);
+    }));
+
+  it('the same identity connects again while its old connection is up (a restarted client): the old one ends (1000), the new one is a new request the server accepts', (t) =>
+    inSim(t, 2308, (w) => {
+      const relay = w.world.relay();
+      const key = seededCryptoProvider(2308).signingKey();
+      const log: StatusChangedInfo[] = [];
+      const server = w.instance({ relays: [relay.address] });
+      server.createListenSocketP2P(0, {
+        Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
+          log.push(info);
+          if (info.info.state === ConnectionState.Connecting) server.acceptConnection(info.connection);
+        },
+      });
+      const first = w.instance({ relays: [relay.address], key });
+      const c1 = first.connectP2P(server.getIdentity() as string, 0);
+      w.until(() => first.getConnectionInfo(c1)?.state === ConnectionState.Connected, 15_000, 'the first connection');
+      const s1 = log[0]?.connection as number;
+      const second = w.instance({ relays: [relay.address], key });
+      assert.equal(second.getIdentity(), first.getIdentity(), 'the same identity');
+      const c2 = second.connectP2P(server.getIdentity() as string, 0);
+      w.until(() => second.getConnectionInfo(c2)?.state === ConnectionState.Connected, 15_000, 'the second connection');
+      const news = log.filter((i) => i.oldState === ConnectionState.None);
+      assert.equal(news.length, 2, 'two requests, each accepted by the application');
+      const s2 = news[1]?.connection as number;
+      assert.notEqual(s2, s1);
+      assert.equal(server.getConnectionInfo(s1)?.state, ConnectionState.ClosedByPeer, 'the old connection ended');
+      assert.equal(server.getConnectionInfo(s1)?.endReason, 1000);
+      assert.equal(second.sendMessageToConnection(c2, bytes(7), SendFlags.Reliable).result, Result.OK);
+      const got: number[] = [];
+      w.until(() => (got.push(...(server.receiveMessagesOnConnection(s2, 10) ?? []).map(num)), got.length > 0), 5000, 'a message on the new connection');
+      assert.deepEqual(got, [7]);
+      assert.equal(server.receiveMessagesOnConnection(s1, 10)?.length, 0, 'nothing on the old handle');
     }));
 
   it('with linger, what was queued reaches the peer before the close; messages received before the close stay readable', (t) =>
