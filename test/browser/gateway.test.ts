@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { NetworkManager } from '../../src/api/network-manager.js';
 import { addressKey, decodeRoute } from '../../src/relay/protocol.js';
 import { pump } from '../integration/relay-support.js';
-import { browserSkip, launch, relayWithGateway, releaseWebRtc, serve } from './support.js';
+import { addressNeedles, browserSkip, launch, relayWithGateway, releaseWebRtc, serve } from './support.js';
 
 const skip = browserSkip();
 const LOSS = { FakePacketLoss_Send: 10, FakePacketLoss_Recv: 10 };
@@ -40,14 +40,6 @@ async function openPage(): Promise<Page> {
     throw new Error(`the page did not load the browser build: ${errors.join('; ') || String(e)}`);
   });
   return page;
-}
-
-/** Hex of the bytes `127.0.0.1` and `port` in the orders an address could be written in, and as text. */
-function addressNeedles(port: number): string[] {
-  const p = port.toString(16).padStart(4, '0');
-  const pLE = p.slice(2) + p.slice(0, 2);
-  const ascii = (s: string): string => Buffer.from(s).toString('hex');
-  return [`7f000001${p}`, `${p}7f000001`, `0100007f${pLE}`, ascii(`127.0.0.1:${port}`), ascii(`:${port}`)];
 }
 
 for (const kind of ['ws', 'webrtc'] as const) {

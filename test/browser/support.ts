@@ -57,4 +57,12 @@ export async function relayWithGateway(kind: 'ws' | 'webrtc'): Promise<{ relay: 
   return { relay, url: kind === 'ws' ? `ws://${addressKey(at)}/` : `http://${addressKey(at)}/`, stats: () => (gw as NonNullable<typeof gw>).stats };
 }
 
+/** Hex of the bytes `127.0.0.1` and `port` in the orders an address could be written in, and as text. */
+export function addressNeedles(port: number): string[] {
+  const p = port.toString(16).padStart(4, '0');
+  const pLE = p.slice(2) + p.slice(0, 2);
+  const ascii = (s: string): string => Buffer.from(s).toString('hex');
+  return [`7f000001${p}`, `${p}7f000001`, `0100007f${pLE}`, ascii(`127.0.0.1:${port}`), ascii(`:${port}`)];
+}
+
 export { releaseWebRtc } from '../support/webrtc.js';
