@@ -10,6 +10,7 @@ import type { FakeLinkStats } from '../io/fake-network.js';
 import type { Runtime } from '../io/runtime.js';
 import { platformRuntime } from '../io/platform.js';
 import { localPeer, type LocalPeer } from '../peer/identity.js';
+import { MAX_VIRTUAL_PORT } from '../crypto/types.js';
 import type { SigningKey } from '../crypto/provider.js';
 import type { RelayAddress } from '../relay/index.js';
 import { peerIdOf } from '../peer/incoming.js';
@@ -128,6 +129,8 @@ interface Site {
 
 interface ListenRecord {
   readonly handle: number;
+  /** A P2P listen socket's virtual port; -1 for an IP listen socket. */
+  readonly virtualPort: number;
   readonly site: Site;
   readonly config: ConfigStore;
   readonly conns: Set<ConnRecord>;
@@ -211,7 +214,8 @@ export class NetworkingSockets {
   /** The relayed side (P2P connections), made at the first P2P call. */
   #p2p: SocketsP2P | null = null;
   #p2pSite: Site | null = null;
-  #p2pListen: ListenRecord | null = null;
+  /** The P2P listen sockets by virtual port. */
+  readonly #p2pListens = new Map<number, ListenRecord>();
   readonly #byConn = new Map<SessionConnection, ConnRecord>();
 
   constructor(options: NetworkingSocketsOptions = {}) {
@@ -273,7 +277,7 @@ export class NetworkingSockets {
         },
       );
     }
-    const listen: { -readonly [K in keyof ListenRecord]: ListenRecord[K] } = { handle, site: null as unknown as Site, config: store, conns: new Set(), ready: new Set(), closing: false };
+    const listen: { -readonly [K in keyof ListenRecord]: ListenRecord[K] } = { handle, virtualPort: -1, site: null as unknown as Site, config: store, conns: new Set(), ready: new Set(), closing: false };
     listen.site = this.#newSite(endpoint, sock, listen, store);
     this.#listens.set(handle, listen);
     this.#debug(DebugOutputType.Msg, `listen socket ${handle} on [${sock.local.address}]:${sock.local.port}`);
@@ -309,31 +313,30 @@ export class NetworkingSockets {
    * Listens for P2P connections through the relays (`CreateListenSocketP2P`): this instance's identity
    * (`getIdentity`) is registered in the relays' directory, every peer's link offer is taken, and each
    * connection that follows is announced Connecting for `acceptConnection` (or `closeConnection`), as on an
-   * IP listen socket. Needs `relays`. The virtual port names the listen socket; one P2P listen socket per
-   * instance (the connections' lanes and identities, not ports, tell services apart). Returns 0 with no relays,
-   * a second P2P listen socket, a bad port or option, or once this instance is closed.
+   * IP listen socket. Needs `relays`. The virtual port (0..2^31-1) names the listen socket: a client's signed
+   * request names the one it connects to, and one that names no open port is refused (5001). Returns 0 with no
+   * relays, a port that has a P2P listen socket already, a bad port or option, or once this instance is closed.
    */
   createListenSocketP2P(virtualPort: number, options: ConfigOptions = {}): number {
     if (this.#refuseClosed()) return INVALID_HANDLE;
-    if (!isIntegerIn(virtualPort, 0, 0x7fffffff)) {
+    if (!isIntegerIn(virtualPort, 0, MAX_VIRTUAL_PORT)) {
       this.#debug(DebugOutputType.Error, `bad virtual port ${String(virtualPort)}`);
       return INVALID_HANDLE;
     }
-    if (this.#p2pListen) {
-      this.#debug(DebugOutputType.Error, `a P2P listen socket is open already (${this.#p2pListen.handle}): one per instance`);
+    const taken = this.#p2pListens.get(virtualPort);
+    if (taken) {
+      this.#debug(DebugOutputType.Error, `P2P listen socket ${taken.handle} has virtual port ${virtualPort} already`);
       return INVALID_HANDLE;
     }
     const store = this.#storeWith(this.#iface, options);
     const site = store && this.#p2pSiteOrNull();
     if (!store || !site) return INVALID_HANDLE;
     const handle = this.#nextHandle++;
-    const listen: ListenRecord = { handle, site, config: store, conns: new Set(), ready: new Set(), closing: false };
+    const listen: ListenRecord = { handle, virtualPort, site, config: store, conns: new Set(), ready: new Set(), closing: false };
     this.#listens.set(handle, listen);
-    this.#p2pListen = listen;
+    this.#p2pListens.set(virtualPort, listen);
     (this.#p2p as SocketsP2P).listening = true;
-    // P2P connections share one socket: its fake conditions are the listen socket's while it is open.
-    site.fakeFrom = store;
-    this.#refreshFake(site);
+    this.#p2pFake();
     this.#debug(DebugOutputType.Msg, `P2P listen socket ${handle} (virtual port ${virtualPort}) as ${(this.#p2p as SocketsP2P).identity}`);
     return handle;
   }
@@ -349,7 +352,7 @@ export class NetworkingSockets {
   connectP2P(identity: string, virtualPort: number, options: ConfigOptions = {}): number {
     if (this.#refuseClosed()) return INVALID_HANDLE;
     const peerId = typeof identity === 'string' ? peerIdOf(identity) : null;
-    if (peerId === null || !isIntegerIn(virtualPort, 0, 0x7fffffff)) {
+    if (peerId === null || !isIntegerIn(virtualPort, 0, MAX_VIRTUAL_PORT)) {
       this.#debug(DebugOutputType.Error, `bad P2P identity ${String(identity)} or virtual port ${String(virtualPort)}: give id:N and an integer port`);
       return INVALID_HANDLE;
     }
@@ -357,7 +360,7 @@ export class NetworkingSockets {
     const site = store && this.#p2pSiteOrNull();
     if (!store || !site) return INVALID_HANDLE;
     if (store.hasOwnFakeConditions()) this.#debug(DebugOutputType.Warning, 'P2P connections share one socket: set fake network conditions on the P2P listen socket or the SocketsInterface scope, not on a connection');
-    const conn = (this.#p2p as SocketsP2P).connect(this.#clock(), peerId, store.coreValues());
+    const conn = (this.#p2p as SocketsP2P).connect(this.#clock(), peerId, virtualPort, store.coreValues());
     if (!conn) {
       this.#debug(DebugOutputType.Error, `no P2P connection to ${identity}: it is this instance, one is open to it already, or no relay can be reached`);
       return INVALID_HANDLE;
@@ -400,8 +403,10 @@ export class NetworkingSockets {
         },
         {
           incoming: (conn) => {
-            const listen = this.#p2pListen;
-            if (listen) this.#p2pChanged(this.#newP2PConn(conn, listen, new ConfigStore(listen.config)), ConnectionState.None);
+            const listen = this.#p2pListens.get(conn.virtualPort);
+            if (!listen) return false;
+            this.#p2pChanged(this.#newP2PConn(conn, listen, new ConfigStore(listen.config)), ConnectionState.None);
+            return true;
           },
           changed: (conn, old) => {
             const rec = this.#byConn.get(conn);
@@ -426,6 +431,16 @@ export class NetworkingSockets {
     this.#sites.add(site);
     this.#refreshFake(site);
     return site;
+  }
+
+  /** P2P connections share one socket: its fake conditions are those of the first P2P listen socket still open, else the instance's. */
+  #p2pFake(): void {
+    const site = this.#p2pSite;
+    if (!site) return;
+    let first: ListenRecord | null = null;
+    for (const l of this.#p2pListens.values()) if (!first || l.handle < first.handle) first = l;
+    site.fakeFrom = first?.config ?? this.#iface;
+    this.#refreshFake(site);
   }
 
   #newP2PConn(conn: SessionConnection, listen: ListenRecord | null, config: ConfigStore): ConnRecord {
@@ -483,11 +498,10 @@ export class NetworkingSockets {
       this.#forget(rec);
     }
     listen.closing = true;
-    if (listen === this.#p2pListen) {
-      this.#p2pListen = null;
-      (this.#p2p as SocketsP2P).listening = false;
-      listen.site.fakeFrom = this.#iface;
-      this.#refreshFake(listen.site);
+    if (listen.virtualPort >= 0) {
+      this.#p2pListens.delete(listen.virtualPort);
+      (this.#p2p as SocketsP2P).listening = this.#p2pListens.size > 0;
+      this.#p2pFake();
     } else listen.site.endpoint.listening = false;
     this.#listens.delete(listenSocket);
     listen.site.driver.kick();
@@ -501,7 +515,7 @@ export class NetworkingSockets {
    */
   getListenSocketAddress(listenSocket: number): SocketAddress | null {
     const l = this.#listens.get(listenSocket);
-    if (!l || l === this.#p2pListen) return null; // a P2P listen socket has no address of its own
+    if (!l || l.virtualPort >= 0) return null; // a P2P listen socket has no address of its own
     const t = l.site.driver.transport;
     return t.binding && t.local.port === 0 ? null : { ...t.local };
   }
@@ -993,9 +1007,9 @@ export class NetworkingSockets {
       } catch {
         return false;
       }
-      for (const l of listens) if (l && l !== this.#p2pListen) l.site.endpoint.setConfig(l.config.coreValues());
+      for (const l of listens) if (l && l.virtualPort < 0) l.site.endpoint.setConfig(l.config.coreValues());
     }
-    if (info.kind === 'limit') for (const l of listens) if (l && l !== this.#p2pListen) l.site.endpoint.setLimits(l.config.limits());
+    if (info.kind === 'limit') for (const l of listens) if (l && l.virtualPort < 0) l.site.endpoint.setLimits(l.config.limits());
     if (info.kind === 'fake') for (const site of this.#sites) this.#refreshFake(site);
     return true;
   }

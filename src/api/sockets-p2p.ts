@@ -27,8 +27,8 @@ export interface P2PSessionApp {
 
 /** What the facade does when a P2P connection appears or changes. */
 export interface P2PHooks {
-  /** A connection from a peer on the listen socket, not accepted yet (it is Connecting). */
-  incoming(conn: SessionConnection): void;
+  /** A connection from a peer to `conn.virtualPort`, not accepted yet (it is Connecting): false if no listen socket has that port. */
+  incoming(conn: SessionConnection): boolean;
   /** The connection's API state changed from `oldState` (its new state is `conn.state()`). */
   changed(conn: SessionConnection, oldState: ConnectionState): void;
   /** The connection's receive queue went from empty to not empty. */
@@ -84,11 +84,12 @@ export class SocketsP2P {
    * A connection to the peer with `peerId` (found through the relays' directory), or null: one is open to it
    * already (one connection per pair of identities), or no relay can be reached.
    */
-  connect(now: number, peerId: bigint, coreConfig: Partial<Record<string, number>>): SessionConnection | null {
+  connect(now: number, peerId: bigint, virtualPort: number, coreConfig: Partial<Record<string, number>>): SessionConnection | null {
     const key = `id:${peerId}`;
     if (peerId === this.stack.peerId || this.host.session(key)) return null;
     const s = this.host.open(now, { key, peerId, direct: null });
     s.coreConfig = coreConfig;
+    s.virtualPort = virtualPort;
     const conn = new SessionConnection(this, s, false);
     s.app.conn = conn;
     if (!this.host.want(now, s)) {
@@ -119,8 +120,11 @@ export class SocketsP2P {
           }
           if (s.state.kind !== 'awaitingAccept') break;
           const conn = new SessionConnection(this, s, true);
+          if (!this.#hooks.incoming(conn)) {
+            host.close(now, s, E.Generic, `No P2P listen socket on virtual port ${conn.virtualPort}`, false, true);
+            break;
+          }
           s.app.conn = conn;
-          this.#hooks.incoming(conn);
           break;
         }
         case 'connected':
@@ -173,6 +177,8 @@ export class SessionConnection implements SocketsConnection {
   readonly incoming: boolean;
   /** The session's connection this one is (0 until it has one): a later one from the same peer is a new connection. */
   boundCid: number;
+  /** The virtual port: the peer's one it connects to, or (incoming) ours its signed request names; -1 for none. */
+  readonly virtualPort: number;
   /** How it ended, once it has: then the session is gone. */
   ended: { readonly state: ConnectionState; readonly reason: number; readonly debug: string } | null = null;
   closedByApp = false;
@@ -193,6 +199,7 @@ export class SessionConnection implements SocketsConnection {
     this.identity = s.key;
     this.incoming = incoming;
     this.boundCid = incoming ? s.cid : 0;
+    this.virtualPort = incoming ? (p2p.host.endpoint.peerInfo(s.cid)?.virtualPort ?? -1) : s.virtualPort;
   }
 
   /** The session's connection is up: the application's lanes go on it, and the state change is reported. */

@@ -191,9 +191,9 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
 
   // ---------------------------------------------------------------- handshake
 
-  /** Client: starts connecting. */
-  startClient(now: number): void {
-    this.#hs.startClient(now, this.localCid, this.remote, this.config);
+  /** Client: starts connecting (to `virtualPort` of the server's, named in the signed request; -1: none). */
+  startClient(now: number, virtualPort = -1): void {
+    this.#hs.startClient(now, this.localCid, this.remote, this.config, virtualPort);
     this.#setState(now, S.Connecting);
   }
 
@@ -327,13 +327,14 @@ export class Connection implements ConnectionCounters, SendQueueCounters, Packet
   /**
    * `closeConnection`: reason outside 1000-2999 becomes 1999 (GNS). With `linger`, pending reliable data
    * is still delivered before the connection goes away. Returns false when the handle is already closed.
+   * `internal`: the library's own close (a refusal with a 5xxx reason): the reason is kept as it is.
    */
-  close(now: number, reason: number, debug: string, linger: boolean): boolean {
+  close(now: number, reason: number, debug: string, linger: boolean, internal = false): boolean {
     const st = this.#state;
     if (st === S.FinWait || st === S.Linger || st === S.Dead) return false;
     if (st === S.Connecting || st === S.FindingRoute || st === S.Connected) {
       if (reason === 0) reason = EndReason.App_Generic;
-      if (reason < EndReason.App_Generic || reason > EndReason.AppException_Max) {
+      if (!internal && (reason < EndReason.App_Generic || reason > EndReason.AppException_Max)) {
         reason = EndReason.App_Max;
         debug = 'Invalid numeric reason code';
       }

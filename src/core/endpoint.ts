@@ -281,13 +281,13 @@ export class Endpoint implements ConnectionHost {
 
   // ---------------------------------------------------------------- commands
 
-  /** Starts a connection to `remote`. Returns its handle. */
-  connect(now: number, remote: SocketAddress, config?: Partial<Record<string, number>>): number {
+  /** Starts a connection to `remote` (to its `virtualPort`, named in the signed handshake; -1: none). Returns its handle. */
+  connect(now: number, remote: SocketAddress, config?: Partial<Record<string, number>>, virtualPort = -1): number {
     if (this.#conns.size >= this.#limits.maxConnections) throw new NetlaneError('ERR_NETLANE_INVALID_STATE', 'too many connections');
     const cfg = config ? resolveConfig(config, this.#config) : this.#config;
     const conn = new Connection(this, this.#handshake, this.#newCid(), remote, false, cfg, now);
     this.#conns.set(conn.localCid, conn);
-    conn.startClient(now);
+    conn.startClient(now, virtualPort);
     this.#wake(conn);
     return conn.localCid;
   }
@@ -301,10 +301,10 @@ export class Endpoint implements ConnectionHost {
     return r;
   }
 
-  /** `closeConnection(conn, reason, debug, linger)`. The handle is invalid afterwards. */
-  close(now: number, handle: number, reason = 0, debug = '', linger = false): Result {
+  /** `closeConnection(conn, reason, debug, linger)`. The handle is invalid afterwards. `internal`: a library reason (5xxx) the peer sees as it is. */
+  close(now: number, handle: number, reason = 0, debug = '', linger = false, internal = false): Result {
     const c = this.#conns.get(handle);
-    if (!c || !c.close(now, reason, debug, linger)) return Result.InvalidParam;
+    if (!c || !c.close(now, reason, debug, linger, internal)) return Result.InvalidParam;
     this.#wake(c);
     return Result.OK;
   }

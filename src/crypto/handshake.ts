@@ -7,7 +7,7 @@ import { checkCertificate, decodeCertificate, unsignedCertificate, type Certific
 import { derivePeerId, identityToString, type Identity } from './identity.js';
 import { AeadCipher, bytesEqual, type CryptoProvider, type KeyExchangePair, type SigningKey } from './provider.js';
 import { CIPHER_NAMES, NULL_KEYS, SessionKeys } from './protection.js';
-import { ConnectionInfoFlags, type ClientHandshake, type ConnectionKeys, type HandshakeConfig, type HandshakeLayer, type HandshakeOutcome, type PeerAddress, type PeerInfo } from './types.js';
+import { ConnectionInfoFlags, MAX_VIRTUAL_PORT, type ClientHandshake, type ConnectionKeys, type HandshakeConfig, type HandshakeLayer, type HandshakeOutcome, type PeerAddress, type PeerInfo } from './types.js';
 
 /** The protocol version of the secure handshake (the plaintext prototype was 1). */
 export const PROTOCOL_VERSION = 2;
@@ -37,6 +37,8 @@ export interface CryptInfo {
   ciphers: number[];
   /** Server: the cipher it chose. Client: 0. */
   chosen: number;
+  /** Client: the virtual port it connects to, or -1 (none: the field is absent). */
+  virtualPort: number;
 }
 
 /** Encodes a crypt info (exported for the handshake tests, which play a dishonest server). */
@@ -50,6 +52,7 @@ export function encodeCryptInfo(c: CryptInfo): Uint8Array {
   w.u8(c.ciphers.length, 'crypt.cipherCount');
   for (const x of c.ciphers) w.u8(x, 'crypt.cipher');
   w.u8(c.chosen, 'crypt.chosen');
+  if (c.virtualPort >= 0) w.u32(c.virtualPort, 'crypt.virtualPort');
   return w.written().slice();
 }
 
@@ -65,8 +68,13 @@ function decodeCryptInfo(b: Uint8Array): CryptInfo {
   const ciphers: number[] = [];
   for (let i = 0; i < n; i++) ciphers.push(r.u8('crypt.cipher'));
   const chosen = r.u8('crypt.chosen');
+  let virtualPort = -1;
+  if (r.remaining === 4) {
+    virtualPort = r.u32('crypt.virtualPort');
+    if (virtualPort > MAX_VIRTUAL_PORT) throw new WireError('crypt.virtualPort', 'must be 0..2^31-1');
+  }
   if (r.remaining !== 0) throw new WireError('crypt', 'trailing bytes');
-  return { minVersion, maxVersion, version, ephemeral, nonce, ciphers, chosen };
+  return { minVersion, maxVersion, version, ephemeral, nonce, ciphers, chosen, virtualPort };
 }
 
 /** One side's handshake message: certificate, signed crypt info, signature. */
@@ -276,10 +284,10 @@ export class SecureHandshake implements HandshakeLayer {
 
   // ------------------------------------------------------------ key exchange
 
-  #cryptInfo(eph: KeyExchangePair, version: number, ciphers: number[], chosen: number): CryptInfo {
+  #cryptInfo(eph: KeyExchangePair, version: number, ciphers: number[], chosen: number, virtualPort = -1): CryptInfo {
     const nonce = new Uint8Array(NONCE_BYTES);
     this.provider.fillRandom(nonce);
-    return { minVersion: this.minProtocolVersion, maxVersion: this.maxProtocolVersion, version, ephemeral: eph.publicKey, nonce, ciphers, chosen };
+    return { minVersion: this.minProtocolVersion, maxVersion: this.maxProtocolVersion, version, ephemeral: eph.publicKey, nonce, ciphers, chosen, virtualPort };
   }
 
   /** Checks the peer's certificate and the auth policy. */
@@ -309,7 +317,7 @@ export class SecureHandshake implements HandshakeLayer {
     return isServer ? new SessionKeys(this.provider, c, s2c, c2s, config.KeyUpdatePackets) : new SessionKeys(this.provider, c, c2s, s2c, config.KeyUpdatePackets);
   }
 
-  #peerInfo(cert: Certificate, authenticated: boolean, cipher: number, warning: string | null): PeerInfo {
+  #peerInfo(cert: Certificate, authenticated: boolean, cipher: number, warning: string | null, virtualPort = -1): PeerInfo {
     return {
       identity: flatString(identityToString(cert.identity)),
       keyFingerprint: toHex(this.provider.sha256(cert.publicKey).subarray(0, 8)),
@@ -317,17 +325,19 @@ export class SecureHandshake implements HandshakeLayer {
       flags: (authenticated ? 0 : ConnectionInfoFlags.Unauthenticated) | (cipher === AeadCipher.Null ? ConnectionInfoFlags.Unencrypted : 0),
       cipher: CIPHER_NAMES[cipher] ?? String(cipher),
       warning,
+      virtualPort,
     };
   }
 
-  startClient(clientCid: number, remote: PeerAddress, config: HandshakeConfig): ClientHandshake {
+  startClient(clientCid: number, remote: PeerAddress, config: HandshakeConfig, virtualPort = -1): ClientHandshake {
+    if (!Number.isInteger(virtualPort) || virtualPort < -1 || virtualPort > MAX_VIRTUAL_PORT) throw new NetlaneError('ERR_NETLANE_INVALID_ARGUMENT', `virtual port ${virtualPort} is not in -1..2^31-1`);
     const eph = this.provider.generateKeyExchange();
     const ciphers = cipherList(config, this.provider.preferredCipher);
     let cached: { cookie: Uint8Array; version: number; payload: Uint8Array; message: HandshakeMessage; crypt: CryptInfo } | null = null;
     return {
       request: (cookie: Uint8Array, version: number): Uint8Array => {
         if (cached && cached.version === version && bytesEqual(cached.cookie, cookie)) return cached.payload;
-        const crypt = cached && cached.version === version ? cached.crypt : this.#cryptInfo(eph, version, ciphers, 0);
+        const crypt = cached && cached.version === version ? cached.crypt : this.#cryptInfo(eph, version, ciphers, 0, virtualPort);
         const cryptBytes = encodeCryptInfo(crypt);
         const certBytes = this.certificate.encoded;
         const signature = this.provider.sign(this.key, concat(SIG_CLIENT, u32be(clientCid), new Uint8Array([cookie.length]), cookie, certBytes, cryptBytes));
@@ -397,6 +407,6 @@ export class SecureHandshake implements HandshakeLayer {
     const signature = this.provider.sign(this.key, concat(SIG_SERVER, u32be(clientCid), u32be(serverCid), this.provider.sha256(req.message.certBytes, req.message.cryptBytes), certBytes, cryptBytes));
     const message = { certBytes, cryptBytes, signature };
     const keys = this.#keys(chosen, shared, clientCid, serverCid, req.message, message, c.nonce, crypt.nonce, true, config);
-    return { ok: true, replyPayload: encodeMessage(message), keys, peer: this.#peerInfo(req.cert, peer.authenticated, chosen, peer.warning) };
+    return { ok: true, replyPayload: encodeMessage(message), keys, peer: this.#peerInfo(req.cert, peer.authenticated, chosen, peer.warning, c.virtualPort) };
   }
 }

@@ -37,6 +37,9 @@ export interface ConnectionKeys {
 /** `SteamNetConnectionInfo_t::m_nFlags` values the handshake decides. */
 export const ConnectionInfoFlags = { Unauthenticated: 1, Unencrypted: 2 } as const;
 
+/** The largest virtual port (GNS: an int32 of 0 or more). */
+export const MAX_VIRTUAL_PORT = 0x7fffffff;
+
 /** What the handshake learned about the peer. */
 export interface PeerInfo {
   /** The peer's identity in string form (`id:...`, `str:...`, ...). */
@@ -51,6 +54,8 @@ export interface PeerInfo {
   readonly flags: number;
   /** Set when the connection was allowed with a warning (`IP_AllowWithoutAuth` = 1). */
   readonly warning: string | null;
+  /** Server side: the virtual port the client's signed request names (a P2P connection to a listen socket), or -1. */
+  readonly virtualPort: number;
 }
 
 /** The configuration values the handshake reads (GNS names; see core/config.ts). */
@@ -82,8 +87,8 @@ export interface HandshakeLayer {
   issueCookie(now: number, from: PeerAddress, clientCid: number): Uint8Array;
   /** Whether `cookie` was issued by this endpoint to `from` for `clientCid`, recently. */
   checkCookie(now: number, from: PeerAddress, clientCid: number, cookie: Uint8Array): boolean;
-  /** Starts a client handshake for a new connection to `remote`. */
-  startClient(clientCid: number, remote: PeerAddress, config: HandshakeConfig): ClientHandshake;
+  /** Starts a client handshake for a new connection to `remote`; `virtualPort` (0..2^31-1) goes in the signed request, -1 for none. */
+  startClient(clientCid: number, remote: PeerAddress, config: HandshakeConfig, virtualPort?: number): ClientHandshake;
   /** Server: checks a CONNECT_REQUEST (cookie already checked); yields the CONNECT_OK payload, keys and peer. */
   acceptClient(
     from: PeerAddress,

@@ -147,9 +147,12 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     else if (s.wanted && s.state.kind === 'idle' && !this.#closed) this.#start(now, s); // it was waiting for a route
   }
 
-  /** Ends a session: its connection closes with `reason` (no event; with `linger`, after its queued reliable data), it is forgotten. */
-  close(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false): void {
-    if (s.cid !== 0) this.#unlink(now, s, reason, debug, linger);
+  /**
+   * Ends a session: its connection closes with `reason` (no event; with `linger`, after its queued reliable data;
+   * `internal`: a library reason the peer sees as it is, not mapped into the application's range), it is forgotten.
+   */
+  close(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false, internal = false): void {
+    if (s.cid !== 0) this.#unlink(now, s, reason, debug, linger, internal);
     // A link offer never accepted is refused: the requester hears it at once.
     const st = s.state;
     if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, st.peerId, false);
@@ -606,12 +609,12 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   }
 
   /** Detaches and closes a session's connection (the facade takes its received messages first). Its relay path goes a little later, so that the close leaves on it. */
-  #unlink(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false): void {
+  #unlink(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false, internal = false): void {
     const cid = s.cid;
     if (cid === 0) return;
     const vaddr = s.vaddr;
     this.#o.beforeUnlink?.(s);
-    this.endpoint.close(now, cid, reason, debug, linger);
+    this.endpoint.close(now, cid, reason, debug, linger, internal);
     if (this.#byCid.get(cid) === s) this.#byCid.delete(cid);
     if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr), ...(linger ? [LINGER_PATH_US] : []));
   }
@@ -659,7 +662,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
 
   /** Dials `vaddr` for a session (a relay path or the peer's address). */
   #dial(now: number, s: PeerSession<A>, vaddr: SocketAddress): void {
-    const cid = this.endpoint.connect(now, vaddr, s.coreConfig);
+    const cid = this.endpoint.connect(now, vaddr, s.coreConfig, s.virtualPort);
     this.#byCid.set(cid, s);
     s.transition({ kind: 'connecting', cid, vaddr, incoming: false });
   }

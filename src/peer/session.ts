@@ -75,6 +75,8 @@ export class PeerSession<A = unknown> {
   admitted = false;
   /** Configuration values for this session's connections (NetworkingSockets' per-connection options), or undefined: the endpoint's. */
   coreConfig: Partial<Record<string, number>> | undefined = undefined;
+  /** The peer's virtual port this session's connections go to (NetworkingSockets' `connectP2P`), or -1. */
+  virtualPort = -1;
   /** Completed handshakes (a failover that keeps the connection adds none). */
   handshakes = 0;
   /** How the last connection ended, or null. */

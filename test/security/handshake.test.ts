@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Endpoint } from '../../src/core/endpoint.js';
 import { ConnectionState, SendFlags, type EndpointEvent } from '../../src/core/types.js';
 import { SimNetwork } from '../../src/testing/sim-network.js';
+import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import { seededCryptoProvider, seededHandshake } from '../../src/testing/crypto.js';
 import { SecureHandshake, decodeHandshakeMessage, encodeCryptInfo, encodeMessage, type SecureHandshakeOptions } from '../../src/crypto/handshake.js';
 import { SodiumCryptoProvider } from '../../src/crypto/sodium-provider.js';
@@ -423,5 +424,43 @@ test('between two fast peers a server that signs AES-256-GCM while listing ChaCh
     const b = toDishonest(seed, fast(seed + 2), fast(seed + 1), 2, [2, 3]);
     assert.equal(b.client.state(b.c), ConnectionState.Connected);
     assert.equal(b.client.peerInfo(b.c)?.cipher, AES);
+  });
+});
+
+test("the virtual port a client connects to is inside its signed request: the server reads it; one rewritten, added or stripped on the way is refused (4002); a malformed one is malformed", () => {
+  withSeed(seedOr(318), (seed) => {
+    const from = { address: '10.0.0.2', port: 4000 };
+    const now = 5_000_000;
+    const server = seededHandshake(seed + 1);
+    const accept = (payload: Uint8Array, cookie: Uint8Array): ReturnType<HandshakeLayer['acceptClient']> => server.acceptClient(from, 7, 9, 2, cookie, payload, DEFAULT_CONFIG);
+    const request = (virtualPort?: number): { payload: Uint8Array; cookie: Uint8Array } => {
+      const cookie = server.issueCookie(now, from, 7);
+      const hs = virtualPort === undefined ? seededHandshake(seed + 2).startClient(7, SERVER_ADDR, DEFAULT_CONFIG) : seededHandshake(seed + 2).startClient(7, SERVER_ADDR, DEFAULT_CONFIG, virtualPort);
+      return { payload: hs.request(cookie, 2), cookie };
+    };
+    const withPort = request(27015);
+    const ok = accept(withPort.payload, withPort.cookie);
+    assert.ok(ok.ok, 'accepted');
+    assert.equal(ok.ok && ok.peer.virtualPort, 27015, 'the server reads the port');
+    const none = request();
+    const plain = accept(none.payload, none.cookie);
+    assert.equal(plain.ok && plain.peer.virtualPort, -1, 'a request without one names none (an IP connection, or an older client)');
+    assert.equal(decodeHandshakeMessage(none.payload).message.cryptBytes.length + 4, decodeHandshakeMessage(withPort.payload).message.cryptBytes.length, 'the port is 4 bytes at the end of the crypt info, only when there is one');
+    // A relay (or anyone on the path) rewrites it, adds one, strips it: the client's signature no longer verifies.
+    const rewrite = (r: { payload: Uint8Array }, virtualPort: number): Uint8Array => {
+      const m = decodeHandshakeMessage(r.payload);
+      return encodeMessage({ ...m.message, cryptBytes: encodeCryptInfo({ ...m.crypt, virtualPort }) });
+    };
+    for (const [what, r, port] of [['rewritten', withPort, 1], ['stripped', withPort, -1], ['added', none, 5]] as const) {
+      const out = accept(rewrite(r, port), r.cookie);
+      assert.ok(!out.ok && out.reason === 4002 && /signature does not verify/.test(out.debug), `${what}: ${JSON.stringify(out)}`);
+    }
+    // Not 0 or 4 trailing bytes, or a port past 2^31-1: malformed (before any signature check).
+    const m = decodeHandshakeMessage(none.payload).message;
+    for (const tail of [new Uint8Array([0, 0, 1]), new Uint8Array([0x80, 0, 0, 0]), new Uint8Array(5)]) {
+      const out = accept(encodeMessage({ ...m, cryptBytes: concat(m.cryptBytes, tail) }), none.cookie);
+      assert.ok(!out.ok && out.reason === 4002 && /malformed/.test(out.debug), `${tail.length} trailing bytes: ${JSON.stringify(out)}`);
+    }
+    assert.throws(() => seededHandshake(seed + 2).startClient(7, SERVER_ADDR, DEFAULT_CONFIG, 0x80000000), (e: unknown) => e instanceof NetlaneError && e.code === 'ERR_NETLANE_INVALID_ARGUMENT');
   });
 });

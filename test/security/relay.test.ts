@@ -655,6 +655,40 @@ test('guessing: 1,000,000 DATA_UP with random session ids and 20,000 link reques
   });
 });
 
+test('consent in flight: a permit set sealed before an answer and overtaken by it on the way leaves the answered link; a newer set without the peer cuts it', () => {
+  withSeed(seedOr(519), (seed) => {
+    const { f, node, b } = linked(seed);
+    const permits = (ids: bigint[]): RelayControl => ({ type: 'permit', reset: true, complete: true, peerIds: ids });
+    const before = node.linkCount;
+    const offerFrom = (at: [string, number], requestId: number): Extract<RelayControl, { type: 'linkOffer' }> => {
+      open(f, 1e9, at[0], at[1], new Uint8Array(0));
+      control(f, 1e9, at, hopOf(f, at).linkRequest(requestId, b.token));
+      const offer = lastTo(f, ...B) as Extract<RelayControl, { type: 'linkOffer' }>;
+      assert.equal(offer.type, 'linkOffer');
+      return offer;
+    };
+    const S1: [string, number] = ['10.4.2.1', 4200];
+    const S2: [string, number] = ['10.4.2.2', 4201];
+    const o1 = offerFrom(S1, 1);
+    // B seals a permit set naming A alone (its link stays), then its answer to S1's offer; they arrive the other way round.
+    const aId = hopOf(f, A).peerId;
+    const older = hopOf(f, B).seal(permits([aId]));
+    const answer = hopOf(f, B).seal({ type: 'linkAnswer', offerId: o1.offerId, peerId: o1.peerId, accept: true });
+    node.handleDatagram(1e9, B[0], B[1], answer);
+    assert.equal(node.linkCount, before + 1, 'the answer made the link');
+    node.handleDatagram(1e9, B[0], B[1], older);
+    assert.equal(node.linkCount, before + 1, 'the older set, overtaken, withdrew nothing');
+    // The same with a set sealed after the answer: that is B withdrawing, and the link goes.
+    const o2 = offerFrom(S2, 2);
+    control(f, 1e9, B, { type: 'linkAnswer', offerId: o2.offerId, peerId: o2.peerId, accept: true });
+    assert.equal(node.linkCount, before + 2);
+    const cut = node.stats.linksCut;
+    control(f, 1e9, B, permits([aId, o1.peerId]));
+    assert.equal(node.linkCount, before + 1, 'a newer set without S2 cut its link, and kept S1 it names');
+    assert.equal(node.stats.linksCut, cut + 1);
+  });
+});
+
 test("review fixes: an answer names its offer's peer; rebinding respects the open caps; a retired request makes no second session; consent withdrawn cuts the link; UNLINK cuts; raced copies neither displace a rebinding nor suppress the original", () => {
   withSeed(seedOr(518), (seed) => {
     const { f, node, sent, a, b, linkA } = linked(seed);

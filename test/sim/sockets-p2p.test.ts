@@ -161,15 +161,16 @@ describe('NetworkingSockets P2P through relays', () => {
       assert.equal(plain.createListenSocketP2P(0), 0, 'no relays: no P2P listen socket');
       assert.equal(plain.connectP2P('id:1', 0), 0, 'no relays: no P2P connection');
       const { server, client, conn, listen, identity } = p2p(w, [relay.address]);
-      assert.equal(server.createListenSocketP2P(1), 0, 'one P2P listen socket per instance');
+      assert.equal(server.createListenSocketP2P(0), 0, 'virtual port 0 has a P2P listen socket already');
       assert.equal(server.getListenSocketAddress(listen), null, 'a P2P listen socket has no address');
       assert.equal(client.connectP2P('not-an-identity', 0), 0);
       assert.equal(client.connectP2P(identity, -1), 0);
       assert.equal(client.connectP2P(identity, 0), 0, 'one P2P connection per pair of identities');
       assert.equal(client.connectP2P(client.getIdentity() as string, 0), 0, 'not to itself');
       assert.equal(client.sendMessageToConnection(conn, bytes(1), SendFlags.Reliable, 3).result, Result.InvalidParam, 'lane 3 is not configured');
+      assert.equal(server.createListenSocketP2P(-1), 0, 'a bad virtual port');
       assert.equal(server.closeListenSocket(listen), true);
-      assert.ok(server.createListenSocketP2P(7) > 0, 'a new one after the first closed');
+      assert.ok(server.createListenSocketP2P(0) > 0, 'port 0 again once its listen socket closed');
     }));
 
   it('the relay carrying the connection dies: the connection moves to the other relay and goes on, same handles, every reliable message once and in order', (t) =>
@@ -239,6 +240,40 @@ describe('NetworkingSockets P2P through relays', () => {
       w.until(() => (got.push(...(server.receiveMessagesOnConnection(s2, 10) ?? []).map(num)), got.length > 0), 5000, 'a message on the new connection');
       assert.deepEqual(got, [7]);
       assert.equal(server.receiveMessagesOnConnection(s1, 10)?.length, 0, 'nothing on the old handle');
+    }));
+
+  it('virtual ports: each connection reaches the listen socket its signed request names; a port nobody listens on is refused (5001)', (t) =>
+    inSim(t, 2309, (w) => {
+      const relay = w.world.relay();
+      const seen: StatusChangedInfo[] = [];
+      const server = w.instance({ relays: [relay.address] });
+      const accept = (info: StatusChangedInfo): void => {
+        seen.push(info);
+        if (info.info.state === ConnectionState.Connecting) server.acceptConnection(info.connection);
+      };
+      const game = server.createListenSocketP2P(27015, { Callback_ConnectionStatusChanged: accept });
+      const chat = server.createListenSocketP2P(7, { Callback_ConnectionStatusChanged: accept });
+      assert.ok(game > 0 && chat > 0 && game !== chat);
+      const a = w.instance({ relays: [relay.address] });
+      const b = w.instance({ relays: [relay.address] });
+      const c = w.instance({ relays: [relay.address] });
+      const id = server.getIdentity() as string;
+      const ca = a.connectP2P(id, 7);
+      const cb = b.connectP2P(id, 27015);
+      const cc = c.connectP2P(id, 8);
+      w.until(() => a.getConnectionInfo(ca)?.state === ConnectionState.Connected && b.getConnectionInfo(cb)?.state === ConnectionState.Connected && (c.getConnectionInfo(cc)?.state ?? 0) >= ConnectionState.ClosedByPeer, 15_000, `two connected, one refused (${[a.getConnectionInfo(ca)?.state, b.getConnectionInfo(cb)?.state, c.getConnectionInfo(cc)?.state, JSON.stringify(seen.map((i) => [i.info.listenSocket, i.info.state]))]})`);
+      const on = (who: NetworkingSockets): number => seen.find((i) => i.oldState === ConnectionState.None && i.info.identityRemote === who.getIdentity())?.info.listenSocket ?? 0;
+      assert.equal(on(a), chat, 'port 7 reached the chat listen socket');
+      assert.equal(on(b), game, 'port 27015 reached the game listen socket');
+      assert.equal(on(c), 0, 'port 8 reached no listen socket, and the application never saw it');
+      const refused = c.getConnectionInfo(cc);
+      assert.equal(refused?.state, ConnectionState.ClosedByPeer);
+      assert.equal(refused?.endReason, 5001);
+      assert.match(refused?.endDebug ?? '', /virtual port 8/);
+      assert.equal(a.sendMessageToConnection(ca, bytes(1), SendFlags.Reliable).result, Result.OK);
+      const got: NetworkingMessage[] = [];
+      w.until(() => (got.push(...(server.receiveMessagesOnListenSocket(chat, 10) ?? [])), got.length > 0), 5000, 'a message on the chat listen socket');
+      assert.equal(server.receiveMessagesOnListenSocket(game, 10)?.length, 0);
     }));
 
   it('with linger, what was queued reaches the peer before the close; messages received before the close stay readable', (t) =>

@@ -66,6 +66,11 @@ export interface Link {
   readonly trunkLinkId: number;
   /** Over a trunk, consented to here: the requester's peer id as the other relay proved it (what consent is checked against). */
   readonly remotePeerId: bigint | null;
+  /**
+   * Consented to by a LINK_ANSWER: its sealed counter (-1 otherwise). A permit set sent before that answer (a lower
+   * counter), arriving after it, does not cut the link: only a newer set without the peer withdraws the consent.
+   */
+  readonly consentedAt: number;
 }
 
 /** A rate cap in kbit/s as bytes per µs, the unit of a session's rate bucket. */
@@ -175,14 +180,14 @@ export class Forwarder {
   }
 
   /** Links two sessions that both consented (`s` asked; `t` too when `tAsked`). Returns the link id on `s`'s side and on `t`'s, or a refusal code. */
-  join(s: Session, t: Session, now: number, tAsked = false): { id: number; peerId: number } | number {
+  join(s: Session, t: Session, now: number, tAsked = false, tConsentedAt = -1): { id: number; peerId: number } | number {
     const have = this.linkOf(s, t);
     if (have >= 0) return { id: have, peerId: (s.links[have] as Link).peerLinkId };
     if (s.linkCount >= this.#maxLinks || t.linkCount >= this.#maxLinks) return RefuseCode.LinkLimit;
     const a = freeSlot(s.links);
     const b = freeSlot(t.links);
-    s.links[a] = { peer: t, peerLinkId: b, asked: true, trunk: null, trunkLinkId: -1, remotePeerId: null };
-    t.links[b] = { peer: s, peerLinkId: a, asked: tAsked, trunk: null, trunkLinkId: -1, remotePeerId: null };
+    s.links[a] = { peer: t, peerLinkId: b, asked: true, trunk: null, trunkLinkId: -1, remotePeerId: null, consentedAt: -1 };
+    t.links[b] = { peer: s, peerLinkId: a, asked: tAsked, trunk: null, trunkLinkId: -1, remotePeerId: null, consentedAt: tConsentedAt };
     s.linkCount++;
     t.linkCount++;
     linkedNow(s, now, this.#idleUs);

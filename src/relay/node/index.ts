@@ -310,7 +310,7 @@ export class RelayNode {
         this.#armTrunks(now);
         return;
       case 'linkAnswer':
-        this.#links.answer(now, s, m);
+        this.#links.answer(now, s, m, counter);
         return;
       case 'permit':
         this.#links.permit(now, s, m, counter);

@@ -161,12 +161,12 @@ export class LinkBroker {
   }
 
   /** A LINK_ANSWER from the target of an offer: the link, or a refusal the requester hears. */
-  answer(now: number, t: Session, m: Extract<RelayControl, { type: 'linkAnswer' }>): void {
+  answer(now: number, t: Session, m: Extract<RelayControl, { type: 'linkAnswer' }>, counter: number): void {
     const o = t.offers.get(m.offerId);
     // Expired, answered already, or another offer under that id than the one answered (the peer id says which).
     if (!o || offerPeerId(o) !== m.peerId) return;
     t.offers.delete(o.id);
-    this.#settle(now, t, o, m.accept);
+    this.#settle(now, t, o, m.accept, counter);
   }
 
   /**
@@ -192,7 +192,8 @@ export class LinkBroker {
       for (let i = 0; i < t.links.length; i++) {
         const l = t.links[i];
         const peerId = l ? (l.peer ? l.peer.peerId : l.remotePeerId) : null;
-        if (l && !l.asked && (peerId === null || !t.permits.has(peerId))) this.#forwarder.cut(t, i);
+        // A set older than the answer that consented (sent before it, overtaken on the way) withdraws nothing.
+        if (l && !l.asked && counter > l.consentedAt && (peerId === null || !t.permits.has(peerId))) this.#forwarder.cut(t, i);
       }
     }
     for (const o of [...t.offers.values()]) {
@@ -209,12 +210,13 @@ export class LinkBroker {
     for (const s of this.#sessions.values()) for (const o of s.offers.values()) if (o.expiresUs <= now) s.offers.delete(o.id);
   }
 
-  #settle(now: number, t: Session, o: Offer, accept: boolean): void {
+  /** Settles an offer; `answeredAt`: the sealed counter of the LINK_ANSWER that did (-1: a permit did). */
+  #settle(now: number, t: Session, o: Offer, accept: boolean, answeredAt = -1): void {
     const remote = o.remote;
     if (remote) {
       if (!this.#trunks.alive(remote.trunk)) return; // the trunk went, and the request with it
       if (!accept) this.#ctx.stats.offersRefused++;
-      const code = accept ? this.#trunks.accept(now, remote.trunk, t, remote.linkId, remote.peerId) : RefuseCode.NotAccepted;
+      const code = accept ? this.#trunks.accept(now, remote.trunk, t, remote.linkId, remote.peerId, answeredAt) : RefuseCode.NotAccepted;
       if (code !== 0) this.#trunks.send(remote.trunk, { type: 'trunkLinkFailed', linkId: remote.linkId, code });
       return;
     }
@@ -225,7 +227,7 @@ export class LinkBroker {
       this.#sessions.send(from, { type: 'linkFailed', requestId: o.requestId, code: RefuseCode.NotAccepted });
       return;
     }
-    const joined = this.#forwarder.join(from, t, now);
+    const joined = this.#forwarder.join(from, t, now, false, answeredAt);
     if (typeof joined === 'number') this.#sessions.send(from, { type: 'linkFailed', requestId: o.requestId, code: joined });
     else this.#sessions.send(from, { type: 'linkOk', requestId: o.requestId, linkId: joined.id });
   }

@@ -208,7 +208,7 @@ export class TrunkTable {
    * The session `s` here consented to the link a T_LINK_REQUEST asked for (`m.linkId` is the other relay's id): the link
    * is made and the other relay told (T_LINK_OK). A repeat gets the same answer. Returns 0, or the refusal code.
    */
-  accept(now: number, t: Trunk, s: Session, peerLinkId: number, remotePeerId: bigint): number {
+  accept(now: number, t: Trunk, s: Session, peerLinkId: number, remotePeerId: bigint, consentedAt = -1): number {
     const have = t.links.findIndex((l) => l !== undefined && !l.asking && l.session === s && l.peerLinkId === peerLinkId);
     if (have >= 0) {
       this.send(t, { type: 'trunkLinkOk', linkId: peerLinkId, peerLinkId: have });
@@ -218,7 +218,7 @@ export class TrunkTable {
     const i = freeSlot(t.links);
     if (i >= MAX_TRUNK_LINKS) return RefuseCode.LinkLimit;
     const slot = freeSlot(s.links);
-    s.links[slot] = { peer: null, peerLinkId, asked: false, trunk: t, trunkLinkId: i, remotePeerId };
+    s.links[slot] = { peer: null, peerLinkId, asked: false, trunk: t, trunkLinkId: i, remotePeerId, consentedAt };
     s.linkCount++;
     t.links[i] = { session: s, sessionLinkId: slot, peerLinkId, asking: false, token: null, requestId: 0 };
     t.linkCount++;
@@ -532,7 +532,7 @@ export class TrunkTable {
       return;
     }
     const slot = freeSlot(s.links);
-    s.links[slot] = { peer: null, peerLinkId, asked: true, trunk: t, trunkLinkId: i, remotePeerId: null };
+    s.links[slot] = { peer: null, peerLinkId, asked: true, trunk: t, trunkLinkId: i, remotePeerId: null, consentedAt: -1 };
     s.linkCount++;
     l.asking = false;
     l.sessionLinkId = slot;
