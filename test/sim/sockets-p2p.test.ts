@@ -154,7 +154,7 @@ describe('NetworkingSockets P2P through relays', () => {
       assert.ok(w.world.sim.now - start < 2_000_000, `refused in ${(w.world.sim.now - start) / 1000} ms, not at a timeout`);
     }));
 
-  it('API misuse gets GNS answers: no relays, a second P2P listen socket, a bad identity, a second connection to one identity, an unconfigured lane', (t) =>
+  it('API misuse gets GNS answers: no relays, a virtual port taken or out of range, a bad identity, a second connection to one identity, an unconfigured lane', (t) =>
     inSim(t, 2305, (w) => {
       const relay = w.world.relay();
       const plain = w.instance();
