@@ -57,6 +57,12 @@ const MIN_WINDOW_RTT_US = 2000;
  * receiver's socket and event loop, at some cost in bulk throughput on fast paths (docs/CONGESTION.md).
  */
 const MIN_WINDOW_RTT_MIXED_US = 500;
+/**
+ * The window's gain while the connection also carries small unreliable messages: one bandwidth-delay product
+ * rather than two. On a fast path the bandwidth estimate runs high (a receiver that drains its socket in one
+ * turn acks a burst at once), and two of them kept a few milliseconds of bulk ahead of each position.
+ */
+const MIXED_CWND_GAIN = 1;
 /** A small unreliable message keeps the mixed floor for this long after it is queued. */
 const MIXED_HOLD_US = 250_000;
 
@@ -433,7 +439,8 @@ export class CongestionController {
     if (this.#mode === Mode.ProbeRtt) {
       this.cwnd = minWindow;
     } else if (this.#btlBw > 0 && Number.isFinite(this.#minRttUs)) {
-      let target = this.#bdp(cwndGain, now < this.#mixedUntilUs ? MIN_WINDOW_RTT_MIXED_US : MIN_WINDOW_RTT_US) + WINDOW_HEADROOM_PACKETS * this.#mtu;
+      const mixed = now < this.#mixedUntilUs;
+      let target = this.#bdp(mixed ? Math.min(cwndGain, MIXED_CWND_GAIN) : cwndGain, mixed ? MIN_WINDOW_RTT_MIXED_US : MIN_WINDOW_RTT_US) + WINDOW_HEADROOM_PACKETS * this.#mtu;
       // The window must let SendRateMin through whatever the estimate says.
       target = Math.max(target, (this.#rateMin * this.#minRttUs * RATE_MIN_WINDOW_RTTS) / US_PER_S);
       if (this.#filledPipe) this.cwnd = Math.max(minWindow, target);
