@@ -405,7 +405,9 @@ export class NetworkingSockets {
           incoming: (conn) => {
             const listen = this.#p2pListens.get(conn.virtualPort);
             if (!listen) return false;
-            this.#p2pChanged(this.#newP2PConn(conn, listen, new ConfigStore(listen.config)), ConnectionState.None);
+            const store = new ConfigStore(listen.config);
+            conn.configure(store.coreValues());
+            this.#p2pChanged(this.#newP2PConn(conn, listen, store), ConnectionState.None);
             return true;
           },
           changed: (conn, old) => {

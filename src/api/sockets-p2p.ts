@@ -3,7 +3,7 @@ import type { MessageVisitor } from '../core/packet-receiver.js';
 import type { ConnectionStatus, LaneStatus } from '../core/stats.js';
 import { ConnectionState, Result, type SocketAddress } from '../core/types.js';
 import type { PeerInfo } from '../crypto/types.js';
-import type { PeerHost, PeerPolicy, PeerSession } from '../peer/index.js';
+import { LANE_CHANNELS, type PeerHost, type PeerPolicy, type PeerSession } from '../peer/index.js';
 import { E } from '../peer/types.js';
 import { Deque } from '../util/deque.js';
 import { relayedStack, closeStack, type RelayedOptions, type RelayedStack } from './relayed.js';
@@ -115,7 +115,7 @@ export class SocketsP2P {
           s.app.conn = null;
           if (!this.listening) {
             // Nobody listens: the link offer (or the connection) is refused at once.
-            host.close(now, s, E.Generic, 'No P2P listen socket');
+            host.close(now, s, E.Generic, 'No P2P listen socket', false, true);
             break;
           }
           if (s.state.kind !== 'awaitingAccept') break;
@@ -227,13 +227,14 @@ export class SessionConnection implements SocketsConnection {
   }
 
   readonly #keep = (channel: number, data: Uint8Array, m: { readonly messageNumber: number; readonly reliable: boolean; readonly receivedAtUs: number }): void => {
-    if (channel >= 0 && channel < this.#lanes) this.#held.push({ lane: channel, messageNumber: m.messageNumber, reliable: m.reliable, data, receivedAtUs: m.receivedAtUs });
+    // Every lane the peer sends on, as GNS (a receiver need not configure the sender's lanes).
+    if (channel >= 0) this.#held.push({ lane: channel, messageNumber: m.messageNumber, reliable: m.reliable, data, receivedAtUs: m.receivedAtUs });
   };
 
-  /** Makes the core connection carry the application's lanes (behind the in-band lane 0). */
-  #coreLanes(): void {
+  /** Makes the core connection carry the application's lanes (behind the in-band lane 0); the core's answer. */
+  #coreLanes(): Result {
     const cid = this.#s.cid;
-    if (cid === 0 || this.#lanesOn === cid) return;
+    if (cid === 0 || this.#lanesOn === cid) return Result.OK;
     this.#lanesOn = cid;
     const ep = this.#p2p.host.endpoint;
     const n = Math.max(this.#lanes + 1, ep.laneCount(cid));
@@ -243,8 +244,14 @@ export class SessionConnection implements SocketsConnection {
       p.push(this.#priorities[i - 1] ?? 0);
       w.push(this.#weights[i - 1] ?? 1);
     }
-    ep.configureLanes(cid, p, w);
+    const r = ep.configureLanes(cid, p, w);
     this.#s.laneCount = ep.laneCount(cid);
+    return r;
+  }
+
+  /** The configuration the connection runs with once accepted (its listen socket's values). */
+  configure(values: Partial<Record<string, number>>): void {
+    this.#s.coreConfig = values;
   }
 
   accept(now: number): Result {
@@ -263,13 +270,14 @@ export class SessionConnection implements SocketsConnection {
   send(now: number, data: Uint8Array, flags: number, lane: number): number {
     if (this.ended || this.closedByApp) return -Result.InvalidState;
     if (lane >= this.#lanes) return -Result.InvalidParam;
-    const cid = this.#s.cid;
-    if (cid !== 0) {
+    const s = this.#s;
+    if (s.connected && s.outbox.length === 0) {
       this.#coreLanes();
-      return this.#p2p.host.endpoint.send(now, cid, data, flags, lane + 1);
+      return this.#p2p.host.endpoint.send(now, s.cid, data, flags, lane + 1);
     }
-    // No connection yet (the peer's route is being looked up): the session queues it.
-    const r = this.#p2p.host.send(now, this.#s, lane, data, flags);
+    // Until the connection is up (its route being looked up, its handshake, a crossing settling) the session
+    // queues it, behind what it queued before: a connection that loses a crossing takes nothing with it.
+    const r = this.#p2p.host.send(now, s, lane, data, flags);
     return r === Result.OK ? 0 : -r;
   }
 
@@ -279,13 +287,13 @@ export class SessionConnection implements SocketsConnection {
   }
 
   configureLanes(priorities: readonly number[], weights: readonly number[]): Result {
-    if (priorities.length < this.#lanes) return Result.InvalidParam;
+    // The connection's lane 0 carries the in-band messages: 254 lanes are left for the application.
+    if (priorities.length < this.#lanes || priorities.length > LANE_CHANNELS) return Result.InvalidParam;
     this.#lanes = priorities.length;
     this.#priorities = [...priorities];
     this.#weights = [...weights];
     this.#lanesOn = 0;
-    if (!this.ended) this.#coreLanes();
-    return Result.OK;
+    return this.ended ? Result.OK : this.#coreLanes();
   }
 
   receiveEach(now: number, max: number, visit: MessageVisitor): number {
@@ -299,7 +307,7 @@ export class SessionConnection implements SocketsConnection {
     // In-band messages (lane 0) are the peer layer's: they are taken but not counted.
     let visited = n;
     const fn = (channel: number, data: Uint8Array, m: { readonly messageNumber: number; readonly reliable: boolean; readonly receivedAtUs: number }): void => {
-      if (channel < 0 || channel >= this.#lanes) return;
+      if (channel < 0) return;
       visit(channel, m.messageNumber, m.reliable, data, m.receivedAtUs);
       visited++;
     };
@@ -350,6 +358,7 @@ export class SessionConnection implements SocketsConnection {
   }
 
   reconfigure(values: Partial<Record<string, number>>): Result {
+    if (this.ended || this.closedByApp) return Result.InvalidState; // its session may carry a newer connection
     this.#s.coreConfig = { ...this.#s.coreConfig, ...values };
     const cid = this.#s.cid;
     return cid !== 0 && !this.ended ? this.#p2p.host.endpoint.reconfigure(cid, values) : Result.OK;

@@ -372,6 +372,11 @@ export class Endpoint implements ConnectionHost {
     return c ? apiState(c.state) : S.None;
   }
 
+  /** Whether the endpoint still holds the connection (a closed one lingering or finishing its close included). */
+  holds(handle: number): boolean {
+    return this.#conns.has(handle);
+  }
+
   /** The end reason and debug text of a connection that closed or failed. */
   endInfo(handle: number): { reason: number; debug: string } | null {
     const c = this.#conns.get(handle);

@@ -13,7 +13,7 @@ import { identifyCaller } from './incoming.js';
 import { Routes } from './routes.js';
 import { SessionTimers, type SessionTimerHost } from './timers.js';
 import { PeerSession, type SessionState } from './session.js';
-import { E, IDLE_GRACE_US, LINGER_PATH_US, PERMIT_LINGER_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
+import { E, IDLE_GRACE_US, PERMIT_LINGER_US, REQUEST_REPEAT_US, type PeerEvent, type PeerHostOptions, type PeerPolicy, type PeerSpec, type PeerStats } from './types.js';
 
 export type { PeerEvent, PeerHostOptions, PeerPolicy, PeerSpec, PeerStats } from './types.js';
 
@@ -67,6 +67,11 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
   #leavingDueUs = Number.POSITIVE_INFINITY;
   /** The relay client's reflexive-address revision the sessions' candidates were last sent at. */
   #reflexiveSeen = 0;
+  /**
+   * Connections closed with linger and still delivering their queued reliable data, by handle: their peer stays
+   * permitted and their relay path open until the endpoint has let them go.
+   */
+  readonly #lingering = new Map<number, { readonly vaddr: SocketAddress | null; readonly peerId: bigint | null }>();
 
   constructor(options: PeerHostOptions<A>) {
     this.#o = options;
@@ -152,7 +157,14 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
    * `internal`: a library reason the peer sees as it is, not mapped into the application's range), it is forgotten.
    */
   close(now: number, s: PeerSession<A>, reason: number, debug: string, linger = false, internal = false): void {
-    if (s.cid !== 0) this.#unlink(now, s, reason, debug, linger, internal);
+    const cid = s.cid;
+    if (cid !== 0) {
+      if (linger) {
+        this.#lingering.set(cid, { vaddr: s.vaddr, peerId: s.peerId });
+        this.#permitsDirty = true;
+      }
+      this.#unlink(now, s, reason, debug, linger, internal);
+    }
     // A link offer never accepted is refused: the requester hears it at once.
     const st = s.state;
     if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, st.peerId, false);
@@ -353,6 +365,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     }
     const ep = this.endpoint;
     for (let e = ep.pollEvent(); e; e = ep.pollEvent()) if (e.type === 'connectionStatusChanged') this.#status(now, e);
+    if (this.#lingering.size > 0) this.#lingerDone(now);
     if (this.#pending.size > 0) for (const s of this.#pending) this.#write(now, s);
   }
 
@@ -505,6 +518,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.#permitsDirty = false;
     const ids = new Set<bigint>(this.#leaving.keys());
     for (const x of this.#sessions.values()) if ((x.wanted || x.admitted) && x.peerId !== null) ids.add(x.peerId);
+    for (const l of this.#lingering.values()) if (l.peerId !== null) ids.add(l.peerId);
     this.relay.permit(now, [...ids]);
   }
 
@@ -616,11 +630,23 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     this.#o.beforeUnlink?.(s);
     this.endpoint.close(now, cid, reason, debug, linger, internal);
     if (this.#byCid.get(cid) === s) this.#byCid.delete(cid);
-    if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr), ...(linger ? [LINGER_PATH_US] : []));
+    if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr));
   }
 
-  /** Whether a connection still uses relay path `vaddr` (crossing dials and a quick reconnect share one). */
+  /** Lingering connections the endpoint has let go (delivered, or timed out): their peer's permit and their path go now. */
+  #lingerDone(now: number): void {
+    for (const [cid, l] of this.#lingering) {
+      if (this.endpoint.holds(cid)) continue;
+      this.#lingering.delete(cid);
+      if (l.peerId !== null) this.#unpermit(now, l.peerId);
+      const vaddr = l.vaddr;
+      if (vaddr && isRelayPath(vaddr)) this.relay?.closePathLater(now, vaddr, () => this.#pathInUse(vaddr));
+    }
+  }
+
+  /** Whether a connection still uses relay path `vaddr` (crossing dials and a quick reconnect share one, a lingering close keeps it). */
   #pathInUse(vaddr: SocketAddress): boolean {
+    for (const [c, l] of this.#lingering) if (l.vaddr && l.vaddr.port === vaddr.port && l.vaddr.address === vaddr.address && this.endpoint.holds(c)) return true;
     for (const c of this.#byCid.keys()) {
       const a = this.endpoint.homeAddress(c); // a connection on a direct path keeps its relayed one as the fallback
       if (a && a.port === vaddr.port && a.address === vaddr.address) return true;

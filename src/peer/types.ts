@@ -126,8 +126,6 @@ export interface PeerSpec {
 
 /** A peer no longer wanted stays permitted at the relays this long, µs: longer than a closed path lingers (500 ms), so its close leaves first. */
 export const PERMIT_LINGER_US = 1_000_000;
-/** A relay path whose connection was closed with linger stays this long, µs (the queued reliable data still leaves on it). */
-export const LINGER_PATH_US = 10_000_000;
 /** A waiting connection's request is raised again this often (Steam). */
 export const REQUEST_REPEAT_US = 1_000_000;
 /** A finding session asks the directory again this often. */

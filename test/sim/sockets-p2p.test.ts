@@ -276,6 +276,110 @@ describe('NetworkingSockets P2P through relays', () => {
       assert.equal(server.receiveMessagesOnListenSocket(game, 10)?.length, 0);
     }));
 
+  it('a server that closes with linger on a slow path still delivers everything: the peer stays permitted and the relay path open until the connection is done, past the 1 s a let-go peer keeps', (t) =>
+    inSim(t, 2310, (w) => {
+      const relay = w.world.relay();
+      const { server, client, conn, log, listen } = p2p(w, [relay.address]);
+      w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'connected');
+      // 300 ms each way on the server's socket: delivering 300 KB takes several round trips, well over a second.
+      assert.equal(server.setConfigValue('FakePacketLag_Send', ConfigScope.ListenSocket, listen, 300), true);
+      const sconn = serverConn(log.get(server) ?? []);
+      for (let i = 0; i < 300; i++) assert.equal(server.sendMessageToConnection(sconn, bytes(i, 1000), SendFlags.Reliable).result, Result.OK);
+      const closedAt = w.world.sim.now;
+      assert.equal(server.closeConnection(sconn, 1001, 'bye', true), true);
+      const got: number[] = [];
+      w.until(() => (got.push(...(client.receiveMessagesOnConnection(conn, 100) ?? []).map(num)), (client.getConnectionInfo(conn)?.state ?? 0) >= ConnectionState.ClosedByPeer), 30_000, 'the close after the data');
+      got.push(...(client.receiveMessagesOnConnection(conn, 1000) ?? []).map(num));
+      assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => i), 'every message, then the close');
+      assert.equal(client.getConnectionInfo(conn)?.endReason, 1001);
+      assert.ok(w.world.sim.now - closedAt > 1_000_000, `the linger outlasted a let-go peer's permit (${(w.world.sim.now - closedAt) / 1000} ms)`);
+      w.run(3000);
+      assert.equal(relay.server.node.linkCount, 0, 'the link went once the connection was done');
+    }));
+
+  it('a reliable message every frame from connectP2P on (lookup, handshake, accept, connected) arrives once and in order; so do both sides\' when two listening peers connectP2P each other at once', (t) =>
+    inSim(t, 2311, (w) => {
+      const relay = w.world.relay();
+      const { server, client, conn, log } = p2p(w, [relay.address]);
+      let sent = 0;
+      const got: number[] = [];
+      w.until(
+        () => {
+          const sconn = serverConn(log.get(server) ?? []);
+          if (sconn) got.push(...(server.receiveMessagesOnConnection(sconn, 100) ?? []).map(num));
+          return got.length >= 300;
+        },
+        20_000,
+        '300 messages',
+        () => {
+          if (sent < 300) assert.equal(client.sendMessageToConnection(conn, bytes(sent++), SendFlags.Reliable).result, Result.OK);
+        },
+      );
+      assert.deepEqual(got, Array.from({ length: 300 }, (_, i) => i));
+
+      // A crossing: both listen, both connect, both send from the first frame; one connection survives on each side.
+      const peers = [w.instance({ relays: [relay.address] }), w.instance({ relays: [relay.address] })] as const;
+      const handles = [0, 0];
+      const seen: number[][] = [[], []];
+      peers.forEach((p, k) =>
+        p.createListenSocketP2P(0, {
+          Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
+            seen[k]?.push(info.connection);
+            if (info.oldState === ConnectionState.None) p.acceptConnection(info.connection);
+          },
+        }),
+      );
+      w.run(300);
+      peers.forEach((p, k) => (handles[k] = p.connectP2P(peers[1 - k]?.getIdentity() as string, 0)));
+      const both: number[][] = [[], []];
+      let n = 0;
+      w.until(
+        () => {
+          peers.forEach((p, k) => {
+            for (const h of new Set([handles[k] as number, ...(seen[k] ?? [])])) both[k]?.push(...(p.receiveMessagesOnConnection(h, 100) ?? []).map(num));
+          });
+          return both.every((g) => g.length >= 200);
+        },
+        20_000,
+        'both sides 200 messages',
+        () => {
+          if (n >= 200) return;
+          peers.forEach((p, k) => assert.equal(p.sendMessageToConnection(handles[k] as number, bytes(n), SendFlags.Reliable).result, Result.OK));
+          n++;
+        },
+      );
+      for (const g of both) assert.deepEqual(g, Array.from({ length: 200 }, (_, i) => i), 'each once, in order, whichever connection won');
+    }));
+
+  it('lanes as on IP connections: a receiver gets lanes it did not configure; at most 254 lanes (lane 0 of the connection is the in-band one); the listen socket\'s options reach the connections it accepts', (t) =>
+    inSim(t, 2312, (w) => {
+      const relay = w.world.relay();
+      const server = w.instance({ relays: [relay.address] });
+      const log: StatusChangedInfo[] = [];
+      server.createListenSocketP2P(0, {
+        TimeoutConnected: 3333,
+        SendBufferSize: 123_456,
+        Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
+          log.push(info);
+          if (info.oldState === ConnectionState.None) server.acceptConnection(info.connection);
+        },
+      });
+      const client = w.instance({ relays: [relay.address] });
+      const conn = client.connectP2P(server.getIdentity() as string, 0);
+      w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'connected');
+      const sconn = serverConn(log);
+      assert.equal(server.getConnectionConfigValue(sconn, 'TimeoutConnected'), 3333);
+      assert.equal(server.getConnectionConfigValue(sconn, 'SendBufferSize'), 123_456);
+      assert.equal(server.configureConnectionLanes(sconn, 3), Result.OK);
+      for (let i = 0; i < 10; i++) assert.equal(server.sendMessageToConnection(sconn, bytes(i), SendFlags.Reliable, 2).result, Result.OK);
+      const got: NetworkingMessage[] = [];
+      w.until(() => (got.push(...(client.receiveMessagesOnConnection(conn, 100) ?? [])), got.length >= 10), 5000, 'lane 2 at a 1-lane client');
+      assert.ok(got.every((m) => m.lane === 2));
+      assert.equal(client.configureConnectionLanes(conn, 255), Result.InvalidParam, '255 lanes: one too many through a relay');
+      assert.equal(client.configureConnectionLanes(conn, 254), Result.OK);
+      assert.equal(client.sendMessageToConnection(conn, bytes(1), SendFlags.Reliable, 253).result, Result.OK, 'the last lane works');
+    }));
+
   it('with linger, what was queued reaches the peer before the close; messages received before the close stay readable', (t) =>
     inSim(t, 2306, (w) => {
       const relay = w.world.relay();
