@@ -4,43 +4,20 @@
 // browser's own RTCPeerConnection), the Node peer over UDP. Both send 1,000 reliable messages (in order, each
 // once) and 1,000 unreliable ones (never twice) under 10 % fake loss each way; nothing the page receives
 // carries the Node peer's address. The same scenario runs through each gateway.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { NetworkManager } from '../../src/api/network-manager.js';
 import { addressKey, decodeRoute } from '../../src/relay/protocol.js';
 import { pump } from '../integration/relay-support.js';
-import { addressNeedles, browserSkip, launch, relayWithGateway, releaseWebRtc, serve } from './support.js';
+import { addressNeedles, browserPages, browserSkip, relayWithGateway } from './support.js';
 
 const skip = browserSkip();
 const LOSS = { FakePacketLoss_Send: 10, FakePacketLoss_Recv: 10 };
 const N = 1000;
 
-let browser: Browser | null = null;
-let site: Awaited<ReturnType<typeof serve>> | null = null;
-
-before(async () => {
-  if (skip) return;
-  browser = await launch();
-  site = await serve();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  releaseWebRtc();
-});
-
-async function openPage(): Promise<Page> {
-  const page = await (browser as Browser).newPage();
-  const errors: string[] = [];
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${(site as { url: string }).url}/test/browser/page.html`);
-  await page.waitForFunction(() => (globalThis as { netlaneTest?: { ready: boolean } }).netlaneTest?.ready === true, undefined, { timeout: 10_000 }).catch((e: unknown) => {
-    throw new Error(`the page did not load the browser build: ${errors.join('; ') || String(e)}`);
-  });
-  return page;
-}
+const pages = browserPages(skip);
+const openPage = (): Promise<Page> => pages.open('page.html', 'netlaneTest');
 
 for (const kind of ['ws', 'webrtc'] as const) {
   const name = kind === 'ws' ? 'WebSocket gateway' : 'WebRTC gateway, unordered data channel without retransmits';

@@ -2,6 +2,7 @@
 // real page, driven as a game drives it (runCallbacks, then what the game sends, then flush, every 10 ms).
 // The test calls window.netlaneTest through page.evaluate.
 import * as netlane from '/dist/src/browser.js';
+import { countNeedles } from './needles.js';
 
 const FRAME_MS = 10;
 const state = { nm: null, reliable: [], unreliable: [], routes: [], received: [], each: null };
@@ -84,19 +85,7 @@ window.netlaneTest = {
   },
   /** How many times each needle (hex) occurs in every datagram the page received. */
   find(needles) {
-    const hits = {};
-    for (const hex of needles) {
-      const n = Uint8Array.from(hex.match(/../g), (h) => parseInt(h, 16));
-      let count = 0;
-      for (const d of state.received) {
-        outer: for (let i = 0; i + n.length <= d.length; i++) {
-          for (let j = 0; j < n.length; j++) if (d[i + j] !== n[j]) continue outer;
-          count++;
-        }
-      }
-      hits[hex] = count;
-    }
-    return hits;
+    return countNeedles(state.received, needles);
   },
   /**
    * For npm run bench:browser: `n` round trips of a 100 B reliable message to `peerId` (which echoes it), one at

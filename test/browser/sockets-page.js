@@ -3,6 +3,7 @@
 // 10 ms: runCallbacks, drain the connection, then what the game sends). The test calls
 // window.netlaneSockets through page.evaluate.
 import * as netlane from '/dist/src/browser.js';
+import { countNeedles } from './needles.js';
 
 const { NetworkingSockets, ConfigScope, ConnectionState, SendFlags, Result } = netlane;
 const FRAME_MS = 10;
@@ -95,19 +96,7 @@ window.netlaneSockets = {
   },
   /** How many times each needle (hex) occurs in every datagram the page received. */
   find(needles) {
-    const hits = {};
-    for (const hex of needles) {
-      const n = Uint8Array.from(hex.match(/../g), (h) => parseInt(h, 16));
-      let count = 0;
-      for (const d of state.received) {
-        outer: for (let i = 0; i + n.length <= d.length; i++) {
-          for (let j = 0; j < n.length; j++) if (d[i + j] !== n[j]) continue outer;
-          count++;
-        }
-      }
-      hits[hex] = count;
-    }
-    return hits;
+    return countNeedles(state.received, needles);
   },
   close() {
     clearInterval(state.timer);

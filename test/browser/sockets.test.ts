@@ -6,35 +6,22 @@
 // arrives once, in order) and 1,000 unreliable ones on lane 0 (never twice, some lost); each side knows the
 // other by its proven identity, never its address, and nothing the page receives carries the server's
 // address. The same scenario runs through each gateway.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { NetworkingSockets } from '../../src/api/networking-sockets.js';
 import { ConnectionState, Result, SendFlags } from '../../src/core/types.js';
 import type { NetworkingMessage, StatusChangedInfo } from '../../src/api/types.js';
 import { addressKey } from '../../src/relay/protocol.js';
 import { nextFrame } from '../integration/relay-support.js';
-import { addressNeedles, browserSkip, launch, relayWithGateway, releaseWebRtc, serve } from './support.js';
+import { addressNeedles, browserPages, browserSkip, relayWithGateway } from './support.js';
 
 const skip = browserSkip();
 const LOSS = 10;
 const N = 1000;
 const SIZE = 100;
 
-let browser: Browser | null = null;
-let site: Awaited<ReturnType<typeof serve>> | null = null;
-
-before(async () => {
-  if (skip) return;
-  browser = await launch();
-  site = await serve();
-});
-
-after(async () => {
-  await browser?.close();
-  await site?.close();
-  releaseWebRtc();
-});
+const pages = browserPages(skip);
 
 interface PageInfo {
   state: number;
@@ -44,15 +31,7 @@ interface PageInfo {
   endDebug: string;
 }
 
-async function openPage(errors: string[]): Promise<Page> {
-  const page = await (browser as Browser).newPage();
-  page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${(site as { url: string }).url}/test/browser/sockets-page.html`);
-  await page.waitForFunction(() => (globalThis as { netlaneSockets?: { ready: boolean } }).netlaneSockets?.ready === true, undefined, { timeout: 10_000 }).catch((e: unknown) => {
-    throw new Error(`the page did not load the browser build: ${errors.join('; ') || String(e)}`);
-  });
-  return page;
-}
+const openPage = (errors: string[]): Promise<Page> => pages.open('sockets-page.html', 'netlaneSockets', errors);
 
 /** Runs the server's frame (runCallbacks, `each`) every 10 ms until `done()`; throws after `timeoutMs`. */
 async function drive(ns: NetworkingSockets, done: () => boolean, timeoutMs: number, what: () => string, each?: () => void): Promise<void> {

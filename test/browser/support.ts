@@ -6,7 +6,8 @@ import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { after, before } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { ROOT } from '../../examples/browser-demo.js';
 import { pageMounts, staticFiles } from '../../src/cli/web.js';
 import { RelayServer } from '../../src/io/relay-server.js';
@@ -65,4 +66,37 @@ export function addressNeedles(port: number): string[] {
   return [`7f000001${p}`, `${p}7f000001`, `0100007f${pLE}`, ascii(`127.0.0.1:${port}`), ascii(`:${port}`)];
 }
 
-export { releaseWebRtc } from '../support/webrtc.js';
+import { releaseWebRtc } from '../support/webrtc.js';
+
+export { releaseWebRtc };
+
+/**
+ * For one test file: headless chromium and the static site, started before its tests and closed after them.
+ * `open(page, global)` loads `test/browser/<page>` and waits until the page's `window[global].ready`; what the
+ * page throws goes into `errors` (and into the error when it never gets ready).
+ */
+export function browserPages(skip: string | false): { open(page: string, global: string, errors?: string[]): Promise<Page> } {
+  let browser: Browser | null = null;
+  let site: Awaited<ReturnType<typeof serve>> | null = null;
+  before(async () => {
+    if (skip) return;
+    browser = await launch();
+    site = await serve();
+  });
+  after(async () => {
+    await browser?.close();
+    await site?.close();
+    releaseWebRtc();
+  });
+  return {
+    async open(path: string, global: string, errors: string[] = []): Promise<Page> {
+      const page = await (browser as Browser).newPage();
+      page.on('pageerror', (e) => errors.push(e.message));
+      await page.goto(`${(site as { url: string }).url}/test/browser/${path}`);
+      await page.waitForFunction((g) => (globalThis as unknown as Record<string, { ready?: boolean } | undefined>)[g]?.ready === true, global, { timeout: 10_000 }).catch((e: unknown) => {
+        throw new Error(`the page did not load the browser build: ${errors.join('; ') || String(e)}`);
+      });
+      return page;
+    },
+  };
+}
