@@ -182,7 +182,8 @@ const NO_MESSAGES: NetworkingMessage[] = [];
  * The GameNetworkingSockets API (as ValveSockets-CSharp wraps it), over netlane's core and real UDP.
  * Listen sockets, connections and poll groups are numeric handles; 0 is invalid. Status changes are
  * queued and delivered by {@link runCallbacks} or {@link dispatchCallback}, on your schedule.
- * Each listen socket and each outgoing connection has its own UDP socket, as in GNS.
+ * Each listen socket and each outgoing connection has its own UDP socket, as in GNS; the P2P connections
+ * (`connectP2P`, `createListenSocketP2P`, with `relays`) share one socket, through the relays.
  */
 export class NetworkingSockets {
   /** The seed of the fake network conditions (print it to replay a run). */
