@@ -169,7 +169,7 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     const st = s.state;
     if (st.kind === 'offered') this.relay?.answerOffer(st.relay, st.offerId, st.peerId, false);
     this.#pending.delete(s);
-    this.#sessions.delete(s.key);
+    if (this.#sessions.get(s.key) === s) this.#sessions.delete(s.key); // a session closed twice never takes a newer one with it
     this.#timers.forget(s);
     if ((s.wanted || s.admitted) && s.peerId !== null) this.#unpermit(now, s.peerId);
     this.#syncPermits(now);
