@@ -175,6 +175,23 @@ const LOOPBACK_BUFFERS_FLAG = 4;
 const INVALID_SEND: SendResult = Object.freeze({ result: Result.InvalidParam, messageNumber: 0 });
 const NO_CONNECTION: SendResult = Object.freeze({ result: Result.NoConnection, messageNumber: 0 });
 
+/** The quick status of a P2P connection before its connection exists (or after it went): nothing measured yet. */
+const NO_STATUS: ConnectionRealTimeStatus = Object.freeze({
+  state: ConnectionState.Connecting,
+  ping: -1,
+  connectionQualityLocal: -1,
+  connectionQualityRemote: -1,
+  outPacketsPerSecond: 0,
+  outBytesPerSecond: 0,
+  inPacketsPerSecond: 0,
+  inBytesPerSecond: 0,
+  sendRateBytesPerSecond: 0,
+  pendingUnreliable: 0,
+  pendingReliable: 0,
+  sentUnackedReliable: 0,
+  queueTimeUs: 0,
+});
+
 /** The array #take fills when it fills none (never written). */
 const NO_MESSAGES: NetworkingMessage[] = [];
 
@@ -774,7 +791,8 @@ export class NetworkingSockets {
     const rec = this.#conns.get(conn);
     if (!rec) return null;
     const s = rec.conn.status(this.#clock());
-    if (!s) return null;
+    // A P2P connection with no connection of the core yet (its route being looked up) or none any more: what is known.
+    if (!s) return rec.cid === 0 ? { ...NO_STATUS, state: rec.conn.state() } : null;
     return {
       state: rec.conn.state(),
       ping: s.ping,

@@ -32,6 +32,8 @@ function p2p(w: SocketsWorld, relays: readonly string[], options: { accept?: boo
   const conn = client.connectP2P(identity, 0, { Callback_ConnectionStatusChanged: cb(() => client) });
   assert.ok(conn > 0, 'connectP2P gives a handle at once');
   assert.equal(client.getConnectionInfo(conn)?.state, ConnectionState.Connecting);
+  const early = client.getQuickConnectionStatus(conn);
+  assert.deepEqual([early?.state, early?.ping], [ConnectionState.Connecting, -1], 'a status while the route is looked up: nothing measured yet');
   return { server, client, listen, conn, log, identity };
 }
 
