@@ -145,6 +145,8 @@ interface ConnRecord {
   /** The endpoint's handle (0 for a P2P connection, whose connection is a relayed session's). */
   readonly cid: number;
   readonly conn: SocketsConnection;
+  /** The same connection when it is a P2P one (a session of the relayed peer host), else null. */
+  readonly p2p: SessionConnection | null;
   readonly listen: ListenRecord | null;
   readonly config: ConfigStore;
   /** The connection has its own socket (so fake conditions can be set on it alone). */
@@ -383,7 +385,7 @@ export class NetworkingSockets {
       this.#debug(DebugOutputType.Error, `no P2P connection to ${identity}: it is this instance, one is open to it already, or no relay can be reached`);
       return INVALID_HANDLE;
     }
-    return this.#newP2PConn(conn, null, store).handle;
+    return this.#newConn(site, 0, null, store, false, false, conn.remoteAddress(), conn).handle;
   }
 
   /** The local address of the one socket P2P connections share (a netlane extension, for firewall rules and audits), or null before the first P2P call. */
@@ -415,6 +417,7 @@ export class NetworkingSockets {
           relayTuning: tuning,
           keepProcessAlive: this.#keepAlive,
           connectionConfig: {},
+          writableNotices: this.#onWritable !== undefined,
           ...(bindAddress !== undefined ? { bindAddress } : {}),
           ...(o.ticket !== undefined ? { ticket: o.ticket } : {}),
           ...(this.#me ? { key: this.#me.key } : o.key ? { key: o.key } : {}),
@@ -425,7 +428,7 @@ export class NetworkingSockets {
             if (!listen) return false;
             const store = new ConfigStore(listen.config);
             conn.configure(store.coreValues());
-            this.#p2pChanged(this.#newP2PConn(conn, listen, store), ConnectionState.None);
+            this.#p2pChanged(this.#newConn(listen.site, 0, listen, store, false, false, conn.remoteAddress(), conn), ConnectionState.None);
             return true;
           },
           changed: (conn, old) => {
@@ -434,10 +437,11 @@ export class NetworkingSockets {
           },
           readable: (conn) => {
             const rec = this.#byConn.get(conn);
-            if (!rec) return;
-            rec.listen?.ready.add(rec);
-            rec.group?.ready.add(rec);
-            this.#onReadable?.(rec.handle);
+            if (rec) this.#readable(rec);
+          },
+          writable: (conn) => {
+            const rec = this.#byConn.get(conn);
+            if (rec) this.#onWritable?.(rec.handle);
           },
         },
       );
@@ -453,25 +457,12 @@ export class NetworkingSockets {
     return site;
   }
 
-  /** P2P connections share one socket: its fake conditions are those of the first P2P listen socket still open, else the instance's. */
+  /** P2P connections share one socket: its fake conditions are those of the oldest P2P listen socket still open (the map keeps them in the order they were made), else the instance's. */
   #p2pFake(): void {
     const site = this.#p2pSite;
     if (!site) return;
-    let first: ListenRecord | null = null;
-    for (const l of this.#p2pListens.values()) if (!first || l.handle < first.handle) first = l;
-    site.fakeFrom = first?.config ?? this.#iface;
+    site.fakeFrom = this.#p2pListens.values().next().value?.config ?? this.#iface;
     this.#refreshFake(site);
-  }
-
-  #newP2PConn(conn: SessionConnection, listen: ListenRecord | null, config: ConfigStore): ConnRecord {
-    const userData = config.lookup(ConfigValue.ConnectionUserData);
-    const site = this.#p2pSite as Site;
-    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid: 0, conn, listen, config, ownsSite: false, memory: false, remote: conn.remoteAddress(), userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
-    conn.handle = rec.handle;
-    this.#byConn.set(conn, rec);
-    this.#conns.set(rec.handle, rec);
-    listen?.conns.add(rec);
-    return rec;
   }
 
   /** A P2P connection's state changed: a queued status callback, as a direct connection's. */
@@ -792,7 +783,7 @@ export class NetworkingSockets {
     if (!rec) return null;
     const s = rec.conn.status(this.#clock());
     // A P2P connection with no connection of the core yet (its route being looked up) or none any more: what is known.
-    if (!s) return rec.cid === 0 ? { ...NO_STATUS, state: rec.conn.state() } : null;
+    if (!s) return rec.p2p ? { ...NO_STATUS, state: rec.conn.state() } : null;
     return {
       state: rec.conn.state(),
       ping: s.ping,
@@ -1147,10 +1138,13 @@ export class NetworkingSockets {
     return site;
   }
 
-  #newConn(site: Site, cid: number, listen: ListenRecord | null, config: ConfigStore, ownsSite: boolean, memory: boolean, remote: SocketAddress): ConnRecord {
+  /** A connection the API knows: of the site's endpoint (`cid`), or a P2P one (`p2p`, with `cid` 0). */
+  #newConn(site: Site, cid: number, listen: ListenRecord | null, config: ConfigStore, ownsSite: boolean, memory: boolean, remote: SocketAddress, p2p: SessionConnection | null = null): ConnRecord {
     const userData = config.lookup(ConfigValue.ConnectionUserData);
-    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid, conn: new EndpointConnection(site.endpoint, cid), listen, config, ownsSite, memory, remote, userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
-    site.byCid.set(cid, rec);
+    const conn = p2p ?? new EndpointConnection(site.endpoint, cid);
+    const rec: ConnRecord = { handle: this.#nextHandle++, site, cid, conn, p2p, listen, config, ownsSite, memory, remote, userData: typeof userData === 'number' ? userData : -1, name: '', group: null };
+    if (p2p) this.#byConn.set(p2p, rec);
+    else site.byCid.set(cid, rec);
     this.#conns.set(rec.handle, rec);
     listen?.conns.add(rec);
     return rec;
@@ -1158,8 +1152,8 @@ export class NetworkingSockets {
 
   #forget(rec: ConnRecord): void {
     this.#conns.delete(rec.handle);
-    if (rec.cid === 0) this.#byConn.delete(rec.conn as SessionConnection);
-    rec.site.byCid.delete(rec.cid);
+    if (rec.p2p) this.#byConn.delete(rec.p2p);
+    else rec.site.byCid.delete(rec.cid);
     if (rec.listen) {
       rec.listen.conns.delete(rec);
       rec.listen.ready.delete(rec);
@@ -1188,10 +1182,7 @@ export class NetworkingSockets {
     }
     for (let cid = ep.pollReadable(); cid !== null; cid = ep.pollReadable()) {
       const rec = site.byCid.get(cid);
-      if (!rec) continue;
-      rec.listen?.ready.add(rec);
-      rec.group?.ready.add(rec);
-      this.#onReadable?.(rec.handle);
+      if (rec) this.#readable(rec);
     }
     for (let cid = ep.pollWritable(); cid !== null; cid = ep.pollWritable()) {
       const rec = site.byCid.get(cid);
@@ -1202,6 +1193,13 @@ export class NetworkingSockets {
       site.driver.close();
       this.#sites.delete(site);
     }
+  }
+
+  /** A connection's receive queue went from empty to not empty: its listen socket and poll group have it ready, and `onReadable` hears. */
+  #readable(rec: ConnRecord): void {
+    rec.listen?.ready.add(rec);
+    rec.group?.ready.add(rec);
+    this.#onReadable?.(rec.handle);
   }
 
   /** A status change of a connection: a queued callback, the diagnostics channel, the debug output. */
@@ -1222,7 +1220,7 @@ export class NetworkingSockets {
     const peer = c.peerInfo();
     const end = c.endInfo();
     const remote = c.remoteAddress() ?? rec.remote;
-    const identity = peer?.identity ?? (rec.cid === 0 ? (rec.conn as SessionConnection).identity : '');
+    const identity = peer?.identity ?? rec.p2p?.identity ?? '';
     return {
       identityRemote: identity,
       userData: rec.userData,
@@ -1231,7 +1229,7 @@ export class NetworkingSockets {
       state: c.state(),
       endReason: end?.reason ?? 0,
       endDebug: end?.debug ?? '',
-      connectionDescription: `#${rec.handle}${rec.name ? ` '${rec.name}'` : ''} ${rec.memory ? 'pipe' : rec.cid === 0 ? 'P2P' : `[${remote.address}]:${remote.port}`}${identity ? ` ${identity}` : ''}`,
+      connectionDescription: `#${rec.handle}${rec.name ? ` '${rec.name}'` : ''} ${rec.memory ? 'pipe' : rec.p2p ? 'P2P' : `[${remote.address}]:${remote.port}`}${identity ? ` ${identity}` : ''}`,
       flags: (peer?.flags ?? 0) | (rec.memory ? LOOPBACK_BUFFERS_FLAG : 0),
     };
   }

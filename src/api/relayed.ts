@@ -44,6 +44,8 @@ export interface RelayedOptions {
   readonly unixSeconds?: () => number;
   /** Direct paths (docs/P2P.md): the setting for a session key (null: the widest any has). Absent: never. */
   readonly directPaths?: (key: string | null) => DirectPathSetting;
+  /** The endpoint queues "writable again" notices (`PeerHost.pollWritable`): NetworkingSockets with an `onWritable`. */
+  readonly writableNotices?: boolean;
 }
 
 /** The pieces of a relayed facade. */
@@ -85,7 +87,7 @@ export function relayedStack<A>(o: RelayedOptions, policy: PeerPolicy, hooks: Re
       ? null
       : new RelayClient({ ...withoutTap(o.relayTuning), relays, ticket: parseTicket(o.ticket), provider, identityKey: me.key, unixSeconds, ...(o.register ? { directoryKey: me.key } : {}) });
   // Relayed connections leave room for the relay's hop header in a datagram of the default size.
-  const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, config: { MTU_PacketSize: DEFAULT_DATAGRAM_BYTES - UP_HEADER_BYTES, ...store.coreValues() } });
+  const endpoint = new Endpoint({ rng: runtime.rng(), handshake: me.handshake, listen: true, migration: relay !== null, writableNotices: o.writableNotices ?? false, config: { MTU_PacketSize: DEFAULT_DATAGRAM_BYTES - UP_HEADER_BYTES, ...store.coreValues() } });
   const timeoutInitialUs = (store.coreValues().TimeoutInitial ?? DEFAULT_TIMEOUT_INITIAL_MS) * 1000;
   const socket = runtime.openUdp({ address: local.address, port: local.port, keepProcessAlive: o.keepProcessAlive ?? false });
   /** The driver, once made (it moves to another socket on a rebind): the host candidates take its port. */

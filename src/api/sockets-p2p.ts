@@ -33,6 +33,8 @@ export interface P2PHooks {
   changed(conn: SessionConnection, oldState: ConnectionState): void;
   /** The connection's receive queue went from empty to not empty. */
   readable(conn: SessionConnection): void;
+  /** The connection's send queue drained after a send it refused with LimitExceeded. */
+  writable(conn: SessionConnection): void;
 }
 
 /** A message taken off a connection before it closed, kept for the application. */
@@ -146,6 +148,10 @@ export class SocketsP2P {
       const conn = s.app.conn;
       if (conn && !conn.closedByApp) this.#hooks.readable(conn);
     }
+    for (let s = host.pollWritable(); s; s = host.pollWritable()) {
+      const conn = s.app.conn;
+      if (conn && !conn.closedByApp) this.#hooks.writable(conn);
+    }
   }
 
   /** A session's connection ended: the application's connection shows it (its handle stays until closed); the session goes. */
@@ -169,12 +175,8 @@ export class SocketsP2P {
 
 /** One P2P connection: a session of the relayed peer host. App lane L is the connection's lane L + 1 (lane 0 carries the in-band messages). */
 export class SessionConnection implements SocketsConnection {
-  /** The facade's handle for it (set by the facade). */
-  handle = 0;
   /** The peer's identity, `id:N`. */
   readonly identity: string;
-  /** It came from a peer (on the listen socket). */
-  readonly incoming: boolean;
   /** The session's connection this one is (0 until it has one): a later one from the same peer is a new connection. */
   boundCid: number;
   /** The virtual port: the peer's one it connects to, or (incoming) ours its signed request names; -1 for none. */
@@ -197,9 +199,13 @@ export class SessionConnection implements SocketsConnection {
     this.#p2p = p2p;
     this.#s = s;
     this.identity = s.key;
-    this.incoming = incoming;
     this.boundCid = incoming ? s.cid : 0;
     this.virtualPort = incoming ? (p2p.host.endpoint.peerInfo(s.cid)?.virtualPort ?? -1) : s.virtualPort;
+  }
+
+  /** The handle of the session's connection, or 0 (none yet, or this connection has ended). */
+  #live(): number {
+    return this.ended ? 0 : this.#s.cid;
   }
 
   /** The session's connection is up: the application's lanes go on it, and the state change is reported. */
@@ -282,7 +288,7 @@ export class SessionConnection implements SocketsConnection {
   }
 
   flush(now: number): Result {
-    if (this.#s.cid !== 0 && !this.ended) this.#p2p.host.flush(now, this.#s);
+    if (this.#live() !== 0) this.#p2p.host.flush(now, this.#s);
     return Result.OK;
   }
 
@@ -303,21 +309,27 @@ export class SessionConnection implements SocketsConnection {
       visit(m.lane, m.messageNumber, m.reliable, m.data, m.receivedAtUs);
       n++;
     }
-    if (n >= max || this.ended || this.closedByApp || this.#s.cid === 0) return n;
+    if (n >= max || this.closedByApp || this.#live() === 0) return n;
     // In-band messages (lane 0) are the peer layer's: they are taken but not counted.
-    let visited = n;
-    const fn = (channel: number, data: Uint8Array, m: { readonly messageNumber: number; readonly reliable: boolean; readonly receivedAtUs: number }): void => {
-      if (channel < 0) return;
-      visit(channel, m.messageNumber, m.reliable, data, m.receivedAtUs);
-      visited++;
-    };
-    for (let guard = 0; guard < 64 && visited < max; guard++) if (this.#p2p.host.receive(now, this.#s, max - visited, fn) === 0) break;
-    return visited;
+    this.#visitor = visit;
+    this.#visited = n;
+    for (let guard = 0; guard < 64 && this.#visited < max; guard++) if (this.#p2p.host.receive(now, this.#s, max - this.#visited, this.#pass) === 0) break;
+    this.#visitor = null;
+    return this.#visited;
   }
 
+  // The visitor receiveEach passes messages on to and how many it got (a bound function, no closure per call).
+  #visitor: MessageVisitor | null = null;
+  #visited = 0;
+  readonly #pass = (channel: number, data: Uint8Array, m: { readonly messageNumber: number; readonly reliable: boolean; readonly receivedAtUs: number }): void => {
+    if (channel < 0) return;
+    (this.#visitor as MessageVisitor)(channel, m.messageNumber, m.reliable, data, m.receivedAtUs);
+    this.#visited++;
+  };
+
   pendingMessages(): number {
-    const cid = this.#s.cid;
-    return this.#held.length + (cid !== 0 && !this.ended ? this.#p2p.host.endpoint.pendingMessages(cid) : 0);
+    const cid = this.#live();
+    return this.#held.length + (cid !== 0 ? this.#p2p.host.endpoint.pendingMessages(cid) : 0);
   }
 
   laneCount(): number {
@@ -334,8 +346,8 @@ export class SessionConnection implements SocketsConnection {
   }
 
   peerInfo(): PeerInfo | null {
-    const cid = this.#s.cid;
-    return (cid !== 0 && !this.ended ? this.#p2p.host.endpoint.peerInfo(cid) : null) ?? this.#peer;
+    const cid = this.#live();
+    return (cid !== 0 ? this.#p2p.host.endpoint.peerInfo(cid) : null) ?? this.#peer;
   }
 
   remoteAddress(): SocketAddress {
@@ -343,24 +355,24 @@ export class SessionConnection implements SocketsConnection {
   }
 
   status(now: number): ConnectionStatus | null {
-    const cid = this.#s.cid;
-    return cid !== 0 && !this.ended ? this.#p2p.host.endpoint.status(now, cid) : null;
+    const cid = this.#live();
+    return cid !== 0 ? this.#p2p.host.endpoint.status(now, cid) : null;
   }
 
   laneStatus(lane: number): LaneStatus | null {
-    const cid = this.#s.cid;
-    return cid !== 0 && !this.ended && lane < this.#lanes ? this.#p2p.host.endpoint.laneStatus(cid, lane + 1) : null;
+    const cid = this.#live();
+    return cid !== 0 && lane < this.#lanes ? this.#p2p.host.endpoint.laneStatus(cid, lane + 1) : null;
   }
 
   connectionConfig(): ConfigValues | null {
-    const cid = this.#s.cid;
-    return cid !== 0 && !this.ended ? this.#p2p.host.endpoint.connectionConfig(cid) : null;
+    const cid = this.#live();
+    return cid !== 0 ? this.#p2p.host.endpoint.connectionConfig(cid) : null;
   }
 
   reconfigure(values: Partial<Record<string, number>>): Result {
     if (this.ended || this.closedByApp) return Result.InvalidState; // its session may carry a newer connection
     this.#s.coreConfig = { ...this.#s.coreConfig, ...values };
     const cid = this.#s.cid;
-    return cid !== 0 && !this.ended ? this.#p2p.host.endpoint.reconfigure(cid, values) : Result.OK;
+    return cid !== 0 ? this.#p2p.host.endpoint.reconfigure(cid, values) : Result.OK;
   }
 }

@@ -50,7 +50,7 @@ export class HandshakeDriver {
 
   /** Client: starts the exchange with a HELLO. */
   startClient(now: number, localCid: number, remote: SocketAddress, config: ConfigValues, virtualPort = -1): void {
-    this.#client = virtualPort < 0 ? this.#layer.startClient(localCid, remote, config) : this.#layer.startClient(localCid, remote, config, virtualPort);
+    this.#client = this.#layer.startClient(localCid, remote, config, virtualPort);
     this.#phase = 'hello';
     this.#sendHello = true;
     this.#timers.set(Timer.HandshakeRetry, now + HANDSHAKE_RETRY_US);

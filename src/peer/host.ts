@@ -247,6 +247,15 @@ export class PeerHost<A = unknown> implements SansIo, SessionTimerHost<A> {
     return null;
   }
 
+  /** The next session whose connection's send queue drained after a refused send (endpoints made with `writableNotices`), or null. */
+  pollWritable(): PeerSession<A> | null {
+    for (let cid = this.endpoint.pollWritable(); cid !== null; cid = this.endpoint.pollWritable()) {
+      const s = this.#byCid.get(cid);
+      if (s) return s;
+    }
+    return null;
+  }
+
   pollEvent(): PeerEvent<A> | null {
     return this.#events.shift() ?? null;
   }

@@ -4,7 +4,7 @@
 // under loss, and neither side ever sees the other's address. Each test names its seed (NETLANE_SEED=N replays).
 import { strict as assert } from 'node:assert';
 import { describe, it } from 'node:test';
-import { ConfigScope, ConnectionState, Result, SendFlags, type NetworkingMessage, type NetworkingSockets, type StatusChangedInfo } from '../../src/index.js';
+import { ConfigScope, ConnectionState, Result, SendFlags, type ConfigOptions, type NetworkingMessage, type NetworkingSockets, type StatusChangedInfo } from '../../src/index.js';
 import { seededCryptoProvider } from '../../src/testing/crypto.js';
 import { inSim, type SocketsWorld } from '../support/sockets-world.js';
 
@@ -35,6 +35,21 @@ function p2p(w: SocketsWorld, relays: readonly string[], options: { accept?: boo
   const early = client.getQuickConnectionStatus(conn);
   assert.deepEqual([early?.state, early?.ping], [ConnectionState.Connecting, -1], 'a status while the route is looked up: nothing measured yet');
   return { server, client, listen, conn, log, identity };
+}
+
+/** A server on the relays accepting every P2P connection to virtual port 0 (`options` on its listen socket); its status changes go to `log`. */
+function acceptingServer(w: SocketsWorld, relays: readonly string[], options: ConfigOptions = {}): { server: NetworkingSockets; log: StatusChangedInfo[] } {
+  const log: StatusChangedInfo[] = [];
+  const server = w.instance({ relays });
+  const listen = server.createListenSocketP2P(0, {
+    ...options,
+    Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
+      log.push(info);
+      if (info.oldState === ConnectionState.None) server.acceptConnection(info.connection);
+    },
+  });
+  assert.ok(listen > 0, 'a P2P listen socket');
+  return { server, log };
 }
 
 const serverConn = (log: readonly StatusChangedInfo[]): number => (log.find((i) => i.oldState === ConnectionState.None)?.connection ?? 0);
@@ -215,14 +230,7 @@ describe('NetworkingSockets P2P through relays', () => {
     inSim(t, 2308, (w) => {
       const relay = w.world.relay();
       const key = seededCryptoProvider(2308).signingKey();
-      const log: StatusChangedInfo[] = [];
-      const server = w.instance({ relays: [relay.address] });
-      server.createListenSocketP2P(0, {
-        Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
-          log.push(info);
-          if (info.info.state === ConnectionState.Connecting) server.acceptConnection(info.connection);
-        },
-      });
+      const { server, log } = acceptingServer(w, [relay.address]);
       const first = w.instance({ relays: [relay.address], key });
       const c1 = first.connectP2P(server.getIdentity() as string, 0);
       w.until(() => first.getConnectionInfo(c1)?.state === ConnectionState.Connected, 15_000, 'the first connection');
@@ -356,16 +364,7 @@ describe('NetworkingSockets P2P through relays', () => {
   it('lanes as on IP connections: a receiver gets lanes it did not configure; at most 254 lanes (lane 0 of the connection is the in-band one); the listen socket\'s options reach the connections it accepts', (t) =>
     inSim(t, 2312, (w) => {
       const relay = w.world.relay();
-      const server = w.instance({ relays: [relay.address] });
-      const log: StatusChangedInfo[] = [];
-      server.createListenSocketP2P(0, {
-        TimeoutConnected: 3333,
-        SendBufferSize: 123_456,
-        Callback_ConnectionStatusChanged: (info: StatusChangedInfo) => {
-          log.push(info);
-          if (info.oldState === ConnectionState.None) server.acceptConnection(info.connection);
-        },
-      });
+      const { server, log } = acceptingServer(w, [relay.address], { TimeoutConnected: 3333, SendBufferSize: 123_456 });
       const client = w.instance({ relays: [relay.address] });
       const conn = client.connectP2P(server.getIdentity() as string, 0);
       w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'connected');
@@ -380,6 +379,44 @@ describe('NetworkingSockets P2P through relays', () => {
       assert.equal(client.configureConnectionLanes(conn, 255), Result.InvalidParam, '255 lanes: one too many through a relay');
       assert.equal(client.configureConnectionLanes(conn, 254), Result.OK);
       assert.equal(client.sendMessageToConnection(conn, bytes(1), SendFlags.Reliable, 253).result, Result.OK, 'the last lane works');
+    }));
+
+  it('onWritable on a P2P connection: a bulk sender that sends until LimitExceeded hears when the queue drained, and everything arrives', (t) =>
+    inSim(t, 2313, (w) => {
+      const relay = w.world.relay();
+      let writable = 0;
+      let fill = (): void => undefined;
+      const { server, log } = acceptingServer(w, [relay.address]);
+      const client = w.instance({
+        relays: [relay.address],
+        onWritable: () => {
+          writable++;
+          fill();
+        },
+      });
+      const conn = client.connectP2P(server.getIdentity() as string, 0, { SendBufferSize: 256 * 1024 });
+      w.until(() => client.getConnectionInfo(conn)?.state === ConnectionState.Connected, 15_000, 'connected');
+      const N = 40;
+      let sent = 0;
+      let refused = 0;
+      fill = (): void => {
+        while (sent < N) {
+          const r = client.sendMessageToConnection(conn, bytes(sent, 64 * 1024), SendFlags.Reliable).result;
+          if (r === Result.LimitExceeded) {
+            refused++;
+            return;
+          }
+          assert.equal(r, Result.OK);
+          sent++;
+        }
+      };
+      fill();
+      assert.ok(refused > 0, 'the 256 KiB send buffer refused a message');
+      const sconn = serverConn(log);
+      const got: number[] = [];
+      w.until(() => (got.push(...(server.receiveMessagesOnConnection(sconn, 100) ?? []).map(num)), got.length >= N), 30_000, '40 messages of 64 KiB');
+      assert.deepEqual(got, Array.from({ length: N }, (_, i) => i));
+      assert.ok(writable >= refused, `onWritable after each refusal (${writable} for ${refused})`);
     }));
 
   it('with linger, what was queued reaches the peer before the close; messages received before the close stay readable', (t) =>
