@@ -307,8 +307,8 @@ const HOL = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('webrtc', 'web
 const CONNECT = [e('tcp', 'tcp'), e('ws', 'ws'), e('enet', 'enet'), e('netlane', 'netlane'), e('netlane unencrypted', 'netlane-plain')];
 
 const Q = QUICK
-  ? { rounds: 1, pp: 1000, ppWarm: 500, ppWarmMs: 200, ms: 400, warmMs: 200, lossLevels: [0, 5], lossPp: 100, lossMs: 400, lossCapMs: 6000, holMs: 1000, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
-  : { rounds: 3, pp: 20_000, ppWarm: 2000, ppWarmMs: 500, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 1000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 20_000, scaleBusyMs: 30_000 };
+  ? { rounds: 1, pp: 1000, ppWarm: 500, ppWarmMs: 200, ms: 400, warmMs: 200, lossLevels: [0, 5], lossPp: 300, lossMs: 400, lossCapMs: 6000, holMs: 1000, conns: 300, scaleConns: 200, scaleIdleMs: 500, scaleBusyMs: 2000 }
+  : { rounds: 3, pp: 20_000, ppWarm: 2000, ppWarmMs: 500, ms: 1500, warmMs: 500, lossLevels: [0, 2, 5], lossPp: 5000, lossMs: 1500, lossCapMs: 12_000, holMs: 5000, conns: 1000, scaleConns: 1000, scaleIdleMs: 20_000, scaleBusyMs: 30_000 };
 
 const want = (m: string): boolean => !ONLY || ONLY.has(m);
 
@@ -490,7 +490,7 @@ async function main(): Promise<void> {
       });
     if (want('loss')) {
       for (const pct of Q.lossLevels) {
-        inNs(`ping-pong at ${pct} % loss`, LOSSY, (Q.lossPp * (pct > 0 ? 5000 : 300)) / 1e6 + 0.3, pct, async () => void (m[`lossPingpong${pct}`] = await compare(LOSSY, place, 'pingpong', { n: Q.lossPp, warm: 50, size: 64 }, 1, Q.lossCapMs)));
+        inNs(`ping-pong at ${pct} % loss`, LOSSY, (Q.ppWarm + Q.lossPp) * (pct > 0 ? 500 : 100) / 1e6 + Q.ppWarmMs / 1000 + 0.3, pct, async () => void (m[`lossPingpong${pct}`] = await compare(LOSSY, place, 'pingpong', { n: Q.lossPp, warm: Q.ppWarm, warmMs: Q.ppWarmMs, warmMaxMs: 2 * Q.ppWarmMs, size: 64 }, 1, Q.lossCapMs)));
         inNs(`100 B reliable at ${pct} % loss`, LOSSY, (Q.lossMs + Q.warmMs) / 1000 + 0.5, pct, async () => void (m[`lossThroughput${pct}`] = await compare(LOSSY, place, 'throughput', { ...tput, durationMs: Q.lossMs }, 1, 30_000)));
       }
     }
