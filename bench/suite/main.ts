@@ -261,7 +261,7 @@ async function scale(connections: number, idleMs: number, busyMs: number): Promi
     const after = await ask(srv, 'MEM');
     const per = (k: string): number => ((after[k] ?? 0) - (before[k] ?? 0)) / connections;
     // Idle is measured after as long again unmeasured: the first keepalives after the handshakes run cold code,
-    // and V8's compiler threads spend about 0.2 s of CPU on it (1.7-2.0 % of a core in the first 20 s, 0.8 % in the next).
+    // and V8's compiler threads spend about 0.2 s of CPU on it (docs/RUNTIME.md "Timers, and what an idle connection costs").
     await sleep(idleMs);
     await ask(srv, 'MARK');
     await sleep(idleMs);

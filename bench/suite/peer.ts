@@ -25,11 +25,14 @@ import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks
 
 /**
  * The server sends a Progress message each time this many more Data bytes have arrived, to a contender
- * whose send buffer does not push back (raw UDP, ENet, KCP: the window of `flood` waits for them). The
- * others get none: their senders are held by their own send buffers, and a reliable message back every 32 KiB cut
- * netlane's 100 B flood to 0.55-0.75x of its plain harness (`BENCH_LEGACY=progress` sends them to every contender).
+ * {@link heldByWindow} (its `flood` waits for them). The others get none: their senders are held by their own
+ * send buffers, and a reliable message back every 32 KiB put netlane's 100 B flood at 0.55x of its plain
+ * harness in a full run (`BENCH_LEGACY=progress` sends them to every contender).
  */
 const PROGRESS_EVERY = 32 * 1024;
+
+/** Whether `flood` holds the contender to a window of unacknowledged bytes (its send buffer does not push back: raw UDP, ENet, KCP). */
+const heldByWindow = (c: Contender): boolean => !c.backPressure || LEGACY.has('window');
 
 /**
  * The server's garbage collections, as [start, end] pairs in `nowUs` time (the clock positions are
@@ -74,7 +77,7 @@ function gcFigures(arrivals: number[], ages: number[]): Record<string, number> {
 
 function serveLink(c: Contender, link: Link): void {
   const replyMode: Mode = c.modes.includes('reliable') ? 'reliable' : 'unreliable';
-  const progress = !c.backPressure || LEGACY.has('window') || LEGACY.has('progress');
+  const progress = heldByWindow(c) || LEGACY.has('progress');
   let epoch = -1;
   let count = 0;
   let bytes = 0;
@@ -245,7 +248,7 @@ function flood(link: Link, c: Contender, p: Params, epoch: number, ms: number, s
   const size = Math.min(sizeOverride ?? p.size ?? 100, c.maxMessage);
   const mode = p.mode;
   const windowBytes = Number(process.env.BENCH_WINDOW ?? 0) || Math.min(Math.max(1 << 20, 4 * size), 2048 * size);
-  const windowed = !c.backPressure || LEGACY.has('window');
+  const windowed = heldByWindow(c);
   const data = message(size, Kind.Data, mode, epoch, 0, 0);
   const turnBudget = Number(process.env.BENCH_BURST ?? 0) || Math.max(1, Math.min(64, (256 * 1024) / size));
   let acked = 0;
