@@ -146,15 +146,24 @@ export function renderTables(s: Suite): string {
     out.push(
       table(
         ['contender', 'alone p50 / p99 / p99.9', 'with bulk p50 / p99 / p99.9', 'p99 with / alone', 'bulk MB/s', 'positions received', 'receiver: GC ms, CPU wait ms; worst in a GC, after a wait'],
-        labels(m.holAlone).map((l) => [
-          l,
-          `${cell(m.holAlone?.[l], 'p50')} / ${cell(m.holAlone?.[l], 'p99')} / ${cell(m.holAlone?.[l], 'p999')}`,
-          `${cell(m.holBulk?.[l], 'p50')} / ${cell(m.holBulk?.[l], 'p99')} / ${cell(m.holBulk?.[l], 'p999')}`,
-          ratio(m.holBulk?.[l], m.holAlone?.[l], 'p99'),
-          cell(m.holBulk?.[l], 'bulkMBps'),
-          `${cell(m.holBulk?.[l], 'received')} of ${cell(m.holBulk?.[l], 'positions')}`,
-          `${cell(m.holBulk?.[l], 'serverGcMs')}, ${cell(m.holBulk?.[l], 'serverCpuWaitMs')}; ${cell(m.holBulk?.[l], 'worstInGc')}, ${cell(m.holBulk?.[l], 'worstCpuWait')} of ${cell(m.holBulk?.[l], 'worst')}`,
-        ]),
+        labels(m.holAlone).map((l) => {
+          const bulk = m.holBulk?.[l];
+          // A run that failed says so once, in its ages cell; counts are whole numbers.
+          const whole = (key: string): string => {
+            const st = stat(bulk, key);
+            return st ? Math.round(st.med).toLocaleString('en-US') : '-';
+          };
+          const ages = (runs: readonly Run[] | undefined): string => (stat(runs, 'p50') || !why(runs).startsWith('failed') ? `${cell(runs, 'p50')} / ${cell(runs, 'p99')} / ${cell(runs, 'p999')}` : why(runs));
+          return [
+            l,
+            ages(m.holAlone?.[l]),
+            ages(bulk),
+            ratio(bulk, m.holAlone?.[l], 'p99'),
+            stat(bulk, 'bulkMBps') ? cell(bulk, 'bulkMBps') : '-',
+            stat(bulk, 'positions') ? `${whole('received')} of ${whole('positions')}` : '-',
+            stat(bulk, 'serverGcMs') ? `${whole('serverGcMs')}, ${whole('serverCpuWaitMs')}; ${whole('worstInGc')}, ${whole('worstCpuWait')} of ${whole('worst')}` : '-',
+          ];
+        }),
       ),
     );
   }
