@@ -4,8 +4,9 @@
 //   node dist/bench/plain/<contender>.js client pingpong|flood|bulk <port> for pingpong, prints the RESULT
 // (bulk: `udp` and `netlane` only)
 // Ping-pong: one 64 B message at a time, echoed; `N` (20,000) round trips timed after `WARM` (2000) and at least
-// `PP_WARM_MS` (500) ms: past the JIT's first compilations, and enough samples that a fresh process's first
-// major collection (incremental, in its first seconds) weighs in the p99 no more than any other pause.
+// `PP_WARM_MS` (3000) ms: past the JIT's compilations and the recompilations after its first deoptimizations
+// (netlane's go on for 2-3 s of ping-pong, each job taking the pinned CPU for up to tens of ms), and enough
+// samples that a fresh process's first major collection weighs in the p99 no more than any other pause.
 // Flood: the client sends 100 B messages for as long as it lives; the server counts those that arrive
 // in `MS` (1500) ms, starting `WARM_MS` (500) ms after the first one.
 // Bulk: the same, with `BULK` (512 KiB) messages (raw UDP: 1200 B datagrams); the server counts bytes.
@@ -26,7 +27,7 @@ export const N = env('N', 20_000);
 export const WARM = env('WARM', 2000);
 export const MS = env('MS', 1500);
 export const WARM_MS = env('WARM_MS', 500);
-export const PP_WARM_MS = env('PP_WARM_MS', 500);
+export const PP_WARM_MS = env('PP_WARM_MS', 3000);
 
 /** A package of bench/package.json (the contenders'), imported from bench/, never one of netlane's own dependencies. */
 export async function bench<T>(name: string): Promise<T> {

@@ -1,7 +1,7 @@
 // What every contender of the benchmark suite offers, and the bench's own message header.
 // Every contender carries the same messages: the first 16 bytes are this header, the rest is padding.
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** How a message is sent: contenders without unreliable delivery (TCP, ws, KCP) send everything reliably. */
@@ -121,4 +121,18 @@ export function until(fn: () => boolean, timeoutMs: number, what: string, everyM
     };
     tick();
   });
+}
+
+/**
+ * This process's main thread, from Linux's /proc/self/schedstat (ns): `cpu`, how long (µs) it has run on a CPU,
+ * and `wait`, how long it has waited, runnable, for one, since it started. Zeros where the file is missing, so
+ * that a figure reads 0, not a guess.
+ */
+export function mainThread(): { cpu: number; wait: number } {
+  try {
+    const [cpu = '0', wait = '0'] = readFileSync('/proc/self/schedstat', 'latin1').split(' ');
+    return { cpu: Number(cpu) / 1000, wait: Number(wait) / 1000 };
+  } catch {
+    return { cpu: 0, wait: 0 };
+  }
 }

@@ -9,6 +9,7 @@ import {
   Kind,
   epochOf,
   kindOf,
+  mainThread,
   message,
   modeOf,
   nowUs,
@@ -22,7 +23,6 @@ import {
 } from './common.js';
 import { contender, enetOptions } from './contenders.js';
 import { PerformanceObserver, constants as perfConstants } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
 
 /**
  * The server sends a Progress message each time this many more Data bytes have arrived, to a contender
@@ -52,18 +52,6 @@ const watchGc = (): void => new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] });
 
-/**
- * How long (µs) this process's main thread has waited, runnable, for a CPU since it started: the second field
- * of Linux's /proc/self/schedstat (ns). 0 where the file is missing, so that the figure reads 0, not a guess.
- */
-const SCHEDSTAT = '/proc/self/schedstat';
-function runDelayUs(): number {
-  try {
-    return Number(readFileSync(SCHEDSTAT, 'latin1').split(' ')[1] ?? 0) / 1000;
-  } catch {
-    return 0;
-  }
-}
 
 /**
  * Receiver figures over the positions of one head-of-line measure (sent at `arrival - age`): its collections,
@@ -132,7 +120,7 @@ function serveLink(c: Contender, link: Link): void {
       ages = [];
       arrivals = [];
       waits = [];
-      lastRunDelay = runDelayUs();
+      lastRunDelay = mainThread().wait;
       gcs.length = 0;
     }
     if (kind === Kind.Data) {
@@ -148,7 +136,7 @@ function serveLink(c: Contender, link: Link): void {
       const now = nowUs();
       ages.push(now - timeOf(b));
       arrivals.push(now);
-      const ran = runDelayUs();
+      const ran = mainThread().wait;
       waits.push(ran - lastRunDelay);
       lastRunDelay = ran;
     } else if (kind === Kind.Report) {

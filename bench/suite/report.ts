@@ -179,14 +179,15 @@ export function renderTables(s: Suite): string {
     if (sc.error) out.push(`failed: ${String(sc.error)}`);
     else {
       const f = (k: string, d = 1): string => (typeof sc[k] === 'number' ? num((sc[k] as number) / d) : '-');
+      const secs = (k: string): string => (typeof sc[k] === 'number' ? String(Math.round(sc[k] as number)) : '?');
       out.push(
         table(
-          ['connections', 'connect time (s)', 'idle server CPU', 'heap + buffers per connection', 'RSS per connection', 'busy server CPU', 'server datagrams/s out / in', 'to server msgs/s, p50 / p99 / p99.9 age (µs)', 'to clients msgs/s, p50 / p99 / p99.9 age (µs)'],
+          ['connections', 'connect time (s)', `idle server CPU ${secs('idleAfterSeconds')} s after the connects (main thread); ${secs('idleEarlyAfterSeconds')} s after`, 'heap + buffers per connection', 'RSS per connection', 'busy server CPU', 'server datagrams/s out / in', 'to server msgs/s, p50 / p99 / p99.9 age (µs)', 'to clients msgs/s, p50 / p99 / p99.9 age (µs)'],
           [
             [
               f('connections'),
               f('connectSeconds'),
-              `${f('idleCpuPct')} %`,
+              `${f('idleCpuPct')} % (${f('idleMainCpuPct')} %); ${f('idleEarlyCpuPct')} % (${f('idleEarlyMainCpuPct')} %)`,
               `${f('heapPerConn', 1024)} + ${f('externalPerConn', 1024)} KiB`,
               `${f('rssPerConn', 1024)} KiB`,
               `${f('busyCpuPct')} %`,

@@ -3,11 +3,11 @@
 //   node --expose-gc dist/bench/suite/scale.js server HOST        prints READY <port>
 //   node dist/bench/suite/scale.js client HOST PORT COUNT         prints READY once COUNT are connected
 // Commands: MEM (live memory: after a full GC and the sweeping of freed buffers), GO (start the 30 Hz traffic), MARK (start measuring CPU and ages),
-// REPORT (CPU % since MARK, ages of the messages received since MARK, datagrams per second each way over the
+// REPORT (CPU % since MARK, the whole process's and its main thread's, ages of the messages received since MARK, datagrams per second each way over the
 // connections' last status interval).
 import { createInterface } from 'node:readline';
 import { cpuUsage, memoryUsage } from 'node:process';
-import { Kind, message, nowUs, quantile, timeOf, view, type Link } from './common.js';
+import { Kind, mainThread, message, nowUs, quantile, timeOf, view, type Link } from './common.js';
 import { contender } from './contenders.js';
 
 const HZ = 30;
@@ -17,6 +17,7 @@ class Traffic {
   ages: number[] = [];
   received = 0;
   #cpu = cpuUsage();
+  #main = mainThread().cpu;
   #markUs = nowUs();
   #timer: ReturnType<typeof setInterval> | undefined;
   readonly links = new Set<Link>();
@@ -48,11 +49,13 @@ class Traffic {
     this.ages = [];
     this.received = 0;
     this.#cpu = cpuUsage();
+    this.#main = mainThread().cpu;
     this.#markUs = nowUs();
   }
 
   report(): Record<string, number> {
     const cpu = cpuUsage(this.#cpu);
+    const main = mainThread().cpu - this.#main;
     const secs = (nowUs() - this.#markUs) / 1e6;
     let packetsOut = 0;
     let packetsIn = 0;
@@ -64,6 +67,8 @@ class Traffic {
     this.ages.sort((a, b) => a - b);
     return {
       cpuPct: ((cpu.user + cpu.system) / 1e6 / secs) * 100,
+      // The main thread alone (the rest is V8's helper threads: compilers, GC), 0 where Linux's schedstat is missing.
+      mainCpuPct: (main / 1e6 / secs) * 100,
       received: this.received,
       perSec: this.received / secs,
       p50: quantile(this.ages, 0.5),
