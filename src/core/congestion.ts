@@ -260,12 +260,6 @@ export class CongestionController {
     if (snap.pastWindow) this.pastWindowBytes += bytes;
   }
 
-  /** Non-congestion-controlled packets (pure acks) still spend pacer tokens. */
-  onUnpacedSent(now: number, bytes: number): void {
-    this.#refill(now);
-    this.#tokens -= bytes;
-  }
-
   /**
    * A small unreliable message (at most a packet) was queued: for a while the window is sized for the
    * path's real round trip (floor {@link MIN_WINDOW_RTT_MIXED_US}), so that bulk beside it queues little.

@@ -117,8 +117,10 @@ export class Recovery {
     p.pn = this.nextPn++;
     if (this.#log.length === 0) this.#firstPn = p.pn;
     p.timeSentUs = now;
+    // Only packets in flight are paced (RFC 9002 section 7.7). A pure ACK spends no pacer tokens: a receiver of a
+    // bulk transfer sends tens of thousands a second, and at a rate that has never had a round-trip sample they
+    // once left it seconds of pacing debt, so that its first reply waited behind its own ACKs.
     if (p.inFlight) this.#cc.onPacketSent(now, p.size, p);
-    else this.#cc.onUnpacedSent(now, p.size);
     if (p.ackEliciting) {
       this.ackElicitingInFlight++;
       this.#lastAckElicitingUs = now;

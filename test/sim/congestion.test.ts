@@ -120,3 +120,30 @@ test('beside small unreliable messages the bulk keeps its queue short: on a 200 
     assert.ok(alone.goodput > 0.8 * 20_000_000, `bulk alone ${alone.goodput} B/s`);
   });
 });
+
+test('the receiver of a long bulk transfer answers at once: its ACK-only packets leave it no pacing debt, so after 4 s of bulk at 5 % loss its first reliable reply arrives within 50 ms', () => {
+  withSeed(seedOr(57), (seed) => {
+    // A fast path: tens of thousands of ACK-only packets a second from the server, which has sent no data yet
+    // (no RTT sample, so its pacing rate is still the initial one).
+    const p = connectedPair(seed, { latencyUs: 100, bandwidthBytesPerSec: 50_000_000, queueBytes: 1_000_000, loss: 0.05 });
+    const start = p.sim.now;
+    p.sim.runUntil(() => {
+      fill(p, p.c);
+      drain(p.server, p.s);
+      return false;
+    }, 4_000_000);
+    const bulkBytes = p.server.endpoint.status(p.sim.now, p.s)!.bytesReceived;
+    assert.equal(p.server.endpoint.send(p.sim.now, p.s, new Uint8Array(200), SendFlags.Reliable) >= 0, true);
+    const sentAt = p.sim.now;
+    let got = 0;
+    const arrived = p.sim.runUntil(() => {
+      drain(p.server, p.s);
+      got += drain(p.client, p.c).length;
+      return got > 0;
+    }, 2_000_000);
+    const waitedUs = p.sim.now - sentAt;
+    console.log(`# ${((bulkBytes / (sentAt - start)) * 1e6 / 1e6).toFixed(1)} MB/s of bulk for 4 s, then the reply took ${(waitedUs / 1000).toFixed(1)} ms`);
+    assert.ok(arrived, 'the reply never arrived');
+    assert.ok(waitedUs < 50_000, `the reply took ${(waitedUs / 1000).toFixed(1)} ms`);
+  });
+});
