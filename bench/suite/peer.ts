@@ -52,7 +52,6 @@ const watchGc = (): void => new PerformanceObserver((list) => {
   }
 }).observe({ entryTypes: ['gc'] });
 
-
 /**
  * Receiver figures over the positions of one head-of-line measure (sent at `arrival - age`): its collections,
  * and its waits for a CPU (`waits[i]`: what the main thread waited, runnable, between the arrivals of

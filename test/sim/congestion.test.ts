@@ -133,7 +133,7 @@ test('the receiver of a long bulk transfer answers at once: its ACK-only packets
       return false;
     }, 4_000_000);
     const bulkBytes = p.server.endpoint.status(p.sim.now, p.s)!.bytesReceived;
-    assert.equal(p.server.endpoint.send(p.sim.now, p.s, new Uint8Array(200), SendFlags.Reliable) >= 0, true);
+    assert.ok(p.server.endpoint.send(p.sim.now, p.s, new Uint8Array(200), SendFlags.Reliable) >= 0, 'the reply was refused');
     const sentAt = p.sim.now;
     let got = 0;
     const arrived = p.sim.runUntil(() => {
@@ -142,7 +142,7 @@ test('the receiver of a long bulk transfer answers at once: its ACK-only packets
       return got > 0;
     }, 2_000_000);
     const waitedUs = p.sim.now - sentAt;
-    console.log(`# ${((bulkBytes / (sentAt - start)) * 1e6 / 1e6).toFixed(1)} MB/s of bulk for 4 s, then the reply took ${(waitedUs / 1000).toFixed(1)} ms`);
+    console.log(`# ${(bulkBytes / (sentAt - start)).toFixed(1)} MB/s of bulk for 4 s, then the reply took ${(waitedUs / 1000).toFixed(1)} ms`);
     assert.ok(arrived, 'the reply never arrived');
     assert.ok(waitedUs < 50_000, `the reply took ${(waitedUs / 1000).toFixed(1)} ms`);
   });
