@@ -37,9 +37,12 @@ const heldByWindow = (c: Contender): boolean => !c.backPressure || LEGACY.has('w
 
 /**
  * The server's garbage collections, as [start, end] pairs in `nowUs` time (the clock positions are
- * stamped with), and whether each was a full collection: the head-of-line result says how much of the
- * receiver's time went to collections and how many of the worst position ages overlapped one. Watched
- * only by a server started for that measure ({@link watchGc}), so that no other measure pays for it.
+ * stamped with), and whether each was a full collection: the head-of-line result then says how much of the
+ * receiver's time went to collections and how many of the worst position ages overlapped one. Watched only
+ * with `BENCH_LEGACY=gcwatch`, by a server started for that measure ({@link watchGc}): a `PerformanceObserver`
+ * of `gc` entries made the receiving process run a mark-compact every 150-340 ms beside the 64 KiB bulk (the
+ * received buffers no longer died young), and netlane's with-bulk p99 read 5,745 µs with it against 3,318 µs
+ * without (docs/BENCHMARKS.md "Is the ruler straight?").
  */
 const gcs: { start: number; end: number; full: boolean }[] = [];
 const watchGc = (): void => new PerformanceObserver((list) => {
@@ -57,7 +60,7 @@ const watchGc = (): void => new PerformanceObserver((list) => {
  * and its waits for a CPU (`waits[i]`: what the main thread waited, runnable, between the arrivals of
  * positions i - 1 and i).
  */
-function gcFigures(arrivals: number[], ages: number[], waits: number[]): Record<string, number> {
+function receiverFigures(arrivals: number[], ages: number[], waits: number[]): Record<string, number> {
   if (arrivals.length === 0) return {};
   const from = (arrivals[0] as number) - (ages[0] as number);
   const to = arrivals.at(-1) as number;
@@ -82,7 +85,8 @@ function gcFigures(arrivals: number[], ages: number[], waits: number[]): Record<
   }
   let cpuWait = 0;
   for (const w of waits) cpuWait += w;
-  return { gcMs: Math.round(gcMs), gcFull, worstInGc: inGc, cpuWaitMs: Math.round(cpuWait / 1000), worstCpuWait: waited, worst: worst.length };
+  const watched = LEGACY.has('gcwatch');
+  return { ...(watched ? { gcMs: Math.round(gcMs), gcFull, worstInGc: inGc } : {}), cpuWaitMs: Math.round(cpuWait / 1000), worstCpuWait: waited, worst: worst.length };
 }
 
 function serveLink(c: Contender, link: Link): void {
@@ -139,7 +143,7 @@ function serveLink(c: Contender, link: Link): void {
       waits.push(ran - lastRunDelay);
       lastRunDelay = ran;
     } else if (kind === Kind.Report) {
-      const gc = gcFigures(arrivals, ages, waits);
+      const gc = receiverFigures(arrivals, ages, waits);
       ages.sort((x, y) => x - y);
       const body = Buffer.from(JSON.stringify({ count, bytes, positions, p50: quantile(ages, 0.5), p99: quantile(ages, 0.99), p999: quantile(ages, 0.999), max: ages.at(-1) ?? null, ...gc }));
       const m = message(HEADER + body.length, Kind.Result, replyMode, epoch, 0);
@@ -436,7 +440,7 @@ const c = contender(name);
 const measureArg = role === 'server' ? rest[0] : rest[1];
 enetOptions.peers = LEGACY.has('enetpeers') ? 4000 : measureArg === 'connect' ? 256 : 32;
 if (role === 'server') {
-  if (measureArg === 'hol') watchGc();
+  if (measureArg === 'hol' && LEGACY.has('gcwatch')) watchGc();
   await server(c, host);
 } else {
   const [port, measure, params] = rest;

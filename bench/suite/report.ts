@@ -142,7 +142,7 @@ export function renderTables(s: Suite): string {
   }
   if (m.holAlone && m.holBulk) {
     out.push('### Head-of-line blocking: 60 Hz positions while a bulk transfer runs, 5 % loss');
-    out.push('Age of 100 B position updates at the receiver (µs), without and with a reliable 64 KiB bulk transfer on the same connection, measured after a warm-up of the same traffic. netlane, ENet and WebRTC send positions unreliably on their own lane or channel; TCP and ws have one ordered stream. The receiver beside the bulk: milliseconds of garbage collection and of its main thread waiting, runnable, for a CPU (Linux schedstat); of the worst 1 % of ages, how many overlapped a collection and how many followed a wait for a CPU of at least half the age.');
+    out.push('Age of 100 B position updates at the receiver (µs), without and with a reliable 64 KiB bulk transfer on the same connection, measured after a warm-up of the same traffic. netlane, ENet and WebRTC send positions unreliably on their own lane or channel; TCP and ws have one ordered stream. The receiver beside the bulk: milliseconds of garbage collection (`-`: not watched; `BENCH_LEGACY=gcwatch` watches them, which itself slows the receiver) and of its main thread waiting, runnable, for a CPU (Linux schedstat); of the worst 1 % of ages, how many overlapped a collection and how many followed a wait for a CPU of at least half the age.');
     out.push(
       table(
         ['contender', 'alone p50 / p99 / p99.9', 'with bulk p50 / p99 / p99.9', 'p99 with / alone', 'bulk MB/s', 'positions received', 'receiver: GC ms, CPU wait ms; worst in a GC, after a wait'],
@@ -161,7 +161,7 @@ export function renderTables(s: Suite): string {
             ratio(bulk, m.holAlone?.[l], 'p99'),
             stat(bulk, 'bulkMBps') ? cell(bulk, 'bulkMBps') : '-',
             stat(bulk, 'positions') ? `${whole('received')} of ${whole('positions')}` : '-',
-            stat(bulk, 'serverGcMs') ? `${whole('serverGcMs')}, ${whole('serverCpuWaitMs')}; ${whole('worstInGc')}, ${whole('worstCpuWait')} of ${whole('worst')}` : '-',
+            stat(bulk, 'serverCpuWaitMs') ? `${whole('serverGcMs')}, ${whole('serverCpuWaitMs')}; ${whole('worstInGc')}, ${whole('worstCpuWait')} of ${whole('worst')}` : '-',
           ];
         }),
       ),
