@@ -45,15 +45,19 @@ const heldByWindow = (c: Contender): boolean => !c.backPressure || LEGACY.has('w
  * without (docs/BENCHMARKS.md "Is the ruler straight?").
  */
 const gcs: { start: number; end: number; full: boolean }[] = [];
-const watchGc = (): void => new PerformanceObserver((list) => {
-  const now = nowUs();
-  const at = performance.now();
-  for (const e of list.getEntries()) {
-    const start = now - (at - e.startTime) * 1000;
-    const kind = (e.toJSON() as { detail?: { kind?: number } | null }).detail?.kind;
-    gcs.push({ start, end: start + e.duration * 1000, full: kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR });
-  }
-}).observe({ entryTypes: ['gc'] });
+let gcWatched = false;
+const watchGc = (): void => {
+  gcWatched = true;
+  new PerformanceObserver((list) => {
+    const now = nowUs();
+    const at = performance.now();
+    for (const e of list.getEntries()) {
+      const start = now - (at - e.startTime) * 1000;
+      const kind = (e.toJSON() as { detail?: { kind?: number } | null }).detail?.kind;
+      gcs.push({ start, end: start + e.duration * 1000, full: kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR });
+    }
+  }).observe({ entryTypes: ['gc'] });
+};
 
 /**
  * Receiver figures over the positions of one head-of-line measure (sent at `arrival - age`): its collections,
@@ -85,8 +89,7 @@ function receiverFigures(arrivals: number[], ages: number[], waits: number[]): R
   }
   let cpuWait = 0;
   for (const w of waits) cpuWait += w;
-  const watched = LEGACY.has('gcwatch');
-  return { ...(watched ? { gcMs: Math.round(gcMs), gcFull, worstInGc: inGc } : {}), cpuWaitMs: Math.round(cpuWait / 1000), worstCpuWait: waited, worst: worst.length };
+  return { ...(gcWatched ? { gcMs: Math.round(gcMs), gcFull, worstInGc: inGc } : {}), cpuWaitMs: Math.round(cpuWait / 1000), worstCpuWait: waited, worst: worst.length };
 }
 
 function serveLink(c: Contender, link: Link): void {
